@@ -1,0 +1,246 @@
+"""The one way Earmark reads audio: validate, load a window, mix down or pick a channel, resample, measure.
+
+Everything goes through libsndfile (the `soundfile` package): WAV (8/16/24/32-bit integer and 32/64-bit
+float), FLAC, OGG/Vorbis and MP3. Any problem with a file raises `AudioError` naming the file and the reason,
+so an importer can report it and carry on with the rest of a batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine.errors import AudioError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3"})
+
+#: A sample at or above this magnitude counts as clipped.
+CLIP_LEVEL = 0.999
+#: A 20 ms frame whose RMS is below this level counts as silent.
+SILENCE_DBFS = -60.0
+SILENCE_FRAME_S = 0.02
+_BLOCK_FRAMES = 1 << 16
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file's header says, checked against the file's size."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def format_name(self) -> str:
+        return f"{self.format}/{self.subtype}"
+
+
+@dataclass(frozen=True)
+class QA:
+    """Quality figures of a clip: RMS level in dBFS, peak magnitude (0..1), clipped and silent fractions."""
+
+    rms: float
+    peak: float
+    clipping_ratio: float
+    silence_ratio: float
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Read and check a file's header without decoding it; raise `AudioError` when it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, not an audio file")
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(path, f"not a readable audio file ({_libsndfile_reason(exc)}); "
+                               "Earmark reads WAV, FLAC, OGG and MP3") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError(path, "has no samples (zero length)")
+    if info.format in ("WAV", "WAVEX"):
+        _check_wav_not_truncated(path, size)
+    return AudioInfo(path=path, sample_rate=int(info.samplerate), channels=int(info.channels),
+                     frames=int(info.frames), format=str(info.format), subtype=str(info.subtype))
+
+
+def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int | None = None,
+               start_s: float = 0.0, duration_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Load a clip, or a time window of it, as float32 mono samples.
+
+    `channel=None` mixes all channels down to mono; an integer picks that channel (0-based). Only the
+    requested window is read from disk. With `sample_rate`, the samples are resampled to that rate.
+    Returns `(samples, rate)`.
+    """
+    info = probe(path)
+    if channel is not None and not 0 <= channel < info.channels:
+        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel} does not exist")
+    if start_s < 0 or (duration_s is not None and duration_s <= 0):
+        raise AudioError(info.path, f"invalid window: start {start_s} s, duration {duration_s} s")
+    first = int(round(start_s * info.sample_rate))
+    if first >= info.frames:
+        raise AudioError(info.path, f"window starts at {start_s:.3f} s, after the end "
+                                    f"({info.duration_s:.3f} s)")
+    count = info.frames - first if duration_s is None else min(int(round(duration_s * info.sample_rate)),
+                                                                info.frames - first)
+    data = _read_frames(info, first, count)
+    if data.shape[0] < count:
+        raise AudioError(info.path, f"truncated: the header promises {info.frames} frames but only "
+                                    f"{first + data.shape[0]} could be decoded")
+    samples = data.mean(axis=1) if channel is None else data[:, channel]
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    _check_finite(info.path, samples)
+    if sample_rate is not None and sample_rate != info.sample_rate:
+        return resample(samples, info.sample_rate, sample_rate), int(sample_rate)
+    return samples, info.sample_rate
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """High-quality band-limited resampling (libsoxr, 'HQ')."""
+    import soxr
+
+    if rate_in == rate_out:
+        return np.asarray(samples, dtype=np.float32)
+    return np.asarray(soxr.resample(np.asarray(samples, dtype=np.float32), rate_in, rate_out, quality="HQ"),
+                      dtype=np.float32)
+
+
+def scan(path: str | Path) -> tuple[AudioInfo, QA]:
+    """Decode a whole file block by block (constant memory), checking every sample, and measure its QA.
+
+    Raises `AudioError` for a file that is missing, empty, not audio, truncated, or holds NaN/Inf samples.
+    """
+    info = probe(path)
+    meter = _QAMeter(info.sample_rate)
+    decoded = 0
+    try:
+        with sf.SoundFile(str(info.path)) as f:
+            for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                _check_finite(info.path, block)
+                meter.add(block)
+                decoded += block.shape[0]
+    except sf.LibsndfileError as exc:
+        where = f" after {decoded / info.sample_rate:.2f} s" if decoded else ""
+        raise AudioError(info.path, f"cannot be decoded{where} ({_libsndfile_reason(exc)}); "
+                                    "the file is probably truncated or damaged") from None
+    if decoded < info.frames:
+        raise AudioError(info.path, f"truncated: the header promises {info.frames} frames "
+                                    f"but only {decoded} could be decoded")
+    return info, meter.result()
+
+
+def measure_qa(samples: np.ndarray, sample_rate: int) -> QA:
+    """QA figures of samples already in memory ([n] or [n, channels]); the same measure as `scan`."""
+    meter = _QAMeter(sample_rate)
+    meter.add(np.asarray(samples, dtype=np.float32).reshape(len(samples), -1))
+    return meter.result()
+
+
+def file_checksum(path: str | Path) -> str:
+    """SHA-256 of the file's bytes: how a project recognises a clip it already holds."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _QAMeter:
+    """Accumulates QA figures over blocks; silence is judged on the mono mix in 20 ms frames."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.frame = max(1, int(round(SILENCE_FRAME_S * sample_rate)))
+        self.sum_squares = 0.0
+        self.samples = 0
+        self.peak = 0.0
+        self.clipped = 0
+        self.frames = 0
+        self.silent_frames = 0
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._silence_power = 10.0 ** (SILENCE_DBFS / 10.0)
+
+    def add(self, block: np.ndarray) -> None:
+        if block.size == 0:
+            return
+        magnitude = np.abs(block)
+        self.peak = max(self.peak, float(magnitude.max()))
+        self.clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
+        self.sum_squares += float(np.square(block, dtype=np.float64).sum())
+        self.samples += block.size
+        mono = np.concatenate([self._carry, block.mean(axis=1)])
+        whole = len(mono) // self.frame * self.frame
+        if whole:
+            power = np.square(mono[:whole].reshape(-1, self.frame), dtype=np.float64).mean(axis=1)
+            self.frames += len(power)
+            self.silent_frames += int(np.count_nonzero(power < self._silence_power))
+        self._carry = mono[whole:]
+
+    def result(self) -> QA:
+        if len(self._carry):
+            self.frames += 1
+            if float(np.square(self._carry, dtype=np.float64).mean()) < self._silence_power:
+                self.silent_frames += 1
+            self._carry = np.zeros(0, dtype=np.float32)
+        mean_square = self.sum_squares / max(self.samples, 1)
+        rms_dbfs = 10.0 * math.log10(mean_square) if mean_square > 0 else -math.inf
+        return QA(rms=max(rms_dbfs, -200.0), peak=self.peak,
+                  clipping_ratio=self.clipped / max(self.samples, 1),
+                  silence_ratio=self.silent_frames / max(self.frames, 1))
+
+
+def _read_frames(info: AudioInfo, first: int, count: int) -> np.ndarray:
+    try:
+        with sf.SoundFile(str(info.path)) as f:
+            if first:
+                f.seek(first)
+            return f.read(frames=count, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        raise AudioError(info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); "
+                                    "the file is probably truncated or damaged") from None
+
+
+def _check_finite(path: Path, samples: np.ndarray) -> None:
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "holds NaN or infinite samples; re-export it from the recorder's software")
+
+
+def _check_wav_not_truncated(path: Path, size: int) -> None:
+    """libsndfile quietly shortens a WAV whose data chunk is cut off; we call that truncated."""
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF":
+            return  # RF64 and other variants carry 64-bit sizes elsewhere; libsndfile checks those.
+        position = 12
+        while position + 8 <= size:
+            f.seek(position)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                available = size - position - 8
+                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                    raise AudioError(path, f"truncated: the data chunk promises {chunk_size} bytes but "
+                                           f"the file holds {available}")
+                return
+            position += 8 + chunk_size + (chunk_size & 1)
+
+
+def _libsndfile_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if ":" in text:
+        text = text.rsplit(":", 1)[-1]
+    return text.strip().rstrip(".") or "unknown error"

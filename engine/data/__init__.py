@@ -1,0 +1,1 @@
+"""Data sets: the Clip record, the synthetic data set and the importers."""

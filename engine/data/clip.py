@@ -1,0 +1,53 @@
+"""The `Clip` record: one recording in a project, with its metadata and QA figures."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.audio.io import QA
+
+DOMAINS = ("source", "target")
+SPLITS = ("train", "test", "supplemental")
+LABELS = ("normal", "anomaly")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording. Audio stays where it is; `path` is absolute.
+
+    `label` is the anomaly-detection label (normal | anomaly | None); any other class name a data set
+    gives (a folder name, a sound class) is kept in `attributes["class"]`.
+    """
+
+    clip_id: str
+    path: str
+    sample_rate: int
+    duration_s: float
+    machine_type: str | None = None
+    section_id: str | None = None
+    domain: str | None = None
+    split: str | None = None
+    label: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
+    anomaly_regions: tuple[tuple[float, float], ...] = ()
+    qa: QA | None = None
+    checksum: str = ""
+    channels: int = 1
+    format: str = ""
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("domain", DOMAINS), ("split", SPLITS), ("label", LABELS)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)} or empty, not {value!r}")
+        for start, end in self.anomaly_regions:
+            if not 0 <= start < end:
+                raise ValueError(f"anomaly region ({start}, {end}) must have 0 <= start < end")
+        object.__setattr__(self, "attributes", {str(k): str(v) for k, v in self.attributes.items()})
+        object.__setattr__(self, "anomaly_regions",
+                           tuple((float(s), float(e)) for s, e in self.anomaly_regions))
+
+    @property
+    def group(self) -> str:
+        """The model group a detector is fitted per: machine type and section."""
+        return f"{self.machine_type or 'unknown'}/section_{self.section_id or 'none'}"

@@ -1,0 +1,61 @@
+"""Importers: read a data set's layout and metadata, then add its clips to a project.
+
+`import_source(project, source)` detects the layout (or takes `fmt`), `import_files` takes a list of files.
+Both are idempotent (a clip whose checksum the project holds is skipped) and report every bad file or row by
+name while importing the rest.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from engine.data.clip import SPLITS
+from engine.data.importers import dcase, folder, metadata_csv
+from engine.data.importers.base import Candidate, ImportProblem, ImportReport, add_candidates, audio_files
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+from engine.store.project import Project
+
+Collector = Callable[[Path], tuple[list[Candidate], list[ImportProblem]]]
+FORMATS: dict[str, Collector] = {
+    "metadata": metadata_csv.collect,
+    "dcase": dcase.collect,
+    "folder": folder.collect,
+}
+
+
+def detect_format(source: Path) -> str:
+    """metadata if there is a metadata.csv, dcase if audio sits in <machine>/<split>/ folders, else folder."""
+    if source.is_file() and source.suffix.lower() == ".csv":
+        return "metadata"
+    if not source.exists():
+        raise EarmarkError(f"{source} does not exist")
+    if not source.is_dir():
+        raise EarmarkError(f"{source} is a file; import single files with `earmark import PROJECT FILE ...`")
+    if (source / metadata_csv.METADATA_NAME).is_file():
+        return "metadata"
+    for path in audio_files(source):
+        if path.parent.name in SPLITS and dcase.parse_name(path.stem) is not None:
+            return "dcase"
+    return "folder"
+
+
+def import_source(project: Project, source: str | Path, fmt: str | None = None,
+                  progress: Progress | None = None) -> ImportReport:
+    source = Path(source)
+    fmt = fmt or detect_format(source)
+    if fmt not in FORMATS:
+        raise EarmarkError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    candidates, problems = FORMATS[fmt](source)
+    report = ImportReport(format=fmt, source=str(source), problems=list(problems))
+    return add_candidates(project, candidates, report, progress)
+
+
+def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None) -> ImportReport:
+    paths = list(paths)
+    candidates, problems = folder.collect_files(paths)
+    report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
+    return add_candidates(project, candidates, report, progress)
+
+
+__all__ = ["FORMATS", "ImportProblem", "ImportReport", "detect_format", "import_files", "import_source"]

@@ -1,0 +1,178 @@
+"""What every importer shares: the candidate record, the report, and the one routine that checks each
+file and writes the clips into the project.
+
+An importer only *collects* candidates (paths plus metadata) and the problems it met reading its own
+metadata. `add_candidates` then checksums each file, skips what the project already holds, decodes and
+measures the rest, and writes them in transactions of a few hundred clips; a bad file becomes a problem in
+the report and the batch goes on.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.audio.io import AUDIO_EXTENSIONS, file_checksum, scan
+from engine.data.clip import Clip
+from engine.errors import AudioError, EarmarkError
+from engine.jobs import Cancelled, Progress
+from engine.store.project import Project
+
+BATCH = 256
+
+NORMAL_NAMES = {"normal", "ok", "good", "healthy"}
+ANOMALY_NAMES = {"anomaly", "anomalous", "abnormal", "faulty", "fault", "bad", "defect"}
+
+
+@dataclass
+class Candidate:
+    """A file an importer found, with the metadata it could read for it."""
+
+    path: Path
+    clip_id: str
+    machine_type: str | None = None
+    section_id: str | None = None
+    domain: str | None = None
+    split: str | None = None
+    label: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    anomaly_regions: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """Something that was not imported: the file or row, and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    format: str
+    source: str
+    added: int = 0
+    already_present: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
+               f"{self.already_present} already in the project; {len(self.problems)} problem(s)."]
+        out += [f"  skipped {problem}" for problem in self.problems]
+        return out
+
+
+def add_candidates(project: Project, candidates: list[Candidate], report: ImportReport,
+                   progress: Progress | None = None) -> ImportReport:
+    """Check, measure and write candidates into the project; fills in `report` and returns it."""
+    progress = progress or Progress()
+    known_checksums = project.checksums()
+    taken_ids = project.clip_ids()
+    total = len(candidates)
+    progress.update(0, total, "checking files")
+    pending: list[Clip] = []
+    workers = max(1, min(4, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for done, (candidate, result) in enumerate(zip(candidates, pool.map(_inspect, candidates)), start=1):
+            if isinstance(result, ImportProblem):
+                report.problems.append(result)
+            else:
+                checksum, info, qa = result
+                if checksum in known_checksums:
+                    report.already_present += 1
+                else:
+                    known_checksums.add(checksum)
+                    clip_id = candidate.clip_id
+                    if clip_id in taken_ids:
+                        clip_id = f"{clip_id}~{checksum[:8]}"
+                    taken_ids.add(clip_id)
+                    try:
+                        pending.append(_clip(candidate, clip_id, checksum, info, qa))
+                    except ValueError as exc:
+                        report.problems.append(ImportProblem(str(candidate.path), str(exc)))
+            if len(pending) >= BATCH:
+                report.added += project.add_clips(pending, report.format)
+                pending = []
+            progress.update(done, total, candidate.path.name)
+    except Cancelled:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        # Clips already checked are kept, also when the user cancels: a later import skips them.
+        if pending:
+            report.added += project.add_clips(pending, report.format)
+        pool.shutdown(wait=True)
+    return report
+
+
+def _inspect(candidate: Candidate):
+    try:
+        checksum = file_checksum(candidate.path)
+        info, qa = scan(candidate.path)
+    except AudioError as exc:
+        return ImportProblem(str(candidate.path), exc.reason)
+    except OSError as exc:
+        return ImportProblem(str(candidate.path), f"cannot be read ({exc.strerror or exc})")
+    return checksum, info, qa
+
+
+def _clip(candidate: Candidate, clip_id: str, checksum: str, info, qa) -> Clip:
+    duration = info.duration_s
+    regions = [(max(0.0, s), min(duration, e)) for s, e in candidate.anomaly_regions]
+    return Clip(clip_id=clip_id, path=str(candidate.path.resolve()), sample_rate=info.sample_rate,
+                duration_s=duration, machine_type=candidate.machine_type, section_id=candidate.section_id,
+                domain=candidate.domain, split=candidate.split, label=candidate.label,
+                attributes=candidate.attributes, anomaly_regions=tuple((s, e) for s, e in regions if e > s),
+                qa=qa, checksum=checksum, channels=info.channels, format=info.format_name)
+
+
+def audio_files(root: Path) -> Iterator[Path]:
+    """Audio files below a folder, in a stable order."""
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith("."):
+                yield Path(directory) / name
+
+
+def normalise_section(value: str | int | None) -> str | None:
+    """Section ids are kept as in DCASE file names: two digits ("00"); other ids are kept as given."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.lower().startswith("section_"):
+        text = text[len("section_"):]
+    return f"{int(text):02d}" if text.isdigit() else text
+
+
+def label_from_name(name: str) -> str | None:
+    lowered = name.strip().lower()
+    if lowered in NORMAL_NAMES:
+        return "normal"
+    if lowered in ANOMALY_NAMES:
+        return "anomaly"
+    return None
+
+
+def require_folder(source: Path) -> None:
+    if not source.exists():
+        raise EarmarkError(f"{source} does not exist")
+    if not source.is_dir():
+        raise EarmarkError(f"{source} is not a folder")
+
+
+def stem_ids(paths: Iterable[Path], root: Path | None = None) -> list[str]:
+    """Clip ids from paths: relative to `root` without the extension, or the bare file name."""
+    out = []
+    for path in paths:
+        relative = path.relative_to(root) if root is not None else Path(path.name)
+        out.append(relative.with_suffix("").as_posix())
+    return out

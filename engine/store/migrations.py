@@ -1,0 +1,129 @@
+"""Numbered schema migrations, applied in order when a project opens; applying them again changes nothing.
+
+`meta.schema_version` records the last one applied. A new migration is appended to `MIGRATIONS`; an
+existing one is never edited once released.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+APP_ID = "earmark"
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    _run_statements(db, """
+        CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        CREATE TABLE IF NOT EXISTS clips (
+            clip_id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            format TEXT,
+            channels INTEGER,
+            sample_rate INTEGER NOT NULL,
+            duration_s REAL NOT NULL,
+            machine_type TEXT,
+            section_id TEXT,
+            domain TEXT CHECK (domain IN ('source', 'target')),
+            split TEXT CHECK (split IN ('train', 'test', 'supplemental')),
+            label TEXT CHECK (label IN ('normal', 'anomaly')),
+            attributes TEXT NOT NULL DEFAULT '{}',
+            qa_rms REAL,
+            qa_peak REAL,
+            qa_clipping_ratio REAL,
+            qa_silence_ratio REAL,
+            source TEXT,
+            imported_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS clips_checksum ON clips (checksum);
+        CREATE INDEX IF NOT EXISTS clips_group ON clips (machine_type, section_id, domain, split);
+        CREATE TABLE IF NOT EXISTS models (
+            model_id INTEGER PRIMARY KEY,
+            detector TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            config TEXT NOT NULL DEFAULT '{}',
+            artifact TEXT,
+            threshold REAL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS models_detector ON models (detector, group_key);
+        CREATE TABLE IF NOT EXISTS regions (
+            region_id INTEGER PRIMARY KEY,
+            clip_id TEXT NOT NULL REFERENCES clips (clip_id) ON DELETE CASCADE,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL,
+            low_hz REAL,
+            high_hz REAL,
+            label TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('truth', 'manual', 'proposal')),
+            model_id INTEGER REFERENCES models (model_id) ON DELETE SET NULL,
+            confidence REAL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            CHECK (end_s > start_s)
+        );
+        CREATE INDEX IF NOT EXISTS regions_clip ON regions (clip_id, kind);
+        CREATE TABLE IF NOT EXISTS label_classes (
+            name TEXT PRIMARY KEY,
+            colour TEXT NOT NULL,
+            shortcut TEXT,
+            position INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS jobs (
+            job_id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            message TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS scores (
+            model_id INTEGER NOT NULL REFERENCES models (model_id) ON DELETE CASCADE,
+            clip_id TEXT NOT NULL REFERENCES clips (clip_id) ON DELETE CASCADE,
+            score REAL NOT NULL,
+            decision INTEGER NOT NULL,
+            map_artifact TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (model_id, clip_id)
+        );
+        """)
+    defaults = [("LEAK", "#e6194b", "1"), ("NORMAL", "#3cb44b", "2"), ("QUIET", "#4363d8", "3"),
+                ("RANDOM", "#f58231", "4"), ("MECHANICAL", "#911eb4", "5")]
+    for position, (name, colour, shortcut) in enumerate(defaults):
+        db.execute("INSERT OR IGNORE INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
+                   [name, colour, shortcut, position])
+
+
+def _run_statements(db: sqlite_utils.Database, script: str) -> None:
+    # One statement at a time: executescript() would commit the migration's transaction half-way.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "meta" not in db.table_names():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every migration newer than the file's version, each in its own transaction."""
+    version = schema_version(db)
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.atomic():
+            step(db)
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(number)])
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('application', ?)", [APP_ID])
+    return schema_version(db)

@@ -1,0 +1,218 @@
+"""A project on disk: a folder with `project.sqlite` (WAL mode) and `artifacts/`.
+
+Each thread gets its own SQLite connection (the engine thread, the GUI thread and the tests never share
+one); every multi-row write is a transaction, so an interrupted import leaves the project as it was before
+the batch that was being written.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from engine.audio.io import QA
+from engine.data.clip import Clip
+from engine.errors import ProjectError
+from engine.store.migrations import APP_ID, LATEST_VERSION, migrate, schema_version
+
+DB_NAME = "project.sqlite"
+ARTIFACTS = "artifacts"
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    name: str
+    colour: str
+    shortcut: str | None
+    position: int
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Project:
+    """Open with `Project.open(folder)` or make one with `Project.create(folder)`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.db_path = folder / DB_NAME
+        self.artifacts = folder / ARTIFACTS
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path) -> Project:
+        folder = Path(folder)
+        if (folder / DB_NAME).exists():
+            raise ProjectError(f"{folder} already holds a project; open it instead of creating it again")
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(f"{folder} is a file; choose a folder for the new project")
+        try:
+            (folder / ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProjectError(f"cannot create the project folder {folder}: {exc.strerror}") from None
+        project = cls(folder)
+        db = project.db
+        db.enable_wal()
+        migrate(db)
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [now()])
+        db.conn.commit()
+        return project
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Project:
+        folder = Path(folder)
+        if folder.name == DB_NAME and folder.is_file():
+            folder = folder.parent
+        if not (folder / DB_NAME).is_file():
+            raise ProjectError(f"no project at {folder}; create one with `earmark new {folder}`")
+        project = cls(folder)
+        try:
+            db = project.db
+            tables = db.table_names()
+            if "meta" not in tables:
+                raise ProjectError(f"{project.db_path} is an SQLite file but not an Earmark project")
+            row = db.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+            if row is None or row[0] != APP_ID:
+                raise ProjectError(f"{project.db_path} is an SQLite file but not an Earmark project")
+            version = schema_version(db)
+            if version > LATEST_VERSION:
+                raise ProjectError(
+                    f"{folder} was written by a newer Earmark (schema {version}; this version reads up to "
+                    f"{LATEST_VERSION}); update Earmark to open it")
+            if version < LATEST_VERSION:
+                migrate(db)
+        except sqlite3.DatabaseError as exc:
+            project.close()
+            raise ProjectError(f"{project.db_path} is not an Earmark project ({exc})") from None
+        except ProjectError:
+            project.close()
+            raise
+        (folder / ARTIFACTS).mkdir(exist_ok=True)
+        return project
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(str(self.db_path), timeout=30.0)
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+            with self._lock:
+                self._connections.append(conn)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    # -- clips ---------------------------------------------------------------------------------------
+    def checksums(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT checksum FROM clips")}
+
+    def clip_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT clip_id FROM clips")}
+
+    def count_clips(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM clips").fetchone()[0])
+
+    def add_clips(self, clips: Iterable[Clip], source: str) -> int:
+        """Insert clips (and their ground-truth anomaly regions) in one transaction."""
+        stamp = now()
+        rows, regions = [], []
+        for clip in clips:
+            qa = clip.qa or QA(float("nan"), float("nan"), float("nan"), float("nan"))
+            rows.append([clip.clip_id, clip.path, clip.checksum, clip.format, clip.channels, clip.sample_rate,
+                         clip.duration_s, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label,
+                         json.dumps(dict(clip.attributes), sort_keys=True), qa.rms, qa.peak, qa.clipping_ratio,
+                         qa.silence_ratio, source, stamp])
+            regions += [[clip.clip_id, start, end, "anomaly", "truth", stamp, stamp]
+                        for start, end in clip.anomaly_regions]
+        db = self.db
+        with db.atomic():
+            db.conn.executemany(
+                "INSERT INTO clips (clip_id, path, checksum, format, channels, sample_rate, duration_s, "
+                "machine_type, section_id, domain, split, label, attributes, qa_rms, qa_peak, "
+                "qa_clipping_ratio, qa_silence_ratio, source, imported_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.conn.executemany(
+                "INSERT INTO regions (clip_id, start_s, end_s, label, kind, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", regions)
+        return len(rows)
+
+    def clips(self, **where: str | None) -> list[Clip]:
+        """Clips in import order, filtered by equality on columns (machine_type="fan", split="train", ...)."""
+        allowed = {"machine_type", "section_id", "domain", "split", "label", "clip_id"}
+        unknown = set(where) - allowed
+        if unknown:
+            raise ValueError(f"cannot filter clips by {', '.join(sorted(unknown))}")
+        clauses = [f"{key} IS ?" for key in where]
+        sql = "SELECT * FROM clips" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY rowid"
+        regions = self._truth_regions()
+        return [self._clip_from_row(row, regions.get(row["clip_id"], ()))
+                for row in self.db.execute_returning_dicts(sql, list(where.values()))]
+
+    def clip(self, clip_id: str) -> Clip:
+        found = self.clips(clip_id=clip_id)
+        if not found:
+            raise ProjectError(f"no clip {clip_id!r} in {self.folder}")
+        return found[0]
+
+    def summary(self) -> list[dict]:
+        """Clip counts and total duration by machine, section, domain, split and label."""
+        return self.db.execute_returning_dicts(
+            "SELECT machine_type, section_id, domain, split, label, count(*) AS clips, "
+            "sum(duration_s) AS duration_s FROM clips "
+            "GROUP BY machine_type, section_id, domain, split, label "
+            "ORDER BY machine_type, section_id, domain, split, label")
+
+    def label_classes(self) -> list[LabelClass]:
+        return [LabelClass(r["name"], r["colour"], r["shortcut"], r["position"]) for r in
+                self.db.execute_returning_dicts("SELECT * FROM label_classes ORDER BY position")]
+
+    def _truth_regions(self) -> dict[str, list[tuple[float, float]]]:
+        out: dict[str, list[tuple[float, float]]] = {}
+        for clip_id, start, end in self.db.execute(
+                "SELECT clip_id, start_s, end_s FROM regions WHERE kind = 'truth' ORDER BY clip_id, start_s"):
+            out.setdefault(clip_id, []).append((start, end))
+        return out
+
+    @staticmethod
+    def _clip_from_row(row: dict, regions: Iterable[tuple[float, float]]) -> Clip:
+        qa = None if row["qa_rms"] is None else QA(row["qa_rms"], row["qa_peak"], row["qa_clipping_ratio"],
+                                                    row["qa_silence_ratio"])
+        return Clip(clip_id=row["clip_id"], path=row["path"], sample_rate=row["sample_rate"],
+                    duration_s=row["duration_s"], machine_type=row["machine_type"],
+                    section_id=row["section_id"], domain=row["domain"], split=row["split"], label=row["label"],
+                    attributes=json.loads(row["attributes"]), anomaly_regions=tuple(regions), qa=qa,
+                    checksum=row["checksum"], channels=row["channels"] or 1, format=row["format"] or "")
+
