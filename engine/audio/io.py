@@ -132,8 +132,8 @@ def scan(path: str | Path) -> tuple[AudioInfo, QA]:
     try:
         with sf.SoundFile(str(info.path)) as f:
             for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                _check_finite(info.path, block)
-                meter.add(block)
+                if not meter.add(block):
+                    _check_finite(info.path, block)  # raises, naming the problem
                 decoded += block.shape[0]
     except sf.LibsndfileError as exc:
         where = f" after {decoded / info.sample_rate:.2f} s" if decoded else ""
@@ -148,7 +148,9 @@ def scan(path: str | Path) -> tuple[AudioInfo, QA]:
 def measure_qa(samples: np.ndarray, sample_rate: int) -> QA:
     """QA figures of samples already in memory ([n] or [n, channels]); the same measure as `scan`."""
     meter = _QAMeter(sample_rate)
-    meter.add(np.asarray(samples, dtype=np.float32).reshape(len(samples), -1))
+    block = np.asarray(samples, dtype=np.float32).reshape(len(samples), -1)
+    if not meter.add(block):
+        raise ValueError("samples hold NaN or infinite values")
     return meter.result()
 
 
@@ -175,21 +177,30 @@ class _QAMeter:
         self._carry = np.zeros(0, dtype=np.float32)
         self._silence_power = 10.0 ** (SILENCE_DBFS / 10.0)
 
-    def add(self, block: np.ndarray) -> None:
+    def add(self, block: np.ndarray) -> bool:
+        """Take a [frames, channels] float32 block; False if it holds NaN or infinite samples."""
         if block.size == 0:
-            return
-        magnitude = np.abs(block)
-        self.peak = max(self.peak, float(magnitude.max()))
+            return True
+        flat = block.reshape(-1)
+        magnitude = np.abs(flat)
+        peak = float(magnitude.max())
+        if not math.isfinite(peak):  # NaN and Inf both surface in the maximum
+            return False
+        self.peak = max(self.peak, peak)
         self.clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
-        self.sum_squares += float(np.square(block, dtype=np.float64).sum())
-        self.samples += block.size
-        mono = np.concatenate([self._carry, block.mean(axis=1)])
+        self.sum_squares += float(np.dot(flat, flat))  # float32 BLAS: ample precision for a level in dB
+        self.samples += flat.size
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
+        if len(self._carry):
+            mono = np.concatenate([self._carry, mono])
         whole = len(mono) // self.frame * self.frame
         if whole:
-            power = np.square(mono[:whole].reshape(-1, self.frame), dtype=np.float64).mean(axis=1)
+            frames = mono[:whole].reshape(-1, self.frame)
+            power = np.einsum("ij,ij->i", frames, frames) / self.frame
             self.frames += len(power)
             self.silent_frames += int(np.count_nonzero(power < self._silence_power))
         self._carry = mono[whole:]
+        return True
 
     def result(self) -> QA:
         if len(self._carry):

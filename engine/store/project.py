@@ -105,7 +105,8 @@ class Project:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(str(self.db_path), timeout=30.0)
+            # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
+            conn = sqlite3.connect(str(self.db_path), timeout=30.0, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from engine.audio.io import AUDIO_EXTENSIONS, file_checksum, scan
@@ -79,12 +80,13 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
     workers = max(1, min(4, os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        for done, (candidate, result) in enumerate(zip(candidates, pool.map(_inspect, candidates)), start=1):
+        inspect = partial(_inspect, known=frozenset(known_checksums))
+        for done, (candidate, result) in enumerate(zip(candidates, pool.map(inspect, candidates)), start=1):
             if isinstance(result, ImportProblem):
                 report.problems.append(result)
             else:
                 checksum, info, qa = result
-                if checksum in known_checksums:
+                if info is None or checksum in known_checksums:
                     report.already_present += 1
                 else:
                     known_checksums.add(checksum)
@@ -111,9 +113,12 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
     return report
 
 
-def _inspect(candidate: Candidate):
+def _inspect(candidate: Candidate, known: frozenset[str]):
+    """(checksum, info, qa) of a file, (checksum, None, None) for one the project holds, or the problem."""
     try:
         checksum = file_checksum(candidate.path)
+        if checksum in known:
+            return checksum, None, None
         info, qa = scan(candidate.path)
     except AudioError as exc:
         return ImportProblem(str(candidate.path), exc.reason)

@@ -1,0 +1,104 @@
+"""The `earmark` command as a user types it: toy, new, import, info, demo; exit codes and messages."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def earmark(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.main", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def test_toy_new_import_info_and_import_again(tmp_path):
+    data, project = tmp_path / "toy", tmp_path / "plant"
+
+    made = earmark("toy", data, "--scale", "0.01", "--seed", "1", "--duration", "0.5", "--sections", "1")
+    created = earmark("new", project)
+    imported = earmark("import", project, data)
+    info = earmark("info", project)
+    again = earmark("import", project, data)
+
+    assert made.returncode == 0 and (data / "metadata.csv").is_file()
+    assert created.returncode == 0
+    assert imported.returncode == 0 and "Imported 111 clip(s)" in imported.stdout
+    assert info.returncode == 0
+    lines = info.stdout.splitlines()
+    assert "111 clip(s)" in lines[0]
+    assert any(line.split() == ["fan", "00", "source", "train", "normal", "10"] for line in lines)
+    assert any(line.split() == ["valve", "00", "target", "test", "anomaly", "5"] for line in lines)
+    assert lines[-1] == "by split: supplemental 12, test 60, train 39"
+    assert again.returncode == 0 and "Imported 0 clip(s)" in again.stdout and "111 already" in again.stdout
+
+
+def test_bad_files_are_named_on_stderr_and_the_project_still_opens(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "fake.wav").write_text("not audio")
+    shutil.copy(REPO / "pyproject.toml", folder / "pyproject.wav")
+    earmark("new", tmp_path / "p")
+
+    result = earmark("import", tmp_path / "p", folder)
+    strict = earmark("import", tmp_path / "p", folder, "--strict")
+
+    assert result.returncode == 0 and "Imported 0 clip(s)" in result.stdout
+    assert "fake.wav: not a readable audio file" in result.stderr and "pyproject.wav" in result.stderr
+    assert strict.returncode == 1
+    assert earmark("info", tmp_path / "p").returncode == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("info", "/no/such/project"), "no project at /no/such/project"),
+    (("import", "/no/such/project", "."), "no project at"),
+])
+def test_user_errors_exit_1_with_one_line(args, message):
+    result = earmark(*args)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_creating_a_project_twice_is_a_user_error(tmp_path):
+    assert earmark("new", tmp_path / "p").returncode == 0
+    result = earmark("new", tmp_path / "p")
+    assert result.returncode == 1 and "already holds a project" in result.stderr
+
+
+def test_bad_usage_exits_2(tmp_path):
+    assert earmark("import").returncode == 2
+    assert earmark("frobnicate").returncode == 2
+    assert earmark("toy", tmp_path, "--scale", "lots").returncode == 2
+
+
+def test_headless_commands_do_not_load_qt_or_torch(tmp_path):
+    code = ("import sys; from app.main import main; "
+            f"rc = main(['new', {str(tmp_path / 'p')!r}]); "
+            "loaded = [m for m in ('PySide6', 'pyqtgraph', 'shiboken6', 'torch') if m in sys.modules]; "
+            "print(rc, loaded)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.stdout.strip().endswith("0 []"), result.stderr
+
+
+def test_demo_creates_the_project_once_and_shows_it(tmp_path):
+    folder = tmp_path / "demo"
+    first = earmark("demo", "--no-gui", "--project", folder, "--scale", "0.01", "--duration", "0.5")
+    second = earmark("demo", "--no-gui", "--project", folder, "--scale", "0.01", "--duration", "0.5")
+
+    assert first.returncode == 0, first.stderr
+    assert "333 clip(s)" in first.stdout  # 3 machines x 3 sections x 37 clips
+    assert (folder / "project.sqlite").is_file() and (folder / "audio" / "metadata.csv").is_file()
+    assert second.returncode == 0 and "Synthesising" not in second.stdout
+    assert first.stdout.endswith(second.stdout)  # the same project, shown again
+
+
+def test_the_console_script_is_installed():
+    script = shutil.which("earmark")
+    assert script is not None, "run `pip install -e .` first"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "import" in result.stdout and "demo" in result.stdout
