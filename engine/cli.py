@@ -1,11 +1,12 @@
 """The headless `earmark` sub-commands. Imports no Qt: `app.main` hands every sub-command here.
 
 Exit status: 0 on success, 1 with a one-line message on a user error (bad file, missing project, ...),
-2 on bad usage, 130 when interrupted.
+2 on bad usage, 130 when interrupted, 141 when the reader of its output goes away.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `earmark info PROJECT | head`: the reader has gone; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("earmark: interrupted; the project keeps everything written before the interruption",
               file=sys.stderr)
@@ -164,8 +168,8 @@ def describe(project) -> list[str]:
                               ("machine_type", "section_id", "domain", "split", "label", "clips")) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        cells = [cell.ljust(w) if i < len(row) - 1 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells))
+        *text, count = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append("  ".join([*text, count.strip().rjust(widths[-1])]))
     by_split: dict[str, int] = {}
     for r in rows:
         by_split[r["split"] or "no split"] = by_split.get(r["split"] or "no split", 0) + r["clips"]

@@ -108,7 +108,7 @@ def counts(scale: float) -> dict[str, int]:
 def plan(config: ToyConfig) -> list[ClipPlan]:
     n = counts(config.scale)
     out = []
-    for m, machine in enumerate(config.machines):
+    for machine in config.machines:
         machine_code = MACHINES.index(machine)
         for section in range(config.sections):
             jobs = [("source", "train", "normal", None, n["source_train"]),

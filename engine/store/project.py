@@ -127,15 +127,6 @@ class Project:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- meta ----------------------------------------------------------------------------------------
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.db.atomic():
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
-
     # -- clips ---------------------------------------------------------------------------------------
     def checksums(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT checksum FROM clips")}

@@ -9,7 +9,7 @@ the report and the batch goes on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -80,8 +80,8 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
     workers = max(1, min(4, os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        inspect = partial(_inspect, known=frozenset(known_checksums))
-        for done, (candidate, result) in enumerate(zip(candidates, pool.map(inspect, candidates)), start=1):
+        results = pool.map(partial(_inspect, known=frozenset(known_checksums)), candidates)
+        for done, (candidate, result) in enumerate(zip(candidates, results, strict=True), start=1):
             if isinstance(result, ImportProblem):
                 report.problems.append(result)
             else:
@@ -173,11 +173,3 @@ def require_folder(source: Path) -> None:
     if not source.is_dir():
         raise EarmarkError(f"{source} is not a folder")
 
-
-def stem_ids(paths: Iterable[Path], root: Path | None = None) -> list[str]:
-    """Clip ids from paths: relative to `root` without the extension, or the bare file name."""
-    out = []
-    for path in paths:
-        relative = path.relative_to(root) if root is not None else Path(path.name)
-        out.append(relative.with_suffix("").as_posix())
-    return out
