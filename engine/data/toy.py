@@ -29,7 +29,7 @@ from engine.audio.io import measure_qa
 from engine.data import toy_sounds
 from engine.data.toy_sounds import ANOMALY_KINDS, SectionSound, rms
 from engine.errors import EarmarkError
-from engine.jobs import Cancelled, Progress
+from engine.jobs import Progress
 
 MACHINES = ("fan", "bearing", "valve")
 NOISES = {"source": ("white", "pink", "hum"), "target": ("brown", "impulse", "babble")}
@@ -209,7 +209,7 @@ def generate(out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Pro
                                     chunksize=8):
                     rows.append(row)
                     progress.update(len(rows), len(items), row["relative_path"])
-            except Cancelled:
+            except BaseException:  # cancelled or interrupted: drop the clips still queued
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     metadata = out / "metadata.csv"

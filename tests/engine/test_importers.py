@@ -8,6 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.data.importers import detect_format, import_files, import_source
 from engine.data.importers.dcase import parse_name
@@ -258,3 +260,19 @@ def test_progress_is_reported_for_every_file(project, tmp_path):
     import_source(project, root, progress=progress)
 
     assert [u[:2] for u in progress.updates] == [(0, 5)] + [(n, 5) for n in range(1, 6)]
+
+
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.", min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(section=st.integers(0, 99), domain=st.sampled_from(["source", "target"]),
+       split=st.sampled_from(["train", "test"]), label=st.sampled_from(["normal", "anomaly"]),
+       index=st.integers(0, 9999),
+       attributes=st.dictionaries(_token.filter(lambda t: not t.isdigit()), _token, max_size=4))
+def test_any_modern_dcase_name_parses_back_to_its_parts(section, domain, split, label, index, attributes):
+    pairs = "_".join(f"{key}_{value}" for key, value in attributes.items()) or "noAttribute"
+    parsed = parse_name(f"section_{section:02d}_{domain}_{split}_{label}_{index:04d}_{pairs}")
+    assert (parsed.section_id, parsed.domain, parsed.split, parsed.label, parsed.index) == (
+        f"{section:02d}", domain, split, label, f"{index:04d}")
+    assert parsed.attributes == attributes

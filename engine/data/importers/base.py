@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.audio.io import AUDIO_EXTENSIONS, file_checksum, scan
 from engine.data.clip import Clip
 from engine.errors import AudioError, EarmarkError
-from engine.jobs import Cancelled, Progress
+from engine.jobs import Progress
 from engine.store.project import Project
 
 BATCH = 256
@@ -102,7 +102,7 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
                 report.added += project.add_clips(pending, report.format)
                 pending = []
             progress.update(done, total, candidate.path.name)
-    except Cancelled:
+    except BaseException:  # cancelled, interrupted or failed: don't check the files still queued
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
