@@ -79,11 +79,8 @@ def cmd_toy(args: argparse.Namespace) -> int:
 
     config = ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration, sections=args.sections,
                        machines=tuple(m.strip() for m in args.machines.split(",") if m.strip()))
-    progress = TerminalProgress("synthesising")
-    try:
+    with TerminalProgress("synthesising") as progress:
         metadata = generate(args.out, config, progress, workers=args.workers)
-    finally:
-        progress.close()
     print(f"Wrote the synthetic data set to {args.out} ({metadata.name} lists every clip).")
     return 0
 
@@ -103,19 +100,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     fmt = None if args.format == "auto" else args.format
     files_mode = fmt == "files" or len(args.sources) > 1 or (
         fmt is None and args.sources[0].is_file() and args.sources[0].suffix.lower() != ".csv")
-    with Project.open(args.project) as project:
-        progress = TerminalProgress("importing")
-        try:
-            if files_mode:
-                report = import_files(project, args.sources, progress)
-            else:
-                report = import_source(project, args.sources[0], fmt, progress)
-        finally:
-            progress.close()
-    summary, *problems = report.lines()
-    for line in problems:
-        print(line, file=sys.stderr)
-    print(summary)
+    with Project.open(args.project) as project, TerminalProgress("importing") as progress:
+        if files_mode:
+            report = import_files(project, args.sources, progress)
+        else:
+            report = import_source(project, args.sources[0], fmt, progress)
+    print_report(report)
     return 1 if args.strict and report.problems else 0
 
 
@@ -137,22 +127,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     audio = folder / "audio"
     if not (audio / "metadata.csv").is_file():
         print(f"Synthesising the demo data set into {audio} ...")
-        progress = TerminalProgress("synthesising")
-        try:
+        with TerminalProgress("synthesising") as progress:
             generate(audio, ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration), progress)
-        finally:
-            progress.close()
     project = Project.open(folder) if (folder / "project.sqlite").exists() else Project.create(folder)
     with project:
-        progress = TerminalProgress("importing")
-        try:
+        with TerminalProgress("importing") as progress:
             report = import_source(project, audio, "metadata", progress)
-        finally:
-            progress.close()
-        for line in report.lines()[1:]:
-            print(line, file=sys.stderr)
+        if report.added or report.problems:
+            print_report(report)
         print("\n".join(describe(project)))
     return 0
+
+
+def print_report(report) -> None:
+    """An import's problems on stderr, one per line, then its summary on stdout."""
+    summary, *problems = report.lines()
+    for line in problems:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    print(summary)
 
 
 def describe(project) -> list[str]:

@@ -56,6 +56,12 @@ class Progress:
     def close(self) -> None:
         """Called once the job ends, whatever the outcome."""
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class TerminalProgress(Progress):
     """A progress bar on stderr, shown only once the work has taken longer than `delay_s`."""
@@ -67,9 +73,9 @@ class TerminalProgress(Progress):
         self._bar = None
 
     def update(self, done: int, total: int, message: str = "") -> None:
-        from tqdm import tqdm
-
         if self._bar is None:
+            from tqdm import tqdm  # here, not at the top: commands that show no bar start faster
+
             interactive = sys.stderr.isatty()
             self._bar = tqdm(total=total or None, desc=self._description, delay=self._delay_s, file=sys.stderr,
                              unit="clip", dynamic_ncols=True, leave=False, mininterval=0.1 if interactive else 5.0)

@@ -167,11 +167,15 @@ class Project:
         unknown = set(where) - allowed
         if unknown:
             raise ValueError(f"cannot filter clips by {', '.join(sorted(unknown))}")
-        clauses = [f"{key} IS ?" for key in where]
-        sql = "SELECT * FROM clips" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY rowid"
-        regions = self._truth_regions()
-        return [self._clip_from_row(row, regions.get(row["clip_id"], ()))
-                for row in self.db.execute_returning_dicts(sql, list(where.values()))]
+        condition = " AND ".join(f"c.{key} IS ?" for key in where) or "1"
+        values = list(where.values())
+        regions: dict[str, list[tuple[float, float]]] = {}
+        for clip_id, start, end in self.db.execute(  # the truth regions of just these clips
+                "SELECT r.clip_id, r.start_s, r.end_s FROM regions r JOIN clips c ON c.clip_id = r.clip_id "
+                f"WHERE r.kind = 'truth' AND {condition} ORDER BY r.clip_id, r.start_s", values):
+            regions.setdefault(clip_id, []).append((start, end))
+        rows = self.db.execute_returning_dicts(f"SELECT * FROM clips c WHERE {condition} ORDER BY c.rowid", values)
+        return [self._clip_from_row(row, regions.get(row["clip_id"], ())) for row in rows]
 
     def clip(self, clip_id: str) -> Clip:
         found = self.clips(clip_id=clip_id)
@@ -190,13 +194,6 @@ class Project:
     def label_classes(self) -> list[LabelClass]:
         return [LabelClass(r["name"], r["colour"], r["shortcut"], r["position"]) for r in
                 self.db.execute_returning_dicts("SELECT * FROM label_classes ORDER BY position")]
-
-    def _truth_regions(self) -> dict[str, list[tuple[float, float]]]:
-        out: dict[str, list[tuple[float, float]]] = {}
-        for clip_id, start, end in self.db.execute(
-                "SELECT clip_id, start_s, end_s FROM regions WHERE kind = 'truth' ORDER BY clip_id, start_s"):
-            out.setdefault(clip_id, []).append((start, end))
-        return out
 
     @staticmethod
     def _clip_from_row(row: dict, regions: Iterable[tuple[float, float]]) -> Clip:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from engine.data.clip import SPLITS
 from engine.data.importers import dcase, folder, metadata_csv
-from engine.data.importers.base import Candidate, ImportProblem, ImportReport, add_candidates, audio_files
+from engine.data.importers.base import (Candidate, ImportProblem, ImportReport, add_candidates, audio_files,
+                                        require_folder)
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store.project import Project
@@ -28,10 +29,7 @@ def detect_format(source: Path) -> str:
     """metadata if there is a metadata.csv, dcase if audio sits in <machine>/<split>/ folders, else folder."""
     if source.is_file() and source.suffix.lower() == ".csv":
         return "metadata"
-    if not source.exists():
-        raise EarmarkError(f"{source} does not exist")
-    if not source.is_dir():
-        raise EarmarkError(f"{source} is a file; import single files with `earmark import PROJECT FILE ...`")
+    require_folder(source)
     if (source / metadata_csv.METADATA_NAME).is_file():
         return "metadata"
     for path in audio_files(source):

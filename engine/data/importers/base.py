@@ -86,7 +86,7 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
                 report.problems.append(result)
             else:
                 checksum, info, qa = result
-                if info is None or checksum in known_checksums:
+                if checksum in known_checksums:  # held before, or seen earlier in this batch
                     report.already_present += 1
                 else:
                     known_checksums.add(checksum)
@@ -171,5 +171,6 @@ def require_folder(source: Path) -> None:
     if not source.exists():
         raise EarmarkError(f"{source} does not exist")
     if not source.is_dir():
-        raise EarmarkError(f"{source} is not a folder")
+        raise EarmarkError(f"{source} is a file, not a folder; import single files with "
+                           "`earmark import PROJECT FILE ...`")
 
