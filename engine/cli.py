@@ -40,12 +40,56 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="clip counts by machine, section, domain, split and label")
     info.add_argument("project", type=Path)
 
+    fit = sub.add_parser("fit", help="fit a detector on every group's normal training clips")
+    fit.add_argument("project", type=Path)
+    fit.add_argument("--detector", required=True, help="detector key (dcase_ae, knn, ...)")
+    fit.add_argument("--group", default=None, help="fit just this group, e.g. fan/section_00")
+    fit.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                     help="change a detector setting (repeatable), e.g. --set k=5 --set mode=mahalanobis")
+    _add_device_option(fit)
+
+    score = sub.add_parser("score", help="score clips with a fitted detector and store the scores")
+    score.add_argument("project", type=Path)
+    score.add_argument("--detector", required=True)
+    score.add_argument("--split", default="test", help="which clips: train, test, supplemental or all "
+                                                       "(default test)")
+    score.add_argument("--group", default=None, help="score just this group, e.g. fan/section_00")
+    _add_device_option(score)
+
+    enrol = sub.add_parser("enrol", help="add target-domain normal clips to fitted models without refitting")
+    enrol.add_argument("project", type=Path)
+    enrol.add_argument("--detector", required=True)
+    enrol.add_argument("clips", nargs="+", metavar="CLIP_ID")
+    _add_device_option(enrol)
+
+    evaluate = sub.add_parser("evaluate", help="AUC, pAUC and the official score of every scored detector")
+    evaluate.add_argument("project", type=Path)
+    evaluate.add_argument("--detector", action="append", default=None, help="only this detector (repeatable)")
+
+    export = sub.add_parser("export", help="write results in another tool's format")
+    export_sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    dcase = export_sub.add_parser("dcase", help="anomaly_score_* and decision_result_* files for the "
+                                                "official DCASE evaluator")
+    dcase.add_argument("project", type=Path)
+    dcase.add_argument("out", type=Path)
+    dcase.add_argument("--detector", default=None, help="one detector, written straight into OUT "
+                                                       "(default: every scored detector, one sub-folder each)")
+
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="print what the project holds instead of opening it")
     demo.add_argument("--project", type=Path, default=None, help="where the demo project lives "
                                                                  "(default: projects/demo)")
     _add_toy_options(demo)
+    demo.add_argument("--ae-epochs", type=int, default=20,
+                      help="training epochs of dcase_ae in the demo (default 20; the baseline's 100 takes "
+                           "minutes on a CPU)")
+    _add_device_option(demo)
     return parser
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"),
+                        help="where to compute (default: $EARMARK_DEVICE, else auto: CUDA when present)")
 
 
 def _add_toy_options(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +180,111 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if report.added or report.problems:
             print_report(report)
         print("\n".join(describe(project)))
+        _demo_detectors(project, args)
+    return 0
+
+
+def _demo_detectors(project, args: argparse.Namespace) -> None:
+    """Fit both detectors where they are not fitted yet, score the test clips, print the official scores."""
+    from engine.detectors import runs
+    from engine.evaluation.report import evaluate_project, format_reports
+    from engine.store import results
+
+    session = _session(project, args)
+    plans = [("knn", {}), ("dcase_ae", {"epochs": args.ae_epochs})]
+    for detector, settings in plans:
+        if not results.latest_models(project, detector):
+            print(f"Fitting {detector} on every machine and section ...")
+            with TerminalProgress(f"fitting {detector}", unit="step") as progress:
+                runs.fit(session, detector, settings, progress=progress)
+        if not results.latest_scores(project, detector, split="test"):
+            with TerminalProgress(f"scoring {detector}") as progress:
+                runs.score(session, detector, "test", progress=progress)
+            _print_problems(progress)
+    print()
+    print("\n".join(format_reports(evaluate_project(project))))
+    print(f"(dcase_ae trained for {args.ae_epochs} epochs here; `earmark fit {project.folder} --detector dcase_ae` "
+          "trains the baseline's 100)")
+
+
+def _session(project, args: argparse.Namespace):
+    from engine.detectors.runs import Session
+    from engine.device import pick_device
+
+    return Session(project, pick_device(getattr(args, "device", None)))
+
+
+def _print_problems(progress) -> None:
+    for line in progress.problems:
+        print(f"skipped: {line}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from engine.detectors import runs
+    from engine.detectors.registry import parse_settings
+    from engine.store import Project
+
+    settings = parse_settings(args.settings)
+    with Project.open(args.project) as project, \
+            TerminalProgress(f"fitting {args.detector}", unit="step") as progress:
+        fitted = runs.fit(_session(project, args), args.detector, settings, args.group, progress)
+    _print_problems(progress)
+    for model in fitted:
+        print(f"Fitted {model.detector} for {model.group_key}: model {model.model_id}, "
+              f"{model.metrics.get('trained_on', '?')} training clips, threshold {model.threshold:.4g}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from engine.detectors import runs
+    from engine.store import Project
+
+    split = None if args.split == "all" else args.split
+    with Project.open(args.project) as project, TerminalProgress(f"scoring {args.detector}") as progress:
+        run = runs.score(_session(project, args), args.detector, split, args.group, progress)
+    _print_problems(progress)
+    flagged = sum(d.decision for d in run.detections)
+    print(f"Scored {run.scored} clip(s) with {args.detector} in {len(run.groups)} group(s); {flagged} flagged "
+          f"anomalous. Run files: {run.folder}")
+    return 0
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    from engine.detectors import runs
+    from engine.store import Project
+
+    with Project.open(args.project) as project, \
+            TerminalProgress(f"enrolling {args.detector}", unit="step") as progress:
+        updated = runs.enrol(_session(project, args), args.detector, args.clips, progress)
+    _print_problems(progress)
+    for model in updated:
+        print(f"Enrolled into {model.detector} for {model.group_key}: new model {model.model_id}, "
+              f"threshold {model.threshold:.4g}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.evaluation.report import evaluate_project, format_reports
+    from engine.store import Project
+
+    with Project.open(args.project) as project:
+        reports = evaluate_project(project, args.detector)
+    if not reports or not any(r.clips for r in reports):
+        raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
+                           f"`earmark score {args.project} --detector NAME` first")
+    print("\n".join(format_reports(reports)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.evaluation.dcase_io import export_dcase
+    from engine.store import Project
+
+    with Project.open(args.project) as project:
+        written = export_dcase(project, args.out, args.detector)
+    for detector, files in written.items():
+        print(f"{detector}: wrote {len(files)} file(s) to {files[0].parent}")
     return 0
 
 
@@ -170,4 +319,6 @@ def describe(project) -> list[str]:
     return lines
 
 
-COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "demo": cmd_demo}
+COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
+            "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
+            "demo": cmd_demo}

@@ -26,3 +26,13 @@ def toy_dataset(tmp_path_factory) -> Path:
 def project(tmp_path) -> Project:
     with Project.create(tmp_path / "project") as p:
         yield p
+
+
+@pytest.fixture
+def toy_project(tmp_path, toy_dataset) -> Project:
+    """A fresh project holding the small synthetic data set."""
+    from engine.data.importers import import_source
+
+    with Project.create(tmp_path / "toy_project") as p:
+        import_source(p, toy_dataset, "metadata")
+        yield p

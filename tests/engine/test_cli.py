@@ -87,14 +87,19 @@ def test_headless_commands_do_not_load_qt_or_torch(tmp_path):
 
 def test_demo_creates_the_project_once_and_shows_it(tmp_path):
     folder = tmp_path / "demo"
-    first = earmark("demo", "--no-gui", "--project", folder, "--scale", "0.01", "--duration", "0.5")
-    second = earmark("demo", "--no-gui", "--project", folder, "--scale", "0.01", "--duration", "0.5")
+    options = ("--no-gui", "--project", folder, "--scale", "0.01", "--duration", "0.5", "--ae-epochs", "2")
+    first = earmark("demo", *options)
+    second = earmark("demo", *options)
 
     assert first.returncode == 0, first.stderr
     assert "333 clip(s)" in first.stdout  # 3 machines x 3 sections x 37 clips
     assert (folder / "project.sqlite").is_file() and (folder / "audio" / "metadata.csv").is_file()
-    assert second.returncode == 0 and "Synthesising" not in second.stdout
-    assert first.stdout.endswith(second.stdout)  # the same project, shown again
+    assert "Fitting knn" in first.stdout and "Fitting dcase_ae" in first.stdout
+    scores = [line.split() for line in first.stdout.splitlines() if line.startswith("  ")]
+    assert sorted(s[0] for s in scores) == ["dcase_ae", "knn"] and all(0 <= float(s[1]) <= 1 for s in scores)
+    # The second run reuses the data, the project and the fitted models, and shows the same figures.
+    assert second.returncode == 0 and "Synthesising" not in second.stdout and "Fitting" not in second.stdout
+    assert first.stdout.endswith(second.stdout.split("\n\n", 1)[1])
 
 
 def test_the_console_script_is_installed():
@@ -102,3 +107,29 @@ def test_the_console_script_is_installed():
     assert script is not None, "run `pip install -e .` first"
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "import" in result.stdout and "demo" in result.stdout
+
+
+def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_dataset):
+    project = tmp_path / "plant"
+    earmark("new", project)
+    earmark("import", project, toy_dataset)
+
+    unfitted = earmark("score", project, "--detector", "knn")
+    fitted = earmark("fit", project, "--detector", "knn", "--set", "k=2", "--group", "fan/section_00")
+    bad_setting = earmark("fit", project, "--detector", "knn", "--set", "k=two")
+    scored = earmark("score", project, "--detector", "knn")
+    evaluated = earmark("evaluate", project)
+    exported = earmark("export", "dcase", project, tmp_path / "results")
+
+    assert unfitted.returncode == 1 and "no fitted knn model" in unfitted.stderr and "earmark fit" in unfitted.stderr
+    assert fitted.returncode == 0 and "Fitted knn for fan/section_00" in fitted.stdout
+    assert bad_setting.returncode == 1 and "k='two' is not a valid int" in bad_setting.stderr
+    assert scored.returncode == 0 and "Scored 20 clip(s)" in scored.stdout
+    assert "not scored, no fitted knn model" in scored.stderr  # the other groups, named one by one
+    table = evaluated.stdout.splitlines()
+    assert evaluated.returncode == 0 and table[0].split()[:3] == ["detector", "machine", "section"]
+    assert table[1].split()[:3] == ["knn", "fan", "00"]
+    assert any(line.split()[0] == "knn" and 0 <= float(line.split()[1]) <= 1 for line in table[-1:])
+    assert exported.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "results" / "knn").iterdir()) == [
+        "anomaly_score_fan_section_00_test.csv", "decision_result_fan_section_00_test.csv"]

@@ -1,0 +1,110 @@
+"""Features for many clips at once: loaded from the project's cache, or decoded and computed in batches.
+
+The cache lives in `artifacts/features/<config key>/<checksum[:2]>/<checksum>.npy` (float16: half the disk,
+and far finer than the dB resolution anybody listens to). A clip that cannot be read is reported through
+`progress.problem` and left out of the result, so one corrupt file never stops a batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from engine.audio.io import load_audio
+from engine.data.clip import Clip
+from engine.device import pick_device
+from engine.errors import AudioError
+from engine.jobs import Progress
+
+BATCH = 32
+
+
+class FeatureSpec(Protocol):
+    """What the cache needs to know of a feature: its name, its audio rate, and how to compute a batch."""
+
+    @property
+    def key(self) -> str: ...
+
+    sample_rate: int
+
+    def compute(self, waveforms: torch.Tensor) -> torch.Tensor: ...
+
+
+class FeatureCache:
+    """Per-project feature cache; `folder=None` computes every time (nothing is written)."""
+
+    def __init__(self, folder: str | Path | None, device: torch.device | None = None, loaders: int = 4) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self.device = device or pick_device()
+        self._loaders = loaders
+
+    def path(self, spec: FeatureSpec, checksum: str) -> Path | None:
+        if self.folder is None or not checksum:
+            return None
+        return self.folder / spec.key / checksum[:2] / f"{checksum}.npy"
+
+    def features(self, clips: Sequence[Clip], spec: FeatureSpec, progress: Progress | None = None,
+                 ) -> dict[str, np.ndarray]:
+        """clip_id -> float32 feature array, for every clip that could be read (the rest are reported)."""
+        progress = progress or Progress()
+        found: dict[str, np.ndarray] = {}
+        missing: list[Clip] = []
+        for clip in clips:
+            cached = self.path(spec, clip.checksum)
+            if cached is not None and cached.is_file():
+                try:
+                    found[clip.clip_id] = np.load(cached).astype(np.float32)
+                    continue
+                except (OSError, ValueError):  # a damaged cache file is simply computed again
+                    pass
+            missing.append(clip)
+        total, done = len(clips), len(found)
+        progress.update(done, total, f"{spec.key}: {done} cached")
+        with ThreadPoolExecutor(self._loaders) as pool:
+            for start in range(0, len(missing), BATCH):
+                batch = missing[start:start + BATCH]
+                loaded = list(pool.map(lambda clip: _load(clip, spec.sample_rate), batch))
+                good = [(clip, audio) for clip, audio in zip(batch, loaded, strict=True)
+                        if not isinstance(audio, AudioError)]
+                for clip, audio in zip(batch, loaded, strict=True):
+                    if isinstance(audio, AudioError):
+                        progress.problem(f"{clip.clip_id}: skipped, {audio.reason}")
+                for clip, array in self._compute(good, spec):
+                    found[clip.clip_id] = array
+                    self._store(spec, clip, array)
+                done += len(batch)
+                progress.update(done, total, f"{spec.key}: computed {done - (total - len(missing))}")
+        return found
+
+    def _compute(self, batch: list[tuple[Clip, np.ndarray]], spec: FeatureSpec):
+        by_length: dict[int, list[tuple[Clip, np.ndarray]]] = {}
+        for clip, audio in batch:  # clips of one length are stacked and computed in one call
+            by_length.setdefault(len(audio), []).append((clip, audio))
+        for group in by_length.values():
+            stacked = torch.from_numpy(np.stack([audio for _, audio in group])).to(self.device)
+            with torch.inference_mode():
+                result = spec.compute(stacked).float().cpu().numpy()
+            for (clip, _), array in zip(group, result, strict=True):
+                # Rounded to the cache's float16 either way, so a clip scores the same cached or not.
+                yield clip, array.astype(np.float16).astype(np.float32)
+
+    def _store(self, spec: FeatureSpec, clip: Clip, array: np.ndarray) -> None:
+        target = self.path(spec, clip.checksum)
+        if target is None:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part.npy")
+        np.save(partial, array.astype(np.float16))  # exact: the array is already float16-valued
+        partial.replace(target)  # atomic: a reader never sees half a file
+
+
+def _load(clip: Clip, sample_rate: int) -> np.ndarray | AudioError:
+    try:
+        audio, _ = load_audio(clip.path, sample_rate)
+    except AudioError as exc:
+        return exc
+    return audio

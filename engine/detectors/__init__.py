@@ -1,0 +1,1 @@
+"""Anomaly detectors: the contract (base), the registry, one folder per detector, and fit/score runs."""

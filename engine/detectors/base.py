@@ -1,0 +1,230 @@
+"""The detector contract: one base class fixes the pipeline, every detector returns the same `Detection`.
+
+A detector is fitted per model group (machine type + section) on that group's normal training clips,
+learns its decision threshold from the scores of those same clips (a gamma distribution fitted to them,
+its 90th percentile by default, as the DCASE baseline does), and saves its state as safetensors plus a
+JSON file. Subclasses implement `_fit`, `_enrol`, `_detect` and the tensor state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from engine.audio.feature_cache import FeatureCache
+from engine.data.clip import Clip
+from engine.device import pick_device
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+
+STATE_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+@dataclass
+class DetectorConfig:
+    """Settings every detector has; subclasses add their own fields."""
+
+    #: The decision threshold is this quantile of a gamma distribution fitted to training-normal scores.
+    threshold_quantile: float = 0.9
+    #: Frames above this quantile of training-normal frame scores form proposed regions.
+    frame_quantile: float = 0.99
+    #: Proposed regions closer than this are merged; shorter ones are dropped.
+    merge_gap_s: float = 0.1
+    min_region_s: float = 0.05
+
+
+@dataclass
+class Detection:
+    """What every detector says about one clip. Higher scores are more anomalous.
+
+    `frame_scores` [T] at `frame_times` [T] seconds; `anomaly_map` [F, Tm] or None, each row spanning
+    `map_freq_spans_hz[f]` (low, high) and each column `map_time_spans_s[t]` (start, end); `regions` are
+    proposed anomalous stretches (start_s, end_s, peak frame score).
+    """
+
+    clip_id: str
+    score: float
+    decision: bool
+    frame_scores: np.ndarray
+    frame_times: np.ndarray
+    anomaly_map: np.ndarray | None = None
+    map_freq_spans_hz: np.ndarray | None = None
+    map_time_spans_s: np.ndarray | None = None
+    regions: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainingScores:
+    """Scores of the training normals, as the detector sees them, for learning thresholds."""
+
+    clip_scores: np.ndarray
+    frame_scores: np.ndarray
+
+
+class Detector(ABC):
+    """Base of every detector. Use `fit`, `enrol`, `score`, `save` and `Detector.load`."""
+
+    key: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+
+    def __init__(self, config: DetectorConfig | None = None, *, cache: FeatureCache | None = None,
+                 device: torch.device | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+        self.device = device or pick_device()
+        self.cache = cache or FeatureCache(None, self.device)
+        self.threshold: float | None = None
+        self.frame_threshold: float | None = None
+        self.info: dict[str, Any] = {}
+
+    # -- the pipeline ---------------------------------------------------------------------------------
+    def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
+        """Fit on one group's clips: its normal training clips (and supplemental clips, where used)."""
+        progress = progress or Progress()
+        normals = [c for c in clips if c.split == "train" and c.label != "anomaly"]
+        if not normals:
+            raise EarmarkError(f"{self.key}: no normal training clips to fit on; import clips with "
+                               "split 'train' (normal) for this machine and section first")
+        supplemental = [c for c in clips if c.split == "supplemental"]
+        training = self._fit(normals, supplemental, progress)
+        self._learn_thresholds(training)
+        self.info.update(trained_on=len(normals), source=sum(c.domain == "source" for c in normals),
+                         target=sum(c.domain == "target" for c in normals))
+
+    def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
+        """Add a few target-domain normal clips without refitting."""
+        self._require_fitted()
+        clips = [c for c in clips if c.label != "anomaly"]
+        if not clips:
+            raise EarmarkError(f"{self.key}: nothing to enrol; choose normal clips of the target domain")
+        self._learn_thresholds(self._enrol(clips, progress or Progress()))
+        self.info["enrolled"] = int(self.info.get("enrolled", 0)) + len(clips)
+
+    def score(self, clips: Sequence[Clip], progress: Progress | None = None) -> list[Detection]:
+        """A `Detection` per readable clip; unreadable clips are reported through `progress.problem`."""
+        self._require_fitted()
+        detections = self._detect(clips, progress or Progress())
+        for detection in detections:
+            detection.decision = bool(detection.score > self.threshold)
+            if detection.decision and self.frame_threshold is not None:
+                detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
+                                                    self.frame_threshold, self.config)
+        return detections
+
+    # -- for subclasses ----------------------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores: ...
+
+    @abstractmethod
+    def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        """Add the clips; return the training-normal scores as they now are (thresholds are re-learnt)."""
+
+    @abstractmethod
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        """Detections with score and frame scores; the base class sets decisions and regions."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    # -- thresholds ----------------------------------------------------------------------------------------
+    def _learn_thresholds(self, training: TrainingScores) -> None:
+        self.threshold = gamma_threshold(training.clip_scores, self.config.threshold_quantile)
+        frames = training.frame_scores[np.isfinite(training.frame_scores)]
+        if frames.size:  # no frame scores (an enrolment that keeps them) leaves the frame threshold as it was
+            self.frame_threshold = float(np.quantile(frames, self.config.frame_quantile))
+
+    def _require_fitted(self) -> None:
+        if self.threshold is None:
+            raise EarmarkError(f"{self.key}: this detector has not been fitted; run `earmark fit` first")
+
+    # -- saving ----------------------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        self._require_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
+        save_file(state, str(folder / STATE_FILE))
+        meta = {"detector": self.key, "config": dataclasses.asdict(self.config), "threshold": self.threshold,
+                "frame_threshold": self.frame_threshold, "info": self.info}
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, cache: FeatureCache | None = None,
+             device: torch.device | None = None) -> Detector:
+        from safetensors.torch import load_file
+
+        from engine.detectors.registry import detector_class
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / CONFIG_FILE).read_text())
+            state = load_file(str(folder / STATE_FILE))
+        except (OSError, ValueError) as exc:
+            raise EarmarkError(f"cannot read the model in {folder} ({exc}); fit the detector again") from None
+        klass = detector_class(meta["detector"])
+        known = {f.name for f in dataclasses.fields(klass.Config)}
+        detector = klass(klass.Config(**{k: v for k, v in meta["config"].items() if k in known}),
+                         cache=cache, device=device)
+        detector.threshold = meta["threshold"]
+        detector.frame_threshold = meta["frame_threshold"]
+        detector.info = meta.get("info", {})
+        detector.load_state_dict(state)
+        return detector
+
+
+def gamma_threshold(scores: np.ndarray, quantile: float) -> float:
+    """The `quantile` of a gamma distribution fitted to `scores` (the DCASE baseline's rule); the plain
+    empirical quantile when a gamma cannot be fitted (too few or identical scores)."""
+    import scipy.stats
+
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0:
+        raise EarmarkError("no training scores to learn a threshold from")
+    empirical = float(np.quantile(scores, quantile))
+    if scores.size < 3 or np.ptp(scores) <= 1e-12 * max(1.0, abs(scores.mean())):
+        return empirical
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            shape, loc, scale = scipy.stats.gamma.fit(scores)
+            value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
+        except (ValueError, RuntimeError, FloatingPointError):
+            return empirical
+    # A fit that lands outside the data's own range has failed; fall back rather than mislead.
+    if not np.isfinite(value) or value < scores.min() or value > scores.max() + 3 * scores.std():
+        return empirical
+    return value
+
+
+def propose_regions(times: np.ndarray, scores: np.ndarray, threshold: float,
+                    config: DetectorConfig) -> list[tuple[float, float, float]]:
+    """Stretches of frames above `threshold`, merged across short gaps, as (start_s, end_s, peak)."""
+    if len(times) == 0:
+        return []
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    above = np.flatnonzero(scores > threshold)
+    regions: list[list[float]] = []
+    for index in above:
+        start, end = float(times[index]) - step / 2, float(times[index]) + step / 2
+        if regions and start - regions[-1][1] <= config.merge_gap_s:
+            regions[-1][1] = end
+            regions[-1][2] = max(regions[-1][2], float(scores[index]))
+        else:
+            regions.append([start, end, float(scores[index])])
+    return [(max(0.0, s), e, p) for s, e, p in regions if e - s >= config.min_region_s]

@@ -1,0 +1,286 @@
+"""`knn`: a memory bank of normal embeddings per domain, with MemMixup and domain normalisation (GenRep).
+See README.md in this folder for the method and its figures."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.audio.augment import mix_at_snr, pitch_shift
+from engine.audio.io import load_audio
+from engine.data.clip import Clip
+from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.knn.bank import (
+    METRICS,
+    knn_distance,
+    leave_one_out_stats,
+    mem_mixup,
+)
+from engine.detectors.registry import register_detector
+from engine.encoders import Embedding, make_encoder
+from engine.errors import AudioError, EarmarkError
+from engine.jobs import Progress
+
+DOMAINS = ("source", "target")
+#: Training frames sampled to learn the frame threshold (a quantile needs no more).
+_THRESHOLD_FRAMES = 20000
+
+
+@dataclass
+class KnnConfig(DetectorConfig):
+    encoder: str = "logmel"
+    k: int = 3
+    distance: str = "l2"
+    #: z-score every embedding dimension with the source bank's mean and spread before measuring distances.
+    standardise: bool = True
+    memmixup: bool = True
+    mixup_neighbours: int = 5
+    mixup_lambda: float = 0.9
+    domain_norm: bool = True
+    #: Add copies of the training clips mixed with supplemental noise-only clips, and pitch-shifted copies.
+    augment: bool = False
+    augment_snrs: tuple[float, ...] = (0.0, 10.0, 20.0)
+    augment_semitones: tuple[float, ...] = (-1.0, 1.0)
+    augment_noises_per_clip: int = 2
+    frame_bank_size: int = 1024
+    frame_k: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.distance not in METRICS:
+            raise EarmarkError(f"knn: distance must be one of {', '.join(METRICS)}, not {self.distance!r}")
+        if self.k < 1 or self.frame_k < 1 or self.frame_bank_size < 1:
+            raise EarmarkError("knn: k, frame_k and frame_bank_size must be at least 1")
+        if not 0.0 <= self.mixup_lambda <= 1.0:
+            raise EarmarkError("knn: mixup_lambda must lie between 0 and 1")
+
+
+class _Bank:
+    """Rows of one domain's bank, the training clip each row came from, and which rows are the clips
+    themselves (not MemMixup or augmented copies)."""
+
+    def __init__(self, dim: int, device: torch.device) -> None:
+        self.rows = torch.zeros((0, dim), device=device)
+        self.parent = torch.zeros(0, dtype=torch.long, device=device)
+        self.original = torch.zeros(0, dtype=torch.bool, device=device)
+
+    def add(self, rows: torch.Tensor, parent: torch.Tensor, original: bool) -> None:
+        self.rows = torch.cat([self.rows, rows.to(self.rows)])
+        self.parent = torch.cat([self.parent, parent.to(self.parent)])
+        self.original = torch.cat([self.original, torch.full((len(rows),), original, device=self.original.device)])
+
+
+@register_detector
+class KnnDetector(Detector):
+    key = "knn"
+    title = "Memory-bank k-NN"
+    Config = KnnConfig
+    config: KnnConfig
+
+    def __init__(self, config: KnnConfig | None = None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.encoder = make_encoder(self.config.encoder, self.cache)
+        self.mean = self.scale = None
+        self.banks: dict[str, _Bank] = {}
+        self.stats: dict[str, tuple[float, float] | None] = {}
+        self.frames = self.frame_parent = self.frame_mean = self.frame_scale = None
+        self.parents = 0
+
+    # -- fitting ---------------------------------------------------------------------------------------------
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
+        embeddings = self.encoder.encode(normals, progress)
+        normals = [c for c in normals if c.clip_id in embeddings]
+        if not normals:
+            raise EarmarkError("knn: none of the training clips could be read; check them with `earmark info`")
+        vectors = self._tensor([embeddings[c.clip_id].clip for c in normals])
+        domains = [_domain(c) for c in normals]
+        reference = vectors[[d == "source" for d in domains]] if "source" in domains else vectors
+        if self.config.standardise:
+            self.mean, self.scale = reference.mean(0), reference.std(0, unbiased=False).clamp_min(1e-3)
+        else:
+            self.mean, self.scale = torch.zeros_like(vectors[0]), torch.ones_like(vectors[0])
+        self.banks = {d: _Bank(vectors.shape[1], self.device) for d in DOMAINS}
+        parents = torch.arange(len(normals), device=self.device)
+        self.parents = len(normals)
+        for domain in DOMAINS:
+            chosen = torch.tensor([d == domain for d in domains], device=self.device)
+            self.banks[domain].add(self._standardised(vectors[chosen]), parents[chosen], original=True)
+        if self.config.augment:
+            self._augment(normals, supplemental, progress)
+        self._mixup(self.banks["target"].original)
+        self._update_stats()
+        self._fit_frames([embeddings[c.clip_id] for c in normals], parents)
+        return TrainingScores(self._training_clip_scores(), self._training_frame_scores(embeddings, normals))
+
+    def _augment(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> None:
+        rate = self.encoder.sample_rate
+        noises = [c for c in supplemental if c.attributes.get("supp_type", "noise") == "noise"]
+        noise_audio = [(clip, _load(clip, rate, progress)) for clip in noises]
+        noise_audio = [(clip, audio) for clip, audio in noise_audio if audio is not None]
+        for index, clip in enumerate(normals):
+            progress.update(index, len(normals), f"knn: augmenting {clip.clip_id}")
+            audio = _load(clip, rate, progress)
+            if audio is None:
+                continue
+            copies: list[tuple[np.ndarray, str]] = []
+            for turn in range(min(self.config.augment_noises_per_clip, len(noise_audio))):
+                noise_clip, noise = noise_audio[(index + turn) % len(noise_audio)]
+                copies += [(mix_at_snr(audio, noise, snr), _domain(noise_clip)) for snr in self.config.augment_snrs]
+            copies += [(pitch_shift(audio, rate, step), _domain(clip)) for step in self.config.augment_semitones]
+            if not copies:
+                continue
+            vectors = self._standardised(self._tensor([e.clip for e in self.encoder.embed_waveforms(
+                [audio for audio, _ in copies])]))
+            for row, (_, domain) in zip(vectors, copies, strict=True):
+                self.banks[domain].add(row[None], torch.tensor([index]), original=False)
+
+    def _mixup(self, which: torch.Tensor) -> None:
+        """MemMixup for the chosen target rows: add their mixes with the nearest source clips."""
+        if not self.config.memmixup:
+            return
+        target, source = self.banks["target"], self.banks["source"]
+        rows = target.rows[which]
+        mixed, origin = mem_mixup(rows, source.rows[source.original], self.config.mixup_neighbours,
+                                  self.config.mixup_lambda)
+        target.add(mixed, target.parent[which][origin], original=False)
+
+    def _update_stats(self) -> None:
+        self.stats = {}
+        for domain, bank in self.banks.items():
+            self.stats[domain] = leave_one_out_stats(bank.rows[bank.original], bank.parent[bank.original], bank.rows,
+                                                     bank.parent, self.config.k, self.config.distance)
+
+    def _fit_frames(self, embeddings: list[Embedding], parents: torch.Tensor) -> None:
+        frames = self._tensor(np.concatenate([e.frames for e in embeddings]))
+        owner = torch.repeat_interleave(parents, torch.tensor([len(e.frames) for e in embeddings],
+                                                              device=self.device))
+        self.frame_mean = frames.mean(0)
+        self.frame_scale = frames.std(0, unbiased=False).clamp_min(1e-3)
+        keep = self._sample(len(frames), self.config.frame_bank_size)
+        self.frames = (frames[keep] - self.frame_mean) / self.frame_scale
+        self.frame_parent = owner[keep]
+
+    def _sample(self, count: int, size: int) -> torch.Tensor:
+        if count <= size:
+            return torch.arange(count, device=self.device)
+        generator = torch.Generator().manual_seed(self.config.seed + self.parents)
+        return torch.randperm(count, generator=generator)[:size].sort().values.to(self.device)
+
+    def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        embeddings = self.encoder.encode(clips, progress)
+        clips = [c for c in clips if c.clip_id in embeddings]
+        if not clips:
+            raise EarmarkError("knn: none of the clips to enrol could be read")
+        parents = torch.arange(self.parents, self.parents + len(clips), device=self.device)
+        self.parents += len(clips)
+        target = self.banks["target"]
+        before = len(target.rows)
+        target.add(self._standardised(self._tensor([embeddings[c.clip_id].clip for c in clips])), parents,
+                   original=True)
+        self._mixup(torch.arange(len(target.rows), device=self.device) >= before)
+        self._update_stats()
+        for clip, parent in zip(clips, parents, strict=True):  # a share of each new clip's frames joins the bank
+            frames = (self._tensor(embeddings[clip.clip_id].frames) - self.frame_mean) / self.frame_scale
+            keep = self._sample(len(frames), max(1, self.config.frame_bank_size // 16))
+            self.frames = torch.cat([self.frames, frames[keep]])
+            self.frame_parent = torch.cat([self.frame_parent, parent.repeat(len(keep))])
+        return TrainingScores(self._training_clip_scores(), np.zeros(0))
+
+    # -- scoring ---------------------------------------------------------------------------------------------
+    def _combine(self, distances: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The clip score: each bank's distance, z-scored with that bank's leave-one-out statistics when
+        domain normalisation is on, and the smaller of the two (the domain the clip sounds closest to)."""
+        scores = []
+        for domain, distance in distances.items():
+            if not len(self.banks[domain].rows):
+                continue
+            if self.config.domain_norm:
+                stats = self.stats.get(domain) or next((s for s in self.stats.values() if s), None) or (0.0, 1.0)
+                distance = (distance - stats[0]) / stats[1]
+            scores.append(torch.where(torch.isnan(distance), torch.full_like(distance, float("inf")), distance))
+        best = torch.stack(scores).min(0).values
+        return torch.where(torch.isinf(best), torch.full_like(best, float("nan")), best)
+
+    def _clip_scores(self, queries: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
+        config = self.config
+        return self._combine({domain: knn_distance(queries, bank.rows, config.k, config.distance, parents,
+                                                   bank.parent if parents is not None else None)
+                              for domain, bank in self.banks.items()})
+
+    def _training_clip_scores(self) -> np.ndarray:
+        rows = torch.cat([b.rows[b.original] for b in self.banks.values()])
+        parents = torch.cat([b.parent[b.original] for b in self.banks.values()])
+        return self._clip_scores(rows, parents).cpu().numpy()
+
+    def _frame_scores(self, frames: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
+        frames = (frames - self.frame_mean) / self.frame_scale
+        return knn_distance(frames, self.frames, self.config.frame_k, "l2", parents,
+                            self.frame_parent if parents is not None else None)
+
+    def _training_frame_scores(self, embeddings: dict[str, Embedding], normals: list[Clip]) -> np.ndarray:
+        """Leave-one-out frame scores of (a sample of) the training frames, for the frame threshold."""
+        frames = [self._tensor(embeddings[c.clip_id].frames) for c in normals]
+        parents = torch.repeat_interleave(torch.arange(len(normals), device=self.device),
+                                          torch.tensor([len(f) for f in frames], device=self.device))
+        keep = self._sample(len(parents), _THRESHOLD_FRAMES)
+        return self._frame_scores(torch.cat(frames)[keep], parents[keep]).cpu().numpy()
+
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        embeddings = self.encoder.encode(clips, progress)
+        clips = [c for c in clips if c.clip_id in embeddings]
+        if not clips:
+            return []
+        with torch.inference_mode():
+            queries = self._standardised(self._tensor([embeddings[c.clip_id].clip for c in clips]))
+            scores = self._clip_scores(queries).cpu().numpy()
+            lengths = [len(embeddings[c.clip_id].frames) for c in clips]
+            frames = self._tensor(np.concatenate([embeddings[c.clip_id].frames for c in clips]))
+            frame_scores = np.split(self._frame_scores(frames).cpu().numpy(), np.cumsum(lengths)[:-1])
+        return [Detection(clip.clip_id, float(score), False, lane.astype(np.float32),
+                          embeddings[clip.clip_id].frame_times)
+                for clip, score, lane in zip(clips, scores, frame_scores, strict=True)]
+
+    # -- helpers and state ----------------------------------------------------------------------------------
+    def _tensor(self, arrays) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(arrays if not isinstance(arrays, list) else np.stack(arrays)),
+                               dtype=torch.float32, device=self.device)
+
+    def _standardised(self, vectors: torch.Tensor) -> torch.Tensor:
+        return (vectors - self.mean) / self.scale
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {"mean": self.mean, "scale": self.scale, "frames": self.frames, "frame_parent": self.frame_parent,
+                 "frame_mean": self.frame_mean, "frame_scale": self.frame_scale,
+                 "parents": torch.tensor([self.parents])}
+        for domain, bank in self.banks.items():
+            state.update({f"{domain}.rows": bank.rows, f"{domain}.parent": bank.parent,
+                          f"{domain}.original": bank.original})
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = {name: tensor.to(self.device) for name, tensor in state.items()}
+        self.mean, self.scale = state["mean"], state["scale"]
+        self.frames, self.frame_parent = state["frames"], state["frame_parent"]
+        self.frame_mean, self.frame_scale = state["frame_mean"], state["frame_scale"]
+        self.parents = int(state["parents"][0])
+        self.banks = {}
+        for domain in DOMAINS:
+            bank = _Bank(self.mean.shape[0], self.device)
+            bank.rows, bank.parent, bank.original = (state[f"{domain}.rows"], state[f"{domain}.parent"],
+                                                     state[f"{domain}.original"])
+            self.banks[domain] = bank
+        self._update_stats()
+
+
+def _domain(clip: Clip) -> str:
+    return clip.domain or "source"
+
+
+def _load(clip: Clip, rate: int, progress: Progress) -> np.ndarray | None:
+    try:
+        return load_audio(clip.path, rate)[0]
+    except AudioError as exc:
+        progress.problem(f"{clip.clip_id}: skipped, {exc.reason}")
+        return None

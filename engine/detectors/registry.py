@@ -1,0 +1,80 @@
+"""Detector keys -> classes, and settings given as text (`--set k=5`) turned into a typed config."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from engine.errors import EarmarkError
+
+if TYPE_CHECKING:
+    from engine.detectors.base import Detector, DetectorConfig
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    DETECTORS[cls.key] = cls
+    return cls
+
+
+def _load_all() -> None:
+    # Importing a detector's package registers it.
+    from engine.detectors import dcase_ae, knn  # noqa: F401
+
+
+def detector_keys() -> list[str]:
+    _load_all()
+    return sorted(DETECTORS)
+
+
+def detector_class(key: str) -> type[Detector]:
+    _load_all()
+    if key not in DETECTORS:
+        raise EarmarkError(f"unknown detector {key!r}; available: {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[key]
+
+
+def make_config(key: str, settings: Mapping[str, object] | None = None) -> DetectorConfig:
+    """The detector's config with `settings` applied; text values are converted to the field's type."""
+    klass = detector_class(key)
+    config = klass.Config()
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    values = {}
+    for name, value in (settings or {}).items():
+        if name not in fields:
+            raise EarmarkError(f"{key} has no setting {name!r}; its settings are: {', '.join(fields)}")
+        values[name] = _convert(key, name, value, getattr(config, name))
+    return dataclasses.replace(config, **values)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """["k=5", "distance=cosine"] -> {"k": "5", "distance": "cosine"}."""
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise EarmarkError(f"setting {pair!r} is not of the form name=value")
+        settings[name.strip()] = value.strip()
+    return settings
+
+
+def _convert(key: str, name: str, value: object, default: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            return tuple(type(default[0])(v) for v in value.split(",")) if default else tuple(value.split(","))
+    except ValueError:
+        raise EarmarkError(f"{key}: setting {name}={value!r} is not a valid {type(default).__name__}") from None
+    return value

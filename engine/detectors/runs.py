@@ -1,0 +1,183 @@
+"""Fitting, enrolling and scoring detectors over a whole project, one model per group.
+
+These are the calls the CLI and the GUI's engine thread make. Each takes a `Progress`; a clip that cannot
+be read is reported through `progress.problem` and the rest go on.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.audio.feature_cache import FeatureCache
+from engine.data.clip import Clip
+from engine.detectors.base import Detection, Detector
+from engine.detectors.registry import detector_class, make_config
+from engine.device import pick_device
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+from engine.store import results
+from engine.store.project import Project
+
+
+@dataclass
+class Session:
+    """What a run needs besides the project: the device and the feature cache, shared by every model."""
+
+    project: Project
+    device: torch.device = field(default_factory=pick_device)
+    cache: FeatureCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = FeatureCache(self.project.artifacts / "features", self.device)
+
+
+@dataclass
+class ScoreRun:
+    detector: str
+    scored: int
+    groups: list[str]
+    folder: Path
+    detections: list[Detection]
+
+
+def groups_of(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
+    grouped: dict[str, list[Clip]] = {}
+    for clip in clips:
+        grouped.setdefault(clip.group, []).append(clip)
+    return dict(sorted(grouped.items()))
+
+
+def fit(session: Session, detector: str, settings: Mapping[str, object] | None = None, group: str | None = None,
+        progress: Progress | None = None) -> list[results.ModelRecord]:
+    """Fit `detector` on every group with normal training clips (or just `group`); one new model each."""
+    progress = progress or Progress()
+    config = make_config(detector, settings)
+    project = session.project
+    grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
+    trainable = {g: clips for g, clips in grouped.items()
+                 if any(c.split == "train" and c.label != "anomaly" for c in clips)}
+    if group is not None:
+        if group not in trainable:
+            known = ", ".join(trainable) or "none"
+            raise EarmarkError(f"group {group!r} has no normal training clips; groups that have some: {known}")
+        trainable = {group: trainable[group]}
+    if not trainable:
+        raise EarmarkError(f"{project.folder} has no normal training clips (split 'train'); import a data set "
+                           "with training clips before fitting")
+    fitted = []
+    for index, (key, clips) in enumerate(trainable.items()):
+        step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ")
+        model = detector_class(detector)(config, cache=session.cache, device=session.device)
+        model.fit(clips, step)
+        fitted.append(_save(project, model, key))
+    return fitted
+
+
+def _save(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
+    model_id, folder = results.add_model(project, model.key, group, asdict(model.config), model.threshold,
+                                         {**model.info, **(metrics or {})})
+    try:
+        model.save(folder)
+    except BaseException:
+        results.remove_model(project, model_id)  # no row may point at weights that were never written
+        raise
+    return next(m for m in results.models(project, model.key) if m.model_id == model_id)
+
+
+def load(session: Session, record: results.ModelRecord) -> Detector:
+    return Detector.load(session.project.folder / record.artifact, cache=session.cache, device=session.device)
+
+
+def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Progress | None = None,
+          ) -> list[results.ModelRecord]:
+    """Add target-domain normal clips to the newest model of each clip's group; saved as a new model."""
+    progress = progress or Progress()
+    project = session.project
+    clips = [project.clip(clip_id) for clip_id in clip_ids]
+    latest = results.latest_models(project, detector)
+    updated = []
+    for key, group_clips in groups_of(clips).items():
+        if key not in latest:
+            raise EarmarkError(f"no fitted {detector} model for {key}; run `earmark fit {project.folder} "
+                               f"--detector {detector}` first")
+        model = load(session, latest[key])
+        model.enrol(group_clips, progress.child(f"{detector} {key}: "))
+        updated.append(_save(project, model, key, {"enrolled_into": latest[key].model_id}))
+    return updated
+
+
+def score(session: Session, detector: str, split: str | None = "test", group: str | None = None,
+          progress: Progress | None = None, clips: Sequence[Clip] | None = None) -> ScoreRun:
+    """Score the clips of `split` (or the given clips) with the newest model of their group, store the
+    scores and each clip's frame scores, and write `scores.csv` and `metrics.json` for the run."""
+    progress = progress or Progress()
+    project = session.project
+    detector_class(detector)  # an unknown name fails here, before any work
+    latest = results.latest_models(project, detector)
+    if not latest:
+        raise EarmarkError(f"no fitted {detector} model in {project.folder}; run "
+                           f"`earmark fit {project.folder} --detector {detector}` first")
+    if clips is None:
+        clips = project.clips(split=split) if split else project.clips()
+    grouped = groups_of(clips)
+    if group is not None:
+        grouped = {group: grouped.get(group, [])}
+    detections: list[Detection] = []
+    scored_groups = []
+    for index, (key, group_clips) in enumerate(grouped.items()):
+        if key not in latest:
+            progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, no fitted {detector} model for "
+                             "this group")
+            continue
+        step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ")
+        found = load(session, latest[key]).score(group_clips, step)
+        _store(project, latest[key].model_id, group_clips, found)
+        detections += found
+        scored_groups.append(key)
+    if not detections:
+        raise EarmarkError(f"no clip could be scored with {detector}; see the problems listed above")
+    folder = _write_run(project, detector, {d.clip_id: d for d in detections}, clips)
+    return ScoreRun(detector, len(detections), scored_groups, folder, detections)
+
+
+def _store(project: Project, model_id: int, clips: Sequence[Clip], detections: Sequence[Detection]) -> None:
+    checksums = {c.clip_id: c.checksum or c.clip_id for c in clips}
+    rows = []
+    for d in detections:
+        arrays = {"frame_scores": d.frame_scores, "frame_times": d.frame_times,
+                  "regions": np.asarray(d.regions, dtype=np.float64).reshape(-1, 3)}
+        if d.anomaly_map is not None:
+            arrays.update(anomaly_map=d.anomaly_map, map_freq_spans_hz=d.map_freq_spans_hz,
+                          map_time_spans_s=d.map_time_spans_s)
+        rows.append((d.clip_id, d.score, d.decision, results.save_lanes(project, model_id, checksums[d.clip_id],
+                                                                        arrays)))
+    results.write_scores(project, model_id, rows)
+
+
+def _write_run(project: Project, detector: str, detections: dict[str, Detection], clips: Sequence[Clip]) -> Path:
+    from engine.evaluation.report import evaluate_rows
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    folder = project.artifacts / "runs" / detector / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    scored = [c for c in clips if c.clip_id in detections]
+    with open(folder / "scores.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score",
+                         "decision"])
+        for clip in scored:
+            d = detections[clip.clip_id]
+            writer.writerow([clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id, clip.domain,
+                             clip.split, clip.label or "", f"{d.score:.6g}", int(d.decision)])
+    report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
+                                      for c in scored])
+    (folder / "metrics.json").write_text(json.dumps(report.as_dict(), indent=2))
+    return folder

@@ -1,0 +1,1 @@
+"""Evaluation: the official DCASE figures (metrics), result files (dcase_io) and project reports (report)."""

@@ -1,0 +1,61 @@
+"""DCASE result files, as the official evaluator reads them.
+
+`anomaly_score_<machine>_section_<id>_test.csv`: one row `<wav file name>,<score>` per test clip;
+`decision_result_<machine>_section_<id>_test.csv`: one row `<wav file name>,<0|1>`. No header.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import EarmarkError
+
+
+def result_names(machine_type: str, section_id: str) -> tuple[str, str]:
+    stem = f"{machine_type}_section_{section_id}_test.csv"
+    return f"anomaly_score_{stem}", f"decision_result_{stem}"
+
+
+def write_results(folder: Path, rows: Sequence) -> list[Path]:
+    """Write both files for every machine and section in `rows` (objects with machine_type, section_id,
+    path, score, decision). Returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    by_section: dict[tuple[str, str], list] = {}
+    for row in rows:
+        by_section.setdefault((row.machine_type or "unknown", row.section_id or "00"), []).append(row)
+    written = []
+    for (machine, section), section_rows in sorted(by_section.items()):
+        score_name, decision_name = result_names(machine, section)
+        with open(folder / score_name, "w", newline="") as scores, \
+                open(folder / decision_name, "w", newline="") as decisions:
+            score_writer, decision_writer = csv.writer(scores, lineterminator="\n"), csv.writer(decisions,
+                                                                                                lineterminator="\n")
+            for row in section_rows:
+                name = Path(row.path).name
+                score_writer.writerow([name, repr(float(row.score))])
+                decision_writer.writerow([name, int(bool(row.decision))])
+        written += [folder / score_name, folder / decision_name]
+    return written
+
+
+def export_dcase(project, out: str | Path, detector: str | None = None) -> dict[str, list[Path]]:
+    """Write the test-split results of one detector into `out`, or of every scored detector into
+    `out/<detector>/`. Returns the files written per detector."""
+    from engine.store import results
+
+    out = Path(out)
+    rows = results.latest_scores(project, detector=detector, split="test")
+    if not rows:
+        what = f"{detector} scores" if detector else "scores"
+        raise EarmarkError(f"no {what} for test clips in {project.folder}; run `earmark score "
+                           f"{project.folder} --detector NAME` first")
+    names = [detector] if detector else sorted({r.detector for r in rows})
+    return {name: write_results(out if detector else out / name, [r for r in rows if r.detector == name])
+            for name in names}
+
+
+def read_results(path: str | Path) -> list[tuple[str, str]]:
+    """The rows of a result file, as pairs of text."""
+    with open(path, newline="") as handle:
+        return [tuple(row) for row in csv.reader(handle)]

@@ -1,0 +1,137 @@
+"""Fitted models and their scores in a project: the `models` and `scores` tables and their artifacts.
+
+Model weights live in `artifacts/models/<detector>/<group>/<model_id>/`; each scored clip's frame scores
+(and anomaly map, where the detector makes one) in `artifacts/scores/<model_id>/<checksum>.npz`. Paths in
+the tables are relative to the project folder, so a project can be moved.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.store.project import Project, now
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: int
+    detector: str
+    group_key: str
+    config: dict
+    artifact: str
+    threshold: float
+    metrics: dict
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """A stored score with the clip's truth, for evaluation and export."""
+
+    model_id: int
+    detector: str
+    clip_id: str
+    path: str
+    machine_type: str | None
+    section_id: str | None
+    domain: str | None
+    split: str | None
+    label: str | None
+    score: float
+    decision: bool
+    map_artifact: str | None
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def add_model(project: Project, detector: str, group_key: str, config: dict, threshold: float,
+              metrics: dict | None = None) -> tuple[int, Path]:
+    """Record a model; returns its id and the (empty) folder its weights go into."""
+    db = project.db
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
+            "VALUES (?, ?, ?, '', ?, ?, ?)",
+            [detector, group_key, json.dumps(config, sort_keys=True), threshold, json.dumps(metrics or {}), now()])
+        model_id = int(cursor.lastrowid)
+        relative = Path("artifacts") / "models" / detector / _safe(group_key) / str(model_id)
+        db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
+    folder = project.folder / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    return model_id, folder
+
+
+def remove_model(project: Project, model_id: int) -> None:
+    with project.db.atomic():
+        project.db.execute("DELETE FROM models WHERE model_id = ?", [model_id])
+
+
+def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
+    where, values = ("WHERE detector = ?", [detector]) if detector else ("", [])
+    rows = project.db.execute_returning_dicts(f"SELECT * FROM models {where} ORDER BY model_id", values)
+    return [ModelRecord(r["model_id"], r["detector"], r["group_key"], json.loads(r["config"]), r["artifact"],
+                        r["threshold"], json.loads(r["metrics"]), r["created_at"]) for r in rows]
+
+
+def latest_models(project: Project, detector: str) -> dict[str, ModelRecord]:
+    """The newest model of `detector` for each group."""
+    return {m.group_key: m for m in models(project, detector)}
+
+
+def fitted_detectors(project: Project) -> list[str]:
+    return [row[0] for row in project.db.execute("SELECT DISTINCT detector FROM models ORDER BY detector")]
+
+
+def score_file(project: Project, model_id: int, checksum: str) -> Path:
+    return project.artifacts / "scores" / str(model_id) / f"{checksum}.npz"
+
+
+def write_scores(project: Project, model_id: int, rows: Sequence[tuple[str, float, bool, str | None]]) -> None:
+    """Store (clip_id, score, decision, map_artifact) rows, replacing earlier scores of this model."""
+    stamp = now()
+    db = project.db
+    with db.atomic():
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO scores (model_id, clip_id, score, decision, map_artifact, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(model_id, clip_id, float(score), int(decision), artifact, stamp)
+             for clip_id, score, decision, artifact in rows])
+
+
+def save_lanes(project: Project, model_id: int, checksum: str, arrays: dict[str, np.ndarray]) -> str:
+    """Write one clip's frame scores (and map) for a model; returns the path relative to the project."""
+    target = score_file(project, model_id, checksum)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(target, **arrays)
+    return target.relative_to(project.folder).as_posix()
+
+
+def load_lanes(project: Project, map_artifact: str) -> dict[str, np.ndarray]:
+    with np.load(project.folder / map_artifact) as data:
+        return {name: data[name] for name in data.files}
+
+
+def latest_scores(project: Project, detector: str | None = None, split: str | None = None) -> list[ScoreRow]:
+    """For each detector, the scores of its newest model per group, with each clip's truth."""
+    where, values = [], []
+    if detector:
+        where.append("m.detector = ?")
+        values.append(detector)
+    if split:
+        where.append("c.split = ?")
+        values.append(split)
+    condition = " AND ".join(where) or "1"
+    rows = project.db.execute(
+        "SELECT s.model_id, m.detector, c.clip_id, c.path, c.machine_type, c.section_id, c.domain, c.split, "
+        "c.label, s.score, s.decision, s.map_artifact FROM scores s "
+        "JOIN models m ON m.model_id = s.model_id JOIN clips c ON c.clip_id = s.clip_id "
+        "WHERE s.model_id IN (SELECT max(model_id) FROM models GROUP BY detector, group_key) "
+        f"AND {condition} ORDER BY m.detector, c.machine_type, c.section_id, c.rowid", values).fetchall()
+    return [ScoreRow(*row[:10], bool(row[10]), row[11]) for row in rows]

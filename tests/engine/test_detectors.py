@@ -1,0 +1,141 @@
+"""The detector contract, run over every registered detector on the project's own synthetic data: fit on a
+group's normal clips, score with decisions from a learnt threshold, save and load to the same scores, enrol
+target clips, and fail clearly without training data or a fit."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.audio.feature_cache import FeatureCache
+from engine.detectors.base import Detector, gamma_threshold
+from engine.detectors.registry import (
+    detector_class,
+    detector_keys,
+    make_config,
+    parse_settings,
+)
+from engine.errors import EarmarkError
+from engine.jobs import RecordingProgress
+
+#: Settings that keep each detector quick on the small data set; every other setting is its default.
+QUICK = {"dcase_ae": {"epochs": 3}}
+GROUP = "fan/section_00"
+
+
+def _detector(key, tmp_path, **settings):
+    config = make_config(key, {**QUICK.get(key, {}), **settings})
+    return detector_class(key)(config, cache=FeatureCache(tmp_path / "features"))
+
+
+def _group(project, split=None):
+    return [c for c in project.clips() if c.group == GROUP and (split is None or c.split == split)]
+
+
+def test_every_detector_of_the_issue_is_registered():
+    assert {"dcase_ae", "knn"} <= set(detector_keys())
+
+
+@pytest.fixture(params=detector_keys())
+def key(request):
+    return request.param
+
+
+def test_fit_and_score_give_a_detection_per_clip_with_frame_scores_and_a_decision(key, toy_project, tmp_path):
+    detector = _detector(key, tmp_path)
+    progress = RecordingProgress()
+    detector.fit(_group(toy_project), progress)
+    assert progress.updates, "fitting reports progress"
+    assert detector.threshold is not None and np.isfinite(detector.threshold)
+    test = _group(toy_project, "test")
+    detections = detector.score(test)
+    assert [d.clip_id for d in detections] == [c.clip_id for c in test]
+    for clip, detection in zip(test, detections, strict=True):
+        assert np.isfinite(detection.score)
+        assert detection.decision == (detection.score > detector.threshold)
+        assert len(detection.frame_scores) == len(detection.frame_times) > 0
+        assert np.all(np.diff(detection.frame_times) > 0)
+        assert 0 <= detection.frame_times[0] and detection.frame_times[-1] <= clip.duration_s + 0.1
+        for start, end, peak in detection.regions:
+            assert 0 <= start < end and peak > detector.frame_threshold
+    # The threshold is learnt from training normals: most of them fall below it.
+    train = detector.score(_group(toy_project, "train"))
+    assert np.mean([d.decision for d in train]) <= 0.5
+
+
+def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_path):
+    detector = _detector(key, tmp_path)
+    detector.fit(_group(toy_project))
+    folder = detector.save(tmp_path / "model")
+    assert (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
+    loaded = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    assert type(loaded) is type(detector) and loaded.threshold == detector.threshold
+    test = _group(toy_project, "test")
+    np.testing.assert_allclose([d.score for d in loaded.score(test)], [d.score for d in detector.score(test)],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_enrolling_target_clips_adds_them_without_refitting(key, toy_project, tmp_path):
+    # The auto-encoder's MSE score ignores domains; its Mahalanobis mode is the one enrolment feeds.
+    detector = _detector(key, tmp_path, **({"mode": "mahalanobis"} if key == "dcase_ae" else {}))
+    source_only = [c for c in _group(toy_project) if c.domain != "target" or c.split != "train"]
+    detector.fit(source_only)
+    target = [c for c in _group(toy_project, "train") if c.domain == "target"]
+    test = _group(toy_project, "test")
+    before = {d.clip_id: d.score for d in detector.score(test)}
+    threshold = detector.threshold
+    detector.enrol(target)
+    after = {d.clip_id: d.score for d in detector.score(test)}
+    assert detector.info["enrolled"] == len(target)
+    target_normals = [c.clip_id for c in test if c.domain == "target" and c.label == "normal"]
+    assert any(abs(after[i] - before[i]) > 1e-6 for i in target_normals), "enrolment changes target scores"
+    assert detector.threshold != threshold, "the threshold is learnt again with the enrolled clips"
+
+
+def test_fitting_without_normal_training_clips_is_a_clear_error(key, toy_project, tmp_path):
+    with pytest.raises(EarmarkError, match="no normal training clips"):
+        _detector(key, tmp_path).fit(_group(toy_project, "test"))
+
+
+def test_scoring_an_unfitted_detector_is_a_clear_error(key, toy_project, tmp_path):
+    with pytest.raises(EarmarkError, match="not been fitted"):
+        _detector(key, tmp_path).score(_group(toy_project, "test"))
+
+
+def test_a_corrupt_clip_in_a_batch_is_reported_and_the_rest_are_scored(key, toy_project, tmp_path):
+    detector = _detector(key, tmp_path)
+    detector.fit(_group(toy_project))
+    test = _group(toy_project, "test")
+    broken = tmp_path / "broken.wav"
+    shutil.copy(test[0].path, broken)
+    broken.write_bytes(broken.read_bytes()[:100])
+    import dataclasses
+    batch = [dataclasses.replace(test[0], clip_id="broken", path=str(broken), checksum="0" * 64), *test[1:]]
+    progress = RecordingProgress()
+    detections = detector.score(batch, progress)
+    assert [d.clip_id for d in detections] == [c.clip_id for c in test[1:]]
+    assert len(progress.problems) == 1 and progress.problems[0].startswith("broken: skipped")
+
+
+def test_settings_are_checked_and_typed():
+    assert make_config("knn", parse_settings(["k=5", "domain_norm=false"])).k == 5
+    assert make_config("knn", {"domain_norm": "false"}).domain_norm is False
+    with pytest.raises(EarmarkError, match="no setting 'kk'"):
+        make_config("knn", {"kk": "5"})
+    with pytest.raises(EarmarkError, match="not a valid int"):
+        make_config("knn", {"k": "three"})
+    with pytest.raises(EarmarkError, match="mode must be one of"):
+        make_config("dcase_ae", {"mode": "fancy"})
+    with pytest.raises(EarmarkError, match="unknown detector"):
+        make_config("nope")
+
+
+def test_the_threshold_is_the_90th_percentile_of_a_gamma_fitted_to_training_scores():
+    import scipy.stats
+
+    scores = scipy.stats.gamma.rvs(3.0, loc=1.0, scale=0.5, size=4000, random_state=0)
+    # The fitted gamma's 90th percentile is close to the true one (3.0 shape, loc 1, scale 0.5).
+    assert gamma_threshold(scores, 0.9) == pytest.approx(scipy.stats.gamma.ppf(0.9, 3.0, loc=1.0, scale=0.5),
+                                                         rel=0.02)
+    assert gamma_threshold(np.array([2.0, 2.0, 2.0]), 0.9) == 2.0

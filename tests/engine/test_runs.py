@@ -1,0 +1,94 @@
+"""Detectors over a whole project, as the CLI and the GUI run them: one model per group in the models table,
+scores in the scores table with each clip's frame scores on disk, run files, evaluation, export, enrolment,
+and clear errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from engine.detectors import runs
+from engine.errors import EarmarkError
+from engine.evaluation.dcase_io import export_dcase, read_results
+from engine.evaluation.report import evaluate_project, format_reports
+from engine.jobs import RecordingProgress
+from engine.store import results
+
+
+def test_fit_score_evaluate_and_export_a_project(toy_project, tmp_path):
+    session = runs.Session(toy_project)
+    progress = RecordingProgress()
+    fitted = runs.fit(session, "knn", {"k": "2"}, progress=progress)
+    assert sorted(m.group_key for m in fitted) == sorted({c.group for c in toy_project.clips()})
+    assert all(m.config["k"] == 2 and np.isfinite(m.threshold) for m in fitted)
+    assert any("fan/section_00" in message for *_, message, _ in progress.updates)
+
+    run = runs.score(session, "knn")
+    test_clips = toy_project.clips(split="test")
+    assert run.scored == len(test_clips)
+    stored = results.latest_scores(toy_project, "knn")
+    assert {r.clip_id for r in stored} == {c.clip_id for c in test_clips}
+    lanes = results.load_lanes(toy_project, stored[0].map_artifact)
+    assert len(lanes["frame_scores"]) == len(lanes["frame_times"]) > 0
+
+    with open(run.folder / "scores.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(test_clips)
+    metrics = json.loads((run.folder / "metrics.json").read_text())
+    assert metrics["detector"] == "knn" and 0 <= metrics["official_score"] <= 1
+
+    [report] = evaluate_project(toy_project)
+    assert report.official == pytest.approx(metrics["official_score"])
+    assert len(report.sections) == len(fitted)
+    assert any(line.strip().startswith("knn") for line in format_reports([report]))
+
+    written = export_dcase(toy_project, tmp_path / "out", "knn")["knn"]
+    assert len(written) == 2 * len(fitted)
+    rows = read_results(tmp_path / "out" / "anomaly_score_fan_section_00_test.csv")
+    fan = [c for c in test_clips if c.group == "fan/section_00"]
+    assert [name for name, _ in rows] == [c.path.rsplit("/", 1)[1] for c in fan]
+
+
+def test_scores_of_several_detectors_export_into_one_folder_each(toy_project, tmp_path):
+    session = runs.Session(toy_project)
+    for detector, settings in (("knn", {}), ("dcase_ae", {"epochs": 2})):
+        runs.fit(session, detector, settings, group="valve/section_01")
+        runs.score(session, detector, group="valve/section_01")
+    written = export_dcase(toy_project, tmp_path / "out")
+    assert set(written) == {"dcase_ae", "knn"}
+    for detector in written:
+        assert sorted(p.name for p in (tmp_path / "out" / detector).iterdir()) == [
+            "anomaly_score_valve_section_01_test.csv", "decision_result_valve_section_01_test.csv"]
+    assert {r.detector for r in evaluate_project(toy_project)} == {"dcase_ae", "knn"}
+
+
+def test_enrolling_saves_a_new_model_that_later_scores_use(toy_project):
+    session = runs.Session(toy_project)
+    [first] = runs.fit(session, "knn", group="fan/section_01")
+    targets = [c.clip_id for c in toy_project.clips(split="train", domain="target") if c.group == "fan/section_01"]
+    [enrolled] = runs.enrol(session, "knn", targets)
+    assert enrolled.model_id > first.model_id and enrolled.metrics["enrolled_into"] == first.model_id
+    assert enrolled.metrics["enrolled"] == len(targets)
+    runs.score(session, "knn", group="fan/section_01")
+    assert {r.model_id for r in results.latest_scores(toy_project, "knn")} == {enrolled.model_id}
+
+
+def test_clear_errors_without_training_data_or_a_fitted_model(project, toy_project):
+    with pytest.raises(EarmarkError, match="no normal training clips"):
+        runs.fit(runs.Session(project), "knn")
+    with pytest.raises(EarmarkError, match="no fitted knn model"):
+        runs.score(runs.Session(toy_project), "knn")
+    with pytest.raises(EarmarkError, match="group 'pump/section_00' has no normal training clips"):
+        runs.fit(runs.Session(toy_project), "knn", group="pump/section_00")
+    with pytest.raises(EarmarkError, match="no scores"):
+        export_dcase(toy_project, "/tmp/never-written")
+
+
+def test_a_group_without_a_model_is_reported_and_the_others_are_scored(toy_project):
+    session = runs.Session(toy_project)
+    runs.fit(session, "knn", group="fan/section_00")
+    progress = RecordingProgress()
+    run = runs.score(session, "knn", progress=progress)
+    assert run.groups == ["fan/section_00"]
+    assert any("bearing/section_00" in line and "not scored" in line for line in progress.problems)
