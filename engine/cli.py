@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score clips with a fitted detector and store the scores")
     score.add_argument("project", type=Path)
     score.add_argument("--detector", required=True)
-    score.add_argument("--split", default="test", help="which clips: train, test, supplemental or all "
-                                                       "(default test)")
+    score.add_argument("--split", default="test", choices=("train", "test", "supplemental", "all"),
+                       help="which clips (default test)")
     score.add_argument("--group", default=None, help="score just this group, e.g. fan/section_00")
     _add_device_option(score)
 
@@ -216,8 +216,16 @@ def _session(project, args: argparse.Namespace):
 
 def _print_problems(progress) -> None:
     for line in progress.problems:
-        print(f"skipped: {line}", file=sys.stderr)
+        print(line, file=sys.stderr)
     sys.stderr.flush()
+
+
+def _print_models(verb: str, models, progress) -> None:
+    _print_problems(progress)
+    for model in models:
+        clips = model.metrics.get("trained_on", "?"), model.metrics.get("enrolled", 0)
+        print(f"{verb} {model.detector} for {model.group_key}: model {model.model_id}, {clips[0]} training "
+              f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, threshold {model.threshold:.4g}")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -229,10 +237,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project, \
             TerminalProgress(f"fitting {args.detector}", unit="step") as progress:
         fitted = runs.fit(_session(project, args), args.detector, settings, args.group, progress)
-    _print_problems(progress)
-    for model in fitted:
-        print(f"Fitted {model.detector} for {model.group_key}: model {model.model_id}, "
-              f"{model.metrics.get('trained_on', '?')} training clips, threshold {model.threshold:.4g}")
+    _print_models("Fitted", fitted, progress)
     return 0
 
 
@@ -257,10 +262,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project, \
             TerminalProgress(f"enrolling {args.detector}", unit="step") as progress:
         updated = runs.enrol(_session(project, args), args.detector, args.clips, progress)
-    _print_problems(progress)
-    for model in updated:
-        print(f"Enrolled into {model.detector} for {model.group_key}: new model {model.model_id}, "
-              f"threshold {model.threshold:.4g}")
+    _print_models("Enrolled into", updated, progress)
     return 0
 
 

@@ -3,8 +3,8 @@
 A long call takes a `Progress`, calls `progress.update(done, total, message)` as it goes (at least every
 ~200 ms of work) and `progress.check()` between steps; `check()` raises `Cancelled` once somebody called
 `cancel()`. An item the call must skip (a corrupt clip in a batch) goes to `progress.problem(line)`, and the
-call carries on with the rest. The CLI uses `TerminalProgress` (a progress bar on stderr that appears only for work longer than
-a second), the GUI relays updates through Qt signals, and tests use `RecordingProgress`.
+call carries on with the rest. The CLI uses `TerminalProgress` (a progress bar on stderr that appears only
+for work longer than a second), the GUI relays updates through Qt signals, and tests use `RecordingProgress`.
 """
 from __future__ import annotations
 

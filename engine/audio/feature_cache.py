@@ -67,12 +67,8 @@ class FeatureCache:
         with ThreadPoolExecutor(self._loaders) as pool:
             for start in range(0, len(missing), BATCH):
                 batch = missing[start:start + BATCH]
-                loaded = list(pool.map(lambda clip: _load(clip, spec.sample_rate), batch))
-                good = [(clip, audio) for clip, audio in zip(batch, loaded, strict=True)
-                        if not isinstance(audio, AudioError)]
-                for clip, audio in zip(batch, loaded, strict=True):
-                    if isinstance(audio, AudioError):
-                        progress.problem(f"{clip.clip_id}: skipped, {audio.reason}")
+                loaded = load_clips(batch, spec.sample_rate, progress, pool)
+                good = [(clip, audio) for clip, audio in zip(batch, loaded, strict=True) if audio is not None]
                 for clip, array in self._compute(good, spec):
                     found[clip.clip_id] = array
                     self._store(spec, clip, array)
@@ -102,9 +98,18 @@ class FeatureCache:
         partial.replace(target)  # atomic: a reader never sees half a file
 
 
-def _load(clip: Clip, sample_rate: int) -> np.ndarray | AudioError:
-    try:
-        audio, _ = load_audio(clip.path, sample_rate)
-    except AudioError as exc:
-        return exc
-    return audio
+def load_clips(clips: Sequence[Clip], sample_rate: int, progress: Progress,
+               pool: ThreadPoolExecutor | None = None) -> list[np.ndarray | None]:
+    """Each clip's samples at `sample_rate`, or None for a clip that cannot be read (reported through
+    `progress.problem`). With a thread pool, files are decoded in parallel."""
+    def load(clip: Clip) -> np.ndarray | AudioError:
+        try:
+            return load_audio(clip.path, sample_rate)[0]
+        except AudioError as exc:
+            return exc
+
+    loaded = list(pool.map(load, clips) if pool is not None else map(load, clips))
+    for clip, audio in zip(clips, loaded, strict=True):
+        if isinstance(audio, AudioError):
+            progress.problem(f"{clip.clip_id}: skipped, {audio.reason}")
+    return [None if isinstance(audio, AudioError) else audio for audio in loaded]

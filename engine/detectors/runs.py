@@ -129,7 +129,12 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
         clips = project.clips(split=split) if split else project.clips()
     grouped = groups_of(clips)
     if group is not None:
-        grouped = {group: grouped.get(group, [])}
+        grouped = {group: grouped[group]} if group in grouped else {}
+    if not grouped:
+        what = f"{split} clips" if split else "clips"
+        where = f" in group {group!r}" if group else ""
+        raise EarmarkError(f"no {what} to score{where}; `earmark info {project.folder}` lists what the "
+                           "project holds")
     detections: list[Detection] = []
     scored_groups = []
     for index, (key, group_clips) in enumerate(grouped.items()):

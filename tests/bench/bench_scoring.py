@@ -89,10 +89,7 @@ def quality(root: Path, seeds: list[int], ae_epochs: int) -> None:
                 detector.fit(clips)
                 rows[name] += [(c, d.score, d.decision) for c, d in zip(test, detector.score(test), strict=True)]
                 if key == "dcase_ae":  # the same trained network, scored the selective-Mahalanobis way
-                    detector.config.mode = "mahalanobis"
-                    train = [c for c in clips if c.split == "train"]
-                    detector._learn_thresholds(detector._training_scores(train, detector._vectors(train, runs.Progress()),
-                                                                         replace=True))
+                    detector.switch_mode("mahalanobis", clips)
                     rows["dcase_ae (Mahalanobis)"] += [(c, d.score, d.decision)
                                                        for c, d in zip(test, detector.score(test), strict=True)]
         for name, scored in rows.items():

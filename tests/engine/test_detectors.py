@@ -139,3 +139,15 @@ def test_the_threshold_is_the_90th_percentile_of_a_gamma_fitted_to_training_scor
     assert gamma_threshold(scores, 0.9) == pytest.approx(scipy.stats.gamma.ppf(0.9, 3.0, loc=1.0, scale=0.5),
                                                          rel=0.02)
     assert gamma_threshold(np.array([2.0, 2.0, 2.0]), 0.9) == 2.0
+
+
+def test_the_auto_encoder_switches_mode_without_training_again(toy_project, tmp_path):
+    clips, test = _group(toy_project), _group(toy_project, "test")
+    switched = _detector("dcase_ae", tmp_path)
+    switched.fit(clips)
+    switched.switch_mode("mahalanobis", clips)
+    fitted = _detector("dcase_ae", tmp_path, mode="mahalanobis")
+    fitted.fit(clips)  # same seed, same network: switching must equal fitting in that mode
+    np.testing.assert_allclose([d.score for d in switched.score(test)], [d.score for d in fitted.score(test)],
+                               rtol=1e-4)
+    assert switched.threshold == pytest.approx(fitted.threshold, rel=1e-4)

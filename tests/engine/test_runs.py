@@ -92,3 +92,10 @@ def test_a_group_without_a_model_is_reported_and_the_others_are_scored(toy_proje
     run = runs.score(session, "knn", progress=progress)
     assert run.groups == ["fan/section_00"]
     assert any("bearing/section_00" in line and "not scored" in line for line in progress.problems)
+
+
+def test_scoring_a_group_or_split_without_clips_says_so(toy_project):
+    session = runs.Session(toy_project)
+    runs.fit(session, "knn", group="fan/section_00")
+    with pytest.raises(EarmarkError, match="no test clips to score in group 'pump/section_00'"):
+        runs.score(session, "knn", group="pump/section_00")

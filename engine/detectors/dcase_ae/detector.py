@@ -2,6 +2,7 @@
 Mahalanobis modes. See README.md in this folder for the method and its figures."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,7 +59,9 @@ class DcaseAEDetector(Detector):
     def __init__(self, config: DcaseAEConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         dim = self.config.n_mels * self.config.frames
-        self.model = AENet(dim).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, without touching global state
+            torch.manual_seed(self.config.seed)
+            self.model = AENet(dim).to(self.device)
         # Residual statistics per domain (count, sum, sum of outer products), so enrolling adds to them.
         self.stats = {domain: [0.0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)]
                       for domain in ("source", "target")}
@@ -87,7 +90,6 @@ class DcaseAEDetector(Detector):
     def _train(self, data: torch.Tensor, progress: Progress) -> None:
         config = self.config
         generator = torch.Generator().manual_seed(config.seed)
-        torch.manual_seed(config.seed)
         optimiser = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
         self.model.train()
@@ -153,6 +155,15 @@ class DcaseAEDetector(Detector):
             keep = np.random.default_rng(0).choice(len(self.train_frame_scores), _KEPT_FRAMES, replace=False)
             self.train_frame_scores = self.train_frame_scores[np.sort(keep)]
         return TrainingScores(self.train_clip_scores, self.train_frame_scores)
+
+    def switch_mode(self, mode: str, normals: Sequence[Clip], progress: Progress | None = None) -> None:
+        """Score the other way with the same trained network (both modes share it and its residual
+        statistics); the thresholds are learnt again from `normals`, the clips it was fitted on."""
+        self.config = DcaseAEConfig(**{**dataclasses.asdict(self.config), "mode": mode})
+        normals = [c for c in normals if c.split == "train" and c.label != "anomaly"]
+        vectors = self._vectors(normals, progress or Progress())
+        normals = [c for c in normals if c.clip_id in vectors and len(vectors[c.clip_id])]
+        self._learn_thresholds(self._training_scores(normals, vectors, replace=True))
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         vectors = self._vectors(clips, progress)

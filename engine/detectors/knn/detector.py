@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.audio.augment import mix_at_snr, pitch_shift
-from engine.audio.io import load_audio
+from engine.audio.feature_cache import load_clips
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.knn.bank import (
@@ -20,7 +20,7 @@ from engine.detectors.knn.bank import (
 )
 from engine.detectors.registry import register_detector
 from engine.encoders import Embedding, make_encoder
-from engine.errors import AudioError, EarmarkError
+from engine.errors import EarmarkError
 from engine.jobs import Progress
 
 DOMAINS = ("source", "target")
@@ -117,11 +117,11 @@ class KnnDetector(Detector):
     def _augment(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> None:
         rate = self.encoder.sample_rate
         noises = [c for c in supplemental if c.attributes.get("supp_type", "noise") == "noise"]
-        noise_audio = [(clip, _load(clip, rate, progress)) for clip in noises]
-        noise_audio = [(clip, audio) for clip, audio in noise_audio if audio is not None]
+        noise_audio = [(clip, audio) for clip, audio in zip(noises, load_clips(noises, rate, progress), strict=True)
+                       if audio is not None]
         for index, clip in enumerate(normals):
             progress.update(index, len(normals), f"knn: augmenting {clip.clip_id}")
-            audio = _load(clip, rate, progress)
+            [audio] = load_clips([clip], rate, progress)
             if audio is None:
                 continue
             copies: list[tuple[np.ndarray, str]] = []
@@ -277,10 +277,3 @@ class KnnDetector(Detector):
 def _domain(clip: Clip) -> str:
     return clip.domain or "source"
 
-
-def _load(clip: Clip, rate: int, progress: Progress) -> np.ndarray | None:
-    try:
-        return load_audio(clip.path, rate)[0]
-    except AudioError as exc:
-        progress.problem(f"{clip.clip_id}: skipped, {exc.reason}")
-        return None
