@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     dcase.add_argument("--detector", default=None, help="one detector, written straight into OUT "
                                                        "(default: every scored detector, one sub-folder each)")
 
+    from engine.cli_weights import add_parser as add_weights_parser
+
+    add_weights_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="print what the project holds instead of opening it")
     demo.add_argument("--project", type=Path, default=None, help="where the demo project lives "
@@ -187,11 +190,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _demo_detectors(project, args: argparse.Namespace) -> None:
     """Fit both detectors where they are not fitted yet, score the test clips, print the official scores."""
     from engine.detectors import runs
-    from engine.evaluation.report import evaluate_project, format_reports
     from engine.store import results
 
     session = _session(project, args)
-    plans = [("knn", {}), ("dcase_ae", {"epochs": args.ae_epochs})]
+    plans = [("knn", {}), ("patch_memory", {}), ("dcase_ae", {"epochs": args.ae_epochs})]
     for detector, settings in plans:
         if not results.latest_models(project, detector):
             print(f"Fitting {detector} on every machine and section ...")
@@ -202,7 +204,7 @@ def _demo_detectors(project, args: argparse.Namespace) -> None:
                 runs.score(session, detector, "test", progress=progress)
             _print_problems(progress)
     print()
-    print("\n".join(format_reports(evaluate_project(project))))
+    print("\n".join(evaluation_lines(project)))
     print(f"(dcase_ae trained for {args.ae_epochs} epochs here; `earmark fit {project.folder} --detector dcase_ae` "
           "trains the baseline's 100)")
 
@@ -267,16 +269,28 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluation.report import evaluate_project, format_reports
     from engine.store import Project
 
     with Project.open(args.project) as project:
-        reports = evaluate_project(project, args.detector)
-    if not reports or not any(r.clips for r in reports):
+        lines = evaluation_lines(project, args.detector)
+    if not lines:
         raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
                            f"`earmark score {args.project} --detector NAME` first")
-    print("\n".join(format_reports(reports)))
+    print("\n".join(lines))
     return 0
+
+
+def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[str]:
+    """The official figures table, then localization where truth regions are known; empty when nothing
+    labelled has been scored."""
+    from engine.evaluation.localization import format_localization, localize_project
+    from engine.evaluation.report import evaluate_project, format_reports
+
+    reports = evaluate_project(project, detectors)
+    if not reports or not any(r.clips for r in reports):
+        return []
+    localization = format_localization(localize_project(project, detectors))
+    return format_reports(reports) + ([""] + localization if localization else [])
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -323,4 +337,10 @@ def describe(project) -> list[str]:
 
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "weights": lambda args: _weights(args)}
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from engine.cli_weights import cmd_weights
+
+    return cmd_weights(args)

@@ -15,6 +15,12 @@ from engine.store import Project  # noqa: E402
 SMALL_TOY = ToyConfig(scale=0.01, seed=3, duration_s=1.0, sections=2)
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path, monkeypatch):
+    """Tests keep their weights settings to themselves: never the user's real config directory."""
+    monkeypatch.setenv("EARMARK_CONFIG_DIR", str(tmp_path / "config"))
+
+
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("toy")

@@ -21,3 +21,38 @@ def write_wav(path: Path, samples: np.ndarray | None = None, sr: int = 16000, su
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), tone(sr=sr) if samples is None else samples, sr, subtype=subtype, format=fmt)
     return path
+
+
+#: The BEATs_iter3 settings, scaled down so that a model builds and runs in milliseconds.
+TINY_BEATS = {"input_patch_size": 16, "embed_dim": 16, "encoder_embed_dim": 32, "encoder_layers": 2,
+              "encoder_attention_heads": 2, "encoder_ffn_embed_dim": 64, "conv_pos": 8, "conv_pos_groups": 4,
+              "relative_position_embedding": True, "gru_rel_pos": True, "deep_norm": True,
+              "layer_norm_first": False, "max_distance": 800}
+
+
+def tiny_ast(folder: Path, layers: int = 2) -> Path:
+    """A tiny Audio Spectrogram Transformer with random weights, saved in the transformers format (the
+    format of the published checkpoints): config.json and model.safetensors."""
+    import torch
+    from transformers import ASTConfig, ASTModel
+
+    torch.manual_seed(0)
+    model = ASTModel(ASTConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                               intermediate_size=64))
+    model.save_pretrained(folder)
+    return folder
+
+
+def tiny_beats(path: Path, **changes) -> Path:
+    """A tiny BEATs with random weights, saved as the official checkpoints are: a dict with cfg and model."""
+    import dataclasses
+
+    import torch
+
+    from engine.encoders.beats_model import BEATs, BEATsConfig
+
+    torch.manual_seed(0)
+    cfg = BEATsConfig.from_dict({**TINY_BEATS, **changes})
+    model = BEATs(cfg)
+    torch.save({"cfg": dataclasses.asdict(cfg), "model": model.state_dict()}, path)
+    return path

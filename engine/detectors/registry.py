@@ -20,7 +20,7 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
 
 def _load_all() -> None:
     # Importing a detector's package registers it.
-    from engine.detectors import dcase_ae, knn  # noqa: F401
+    from engine.detectors import dcase_ae, knn, patch_memory  # noqa: F401
 
 
 def detector_keys() -> list[str]:

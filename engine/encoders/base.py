@@ -19,8 +19,9 @@ from engine.jobs import Progress
 
 @dataclass
 class Embedding:
-    """One clip's embeddings. `frames` [T, Df] at `frame_times` [T] seconds; `patches` [F, Tp, Dp] or None,
-    with `freq_spans_hz` [F, 2] (low, high) and `time_spans_s` [Tp, 2] (start, end)."""
+    """One clip's embeddings. `frames` [T, Df] at `frame_times` [T] seconds; `patches` [L, F, Tp, Dp] or None
+    (L layers of a F x Tp grid), with `freq_spans_hz` [F, 2] (low, high) and `time_spans_s` [Tp, 2]
+    (start, end)."""
 
     clip: np.ndarray
     frames: np.ndarray
@@ -35,9 +36,13 @@ class Encoder(ABC):
     `encode` and `embed_waveforms` together."""
 
     name: str = ""
+    #: The layers whose patches `encode(..., patches=True)` returns (1-based; -1 is the last).
+    layers: tuple[int, ...] = (1,)
 
-    def __init__(self, cache: FeatureCache) -> None:
+    def __init__(self, cache: FeatureCache, layers: Sequence[int] = ()) -> None:
         self.cache = cache
+        if layers:
+            self.layers = tuple(layers)
 
     @abstractmethod
     def encode(self, clips: Sequence[Clip], progress: Progress | None = None, *, patches: bool = False,
@@ -61,9 +66,10 @@ def register_encoder(cls: type[Encoder]) -> type[Encoder]:
     return cls
 
 
-def make_encoder(name: str, cache: FeatureCache) -> Encoder:
+def make_encoder(name: str, cache: FeatureCache, layers: Sequence[int] = ()) -> Encoder:
+    """The encoder called `name`; pretrained ones load the weights set up with `earmark weights add`."""
     from engine.errors import EarmarkError
 
     if name not in ENCODERS:
         raise EarmarkError(f"unknown encoder {name!r}; available: {', '.join(sorted(ENCODERS))}")
-    return ENCODERS[name](cache)
+    return ENCODERS[name](cache, layers=layers)

@@ -94,9 +94,13 @@ def test_demo_creates_the_project_once_and_shows_it(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "333 clip(s)" in first.stdout  # 3 machines x 3 sections x 37 clips
     assert (folder / "project.sqlite").is_file() and (folder / "audio" / "metadata.csv").is_file()
-    assert "Fitting knn" in first.stdout and "Fitting dcase_ae" in first.stdout
-    scores = [line.split() for line in first.stdout.splitlines() if line.startswith("  ")]
-    assert sorted(s[0] for s in scores) == ["dcase_ae", "knn"] and all(0 <= float(s[1]) <= 1 for s in scores)
+    assert all(f"Fitting {name}" in first.stdout for name in ("knn", "patch_memory", "dcase_ae"))
+    lines = first.stdout.splitlines()
+    official = lines.index("Official score (harmonic mean of every AUC source, AUC target and pAUC):")
+    scores = [line.split() for line in lines[official + 1:official + 4]]
+    assert sorted(s[0] for s in scores) == ["dcase_ae", "knn", "patch_memory"]
+    assert all(0 <= float(s[1]) <= 1 for s in scores)
+    assert "Localization (anomalous test clips with known regions):" in lines
     # The second run reuses the data, the project and the fitted models, and shows the same figures.
     assert second.returncode == 0 and "Synthesising" not in second.stdout and "Fitting" not in second.stdout
     assert first.stdout.endswith(second.stdout.split("\n\n", 1)[1])
@@ -118,6 +122,8 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     fitted = earmark("fit", project, "--detector", "knn", "--set", "k=2", "--group", "fan/section_00")
     bad_setting = earmark("fit", project, "--detector", "knn", "--set", "k=two")
     scored = earmark("score", project, "--detector", "knn")
+    earmark("fit", project, "--detector", "patch_memory", "--group", "fan/section_00")
+    earmark("score", project, "--detector", "patch_memory")
     evaluated = earmark("evaluate", project)
     exported = earmark("export", "dcase", project, tmp_path / "results")
 
@@ -129,7 +135,13 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     table = evaluated.stdout.splitlines()
     assert evaluated.returncode == 0 and table[0].split()[:3] == ["detector", "machine", "section"]
     assert table[1].split()[:3] == ["knn", "fan", "00"]
-    assert any(line.split()[0] == "knn" and 0 <= float(line.split()[1]) <= 1 for line in table[-1:])
+    official = table.index("Official score (harmonic mean of every AUC source, AUC target and pAUC):")
+    localization = table.index("Localization (anomalous test clips with known regions):")
+    for block in (table[official + 1:official + 3], table[localization + 2:localization + 4]):
+        assert sorted(line.split()[0] for line in block) == ["knn", "patch_memory"]
+    assert all(0 <= float(line.split()[1]) <= 1 for line in table[official + 1:official + 3])
+    # 1 s clips: a patch column is 0.5 s wide, so the frame AUROC may be undefined ("-"); the hit rate is not.
+    assert all(line.split()[2].endswith("%") for line in table[localization + 2:localization + 4])
     assert exported.returncode == 0
     assert sorted(p.name for p in (tmp_path / "results" / "knn").iterdir()) == [
         "anomaly_score_fan_section_00_test.csv", "decision_result_fan_section_00_test.csv"]

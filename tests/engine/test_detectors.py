@@ -34,7 +34,7 @@ def _group(project, split=None):
 
 
 def test_every_detector_of_the_issue_is_registered():
-    assert {"dcase_ae", "knn"} <= set(detector_keys())
+    assert {"dcase_ae", "knn", "patch_memory"} <= set(detector_keys())
 
 
 @pytest.fixture(params=detector_keys())

@@ -1,0 +1,113 @@
+"""The `ast` encoder: a frozen Audio Spectrogram Transformer (Gong et al., Interspeech 2021) through
+transformers' `ASTModel`.
+
+Input exactly as the original: the waveform's mean removed, a Kaldi filter bank (128 mel bins, 25 ms Hann
+windows every 10 ms, HTK-compatible, no dither), padded or cut to the model's 1024 frames, then normalised
+with the AudioSet mean -4.2677393 and twice the standard deviation 4.5689974. The 16 x 16 patches at
+stride 10 make a 12 x 101 grid (frequency x time) per window; the chosen layers' tokens on that grid are
+the patch vectors. Weights come from a local folder in the transformers format or from the Hugging Face
+cache, offline unless the user allows downloads (see `engine.weights`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from engine.audio.feature_cache import FeatureCache
+from engine.encoders import kaldi
+from engine.encoders.base import register_encoder
+from engine.encoders.pretrained import PatchTransformerEncoder, select_layers
+from engine.errors import EarmarkError
+
+MEAN = -4.2677393
+STD = 4.5689974
+
+
+def load_ast_model(location: str, allow_download: bool | None = None):
+    """An `ASTModel` (in eval mode) from a transformers-format folder or a Hugging Face model id; a clear
+    error when it is missing or is not an AST."""
+    from pathlib import Path
+
+    from transformers import ASTConfig, ASTModel
+    from transformers.utils import logging as transformers_logging
+
+    from engine import weights
+
+    transformers_logging.disable_progress_bar()  # Earmark reports its own progress
+
+    where = weights.KINDS["ast"].where
+    if allow_download is None:
+        allow_download = weights.allow_download()
+    path = Path(location).expanduser()
+    looks_like_path = path.is_absolute() or location.startswith((".", "~")) or path.exists()
+    if looks_like_path and not path.exists():
+        raise EarmarkError(f"AST weights not found at {path}; {where}")
+    if path.is_file() or (path.is_dir() and not (path / "config.json").is_file()):
+        raise EarmarkError(f"{path} is not an AST model folder in the transformers format (it needs config.json "
+                           f"and model.safetensors); {where}")
+    try:
+        config = ASTConfig.from_pretrained(location, local_files_only=not allow_download)
+        if config.model_type != ASTConfig.model_type:
+            raise ValueError(f"it holds a {config.model_type!r} model, not an AST")
+        model = ASTModel.from_pretrained(location, config=config, local_files_only=not allow_download)
+    except Exception as exc:  # noqa: BLE001  (a damaged file fails in many ways: each is the user's to fix)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        offline = "" if allow_download or looks_like_path else " (downloads are off; it must be in the cache)"
+        raise EarmarkError(f"cannot load AST weights from {location}{offline}: {reason}; {where}") from None
+    return model.eval()
+
+
+@lru_cache(maxsize=2)
+def _shared_model(location: str, device: str):
+    """One loaded model per location and device, shared by every encoder (they never train it)."""
+    return load_ast_model(location).to(device)
+
+
+@register_encoder
+class AstEncoder(PatchTransformerEncoder):
+    name = "ast"
+    default_layers = (4, 8, 12)
+
+    def __init__(self, cache: FeatureCache, layers: Sequence[int] = (), location: str | None = None) -> None:
+        from engine import weights
+
+        super().__init__(cache, layers)
+        self.location = location or weights.location("ast")
+        self.model = _shared_model(self.location, str(cache.device))
+        config = self.model.config
+        self.window_frames = config.max_length
+        self.patch, self.f_stride, self.t_stride = config.patch_size, config.frequency_stride, config.time_stride
+        if config.num_mel_bins != kaldi.N_MELS:
+            raise EarmarkError(f"this AST expects {config.num_mel_bins} mel bins; Earmark feeds the original "
+                               f"{kaldi.N_MELS}. {weights.KINDS['ast'].where}")
+        self._settle_layers(config.num_hidden_layers, layers, "this AST")
+        self.rows = (config.num_mel_bins - self.patch) // self.f_stride + 1
+        self.cols = (config.max_length - self.patch) // self.t_stride + 1
+        self.window_hop = self.cols * self.t_stride  # the next window's first column follows on the grid
+        self.min_window_frames = self.patch
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        return kaldi.ast_fbank(audio)
+
+    def window_input(self, frames: torch.Tensor) -> torch.Tensor:
+        padded = torch.nn.functional.pad(frames, (0, 0, 0, self.window_frames - len(frames)))
+        return (padded - MEAN) / (2 * STD)  # padded with zeros first, as the original and transformers do
+
+    def run(self, windows: torch.Tensor) -> list[torch.Tensor]:
+        output = self.model(input_values=windows, output_hidden_states=True)
+        hidden = output.hidden_states[1:]  # [0] is the embedding layer
+        chosen = select_layers(hidden, self.layers, "this AST")
+        # Tokens 0 and 1 are the CLS and distillation tokens; the rest run frequency-major over the grid.
+        return [h[:, 2:].reshape(len(windows), self.rows, self.cols, -1) for h in chosen]
+
+    def columns(self, valid_frames: int) -> int:
+        return int(np.clip((valid_frames - self.patch) // self.t_stride + 1, 1, self.cols))
+
+    def row_spans_hz(self, rows: int) -> np.ndarray:
+        return kaldi.row_spans_hz(rows, self.patch, self.f_stride)
+
+    def column_spans_s(self, columns: int, offset_frames: int) -> np.ndarray:
+        return kaldi.column_spans_s(columns, self.patch, self.t_stride, offset_frames)
