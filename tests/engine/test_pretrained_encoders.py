@@ -98,6 +98,18 @@ def test_pretrained_encoders_feed_knn_and_patch_memory(name, detector, request, 
         assert all(d.anomaly_map.shape == (rows, len(d.frame_times)) for d in detections)
 
 
+def test_layers_are_chosen_from_the_command_line_and_checked_against_the_model(ast_weights):
+    weights.add("ast", ast_weights)
+    config = make_config("patch_memory", {"encoder": "ast", "layers": "1,-1"})
+    assert config.layers == (1, -1)
+    assert detector_class("patch_memory")(config, cache=FeatureCache(None)).encoder.layers == (1, -1)
+    with pytest.raises(EarmarkError, match="whole numbers"):
+        make_config("patch_memory", {"layers": "last"})
+    with pytest.raises(EarmarkError, match="has layers 1 to 2"):
+        detector_class("patch_memory")(make_config("patch_memory", {"encoder": "ast", "layers": "5"}),
+                                       cache=FeatureCache(None))
+
+
 def test_a_missing_or_wrong_ast_folder_is_a_clear_error(tmp_path):
     with pytest.raises(EarmarkError, match="no ast weights are set up.*earmark weights add ast"):
         make_encoder("ast", FeatureCache(None))

@@ -42,6 +42,11 @@ class PatchMemoryConfig(DetectorConfig):
     chunk_mb: float = 64.0
 
     def __post_init__(self) -> None:
+        try:  # `--set layers=4,8,12` arrives as text
+            self.layers = tuple(int(layer) for layer in self.layers)
+        except ValueError:
+            raise EarmarkError(f"patch_memory: layers must be whole numbers such as 4,8,12 (or -1 for the last), "
+                               f"not {','.join(map(str, self.layers))}") from None
         if self.support not in SUPPORTS:
             raise EarmarkError(f"patch_memory: support must be one of {', '.join(SUPPORTS)}, not {self.support!r}")
         if not 0.0 <= self.quantile <= 1.0:
