@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli_weights import add_parser as add_weights_parser
+from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
 from engine.jobs import TerminalProgress
 
@@ -74,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     dcase.add_argument("out", type=Path)
     dcase.add_argument("--detector", default=None, help="one detector, written straight into OUT "
                                                        "(default: every scored detector, one sub-folder each)")
-
-    from engine.cli_weights import add_parser as add_weights_parser
 
     add_weights_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
@@ -337,10 +337,4 @@ def describe(project) -> list[str]:
 
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
-            "demo": cmd_demo, "weights": lambda args: _weights(args)}
-
-
-def _weights(args: argparse.Namespace) -> int:
-    from engine.cli_weights import cmd_weights
-
-    return cmd_weights(args)
+            "demo": cmd_demo, "weights": cmd_weights}

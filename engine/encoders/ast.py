@@ -11,7 +11,6 @@ cache, offline unless the user allows downloads (see `engine.weights`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ import torch
 from engine.audio.feature_cache import FeatureCache
 from engine.encoders import kaldi
 from engine.encoders.base import register_encoder
-from engine.encoders.pretrained import PatchTransformerEncoder, select_layers
+from engine.encoders.pretrained import PatchTransformerEncoder
 from engine.errors import EarmarkError
 
 MEAN = -4.2677393
@@ -60,12 +59,6 @@ def load_ast_model(location: str, allow_download: bool | None = None):
     return model.eval()
 
 
-@lru_cache(maxsize=2)
-def _shared_model(location: str, device: str):
-    """One loaded model per location and device, shared by every encoder (they never train it)."""
-    return load_ast_model(location).to(device)
-
-
 @register_encoder
 class AstEncoder(PatchTransformerEncoder):
     name = "ast"
@@ -74,20 +67,22 @@ class AstEncoder(PatchTransformerEncoder):
     def __init__(self, cache: FeatureCache, layers: Sequence[int] = (), location: str | None = None) -> None:
         from engine import weights
 
-        super().__init__(cache, layers)
-        self.location = location or weights.location("ast")
-        self.model = _shared_model(self.location, str(cache.device))
+        super().__init__(cache, layers, location)
         config = self.model.config
         self.window_frames = config.max_length
         self.patch, self.f_stride, self.t_stride = config.patch_size, config.frequency_stride, config.time_stride
         if config.num_mel_bins != kaldi.N_MELS:
             raise EarmarkError(f"this AST expects {config.num_mel_bins} mel bins; Earmark feeds the original "
                                f"{kaldi.N_MELS}. {weights.KINDS['ast'].where}")
-        self._settle_layers(config.num_hidden_layers, layers, "this AST")
         self.rows = (config.num_mel_bins - self.patch) // self.f_stride + 1
         self.cols = (config.max_length - self.patch) // self.t_stride + 1
         self.window_hop = self.cols * self.t_stride  # the next window's first column follows on the grid
         self.min_window_frames = self.patch
+
+    load_model = staticmethod(load_ast_model)
+
+    def depth(self) -> int:
+        return self.model.config.num_hidden_layers
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         return kaldi.ast_fbank(audio)
@@ -99,9 +94,8 @@ class AstEncoder(PatchTransformerEncoder):
     def run(self, windows: torch.Tensor) -> list[torch.Tensor]:
         output = self.model(input_values=windows, output_hidden_states=True)
         hidden = output.hidden_states[1:]  # [0] is the embedding layer
-        chosen = select_layers(hidden, self.layers, "this AST")
         # Tokens 0 and 1 are the CLS and distillation tokens; the rest run frequency-major over the grid.
-        return [h[:, 2:].reshape(len(windows), self.rows, self.cols, -1) for h in chosen]
+        return [hidden[i][:, 2:].reshape(len(windows), self.rows, self.cols, -1) for i in self.layer_indices]
 
     def columns(self, valid_frames: int) -> int:
         return int(np.clip((valid_frames - self.patch) // self.t_stride + 1, 1, self.cols))

@@ -8,27 +8,15 @@ set up with `earmark weights add beats PATH`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
-
 import numpy as np
 import torch
 
-from engine.audio.feature_cache import FeatureCache
 from engine.encoders import kaldi
 from engine.encoders.base import register_encoder
-from engine.encoders.pretrained import PatchTransformerEncoder, select_layers
+from engine.encoders.pretrained import PatchTransformerEncoder
 
 PATCH = 16
 ROWS = kaldi.N_MELS // PATCH
-
-
-@lru_cache(maxsize=2)
-def _shared_model(location: str, device: str):
-    from engine.encoders.beats_model import load_beats_checkpoint
-
-    model, _ = load_beats_checkpoint(location)
-    return model.to(device).eval()
 
 
 @register_encoder
@@ -36,14 +24,16 @@ class BeatsEncoder(PatchTransformerEncoder):
     name = "beats"
     default_layers = (4, 8, 12)
 
-    def __init__(self, cache: FeatureCache, layers: Sequence[int] = (), location: str | None = None) -> None:
-        from engine import weights
+    min_window_frames = PATCH
 
-        super().__init__(cache, layers)
-        self.location = location or weights.location("beats")
-        self.model = _shared_model(self.location, str(cache.device))
-        self._settle_layers(len(self.model.encoder.layers), layers, "this BEATs model")
-        self.min_window_frames = PATCH
+    @staticmethod
+    def load_model(location: str) -> torch.nn.Module:
+        from engine.encoders.beats_model import load_beats_checkpoint
+
+        return load_beats_checkpoint(location)[0]
+
+    def depth(self) -> int:
+        return len(self.model.encoder.layers)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         from engine.encoders.beats_model import fbank
@@ -60,8 +50,8 @@ class BeatsEncoder(PatchTransformerEncoder):
     def run(self, windows: torch.Tensor) -> list[torch.Tensor]:
         from engine.encoders.beats_model import tokens_to_grid
 
-        chosen = select_layers(self.model.layer_outputs(windows), self.layers, "this BEATs model")
-        return [tokens_to_grid(h, ROWS) for h in chosen]  # tokens run time-major: t * 8 + f
+        hidden = self.model.layer_outputs(windows)
+        return [tokens_to_grid(hidden[i], ROWS) for i in self.layer_indices]  # tokens run time-major: t * 8 + f
 
     def columns(self, valid_frames: int) -> int:
         return max(1, valid_frames // PATCH)

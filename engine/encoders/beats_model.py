@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.errors import EarmarkError
+from engine.weights import KINDS
 
 #: Mean and standard deviation of the official fbank normalisation: (fbank - mean) / (2 * std).
 FBANK_MEAN = 15.41663
@@ -32,8 +33,7 @@ FBANK_STD = 6.55582
 SAMPLE_RATE = 16000
 N_MELS = 128
 #: Where to get real weights; every loading error ends with it.
-WHERE_TO_GET = ("download BEATs_iter3_plus_AS2M.pt from https://github.com/microsoft/unilm/tree/master/beats "
-                "and run `earmark weights add beats PATH`")
+WHERE_TO_GET = KINDS["beats"].where  # one text for every place that tells users where to get BEATs
 
 
 @dataclass

@@ -8,7 +8,8 @@ vector is the mean of one patch column over frequency.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from engine.data.clip import Clip
 from engine.device import autocast
 from engine.encoders import kaldi
 from engine.encoders.base import Embedding, Encoder
+from engine.errors import EarmarkError
 from engine.jobs import Progress
 
 #: Windows run through the model at once.
@@ -34,22 +36,34 @@ class PatchTransformerEncoder(Encoder):
     #: The layers used when none are chosen (1-based; -1 is the last).
     default_layers: tuple[int, ...] = (-1,)
 
-    def __init__(self, cache: FeatureCache, layers: Sequence[int] = ()) -> None:
+    def __init__(self, cache: FeatureCache, layers: Sequence[int] = (), location: str | None = None) -> None:
+        """Loads the weights at `location` (default: the ones set up with `earmark weights add <name>`) and
+        settles the layers: without a choice, the defaults (given for 12 layers) scaled to the model's depth;
+        a layer the model does not have fails here, before any audio is read."""
+        from engine import weights
+
         super().__init__(cache)
-        self.layers = tuple(layers) or self.default_layers
+        self.location = location or weights.location(self.name)
+        self.model = _shared_model(type(self).load_model, self.location, str(cache.device))
+        depth = self.depth()
+        self.layers = tuple(layers) or tuple(sorted({max(1, round(layer * depth / 12))
+                                                     for layer in self.default_layers}))
+        self.layer_indices = layer_indices(self.layers, depth, f"this {self.name} model")
 
     @property
     def sample_rate(self) -> int:
         return kaldi.SAMPLE_RATE
 
-    def _settle_layers(self, depth: int, chosen: Sequence[int], model: str) -> None:
-        """Without chosen layers, the defaults (given for 12 layers) scaled to the model's depth; a layer the
-        model does not have fails here, before any audio is read."""
-        if not chosen:
-            self.layers = tuple(sorted({max(1, round(layer * depth / 12)) for layer in self.default_layers}))
-        select_layers(range(depth), self.layers, model)
-
     # -- for subclasses ------------------------------------------------------------------------------------
+    @staticmethod
+    @abstractmethod
+    def load_model(location: str) -> torch.nn.Module:
+        """The model in eval mode, or an `EarmarkError` that says where to get the right weights."""
+
+    @abstractmethod
+    def depth(self) -> int:
+        """How many transformer layers the loaded model has."""
+
     @abstractmethod
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """[T, 128] model-ready features of one waveform, before any padding."""
@@ -60,7 +74,7 @@ class PatchTransformerEncoder(Encoder):
 
     @abstractmethod
     def run(self, windows: torch.Tensor) -> list[torch.Tensor]:
-        """Patch tokens [B, F, Tp, D] of each selected layer for a batch of windows [B, W, 128]."""
+        """Patch tokens [B, F, Tp, D] of the layers in `layer_indices` for a batch of windows [B, W, 128]."""
 
     @abstractmethod
     def columns(self, valid_frames: int) -> int:
@@ -121,15 +135,19 @@ class PatchTransformerEncoder(Encoder):
         return embedding
 
 
-def select_layers(hidden: Sequence[torch.Tensor], layers: Sequence[int], name: str) -> list[torch.Tensor]:
-    """The chosen layers (1-based, negative from the end) of per-layer outputs; a clear error when a
-    layer does not exist."""
-    from engine.errors import EarmarkError
+@lru_cache(maxsize=2)
+def _shared_model(load: Callable[[str], torch.nn.Module], location: str, device: str) -> torch.nn.Module:
+    """One loaded model per kind, location and device, shared by every encoder (none of them trains it)."""
+    return load(location).to(device)
 
-    chosen = []
+
+def layer_indices(layers: Sequence[int], depth: int, model: str) -> list[int]:
+    """0-based indices of the chosen layers (1-based, negative from the end) of a `depth`-layer model; a
+    clear error for a layer it does not have."""
+    indices = []
     for layer in layers:
-        index = layer - 1 if layer > 0 else len(hidden) + layer
-        if layer == 0 or not 0 <= index < len(hidden):
-            raise EarmarkError(f"{name} has layers 1 to {len(hidden)} (or -1 for the last), not {layer}")
-        chosen.append(hidden[index])
-    return chosen
+        index = layer - 1 if layer > 0 else depth + layer
+        if layer == 0 or not 0 <= index < depth:
+            raise EarmarkError(f"{model} has layers 1 to {depth} (or -1 for the last), not {layer}")
+        indices.append(index)
+    return indices

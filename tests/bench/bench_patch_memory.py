@@ -75,11 +75,8 @@ def overhead(root: Path) -> None:
         embeddings = detector.encoder.encode(queries, patches=True)
         encode_s = (time.perf_counter() - start) / len(queries)
         start = time.perf_counter()
-        with torch.inference_mode():
-            for embedding in embeddings.values():
-                _, rows, columns, _ = embedding.patches.shape
-                grid = detector._raw_map(detector._patch_vectors(embedding)).reshape(rows, columns)
-                detector._pool((grid - detector.row_mean[:rows, None]) / detector.row_scale[:rows, None])
+        for embedding in embeddings.values():
+            detector.map_of(embedding)
         search_s = (time.perf_counter() - start) / len(queries)
         print(f"{encoder:<8} {encode_s * 1000:16.1f} {search_s * 1000:15.1f} {search_s / encode_s:9.1%}")
 

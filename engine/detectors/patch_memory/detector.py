@@ -17,6 +17,8 @@ from engine.errors import EarmarkError
 from engine.jobs import Progress
 
 SUPPORTS = ("target", "target+source")
+#: Clips encoded at once when scoring.
+BATCH = 8
 
 
 @dataclass
@@ -77,7 +79,8 @@ class PatchMemoryDetector(Detector):
         self.memory = None
         self.clips = 0
         training = self._add(support, progress)
-        others = [c for c in normals if c not in support]
+        chosen = {c.clip_id for c in support}
+        others = [c for c in normals if c.clip_id not in chosen]
         if others and self.config.threshold_clips > 0:
             step = max(1, len(others) // self.config.threshold_clips)
             scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
@@ -140,11 +143,10 @@ class PatchMemoryDetector(Detector):
         rows = int(self.row.max()) + 1
         if self.config.row_norm:
             self.row_mean = torch.stack([raw[self.row == r].mean() for r in range(rows)])
-            self.row_scale = torch.stack([raw[self.row == r].std(unbiased=False) for r in range(rows)])
-            self.row_scale = self.row_scale.clamp_min(1e-4)
+            self.row_scale = torch.stack([raw[self.row == r].std(unbiased=False) for r in range(rows)]).clamp_min(1e-4)
         else:
-            self.row_mean, self.row_scale = torch.zeros(rows), torch.ones(rows)
-            self.row_mean, self.row_scale = self.row_mean.to(self.device), self.row_scale.to(self.device)
+            self.row_mean = torch.zeros(rows, device=self.device)
+            self.row_scale = torch.ones(rows, device=self.device)
         values = (raw - self.row_mean[self.row]) / self.row_scale[self.row]
         clip_scores, frame_scores = [], []
         for clip in range(self.clips):
@@ -160,24 +162,27 @@ class PatchMemoryDetector(Detector):
     # -- scoring -------------------------------------------------------------------------------------------
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
         detections = []
-        for index, clip in enumerate(clips):  # one clip at a time: a long recording's grid may be large
-            progress.update(index, len(clips), f"patch_memory: {clip.clip_id}")
-            embedding = self.encoder.encode([clip], progress.child(""), patches=True).get(clip.clip_id)
-            if embedding is None:
-                continue
-            with torch.inference_mode():
-                _, rows, columns, _ = embedding.patches.shape
-                raw = self._raw_map(self._patch_vectors(embedding).to(self.device))
-                grid = raw.reshape(rows, columns)
-                grid = (grid - self.row_mean[:rows, None]) / self.row_scale[:rows, None]
-                score = self._pool(grid)
-                anomaly_map = grid.cpu().numpy().astype(np.float32)
-            detections.append(Detection(
-                clip.clip_id, score, False, anomaly_map.max(axis=0), embedding.time_spans_s.mean(axis=1),
-                anomaly_map=anomaly_map, map_freq_spans_hz=embedding.freq_spans_hz,
-                map_time_spans_s=embedding.time_spans_s))
+        for start in range(0, len(clips), BATCH):  # a few clips at a time: a long recording's grid may be large
+            progress.update(start, len(clips), f"patch_memory: {len(detections)} clips scored")
+            batch = clips[start:start + BATCH]
+            embeddings = self.encoder.encode(batch, progress.child(""), patches=True)
+            for clip in (c for c in batch if c.clip_id in embeddings):
+                embedding = embeddings[clip.clip_id]
+                anomaly_map, score = self.map_of(embedding)
+                detections.append(Detection(
+                    clip.clip_id, score, False, anomaly_map.max(axis=0), embedding.time_spans_s.mean(axis=1),
+                    anomaly_map=anomaly_map, map_freq_spans_hz=embedding.freq_spans_hz,
+                    map_time_spans_s=embedding.time_spans_s))
         progress.update(len(clips), len(clips), f"patch_memory: {len(detections)} clips scored")
         return detections
+
+    def map_of(self, embedding: Embedding) -> tuple[np.ndarray, float]:
+        """One clip's anomaly map [F, Tp] (rows normalised) and its clip score, from its patch embedding."""
+        _, rows, columns, _ = embedding.patches.shape
+        with torch.inference_mode():
+            grid = self._raw_map(self._patch_vectors(embedding).to(self.device)).reshape(rows, columns)
+            grid = (grid - self.row_mean[:rows, None]) / self.row_scale[:rows, None]
+            return grid.cpu().numpy().astype(np.float32), self._pool(grid)
 
     def _raw_map(self, queries: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
         """[N] 1 - highest cosine similarity of each query patch, averaged over layers ([L, N, D] queries)."""
