@@ -1,18 +1,86 @@
 """The `earmark` console script.
 
-Sub-commands (toy, new, import, info, demo, ...) are handed to `engine.cli` without importing Qt, so they
-run on machines with no display and start quickly.
+`earmark` (or `earmark open [PROJECT]`) opens the window; `earmark demo` opens it on the demo project,
+building the project in the background when it is not there yet; `earmark demo --screenshot PNG` renders
+the window to a file without a display. Every other sub-command is handed to `engine.cli` without
+importing Qt, so it runs on machines with no display and starts quickly.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] == "open":
+        if len(args) > 2 or any(a.startswith("-") for a in args[1:]):
+            print("usage: earmark open [PROJECT]", file=sys.stderr)
+            return 2
+        return run_window(project=args[1] if len(args) == 2 else None)
+    if args[0] == "demo" and not any(a in ("-h", "--help", "--no-gui") for a in args):
+        from engine.cli import build_parser
+
+        options = build_parser().parse_args(args)
+        if options.screenshot is None and not display_available():
+            print("earmark: no display found, so the demo runs in the terminal (use --screenshot PNG to render "
+                  "the window to a file)", file=sys.stderr)
+            options.no_gui = True
+        else:
+            return run_window(demo=options)
     from engine.cli import main as cli_main
 
-    return cli_main(list(sys.argv[1:] if argv is None else argv))
+    return cli_main(args)
+
+
+def display_available() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_window(project: str | None = None, demo=None) -> int:
+    if project is not None:  # a wrong path on the command line is said there, before any window opens
+        from engine.errors import EarmarkError
+        from engine.store import Project
+
+        try:
+            Project.open(project).close()
+        except EarmarkError as exc:
+            print(f"earmark: error: {exc}", file=sys.stderr)
+            return 1
+    if demo is not None and demo.screenshot is not None and not display_available():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtWidgets import QApplication
+
+    from app.engine_thread import preload_engine
+    from app.main_window import MainWindow
+    from app.startup import open_demo
+
+    preload_engine()
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Earmark")
+    icon = Path(__file__).resolve().parents[1] / "resources" / "icons" / "earmark.svg"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
+    window = MainWindow()
+    window.show()
+    outcome = {"status": 0}
+    if demo is not None:
+        open_demo(window, demo, outcome)
+    elif project is not None:
+        if not window.open_project(Path(project)):
+            outcome["status"] = 1
+    elif window.settings.recent_projects() and Path(window.settings.recent_projects()[0]).is_dir():
+        window.open_project(window.settings.recent_projects()[0])
+    app.exec()
+    window.shutdown()
+    return int(outcome["status"])
 
 
 if __name__ == "__main__":

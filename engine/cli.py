@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_weights_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
-    demo.add_argument("--no-gui", action="store_true", help="print what the project holds instead of opening it")
+    demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
+                                                            "opening the window")
+    demo.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
+                      help="render the window with a clip and its anomaly map to PNG (no display needed), then exit")
     demo.add_argument("--project", type=Path, default=None, help="where the demo project lives "
                                                                  "(default: projects/demo)")
     _add_toy_options(demo)
@@ -165,48 +168,41 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.data.importers import import_source
-    from engine.data.toy import ToyConfig, generate
+    """`earmark demo --no-gui` (and `earmark demo` where no display is available): build and print."""
+    from engine.demo import build_demo
+    from engine.device import pick_device
     from engine.store import Project
-    from engine.store.locations import default_projects_dir
 
-    folder = args.project or default_projects_dir() / "demo"
-    audio = folder / "audio"
-    if not (audio / "metadata.csv").is_file():
-        print(f"Synthesising the demo data set into {audio} ...")
-        with TerminalProgress("synthesising") as progress:
-            generate(audio, ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration), progress)
-    project = Project.open(folder) if (folder / "project.sqlite").exists() else Project.create(folder)
-    with project:
-        with TerminalProgress("importing") as progress:
-            report = import_source(project, audio, "metadata", progress)
-        if report.added or report.problems:
-            print_report(report)
+    folder = demo_folder(args)
+    plan = demo_plan(args)
+
+    def progress_for(step: str) -> TerminalProgress:
+        return TerminalProgress(step, unit="step" if step.startswith("fitting") else "clip")
+
+    problems = build_demo(folder, plan, pick_device(args.device), progress_for, say=print)
+    for line in problems:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    with Project.open(folder) as project:
         print("\n".join(describe(project)))
-        _demo_detectors(project, args)
+        print()
+        print("\n".join(evaluation_lines(project)))
+    print(f"(dcase_ae trained for {args.ae_epochs} epochs here; `earmark fit {folder} --detector dcase_ae` "
+          "trains the baseline's 100)")
     return 0
 
 
-def _demo_detectors(project, args: argparse.Namespace) -> None:
-    """Fit both detectors where they are not fitted yet, score the test clips, print the official scores."""
-    from engine.detectors import runs
-    from engine.store import results
+def demo_folder(args: argparse.Namespace) -> Path:
+    from engine.store.locations import default_projects_dir
 
-    session = _session(project, args)
-    plans = [("knn", {}), ("patch_memory", {}), ("dcase_ae", {"epochs": args.ae_epochs})]
-    for detector, settings in plans:
-        if not results.latest_models(project, detector):
-            print(f"Fitting {detector} on every machine and section ...")
-            with TerminalProgress(f"fitting {detector}", unit="step") as progress:
-                runs.fit(session, detector, settings, progress=progress)
-        if not results.latest_scores(project, detector, split="test"):
-            with TerminalProgress(f"scoring {detector}") as progress:
-                runs.score(session, detector, "test", progress=progress)
-            _print_problems(progress)
-    print()
-    print("\n".join(evaluation_lines(project)))
-    print(f"(dcase_ae trained for {args.ae_epochs} epochs here; `earmark fit {project.folder} --detector dcase_ae` "
-          "trains the baseline's 100)")
+    return args.project or default_projects_dir() / "demo"
+
+
+def demo_plan(args: argparse.Namespace):
+    from engine.data.toy import ToyConfig
+    from engine.demo import DemoPlan
+
+    return DemoPlan(ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration), args.ae_epochs)
 
 
 def _session(project, args: argparse.Namespace):

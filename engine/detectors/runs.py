@@ -28,15 +28,28 @@ from engine.store.project import Project
 
 @dataclass
 class Session:
-    """What a run needs besides the project: the device and the feature cache, shared by every model."""
+    """What a run needs besides the project: the device, the feature cache shared by every model, and the
+    models loaded so far (the newest of each detector and group stays loaded, so the next score is warm)."""
 
     project: Project
     device: torch.device = field(default_factory=pick_device)
     cache: FeatureCache | None = None
+    loaded: dict[tuple[str, str], tuple[int, Detector]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.cache is None:
             self.cache = FeatureCache(self.project.artifacts / "features", self.device)
+
+    def model(self, record: results.ModelRecord) -> Detector:
+        """The fitted model of `record`, loaded once and kept while it is its group's newest."""
+        key = (record.detector, record.group_key)
+        held = self.loaded.get(key)
+        if held is not None and held[0] == record.model_id:
+            return held[1]
+        model = Detector.load(self.project.folder / record.artifact, cache=self.cache, device=self.device)
+        if held is None or record.model_id >= held[0]:
+            self.loaded[key] = (record.model_id, model)
+        return model
 
 
 @dataclass
@@ -93,7 +106,7 @@ def _save(project: Project, model: Detector, group: str, metrics: dict | None = 
 
 
 def load(session: Session, record: results.ModelRecord) -> Detector:
-    return Detector.load(session.project.folder / record.artifact, cache=session.cache, device=session.device)
+    return session.model(record)
 
 
 def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Progress | None = None,
@@ -108,7 +121,8 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
         if key not in latest:
             raise EarmarkError(f"no fitted {detector} model for {key}; run `earmark fit {project.folder} "
                                f"--detector {detector}` first")
-        model = load(session, latest[key])
+        # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
+        model = Detector.load(project.folder / latest[key].artifact, cache=session.cache, device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
         updated.append(_save(project, model, key, {"enrolled_into": latest[key].model_id}))
     return updated
@@ -151,6 +165,26 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
         raise EarmarkError(f"no clip could be scored with {detector}; see the problems listed above")
     folder = _write_run(project, detector, {d.clip_id: d for d in detections}, clips)
     return ScoreRun(detector, len(detections), scored_groups, folder, detections)
+
+
+def score_with_group(session: Session, group: str, clips: Sequence[Clip], progress: Progress | None = None,
+                     ) -> dict[str, Detection]:
+    """Score `clips` with the newest model of every detector fitted for `group`, whatever their own group
+    (files dropped on the window have none); store the scores. Returns the detection per detector."""
+    progress = progress or Progress()
+    project = session.project
+    found: dict[str, Detection] = {}
+    detectors = [d for d in results.fitted_detectors(project) if group in results.latest_models(project, d)]
+    if not detectors:
+        raise EarmarkError(f"no detector is fitted for {group}; fit one (Train > Fit all detectors) first")
+    for index, detector in enumerate(detectors):
+        record = results.latest_models(project, detector)[group]
+        step = progress.child(f"{detector} ({index + 1}/{len(detectors)}): ")
+        detections = session.model(record).score(clips, step)
+        _store(project, record.model_id, clips, detections)
+        for detection in detections:
+            found[detector] = detection
+    return found
 
 
 def _store(project: Project, model_id: int, clips: Sequence[Clip], detections: Sequence[Detection]) -> None:

@@ -131,6 +131,13 @@ class Project:
     def checksums(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT checksum FROM clips")}
 
+    def ids_by_checksum(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT checksum, clip_id FROM clips").fetchall())
+
+    def clip_sources(self) -> dict[str, str]:
+        """Where each clip came from: the import format, or "inbox" for files dropped on the window."""
+        return dict(self.db.execute("SELECT clip_id, coalesce(source, '') FROM clips").fetchall())
+
     def clip_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT clip_id FROM clips")}
 
@@ -190,6 +197,13 @@ class Project:
             "sum(duration_s) AS duration_s FROM clips "
             "GROUP BY machine_type, section_id, domain, split, label "
             "ORDER BY machine_type, section_id, domain, split, label")
+
+    def regions(self, clip_id: str, kinds: tuple[str, ...] = ("truth", "manual", "proposal")) -> list[dict]:
+        """A clip's regions of the given kinds, in time order, as rows of the regions table."""
+        marks = ", ".join("?" for _ in kinds)
+        return self.db.execute_returning_dicts(
+            f"SELECT * FROM regions WHERE clip_id = ? AND kind IN ({marks}) ORDER BY start_s, region_id",
+            [clip_id, *kinds])
 
     def label_classes(self) -> list[LabelClass]:
         return [LabelClass(r["name"], r["colour"], r["shortcut"], r["position"]) for r in

@@ -118,6 +118,42 @@ def load_lanes(project: Project, map_artifact: str) -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files}
 
 
+@dataclass(frozen=True)
+class ClipScore:
+    """A clip's newest score from one detector, with where its lanes are."""
+
+    model_id: int
+    score: float
+    decision: bool
+    map_artifact: str | None
+
+
+def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[str, ClipScore]]:
+    """clip_id -> detector -> the score of the newest model of that detector that scored the clip."""
+    where, values = ("WHERE s.clip_id = ?", [clip_id]) if clip_id else ("", [])
+    rows = project.db.execute(
+        "SELECT s.clip_id, m.detector, s.model_id, s.score, s.decision, s.map_artifact FROM scores s "
+        f"JOIN models m ON m.model_id = s.model_id {where} ORDER BY s.model_id", values).fetchall()
+    found: dict[str, dict[str, ClipScore]] = {}
+    for clip, detector, model_id, score, decision, artifact in rows:  # newer models overwrite older ones
+        found.setdefault(clip, {})[detector] = ClipScore(model_id, score, bool(decision), artifact)
+    return found
+
+
+def model_record(project: Project, model_id: int) -> ModelRecord | None:
+    return next((m for m in models(project) if m.model_id == model_id), None)
+
+
+def frame_threshold(project: Project, record: ModelRecord) -> float | None:
+    """The model's threshold on frame scores (stored with its weights), or None when it has none."""
+    try:
+        meta = json.loads((project.folder / record.artifact / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = meta.get("frame_threshold")
+    return None if value is None else float(value)
+
+
 def latest_scores(project: Project, detector: str | None = None, split: str | None = None) -> list[ScoreRow]:
     """For each detector, the scores of its newest model per group, with each clip's truth."""
     where, values = [], []

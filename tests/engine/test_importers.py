@@ -203,6 +203,17 @@ def test_the_same_audio_under_another_name_is_not_imported_twice(project, tmp_pa
     assert report.added == 1 and report.already_present == 1
     ids = sorted(c.clip_id for c in project.clips())
     assert ids[0] == "x" and ids[1].startswith("x~")
+    # The report names the project's clip for each file, the one already held included (a dropped file
+    # that is already in the project is shown, not lost).
+    assert report.clip_ids == ["x", ids[1]]
+
+
+def test_dropped_files_are_marked_as_the_inbox(project, tmp_path):
+    dropped = write_wav(tmp_path / "in" / "drop.wav", tone(1.0))
+    imported = write_wav(tmp_path / "in" / "other.wav", tone(1.0, freq=880))
+    import_files(project, [dropped], source="inbox")
+    import_files(project, [imported])
+    assert project.clip_sources() == {"drop": "inbox", "other": "files"}
 
 
 def test_metadata_rows_with_problems_are_named_by_line_and_the_rest_imported(project, tmp_path):

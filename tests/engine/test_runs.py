@@ -99,3 +99,41 @@ def test_scoring_a_group_or_split_without_clips_says_so(toy_project):
     runs.fit(session, "knn", group="fan/section_00")
     with pytest.raises(EarmarkError, match="no test clips to score in group 'pump/section_00'"):
         runs.score(session, "knn", group="pump/section_00")
+
+
+def test_a_file_without_metadata_is_scored_by_the_models_of_the_group_the_user_picks(toy_project, tmp_path):
+    from engine.data.importers import import_files
+    from tests.helpers import write_wav
+
+    session = runs.Session(toy_project)
+    for detector, settings in (("knn", {}), ("dcase_ae", {"epochs": 1})):
+        runs.fit(session, detector, settings, group="fan/section_00")
+    dropped = write_wav(tmp_path / "dropped.wav", np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+    report = import_files(toy_project, [dropped], source="inbox")
+    clip = toy_project.clip(report.clip_ids[0])
+    assert clip.machine_type is None
+
+    found = runs.score_with_group(session, "fan/section_00", [clip])
+    assert set(found) == {"dcase_ae", "knn"}
+    stored = results.clip_scores(toy_project, clip.clip_id)[clip.clip_id]
+    latest = results.latest_models(toy_project, "knn")["fan/section_00"]
+    assert stored["knn"].model_id == latest.model_id and stored["knn"].score == pytest.approx(found["knn"].score)
+    assert results.load_lanes(toy_project, stored["knn"].map_artifact)["frame_scores"].size > 0
+    with pytest.raises(EarmarkError, match="no detector is fitted for valve/section_01"):
+        runs.score_with_group(session, "valve/section_01", [clip])
+
+
+def test_a_session_keeps_the_newest_model_of_each_group_loaded(toy_project):
+    session = runs.Session(toy_project)
+    [first] = runs.fit(session, "knn", group="fan/section_00")
+    model = session.model(first)
+    assert session.model(first) is model  # warm: not read from disk again
+    [second] = runs.fit(session, "knn", {"k": "3"}, group="fan/section_00")
+    newer = session.model(second)
+    assert newer is not model and newer.config.k == 3
+    assert session.model(second) is newer
+    # Enrolling changes a copy, so the loaded model still matches its record.
+    clips = [c.clip_id for c in toy_project.clips(machine_type="fan", section_id="00", domain="target",
+                                                 split="train")][:1]
+    runs.enrol(session, "knn", clips)
+    assert session.model(second) is newer and "enrolled" not in newer.info

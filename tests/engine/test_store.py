@@ -117,3 +117,17 @@ def test_creating_over_an_existing_project_is_refused(tmp_path):
         Project.create(tmp_path / "p")
     with Project.open(tmp_path / "p" / "project.sqlite") as project:  # the file itself opens too
         assert project.count_clips() == 1
+
+
+def test_jobs_are_recorded_with_how_they_ended_and_interrupted_ones_are_marked(project):
+    from engine.store import job_log
+
+    done = job_log.start(project, "fit", {"detector": "knn"})
+    job_log.finish(project, done, "done")
+    cut_short = job_log.start(project, "score")  # the process dies here
+    assert job_log.recover(project) == 1
+    rows = {row["job_id"]: row for row in job_log.jobs(project)}
+    assert rows[done]["status"] == "done" and rows[done]["finished_at"]
+    assert rows[cut_short]["status"] == "failed" and "interrupted" in rows[cut_short]["message"]
+    with pytest.raises(ValueError):
+        job_log.finish(project, done, "finished")

@@ -49,11 +49,13 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
     return add_candidates(project, candidates, report, progress)
 
 
-def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None) -> ImportReport:
+def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None,
+                 source: str = "files") -> ImportReport:
+    """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window."""
     paths = list(paths)
     candidates, problems = folder.collect_files(paths)
     report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
-    return add_candidates(project, candidates, report, progress)
+    return add_candidates(project, candidates, report, progress, source)
 
 
 __all__ = ["FORMATS", "ImportProblem", "ImportReport", "detect_format", "import_files", "import_source"]

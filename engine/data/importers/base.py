@@ -60,6 +60,8 @@ class ImportReport:
     added: int = 0
     already_present: int = 0
     problems: list[ImportProblem] = field(default_factory=list)
+    #: The project's clip for each file that was added or already present, in the order of the files.
+    clip_ids: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
@@ -69,10 +71,12 @@ class ImportReport:
 
 
 def add_candidates(project: Project, candidates: list[Candidate], report: ImportReport,
-                   progress: Progress | None = None) -> ImportReport:
-    """Check, measure and write candidates into the project; fills in `report` and returns it."""
+                   progress: Progress | None = None, source: str | None = None) -> ImportReport:
+    """Check, measure and write candidates into the project; fills in `report` and returns it. `source`
+    (default: the report's format) is recorded with each clip; files dropped on the window say "inbox"."""
+    source = source or report.format
     progress = progress or Progress()
-    known_checksums = project.checksums()
+    known_checksums = project.ids_by_checksum()
     taken_ids = project.clip_ids()
     total = len(candidates)
     progress.update(0, total, "checking files")
@@ -88,18 +92,21 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
                 checksum, info, qa = result
                 if checksum in known_checksums:  # held before, or seen earlier in this batch
                     report.already_present += 1
+                    report.clip_ids.append(known_checksums[checksum])
                 else:
-                    known_checksums.add(checksum)
                     clip_id = candidate.clip_id
                     if clip_id in taken_ids:
                         clip_id = f"{clip_id}~{checksum[:8]}"
-                    taken_ids.add(clip_id)
                     try:
                         pending.append(_clip(candidate, clip_id, checksum, info, qa))
                     except ValueError as exc:
                         report.problems.append(ImportProblem(str(candidate.path), str(exc)))
+                    else:
+                        known_checksums[checksum] = clip_id
+                        taken_ids.add(clip_id)
+                        report.clip_ids.append(clip_id)
             if len(pending) >= BATCH:
-                report.added += project.add_clips(pending, report.format)
+                report.added += project.add_clips(pending, source)
                 pending = []
             progress.update(done, total, candidate.path.name)
     except BaseException:  # cancelled, interrupted or failed: don't check the files still queued
@@ -108,7 +115,7 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
     finally:
         # Clips already checked are kept, also when the user cancels: a later import skips them.
         if pending:
-            report.added += project.add_clips(pending, report.format)
+            report.added += project.add_clips(pending, source)
         pool.shutdown(wait=True)
     return report
 

@@ -1,0 +1,61 @@
+"""Reads what the window shows from the project (on the GUI thread, with its own connection): the clip
+table's rows and, for one clip, everything drawn over its spectrogram."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.store import Project, results
+from app.views.clip_table import ClipRow
+from app.views.overlays import ClipDisplay, DetectorLanes
+
+
+def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[ClipRow]:
+    sources = project.clip_sources()
+    if clip_ids is None:
+        clips = project.clips()
+        scores = results.clip_scores(project)
+    else:
+        clips = [project.clip(clip_id) for clip_id in clip_ids]
+        scores = {}
+        for clip_id in clip_ids:
+            scores.update(results.clip_scores(project, clip_id))
+    return [ClipRow(clip, sources.get(clip.clip_id, ""), scores.get(clip.clip_id, {})) for clip in clips]
+
+
+def fitted_groups(project: Project) -> list[str]:
+    """Groups with at least one fitted model: what dropped files can be scored with."""
+    return sorted({m.group_key for m in results.models(project)})
+
+
+def clip_display(project: Project, clip_id: str) -> ClipDisplay:
+    clip = project.clip(clip_id)
+    colours = {c.name: c.colour for c in project.label_classes()}
+    labels = [(r["start_s"], r["end_s"], r["label"], colours.get(r["label"], "#1e88e5"), r["kind"])
+              for r in project.regions(clip_id, ("manual", "proposal"))]
+    display = ClipDisplay(clip_id, clip.path, Path(clip.path).name, clip.duration_s, clip.sample_rate,
+                          truth=list(clip.anomaly_regions), labels=labels)
+    records = {m.model_id: m for m in results.models(project)}
+    for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
+        record = records.get(score.model_id)
+        lanes = _lanes(project, score.map_artifact)
+        display.lanes[detector] = DetectorLanes(
+            detector, score.score, score.decision, record.threshold if record else None,
+            lanes.get("frame_times", np.zeros(0)), lanes.get("frame_scores", np.zeros(0)),
+            results.frame_threshold(project, record) if record else None, lanes.get("anomaly_map"),
+            lanes.get("map_freq_spans_hz"), lanes.get("map_time_spans_s"))
+    parts = [clip.machine_type, f"section {clip.section_id}" if clip.section_id else None, clip.domain,
+             clip.split, clip.label]
+    display.caption = f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, " \
+                      f"{clip.duration_s:.1f} s)"
+    return display
+
+
+def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:
+    if not artifact:
+        return {}
+    try:
+        return results.load_lanes(project, artifact)
+    except (OSError, ValueError):  # a lanes file removed by hand: show the score without lanes
+        return {}

@@ -1,0 +1,249 @@
+"""The engine thread: every engine call the window makes runs here, one job at a time, never on the GUI
+thread.
+
+`EngineThread` is a QThread that runs an `EngineWorker`'s job loop. The worker owns the engine session
+(the open project, the device, the feature cache and the models loaded so far, so a dropped file is scored
+by models that are already warm). Jobs wait in a queue; an urgent job (drop-to-score) goes ahead of the
+others. Each job gets an `engine.jobs.Progress` whose updates reach the window as signals, at most every
+`PROGRESS_INTERVAL_S` (the engine may report far more often than a window can redraw); `cancel(job_id)`
+cancels a queued job at once and a running one at its next `progress.check()`. Jobs are recorded in the
+project's `jobs` table with how they ended.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from engine.detectors.runs import Session
+from engine.device import pick_device
+from engine.errors import EarmarkError
+from engine.jobs import Cancelled, Progress
+from engine.store import Project, job_log
+
+log = logging.getLogger("earmark.engine")
+PROGRESS_INTERVAL_S = 0.05
+
+#: A job's work: called on the engine thread with the worker (for its session) and the job's Progress.
+JobFunction = Callable[["EngineWorker", Progress], Any]
+
+
+@dataclass
+class Job:
+    kind: str
+    title: str
+    run: JobFunction
+    urgent: bool = False
+    params: dict = field(default_factory=dict)
+    job_id: int = 0
+    progress: Progress | None = None
+
+
+class EngineWorker(QObject):
+    """Runs jobs on the engine thread. `submit` and `cancel` may be called from any thread."""
+
+    job_queued = Signal(int, str, str)          # job id, kind, title
+    job_started = Signal(int)
+    job_progress = Signal(int, int, int, str)   # job id, done, total, message
+    job_problem = Signal(int, str)              # an item the job skipped, and why
+    job_finished = Signal(int, object)          # job id, result
+    job_failed = Signal(int, str)               # job id, message
+    job_cancelled = Signal(int)
+    idle = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[Job] = deque()
+        self._condition = threading.Condition()
+        self._current: Job | None = None
+        self._stopping = False
+        self._ids = itertools.count(1)
+        self.session: Session | None = None
+        self.device_choice = "auto"
+
+    # -- from any thread -----------------------------------------------------------------------------
+    def submit(self, job: Job) -> int:
+        with self._condition:
+            job.job_id = next(self._ids)
+            if job.urgent:  # ahead of every ordinary job, behind urgent ones already waiting
+                position = next((i for i, queued in enumerate(self._queue) if not queued.urgent), len(self._queue))
+                self._queue.insert(position, job)
+            else:
+                self._queue.append(job)
+            self.job_queued.emit(job.job_id, job.kind, job.title)
+            self._condition.notify()
+        return job.job_id
+
+    def cancel(self, job_id: int | None = None) -> bool:
+        """Cancel a job (default: the running one); True when there was such a job."""
+        with self._condition:
+            current = self._current
+            if current is not None and (job_id is None or current.job_id == job_id):
+                current.progress.cancel()
+                return True
+            for queued in list(self._queue):
+                if queued.job_id == job_id:
+                    self._queue.remove(queued)
+                    self.job_cancelled.emit(job_id)
+                    return True
+        return False
+
+    def cancel_all(self) -> None:
+        with self._condition:
+            dropped = list(self._queue)
+            self._queue.clear()
+        for job in dropped:
+            self.job_cancelled.emit(job.job_id)
+        self.cancel()
+
+    def busy(self) -> bool:
+        with self._condition:
+            return self._current is not None or bool(self._queue)
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            if self._current is not None:
+                self._current.progress.cancel()
+            self._condition.notify_all()
+
+    # -- on the engine thread ------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._stopping:
+                    self._condition.wait()
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                job.progress = self._progress_for(job.job_id)
+                self._current = job
+            try:
+                self._run(job)
+            finally:
+                with self._condition:
+                    self._current = None
+                    empty = not self._queue
+                if empty:
+                    self.idle.emit()
+
+    def _progress_for(self, job_id: int) -> Progress:
+        last = [0.0]
+
+        def relay(done: int, total: int, message: str) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL_S or (total and done >= total):
+                last[0] = now
+                self.job_progress.emit(job_id, done, total, message)
+
+        return Progress(relay, on_problem=lambda line: self.job_problem.emit(job_id, line))
+
+    def _run(self, job: Job) -> None:
+        self.job_started.emit(job.job_id)
+        record = None
+        if self.session is not None and job.kind not in ("open", "close"):
+            record = job_log.start(self.session.project, job.kind, job.params)
+        try:
+            result = job.run(self, job.progress)
+        except Cancelled:
+            self._end(record, "cancelled", "cancelled by the user")
+            self.job_cancelled.emit(job.job_id)
+        except EarmarkError as exc:
+            self._end(record, "failed", str(exc))
+            self.job_failed.emit(job.job_id, str(exc))
+        except Exception as exc:  # a bug: the window stays up, the details go to the log
+            log.error("job %s failed:\n%s", job.title, traceback.format_exc())
+            self._end(record, "failed", repr(exc))
+            self.job_failed.emit(job.job_id, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")
+        else:
+            self._end(record, "done")
+            self.job_finished.emit(job.job_id, result)
+
+    def _end(self, record: int | None, status: str, message: str = "") -> None:
+        if record is not None and self.session is not None:
+            try:
+                job_log.finish(self.session.project, record, status, message)
+            except Exception:  # the job's outcome matters more than its log line
+                log.exception("could not record the end of job %s", record)
+
+    # -- the session -------------------------------------------------------------------------------------
+    def open_session(self, project: Project) -> None:
+        """On the engine thread: make `project` the one jobs work on (models from before are dropped)."""
+        job_log.recover(project)
+        self.session = Session(project, pick_device(self.device_choice))
+
+    def set_device(self, choice: str) -> None:
+        self.device_choice = choice
+        if self.session is not None:
+            self.session = Session(self.session.project, pick_device(choice))
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise EarmarkError("no project is open; open or create one first (File > Open)")
+        return self.session
+
+
+def preload_engine() -> None:
+    """Import what jobs use. The first import of a compiled module holds Python's global lock for up to a
+    few hundred milliseconds, which would freeze the window if it happened in the middle of the first fit;
+    the console script does this before the window appears, and the engine thread before its first job."""
+    import librosa  # noqa: F401  (mel filter banks of the spectrogram view)
+    import scipy.fft  # noqa: F401
+    import scipy.stats  # noqa: F401  (thresholds)
+    import sklearn.metrics  # noqa: F401  (evaluation)
+
+    from engine.audio import display  # noqa: F401
+    from engine.data import importers  # noqa: F401
+    from engine.detectors.registry import detector_keys
+    from engine.evaluation import localization, report  # noqa: F401
+
+    detector_keys()  # imports every detector
+    # One optimiser step on a toy model: torch imports its optimiser and autograd helpers on first use.
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    optimiser = torch.optim.Adam(model.parameters())
+    model(torch.zeros(2, 4)).sum().backward()
+    optimiser.step()
+
+
+def leave_a_core_for_the_window() -> int:
+    """Torch's compute threads use every core but one, so the window keeps one to stay responsive while a
+    model trains (with all cores busy, the event loop waited up to 200 ms at a time on two cores)."""
+    import torch
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
+class EngineThread(QThread):
+    """The thread the worker's job loop runs on. Start it once; `shutdown()` when the window closes."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = EngineWorker()
+        self.worker.moveToThread(self)
+
+    def run(self) -> None:
+        leave_a_core_for_the_window()
+        preload_engine()
+        self.worker.run_forever()
+
+    def submit(self, kind: str, title: str, run: JobFunction, urgent: bool = False, **params: Any) -> int:
+        return self.worker.submit(Job(kind, title, run, urgent, params))
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel what runs, drop what waits, and end the thread; False if it did not end in time."""
+        self.worker.cancel_all()
+        self.worker.stop()
+        return self.wait(timeout_ms)

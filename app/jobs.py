@@ -1,0 +1,146 @@
+"""The work behind each menu entry and each drop, as job functions for the engine thread.
+
+Each function returns a job function `(worker, progress) -> result` that calls the engine only; the result
+is a plain value the window shows when the job's `job_finished` signal arrives on the GUI thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+from engine.store import Project
+
+from app.engine_thread import EngineWorker, JobFunction
+
+
+@dataclass
+class DropResult:
+    """Files dropped on the window: the clips they became, their scores per detector, what was skipped."""
+
+    clip_ids: list[str]
+    scored: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class FitResult:
+    fitted: list[str]      # "detector group" per new model
+    scored: int
+
+
+def open_project(project: Project) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> Project:
+        worker.open_session(project)
+        return project
+    return run
+
+
+def set_device(choice: str) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> str:
+        worker.set_device(choice)
+        return str(worker.session.device) if worker.session else choice
+    return run
+
+
+def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
+    """Import dropped files into the inbox and score them with the detectors fitted for `group`."""
+    def run(worker: EngineWorker, progress: Progress) -> DropResult:
+        from engine.data.importers import import_files
+        from engine.detectors import runs
+
+        session = worker.require_session()
+        project = session.project
+        report = import_files(project, paths, progress.child("importing: "), source="inbox")
+        result = DropResult(list(report.clip_ids), skipped=[str(p) for p in report.problems])
+        if not result.clip_ids:
+            return result
+        if group is None:
+            result.note = "not scored: no detector is fitted yet (Train > Fit all detectors)"
+            return result
+        clips = [project.clip(clip_id) for clip_id in result.clip_ids]
+        for index, clip in enumerate(clips):
+            step = progress.child(f"scoring {Path(clip.path).name} ({index + 1}/{len(clips)}): ")
+            found = runs.score_with_group(session, group, [clip], step)
+            result.scored[clip.clip_id] = {d: det.score for d, det in found.items()}
+        return result
+    return run
+
+
+def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: dict | None = None,
+                  then_score: bool = True) -> JobFunction:
+    """Fit each detector (on every group, or one), then score the test clips with it."""
+    def run(worker: EngineWorker, progress: Progress) -> FitResult:
+        from engine.detectors import runs
+
+        session = worker.require_session()
+        fitted, scored = [], 0
+        for index, detector in enumerate(detectors):
+            prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
+            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix))
+            fitted += [f"{m.detector} {m.group_key}" for m in models]
+            if then_score and session.project.clips(split="test"):
+                scored += runs.score(session, detector, "test", group, progress.child(f"{prefix}scoring: ")).scored
+        return FitResult(fitted, scored)
+    return run
+
+
+def score_all(detectors: Sequence[str], split: str | None = "test") -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> int:
+        from engine.detectors import runs
+
+        session = worker.require_session()
+        if not detectors:
+            raise EarmarkError("no detector is fitted yet; fit one first (Train > Fit all detectors)")
+        return sum(runs.score(session, d, split, progress=progress.child(f"{d}: ")).scored for d in detectors)
+    return run
+
+
+def enrol(detector: str, clip_ids: Sequence[str]) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> list[str]:
+        from engine.detectors import runs
+
+        models = runs.enrol(worker.require_session(), detector, clip_ids, progress)
+        return [f"{m.detector} {m.group_key}" for m in models]
+    return run
+
+
+def import_data(source: str | None = None, files: Sequence[str] = ()) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> list[str]:
+        from engine.data.importers import import_files, import_source
+
+        project = worker.require_session().project
+        report = import_files(project, files, progress) if files else import_source(project, source, None, progress)
+        return report.lines()
+    return run
+
+
+def export_dcase(out: str) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> list[str]:
+        from engine.evaluation.dcase_io import export_dcase as export
+
+        written = export(worker.require_session().project, out)
+        return [f"{detector}: {len(files)} file(s) in {files[0].parent}" for detector, files in written.items()]
+    return run
+
+
+def build_demo(folder: Path, plan) -> JobFunction:
+    def run(worker: EngineWorker, progress: Progress) -> list[str]:
+        from engine.demo import build_demo as build
+        from engine.device import pick_device
+
+        return build(folder, plan, pick_device(worker.device_choice), lambda step: progress.child(f"{step}: "))
+    return run
+
+
+def save_weights(name: str, value: str) -> JobFunction:
+    """Check the weights by loading them, then remember them (engine.weights)."""
+    def run(worker: EngineWorker, progress: Progress) -> str:
+        from engine import weights
+
+        progress.update(0, 1, f"loading {name} to check it")
+        return weights.add(name, value)
+    return run

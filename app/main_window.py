@@ -1,0 +1,308 @@
+"""The main window: data-set tree, clip table, spectrogram with overlays, playback, drag and drop,
+menus, and the jobs and log docks. Engine work goes to the engine thread; this window only reads the
+project to show it."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
+                               QVBoxLayout, QWidget, QHBoxLayout)
+
+from engine.errors import EarmarkError
+from engine.store import Project, results
+from app import clip_data, jobs
+from app.actions import build_menus
+from app.docks import JobsPanel, LogPanel, LogRelay
+from app.engine_thread import EngineThread
+from app.window_actions import WindowActions
+from app.playback import Playback
+from app.settings import AppSettings
+from app.views.clip_table import ClipTable
+from app.views.dataset_tree import DatasetTree
+from app.views.overlay_controls import OverlayControls
+from app.views.spectrogram import SpectrogramView
+
+log = logging.getLogger("earmark")
+
+
+class MainWindow(WindowActions, QMainWindow):
+    project_opened = Signal(str)
+    clip_shown = Signal(str)
+    job_ended = Signal(int, str)        # job id, done | failed | cancelled
+    drop_scored = Signal(object)        # jobs.DropResult, once its rows are in the table
+
+    def __init__(self, settings: AppSettings | None = None, use_audio: bool | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.project: Project | None = None
+        self.setWindowTitle("Earmark")
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.engine = EngineThread(self)
+        self.engine.worker.device_choice = self.settings.device
+        self._connect_engine()
+        self.engine.start()
+        self.job_titles: dict[int, str] = {}
+        self.job_handlers: dict[int, object] = {}
+
+        self.view = SpectrogramView(self.settings.spectrogram())
+        self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
+        self.controls.detectors_changed.connect(self._detectors_changed)
+        self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
+        self.caption = QLabel("Open a project (File > Open) or drop audio files here.")
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.drop_group = QComboBox(toolTip="Dropped files are scored by the detectors fitted for this group")
+        self.drop_group.currentTextChanged.connect(self._drop_group_changed)
+        top = QHBoxLayout()
+        top.addWidget(self.caption, 1)
+        top.addWidget(QLabel("Score drops with"))
+        top.addWidget(self.drop_group)
+        viewer = QWidget()
+        column = QVBoxLayout(viewer)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(top)
+        column.addWidget(self.controls)
+        column.addWidget(self.view, 1)
+        self.table = ClipTable()
+        self.table.clip_selected.connect(self.show_clip)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(viewer)
+        splitter.addWidget(self.table)
+        splitter.setSizes([600, 300])
+        self.setCentralWidget(splitter)
+
+        self.tree = DatasetTree()
+        self.tree.filter_chosen.connect(self.table.proxy.set_where)
+        self.jobs_panel = JobsPanel()
+        self.jobs_panel.cancel_requested.connect(self.engine.worker.cancel)
+        self.log_panel = LogPanel()
+        self._log_relay = LogRelay(self.log_panel)
+        logging.getLogger("earmark").addHandler(self._log_relay)
+        self.docks = {}
+        for name, title, widget, area in (("tree", "Data set", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                          ("jobs", "Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+                                          ("log", "Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(name)
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+        self.splitDockWidget(self.docks["log"], self.docks["jobs"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["log"], self.docks["jobs"]], [700, 500], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["log"]], [150], Qt.Orientation.Vertical)
+
+        self.playback = Playback(self, use_audio)
+        self.playback.position_changed.connect(lambda s: self.view.set_playhead(s, follow=True))
+        self.playback.message.connect(self._status)
+        self.view.seek_requested.connect(self.playback.seek)
+        self.view.overview_shown.connect(self.clip_shown.emit)
+        self.view.load_failed.connect(lambda message: self._log(message, "error"))
+
+        self.actions_by_name, self.recent_menu = build_menus(self)
+        view_menu = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        self._fill_recent()
+        self.statusBar().showMessage("Ready")
+
+    # -- engine signals --------------------------------------------------------------------------------
+    def _connect_engine(self) -> None:
+        # Queued, always: the worker emits on the engine thread and these touch widgets. (A lambda as the
+        # receiver would run on the emitting thread.)
+        queued = Qt.ConnectionType.QueuedConnection
+        worker = self.engine.worker
+        worker.job_queued.connect(self._job_queued, queued)
+        worker.job_progress.connect(self._job_progress, queued)
+        worker.job_problem.connect(self._job_problem, queued)
+        worker.job_finished.connect(self._job_finished, queued)
+        worker.job_failed.connect(self._job_failed, queued)
+        worker.job_cancelled.connect(self._job_cancelled, queued)
+
+    def _job_progress(self, job_id: int, done: int, total: int, message: str) -> None:
+        self.jobs_panel.progress(job_id, done, total, message)
+
+    def _job_problem(self, job_id: int, line: str) -> None:
+        self._log(f"{self.job_titles.get(job_id, 'job')}: skipped {line}", "warning")
+
+    def submit(self, kind: str, title: str, run, on_done=None, urgent: bool = False, **params) -> int:
+        job_id = self.engine.submit(kind, title, run, urgent, **params)
+        if on_done is not None:
+            self.job_handlers[job_id] = on_done
+        return job_id
+
+    def _job_queued(self, job_id: int, kind: str, title: str) -> None:
+        self.job_titles[job_id] = title
+        self.jobs_panel.add(job_id, title)
+
+    def _job_finished(self, job_id: int, result: object) -> None:
+        self.jobs_panel.end(job_id, "done")
+        handler = self.job_handlers.pop(job_id, None)
+        if handler is not None:
+            handler(result)
+        self.job_ended.emit(job_id, "done")
+
+    def _job_failed(self, job_id: int, message: str) -> None:
+        title = self.job_titles.get(job_id, "job")
+        self.jobs_panel.end(job_id, "failed", message)
+        self.job_handlers.pop(job_id, None)
+        self._log(f"{title} failed: {message}", "error")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", f"{title} failed.", parent=self)
+        box.setInformativeText(message)
+        box.setObjectName("job_error")
+        box.open()  # window-modal but not blocking: the engine and the event loop go on
+        self.job_ended.emit(job_id, "failed")
+        self.refresh()
+
+    def _job_cancelled(self, job_id: int) -> None:
+        self.jobs_panel.end(job_id, "cancelled")
+        self.job_handlers.pop(job_id, None)
+        self._log(f"{self.job_titles.get(job_id, 'job')} cancelled; the project keeps what was finished before")
+        self.job_ended.emit(job_id, "cancelled")
+        self.refresh()
+
+    def _log(self, line: str, level: str = "info") -> None:
+        self.log_panel.add(line, level)
+        if level != "info":
+            self.statusBar().showMessage(line, 8000)
+
+    def _status(self, line: str) -> None:
+        self.statusBar().showMessage(line, 8000)
+        self.log_panel.add(line)
+
+    # -- the project -------------------------------------------------------------------------------------
+    def open_project(self, folder: str | Path) -> bool:
+        try:
+            project = Project.open(folder)
+        except EarmarkError as exc:
+            QMessageBox.warning(self, "Earmark", str(exc))
+            return False
+        if self.project is not None:
+            self.project.close()
+        self.project = project
+        self.submit("open", f"open {project.folder.name}", jobs.open_project(project), urgent=True)
+        self.settings.add_recent(str(project.folder.resolve()))
+        self._fill_recent()
+        self.setWindowTitle(f"Earmark - {project.folder}")
+        self.refresh()
+        self.project_opened.emit(str(project.folder))
+        return True
+
+    def refresh(self) -> None:
+        """Re-read the project: tree, table, detectors and groups (after an import, a fit or a score)."""
+        if self.project is None:
+            return
+        project = self.project
+        current = self.view.display.clip_id if self.view.display else None
+        sources = project.clip_sources()
+        self.tree.fill(project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+        detectors = results.fitted_detectors(project)
+        self.table.model.set_rows(clip_data.table_rows(project), detectors)
+        self.table.resize_columns()
+        self.controls.set_detectors(detectors, "patch_memory")
+        groups = clip_data.fitted_groups(project)
+        remembered = self.settings.drop_group(str(project.folder)) or self.drop_group.currentText()
+        self.drop_group.blockSignals(True)
+        self.drop_group.clear()
+        self.drop_group.addItems(groups)
+        if remembered in groups:
+            self.drop_group.setCurrentText(remembered)
+        self.drop_group.blockSignals(False)
+        if current is not None and current in sources:
+            self.table.select(current)  # shows it again, with what the job changed
+
+    def show_clip(self, clip_id: str) -> None:
+        if self.project is None:
+            return
+        try:
+            display = clip_data.clip_display(self.project, clip_id)
+        except EarmarkError as exc:
+            self._log(str(exc), "error")
+            return
+        self.caption.setText(display.caption)
+        same = self.view.display is not None and self.view.display.clip_id == clip_id
+        self.view.show_clip(display)
+        if not same:
+            self.playback.load(display.path, display.duration_s)
+
+    def _detectors_changed(self, first: str, second: str, side_by_side: bool) -> None:
+        self.view.set_detectors(first or None, second or None)
+        self.view.set_side_by_side(side_by_side)
+        self.table.model.set_decision_detector(first or None)
+
+    def _drop_group_changed(self, group: str) -> None:
+        if self.project is not None and group:
+            self.settings.set_drop_group(str(self.project.folder), group)
+
+    # -- drag and drop -------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.score_files(paths)
+
+    def score_files(self, paths: list[str]) -> int | None:
+        """Import files into the inbox and score them at once, ahead of other queued jobs."""
+        if self.project is None:
+            QMessageBox.information(self, "Earmark", "Open or create a project first: dropped files are "
+                                                     "imported into its inbox.")
+            return None
+        group = self.drop_group.currentText() or None
+        if group:
+            self.settings.set_drop_group(str(self.project.folder), group)
+        names = ", ".join(Path(p).name for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        return self.submit("drop", f"score {names}", jobs.drop_and_score(paths, group), self._dropped,
+                           urgent=True, files=paths, group=group)
+
+    def _dropped(self, result: jobs.DropResult) -> None:
+        for line in result.skipped:
+            self._log(f"skipped {line}", "warning")
+        if self.project is not None and result.clip_ids:
+            for row in clip_data.table_rows(self.project, result.clip_ids):
+                self.table.model.upsert(row)
+            self.table.select(result.clip_ids[-1])
+            self.tree.fill(self.project.summary(),
+                           sum(1 for s in self.project.clip_sources().values() if s == "inbox"))
+        for clip_id, scores in result.scored.items():
+            self._status(f"{clip_id}: " + ", ".join(f"{d} {s:.4g}" for d, s in scores.items()))
+        if result.note:
+            self._status(result.note)
+        if result.skipped:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", f"{len(result.skipped)} file(s) skipped.",
+                              parent=self)
+            box.setObjectName("skipped_files")
+            box.setInformativeText("\n".join(result.skipped[:10]))
+            box.open()
+        self.drop_scored.emit(result)
+
+    # -- closing ------------------------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        if self.engine.worker.busy():
+            answer = QMessageBox.question(self, "Earmark", "A job is still running. Cancel it and quit?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop playback, the engine thread and the display loader; close the project. Safe to call twice."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
+        self.playback.stop()
+        self.engine.shutdown()
+        self.view.shutdown()
+        logging.getLogger("earmark").removeHandler(self._log_relay)
+        if self.project is not None:
+            self.project.close()
+        self.settings.sync()

@@ -1,0 +1,78 @@
+"""The window's own settings (recent projects, the group dropped files are scored with, spectrogram look,
+device), kept in `gui.ini` next to the weights settings in the user's config directory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from PySide6.QtCore import QSettings
+
+from engine.weights import config_dir
+
+MAX_RECENT = 8
+
+
+@dataclass
+class SpectrogramSettings:
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 128
+    db_floor: float = -70.0
+    db_ceiling: float = -15.0
+    colour_map: str = "grey_r"
+    map_colour_map: str = "inferno"
+
+
+class AppSettings:
+    def __init__(self) -> None:
+        folder = config_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._q = QSettings(str(folder / "gui.ini"), QSettings.Format.IniFormat)
+
+    # -- recent projects -----------------------------------------------------------------------------
+    def recent_projects(self) -> list[str]:
+        value = self._q.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def add_recent(self, folder: str) -> None:
+        recent = [folder] + [f for f in self.recent_projects() if f != folder]
+        self._q.setValue("recent", recent[:MAX_RECENT])
+
+    # -- single values -------------------------------------------------------------------------------
+    def drop_group(self, project: str) -> str | None:
+        value = self._q.value(f"drop_group/{_key(project)}")
+        return str(value) if value else None
+
+    def set_drop_group(self, project: str, group: str) -> None:
+        self._q.setValue(f"drop_group/{_key(project)}", group)
+
+    @property
+    def device(self) -> str:
+        return str(self._q.value("device", "auto"))
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._q.setValue("device", value)
+
+    def spectrogram(self) -> SpectrogramSettings:
+        defaults = SpectrogramSettings()
+        values = {}
+        for f in fields(SpectrogramSettings):
+            raw = self._q.value(f"spectrogram/{f.name}", getattr(defaults, f.name))
+            try:
+                values[f.name] = type(getattr(defaults, f.name))(raw)
+            except (TypeError, ValueError):
+                values[f.name] = getattr(defaults, f.name)
+        return SpectrogramSettings(**values)
+
+    def set_spectrogram(self, settings: SpectrogramSettings) -> None:
+        for f in fields(SpectrogramSettings):
+            self._q.setValue(f"spectrogram/{f.name}", getattr(settings, f.name))
+
+    def sync(self) -> None:
+        self._q.sync()
+
+
+def _key(folder: str) -> str:
+    return folder.replace("/", "|").replace("\\", "|")

@@ -1,0 +1,84 @@
+"""Opening the window on the demo project: build it on the engine thread when it is missing (progress in
+the jobs dock), open it, show an anomalous test clip with its map, and, for `--screenshot`, render the
+window to a PNG and quit."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from engine.demo import is_ready
+from engine.device import pick_device
+from engine.store import results
+from app import jobs
+
+
+def open_demo(window, options, outcome: dict) -> None:
+    from engine.cli import demo_folder, demo_plan
+
+    folder, plan = demo_folder(options), demo_plan(options)
+    if options.device:
+        window.engine.worker.device_choice = options.device
+        pick_device(options.device)
+
+    def opened(_=None) -> None:
+        if not window.open_project(folder):
+            outcome["status"] = 1
+            QApplication.quit()
+            return
+        clip_id = showcase_clip(window)
+        if options.screenshot is not None:
+            take_screenshot(window, clip_id, Path(options.screenshot), outcome)
+
+    if is_ready(folder, plan):
+        opened()
+        return
+    window.statusBar().showMessage(f"Building the demo project in {folder} (see the Jobs dock) ...")
+    job = window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened)
+    window.job_ended.connect(lambda job_id, status: _demo_failed(job_id, status, job, options, outcome))
+
+
+def _demo_failed(job_id: int, status: str, job: int, options, outcome: dict) -> None:
+    if job_id == job and status != "done" and options.screenshot is not None:
+        print("earmark: the demo project could not be built; see the messages above", file=sys.stderr)
+        outcome["status"] = 1
+        QApplication.quit()
+
+
+def showcase_clip(window) -> str | None:
+    """The clip that shows the most: an anomalous test clip with a truth region, flagged by the map's
+    detector, with the highest score; it is selected in the table."""
+    project = window.project
+    detector = window.controls.first.currentText()
+    if not detector:
+        return None
+    truth = {c.clip_id for c in project.clips(split="test", label="anomaly") if c.anomaly_regions}
+    rows = [r for r in results.latest_scores(project, detector, split="test") if r.clip_id in truth]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.decision, r.score))
+    window.table.select(best.clip_id)
+    return best.clip_id
+
+
+def take_screenshot(window, clip_id: str | None, path: Path, outcome: dict) -> None:
+    def grab() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(path)):
+            print(f"earmark: cannot write {path}", file=sys.stderr)
+            outcome["status"] = 1
+        else:
+            print(f"Saved a screenshot of the window to {path}")
+        window.shutdown()
+        QApplication.quit()
+
+    def when_drawn(shown: str) -> None:
+        if clip_id is None or shown == clip_id:
+            QTimer.singleShot(300, grab)  # let the layout and the detail pass settle
+
+    if clip_id is None or (window.view.overview is not None and window.view.display.clip_id == clip_id):
+        QTimer.singleShot(300, grab)
+    else:
+        window.clip_shown.connect(when_drawn)

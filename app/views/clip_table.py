@@ -1,0 +1,219 @@
+"""The clip table: one row per clip with its metadata, one score column per fitted detector and the
+decision of the detector being viewed; sortable, filtered by text and by the node chosen in the data-set
+tree."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+import math
+import os
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+from engine.data.clip import Clip
+from engine.store.results import ClipScore
+
+FIXED = ("name", "machine", "section", "domain", "split", "label", "duration")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ANOMALY_BRUSH = QBrush(QColor("#c62828"))
+
+
+@dataclass
+class ClipRow:
+    clip: Clip
+    source: str
+    scores: dict[str, ClipScore] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or os.path.basename(self.clip.path)
+
+
+class ClipTableModel(QAbstractTableModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[ClipRow] = []
+        self.detectors: list[str] = []
+        self.decision_detector: str | None = None
+        self._index: dict[str, int] = {}
+
+    # -- filling ---------------------------------------------------------------------------------------
+    def set_rows(self, rows: Sequence[ClipRow], detectors: Sequence[str]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.detectors = list(detectors)
+        if self.decision_detector not in self.detectors:
+            self.decision_detector = self.detectors[0] if self.detectors else None
+        self._index = {row.clip.clip_id: i for i, row in enumerate(self.rows)}
+        self.endResetModel()
+
+    def upsert(self, row: ClipRow) -> None:
+        """Add or update one clip's row without resetting the table (a dropped file)."""
+        new = [d for d in row.scores if d not in self.detectors]
+        if new:  # a detector the table has no column for yet: rebuild the columns
+            rows = [r for r in self.rows if r.clip.clip_id != row.clip.clip_id] + [row]
+            self.set_rows(rows, sorted(self.detectors + new))
+            return
+        position = self._index.get(row.clip.clip_id)
+        if position is None:
+            self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+            self._index[row.clip.clip_id] = len(self.rows)
+            self.rows.append(row)
+            self.endInsertRows()
+        else:
+            self.rows[position] = row
+            self.dataChanged.emit(self.index(position, 0), self.index(position, self.columnCount() - 1))
+
+    def set_decision_detector(self, detector: str | None) -> None:
+        if detector in self.detectors and detector != self.decision_detector:
+            self.decision_detector = detector
+            column = self.columnCount() - 1
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
+            self.dataChanged.emit(self.index(0, column), self.index(len(self.rows) - 1, column))
+
+    def row_of(self, clip_id: str) -> int | None:
+        return self._index.get(clip_id)
+
+    # -- Qt model ---------------------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(FIXED) + len(self.detectors) + 1
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if section < len(FIXED):
+            return FIXED[section]
+        if section < len(FIXED) + len(self.detectors):
+            return self.detectors[section - len(FIXED)]
+        return f"decision ({self.decision_detector})" if self.decision_detector else "decision"
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        value = self._value(row, index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            if isinstance(value, float):
+                return f"{value:.1f} s" if index.column() == FIXED.index("duration") else f"{value:.4g}"
+            return "" if value is None else str(value)
+        if role == SORT_ROLE:  # compared by the proxy in C++: numbers as numbers, a missing score lowest
+            if index.column() >= FIXED.index("duration") and index.column() < len(FIXED) + len(self.detectors):
+                return -math.inf if value is None else float(value)
+            return "" if value is None else str(value)
+        if role == Qt.ItemDataRole.ForegroundRole and value == "anomaly":
+            return ANOMALY_BRUSH
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
+            return row.clip.path
+        return None
+
+    def _value(self, row: ClipRow, column: int):
+        clip = row.clip
+        fixed = (row.name, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label, clip.duration_s)
+        if column < len(FIXED):
+            return fixed[column]
+        if column < len(FIXED) + len(self.detectors):
+            found = row.scores.get(self.detectors[column - len(FIXED)])
+            return None if found is None else float(found.score)
+        found = row.scores.get(self.decision_detector) if self.decision_detector else None
+        return None if found is None else ("anomaly" if found.decision else "normal")
+
+
+class ClipFilter(QSortFilterProxyModel):
+    """Text filter over every column, plus the data-set tree's node (equality on metadata fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setSortRole(SORT_ROLE)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._where: dict[str, str | None] = {}
+        self._text = ""
+
+    def set_where(self, where: Mapping[str, str | None]) -> None:
+        self.beginFilterChange()
+        self._where = dict(where)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self._text = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        row: ClipRow = self.sourceModel().rows[source_row]
+        clip = row.clip
+        for key, wanted in self._where.items():
+            have = row.source == "inbox" if key == "inbox" else getattr(clip, key)
+            if have != wanted:
+                return False
+        if self._text:
+            model = self.sourceModel()
+            return any(self._text in str(model._value(row, c) or "").lower() for c in range(model.columnCount()))
+        return True
+
+
+class ClipTable(QWidget):
+    """The filter box and the table; `clip_selected(clip_id)` when the current row changes."""
+
+    clip_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ClipTableModel()
+        self.proxy = ClipFilter()
+        self.proxy.setSourceModel(self.model)
+        self.filter_box = QLineEdit(placeholderText="Filter clips (name, machine, label, ...)")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(self.proxy.set_text)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.filter_box)
+        layout.addWidget(self.view)
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        if current.isValid():
+            row = self.model.rows[self.proxy.mapToSource(current).row()]
+            self.clip_selected.emit(row.clip.clip_id)
+
+    def select(self, clip_id: str) -> bool:
+        """Make `clip_id` the current row (clearing a filter that hides it); False if it is not in the table."""
+        row = self.model.row_of(clip_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            self.proxy.set_where({})
+            self.filter_box.clear()
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.view.setCurrentIndex(index)
+        self.view.scrollTo(index)
+        return True
+
+    def selected_clip_ids(self) -> list[str]:
+        rows = self.view.selectionModel().selectedRows()
+        return [self.model.rows[self.proxy.mapToSource(i).row()].clip.clip_id for i in rows]
+
+    def resize_columns(self) -> None:
+        """Fit the columns to their contents, judged on the first rows (all rows would take seconds)."""
+        columns = self.model.columnCount()
+        if columns == getattr(self, "_sized_columns", -1):
+            return
+        self._sized_columns = columns
+        self.view.horizontalHeader().setResizeContentsPrecision(40)
+        self.view.resizeColumnsToContents()
+        self.view.setColumnWidth(0, min(self.view.columnWidth(0), 320))

@@ -1,0 +1,110 @@
+"""What is drawn over a clip's spectrogram, as plain data: each detector's lanes and map, the ground-truth
+and labelled regions; and the colour maps. The main window fills a `ClipDisplay` from the project."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+
+from engine.audio.display import hz_to_mel
+
+OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
+OVERLAY_TITLES = {"map": "Anomaly map", "lane": "Frame-score lane", "truth": "Ground-truth regions",
+                  "labels": "Labelled regions", "playhead": "Playhead"}
+DEFAULT_OPACITY = {"map": 0.75, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
+
+SPECTROGRAM_MAPS = ("grey_r", "grey", "viridis", "magma", "cividis")
+MAP_COLOUR_MAPS = ("inferno", "turbo", "plasma")
+TRUTH_COLOUR = "#ff3b30"
+
+
+@dataclass
+class DetectorLanes:
+    """One detector's view of one clip."""
+
+    detector: str
+    score: float
+    decision: bool
+    threshold: float | None
+    frame_times: np.ndarray
+    frame_scores: np.ndarray
+    frame_threshold: float | None = None
+    anomaly_map: np.ndarray | None = None
+    map_freq_spans_hz: np.ndarray | None = None
+    map_time_spans_s: np.ndarray | None = None
+
+
+@dataclass
+class ClipDisplay:
+    clip_id: str
+    path: str
+    name: str
+    duration_s: float
+    sample_rate: int
+    truth: list[tuple[float, float]] = field(default_factory=list)
+    #: (start_s, end_s, label, colour, kind) of manual labels and proposals.
+    labels: list[tuple[float, float, str, str, str]] = field(default_factory=list)
+    lanes: dict[str, DetectorLanes] = field(default_factory=dict)
+    caption: str = ""
+
+
+def spectrogram_colour_map(name: str) -> pg.ColorMap:
+    if name.startswith("grey"):
+        base = pg.colormap.get("CET-L1")
+        positions, colours = base.getStops(mode="byte")
+        return pg.ColorMap(positions, colours[::-1]) if name.endswith("_r") else pg.ColorMap(positions, colours)
+    return pg.colormap.get(name if name in pg.colormap.listMaps() else "viridis")
+
+
+def map_colour_map(name: str) -> pg.ColorMap:
+    """The map's colours with transparency rising from 0 (typical) to full at the top of the range, so
+    ordinary time-frequency cells leave the spectrogram visible and only what stands out is coloured."""
+    base = pg.colormap.get(name if name in pg.colormap.listMaps() else "inferno")
+    positions = np.linspace(0.0, 1.0, 64)
+    colours = base.map(positions, mode="byte").astype(np.float64)
+    alpha = np.clip((positions - 0.25) / 0.5, 0.0, 1.0) ** 0.8
+    colours[:, 3] = 255 * alpha
+    return pg.ColorMap(positions, colours.astype(np.ubyte))
+
+
+def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
+    """0 (a perfect match with normal sound) to the model's frame threshold: a cell at full colour scores
+    as high as the most anomalous 1 % of training frames. Without a threshold, the map's own range."""
+    values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(1)
+    if lanes.frame_threshold is not None and lanes.frame_threshold > 0 and values.size and values.min() >= -50:
+        return 0.0, float(lanes.frame_threshold)
+    low, high = (np.percentile(values, [2, 99.5]) if values.size else (0.0, 1.0))
+    return float(low), float(high if high > low else low + 1.0)
+
+
+def raster_map(lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128,
+               max_columns: int = 4000) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """The anomaly map drawn on the spectrogram's grid: `rows` rows evenly spaced in mel between mel_low and
+    mel_high, columns of equal time covering the map's time spans. Cells the map does not cover are NaN.
+    Returns the [rows, columns] image (row 0 lowest) and its (start_s, end_s)."""
+    if lanes.anomaly_map is None or lanes.anomaly_map.size == 0:
+        return None
+    grid = np.asarray(lanes.anomaly_map, dtype=np.float32)
+    freq = np.asarray(lanes.map_freq_spans_hz, dtype=np.float64)
+    times = np.asarray(lanes.map_time_spans_s, dtype=np.float64)
+    start, end = float(times[:, 0].min()), float(times[:, 1].max())
+    width = float(np.min(times[:, 1] - times[:, 0]))
+    columns = int(min(max_columns, max(1, np.ceil((end - start) / max(width / 4, 1e-6)))))
+    column_centres = start + (np.arange(columns) + 0.5) * (end - start) / columns
+    row_centres = mel_low + (np.arange(rows) + 0.5) * (mel_high - mel_low) / rows
+    freq_mel = hz_to_mel(freq)
+    row_index = _cover(row_centres, freq_mel)
+    column_index = _cover(column_centres, times)
+    image = np.full((rows, columns), np.nan, dtype=np.float32)
+    valid_rows, valid_columns = row_index >= 0, column_index >= 0
+    image[np.ix_(valid_rows, valid_columns)] = grid[np.ix_(row_index[valid_rows], column_index[valid_columns])]
+    return np.ascontiguousarray(image), (start, end)
+
+
+def _cover(points: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """For each point, the index of a span (low, high) that holds it (the last such), else -1."""
+    found = np.full(points.shape, -1, dtype=np.int64)
+    for index, (low, high) in enumerate(spans):
+        found[(points >= low) & (points < high)] = index
+    return found

@@ -1,0 +1,441 @@
+"""The spectrogram view: a clip's mel spectrogram in dB placed in seconds x mel (the axis reads Hz), with
+overlays each with its own visibility and opacity (a detector's anomaly map with a colour bar, its
+frame-score lane with the threshold drawn, ground-truth and labelled regions, the playhead), a
+peak-downsampled waveform strip, and a second column that shows another detector's map on the same clip.
+
+Audio is never read on the GUI thread: `DisplayLoader` computes the overview when a clip is shown and the
+full-resolution detail of the visible window as the user zooms into a long recording.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
+from app.settings import SpectrogramSettings
+from app.views.display_loader import DisplayLoader
+from app.views.overlays import (DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay, DetectorLanes,
+                                map_colour_map, map_levels, raster_map, spectrogram_colour_map)
+
+#: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
+DETAIL_COLUMNS = 6000
+TICKS_HZ = (0, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000,
+            16000, 20000, 24000)
+
+
+class HzAxis(pg.AxisItem):
+    """The left axis of a mel-placed image: positions are mel, labels are Hz."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):
+        mels = [float(hz_to_mel(hz)) for hz in TICKS_HZ]
+        inside = [m for m in mels if minVal <= m <= maxVal]
+        spacing = 18 * (maxVal - minVal) / max(size, 1.0)
+        kept: list[float] = []
+        for m in inside:
+            if not kept or m - kept[-1] >= spacing:
+                kept.append(m)
+        return [(1.0, kept)]
+
+    def tickStrings(self, values, scale, spacing):
+        out = []
+        for value in values:
+            hz = float(mel_to_hz(value))
+            out.append(f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:.0f}")
+        return out
+
+
+def _region(start: float, end: float, colour: str, opacity: float) -> pg.LinearRegionItem:
+    fill = QColor(colour)
+    fill.setAlphaF(opacity)
+    edge = QColor(colour)
+    item = pg.LinearRegionItem((start, end), movable=False, brush=fill, pen=pg.mkPen(edge, width=1))
+    item.setZValue(10)
+    return item
+
+
+class Panel:
+    """One column: a spectrogram plot with one detector's map over it, and that detector's lane below."""
+
+    def __init__(self, layout: pg.GraphicsLayout, column: int, view: SpectrogramView) -> None:
+        self.view = view
+        self.layout = layout
+        self.column = column
+        self.plot = pg.PlotItem(axisItems={"left": HzAxis("left")})
+        self.plot.setLabel("left", "Hz")
+        self.plot.getAxis("bottom").setStyle(showValues=False)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.images = [pg.ImageItem(axisOrder="row-major"), pg.ImageItem(axisOrder="row-major")]  # overview, detail
+        for z, image in enumerate(self.images):
+            image.setZValue(z)
+            self.plot.addItem(image)
+        self.map_image = pg.ImageItem(axisOrder="row-major")
+        self.map_image.setZValue(5)
+        self.plot.addItem(self.map_image)
+        # The colour bar has a layout column of its own, so every plot of a column is as wide as the others
+        # (linked plots line up their time axes by screen position).
+        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=map_colour_map("inferno"), interactive=False,
+                                          width=12, label="anomaly map")
+        self.colour_bar.setImageItem(self.map_image)
+        self.lane = pg.PlotItem()
+        self.lane.setMaximumHeight(110)
+        self.lane.setMenuEnabled(False)
+        self.lane.hideButtons()
+        self.lane.setLabel("left", "score")
+        self.lane.getAxis("left").setWidth(self.plot.getAxis("left").width())
+        self.lane.setXLink(self.plot)
+        self.lane.setMouseEnabled(x=True, y=False)
+        self.curve = self.lane.plot(pen=pg.mkPen("#1565c0", width=1.5))
+        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
+                                              label="threshold", labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]})
+        self.lane.addItem(self.threshold_line)
+        self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2)) for _ in range(2)]
+        self.plot.addItem(self.playheads[0])
+        self.lane.addItem(self.playheads[1])
+        for line in self.playheads:
+            line.setZValue(20)
+        self.regions: dict[str, list[pg.LinearRegionItem]] = {"truth": [], "labels": []}
+        self.lanes: DetectorLanes | None = None
+
+    def set_tile(self, which: int, tile: SpectrogramTile | None, settings: SpectrogramSettings) -> None:
+        image = self.images[which]
+        if tile is None:
+            image.clear()
+            return
+        image.setImage(tile.db, levels=(settings.db_floor, settings.db_ceiling), autoLevels=False)
+        image.setColorMap(spectrogram_colour_map(settings.colour_map))
+        image.setRect(tile.start_s, tile.mel_low, tile.end_s - tile.start_s, tile.mel_high - tile.mel_low)
+
+    def set_lanes(self, lanes: DetectorLanes | None, mel_range: tuple[float, float], settings: SpectrogramSettings,
+                  ) -> None:
+        self.lanes = lanes
+        title = ""
+        if lanes is not None:
+            verdict = "<span style='color:#d32f2f'>anomaly</span>" if lanes.decision else "normal"
+            title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
+            if lanes.threshold is not None:
+                title += f" (threshold {lanes.threshold:.4g})"
+            if lanes.anomaly_map is None:
+                title += "; no map, see its frame lane"
+        self.plot.setTitle(title, size="9pt")
+        raster = raster_map(lanes, *mel_range) if lanes is not None else None
+        if raster is None:
+            self.map_image.clear()
+            self.map_image.setVisible(False)
+            self.colour_bar.setVisible(False)
+        else:
+            image, (start, end) = raster
+            low, high = map_levels(lanes)
+            self.colour_bar.setColorMap(map_colour_map(settings.map_colour_map))
+            self.colour_bar.setLevels((low, high))
+            self.map_image.setImage(np.nan_to_num(image, nan=low - abs(high - low)), autoLevels=False,
+                                    levels=(low, high))
+            self.map_image.setRect(start, mel_range[0], end - start, mel_range[1] - mel_range[0])
+            self.map_image.setVisible(self.view.overlay_visible("map"))
+            self.colour_bar.setVisible(self.view.overlay_visible("map"))
+        if lanes is None or lanes.frame_times.size == 0:
+            self.curve.setData([], [])
+            self.threshold_line.setVisible(False)
+        else:
+            self.curve.setData(lanes.frame_times, lanes.frame_scores)
+            self.threshold_line.setVisible(lanes.frame_threshold is not None and self.view.overlay_visible("lane"))
+            if lanes.frame_threshold is not None:
+                self.threshold_line.setValue(lanes.frame_threshold)
+            finite = lanes.frame_scores[np.isfinite(lanes.frame_scores)]
+            top = max([*finite.tolist(), lanes.frame_threshold or -np.inf]) if finite.size else 1.0
+            bottom = float(finite.min()) if finite.size else 0.0
+            self.lane.setYRange(bottom, top if top > bottom else bottom + 1, padding=0.08)
+        self.lane.setLabel("left", "score")
+
+    def attach(self, on: bool) -> None:
+        """Put this column's plots into the layout, or take them out (a hidden column takes no room)."""
+        placed = self.plot.scene() is not None
+        if on and not placed:
+            self.layout.addItem(self.plot, row=0, col=2 * self.column)
+            self.layout.addItem(self.colour_bar, row=0, col=2 * self.column + 1)
+            self.layout.addItem(self.lane, row=1, col=2 * self.column)
+        elif not on and placed:
+            for item in (self.plot, self.colour_bar, self.lane):
+                self.layout.removeItem(item)
+                if item.scene() is not None:
+                    item.scene().removeItem(item)
+
+    def set_regions(self, kind: str, spans: list[tuple[float, float, str]], opacity: float, visible: bool) -> None:
+        for item in self.regions[kind]:
+            self.plot.removeItem(item)
+        self.regions[kind] = []
+        for start, end, colour in spans:
+            item = _region(start, end, colour, opacity)
+            item.setVisible(visible)
+            self.plot.addItem(item)
+            self.regions[kind].append(item)
+
+
+class SpectrogramView(QWidget):
+    """`show_clip(display)` draws a clip; `set_detectors(a, b)` picks the maps; overlays via `set_overlay`."""
+
+    overview_shown = Signal(str)     # clip id, once its spectrogram is drawn
+    detail_shown = Signal(float, float)
+    seek_requested = Signal(float)   # the user clicked a time
+    load_failed = Signal(str)
+
+    def __init__(self, settings: SpectrogramSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or SpectrogramSettings()
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self.panels = [Panel(self.graphics.ci, 0, self), Panel(self.graphics.ci, 1, self)]
+        self.panels[0].attach(True)
+        main = self.panels[0].plot
+        self.panels[1].plot.setXLink(main)
+        self.panels[1].plot.setYLink(main)
+        self.wave: pg.PlotItem = self.graphics.ci.addPlot(row=2, col=0)
+        self.wave.setMaximumHeight(90)
+        self.wave.setXLink(main)
+        self.wave.setMouseEnabled(x=True, y=False)
+        self.wave.setMenuEnabled(False)
+        self.wave.hideButtons()
+        self.wave.setLabel("bottom", "time", units="s")
+        self.wave.getAxis("left").setWidth(main.getAxis("left").width())
+        self.wave.setYRange(-1, 1)
+        self.wave_curve = self.wave.plot(pen=pg.mkPen("#455a64"), connect="pairs")
+        self.wave_playhead = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2))
+        self.wave.addItem(self.wave_playhead)
+        self.loader = DisplayLoader(self)
+        self.loader.overview_ready.connect(self._overview_ready)
+        self.loader.detail_ready.connect(self._detail_ready)
+        self.loader.failed.connect(self._failed)
+        self._detail_timer = QTimer(self, singleShot=True, interval=120, timeout=self._maybe_detail)
+        main.sigXRangeChanged.connect(lambda *_: self._detail_timer.start())
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
+        self._visible = {name: True for name in OVERLAYS}
+        self._opacity = dict(DEFAULT_OPACITY)
+        self.display: ClipDisplay | None = None
+        self.detectors: tuple[str | None, str | None] = (None, None)
+        self.side_by_side = False
+        self.overview: SpectrogramTile | None = None
+        self.detail: SpectrogramTile | None = None
+        self.playhead_s = 0.0
+        self.selection: tuple[float, float] | None = None
+        self._set_side_by_side(False)
+
+    # -- configuration -----------------------------------------------------------------------------------
+    def display_config(self, sample_rate: int) -> DisplayConfig:
+        s = self.settings
+        return DisplayConfig(n_fft=s.n_fft, hop_length=s.hop_length, n_mels=s.n_mels)
+
+    def mel_range(self) -> tuple[float, float]:
+        if self.overview is not None:
+            return self.overview.mel_low, self.overview.mel_high
+        rate = self.display.sample_rate if self.display else 16000
+        return float(hz_to_mel(0.0)), float(hz_to_mel(rate / 2))
+
+    def apply_settings(self, settings: SpectrogramSettings) -> None:
+        recompute = (settings.n_fft, settings.hop_length, settings.n_mels) != (
+            self.settings.n_fft, self.settings.hop_length, self.settings.n_mels)
+        self.settings = settings
+        if self.display is not None:
+            if recompute:  # computed again with the new grid
+                self.overview = None
+                self.show_clip(self.display)
+            else:
+                for panel in self.panels:
+                    panel.set_tile(0, self.overview, settings)
+                    panel.set_tile(1, self.detail, settings)
+                self._draw_lanes()
+
+    # -- what is shown -------------------------------------------------------------------------------------
+    def show_clip(self, display: ClipDisplay) -> None:
+        same_clip = self.display is not None and self.display.clip_id == display.clip_id
+        self.display = display
+        if not same_clip or self.overview is None:
+            self.overview = self.detail = None
+            for panel in self.panels:
+                panel.set_tile(0, None, self.settings)
+                panel.set_tile(1, None, self.settings)
+            self.wave_curve.setData([], [])
+            self.selection = None
+            self.set_playhead(0.0)
+            main = self.panels[0].plot
+            main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
+                           yMax=self.mel_range()[1])
+            main.setRange(xRange=(0, display.duration_s), yRange=self.mel_range(), padding=0)
+            self.loader.load(display.path, self.display_config(display.sample_rate))
+        self._draw_lanes()
+        self._draw_regions()
+
+    def set_detectors(self, first: str | None, second: str | None = None) -> None:
+        self.detectors = (first, second)
+        self._draw_lanes()
+
+    def set_side_by_side(self, on: bool) -> None:
+        self._set_side_by_side(on)
+        self._draw_lanes()
+
+    def _set_side_by_side(self, on: bool) -> None:
+        self.side_by_side = on
+        self.panels[1].attach(on)
+
+    def _draw_lanes(self) -> None:
+        lanes = self.display.lanes if self.display else {}
+        for panel, detector in zip(self.panels, self.detectors, strict=True):
+            panel.set_lanes(lanes.get(detector) if detector else None, self.mel_range(), self.settings)
+            panel.map_image.setOpacity(self._opacity["map"])
+            for item in (panel.lane,):
+                item.setVisible(self._visible["lane"] and (panel is self.panels[0] or self.side_by_side))
+
+    def _draw_regions(self) -> None:
+        display = self.display
+        truth = [(s, e, TRUTH_COLOUR) for s, e in display.truth] if display else []
+        labels = [(s, e, colour) for s, e, _, colour, _ in display.labels] if display else []
+        for panel in self.panels:
+            panel.set_regions("truth", truth, self._opacity["truth"], self._visible["truth"])
+            panel.set_regions("labels", labels, self._opacity["labels"], self._visible["labels"])
+
+    # -- overlays -------------------------------------------------------------------------------------------
+    def overlay_visible(self, name: str) -> bool:
+        return self._visible[name]
+
+    def overlay_opacity(self, name: str) -> float:
+        return self._opacity[name]
+
+    def set_overlay(self, name: str, visible: bool | None = None, opacity: float | None = None) -> None:
+        if name not in self._visible:
+            raise KeyError(f"no overlay {name!r}; overlays: {', '.join(OVERLAYS)}")
+        if visible is not None:
+            self._visible[name] = bool(visible)
+        if opacity is not None:
+            self._opacity[name] = float(min(1.0, max(0.0, opacity)))
+        if name in ("truth", "labels"):
+            self._draw_regions()
+        elif name == "playhead":
+            for line in self.playhead_items():
+                line.setVisible(self._visible["playhead"])
+                line.setOpacity(self._opacity["playhead"])
+        elif name == "map":
+            for panel in self.panels:
+                has_map = panel.lanes is not None and panel.lanes.anomaly_map is not None
+                panel.map_image.setVisible(self._visible["map"] and has_map)
+                panel.colour_bar.setVisible(self._visible["map"] and has_map)
+                panel.map_image.setOpacity(self._opacity["map"])
+        else:
+            self._draw_lanes()
+            for panel in self.panels:
+                panel.curve.setOpacity(self._opacity["lane"])
+
+    def playhead_items(self) -> list[pg.InfiniteLine]:
+        return [line for panel in self.panels for line in panel.playheads] + [self.wave_playhead]
+
+    # -- time: playhead, zoom, pan -----------------------------------------------------------------------------
+    def set_playhead(self, seconds: float, follow: bool = False) -> None:
+        self.playhead_s = seconds
+        for line in self.playhead_items():
+            line.setValue(seconds)
+        if follow:
+            start, end = self.visible_range()
+            if not start <= seconds <= end:  # page on, keeping the zoom
+                span = end - start
+                self.set_visible_range(seconds - 0.1 * span, seconds + 0.9 * span)
+
+    def visible_range(self) -> tuple[float, float]:
+        start, end = self.panels[0].plot.viewRange()[0]
+        return float(start), float(end)
+
+    def set_visible_range(self, start: float, end: float) -> None:
+        duration = self.display.duration_s if self.display else end
+        span = min(end - start, duration)
+        start = min(max(0.0, start), max(0.0, duration - span))
+        self.panels[0].plot.setXRange(start, start + span, padding=0)
+
+    def zoom(self, factor: float) -> None:
+        start, end = self.visible_range()
+        centre, half = (start + end) / 2, (end - start) / 2 / factor
+        self.set_visible_range(centre - half, centre + half)
+
+    def pan(self, fraction: float) -> None:
+        start, end = self.visible_range()
+        shift = (end - start) * fraction
+        self.set_visible_range(start + shift, end + shift)
+
+    def fit(self) -> None:
+        if self.display is not None:
+            self.set_visible_range(0.0, self.display.duration_s)
+            self.panels[0].plot.setYRange(*self.mel_range(), padding=0)
+
+    def _clicked(self, event) -> None:
+        plot = self.panels[0].plot
+        for item in (plot, self.wave, self.panels[0].lane):
+            if item.sceneBoundingRect().contains(event.scenePos()):
+                seconds = float(item.vb.mapSceneToView(event.scenePos()).x())
+                if self.display is not None and 0 <= seconds <= self.display.duration_s:
+                    self.selection = self.region_at(seconds)
+                    self.seek_requested.emit(seconds)
+                return
+
+    def region_at(self, seconds: float) -> tuple[float, float] | None:
+        if self.display is None:
+            return None
+        spans = [(s, e) for s, e, *_ in self.display.labels] + list(self.display.truth)
+        return next(((s, e) for s, e in spans if s <= seconds <= e), None)
+
+    # -- audio arriving from the loader -------------------------------------------------------------------
+    def _overview_ready(self, request: int, tile: SpectrogramTile, envelope: Envelope) -> None:
+        self.overview = tile
+        for panel in self.panels:
+            panel.set_tile(0, tile, self.settings)
+        self._draw_envelope(envelope)
+        self._draw_lanes()
+        self.overview_shown.emit(self.display.clip_id if self.display else "")
+        self._maybe_detail()
+
+    def _detail_ready(self, request: int, tile: SpectrogramTile, envelope: Envelope) -> None:
+        self.detail = tile
+        for panel in self.panels:
+            panel.set_tile(1, tile, self.settings)
+        self._draw_envelope(envelope)
+        self.detail_shown.emit(tile.start_s, tile.end_s)
+
+    def _draw_envelope(self, envelope: Envelope) -> None:
+        x = np.repeat(envelope.times, 2)
+        y = np.empty(x.size, dtype=np.float32)
+        y[0::2], y[1::2] = envelope.low, envelope.high
+        if envelope.times.size and np.all(envelope.low == envelope.high):  # raw samples: a line
+            self.wave_curve.setData(envelope.times, envelope.high, connect="all")
+        else:
+            self.wave_curve.setData(x, y, connect="pairs")
+        peak = float(max(np.abs(envelope.low).max(initial=0), np.abs(envelope.high).max(initial=0)))
+        self.wave.setYRange(-max(peak, 1e-3), max(peak, 1e-3), padding=0.05)
+
+    def _failed(self, request: int, message: str) -> None:
+        self.panels[0].plot.setTitle(f"<span style='color:#d32f2f'>{message}</span>", size="9pt")
+        self.load_failed.emit(message)
+
+    def _maybe_detail(self) -> None:
+        """Ask for full resolution of what is visible once the overview is coarser than that."""
+        if self.display is None or self.overview is None:
+            return
+        hop_s = self.settings.hop_length / self.overview.sample_rate
+        if self.overview.column_s <= hop_s * 1.01:
+            return  # the overview is already at full resolution
+        start, end = self.visible_range()
+        if (end - start) / hop_s > DETAIL_COLUMNS:
+            if self.detail is not None:
+                self.detail = None
+                for panel in self.panels:
+                    panel.set_tile(1, None, self.settings)
+            return
+        if self.detail is not None and self.detail.start_s <= start and end <= self.detail.end_s:
+            return
+        margin = 0.25 * (end - start)
+        self.loader.load_detail(self.display.path, max(0.0, start - margin),
+                                min(self.display.duration_s, end + margin), self.display_config(0))
+
+    def shutdown(self) -> None:
+        self._detail_timer.stop()
+        self.loader.shutdown()
