@@ -39,7 +39,7 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&View", "toggle_truth", "Ground-truth regions", ("G",), "toggle_truth"),
     ("&View", "next_detector", "Next detector", ("D",), "next_detector"),
     ("&View", "side_by_side", "Side by side", ("V",), "toggle_side_by_side"),
-    ("&View", "filter", "Filter clips", (Key.Find, "/"), "focus_filter"),
+    ("&View", "filter", "Filter clips", ("/", "Ctrl+L"), "focus_filter"),
     ("&Help", "shortcuts", "&Keyboard shortcuts", ("F1", "?"), "shortcuts_dialog"),
     ("&Help", "about", "&About Earmark", (), "about_dialog"),
 ]

@@ -150,9 +150,9 @@ class EngineWorker(QObject):
     def _run(self, job: Job) -> None:
         self.job_started.emit(job.job_id)
         record = None
-        if self.session is not None and job.kind not in ("open", "close"):
-            record = job_log.start(self.session.project, job.kind, job.params)
         try:
+            if self.session is not None and job.kind not in ("open", "close"):
+                record = job_log.start(self.session.project, job.kind, job.params)
             result = job.run(self, job.progress)
         except Cancelled:
             self._end(record, "cancelled", "cancelled by the user")
@@ -182,9 +182,10 @@ class EngineWorker(QObject):
         self.session = Session(project, pick_device(self.device_choice))
 
     def set_device(self, choice: str) -> None:
+        device = pick_device(choice)  # an unavailable device fails here, and the old choice stays
         self.device_choice = choice
         if self.session is not None:
-            self.session = Session(self.session.project, pick_device(choice))
+            self.session = Session(self.session.project, device)
 
     def require_session(self) -> Session:
         if self.session is None:

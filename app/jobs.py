@@ -56,12 +56,19 @@ def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
         project = session.project
         report = import_files(project, paths, progress.child("importing: "), source="inbox")
         result = DropResult(list(report.clip_ids), skipped=[str(p) for p in report.problems])
-        if not result.clip_ids:
+        sources = project.clip_sources()
+        # A file that is already one of the project's data-set clips is shown, not scored by another
+        # group's models: that score would count in the evaluation of the wrong group.
+        known = [c for c in result.clip_ids if sources.get(c) != "inbox"]
+        if known:
+            result.note = f"{len(known)} file(s) already in the project as data-set clips: shown, not scored again"
+        inbox = [c for c in result.clip_ids if sources.get(c) == "inbox"]
+        if not inbox:
             return result
         if group is None:
             result.note = "not scored: no detector is fitted yet (Train > Fit all detectors)"
             return result
-        clips = [project.clip(clip_id) for clip_id in result.clip_ids]
+        clips = [project.clip(clip_id) for clip_id in inbox]
         for index, clip in enumerate(clips):
             step = progress.child(f"scoring {Path(clip.path).name} ({index + 1}/{len(clips)}): ")
             found = runs.score_with_group(session, group, [clip], step)
@@ -82,7 +89,8 @@ def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: 
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
             models = runs.fit(session, detector, settings or {}, group, progress.child(prefix))
             fitted += [f"{m.detector} {m.group_key}" for m in models]
-            if then_score and session.project.clips(split="test"):
+            tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
+            if then_score and tests:
                 scored += runs.score(session, detector, "test", group, progress.child(f"{prefix}scoring: ")).scored
         return FitResult(fitted, scored)
     return run

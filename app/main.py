@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def display_available() -> bool:
-    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+    """Whether a window can be seen: not on the offscreen platform (tests, CI) nor without a display."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform:
+        return platform.split(":")[0] not in ("offscreen", "minimal", "vnc")
+    if sys.platform in ("win32", "darwin"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QVBoxLayout, QWidget, QHBoxLayout)
 
@@ -76,7 +76,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.tree = DatasetTree()
         self.tree.filter_chosen.connect(self.table.proxy.set_where)
         self.jobs_panel = JobsPanel()
-        self.jobs_panel.cancel_requested.connect(self.engine.worker.cancel)
+        self.jobs_panel.cancel_requested.connect(self.cancel_job_by_id)
         self.log_panel = LogPanel()
         self._log_relay = LogRelay(self.log_panel)
         logging.getLogger("earmark").addHandler(self._log_relay)
@@ -115,11 +115,19 @@ class MainWindow(WindowActions, QMainWindow):
         queued = Qt.ConnectionType.QueuedConnection
         worker = self.engine.worker
         worker.job_queued.connect(self._job_queued, queued)
+        worker.job_started.connect(self._job_started, queued)
         worker.job_progress.connect(self._job_progress, queued)
         worker.job_problem.connect(self._job_problem, queued)
         worker.job_finished.connect(self._job_finished, queued)
         worker.job_failed.connect(self._job_failed, queued)
         worker.job_cancelled.connect(self._job_cancelled, queued)
+
+    def _job_started(self, job_id: int) -> None:
+        self.jobs_panel.progress(job_id, 0, 0, "")
+
+    def cancel_job_by_id(self, job_id: int) -> None:
+        """The Cancel button of a job in the Jobs dock (the worker's queue is guarded by a lock)."""
+        self.engine.worker.cancel(job_id)
 
     def _job_progress(self, job_id: int, done: int, total: int, message: str) -> None:
         self.jobs_panel.progress(job_id, done, total, message)
@@ -179,6 +187,9 @@ class MainWindow(WindowActions, QMainWindow):
         except EarmarkError as exc:
             QMessageBox.warning(self, "Earmark", str(exc))
             return False
+        if self.project is not None and not self._finish_jobs_before_switching():
+            project.close()
+            return False
         if self.project is not None:
             self.project.close()
         self.project = project
@@ -189,6 +200,24 @@ class MainWindow(WindowActions, QMainWindow):
         self.refresh()
         self.project_opened.emit(str(project.folder))
         return True
+
+    def _finish_jobs_before_switching(self) -> bool:
+        """Jobs belong to the open project: cancel them (after asking) and wait until the engine is idle."""
+        worker = self.engine.worker
+        if not worker.busy():
+            return True
+        answer = QMessageBox.question(self, "Earmark", "Jobs are running or waiting on this project. Cancel "
+                                                       "them and open the other project?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        worker.cancel_all()
+        loop = QEventLoop()
+        worker.idle.connect(loop.quit, Qt.ConnectionType.QueuedConnection)
+        QTimer.singleShot(30000, loop.quit)
+        if worker.busy():
+            loop.exec()
+        worker.idle.disconnect(loop.quit)
+        return not worker.busy()
 
     def refresh(self) -> None:
         """Re-read the project: tree, table, detectors and groups (after an import, a fit or a score)."""
@@ -211,7 +240,8 @@ class MainWindow(WindowActions, QMainWindow):
             self.drop_group.setCurrentText(remembered)
         self.drop_group.blockSignals(False)
         if current is not None and current in sources:
-            self.table.select(current)  # shows it again, with what the job changed
+            self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
+            self.show_clip(current)  # again, with what the job changed
 
     def show_clip(self, clip_id: str) -> None:
         if self.project is None:
@@ -269,9 +299,11 @@ class MainWindow(WindowActions, QMainWindow):
         if self.project is not None and result.clip_ids:
             for row in clip_data.table_rows(self.project, result.clip_ids):
                 self.table.model.upsert(row)
-            self.table.select(result.clip_ids[-1])
             self.tree.fill(self.project.summary(),
                            sum(1 for s in self.project.clip_sources().values() if s == "inbox"))
+            last = result.clip_ids[-1]
+            self.table.select(last, quiet=True)
+            self.show_clip(last)
         for clip_id, scores in result.scored.items():
             self._status(f"{clip_id}: " + ", ".join(f"{d} {s:.4g}" for d, s in scores.items()))
         if result.note:
@@ -300,9 +332,14 @@ class MainWindow(WindowActions, QMainWindow):
             return
         self._shut_down = True
         self.playback.stop()
-        self.engine.shutdown()
+        self.statusBar().showMessage("Stopping the running job ...")
+        ended = self.engine.shutdown()
+        for signal in (self.engine.worker.job_finished, self.engine.worker.job_failed,
+                       self.engine.worker.job_cancelled):
+            signal.disconnect()  # late results must not reach a closed window
         self.view.shutdown()
         logging.getLogger("earmark").removeHandler(self._log_relay)
-        if self.project is not None:
+        if self.project is not None and ended:  # never close the database under a job that still runs
             self.project.close()
+        self.project = None
         self.settings.sync()

@@ -40,12 +40,19 @@ class Playback(QObject):
         return self.player is not None
 
     def load(self, path: str, duration_s: float) -> None:
-        self.stop()
+        was_playing = self.playing
+        if self.player is not None:
+            self.player.stop()
+        self._timer.stop()
+        self.playing = False
         self.path, self.duration_s = path, duration_s
         self.range = (0.0, duration_s)
         self.position_s = 0.0
         if self.player is not None:
             self.player.setSource(QUrl.fromLocalFile(path))
+        if was_playing:
+            self.state_changed.emit(False)
+        self.position_changed.emit(0.0)
 
     def play(self, start: float | None = None, end: float | None = None) -> None:
         """Play from `start` (default: where the playhead is) to `end` (default: the end of the clip)."""
@@ -82,10 +89,25 @@ class Playback(QObject):
         self.position_changed.emit(self.position_s)
 
     def toggle(self) -> None:
+        """Pause, or resume where it paused (to the end of the selection being played, if any)."""
         if self.playing:
             self.pause()
+            return
+        start, end = self.range
+        if start <= self.position_s < end - 1e-3:
+            self._resume(self.position_s)
         else:
             self.play(self.position_s if self.position_s < self.duration_s - 1e-3 else 0.0)
+
+    def _resume(self, position: float) -> None:
+        self._seek_to(position)
+        if self.player is not None:
+            self.player.play()
+        self._clock.restart()
+        self._clock_base = position
+        self.playing = True
+        self._timer.start()
+        self.state_changed.emit(True)
 
     def stop(self) -> None:
         was_playing = self.playing
@@ -119,7 +141,9 @@ class Playback(QObject):
     def _tick(self) -> None:
         position = self._now()
         start, end = self.range
-        if position >= end:
+        at_end = position >= end - 0.002 or (
+            self.player is not None and self.player.mediaStatus() == self.player.MediaStatus.EndOfMedia)
+        if at_end:
             if self.loop:
                 self.play(start, end)
                 return

@@ -97,8 +97,11 @@ class WindowActions:
         self.view.apply_settings(spectrogram)
         device = dialog.device.currentText()
         if device != self.settings.device:
-            self.settings.device = device
-            self.submit("device", f"use device {device}", jobs.set_device(device), self._status)
+            self.submit("device", f"use device {device}", jobs.set_device(device), self._device_set)
+
+    def _device_set(self, device: str) -> None:
+        self.settings.device = self.engine.worker.device_choice  # kept only once it worked
+        self._status(f"computing on {device}")
 
     def _weights_failed(self, dialog: SettingsDialog, job_id: int, status: str) -> None:
         title = self.job_titles.get(job_id, "")

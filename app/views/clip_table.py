@@ -190,17 +190,24 @@ class ClipTable(QWidget):
             row = self.model.rows[self.proxy.mapToSource(current).row()]
             self.clip_selected.emit(row.clip.clip_id)
 
-    def select(self, clip_id: str) -> bool:
-        """Make `clip_id` the current row (clearing a filter that hides it); False if it is not in the table."""
+    def select(self, clip_id: str, reveal: bool = True, quiet: bool = False) -> bool:
+        """Make `clip_id` the current row; False if it is not in the table, or hidden by the filters and
+        `reveal` is off (with `reveal`, the text filter is cleared to show it). `quiet`: no clip_selected."""
         row = self.model.row_of(clip_id)
         if row is None:
             return False
         index = self.proxy.mapFromSource(self.model.index(row, 0))
         if not index.isValid():
-            self.proxy.set_where({})
+            if not reveal:
+                return False
             self.filter_box.clear()
+            self.proxy.set_where({})
             index = self.proxy.mapFromSource(self.model.index(row, 0))
-        self.view.setCurrentIndex(index)
+        self.view.selectionModel().blockSignals(quiet)
+        try:
+            self.view.setCurrentIndex(index)
+        finally:
+            self.view.selectionModel().blockSignals(False)
         self.view.scrollTo(index)
         return True
 

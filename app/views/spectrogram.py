@@ -220,7 +220,9 @@ class SpectrogramView(QWidget):
         self.detectors: tuple[str | None, str | None] = (None, None)
         self.side_by_side = False
         self.overview: SpectrogramTile | None = None
+        self.overview_envelope: Envelope | None = None
         self.detail: SpectrogramTile | None = None
+        self._request_clip: dict[int, str] = {}
         self.playhead_s = 0.0
         self.selection: tuple[float, float] | None = None
         self._set_side_by_side(False)
@@ -255,7 +257,7 @@ class SpectrogramView(QWidget):
         same_clip = self.display is not None and self.display.clip_id == display.clip_id
         self.display = display
         if not same_clip or self.overview is None:
-            self.overview = self.detail = None
+            self.overview = self.detail = self.overview_envelope = None
             for panel in self.panels:
                 panel.set_tile(0, None, self.settings)
                 panel.set_tile(1, None, self.settings)
@@ -266,7 +268,8 @@ class SpectrogramView(QWidget):
             main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
                            yMax=self.mel_range()[1])
             main.setRange(xRange=(0, display.duration_s), yRange=self.mel_range(), padding=0)
-            self.loader.load(display.path, self.display_config(display.sample_rate))
+            request = self.loader.load(display.path, self.display_config(display.sample_rate))
+            self._request_clip = {request: display.clip_id}
         self._draw_lanes()
         self._draw_regions()
 
@@ -386,15 +389,20 @@ class SpectrogramView(QWidget):
 
     # -- audio arriving from the loader -------------------------------------------------------------------
     def _overview_ready(self, request: int, tile: SpectrogramTile, envelope: Envelope) -> None:
+        if request != self.loader.request or self.display is None:
+            return  # computed for a clip the user has already left
         self.overview = tile
+        self.overview_envelope = envelope
         for panel in self.panels:
             panel.set_tile(0, tile, self.settings)
         self._draw_envelope(envelope)
         self._draw_lanes()
-        self.overview_shown.emit(self.display.clip_id if self.display else "")
+        self.overview_shown.emit(self._request_clip.get(request, ""))
         self._maybe_detail()
 
     def _detail_ready(self, request: int, tile: SpectrogramTile, envelope: Envelope) -> None:
+        if request != self.loader.request:
+            return
         self.detail = tile
         for panel in self.panels:
             panel.set_tile(1, tile, self.settings)
@@ -413,6 +421,8 @@ class SpectrogramView(QWidget):
         self.wave.setYRange(-max(peak, 1e-3), max(peak, 1e-3), padding=0.05)
 
     def _failed(self, request: int, message: str) -> None:
+        if request != self.loader.request:
+            return
         self.panels[0].plot.setTitle(f"<span style='color:#d32f2f'>{message}</span>", size="9pt")
         self.load_failed.emit(message)
 
@@ -425,10 +435,12 @@ class SpectrogramView(QWidget):
             return  # the overview is already at full resolution
         start, end = self.visible_range()
         if (end - start) / hop_s > DETAIL_COLUMNS:
-            if self.detail is not None:
+            if self.detail is not None:  # zoomed out again: the overview's tile and waveform
                 self.detail = None
                 for panel in self.panels:
                     panel.set_tile(1, None, self.settings)
+                if self.overview_envelope is not None:
+                    self._draw_envelope(self.overview_envelope)
             return
         if self.detail is not None and self.detail.start_s <= start and end <= self.detail.end_s:
             return

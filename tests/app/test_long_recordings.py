@@ -45,6 +45,11 @@ def test_a_long_recording_shows_an_overview_then_detail_of_the_zoomed_window(qtb
     assert abs(view.detail.column_s - view.settings.hop_length / rate) < 1e-9
     x, _ = view.wave_curve.getData()
     assert x.min() >= start - 1e-6 and x.max() <= end + 1e-6
+    # Zoomed out again, the whole file's overview and waveform come back.
+    view.fit()
+    qtbot.waitUntil(lambda: view.detail is None, timeout=5000)
+    x, _ = view.wave_curve.getData()
+    assert x.min() < 10 and x.max() > minutes * 60 - 10
 
 
 def test_the_screenshot_command_renders_the_window_with_a_clip_and_its_map(demo_copy, tmp_path):

@@ -156,7 +156,7 @@ def test_a_fit_can_be_cancelled_and_leaves_the_project_consistent(qtbot, window)
     # Nothing half-made: every model row has its weights, scores are as they were, and the job says how it ended.
     for record in results.models(project):
         assert (project.folder / record.artifact / "model.safetensors").is_file()
-    assert {m.model_id for m in results.models(project)} >= models_before
+    assert {m.model_id for m in results.models(project)} == models_before  # cancelled in its first group
     assert project.db.execute("SELECT count(*) FROM scores").fetchone()[0] == scores_before
     assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert project.db.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -165,6 +165,49 @@ def test_a_fit_can_be_cancelled_and_leaves_the_project_consistent(qtbot, window)
     # A second connection (another process) sees the same consistent project.
     with sqlite3.connect(project.db_path) as other:
         assert other.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 0
+
+
+def test_the_cancel_buttons_of_the_jobs_dock_stop_a_running_job_and_drop_a_waiting_one(qtbot, window):
+    from app import jobs
+
+    running = window.submit("fit", "fit dcase_ae", jobs.fit_detectors(["dcase_ae"], settings={"epochs": 500}))
+    waiting = window.submit("score", "score all test clips", jobs.score_all(["knn"]))
+    with qtbot.waitSignal(window.engine.worker.job_progress, timeout=20000,
+                          check_params_cb=lambda job_id, done, total, message: job_id == running):
+        pass
+    with qtbot.waitSignal(window.job_ended, timeout=5000) as ended:
+        window.jobs_panel.rows[waiting].cancel.click()
+    assert ended.args == [waiting, "cancelled"]
+    assert window.jobs_panel.rows[running].status.text() == "running"
+    with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
+        window.jobs_panel.rows[running].cancel.click()
+    assert ended.args == [running, "cancelled"]
+    assert not window.engine.worker.busy()
+    assert [row["status"] for row in job_log.jobs(window.project)][-1] == "cancelled"
+
+
+def test_a_dropped_file_that_is_already_a_data_set_clip_is_shown_and_not_scored_by_another_group(
+        qtbot, window):
+    clip = window.project.clips(machine_type="valve", split="test")[0]
+    window.drop_group.setCurrentText("fan/section_00")
+    before = results.clip_scores(window.project, clip.clip_id)[clip.clip_id]
+    with qtbot.waitSignal(window.drop_scored, timeout=30000) as blocker:
+        drop(window, [Path(clip.path)])
+    result = blocker.args[0]
+    assert result.clip_ids == [clip.clip_id] and not result.scored and "already in the project" in result.note
+    assert results.clip_scores(window.project, clip.clip_id)[clip.clip_id] == before
+    assert window.view.display.clip_id == clip.clip_id
+
+
+def test_a_refresh_keeps_the_users_filters(qtbot, window):
+    fan_clip = window.project.clips(machine_type="fan")[0].clip_id
+    select_clip(qtbot, window, fan_clip)
+    window.tree.choose({"machine_type": "valve"})
+    rows, clip_on_screen = window.table.proxy.rowCount(), window.view.display.clip_id
+    window.refresh()  # as after every job
+    assert window.tree.current_where() == {"machine_type": "valve"}
+    assert window.table.proxy.rowCount() == rows < window.table.model.rowCount()
+    assert window.view.display.clip_id == clip_on_screen
 
 
 def test_a_failing_job_opens_a_dialog_and_goes_to_the_log(qtbot, window, tmp_path):
@@ -200,6 +243,20 @@ def test_keyboard_shortcuts_play_zoom_pan_and_move_between_clips(qtbot, window):
     assert view.visible_range()[0] > zoomed[0]
     qtbot.keyClick(window, Qt.Key.Key_Home)
     assert np.allclose(view.visible_range(), (0, window.project.clip(clip_id).duration_s))
+    # A selection plays to its end, pauses and resumes to that same end, and loops.
+    window.playback.play(0.2, 0.6)
+    qtbot.waitUntil(lambda: not window.playback.playing, timeout=3000)
+    assert abs(view.playhead_s - 0.6) < 0.05 or abs(view.playhead_s - 0.2) < 0.05
+    window.playback.play(0.2, 1.0)
+    qtbot.wait(150)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.playback.range == (0.2, 1.0)
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    qtbot.wait(1200)
+    assert window.playback.playing and 0.2 <= view.playhead_s <= 1.0  # looped instead of stopping
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    assert not window.playback.playing
     # Down shows the next clip of the table.
     row = window.table.view.currentIndex().row()
     qtbot.keyClick(window, Qt.Key.Key_Down)
