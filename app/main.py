@@ -46,15 +46,20 @@ def display_available() -> bool:
 
 
 def run_window(project: str | None = None, demo=None) -> int:
-    if project is not None:  # a wrong path on the command line is said there, before any window opens
-        from engine.errors import EarmarkError
-        from engine.store import Project
+    # What the command line got wrong (not a project, a device this machine lacks) is said there, before
+    # any window opens.
+    from engine.device import pick_device
+    from engine.errors import EarmarkError
+    from engine.store import Project
 
-        try:
+    try:
+        if project is not None:
             Project.open(project).close()
-        except EarmarkError as exc:
-            print(f"earmark: error: {exc}", file=sys.stderr)
-            return 1
+        if demo is not None and demo.device:
+            pick_device(demo.device)
+    except EarmarkError as exc:
+        print(f"earmark: error: {exc}", file=sys.stderr)
+        return 1
     if demo is not None and demo.screenshot is not None and not display_available():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication

@@ -46,6 +46,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.engine.start()
         self.job_titles: dict[int, str] = {}
         self.job_handlers: dict[int, object] = {}
+        self.job_errors: dict[int, str] = {}
 
         self.view = SpectrogramView(self.settings.spectrogram())
         self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
@@ -153,6 +154,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.job_ended.emit(job_id, "done")
 
     def _job_failed(self, job_id: int, message: str) -> None:
+        self.job_errors[job_id] = message
         title = self.job_titles.get(job_id, "job")
         self.jobs_panel.end(job_id, "failed", message)
         self.job_handlers.pop(job_id, None)
@@ -225,8 +227,7 @@ class MainWindow(WindowActions, QMainWindow):
             return
         project = self.project
         current = self.view.display.clip_id if self.view.display else None
-        sources = project.clip_sources()
-        self.tree.fill(project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+        sources = self._fill_tree()
         detectors = results.fitted_detectors(project)
         self.table.model.set_rows(clip_data.table_rows(project), detectors)
         self.table.resize_columns()
@@ -242,6 +243,12 @@ class MainWindow(WindowActions, QMainWindow):
         if current is not None and current in sources:
             self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
             self.show_clip(current)  # again, with what the job changed
+
+    def _fill_tree(self) -> dict[str, str]:
+        """The data-set tree with its counts and the inbox's; returns each clip's source."""
+        sources = self.project.clip_sources()
+        self.tree.fill(self.project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+        return sources
 
     def show_clip(self, clip_id: str) -> None:
         if self.project is None:
@@ -299,8 +306,7 @@ class MainWindow(WindowActions, QMainWindow):
         if self.project is not None and result.clip_ids:
             for row in clip_data.table_rows(self.project, result.clip_ids):
                 self.table.model.upsert(row)
-            self.tree.fill(self.project.summary(),
-                           sum(1 for s in self.project.clip_sources().values() if s == "inbox"))
+            self._fill_tree()
             last = result.clip_ids[-1]
             self.table.select(last, quiet=True)
             self.show_clip(last)

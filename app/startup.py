@@ -10,7 +10,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.demo import is_ready
-from engine.device import pick_device
 from engine.store import results
 from app import jobs
 
@@ -19,9 +18,8 @@ def open_demo(window, options, outcome: dict) -> None:
     from engine.cli import demo_folder, demo_plan
 
     folder, plan = demo_folder(options), demo_plan(options)
-    if options.device:
+    if options.device:  # checked by the console script before the window opened
         window.engine.worker.device_choice = options.device
-        pick_device(options.device)
 
     def opened(_=None) -> None:
         if not window.open_project(folder):

@@ -107,7 +107,7 @@ class WindowActions:
         title = self.job_titles.get(job_id, "")
         if status == "failed" and title.startswith("check "):
             name = title.split()[1]
-            dialog.weights[name].report(False, self.jobs_panel.rows[job_id].message.text())
+            dialog.weights[name].report(False, self.job_errors.get(job_id, "failed"))
 
     # -- Train ------------------------------------------------------------------------------------------------
     def fit_all(self) -> int | None:

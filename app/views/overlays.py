@@ -71,10 +71,10 @@ def map_colour_map(name: str) -> pg.ColorMap:
 def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
     """0 (a perfect match with normal sound) to the model's frame threshold: a cell at full colour scores
     as high as the most anomalous 1 % of training frames. Without a threshold, the map's own range."""
-    values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(1)
-    if lanes.frame_threshold is not None and lanes.frame_threshold > 0 and values.size and values.min() >= -50:
+    if lanes.frame_threshold is not None and lanes.frame_threshold > 0:
         return 0.0, float(lanes.frame_threshold)
-    low, high = (np.percentile(values, [2, 99.5]) if values.size else (0.0, 1.0))
+    values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(0)
+    low, high = np.percentile(values, [2, 99.5]) if values.size else (0.0, 1.0)
     return float(low), float(high if high > low else low + 1.0)
 
 

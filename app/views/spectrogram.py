@@ -11,169 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
+from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel
 from app.settings import SpectrogramSettings
 from app.views.display_loader import DisplayLoader
-from app.views.overlays import (DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay, DetectorLanes,
-                                map_colour_map, map_levels, raster_map, spectrogram_colour_map)
+from app.views.overlays import DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay
+from app.views.spectrogram_panel import Panel
 
 #: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
 DETAIL_COLUMNS = 6000
-TICKS_HZ = (0, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000,
-            16000, 20000, 24000)
-
-
-class HzAxis(pg.AxisItem):
-    """The left axis of a mel-placed image: positions are mel, labels are Hz."""
-
-    def tickValues(self, minVal: float, maxVal: float, size: float):
-        mels = [float(hz_to_mel(hz)) for hz in TICKS_HZ]
-        inside = [m for m in mels if minVal <= m <= maxVal]
-        spacing = 18 * (maxVal - minVal) / max(size, 1.0)
-        kept: list[float] = []
-        for m in inside:
-            if not kept or m - kept[-1] >= spacing:
-                kept.append(m)
-        return [(1.0, kept)]
-
-    def tickStrings(self, values, scale, spacing):
-        out = []
-        for value in values:
-            hz = float(mel_to_hz(value))
-            out.append(f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:.0f}")
-        return out
-
-
-def _region(start: float, end: float, colour: str, opacity: float) -> pg.LinearRegionItem:
-    fill = QColor(colour)
-    fill.setAlphaF(opacity)
-    edge = QColor(colour)
-    item = pg.LinearRegionItem((start, end), movable=False, brush=fill, pen=pg.mkPen(edge, width=1))
-    item.setZValue(10)
-    return item
-
-
-class Panel:
-    """One column: a spectrogram plot with one detector's map over it, and that detector's lane below."""
-
-    def __init__(self, layout: pg.GraphicsLayout, column: int, view: SpectrogramView) -> None:
-        self.view = view
-        self.layout = layout
-        self.column = column
-        self.plot = pg.PlotItem(axisItems={"left": HzAxis("left")})
-        self.plot.setLabel("left", "Hz")
-        self.plot.getAxis("bottom").setStyle(showValues=False)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        self.images = [pg.ImageItem(axisOrder="row-major"), pg.ImageItem(axisOrder="row-major")]  # overview, detail
-        for z, image in enumerate(self.images):
-            image.setZValue(z)
-            self.plot.addItem(image)
-        self.map_image = pg.ImageItem(axisOrder="row-major")
-        self.map_image.setZValue(5)
-        self.plot.addItem(self.map_image)
-        # The colour bar has a layout column of its own, so every plot of a column is as wide as the others
-        # (linked plots line up their time axes by screen position).
-        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=map_colour_map("inferno"), interactive=False,
-                                          width=12, label="anomaly map")
-        self.colour_bar.setImageItem(self.map_image)
-        self.lane = pg.PlotItem()
-        self.lane.setMaximumHeight(110)
-        self.lane.setMenuEnabled(False)
-        self.lane.hideButtons()
-        self.lane.setLabel("left", "score")
-        self.lane.getAxis("left").setWidth(self.plot.getAxis("left").width())
-        self.lane.setXLink(self.plot)
-        self.lane.setMouseEnabled(x=True, y=False)
-        self.curve = self.lane.plot(pen=pg.mkPen("#1565c0", width=1.5))
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
-                                              label="threshold", labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]})
-        self.lane.addItem(self.threshold_line)
-        self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2)) for _ in range(2)]
-        self.plot.addItem(self.playheads[0])
-        self.lane.addItem(self.playheads[1])
-        for line in self.playheads:
-            line.setZValue(20)
-        self.regions: dict[str, list[pg.LinearRegionItem]] = {"truth": [], "labels": []}
-        self.lanes: DetectorLanes | None = None
-
-    def set_tile(self, which: int, tile: SpectrogramTile | None, settings: SpectrogramSettings) -> None:
-        image = self.images[which]
-        if tile is None:
-            image.clear()
-            return
-        image.setImage(tile.db, levels=(settings.db_floor, settings.db_ceiling), autoLevels=False)
-        image.setColorMap(spectrogram_colour_map(settings.colour_map))
-        image.setRect(tile.start_s, tile.mel_low, tile.end_s - tile.start_s, tile.mel_high - tile.mel_low)
-
-    def set_lanes(self, lanes: DetectorLanes | None, mel_range: tuple[float, float], settings: SpectrogramSettings,
-                  ) -> None:
-        self.lanes = lanes
-        title = ""
-        if lanes is not None:
-            verdict = "<span style='color:#d32f2f'>anomaly</span>" if lanes.decision else "normal"
-            title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
-            if lanes.threshold is not None:
-                title += f" (threshold {lanes.threshold:.4g})"
-            if lanes.anomaly_map is None:
-                title += "; no map, see its frame lane"
-        self.plot.setTitle(title, size="9pt")
-        raster = raster_map(lanes, *mel_range) if lanes is not None else None
-        if raster is None:
-            self.map_image.clear()
-            self.map_image.setVisible(False)
-            self.colour_bar.setVisible(False)
-        else:
-            image, (start, end) = raster
-            low, high = map_levels(lanes)
-            self.colour_bar.setColorMap(map_colour_map(settings.map_colour_map))
-            self.colour_bar.setLevels((low, high))
-            self.map_image.setImage(np.nan_to_num(image, nan=low - abs(high - low)), autoLevels=False,
-                                    levels=(low, high))
-            self.map_image.setRect(start, mel_range[0], end - start, mel_range[1] - mel_range[0])
-            self.map_image.setVisible(self.view.overlay_visible("map"))
-            self.colour_bar.setVisible(self.view.overlay_visible("map"))
-        if lanes is None or lanes.frame_times.size == 0:
-            self.curve.setData([], [])
-            self.threshold_line.setVisible(False)
-        else:
-            self.curve.setData(lanes.frame_times, lanes.frame_scores)
-            self.threshold_line.setVisible(lanes.frame_threshold is not None and self.view.overlay_visible("lane"))
-            if lanes.frame_threshold is not None:
-                self.threshold_line.setValue(lanes.frame_threshold)
-            finite = lanes.frame_scores[np.isfinite(lanes.frame_scores)]
-            top = max([*finite.tolist(), lanes.frame_threshold or -np.inf]) if finite.size else 1.0
-            bottom = float(finite.min()) if finite.size else 0.0
-            self.lane.setYRange(bottom, top if top > bottom else bottom + 1, padding=0.08)
-        self.lane.setLabel("left", "score")
-
-    def attach(self, on: bool) -> None:
-        """Put this column's plots into the layout, or take them out (a hidden column takes no room)."""
-        placed = self.plot.scene() is not None
-        if on and not placed:
-            self.layout.addItem(self.plot, row=0, col=2 * self.column)
-            self.layout.addItem(self.colour_bar, row=0, col=2 * self.column + 1)
-            self.layout.addItem(self.lane, row=1, col=2 * self.column)
-        elif not on and placed:
-            for item in (self.plot, self.colour_bar, self.lane):
-                self.layout.removeItem(item)
-                if item.scene() is not None:
-                    item.scene().removeItem(item)
-
-    def set_regions(self, kind: str, spans: list[tuple[float, float, str]], opacity: float, visible: bool) -> None:
-        for item in self.regions[kind]:
-            self.plot.removeItem(item)
-        self.regions[kind] = []
-        for start, end, colour in spans:
-            item = _region(start, end, colour, opacity)
-            item.setVisible(visible)
-            self.plot.addItem(item)
-            self.regions[kind].append(item)
-
-
 class SpectrogramView(QWidget):
     """`show_clip(display)` draws a clip; `set_detectors(a, b)` picks the maps; overlays via `set_overlay`."""
 
@@ -228,7 +75,7 @@ class SpectrogramView(QWidget):
         self._set_side_by_side(False)
 
     # -- configuration -----------------------------------------------------------------------------------
-    def display_config(self, sample_rate: int) -> DisplayConfig:
+    def display_config(self) -> DisplayConfig:
         s = self.settings
         return DisplayConfig(n_fft=s.n_fft, hop_length=s.hop_length, n_mels=s.n_mels)
 
@@ -268,7 +115,7 @@ class SpectrogramView(QWidget):
             main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
                            yMax=self.mel_range()[1])
             main.setRange(xRange=(0, display.duration_s), yRange=self.mel_range(), padding=0)
-            request = self.loader.load(display.path, self.display_config(display.sample_rate))
+            request = self.loader.load(display.path, self.display_config())
             self._request_clip = {request: display.clip_id}
         self._draw_lanes()
         self._draw_regions()
@@ -446,7 +293,7 @@ class SpectrogramView(QWidget):
             return
         margin = 0.25 * (end - start)
         self.loader.load_detail(self.display.path, max(0.0, start - margin),
-                                min(self.display.duration_s, end + margin), self.display_config(0))
+                                min(self.display.duration_s, end + margin), self.display_config())
 
     def shutdown(self) -> None:
         self._detail_timer.stop()

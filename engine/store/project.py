@@ -128,9 +128,6 @@ class Project:
         self.close()
 
     # -- clips ---------------------------------------------------------------------------------------
-    def checksums(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT checksum FROM clips")}
-
     def ids_by_checksum(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT checksum, clip_id FROM clips").fetchall())
 

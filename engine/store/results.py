@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -140,17 +141,18 @@ def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[
     return found
 
 
-def model_record(project: Project, model_id: int) -> ModelRecord | None:
-    return next((m for m in models(project) if m.model_id == model_id), None)
-
-
 def frame_threshold(project: Project, record: ModelRecord) -> float | None:
-    """The model's threshold on frame scores (stored with its weights), or None when it has none."""
+    """The model's threshold on frame scores (stored with its weights), or None when it has none. A saved
+    model never changes, so each is read once (the window asks on every clip it shows)."""
+    return _frame_threshold(str(project.folder / record.artifact / "model.json"))
+
+
+@lru_cache(maxsize=1024)
+def _frame_threshold(path: str) -> float | None:
     try:
-        meta = json.loads((project.folder / record.artifact / "model.json").read_text())
+        value = json.loads(Path(path).read_text()).get("frame_threshold")
     except (OSError, ValueError):
         return None
-    value = meta.get("frame_threshold")
     return None if value is None else float(value)
 
 

@@ -83,3 +83,15 @@ def test_opening_a_folder_that_is_not_a_project_says_so_without_opening_a_window
                             env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 1
     assert f"earmark: error: no project at {not_a_project}; create one with `earmark new" in result.stderr
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_window_opens(tmp_path):
+    # Apple's GPU never exists on Linux or Windows; on a Mac the same check refuses a missing CUDA.
+    device = "cuda" if sys.platform == "darwin" else "mps"
+    result = subprocess.run([sys.executable, "-m", "app.main", "demo", "--project", str(tmp_path / "demo"),
+                             "--device", device, "--screenshot", str(tmp_path / "x.png")],
+                            capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 1
+    assert f"earmark: error: device '{device}' was asked for but" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "demo").exists()
