@@ -16,6 +16,10 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&File", "import_dataset", "&Import data set...", ("Ctrl+Shift+I",), "import_dataset_dialog"),
     ("&File", "import_files", "Import &files...", ("Ctrl+I",), "import_files_dialog"),
     ("&File", "export_dcase", "&Export DCASE results...", ("Ctrl+E",), "export_dcase_dialog"),
+    ("&File", "import_labels", "Import &labels...", ("Ctrl+Shift+O",), "import_labels_dialog"),
+    ("&File", "export_labels", "Export labels...", ("Ctrl+Shift+E",), "export_labels_dialog"),
+    ("&File", "export_selected", "Export selected regions...", (), "export_selected_regions"),
+    ("&File", "export_all_labels", "Export all clips' labels...", (), "export_project_labels_dialog"),
     ("&File", "settings", "&Settings...", ("Ctrl+,",), "settings_dialog"),
     ("&File", "quit", "&Quit", (Key.Quit, "Ctrl+Q"), "close"),
     ("&Train", "fit_all", "Fit &all detectors", ("Ctrl+Shift+F",), "fit_all"),
@@ -40,6 +44,28 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&View", "next_detector", "Next detector", ("D",), "next_detector"),
     ("&View", "side_by_side", "Side by side", ("V",), "toggle_side_by_side"),
     ("&View", "filter", "Filter clips", ("/", "Ctrl+L"), "focus_filter"),
+    ("&Label", "label_mode", "Label mode (drag draws a region)", ("E",), "toggle_label_mode"),
+    ("&Label", "mark_start", "Mark start at playhead", ("[",), "mark_start"),
+    ("&Label", "mark_end", "Mark end at playhead", ("]",), "mark_end"),
+    ("&Label", "commit_region", "Add region from marks", ("Return", "Enter"), "commit_region"),
+    ("&Label", "clear_marks", "Clear marks and selection", ("Esc",), "clear_marks"),
+    ("&Label", "step_back", "Playhead back", (",",), "step_back"),
+    ("&Label", "step_forward", "Playhead forward", (".",), "step_forward"),
+    ("&Label", "region_start", "Region start to playhead", ("Ctrl+[",), "region_start_to_playhead"),
+    ("&Label", "region_end", "Region end to playhead", ("Ctrl+]",), "region_end_to_playhead"),
+    ("&Label", "nudge_left", "Move region left", ("Ctrl+Left",), "nudge_left"),
+    ("&Label", "nudge_right", "Move region right", ("Ctrl+Right",), "nudge_right"),
+    ("&Label", "delete_region", "Delete region", ("Del", "Backspace"), "delete_region"),
+    *[("&Label", f"class_{n}", f"Label as class {n}", (str(n),), f"class_{n}") for n in range(1, 10)],
+    ("&Label", "undo", "&Undo", ("Ctrl+Z",), "undo"),
+    ("&Label", "redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "redo"),
+    ("&Label", "propose_clip", "Propose regions on this clip", ("P",), "propose_clip"),
+    ("&Label", "accept_proposal", "Accept proposal", ("A",), "accept_proposal"),
+    ("&Label", "reject_proposal", "Reject proposal", ("R",), "reject_proposal"),
+    ("&Label", "accept_all", "Accept all proposals on this clip", ("Shift+A",), "accept_all_proposals"),
+    ("&Label", "next_review", "Next in review queue", ("N",), "next_review"),
+    ("&Label", "previous_review", "Previous in review queue", ("Shift+N",), "previous_review"),
+    ("&Label", "label_classes", "Label &classes...", (), "label_classes_dialog"),
     ("&Help", "shortcuts", "&Keyboard shortcuts", ("F1", "?"), "shortcuts_dialog"),
     ("&Help", "about", "&About Earmark", (), "about_dialog"),
 ]
@@ -60,9 +86,11 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
         action.setShortcuts([QKeySequence(s) for s in shortcuts])
         handler: Callable = getattr(window, method)
         action.triggered.connect(lambda _=False, h=handler: h())
-        if name in ("quit", "cancel", "fit_all", "play", "zoom_in", "toggle_map", "filter"):
+        if name in ("quit", "cancel", "fit_all", "play", "zoom_in", "toggle_map", "filter", "import_labels",
+                    "mark_start", "region_start", "class_1", "undo", "propose_clip", "label_classes"):
             menu.addSeparator()
         menu.addAction(action)
         window.addAction(action)  # shortcuts work wherever the focus is in the window
         actions[name] = action
+    actions["label_mode"].setCheckable(True)
     return actions, recent

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.store import Project, results
+from engine.store import Project, labels, results
+from engine.store.labels import Region
 from app.views.clip_table import ClipRow
 from app.views.overlays import ClipDisplay, DetectorLanes
 
@@ -31,11 +32,9 @@ def fitted_groups(project: Project) -> list[str]:
 
 def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     clip = project.clip(clip_id)
-    colours = {c.name: c.colour for c in project.label_classes()}
-    labels = [(r["start_s"], r["end_s"], r["label"], colours.get(r["label"], "#1e88e5"), r["kind"])
-              for r in project.regions(clip_id, ("manual", "proposal"))]
     display = ClipDisplay(clip_id, clip.path, Path(clip.path).name, clip.duration_s, clip.sample_rate,
-                          truth=list(clip.anomaly_regions), labels=labels)
+                          truth=list(clip.anomaly_regions))
+    display.regions, display.colours = clip_regions(project, clip_id)
     records = {m.model_id: m for m in results.models(project)}
     for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
         record = records.get(score.model_id)
@@ -44,12 +43,18 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
             detector, score.score, score.decision, record.threshold if record else None,
             lanes.get("frame_times", np.zeros(0)), lanes.get("frame_scores", np.zeros(0)),
             results.frame_threshold(project, record) if record else None, lanes.get("anomaly_map"),
-            lanes.get("map_freq_spans_hz"), lanes.get("map_time_spans_s"))
+            lanes.get("map_freq_spans_hz"), lanes.get("map_time_spans_s"), score.model_id)
     parts = [clip.machine_type, f"section {clip.section_id}" if clip.section_id else None, clip.domain,
              clip.split, clip.label]
     display.caption = f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, " \
                       f"{clip.duration_s:.1f} s)"
     return display
+
+
+def clip_regions(project: Project, clip_id: str) -> tuple[list[Region], dict[str, str]]:
+    """A clip's manual regions and proposals, and the colour of each label class."""
+    colours = {c.name: c.colour for c in project.label_classes()}
+    return labels.regions(project, clip_id, ("manual", "proposal")), colours
 
 
 def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:

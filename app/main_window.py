@@ -16,6 +16,7 @@ from app import clip_data, jobs
 from app.actions import build_menus
 from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
+from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
 from app.playback import Playback
 from app.settings import AppSettings
@@ -27,7 +28,7 @@ from app.views.spectrogram import SpectrogramView
 log = logging.getLogger("earmark")
 
 
-class MainWindow(WindowActions, QMainWindow):
+class MainWindow(LabelActions, WindowActions, QMainWindow):
     project_opened = Signal(str)
     clip_shown = Signal(str)
     job_ended = Signal(int, str)        # job id, done | failed | cancelled
@@ -75,6 +76,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.setCentralWidget(splitter)
 
         self.tree = DatasetTree()
+        self.tree.setMinimumWidth(180)
         self.tree.filter_chosen.connect(self.table.proxy.set_where)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(self.cancel_job_by_id)
@@ -101,7 +103,9 @@ class MainWindow(WindowActions, QMainWindow):
         self.view.overview_shown.connect(self.clip_shown.emit)
         self.view.load_failed.connect(lambda message: self._log(message, "error"))
 
+        self._setup_labelling()
         self.actions_by_name, self.recent_menu = build_menus(self)
+        self._name_class_actions()
         view_menu = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
         view_menu.addSeparator()
         for dock in self.docks.values():
@@ -195,6 +199,8 @@ class MainWindow(WindowActions, QMainWindow):
         if self.project is not None:
             self.project.close()
         self.project = project
+        self.editor.set_project(project)
+        self._name_class_actions()
         self.submit("open", f"open {project.folder.name}", jobs.open_project(project), urgent=True)
         self.settings.add_recent(str(project.folder.resolve()))
         self._fill_recent()
@@ -232,6 +238,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.table.model.set_rows(clip_data.table_rows(project), detectors)
         self.table.resize_columns()
         self.controls.set_detectors(detectors, "patch_memory")
+        self.proposal_panel.set_detectors(detectors, "patch_memory")
         groups = clip_data.fitted_groups(project)
         remembered = self.settings.drop_group(str(project.folder)) or self.drop_group.currentText()
         self.drop_group.blockSignals(True)
@@ -261,6 +268,8 @@ class MainWindow(WindowActions, QMainWindow):
         self.caption.setText(display.caption)
         same = self.view.display is not None and self.view.display.clip_id == clip_id
         self.view.show_clip(display)
+        self.editor.set_clip(clip_id, display.duration_s)
+        self.refresh_regions(self.editor.selected)
         if not same:
             self.playback.load(display.path, display.duration_s)
 
@@ -315,12 +324,15 @@ class MainWindow(WindowActions, QMainWindow):
         if result.note:
             self._status(result.note)
         if result.skipped:
-            box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", f"{len(result.skipped)} file(s) skipped.",
-                              parent=self)
-            box.setObjectName("skipped_files")
-            box.setInformativeText("\n".join(result.skipped[:10]))
-            box.open()
+            self.show_skipped("skipped_files", f"{len(result.skipped)} file(s) skipped.", result.skipped)
         self.drop_scored.emit(result)
+
+    def show_skipped(self, name: str, title: str, lines: list[str]) -> None:
+        """What a batch left out, in a box that does not stop the window (the log has every line)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", title, parent=self)
+        box.setObjectName(name)
+        box.setInformativeText("\n".join(lines[:12]) + ("\n..." if len(lines) > 12 else ""))
+        box.open()
 
     # -- closing ------------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli_labels import add_parser as add_labels_parser
+from engine.cli_labels import cmd_labels
 from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: every scored detector, one sub-folder each)")
 
     add_weights_parser(sub)
+    add_labels_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -333,4 +336,4 @@ def describe(project) -> list[str]:
 
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
-            "demo": cmd_demo, "weights": cmd_weights}
+            "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels}

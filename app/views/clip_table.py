@@ -211,6 +211,11 @@ class ClipTable(QWidget):
         self.view.scrollTo(index)
         return True
 
+    def visible_clip_ids(self) -> list[str]:
+        """The clips the table shows, in its order (sort and filters as the user set them)."""
+        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()].clip.clip_id
+                for row in range(self.proxy.rowCount())]
+
     def selected_clip_ids(self) -> list[str]:
         rows = self.view.selectionModel().selectedRows()
         return [self.model.rows[self.proxy.mapToSource(i).row()].clip.clip_id for i in rows]

@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from engine.audio.display import hz_to_mel
+from engine.store.labels import Region
 
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
 OVERLAY_TITLES = {"map": "Anomaly map", "lane": "Frame-score lane", "truth": "Ground-truth regions",
@@ -33,6 +34,7 @@ class DetectorLanes:
     anomaly_map: np.ndarray | None = None
     map_freq_spans_hz: np.ndarray | None = None
     map_time_spans_s: np.ndarray | None = None
+    model_id: int | None = None
 
 
 @dataclass
@@ -43,8 +45,9 @@ class ClipDisplay:
     duration_s: float
     sample_rate: int
     truth: list[tuple[float, float]] = field(default_factory=list)
-    #: (start_s, end_s, label, colour, kind) of manual labels and proposals.
-    labels: list[tuple[float, float, str, str, str]] = field(default_factory=list)
+    #: The clip's manual regions and proposals, and each label's colour.
+    regions: list[Region] = field(default_factory=list)
+    colours: dict[str, str] = field(default_factory=dict)
     lanes: dict[str, DetectorLanes] = field(default_factory=dict)
     caption: str = ""
 

@@ -13,7 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel
+from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
+from engine.store.labels import Region
 from app.settings import SpectrogramSettings
 from app.views.display_loader import DisplayLoader
 from app.views.overlays import DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay
@@ -28,6 +29,9 @@ class SpectrogramView(QWidget):
     detail_shown = Signal(float, float)
     seek_requested = Signal(float)   # the user clicked a time
     load_failed = Signal(str)
+    region_clicked = Signal(int)     # a labelled region's id, or -1 for a click outside them
+    region_edited = Signal(int, float, float, object, object)  # id, start_s, end_s, low_hz, high_hz
+    region_drawn = Signal(float, float, object, object)         # start_s, end_s, low_hz, high_hz (None: no box)
 
     def __init__(self, settings: SpectrogramSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,7 +41,11 @@ class SpectrogramView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
+        self.label_mode = False
+        self.selected_region: int | None = None
         self.panels = [Panel(self.graphics.ci, 0, self), Panel(self.graphics.ci, 1, self)]
+        for panel in self.panels:
+            panel.view_box.drawn.connect(self._drawn)
         self.panels[0].attach(True)
         main = self.panels[0].plot
         self.panels[1].plot.setXLink(main)
@@ -110,6 +118,8 @@ class SpectrogramView(QWidget):
                 panel.set_tile(1, None, self.settings)
             self.wave_curve.setData([], [])
             self.selection = None
+            self.selected_region = None
+            self.set_marks(None, None)
             self.set_playhead(0.0)
             main = self.panels[0].plot
             main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
@@ -143,10 +153,62 @@ class SpectrogramView(QWidget):
     def _draw_regions(self) -> None:
         display = self.display
         truth = [(s, e, TRUTH_COLOUR) for s, e in display.truth] if display else []
-        labels = [(s, e, colour) for s, e, _, colour, _ in display.labels] if display else []
         for panel in self.panels:
-            panel.set_regions("truth", truth, self._opacity["truth"], self._visible["truth"])
-            panel.set_regions("labels", labels, self._opacity["labels"], self._visible["labels"])
+            panel.set_truth(truth, self._opacity["truth"], self._visible["truth"])
+            panel.labels.draw(display.regions if display else [], display.colours if display else {},
+                              self._opacity["labels"], self._visible["labels"], self.label_mode,
+                              self.selected_region, display.duration_s if display else 0.0, self.mel_range())
+
+    # -- labelled regions --------------------------------------------------------------------------------------
+    def set_regions(self, regions: list[Region], colours: dict[str, str], selected: int | None = None) -> None:
+        """The shown clip's labelled regions changed (an edit, an undo, new proposals): redraw them. Drawn
+        on the next turn of the event loop, since the item whose drag caused the edit is still in use."""
+        if self.display is None:
+            return
+        self.display.regions, self.display.colours = regions, colours
+        self.selected_region = selected if any(r.region_id == selected for r in regions) else None
+        QTimer.singleShot(0, self._draw_regions)
+
+    def select_region(self, region_id: int | None) -> None:
+        self.selected_region = region_id
+        region = self.region(region_id)
+        if region is not None:
+            self.selection = (region.start_s, region.end_s)
+        self._draw_regions()
+
+    def region(self, region_id: int | None) -> Region | None:
+        regions = self.display.regions if self.display else []
+        return next((r for r in regions if r.region_id == region_id), None)
+
+    def set_label_mode(self, on: bool) -> None:
+        """In label mode a drag draws a region and manual regions can be moved and resized."""
+        self.label_mode = on
+        for panel in self.panels:
+            panel.view_box.drawing = on
+        self.graphics.setCursor(pg.QtCore.Qt.CursorShape.CrossCursor if on else pg.QtCore.Qt.CursorShape.ArrowCursor)
+        self._draw_regions()
+
+    def set_marks(self, start: float | None, end: float | None) -> None:
+        for panel in self.panels:
+            panel.set_marks(start, end)
+
+    def show_region(self, region: Region) -> None:
+        """Bring a region into view: keep the zoom when it fits, else show it with some context."""
+        start, end = self.visible_range()
+        if region.start_s >= start and region.end_s <= end:
+            return
+        span = max(end - start, (region.end_s - region.start_s) * 1.5)
+        centre = (region.start_s + region.end_s) / 2
+        self.set_visible_range(centre - span / 2, centre + span / 2)
+
+    def _drawn(self, start: float, end: float, low_mel: object, high_mel: object) -> None:
+        if self.display is None:
+            return
+        end = min(end, self.display.duration_s)
+        low = None if low_mel is None else max(0.0, float(mel_to_hz(low_mel)))
+        high = None if high_mel is None else min(self.display.sample_rate / 2, float(mel_to_hz(high_mel)))
+        if end > start:
+            self.region_drawn.emit(float(start), float(end), low, high)
 
     # -- overlays -------------------------------------------------------------------------------------------
     def overlay_visible(self, name: str) -> bool:
@@ -219,20 +281,31 @@ class SpectrogramView(QWidget):
             self.panels[0].plot.setYRange(*self.mel_range(), padding=0)
 
     def _clicked(self, event) -> None:
-        plot = self.panels[0].plot
-        for item in (plot, self.wave, self.panels[0].lane):
+        items = [self.panels[0].plot, self.wave, self.panels[0].lane]
+        if self.side_by_side:
+            items.append(self.panels[1].plot)
+        for item in items:
             if item.sceneBoundingRect().contains(event.scenePos()):
-                seconds = float(item.vb.mapSceneToView(event.scenePos()).x())
+                point = item.vb.mapSceneToView(event.scenePos())
+                seconds = float(point.x())
                 if self.display is not None and 0 <= seconds <= self.display.duration_s:
-                    self.selection = self.region_at(seconds)
+                    mel = float(point.y()) if item in (self.panels[0].plot, self.panels[1].plot) else None
+                    region = self.region_at(seconds, mel)
+                    self.selection = (region.start_s, region.end_s) if region else next(
+                        ((s, e) for s, e in self.display.truth if s <= seconds <= e), None)
+                    self.region_clicked.emit(region.region_id if region else -1)
                     self.seek_requested.emit(seconds)
                 return
 
-    def region_at(self, seconds: float) -> tuple[float, float] | None:
+    def region_at(self, seconds: float, mel: float | None = None) -> Region | None:
+        """The labelled region under a point: manual before proposals, the shortest when they overlap; a box
+        only counts when the point is inside its band (or no band is known)."""
         if self.display is None:
             return None
-        spans = [(s, e) for s, e, *_ in self.display.labels] + list(self.display.truth)
-        return next(((s, e) for s, e in spans if s <= seconds <= e), None)
+        hits = [r for r in self.display.regions if r.start_s <= seconds <= r.end_s and (
+            mel is None or not r.is_box or hz_to_mel(r.low_hz) <= mel <= hz_to_mel(r.high_hz))]
+        hits.sort(key=lambda r: (r.kind != "manual", r.end_s - r.start_s))
+        return hits[0] if hits else None
 
     # -- audio arriving from the loader -------------------------------------------------------------------
     def _overview_ready(self, request: int, tile: SpectrogramTile, envelope: Envelope) -> None:

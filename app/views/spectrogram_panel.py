@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor
 from engine.audio.display import SpectrogramTile, hz_to_mel, mel_to_hz
 from app.settings import SpectrogramSettings
 from app.views.overlays import DetectorLanes, map_colour_map, map_levels, raster_map, spectrogram_colour_map
+from app.views.region_items import DrawingViewBox, RegionItems
 
 if TYPE_CHECKING:
     from app.views.spectrogram import SpectrogramView
@@ -57,7 +58,8 @@ class Panel:
         self.view = view
         self.layout = layout
         self.column = column
-        self.plot = pg.PlotItem(axisItems={"left": HzAxis("left")})
+        self.view_box = DrawingViewBox()
+        self.plot = pg.PlotItem(viewBox=self.view_box, axisItems={"left": HzAxis("left")})
         self.plot.setLabel("left", "Hz")
         self.plot.getAxis("bottom").setStyle(showValues=False)
         self.plot.setMenuEnabled(False)
@@ -91,7 +93,14 @@ class Panel:
         self.lane.addItem(self.playheads[1])
         for line in self.playheads:
             line.setZValue(20)
-        self.regions: dict[str, list[pg.LinearRegionItem]] = {"truth": [], "labels": []}
+        self.truth: list[pg.LinearRegionItem] = []
+        self.labels = RegionItems(self.plot, view.region_edited.emit)
+        self.marks = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd600", width=2, style=pg.QtCore.Qt.DashLine))
+                      for _ in range(2)]
+        for line in self.marks:
+            line.setZValue(19)
+            line.setVisible(False)
+            self.plot.addItem(line)
         self.lanes: DetectorLanes | None = None
 
     def set_tile(self, which: int, tile: SpectrogramTile | None, settings: SpectrogramSettings) -> None:
@@ -157,12 +166,19 @@ class Panel:
                 if item.scene() is not None:
                     item.scene().removeItem(item)
 
-    def set_regions(self, kind: str, spans: list[tuple[float, float, str]], opacity: float, visible: bool) -> None:
-        for item in self.regions[kind]:
+    def set_truth(self, spans: list[tuple[float, float, str]], opacity: float, visible: bool) -> None:
+        for item in self.truth:
             self.plot.removeItem(item)
-        self.regions[kind] = []
+        self.truth = []
         for start, end, colour in spans:
             item = _region(start, end, colour, opacity)
             item.setVisible(visible)
             self.plot.addItem(item)
-            self.regions[kind].append(item)
+            self.truth.append(item)
+
+    def set_marks(self, start: float | None, end: float | None) -> None:
+        """The pending region's start and end marks (set with [ and ] before Enter commits them)."""
+        for line, value in zip(self.marks, (start, end), strict=True):
+            line.setVisible(value is not None)
+            if value is not None:
+                line.setValue(value)

@@ -214,17 +214,10 @@ def gamma_threshold(scores: np.ndarray, quantile: float) -> float:
 
 def propose_regions(times: np.ndarray, scores: np.ndarray, threshold: float,
                     config: DetectorConfig) -> list[tuple[float, float, float]]:
-    """Stretches of frames above `threshold`, merged across short gaps, as (start_s, end_s, peak)."""
-    if len(times) == 0:
-        return []
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    above = np.flatnonzero(scores > threshold)
-    regions: list[list[float]] = []
-    for index in above:
-        start, end = float(times[index]) - step / 2, float(times[index]) + step / 2
-        if regions and start - regions[-1][1] <= config.merge_gap_s:
-            regions[-1][1] = end
-            regions[-1][2] = max(regions[-1][2], float(scores[index]))
-        else:
-            regions.append([start, end, float(scores[index])])
-    return [(max(0.0, s), e, p) for s, e, p in regions if e - s >= config.min_region_s]
+    """The stretches a flagged clip's frame scores point at, as (start_s, end_s, peak): the labelling
+    flow's proposal rule (on at the frame threshold, hysteresis below it), with this detector's merge gap
+    and shortest region."""
+    from engine.labels.proposals import propose, settings_for
+
+    settings = settings_for(threshold, scores, min_duration_s=config.min_region_s, merge_gap_s=config.merge_gap_s)
+    return [(p.start_s, p.end_s, p.peak) for p in propose(times, scores, settings)]

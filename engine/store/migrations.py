@@ -100,6 +100,35 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
                    [name, colour, shortcut, position])
 
 
+def _v2_region_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Region ids are kept by the GUI's undo stack (undoing a delete puts the region back under its id), so a
+    deleted region's id must never be handed to a new region: AUTOINCREMENT. SQLite cannot add it to a
+    table, so the table is copied."""
+    _run_statements(db, """
+        CREATE TABLE regions_v2 (
+            region_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            clip_id TEXT NOT NULL REFERENCES clips (clip_id) ON DELETE CASCADE,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL,
+            low_hz REAL,
+            high_hz REAL,
+            label TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('truth', 'manual', 'proposal')),
+            model_id INTEGER REFERENCES models (model_id) ON DELETE SET NULL,
+            confidence REAL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            CHECK (end_s > start_s)
+        );
+        INSERT INTO regions_v2 SELECT region_id, clip_id, start_s, end_s, low_hz, high_hz, label, kind, model_id,
+            confidence, created_at, updated_at FROM regions;
+        DROP TABLE regions;
+        ALTER TABLE regions_v2 RENAME TO regions;
+        CREATE INDEX IF NOT EXISTS regions_clip ON regions (clip_id, kind);
+        CREATE INDEX IF NOT EXISTS regions_label ON regions (label)
+        """)
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -107,7 +136,7 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -195,13 +195,6 @@ class Project:
             "GROUP BY machine_type, section_id, domain, split, label "
             "ORDER BY machine_type, section_id, domain, split, label")
 
-    def regions(self, clip_id: str, kinds: tuple[str, ...] = ("truth", "manual", "proposal")) -> list[dict]:
-        """A clip's regions of the given kinds, in time order, as rows of the regions table."""
-        marks = ", ".join("?" for _ in kinds)
-        return self.db.execute_returning_dicts(
-            f"SELECT * FROM regions WHERE clip_id = ? AND kind IN ({marks}) ORDER BY start_s, region_id",
-            [clip_id, *kinds])
-
     def label_classes(self) -> list[LabelClass]:
         return [LabelClass(r["name"], r["colour"], r["shortcut"], r["position"]) for r in
                 self.db.execute_returning_dicts("SELECT * FROM label_classes ORDER BY position")]

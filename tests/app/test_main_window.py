@@ -68,7 +68,7 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
                                 ["patch_memory"].map_artifact)
     x, y = panel.curve.getData()
     assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
-    assert len(panel.regions["truth"]) == len(clip.anomaly_regions) > 0
+    assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
     # The knn detector has no map: its lane is shown, and the map and its colour bar go away.
     window.controls.first.setCurrentText("knn")
@@ -86,10 +86,10 @@ def test_overlays_hide_show_and_fade(qtbot, window):
     window.controls.sliders["map"].setValue(30)
     assert abs(panel.map_image.opacity() - 0.3) < 1e-6
     qtbot.keyClick(window, Qt.Key.Key_G)
-    assert all(not item.isVisible() for item in panel.regions["truth"])
+    assert all(not item.isVisible() for item in panel.truth)
     window.controls.sliders["truth"].setValue(80)
     qtbot.keyClick(window, Qt.Key.Key_G)
-    assert all(item.isVisible() and abs(item.brush.color().alphaF() - 0.8) < 0.01 for item in panel.regions["truth"])
+    assert all(item.isVisible() and abs(item.brush.color().alphaF() - 0.8) < 0.01 for item in panel.truth)
     # Side by side: a second column with another detector on the same clip, sharing the time axis.
     qtbot.keyClick(window, Qt.Key.Key_V)
     second = window.view.panels[1]

@@ -1,0 +1,96 @@
+"""Region edits as undoable commands. Each `redo` and `undo` writes the project at once (one transaction
+in `engine.store.labels`), so the undo stack and the database never disagree and a crash loses nothing.
+
+A command whose write fails (the region was removed meanwhile, say by new proposals replacing old ones)
+marks itself obsolete, so the stack drops it, and the editor reports why.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QUndoCommand
+
+from engine.errors import EarmarkError
+from engine.store import labels
+from engine.store.labels import Region
+
+if TYPE_CHECKING:
+    from app.labelling.editor import LabelEditor
+
+CHANGED_FIELDS = ("start_s", "end_s", "low_hz", "high_hz", "label", "kind")
+
+
+class RegionCommand(QUndoCommand):
+    def __init__(self, editor: LabelEditor, text: str) -> None:
+        super().__init__(text)
+        self.editor = editor
+        self.region_id: int | None = None
+
+    def _run(self, work) -> None:
+        try:
+            work()
+        except EarmarkError as exc:
+            self.setObsolete(True)
+            self.editor.report(f"{self.text()}: {exc}")
+        self.editor.changed(self.clip_id, self.region_id)
+
+
+class CreateRegion(RegionCommand):
+    """Add a region; undo removes it, redo puts it back under the same id."""
+
+    def __init__(self, editor: LabelEditor, region: Region) -> None:
+        super().__init__(editor, f"add {region.label} {region.start_s:.2f}-{region.end_s:.2f} s")
+        self.region = region
+        self.clip_id = region.clip_id
+
+    def redo(self) -> None:
+        def work() -> None:
+            self.region = labels.add_region(self.editor.project, self.region)
+            self.region_id = self.region.region_id
+        self._run(work)
+
+    def undo(self) -> None:
+        self.region_id = None
+        self._run(lambda: labels.delete_region(self.editor.project, self.region.region_id))
+
+
+class DeleteRegion(RegionCommand):
+    def __init__(self, editor: LabelEditor, region: Region, text: str = "") -> None:
+        super().__init__(editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s")
+        self.region = region
+        self.clip_id = region.clip_id
+
+    def redo(self) -> None:
+        self.region_id = None
+        self._run(lambda: labels.delete_region(self.editor.project, self.region.region_id))
+
+    def undo(self) -> None:
+        self.region_id = self.region.region_id
+        self._run(lambda: labels.add_region(self.editor.project, self.region))
+
+
+class ChangeRegion(RegionCommand):
+    """Move, resize, relabel or accept (a proposal becomes manual): the fields before and after."""
+
+    def __init__(self, editor: LabelEditor, before: Region, text: str, **after: object) -> None:
+        super().__init__(editor, text)
+        self.before = {name: getattr(before, name) for name in CHANGED_FIELDS}
+        self.after = {**self.before, **after}
+        self.region_id = before.region_id
+        self.clip_id = before.clip_id
+
+    def redo(self) -> None:
+        self._run(lambda: labels.update_region(self.editor.project, self.region_id, **self.after))
+
+    def undo(self) -> None:
+        self._run(lambda: labels.update_region(self.editor.project, self.region_id, **self.before))
+
+    def id(self) -> int:
+        return 1 if self.text().startswith("nudge") else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        """Keyboard nudges of one region in a row are one undo step."""
+        if not isinstance(other, ChangeRegion) or other.region_id != self.region_id:
+            return False
+        self.after = other.after
+        return True

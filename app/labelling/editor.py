@@ -1,0 +1,231 @@
+"""The label editor: what the labelling keys and mouse gestures do to the shown clip's regions.
+
+Every edit is a command on one QUndoStack per project (Ctrl+Z / Ctrl+Shift+Z) and is written to the
+project as it is made. The editor keeps the pending marks (`[` and `]` at the playhead, Enter commits
+them), the selected region, and the current class (the last class key pressed), which new regions get.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.errors import EarmarkError
+from engine.store import Project, labels
+from engine.store.labels import Region
+from app.labelling.commands import ChangeRegion, CreateRegion, DeleteRegion
+
+#: Regions shorter than this are taken for a slip of the mouse or a double key press.
+MIN_REGION_S = 0.01
+
+
+class LabelEditor(QObject):
+    regions_changed = Signal(str, object)   # clip id, the region to select afterwards (or None)
+    selection_changed = Signal(object)      # region id or None
+    marks_changed = Signal(object, object)  # pending start and end, each None when not set
+    message = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.stack = QUndoStack(self)
+        self.project: Project | None = None
+        self.clip_id: str | None = None
+        self.duration_s = 0.0
+        self.marks: list[float | None] = [None, None]
+        self.selected: int | None = None
+        self.current_class: str | None = None
+
+    # -- context -------------------------------------------------------------------------------------------
+    def set_project(self, project: Project | None) -> None:
+        self.project = project
+        self.stack.clear()
+        self.clip_id = None
+        classes = project.label_classes() if project else []
+        self.current_class = classes[0].name if classes else None
+        self._set_marks(None, None)
+
+    def set_clip(self, clip_id: str, duration_s: float) -> None:
+        if clip_id != self.clip_id:
+            self.clip_id, self.duration_s = clip_id, duration_s
+            self.selected = None
+            self._set_marks(None, None)
+
+    def select(self, region_id: int | None) -> None:
+        self.selected = region_id
+        self.selection_changed.emit(region_id)
+
+    def selected_region(self) -> Region | None:
+        if self.project is None or self.selected is None:
+            return None
+        try:
+            return labels.region(self.project, self.selected)
+        except EarmarkError:
+            self.select(None)
+            return None
+
+    def report(self, text: str) -> None:
+        self.message.emit(text)
+
+    def changed(self, clip_id: str, region_id: int | None) -> None:
+        """Called by each command after it wrote the project."""
+        self.selected = region_id
+        self.regions_changed.emit(clip_id, region_id)
+
+    # -- creating ------------------------------------------------------------------------------------------
+    def mark_start(self, seconds: float) -> None:
+        end = self.marks[1] if self.marks[1] is not None and self.marks[1] > seconds else None
+        self._set_marks(seconds, end)
+
+    def mark_end(self, seconds: float) -> None:
+        start = self.marks[0] if self.marks[0] is not None and self.marks[0] < seconds else None
+        self._set_marks(start, seconds)
+
+    def commit_marks(self) -> bool:
+        start, end = self.marks
+        if start is None or end is None:
+            self.report("Set the start with [ and the end with ] (at the playhead) before pressing Enter")
+            return False
+        if self.create(start, end):
+            self._set_marks(None, None)
+            return True
+        return False
+
+    def clear_marks(self) -> None:
+        self._set_marks(None, None)
+        self.select(None)
+
+    def create(self, start: float, end: float, low_hz: float | None = None, high_hz: float | None = None,
+               label: str | None = None) -> bool:
+        if not self._ready():
+            return False
+        start, end = max(0.0, start), min(end, self.duration_s or end)
+        if end - start < MIN_REGION_S:
+            self.report(f"A region must last at least {MIN_REGION_S * 1000:.0f} ms")
+            return False
+        label = label or self.current_class
+        if label is None:
+            self.report("Add a label class first (Label > Label classes...)")
+            return False
+        self.stack.push(CreateRegion(self, Region(self.clip_id, start, end, label, "manual", low_hz, high_hz)))
+        return self.selected is not None
+
+    # -- changing ------------------------------------------------------------------------------------------
+    def edit_bounds(self, region_id: int, start: float, end: float, low_hz: float | None = None,
+                    high_hz: float | None = None) -> None:
+        """A region dragged or resized with the mouse."""
+        region = self._region(region_id)
+        if region is None or (region.start_s, region.end_s, region.low_hz, region.high_hz) == (
+                start, end, low_hz, high_hz):
+            return
+        moved = abs((end - start) - region.duration_s) < 1e-6
+        self._change(region, "move" if moved else "resize", start_s=start, end_s=end, low_hz=low_hz,
+                     high_hz=high_hz)
+
+    def set_edge(self, edge: str, seconds: float) -> None:
+        """Move the selected region's start or end to `seconds` (the playhead)."""
+        region = self._selected_manual()
+        if region is not None:
+            start, end = (seconds, region.end_s) if edge == "start" else (region.start_s, seconds)
+            if end - start < MIN_REGION_S:
+                self.report(f"The {edge} would cross the region's other edge; move the playhead first")
+                return
+            self._change(region, "resize", start_s=start, end_s=end)
+
+    def nudge(self, seconds: float) -> None:
+        region = self._selected_manual()
+        if region is not None:
+            shift = min(max(seconds, -region.start_s), max(0.0, self.duration_s - region.end_s))
+            if shift:
+                self._change(region, "nudge", start_s=region.start_s + shift, end_s=region.end_s + shift)
+
+    def choose_class(self, position: int) -> None:
+        """Class key 1-9: the class new regions get; relabels the selected region (accepts a proposal)."""
+        classes = self.project.label_classes() if self.project else []
+        if not 0 <= position < len(classes):
+            self.report(f"There is no label class {position + 1}; add one in Label > Label classes...")
+            return
+        name = classes[position].name
+        self.current_class = name
+        region = self.selected_region()
+        if region is None or region.kind == "truth":
+            self.report(f"New regions will be labelled {name}")
+        elif region.kind == "proposal":
+            self.accept(region.region_id, name)
+        elif region.label != name:
+            self._change(region, f"relabel as {name}", label=name)
+
+    def delete_selected(self) -> None:
+        region = self.selected_region()
+        if region is None:
+            self.report("Select a region first (click it, or pick it in the region table)")
+        elif region.kind == "truth":
+            self.report("Ground-truth regions come with the data set and are not edited here")
+        else:
+            self.stack.push(DeleteRegion(self, region))
+
+    # -- proposals ---------------------------------------------------------------------------------------------
+    def accept(self, region_id: int | None = None, label: str | None = None) -> None:
+        region = self._region(region_id if region_id is not None else self.selected)
+        if region is None or region.kind != "proposal":
+            self.report("Select a proposal to accept (N goes to the next one)")
+            return
+        label = label or region.label
+        self._change(region, f"accept {label} {region.start_s:.2f}-{region.end_s:.2f} s", kind="manual",
+                     label=label)
+        self._select_next_proposal(region)
+
+    def reject(self) -> None:
+        region = self.selected_region()
+        if region is None or region.kind != "proposal":
+            self.report("Select a proposal to reject (N goes to the next one)")
+            return
+        self.stack.push(DeleteRegion(self, region, f"reject proposal {region.start_s:.2f}-{region.end_s:.2f} s"))
+        self._select_next_proposal(region)
+
+    def accept_all(self) -> int:
+        if not self._ready():
+            return 0
+        pending = labels.regions(self.project, self.clip_id, ("proposal",))
+        if not pending:
+            self.report("This clip has no proposals to accept")
+            return 0
+        self.stack.beginMacro(f"accept {len(pending)} proposal(s)")
+        for region in pending:
+            self.stack.push(ChangeRegion(self, region, "accept", kind="manual"))
+        self.stack.endMacro()
+        return len(pending)
+
+    def _select_next_proposal(self, after: Region) -> None:
+        pending = [r for r in labels.regions(self.project, after.clip_id, ("proposal",))
+                   if r.start_s >= after.start_s and r.region_id != after.region_id]
+        region_id = pending[0].region_id if pending else None
+        self.changed(after.clip_id, region_id)
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.project is None or self.clip_id is None:
+            self.report("Open a project and select a clip first")
+            return False
+        return True
+
+    def _region(self, region_id: int | None) -> Region | None:
+        if self.project is None or region_id is None:
+            return None
+        try:
+            return labels.region(self.project, region_id)
+        except EarmarkError as exc:
+            self.report(str(exc))
+            return None
+
+    def _selected_manual(self) -> Region | None:
+        region = self.selected_region()
+        if region is None or region.kind != "manual":
+            self.report("Select a labelled region first (click it, or pick it in the region table)")
+            return None
+        return region
+
+    def _change(self, region: Region, what: str, **after: object) -> None:
+        self.stack.push(ChangeRegion(self, region, what, **after))
+
+    def _set_marks(self, start: float | None, end: float | None) -> None:
+        self.marks = [start, end]
+        self.marks_changed.emit(start, end)

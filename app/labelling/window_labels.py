@@ -1,0 +1,340 @@
+"""The labelling side of the main window (a mixin of `MainWindow`): the label editor, the region table and
+proposals docks, and what the Label menu's keys do."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMessageBox
+
+from engine.errors import EarmarkError
+from engine.labels import proposals
+from engine.store import labels, results
+from engine.store.labels import Region
+from app import clip_data, jobs
+from app.dialogs.label_classes import LabelClassesDialog
+from app.labelling.editor import LabelEditor
+from app.labelling.proposal_panel import ProposalChoice, ProposalPanel
+from app.labelling.region_table import RegionTable
+from app.labelling.review import next_stop
+
+LABEL_FILTERS = ("Audacity labels (*.txt);;Raven selection table (*.selections.txt);;Praat TextGrid (*.TextGrid);;"
+                 "CSV (*.csv);;JSON (*.json)")
+FORMAT_OF_FILTER = {"Audacity": "audacity", "Raven": "raven", "Praat": "textgrid", "CSV": "csv", "JSON": "json"}
+
+
+class LabelActions:
+    def _setup_labelling(self) -> None:
+        self.editor = LabelEditor(self)
+        self.editor.regions_changed.connect(self._regions_changed)
+        self.editor.selection_changed.connect(self._region_selected)
+        self.editor.marks_changed.connect(self.view.set_marks)
+        self.editor.message.connect(self._status)
+        self.view.region_clicked.connect(lambda region_id: self.editor.select(region_id if region_id >= 0 else None))
+        self.view.region_edited.connect(self.editor.edit_bounds)
+        self.view.region_drawn.connect(lambda s, e, lo, hi: self.editor.create(s, e, lo, hi))
+        self.region_table = RegionTable()
+        self.region_table.region_chosen.connect(self.go_to_region)
+        self.region_table.region_played.connect(self.play_region)
+        self.region_table.scope_changed.connect(lambda _: self.refresh_regions())
+        self.proposal_panel = ProposalPanel(ProposalChoice(
+            "", 1.0, proposals.DEFAULT_OFF_RATIO, proposals.DEFAULT_MIN_DURATION_S, proposals.DEFAULT_MERGE_GAP_S))
+        self.proposal_panel.settings_changed.connect(self._proposal_timer_start)
+        self.proposal_panel.propose_clip_requested.connect(self.propose_clip)
+        self.proposal_panel.accept_all_requested.connect(self.accept_all_proposals)
+        self.proposal_panel.propose_all_requested.connect(self.propose_all)
+        self._proposal_timer = QTimer(self, singleShot=True, interval=30, timeout=self.propose_clip)
+        for name, title, widget in (("regions", "Regions", self.region_table),
+                                    ("proposals", "Proposals and review", self.proposal_panel)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(name)
+            dock.setWidget(widget)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.docks[name] = dock
+        self.splitDockWidget(self.docks["regions"], self.docks["proposals"], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["tree"], self.docks["regions"]], [230, 520], Qt.Orientation.Horizontal)
+
+    # -- keeping the views in step with the project --------------------------------------------------------
+    def refresh_regions(self, selected: int | None = None) -> None:
+        """Redraw the shown clip's regions and the region table from the project."""
+        if self.project is None:
+            return
+        display = self.view.display
+        whole = self.region_table.whole_project.isChecked()
+        clip_id = display.clip_id if display else None
+        shown = labels.regions(self.project) if whole else (labels.regions(self.project, clip_id) if clip_id else [])
+        colours = {c.name: c.colour for c in self.project.label_classes()}
+        models = {m.model_id: m.detector for m in results.models(self.project)}
+        names = {row.clip.clip_id: row.name for row in self.table.model.rows}
+        self.region_table.set_regions(shown, colours, models, names, selected)
+        if display is not None:
+            regions, colours = clip_data.clip_regions(self.project, display.clip_id)
+            self.view.set_regions(regions, colours, selected)
+
+    def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
+        if self.view.display is not None and self.view.display.clip_id != clip_id:
+            self.table.select(clip_id, quiet=True)
+            self.show_clip(clip_id)
+        self.refresh_regions(region_id)
+
+    def _region_selected(self, region_id: int | None) -> None:
+        self.view.select_region(region_id)
+        self.region_table.select(region_id)
+
+    def _label_classes_changed(self) -> None:
+        self.refresh_regions(self.editor.selected)
+        self._name_class_actions()
+
+    def _name_class_actions(self) -> None:
+        classes = self.project.label_classes() if self.project else []
+        for position in range(9):
+            action = self.actions_by_name[f"class_{position + 1}"]
+            name = classes[position].name if position < len(classes) else "(no class)"
+            action.setText(f"Label as {name}")
+            action.setEnabled(position < len(classes))
+
+    # -- jumping and playing ----------------------------------------------------------------------------------------
+    def go_to_region(self, region: Region, play: bool = False) -> None:
+        if self.view.display is None or self.view.display.clip_id != region.clip_id:
+            self.table.select(region.clip_id, quiet=True)
+            self.show_clip(region.clip_id)
+        self.view.show_region(region)
+        self.playback.seek(region.start_s)
+        self.editor.select(region.region_id)
+        if play:
+            self.playback.play(region.start_s, region.end_s)
+
+    def play_region(self, region: Region) -> None:
+        self.go_to_region(region, play=True)
+
+    # -- Label menu -------------------------------------------------------------------------------------------------
+    def toggle_label_mode(self) -> None:
+        on = not self.view.label_mode
+        self.view.set_label_mode(on)
+        self.actions_by_name["label_mode"].setChecked(on)
+        self._status("Label mode: drag to draw a region (Shift+drag: a time-frequency box); drag a region to "
+                     "move it, its edges to resize" if on else "Label mode off: drags pan the view")
+
+    def mark_start(self) -> None:
+        self.editor.mark_start(self.view.playhead_s)
+
+    def mark_end(self) -> None:
+        self.editor.mark_end(self.view.playhead_s)
+
+    def commit_region(self) -> None:
+        self.editor.commit_marks()
+
+    def clear_marks(self) -> None:
+        self.editor.clear_marks()
+
+    def region_start_to_playhead(self) -> None:
+        self.editor.set_edge("start", self.view.playhead_s)
+
+    def region_end_to_playhead(self) -> None:
+        self.editor.set_edge("end", self.view.playhead_s)
+
+    def nudge_left(self) -> None:
+        self.editor.nudge(-self._step())
+
+    def nudge_right(self) -> None:
+        self.editor.nudge(self._step())
+
+    def step_back(self) -> None:
+        self._move_playhead(-self._step())
+
+    def step_forward(self) -> None:
+        self._move_playhead(self._step())
+
+    def _step(self) -> float:
+        start, end = self.view.visible_range()
+        return max(0.005, (end - start) / 100)
+
+    def _move_playhead(self, seconds: float) -> None:
+        if self.view.display is not None:
+            target = min(max(0.0, self.view.playhead_s + seconds), self.view.display.duration_s)
+            self.playback.seek(target)
+            self.view.set_playhead(target, follow=True)
+
+    def delete_region(self) -> None:
+        self.editor.delete_selected()
+
+    def undo(self) -> None:
+        if self.editor.stack.canUndo():
+            self._status(f"undo {self.editor.stack.undoText()}")
+            self.editor.stack.undo()
+        else:
+            self._status("Nothing to undo")
+
+    def redo(self) -> None:
+        if self.editor.stack.canRedo():
+            self._status(f"redo {self.editor.stack.redoText()}")
+            self.editor.stack.redo()
+        else:
+            self._status("Nothing to redo")
+
+    def label_classes_dialog(self) -> None:
+        if self._need_project():
+            dialog = LabelClassesDialog(self.project, self)
+            dialog.classes_changed.connect(self._label_classes_changed)
+            dialog.open()
+
+    # -- proposals and review -------------------------------------------------------------------------------------
+    def accept_proposal(self) -> None:
+        self.editor.accept()
+
+    def reject_proposal(self) -> None:
+        self.editor.reject()
+
+    def accept_all_proposals(self) -> None:
+        accepted = self.editor.accept_all()
+        if accepted:
+            self._status(f"accepted {accepted} proposal(s) as labels")
+
+    def _proposal_timer_start(self) -> None:
+        self._proposal_timer.start()
+
+    def propose_clip(self) -> None:
+        """Proposals for the shown clip from the chosen detector's frame scores, with the panel's levels."""
+        choice = self.proposal_panel.choice()
+        display = self.view.display
+        if self.project is None or display is None or choice is None:
+            return
+        lanes = display.lanes.get(choice.detector)
+        if lanes is None or lanes.model_id is None or lanes.frame_times.size == 0:
+            self._status(f"{choice.detector} has not scored this clip; score it first (F5 or drop it)")
+            return
+        settings = proposals.settings_for(lanes.frame_threshold, lanes.frame_scores, choice.on_ratio,
+                                          choice.off_ratio, choice.min_duration_s, choice.merge_gap_s)
+        found = proposals.propose(lanes.frame_times, lanes.frame_scores, settings)
+        label = self.editor.current_class or self.project.label_classes()[0].name
+        stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, [
+            Region(display.clip_id, p.start_s, min(p.end_s, display.duration_s), label, "proposal",
+                   confidence=p.confidence) for p in found if p.start_s < display.duration_s])
+        self.refresh_regions(self.editor.selected)
+        self.statusBar().showMessage(f"{len(stored)} proposal(s) from {choice.detector}", 4000)
+
+    def propose_all(self) -> None:
+        choice = self.proposal_panel.choice()
+        if not self._need_project() or choice is None:
+            return
+        self.submit("propose", f"propose regions with {choice.detector}", jobs.propose_all(choice),
+                    lambda n: (self._status(f"{n} proposal(s) written"), self.refresh_regions()),
+                    detector=choice.detector)
+
+    def next_review(self, step: int = 1) -> None:
+        if self.project is None:
+            return
+        mode = self.proposal_panel.mode()
+        order = self.table.visible_clip_ids()
+        current = self.view.display.clip_id if self.view.display else None
+        stop = next_stop(self.project, order, mode, current, self.editor.selected, step,
+                         self.controls.first.currentText() or None)
+        if stop is None:
+            hint = " (Propose on all clips first)" if mode == "proposals" else ""
+            self._status(f"No {'more' if step > 0 else 'earlier'} stops in the review queue{hint}")
+            return
+        play = self.proposal_panel.play_on_arrival.isChecked()
+        if stop.region_id is not None:
+            self.go_to_region(labels.region(self.project, stop.region_id), play)
+        else:
+            self.table.select(stop.clip_id, quiet=True)
+            self.show_clip(stop.clip_id)
+            if play and self.view.display is not None:
+                self.playback.play(0.0, self.view.display.duration_s)
+
+    def previous_review(self) -> None:
+        self.next_review(-1)
+
+    # -- exchange ----------------------------------------------------------------------------------------------
+    def export_labels_dialog(self, selected_only: bool = False) -> None:
+        if not self._need_project():
+            return
+        chosen = self.region_table.selected_regions() if selected_only else None
+        if selected_only and not chosen:
+            QMessageBox.information(self, "Earmark", "Select rows in the region table to export them.")
+            return
+        path, kind = QFileDialog.getSaveFileName(self, "Export labels", "", LABEL_FILTERS)
+        if path:
+            self.write_labels(Path(path), FORMAT_OF_FILTER[kind.split()[0]], chosen)
+
+    def export_project_labels_dialog(self) -> None:
+        """Every clip's manual labels: one file per clip in a folder, or one CSV / JSON file."""
+        if not self._need_project():
+            return
+        names = list(FORMAT_OF_FILTER)
+        kind, ok = QInputDialog.getItem(self, "Export all labels", "Format", names, 0, False)
+        if not ok:
+            return
+        fmt = FORMAT_OF_FILTER[kind]
+        if fmt in ("csv", "json"):
+            path, _ = QFileDialog.getSaveFileName(self, "Export all labels", f"labels.{fmt}", f"{kind} (*.{fmt})")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Folder for one label file per clip")
+        if path:
+            self.write_labels(Path(path), fmt, whole_project=True)
+
+    def export_selected_regions(self) -> None:
+        self.export_labels_dialog(selected_only=True)
+
+    def write_labels(self, path: Path, fmt: str, chosen: list[Region] | None = None,
+                     whole_project: bool = False) -> list[Path]:
+        """Export the chosen regions, else the manual labels of the shown clip (of every clip with
+        `whole_project`, or in CSV and JSON, which hold many clips in one file)."""
+        from engine.labels import exchange
+
+        display = self.view.display
+        every = whole_project or fmt in ("csv", "json") or display is None
+        clip_ids = None if chosen or every else [display.clip_id]
+        try:
+            written = exchange.export_labels(self.project, path, fmt, regions=chosen, clip_ids=clip_ids)
+        except EarmarkError as exc:
+            QMessageBox.warning(self, "Earmark", str(exc))
+            return []
+        self._status(f"exported labels to {', '.join(str(p) for p in written[:3])}"
+                     + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
+        return written
+
+    def import_labels_dialog(self) -> None:
+        if not self._need_project():
+            return
+        paths, _ = QFileDialog.getOpenFileNames(self, "Import labels", "", LABEL_FILTERS + ";;All files (*)")
+        if paths:
+            self.read_labels([Path(p) for p in paths])
+
+    def read_labels(self, paths: list[Path]) -> object:
+        from engine.labels import exchange
+
+        display = self.view.display
+        clip_id = None
+        if len(paths) == 1 and display is not None and paths[0].is_file():
+            try:  # one file of a per-clip format whose name is no clip's: it is for the clip on screen
+                per_clip = exchange.format_for_path(paths[0]) not in ("csv", "json")
+            except EarmarkError:
+                per_clip = False
+            if per_clip and exchange.clip_named_by(self.project, paths[0]) is None:
+                clip_id = display.clip_id
+        try:
+            report = exchange.import_labels(self.project, paths, clip_id=clip_id)
+        except EarmarkError as exc:
+            QMessageBox.warning(self, "Earmark", str(exc))
+            return None
+        for line in report.problems:
+            self._log(f"labels: {line}", "warning")
+        self._status(f"imported {len(report.added)} region(s) from {report.files} file(s); "
+                     f"{report.duplicates} already present; {len(report.problems)} problem(s)")
+        if report.problems:
+            self.show_skipped("label_problems", f"{len(report.problems)} line(s) skipped.", report.problems)
+        if display is not None:
+            self.refresh_regions()
+        return report
+
+
+def _class_key(position: int):
+    def choose(self: LabelActions) -> None:
+        self.editor.choose_class(position)
+    choose.__name__ = f"class_{position + 1}"
+    return choose
+
+
+for _position in range(9):
+    setattr(LabelActions, f"class_{_position + 1}", _class_key(_position))
