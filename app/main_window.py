@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QVBoxLayout, QWidget, QHBoxLayout)
 
 from engine.errors import EarmarkError
 from engine.store import Project, results
 from app import clip_data, jobs
-from app.actions import build_menus
+from app.actions import TypingKeys, build_menus
 from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
@@ -106,6 +106,8 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
         self._setup_labelling()
         self.actions_by_name, self.recent_menu = build_menus(self)
         self._name_class_actions()
+        self._typing_keys = TypingKeys(self)
+        QApplication.instance().installEventFilter(self._typing_keys)
         view_menu = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
         view_menu.addSeparator()
         for dock in self.docks.values():
@@ -349,6 +351,7 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
         if getattr(self, "_shut_down", False):
             return
         self._shut_down = True
+        QApplication.instance().removeEventFilter(self._typing_keys)
         self.playback.stop()
         self.statusBar().showMessage("Stopping the running job ...")
         ended = self.engine.shutdown()

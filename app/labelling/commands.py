@@ -1,11 +1,14 @@
 """Region edits as undoable commands. Each `redo` and `undo` writes the project at once (one transaction
 in `engine.store.labels`), so the undo stack and the database never disagree and a crash loses nothing.
 
-A command whose write fails (the region was removed meanwhile, say by new proposals replacing old ones)
-marks itself obsolete, so the stack drops it, and the editor reports why.
+A command whose write fails (the region was removed meanwhile, say by new proposals replacing old ones,
+or the database stayed locked) marks itself obsolete, so the stack drops it, and the editor reports why.
+Undoing the rejection of a proposal after the clip's proposals were computed again would bring back a
+proposal of an old set next to the new ones, so that is refused the same way.
 """
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QUndoCommand
@@ -21,17 +24,18 @@ CHANGED_FIELDS = ("start_s", "end_s", "low_hz", "high_hz", "label", "kind")
 
 
 class RegionCommand(QUndoCommand):
-    def __init__(self, editor: LabelEditor, text: str) -> None:
+    def __init__(self, editor: LabelEditor, text: str, clip_id: str) -> None:
         super().__init__(text)
         self.editor = editor
+        self.clip_id = clip_id
         self.region_id: int | None = None
 
     def _run(self, work) -> None:
         try:
             work()
-        except EarmarkError as exc:
+        except (EarmarkError, sqlite3.Error) as exc:
             self.setObsolete(True)
-            self.editor.report(f"{self.text()}: {exc}")
+            self.editor.report(f"{self.text()}: {exc}; the project is as it was before this step")
         self.editor.changed(self.clip_id, self.region_id)
 
 
@@ -39,9 +43,8 @@ class CreateRegion(RegionCommand):
     """Add a region; undo removes it, redo puts it back under the same id."""
 
     def __init__(self, editor: LabelEditor, region: Region) -> None:
-        super().__init__(editor, f"add {region.label} {region.start_s:.2f}-{region.end_s:.2f} s")
+        super().__init__(editor, f"add {region.label} {region.start_s:.2f}-{region.end_s:.2f} s", region.clip_id)
         self.region = region
-        self.clip_id = region.clip_id
 
     def redo(self) -> None:
         def work() -> None:
@@ -56,9 +59,10 @@ class CreateRegion(RegionCommand):
 
 class DeleteRegion(RegionCommand):
     def __init__(self, editor: LabelEditor, region: Region, text: str = "") -> None:
-        super().__init__(editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s")
+        super().__init__(editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s",
+                         region.clip_id)
         self.region = region
-        self.clip_id = region.clip_id
+        self.generation = editor.proposal_generation
 
     def redo(self) -> None:
         self.region_id = None
@@ -66,18 +70,23 @@ class DeleteRegion(RegionCommand):
 
     def undo(self) -> None:
         self.region_id = self.region.region_id
-        self._run(lambda: labels.add_region(self.editor.project, self.region))
+        self._run(self._restore)
+
+    def _restore(self) -> None:
+        if self.region.kind == "proposal" and self.generation != self.editor.proposal_generation:
+            self.region_id = None
+            raise labels.LabelError("the proposals were computed again since; this one is gone")
+        labels.add_region(self.editor.project, self.region)
 
 
 class ChangeRegion(RegionCommand):
     """Move, resize, relabel or accept (a proposal becomes manual): the fields before and after."""
 
     def __init__(self, editor: LabelEditor, before: Region, text: str, **after: object) -> None:
-        super().__init__(editor, text)
+        super().__init__(editor, text, before.clip_id)
         self.before = {name: getattr(before, name) for name in CHANGED_FIELDS}
         self.after = {**self.before, **after}
         self.region_id = before.region_id
-        self.clip_id = before.clip_id
 
     def redo(self) -> None:
         self._run(lambda: labels.update_region(self.editor.project, self.region_id, **self.after))
@@ -94,3 +103,18 @@ class ChangeRegion(RegionCommand):
             return False
         self.after = other.after
         return True
+
+
+class ChangeRegions(RegionCommand):
+    """The same change to several regions of one clip in one transaction (accept every proposal)."""
+
+    def __init__(self, editor: LabelEditor, regions: list[Region], text: str, **after: object) -> None:
+        super().__init__(editor, text, regions[0].clip_id)
+        self.before = [(r.region_id, {name: getattr(r, name) for name in CHANGED_FIELDS}) for r in regions]
+        self.after = [(region_id, {**fields, **after}) for region_id, fields in self.before]
+
+    def redo(self) -> None:
+        self._run(lambda: labels.update_regions(self.editor.project, self.after))
+
+    def undo(self) -> None:
+        self._run(lambda: labels.update_regions(self.editor.project, self.before))

@@ -12,7 +12,7 @@ from PySide6.QtGui import QUndoStack
 from engine.errors import EarmarkError
 from engine.store import Project, labels
 from engine.store.labels import Region
-from app.labelling.commands import ChangeRegion, CreateRegion, DeleteRegion
+from app.labelling.commands import ChangeRegion, ChangeRegions, CreateRegion, DeleteRegion
 
 #: Regions shorter than this are taken for a slip of the mouse or a double key press.
 MIN_REGION_S = 0.01
@@ -33,6 +33,10 @@ class LabelEditor(QObject):
         self.marks: list[float | None] = [None, None]
         self.selected: int | None = None
         self.current_class: str | None = None
+        self.current_position = 0
+        self._class_names: list[str] = []
+        #: Counts how often proposals were computed again; undoing a rejection from before is refused.
+        self.proposal_generation = 0
 
     # -- context -------------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -41,7 +45,22 @@ class LabelEditor(QObject):
         self.clip_id = None
         classes = project.label_classes() if project else []
         self.current_class = classes[0].name if classes else None
+        self.current_position = 0
+        self._class_names = [c.name for c in classes]
         self._set_marks(None, None)
+
+    def classes_changed(self) -> None:
+        """Label classes were edited. The current class follows a rename (it keeps its place); undo steps
+        name labels, so a renamed or removed class ends the undo history."""
+        names = [c.name for c in self.project.label_classes()] if self.project else []
+        if set(self._class_names) - set(names):
+            self.stack.clear()
+            self.report("Label classes renamed or removed: the undo history starts again from here")
+        if self.current_class not in names:
+            self.current_class = names[min(self.current_position, len(names) - 1)] if names else None
+        if self.current_class in names:
+            self.current_position = names.index(self.current_class)
+        self._class_names = names
 
     def set_clip(self, clip_id: str, duration_s: float) -> None:
         if clip_id != self.clip_id:
@@ -116,6 +135,10 @@ class LabelEditor(QObject):
         if region is None or (region.start_s, region.end_s, region.low_hz, region.high_hz) == (
                 start, end, low_hz, high_hz):
             return
+        if end - start < MIN_REGION_S:
+            self.report(f"A region must last at least {MIN_REGION_S * 1000:.0f} ms; it stays as it was")
+            self.changed(region.clip_id, region.region_id)  # redrawn where it was
+            return
         moved = abs((end - start) - region.duration_s) < 1e-6
         self._change(region, "move" if moved else "resize", start_s=start, end_s=end, low_hz=low_hz,
                      high_hz=high_hz)
@@ -144,7 +167,7 @@ class LabelEditor(QObject):
             self.report(f"There is no label class {position + 1}; add one in Label > Label classes...")
             return
         name = classes[position].name
-        self.current_class = name
+        self.current_class, self.current_position = name, position
         region = self.selected_region()
         if region is None or region.kind == "truth":
             self.report(f"New regions will be labelled {name}")
@@ -188,10 +211,7 @@ class LabelEditor(QObject):
         if not pending:
             self.report("This clip has no proposals to accept")
             return 0
-        self.stack.beginMacro(f"accept {len(pending)} proposal(s)")
-        for region in pending:
-            self.stack.push(ChangeRegion(self, region, "accept", kind="manual"))
-        self.stack.endMacro()
+        self.stack.push(ChangeRegions(self, pending, f"accept {len(pending)} proposal(s)", kind="manual"))
         return len(pending)
 
     def _select_next_proposal(self, after: Region) -> None:

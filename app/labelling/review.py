@@ -23,8 +23,8 @@ def next_stop(project: Project, order: Sequence[str], mode: str, current_clip: s
     if not stops:
         return None
     position = {clip_id: i for i, clip_id in enumerate(order)}
-    here = (position.get(current_clip, -1), _region_start(project, current_region, mode))
-    keys = [(position[s.clip_id], start) for s, start in stops]
+    here = (position.get(current_clip, -1), *_region_place(project, current_region, mode))
+    keys = [(position[s.clip_id], start, s.region_id if s.region_id is not None else -1) for s, start in stops]
     if step > 0:
         ahead = [stop for (stop, _), key in zip(stops, keys, strict=True) if key > here]
         return ahead[0] if ahead else None
@@ -50,12 +50,13 @@ def _stops(project: Project, order: Sequence[str], mode: str, detector: str | No
     raise ValueError(f"no review queue {mode!r}")
 
 
-def _region_start(project: Project, region_id: int | None, mode: str) -> float:
-    """Where in its clip the user is: the selected proposal's start, or before the clip's first stop."""
+def _region_place(project: Project, region_id: int | None, mode: str) -> tuple[float, int]:
+    """Where in its clip the user is, as (start, id): the selected proposal itself; just before a selected
+    label (an accepted proposal: the next one is the one after it); or before the clip's first stop."""
     if mode != "proposals" or region_id is None:
-        return -1.0
+        return -1.0, -1
     try:
         region = labels.region(project, region_id)
     except labels.LabelError:
-        return -1.0
-    return region.start_s if region.kind == "proposal" else region.start_s - 1e-9
+        return -1.0, -1
+    return (region.start_s, region_id) if region.kind == "proposal" else (region.start_s, -1)

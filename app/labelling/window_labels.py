@@ -30,7 +30,7 @@ class LabelActions:
         self.editor.selection_changed.connect(self._region_selected)
         self.editor.marks_changed.connect(self.view.set_marks)
         self.editor.message.connect(self._status)
-        self.view.region_clicked.connect(lambda region_id: self.editor.select(region_id if region_id >= 0 else None))
+        self.view.region_clicked.connect(self.editor.select)  # a click elsewhere keeps it: Esc deselects
         self.view.region_edited.connect(self.editor.edit_bounds)
         self.view.region_drawn.connect(lambda s, e, lo, hi: self.editor.create(s, e, lo, hi))
         self.region_table = RegionTable()
@@ -70,11 +70,14 @@ class LabelActions:
         if display is not None:
             regions, colours = clip_data.clip_regions(self.project, display.clip_id)
             self.view.set_regions(regions, colours, selected)
+        self.editor.classes_changed()  # an import or a new label may have added classes
+        self._name_class_actions()
 
     def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
-        if self.view.display is not None and self.view.display.clip_id != clip_id:
+        if self.view.display is not None and self.view.display.clip_id != clip_id:  # an undo on another clip
             self.table.select(clip_id, quiet=True)
             self.show_clip(clip_id)
+            self.editor.selected = region_id
         self.refresh_regions(region_id)
 
     def _region_selected(self, region_id: int | None) -> None:
@@ -82,8 +85,8 @@ class LabelActions:
         self.region_table.select(region_id)
 
     def _label_classes_changed(self) -> None:
+        self.editor.classes_changed()
         self.refresh_regions(self.editor.selected)
-        self._name_class_actions()
 
     def _name_class_actions(self) -> None:
         classes = self.project.label_classes() if self.project else []
@@ -175,6 +178,7 @@ class LabelActions:
     def label_classes_dialog(self) -> None:
         if self._need_project():
             dialog = LabelClassesDialog(self.project, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             dialog.classes_changed.connect(self._label_classes_changed)
             dialog.open()
 
@@ -203,13 +207,16 @@ class LabelActions:
         if lanes is None or lanes.model_id is None or lanes.frame_times.size == 0:
             self._status(f"{choice.detector} has not scored this clip; score it first (F5 or drop it)")
             return
-        settings = proposals.settings_for(lanes.frame_threshold, lanes.frame_scores, choice.on_ratio,
-                                          choice.off_ratio, choice.min_duration_s, choice.merge_gap_s)
-        found = proposals.propose(lanes.frame_times, lanes.frame_scores, settings)
-        label = self.editor.current_class or self.project.label_classes()[0].name
-        stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, [
-            Region(display.clip_id, p.start_s, min(p.end_s, display.duration_s), label, "proposal",
-                   confidence=p.confidence) for p in found if p.start_s < display.duration_s])
+        try:
+            found = proposals.lane_proposals(
+                display.clip_id, display.duration_s, lanes.frame_times, lanes.frame_scores, lanes.frame_threshold,
+                lanes.model_id, proposals.default_label(self.project), choice.on_ratio, choice.off_ratio,
+                choice.min_duration_s, choice.merge_gap_s)
+            stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
+        except EarmarkError as exc:
+            self._status(str(exc))
+            return
+        self.editor.proposal_generation += 1
         self.refresh_regions(self.editor.selected)
         self.statusBar().showMessage(f"{len(stored)} proposal(s) from {choice.detector}", 4000)
 
@@ -217,9 +224,14 @@ class LabelActions:
         choice = self.proposal_panel.choice()
         if not self._need_project() or choice is None:
             return
+        self.editor.proposal_generation += 1
         self.submit("propose", f"propose regions with {choice.detector}", jobs.propose_all(choice),
-                    lambda n: (self._status(f"{n} proposal(s) written"), self.refresh_regions()),
-                    detector=choice.detector)
+                    self._proposed_all, detector=choice.detector)
+
+    def _proposed_all(self, written: int) -> None:
+        self.editor.proposal_generation += 1
+        self._status(f"{written} proposal(s) written")
+        self.refresh_regions(self.editor.selected)
 
     def next_review(self, step: int = 1) -> None:
         if self.project is None:
@@ -255,7 +267,10 @@ class LabelActions:
             return
         path, kind = QFileDialog.getSaveFileName(self, "Export labels", "", LABEL_FILTERS)
         if path:
-            self.write_labels(Path(path), FORMAT_OF_FILTER[kind.split()[0]], chosen)
+            fmt = FORMAT_OF_FILTER.get(kind.split()[0]) if kind else None
+            if Path(path).suffix.lower() in (".csv", ".json", ".textgrid"):  # a typed ending wins
+                fmt = Path(path).suffix.lower().lstrip(".")
+            self.write_labels(Path(path), fmt or "audacity", chosen)
 
     def export_project_labels_dialog(self) -> None:
         """Every clip's manual labels: one file per clip in a folder, or one CSV / JSON file."""
@@ -320,8 +335,7 @@ class LabelActions:
             return None
         for line in report.problems:
             self._log(f"labels: {line}", "warning")
-        self._status(f"imported {len(report.added)} region(s) from {report.files} file(s); "
-                     f"{report.duplicates} already present; {len(report.problems)} problem(s)")
+        self._status(report.summary() + f"; {len(report.problems)} problem(s)")
         if report.problems:
             self.show_skipped("label_problems", f"{len(report.problems)} line(s) skipped.", report.problems)
         if display is not None:

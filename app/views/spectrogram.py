@@ -29,7 +29,7 @@ class SpectrogramView(QWidget):
     detail_shown = Signal(float, float)
     seek_requested = Signal(float)   # the user clicked a time
     load_failed = Signal(str)
-    region_clicked = Signal(int)     # a labelled region's id, or -1 for a click outside them
+    region_clicked = Signal(int)     # a labelled region's id (a click outside every region sends nothing)
     region_edited = Signal(int, float, float, object, object)  # id, start_s, end_s, low_hz, high_hz
     region_drawn = Signal(float, float, object, object)         # start_s, end_s, low_hz, high_hz (None: no box)
 
@@ -293,7 +293,8 @@ class SpectrogramView(QWidget):
                     region = self.region_at(seconds, mel)
                     self.selection = (region.start_s, region.end_s) if region else next(
                         ((s, e) for s, e in self.display.truth if s <= seconds <= e), None)
-                    self.region_clicked.emit(region.region_id if region else -1)
+                    if region is not None:
+                        self.region_clicked.emit(region.region_id)
                     self.seek_requested.emit(seconds)
                 return
 

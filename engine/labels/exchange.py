@@ -7,6 +7,7 @@ importing a file twice adds nothing) and stores the rest in one transaction.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import uuid
@@ -189,9 +190,9 @@ def import_labels(project: Project, paths: Sequence[str | Path], fmt: str | None
     if clip_id is not None and clip_id not in clips:
         raise LabelError(f"no clip {clip_id!r} in the project; `earmark info` lists what it holds")
     report = LabelImport()
-    known: dict[str, list[Region]] = {}
+    known: dict[tuple[str, str, int], list[Region]] = {}  # by clip, label and millisecond of the start
     for r in stored_regions(project, kinds=("manual",)):
-        known.setdefault(r.clip_id, []).append(r)
+        known.setdefault(_bucket(r), []).append(r)
     new: list[Region] = []
     for path, file_fmt in _files(paths, fmt, report):
         try:
@@ -202,11 +203,12 @@ def import_labels(project: Project, paths: Sequence[str | Path], fmt: str | None
         report.files += 1
         tolerance = TOLERANCE.get(read.fmt, DEFAULT_TOLERANCE) + 1e-9  # + float noise on the rounded figure
         for region in read.regions:
-            if any(_same(region, other, tolerance, read.fmt not in NO_FREQUENCIES)
-                   for other in known.get(region.clip_id, ())):
+            clip, label, ms = _bucket(region)
+            nearby = (other for step in (-1, 0, 1) for other in known.get((clip, label, ms + step), ()))
+            if any(_same(region, other, tolerance, read.fmt not in NO_FREQUENCIES) for other in nearby):
                 report.duplicates += 1
                 continue
-            known.setdefault(region.clip_id, []).append(region)  # a repeat later in this call is one too
+            known.setdefault(_bucket(region), []).append(region)  # a repeat later in this call is one too
             new.append(region)
         report.problems += [f"{path}:{line}: {what}" if line else f"{path}: {what}"
                             for line, what in read.problems]
@@ -338,6 +340,11 @@ def _clip_for_row(named: str, file: str, clips: dict[str, Clip], by_name: dict[s
         return "the row names no clip; give its clip_id or file, or pass the clip (--clip CLIP_ID)"
     said = " or ".join(f"{what} {value!r}" for what, value in (("clip_id", named), ("file", base)) if value)
     return f"no clip of the project has {said}; check the name, or pass the clip (--clip CLIP_ID)"
+
+
+def _bucket(region: Region) -> tuple[str, str, int]:
+    """Where a region is looked for among the known ones: a duplicate starts within a millisecond."""
+    return region.clip_id, region.label, math.floor(region.start_s * 1000)
 
 
 def _same(new: Region, old: Region, tolerance: float, boxes: bool) -> bool:

@@ -166,7 +166,7 @@ def propose(frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[fl
     begin, end, peaks = begin[kept], end[kept], peaks[kept]
     spread = robust_spread(scores)
     confidence = 1.0 / (1.0 + np.exp(-np.clip((peaks - settings.on) / spread, -700, 700)))
-    return [Proposal(float(b), float(e), float(p), float(c)) for b, e, p, c in zip(begin, end, peaks, confidence)]
+    return [Proposal(float(b), float(e), float(p), float(c)) for b, e, p, c in zip(begin, end, peaks, confidence, strict=True)]
 
 
 def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | np.ndarray,
@@ -201,12 +201,12 @@ def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | 
 
 
 # -- in a project ------------------------------------------------------------------------------------------
-def _default_label(project: Project, label: str | None) -> str:
+def default_label(project: Project, label: str | None = None) -> str:
     if label is not None:
         return label
     classes = project.label_classes()
     if not classes:
-        raise LabelError("the project has no label classes to give proposals; add one (Labels > Add class) "
+        raise LabelError("the project has no label classes to give proposals; add one (Label > Label classes...) "
                          "first")
     return classes[0].name
 
@@ -224,19 +224,28 @@ def clip_proposals(project: Project, clip_id: str, score: results.ClipScore, det
                    label: str | None = None) -> list[Region]:
     """The proposals of one clip's stored score (`results.clip_scores`) as regions, without writing them;
     `label` defaults to the project's first label class."""
-    label = _default_label(project, label)
+    label = default_label(project, label)
     if not score.map_artifact:
         raise LabelError(f"{clip_id} has no frame scores from {detector}; score it again")
     lanes = results.load_lanes(project, score.map_artifact)
     times, values = lanes["frame_times"], lanes["frame_scores"]
     threshold = results.frame_threshold(project, _record(project, detector, score.model_id))
-    settings = settings_for(threshold, values, on_ratio, off_ratio, min_duration_s, merge_gap_s)
-    duration = project.clip(clip_id).duration_s
+    return lane_proposals(clip_id, project.clip(clip_id).duration_s, times, values, threshold, score.model_id,
+                          label, on_ratio, off_ratio, min_duration_s, merge_gap_s)
+
+
+def lane_proposals(clip_id: str, duration_s: float, frame_times, frame_scores, frame_threshold: float | None,
+                   model_id: int | None, label: str, on_ratio: float = 1.0, off_ratio: float = DEFAULT_OFF_RATIO,
+                   min_duration_s: float = DEFAULT_MIN_DURATION_S, merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+                   ) -> list[Region]:
+    """One lane's proposals as regions of its clip (ends kept inside the clip), for a lane already in
+    memory: the window re-proposes the shown clip this way on every slider move."""
+    settings = settings_for(frame_threshold, frame_scores, on_ratio, off_ratio, min_duration_s, merge_gap_s)
     regions = []
-    for p in propose(times, values, settings):
-        end = min(p.end_s, duration) if duration else p.end_s  # the last frame's stretch may pass the end
+    for p in propose(frame_times, frame_scores, settings):
+        end = min(p.end_s, duration_s) if duration_s else p.end_s  # the last frame's stretch may pass the end
         if end > p.start_s:
-            regions.append(Region(clip_id, p.start_s, end, label, kind="proposal", model_id=score.model_id,
+            regions.append(Region(clip_id, p.start_s, end, label, kind="proposal", model_id=model_id,
                                   confidence=p.confidence))
     return regions
 
@@ -251,7 +260,7 @@ def propose_clip(project: Project, clip_id: str, detector: str, on_ratio: float 
     if score is None:
         raise LabelError(f"{clip_id} has no {detector} score; score it with {detector} first")
     found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s, merge_gap_s,
-                           _default_label(project, label))
+                           default_label(project, label))
     return labels.replace_proposals(project, clip_id, score.model_id, found)
 
 
@@ -267,7 +276,7 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
     """
     progress = progress or Progress()
     settings_for(1.0, [], on_ratio, off_ratio, min_duration_s, merge_gap_s)  # bad ratios fail before any work
-    label = _default_label(project, label)
+    label = default_label(project, label)
     scores = results.clip_scores(project)
     if clip_ids is None:
         todo = [c for c, by_detector in scores.items() if detector in by_detector]

@@ -146,6 +146,12 @@ def update_region(project: Project, region_id: int, **changes: object) -> Region
     return updated
 
 
+def update_regions(project: Project, changes: Sequence[tuple[int, dict]]) -> list[Region]:
+    """Several regions changed in one transaction (accepting every proposal of a clip)."""
+    with project.db.atomic():
+        return [update_region(project, region_id, **fields) for region_id, fields in changes]
+
+
 def delete_region(project: Project, region_id: int) -> Region:
     """Remove a region; returns it as it was, so `add_region` can put it back with the same id."""
     current = region(project, region_id)
@@ -156,11 +162,15 @@ def delete_region(project: Project, region_id: int) -> Region:
 
 def replace_proposals(project: Project, clip_id: str, model_id: int | None, proposals: Iterable[Region]
                       ) -> list[Region]:
-    """A clip's proposals from one model, replaced by `proposals` in one transaction."""
+    """A clip's proposals from one model, replaced by `proposals` in one transaction. A proposal that
+    overlaps a manual region is left out: that stretch is labelled already (an accepted proposal is not
+    proposed again)."""
     new = [check_region(replace(p, clip_id=clip_id, kind="proposal", model_id=model_id, region_id=None))
            for p in proposals]
     db = project.db
     with db.atomic():
+        labelled = regions(project, clip_id, ("manual",))
+        new = [p for p in new if not any(m.start_s < p.end_s and p.start_s < m.end_s for m in labelled)]
         db.execute("DELETE FROM regions WHERE clip_id = ? AND kind = 'proposal' AND model_id IS ?",
                    [clip_id, model_id])
         stored = add_regions(project, new) if new else []

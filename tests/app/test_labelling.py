@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.store import labels
 from app.dialogs.label_classes import LabelClassesDialog
@@ -34,6 +35,24 @@ def put_playhead(window, seconds: float) -> None:
     window.playback.seek(seconds)
     window.view.set_playhead(seconds)
     assert window.view.playhead_s == pytest.approx(seconds)
+
+
+def drag(qtbot, window, start: tuple[float, float], end: tuple[float, float], modifier=Qt.KeyboardModifier.NoModifier,
+         ) -> None:
+    """A mouse drag on the spectrogram from (seconds, mel) to (seconds, mel), as the mouse sends it."""
+    view, box = window.view.graphics, window.view.panels[0].view_box
+    points = [view.mapFromScene(box.mapViewToScene(QPointF(*p))) for p in (start, end)]
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+
+    def send(kind: QEvent.Type, point, button, buttons) -> None:
+        point = QPointF(point)
+        QApplication.sendEvent(view.viewport(), QMouseEvent(kind, point, view.mapToGlobal(point), button, buttons,
+                                                            modifier))
+    send(QEvent.Type.MouseButtonPress, points[0], left, left)
+    for step in range(1, 11):
+        send(QEvent.Type.MouseMove, points[0] + (points[1] - points[0]) * step / 10, none, left)
+        qtbot.wait(5)
+    send(QEvent.Type.MouseButtonRelease, points[1], left, none)
 
 
 @pytest.fixture
@@ -126,6 +145,29 @@ def test_overlapping_regions_and_a_time_frequency_box_drawn_in_label_mode(qtbot,
     assert window.view.region_at(1.0, low_mel + 0.8 * span).region_id == stored[0].region_id
 
 
+def test_a_mouse_drag_in_label_mode_draws_a_region_and_dragging_it_moves_it(qtbot, labelling):
+    window, clip_id = labelling
+    middle = sum(window.view.mel_range()) / 2
+    drag(qtbot, window, (0.3, middle), (1.1, middle))  # not in label mode: the view pans, nothing is drawn
+    assert labels.regions(window.project, clip_id, ("manual",)) == []
+    window.view.fit()
+    press(qtbot, window, Key.Key_E)
+    drag(qtbot, window, (0.3, middle), (1.1, middle))
+    (drawn,) = labels.regions(window.project, clip_id, ("manual",))
+    assert (drawn.start_s, drawn.end_s) == (pytest.approx(0.3, abs=0.01), pytest.approx(1.1, abs=0.01))
+    qtbot.waitUntil(lambda: drawn.region_id in window.view.panels[0].labels.by_id)
+    drag(qtbot, window, (0.7, middle), (1.0, middle))  # grab its middle and move it 0.3 s on
+    moved = labels.region(window.project, drawn.region_id)
+    assert moved.start_s == pytest.approx(drawn.start_s + 0.3, abs=0.01)
+    assert moved.duration_s == pytest.approx(drawn.duration_s)
+    assert window.editor.stack.undoText() == "move"
+    low, high = window.view.mel_range()
+    drag(qtbot, window, (1.5, low + 0.2 * (high - low)), (1.9, low + 0.5 * (high - low)),
+         Qt.KeyboardModifier.ShiftModifier)  # Shift: a time-frequency box
+    box = labels.regions(window.project, clip_id, ("manual",))[-1]
+    assert box.is_box and box.start_s == pytest.approx(1.5, abs=0.01)
+
+
 def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
     window, clip_id = labelling
     panel = window.proposal_panel
@@ -142,22 +184,76 @@ def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
                     > covered, timeout=3000)
     proposals = labels.regions(window.project, clip_id, ("proposal",))
 
+    # Three proposals of the model, as a lower level would give them.
+    model_id = proposals[0].model_id
+    labels.replace_proposals(window.project, clip_id, model_id, [
+        labels.Region(clip_id, start, start + 0.2, "LEAK", "proposal", model_id=model_id, confidence=0.7)
+        for start in (0.2, 0.8, 1.4)])
+    window.refresh_regions()
     press(qtbot, window, Key.Key_N)  # the first pending proposal of the queue
     first = window.editor.selected
-    assert first is not None and labels.region(window.project, first).kind == "proposal"
+    assert labels.region(window.project, first).start_s == 0.2
     press(qtbot, window, Key.Key_A)
     accepted = labels.region(window.project, first)
-    assert accepted.kind == "manual" and accepted.model_id is not None
-    if len(proposals) > 1:
-        second = window.editor.selected
-        press(qtbot, window, Key.Key_R)
-        with pytest.raises(labels.LabelError):
-            labels.region(window.project, second)
-        press(qtbot, window, Key.Key_Z, CTRL)  # the rejection undone
-        assert labels.region(window.project, second).kind == "proposal"
-    press(qtbot, window, Key.Key_A, SHIFT)
+    assert accepted.kind == "manual" and accepted.model_id == model_id
+    second = window.editor.selected  # the clip's next proposal is selected
+    assert labels.region(window.project, second).start_s == 0.8
+    press(qtbot, window, Key.Key_R)
+    with pytest.raises(labels.LabelError):
+        labels.region(window.project, second)
+    assert labels.region(window.project, window.editor.selected).start_s == 1.4
+    press(qtbot, window, Key.Key_Z, CTRL)  # the rejection undone
+    assert labels.region(window.project, second).kind == "proposal"
+    press(qtbot, window, Key.Key_A, SHIFT)  # both left accepted in one step, undone in one
     assert labels.regions(window.project, clip_id, ("proposal",)) == []
-    assert len(labels.regions(window.project, clip_id, ("manual",))) == len(proposals)
+    assert [r.start_s for r in labels.regions(window.project, clip_id, ("manual",))] == [0.2, 0.8, 1.4]
+    press(qtbot, window, Key.Key_Z, CTRL)
+    assert [r.start_s for r in labels.regions(window.project, clip_id, ("proposal",))] == [0.8, 1.4]
+    # Proposing again leaves out what is labelled, and an old rejection can no longer be undone.
+    window.editor.select(second)
+    press(qtbot, window, Key.Key_R)
+    assert window.editor.stack.count() == 2  # accept, reject
+    press(qtbot, window, Key.Key_P)
+    again = labels.regions(window.project, clip_id, ("proposal",))
+    assert all(p.end_s <= 0.2 or p.start_s >= 0.4 for p in again)  # nothing over the accepted label
+    press(qtbot, window, Key.Key_Z, CTRL)
+    assert labels.regions(window.project, clip_id, ("proposal",)) == again
+    assert window.editor.stack.count() == 1  # the stale step was dropped; the accept is still there
+
+
+def test_keys_typed_into_inputs_go_to_them_not_to_the_shortcuts(qtbot, labelling):
+    window, clip_id = labelling
+    put_playhead(window, 0.5)
+    window.editor.mark_start(0.5)
+    window.editor.mark_end(1.0)
+    box = window.proposal_panel.merge_gap.box
+    box.setFocus()
+    qtbot.keyClick(box, Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(box, "0.5")
+    qtbot.keyClick(box, Key.Key_Return)  # applies the number, adds no region
+    assert box.value() == 0.5 and labels.regions(window.project, clip_id, ("manual",)) == []
+    qtbot.keyClick(box, Key.Key_Up)  # steps the number, does not change clip
+    assert box.value() == pytest.approx(0.55) and window.view.display.clip_id == clip_id
+    window.table.filter_box.setFocus()
+    qtbot.keyClicks(window.table.filter_box, "anomaly 2")  # letters and digits are text, not shortcuts
+    qtbot.keyClick(window.table.filter_box, Key.Key_Return)
+    assert window.table.filter_box.text() == "anomaly 2" and labels.regions(window.project, clip_id,
+                                                                            ("manual",)) == []
+    assert window.editor.marks == [0.5, 1.0] and not window.view.label_mode
+
+
+def test_renaming_the_current_class_keeps_drawing_with_it(qtbot, labelling):
+    window, clip_id = labelling
+    window.actions_by_name["label_classes"].trigger()
+    dialog = window.findChild(LabelClassesDialog, "label_classes")
+    first = window.project.label_classes()[0].name
+    assert window.editor.create(0.1, 0.3)
+    assert dialog.rename_class(first, "HISS")
+    assert window.editor.current_class == "HISS" and window.editor.stack.count() == 0  # history restarts
+    assert window.editor.create(0.5, 0.7)
+    assert [r.label for r in labels.regions(window.project, clip_id, ("manual",))] == ["HISS", "HISS"]
+    assert first not in [c.name for c in window.project.label_classes()]
+    dialog.close()
 
 
 def test_region_table_filters_jumps_and_plays(qtbot, labelling):
@@ -235,3 +331,27 @@ def test_label_classes_edited_from_the_label_menu_rename_the_regions_and_the_key
     assert dialog.recolour_class("HISS", "#00ff00")
     assert window.view.display.colours["HISS"] == "#00ff00"
     dialog.close()
+
+
+def test_the_review_queue_visits_flagged_or_unlabelled_clips_in_the_tables_order(qtbot, labelling):
+    window, clip_id = labelling
+    panel = window.proposal_panel
+    order = window.table.visible_clip_ids()
+    start = order.index(clip_id)
+    labelled = order[start + 1]
+    labels.add_region(window.project, labels.Region(labelled, 0.1, 0.2, "LEAK"))
+    panel.review_mode.setCurrentIndex(panel.review_mode.findData("unlabelled"))
+    panel.play_on_arrival.setChecked(True)
+    press(qtbot, window, Key.Key_N)
+    assert window.view.display.clip_id == order[start + 2]  # the labelled clip is skipped
+    assert window.playback.playing  # and the clip plays on arrival
+    press(qtbot, window, Key.Key_N, SHIFT)
+    assert window.view.display.clip_id == clip_id
+    panel.play_on_arrival.setChecked(False)
+    panel.review_mode.setCurrentIndex(panel.review_mode.findData("flagged"))
+    detector = window.controls.first.currentText()
+    flagged = [row.clip.clip_id for row in window.table.model.rows if detector in row.scores
+               and row.scores[detector].decision]
+    expected = next(c for c in order[start + 1:] if c in flagged)
+    press(qtbot, window, Key.Key_N)
+    assert window.view.display.clip_id == expected
