@@ -166,7 +166,8 @@ def propose(frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[fl
     begin, end, peaks = begin[kept], end[kept], peaks[kept]
     spread = robust_spread(scores)
     confidence = 1.0 / (1.0 + np.exp(-np.clip((peaks - settings.on) / spread, -700, 700)))
-    return [Proposal(float(b), float(e), float(p), float(c)) for b, e, p, c in zip(begin, end, peaks, confidence, strict=True)]
+    return [Proposal(float(b), float(e), float(p), float(c))
+            for b, e, p, c in zip(begin, end, peaks, confidence, strict=True)]
 
 
 def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | np.ndarray,
