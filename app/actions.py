@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QLineEdit, QMainWindow, QMenu,
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QLineEdit, QMainWindow, QMenu,
                                QSlider, QWidget)
 
 Key = QKeySequence.StandardKey
@@ -106,7 +106,7 @@ ARROWS = {K.Key_Up, K.Key_Down, K.Key_Left, K.Key_Right, K.Key_PageUp, K.Key_Pag
 class TypingKeys(QObject):
     """Keys a focused input needs go to it, not to the window's single-key shortcuts: Enter applies a typed
     number (it would otherwise add a region), arrows move a slider or the region table's rows (instead of
-    changing clip or panning), letters choose in a drop-down list. Installed on the application."""
+    changing clip or panning). Installed on the application."""
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(watched, QWidget):
@@ -119,7 +119,6 @@ class TypingKeys(QObject):
             (spin and (key in ENTER or key in ARROWS))
             or (isinstance(watched, QLineEdit) and key in ENTER)
             or (isinstance(watched, QSlider) and (key in ARROWS or key in (K.Key_Home, K.Key_End)))
-            or (isinstance(watched, QComboBox) and (key in ARROWS or bool(event.text().strip())))
             or (isinstance(watched, QAbstractItemView) and key in (K.Key_Up, K.Key_Down, K.Key_PageUp,
                                                                    K.Key_PageDown))
         )

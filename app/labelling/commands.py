@@ -35,7 +35,7 @@ class RegionCommand(QUndoCommand):
             work()
         except (EarmarkError, sqlite3.Error) as exc:
             self.setObsolete(True)
-            self.editor.report(f"{self.text()}: {exc}; the project is as it was before this step")
+            self.editor.report(f"{self.text()}: {exc}; this step is dropped and the project keeps what it had")
         self.editor.changed(self.clip_id, self.region_id)
 
 
@@ -62,7 +62,7 @@ class DeleteRegion(RegionCommand):
         super().__init__(editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s",
                          region.clip_id)
         self.region = region
-        self.generation = editor.proposal_generation
+        self.generation = editor.proposal_generation(region.clip_id)
 
     def redo(self) -> None:
         self.region_id = None
@@ -73,9 +73,10 @@ class DeleteRegion(RegionCommand):
         self._run(self._restore)
 
     def _restore(self) -> None:
-        if self.region.kind == "proposal" and self.generation != self.editor.proposal_generation:
+        if self.region.kind == "proposal":
             self.region_id = None
-            raise labels.LabelError("the proposals were computed again since; this one is gone")
+            _check_proposals_unchanged(self, "proposal")
+            self.region_id = self.region.region_id
         labels.add_region(self.editor.project, self.region)
 
 
@@ -87,12 +88,16 @@ class ChangeRegion(RegionCommand):
         self.before = {name: getattr(before, name) for name in CHANGED_FIELDS}
         self.after = {**self.before, **after}
         self.region_id = before.region_id
+        self.generation = editor.proposal_generation(before.clip_id)
 
     def redo(self) -> None:
         self._run(lambda: labels.update_region(self.editor.project, self.region_id, **self.after))
 
     def undo(self) -> None:
-        self._run(lambda: labels.update_region(self.editor.project, self.region_id, **self.before))
+        def work() -> None:
+            _check_proposals_unchanged(self, self.before["kind"])
+            labels.update_region(self.editor.project, self.region_id, **self.before)
+        self._run(work)
 
     def id(self) -> int:
         return 1 if self.text().startswith("nudge") else -1
@@ -112,9 +117,20 @@ class ChangeRegions(RegionCommand):
         super().__init__(editor, text, regions[0].clip_id)
         self.before = [(r.region_id, {name: getattr(r, name) for name in CHANGED_FIELDS}) for r in regions]
         self.after = [(region_id, {**fields, **after}) for region_id, fields in self.before]
+        self.generation = editor.proposal_generation(self.clip_id)
 
     def redo(self) -> None:
         self._run(lambda: labels.update_regions(self.editor.project, self.after))
 
     def undo(self) -> None:
-        self._run(lambda: labels.update_regions(self.editor.project, self.before))
+        def work() -> None:
+            _check_proposals_unchanged(self, self.before[0][1]["kind"])
+            labels.update_regions(self.editor.project, self.before)
+        self._run(work)
+
+
+def _check_proposals_unchanged(command: RegionCommand, kind_before: str) -> None:
+    """Undoing an accept (or bringing back a rejected proposal) after the clip's proposals were computed
+    again would put a proposal of the old set next to the new ones: refused."""
+    if kind_before == "proposal" and command.generation != command.editor.proposal_generation(command.clip_id):
+        raise labels.LabelError("the proposals were computed again since; propose again or delete the label")

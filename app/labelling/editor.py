@@ -35,8 +35,10 @@ class LabelEditor(QObject):
         self.current_class: str | None = None
         self.current_position = 0
         self._class_names: list[str] = []
-        #: Counts how often proposals were computed again; undoing a rejection from before is refused.
-        self.proposal_generation = 0
+        #: How often proposals were computed again, for all clips and per clip: undoing the rejection of a
+        #: proposal from an earlier set is refused.
+        self._proposal_epoch = 0
+        self._proposal_counts: dict[str, int] = {}
 
     # -- context -------------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -47,7 +49,24 @@ class LabelEditor(QObject):
         self.current_class = classes[0].name if classes else None
         self.current_position = 0
         self._class_names = [c.name for c in classes]
+        self._proposal_counts.clear()
         self._set_marks(None, None)
+
+    def proposals_recomputed(self, clip_id: str | None = None) -> None:
+        """The proposals of one clip (None: of every clip) were replaced by a new set."""
+        if clip_id is None:
+            self._proposal_epoch += 1
+        else:
+            self._proposal_counts[clip_id] = self._proposal_counts.get(clip_id, 0) + 1
+
+    def proposal_generation(self, clip_id: str) -> tuple[int, int]:
+        return self._proposal_epoch, self._proposal_counts.get(clip_id, 0)
+
+    def classes_seen(self) -> None:
+        """Classes may have been added (an import, a new label): note them, so a later rename is noticed."""
+        if self.project is not None:
+            names = [c.name for c in self.project.label_classes()]
+            self._class_names += [n for n in names if n not in self._class_names]
 
     def classes_changed(self) -> None:
         """Label classes were edited. The current class follows a rename (it keeps its place); undo steps

@@ -70,7 +70,7 @@ class LabelActions:
         if display is not None:
             regions, colours = clip_data.clip_regions(self.project, display.clip_id)
             self.view.set_regions(regions, colours, selected)
-        self.editor.classes_changed()  # an import or a new label may have added classes
+        self.editor.classes_seen()  # an import or a new label may have added classes
         self._name_class_actions()
 
     def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
@@ -216,7 +216,7 @@ class LabelActions:
         except EarmarkError as exc:
             self._status(str(exc))
             return
-        self.editor.proposal_generation += 1
+        self.editor.proposals_recomputed(display.clip_id)
         self.refresh_regions(self.editor.selected)
         self.statusBar().showMessage(f"{len(stored)} proposal(s) from {choice.detector}", 4000)
 
@@ -224,12 +224,12 @@ class LabelActions:
         choice = self.proposal_panel.choice()
         if not self._need_project() or choice is None:
             return
-        self.editor.proposal_generation += 1
+        self.editor.proposals_recomputed()
         self.submit("propose", f"propose regions with {choice.detector}", jobs.propose_all(choice),
                     self._proposed_all, detector=choice.detector)
 
     def _proposed_all(self, written: int) -> None:
-        self.editor.proposal_generation += 1
+        self.editor.proposals_recomputed()
         self._status(f"{written} proposal(s) written")
         self.refresh_regions(self.editor.selected)
 

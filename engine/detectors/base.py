@@ -116,8 +116,11 @@ class Detector(ABC):
         for detection in detections:
             detection.decision = bool(detection.score > self.threshold)
             if detection.decision and self.frame_threshold is not None:
-                detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
-                                                    self.frame_threshold, self.config)
+                try:
+                    detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
+                                                        self.frame_threshold, self.config)
+                except EarmarkError:  # a lane with nothing finite in it: the score stands without regions
+                    detection.regions = []
         return detections
 
     # -- for subclasses ----------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ KINDS = ("truth", "manual", "proposal")
 #: Colours given to classes added without one (imports naming new labels), in turn.
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
            "#469990", "#9a6324", "#800000", "#808000", "#000075", "#a9a9a9")
+#: Proposal pieces shorter than this, left over beside a label, are not worth a look.
+MIN_PIECE_S = 0.05
 EDITABLE = ("start_s", "end_s", "low_hz", "high_hz", "label", "kind", "model_id", "confidence")
 
 
@@ -162,19 +164,33 @@ def delete_region(project: Project, region_id: int) -> Region:
 
 def replace_proposals(project: Project, clip_id: str, model_id: int | None, proposals: Iterable[Region]
                       ) -> list[Region]:
-    """A clip's proposals from one model, replaced by `proposals` in one transaction. A proposal that
-    overlaps a manual region is left out: that stretch is labelled already (an accepted proposal is not
-    proposed again)."""
+    """A clip's proposals from one model, replaced by `proposals` in one transaction. Stretches already
+    labelled are cut out of them (an accepted proposal is not proposed again); pieces shorter than
+    `MIN_PIECE_S` that remain are dropped."""
     new = [check_region(replace(p, clip_id=clip_id, kind="proposal", model_id=model_id, region_id=None))
            for p in proposals]
     db = project.db
     with db.atomic():
-        labelled = regions(project, clip_id, ("manual",))
-        new = [p for p in new if not any(m.start_s < p.end_s and p.start_s < m.end_s for m in labelled)]
+        labelled = [(m.start_s, m.end_s) for m in regions(project, clip_id, ("manual",))]
+        new = [piece for p in new for piece in _cut(p, labelled)]
         db.execute("DELETE FROM regions WHERE clip_id = ? AND kind = 'proposal' AND model_id IS ?",
                    [clip_id, model_id])
         stored = add_regions(project, new) if new else []
     return stored
+
+
+def _cut(proposal: Region, labelled: list[tuple[float, float]]) -> list[Region]:
+    """What is left of a proposal outside the labelled stretches."""
+    pieces = [(proposal.start_s, proposal.end_s)]
+    for low, high in labelled:
+        kept = []
+        for start, end in pieces:
+            if end <= low or high <= start:
+                kept.append((start, end))
+            else:
+                kept += [(a, b) for a, b in ((start, low), (high, end)) if b - a >= MIN_PIECE_S]
+        pieces = kept
+    return [replace(proposal, start_s=start, end_s=end) for start, end in pieces]
 
 
 # -- label classes --------------------------------------------------------------------------------------------

@@ -215,10 +215,26 @@ def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
     assert window.editor.stack.count() == 2  # accept, reject
     press(qtbot, window, Key.Key_P)
     again = labels.regions(window.project, clip_id, ("proposal",))
-    assert all(p.end_s <= 0.2 or p.start_s >= 0.4 for p in again)  # nothing over the accepted label
+    assert again and all(p.end_s <= 0.2 or p.start_s >= 0.4 for p in again)  # cut around the accepted label
     press(qtbot, window, Key.Key_Z, CTRL)
     assert labels.regions(window.project, clip_id, ("proposal",)) == again
     assert window.editor.stack.count() == 1  # the stale step was dropped; the accept is still there
+
+
+def test_proposing_another_clip_keeps_a_rejection_undoable(qtbot, labelling):
+    window, clip_id = labelling
+    window.proposal_panel.detector.setCurrentText("patch_memory")
+    press(qtbot, window, Key.Key_P)
+    (proposal, *_) = labels.regions(window.project, clip_id, ("proposal",))
+    window.editor.select(proposal.region_id)
+    press(qtbot, window, Key.Key_R)
+    other = next(r.clip.clip_id for r in window.table.model.rows if r.clip.clip_id != clip_id and
+                 "patch_memory" in r.scores)
+    select_clip(qtbot, window, other)
+    press(qtbot, window, Key.Key_P)  # the other clip's proposals: this clip's set is unchanged
+    press(qtbot, window, Key.Key_Z, CTRL)
+    assert labels.region(window.project, proposal.region_id).kind == "proposal"
+    assert window.view.display.clip_id == clip_id  # the undo shows where it happened
 
 
 def test_keys_typed_into_inputs_go_to_them_not_to_the_shortcuts(qtbot, labelling):
@@ -240,6 +256,10 @@ def test_keys_typed_into_inputs_go_to_them_not_to_the_shortcuts(qtbot, labelling
     assert window.table.filter_box.text() == "anomaly 2" and labels.regions(window.project, clip_id,
                                                                             ("manual",)) == []
     assert window.editor.marks == [0.5, 1.0] and not window.view.label_mode
+    window.controls.first.setFocus()  # a drop-down that has the focus leaves the labelling keys alone
+    press_on = window.controls.first
+    qtbot.keyClick(press_on, Key.Key_E)
+    assert window.view.label_mode
 
 
 def test_renaming_the_current_class_keeps_drawing_with_it(qtbot, labelling):
