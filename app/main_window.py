@@ -272,6 +272,7 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
         self.view.show_clip(display)
         self.editor.set_clip(clip_id, display.duration_s)
         self.refresh_regions(self.editor.selected)
+        self.show_proposal_levels()
         if not same:
             self.playback.load(display.path, display.duration_s)
 
@@ -279,6 +280,7 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
         self.view.set_detectors(first or None, second or None)
         self.view.set_side_by_side(side_by_side)
         self.table.model.set_decision_detector(first or None)
+        self.show_proposal_levels()
 
     def _drop_group_changed(self, group: str) -> None:
         if self.project is not None and group:

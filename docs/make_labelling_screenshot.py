@@ -33,6 +33,7 @@ def main(source: Path, out: Path) -> int:
         wait(app, lambda: window.view.overview is not None and window.view.display.clip_id == clip_id)
         window.proposal_panel.detector.setCurrentText("patch_memory")
         window.proposal_panel.on.set_value(0.8)
+        window.proposal_panel.off.set_value(0.6)
         window.propose_clip()
         pending = labels.regions(window.project, clip_id, ("proposal",))
         if pending:

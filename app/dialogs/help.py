@@ -11,8 +11,8 @@ class ShortcutsDialog(QDialog):
     def __init__(self, actions: Iterable[QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        rows = [(a.text().replace("&", ""), ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
-                                                      for s in a.shortcuts()))
+        rows = [(a.text().replace("&", ""), ", ".join(key for s in a.shortcuts()  # a standard key may be unbound
+                                                      if (key := s.toString(QKeySequence.SequenceFormat.NativeText))))
                 for a in actions if a.shortcuts()]
         table = QTableWidget(len(rows), 2)
         table.setHorizontalHeaderLabels(["action", "keys"])
@@ -28,4 +28,4 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         layout.addWidget(buttons)
-        self.resize(460, 520)
+        self.resize(520, 720)

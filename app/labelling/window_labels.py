@@ -44,6 +44,8 @@ class LabelActions:
         self.proposal_panel.accept_all_requested.connect(self.accept_all_proposals)
         self.proposal_panel.propose_all_requested.connect(self.propose_all)
         self._proposal_timer = QTimer(self, singleShot=True, interval=30, timeout=self.propose_clip)
+        self.view.levels_dragged.connect(self._levels_dragged)
+        self.proposal_panel.settings_changed.connect(self.show_proposal_levels)
         for name, title, widget in (("regions", "Regions", self.region_table),
                                     ("proposals", "Proposals and review", self.proposal_panel)):
             dock = QDockWidget(title, self)
@@ -219,6 +221,39 @@ class LabelActions:
         self.editor.proposals_recomputed(display.clip_id)
         self.refresh_regions(self.editor.selected)
         self.statusBar().showMessage(f"{len(stored)} proposal(s) from {choice.detector}", 4000)
+
+    def _level_reference(self) -> tuple[ProposalChoice, float] | None:
+        """The proposing detector's choice and the level a ratio of 1 stands for on the shown clip, when that
+        detector's lane is the one on screen."""
+        choice, display = self.proposal_panel.choice(), self.view.display
+        if choice is None or display is None or self.view.detectors[0] != choice.detector:
+            return None
+        lanes = display.lanes.get(choice.detector)
+        if lanes is None or lanes.frame_times.size == 0:
+            return None
+        try:
+            reference = proposals.settings_for(lanes.frame_threshold, lanes.frame_scores, 1.0, 1.0).on
+        except EarmarkError:
+            return None
+        return (choice, reference) if reference > 0 else None
+
+    def show_proposal_levels(self) -> None:
+        """The on and off levels as lines on the lane; drag them to re-propose."""
+        found = self._level_reference()
+        if found is None:
+            self.view.set_proposal_levels(None, None)
+        else:
+            choice, reference = found
+            self.view.set_proposal_levels(choice.on_ratio * reference, choice.off_ratio * reference)
+
+    def _levels_dragged(self, on: float, off: float) -> None:
+        found = self._level_reference()
+        if found is not None:
+            _, reference = found
+            panel = self.proposal_panel
+            panel.on.set_value(on / reference)
+            panel.off.set_value(min(off, on) / reference)
+            self._proposal_timer.start()
 
     def propose_all(self) -> None:
         choice = self.proposal_panel.choice()

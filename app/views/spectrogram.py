@@ -32,6 +32,7 @@ class SpectrogramView(QWidget):
     region_clicked = Signal(int)     # a labelled region's id (a click outside every region sends nothing)
     region_edited = Signal(int, float, float, object, object)  # id, start_s, end_s, low_hz, high_hz
     region_drawn = Signal(float, float, object, object)         # start_s, end_s, low_hz, high_hz (None: no box)
+    levels_dragged = Signal(float, float)                        # the proposal on and off levels, dragged
 
     def __init__(self, settings: SpectrogramSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -187,6 +188,17 @@ class SpectrogramView(QWidget):
             panel.view_box.drawing = on
         self.graphics.setCursor(pg.QtCore.Qt.CursorShape.CrossCursor if on else pg.QtCore.Qt.CursorShape.ArrowCursor)
         self._draw_regions()
+
+    def set_proposal_levels(self, on: float | None, off: float | None) -> None:
+        """Show the proposal levels on the first column's lane (None: hide them). A line the user is
+        dragging is left where the mouse has it."""
+        for name, value in (("on", on), ("off", off)):
+            line = self.panels[0].levels[name]
+            line.setVisible(value is not None and self._visible["lane"])
+            if value is not None and not line.moving:
+                line.blockSignals(True)
+                line.setValue(value)
+                line.blockSignals(False)
 
     def set_marks(self, start: float | None, end: float | None) -> None:
         for panel in self.panels:

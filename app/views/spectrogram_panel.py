@@ -88,6 +88,17 @@ class Panel:
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
                                               label="threshold", labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]})
         self.lane.addItem(self.threshold_line)
+        # The proposal levels, drawn on the lane of the detector that proposes; dragging them re-proposes.
+        self.levels = {name: pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(colour, width=2),
+                                             hoverPen=pg.mkPen(colour, width=4), label=name,
+                                             labelOpts={"position": where, "color": colour, "anchors": [(0, 1), (0, 1)]})
+                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.09))}
+        for line in self.levels.values():
+            line.setVisible(False)
+            line.setZValue(15)
+            line.sigPositionChanged.connect(lambda _line: view.levels_dragged.emit(
+                self.levels["on"].value(), self.levels["off"].value()))
+            self.lane.addItem(line)
         self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2)) for _ in range(2)]
         self.plot.addItem(self.playheads[0])
         self.lane.addItem(self.playheads[1])

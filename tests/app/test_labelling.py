@@ -221,6 +221,26 @@ def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
     assert window.editor.stack.count() == 1  # the stale step was dropped; the accept is still there
 
 
+def test_dragging_the_on_level_on_the_lane_re_proposes(qtbot, labelling):
+    window, clip_id = labelling
+    window.controls.first.setCurrentText("patch_memory")
+    window.proposal_panel.detector.setCurrentText("patch_memory")
+    lanes = window.view.display.lanes["patch_memory"]
+    on_line = window.view.panels[0].levels["on"]
+    assert on_line.isVisible() and on_line.value() == pytest.approx(lanes.frame_threshold)  # ratio 1.0
+    press(qtbot, window, Key.Key_P)
+    before = labels.regions(window.project, clip_id, ("proposal",))
+    lowest = float(lanes.frame_scores.min())
+    level = lowest + 0.01 * (lanes.frame_threshold - lowest)
+    on_line.setValue(level)  # dragged down near the floor
+    expected = max(0.2, level / lanes.frame_threshold)  # as a multiple of the threshold, within the slider's range
+    assert window.proposal_panel.on.value() == pytest.approx(expected, abs=0.01)
+    qtbot.waitUntil(lambda: sum(r.duration_s for r in labels.regions(window.project, clip_id, ("proposal",)))
+                    > sum(r.duration_s for r in before), timeout=3000)
+    window.controls.first.setCurrentText("knn")  # another detector's lane: no proposal levels on it
+    assert not on_line.isVisible()
+
+
 def test_proposing_another_clip_keeps_a_rejection_undoable(qtbot, labelling):
     window, clip_id = labelling
     window.proposal_panel.detector.setCurrentText("patch_memory")
