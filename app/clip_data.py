@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.store import Project, labels, results
-from engine.store.labels import Region
+from engine.store import Project, results
 from app.views.clip_table import ClipRow
 from app.views.overlays import ClipDisplay, DetectorLanes
 
@@ -33,8 +32,7 @@ def fitted_groups(project: Project) -> list[str]:
 def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     clip = project.clip(clip_id)
     display = ClipDisplay(clip_id, clip.path, Path(clip.path).name, clip.duration_s, clip.sample_rate,
-                          truth=list(clip.anomaly_regions))
-    display.regions, display.colours = clip_regions(project, clip_id)
+                          truth=list(clip.anomaly_regions))  # labelled regions: the window's refresh_regions
     records = {m.model_id: m for m in results.models(project)}
     for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
         record = records.get(score.model_id)
@@ -49,12 +47,6 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     display.caption = f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, " \
                       f"{clip.duration_s:.1f} s)"
     return display
-
-
-def clip_regions(project: Project, clip_id: str) -> tuple[list[Region], dict[str, str]]:
-    """A clip's manual regions and proposals, and the colour of each label class."""
-    colours = {c.name: c.colour for c in project.label_classes()}
-    return labels.regions(project, clip_id, ("manual", "proposal")), colours
 
 
 def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:

@@ -105,7 +105,7 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
 
         self._setup_labelling()
         self.actions_by_name, self.recent_menu = build_menus(self)
-        self._name_class_actions()
+        self._name_class_actions([])
         self._typing_keys = TypingKeys(self)
         QApplication.instance().installEventFilter(self._typing_keys)
         view_menu = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
@@ -202,7 +202,6 @@ class MainWindow(LabelActions, WindowActions, QMainWindow):
             self.project.close()
         self.project = project
         self.editor.set_project(project)
-        self._name_class_actions()
         self.submit("open", f"open {project.folder.name}", jobs.open_project(project), urgent=True)
         self.settings.add_recent(str(project.folder.resolve()))
         self._fill_recent()

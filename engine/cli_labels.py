@@ -3,7 +3,6 @@ files of Audacity, Raven, Praat, and CSV / JSON tables."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 # Spelled out rather than imported, so that building the parser does not load the project store; a test
@@ -36,6 +35,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
+    from engine.cli import print_report
     from engine.labels.exchange import export_labels, import_labels
     from engine.store import Project
 
@@ -48,9 +48,6 @@ def cmd_labels(args: argparse.Namespace) -> int:
         return 0
     with Project.open(args.project) as project:
         report = import_labels(project, args.paths, args.format, args.clip)
-    for line in report.problems:
-        print(line, file=sys.stderr)
-    sys.stderr.flush()
-    print(report.summary())
+    print_report(report)
     nothing_read = not report.added and not report.duplicates
     return 1 if report.problems and nothing_read else 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EarmarkError
+from engine.files import write_text_atomic
 
 CONFIG_FILE = "weights.json"
 
@@ -59,11 +60,7 @@ def _read() -> dict:
 
 
 def _write(data: dict) -> None:
-    folder = config_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / (CONFIG_FILE + ".part")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True))
-    partial.replace(folder / CONFIG_FILE)
+    write_text_atomic(config_dir() / CONFIG_FILE, json.dumps(data, indent=2, sort_keys=True))
 
 
 def kind(name: str) -> WeightsKind:

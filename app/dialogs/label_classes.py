@@ -24,6 +24,8 @@ SWATCH, KEY, NAME, COUNT = range(len(COLUMNS))
 
 class LabelClassesDialog(QDialog):
     classes_changed = Signal()
+    class_renamed = Signal(str, str)  # old name, new name
+    class_removed = Signal(str)
 
     def __init__(self, project: Project, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,7 +140,10 @@ class LabelClassesDialog(QDialog):
         if new.strip() == old:
             self._show_error("")
             return True
-        return self._change(lambda: labels.rename_label_class(self.project, old, new).name)
+        renamed = self._change(lambda: labels.rename_label_class(self.project, old, new).name)
+        if renamed:
+            self.class_renamed.emit(old, new.strip())
+        return renamed
 
     def recolour_class(self, name: str, colour: str) -> bool:
         chosen = QColor(colour)
@@ -169,7 +174,10 @@ class LabelClassesDialog(QDialog):
         def remove() -> str | None:  # the class below takes the selection (or the one above, at the end)
             labels.remove_label_class(self.project, name)
             return rest[min(row, len(rest) - 1)] if rest else None
-        return self._change(remove)
+        removed = self._change(remove)
+        if removed:
+            self.class_removed.emit(name)
+        return removed
 
     def _change(self, work: Callable[[], str | None]) -> bool:
         """Run one store change; on success redraw selecting the class `work` returns and tell the window."""

@@ -33,8 +33,6 @@ class LabelEditor(QObject):
         self.marks: list[float | None] = [None, None]
         self.selected: int | None = None
         self.current_class: str | None = None
-        self.current_position = 0
-        self._class_names: list[str] = []
         #: How often proposals were computed again, for all clips and per clip: undoing the rejection of a
         #: proposal from an earlier set is refused.
         self._proposal_epoch = 0
@@ -47,8 +45,6 @@ class LabelEditor(QObject):
         self.clip_id = None
         classes = project.label_classes() if project else []
         self.current_class = classes[0].name if classes else None
-        self.current_position = 0
-        self._class_names = [c.name for c in classes]
         self._proposal_counts.clear()
         self._set_marks(None, None)
 
@@ -62,24 +58,23 @@ class LabelEditor(QObject):
     def proposal_generation(self, clip_id: str) -> tuple[int, int]:
         return self._proposal_epoch, self._proposal_counts.get(clip_id, 0)
 
-    def classes_seen(self) -> None:
-        """Classes may have been added (an import, a new label): note them, so a later rename is noticed."""
-        if self.project is not None:
-            names = [c.name for c in self.project.label_classes()]
-            self._class_names += [n for n in names if n not in self._class_names]
+    # Undo steps name labels: after a class is renamed or removed, an old step would bring the old name
+    # back as a new class, so the undo history starts again.
+    def class_renamed(self, old: str, new: str) -> None:
+        if self.current_class == old:
+            self.current_class = new
+        self._restart_history()
 
-    def classes_changed(self) -> None:
-        """Label classes were edited. The current class follows a rename (it keeps its place); undo steps
-        name labels, so a renamed or removed class ends the undo history."""
-        names = [c.name for c in self.project.label_classes()] if self.project else []
-        if set(self._class_names) - set(names):
+    def class_removed(self, name: str) -> None:
+        if self.current_class == name:
+            classes = self.project.label_classes() if self.project else []
+            self.current_class = classes[0].name if classes else None
+        self._restart_history()
+
+    def _restart_history(self) -> None:
+        if self.stack.count():
             self.stack.clear()
             self.report("Label classes renamed or removed: the undo history starts again from here")
-        if self.current_class not in names:
-            self.current_class = names[min(self.current_position, len(names) - 1)] if names else None
-        if self.current_class in names:
-            self.current_position = names.index(self.current_class)
-        self._class_names = names
 
     def set_clip(self, clip_id: str, duration_s: float) -> None:
         if clip_id != self.clip_id:
@@ -186,7 +181,7 @@ class LabelEditor(QObject):
             self.report(f"There is no label class {position + 1}; add one in Label > Label classes...")
             return
         name = classes[position].name
-        self.current_class, self.current_position = name, position
+        self.current_class = name
         region = self.selected_region()
         if region is None or region.kind == "truth":
             self.report(f"New regions will be labelled {name}")

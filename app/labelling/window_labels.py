@@ -11,7 +11,7 @@ from engine.errors import EarmarkError
 from engine.labels import proposals
 from engine.store import labels, results
 from engine.store.labels import Region
-from app import clip_data, jobs
+from app import jobs
 from app.dialogs.label_classes import LabelClassesDialog
 from app.labelling.editor import LabelEditor
 from app.labelling.proposal_panel import ProposalChoice, ProposalPanel
@@ -62,18 +62,16 @@ class LabelActions:
         if self.project is None:
             return
         display = self.view.display
-        whole = self.region_table.whole_project.isChecked()
-        clip_id = display.clip_id if display else None
-        shown = labels.regions(self.project) if whole else (labels.regions(self.project, clip_id) if clip_id else [])
-        colours = {c.name: c.colour for c in self.project.label_classes()}
+        classes = self.project.label_classes()  # an import or a new label may have added some
+        colours = {c.name: c.colour for c in classes}
+        on_clip = labels.regions(self.project, display.clip_id) if display else []
+        shown = labels.regions(self.project) if self.region_table.whole_project.isChecked() else on_clip
         models = {m.model_id: m.detector for m in results.models(self.project)}
         names = {row.clip.clip_id: row.name for row in self.table.model.rows}
         self.region_table.set_regions(shown, colours, models, names, selected)
         if display is not None:
-            regions, colours = clip_data.clip_regions(self.project, display.clip_id)
-            self.view.set_regions(regions, colours, selected)
-        self.editor.classes_seen()  # an import or a new label may have added classes
-        self._name_class_actions()
+            self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected)
+        self._name_class_actions([c.name for c in classes])
 
     def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
         if self.view.display is not None and self.view.display.clip_id != clip_id:  # an undo on another clip
@@ -86,17 +84,12 @@ class LabelActions:
         self.view.select_region(region_id)
         self.region_table.select(region_id)
 
-    def _label_classes_changed(self) -> None:
-        self.editor.classes_changed()
-        self.refresh_regions(self.editor.selected)
-
-    def _name_class_actions(self) -> None:
-        classes = self.project.label_classes() if self.project else []
+    def _name_class_actions(self, names: list[str]) -> None:
+        """The class keys' menu entries say which class each key gives."""
         for position in range(9):
             action = self.actions_by_name[f"class_{position + 1}"]
-            name = classes[position].name if position < len(classes) else "(no class)"
-            action.setText(f"Label as {name}")
-            action.setEnabled(position < len(classes))
+            action.setText(f"Label as {names[position]}" if position < len(names) else "Label as (no class)")
+            action.setEnabled(position < len(names))
 
     # -- jumping and playing ----------------------------------------------------------------------------------------
     def go_to_region(self, region: Region, play: bool = False) -> None:
@@ -164,24 +157,22 @@ class LabelActions:
         self.editor.delete_selected()
 
     def undo(self) -> None:
-        if self.editor.stack.canUndo():
-            self._status(f"undo {self.editor.stack.undoText()}")
-            self.editor.stack.undo()
-        else:
-            self._status("Nothing to undo")
+        stack = self.editor.stack
+        self._status(f"undo {stack.undoText()}" if stack.canUndo() else "Nothing to undo")
+        stack.undo()  # does nothing when there is nothing to undo
 
     def redo(self) -> None:
-        if self.editor.stack.canRedo():
-            self._status(f"redo {self.editor.stack.redoText()}")
-            self.editor.stack.redo()
-        else:
-            self._status("Nothing to redo")
+        stack = self.editor.stack
+        self._status(f"redo {stack.redoText()}" if stack.canRedo() else "Nothing to redo")
+        stack.redo()
 
     def label_classes_dialog(self) -> None:
         if self._need_project():
             dialog = LabelClassesDialog(self.project, self)
             dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            dialog.classes_changed.connect(self._label_classes_changed)
+            dialog.classes_changed.connect(lambda: self.refresh_regions(self.editor.selected))
+            dialog.class_renamed.connect(self.editor.class_renamed)
+            dialog.class_removed.connect(self.editor.class_removed)
             dialog.open()
 
     # -- proposals and review -------------------------------------------------------------------------------------

@@ -42,15 +42,29 @@ class LocalizationResult:
                 "top_frame_hit_rate": number(self.top_frame_hit_rate), "clips": self.clips}
 
 
+def frame_edges(times: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where each frame's stretch starts and ends (of the frames at `index`, or all): halfway to its
+    neighbours, and half the median frame step beyond the first and last frame; the frame
+    stands for that stretch."""
+    n = len(times)
+    index = np.arange(n) if index is None else np.asarray(index)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    before, after = np.maximum(index - 1, 0), np.minimum(index + 1, n - 1)
+    lows, highs = (times[before] + times[index]) / 2, (times[index] + times[after]) / 2
+    if n > 1 and (index[0] == 0 or index[-1] == n - 1):  # the median step only where the ends are asked for
+        half = float(np.median(np.diff(times))) / 2
+        lows[index == 0] = times[0] - half
+        highs[index == n - 1] = times[-1] + half
+    return lows, highs
+
+
 def region_mask(times: np.ndarray, regions: Sequence[tuple[float, float]]) -> np.ndarray:
     """True for each frame whose stretch (halfway to its neighbours) overlaps any region."""
     times = np.asarray(times, dtype=np.float64)
     if len(times) == 0:
         return np.zeros(0, dtype=bool)
-    middles = (times[1:] + times[:-1]) / 2
-    half = float(np.median(np.diff(times))) / 2 if len(times) > 1 else 0.0
-    lows = np.concatenate([[times[0] - half], middles])
-    highs = np.concatenate([middles, [times[-1] + half]])
+    lows, highs = frame_edges(times)
     mask = np.zeros(len(times), dtype=bool)
     for start, end in regions:
         mask |= (lows < end) & (highs > start)

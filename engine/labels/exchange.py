@@ -8,19 +8,19 @@ importing a file twice adds nothing) and stores the rest in one transaction.
 from __future__ import annotations
 
 import math
-import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.data.clip import Clip
+from engine.files import write_text_atomic
 from engine.labels import formats
 from engine.labels.base import ReadResult, read_text
 from engine.store.labels import KINDS, LabelError, Region, add_regions
 from engine.store.labels import regions as stored_regions
 from engine.store.project import Project
+from engine.store.results import safe_name
 
 FORMATS = ("audacity", "raven", "textgrid", "csv", "json")
 #: The formats that hold one clip per file, and the name ending of such a file.
@@ -49,6 +49,10 @@ class LabelImport:
     def summary(self) -> str:
         return (f"imported {len(self.added)} region(s) from {self.files} file(s); "
                 f"{self.duplicates} already present")
+
+    def lines(self) -> list[str]:
+        """The summary, then each problem (as `engine.cli.print_report` prints an import)."""
+        return [self.summary(), *self.problems]
 
 
 def format_for_path(path: str | Path) -> str:
@@ -130,7 +134,8 @@ def _choose(project: Project, clips: dict[str, Clip], regions: list[Region] | No
                 raise LabelError(f"no clip {cid!r} in the project; `earmark info` lists what it holds")
         chosen = stored_regions(project, kinds=tuple(kinds), labels=None if labels is None else list(labels))
         if wanted is not None:
-            chosen = [r for r in chosen if r.clip_id in set(wanted)]
+            keep = set(wanted)
+            chosen = [r for r in chosen if r.clip_id in keep]
     if not chosen and regions is not None:
         raise LabelError("nothing to export: the selection holds no regions; select some first")
     if not chosen:
@@ -155,26 +160,13 @@ def file_stems(clips: Iterable[Clip]) -> dict[str, str]:
     for clip in clips:
         counts[Path(clip.path).stem] = counts.get(Path(clip.path).stem, 0) + 1
     return {clip.clip_id: Path(clip.path).stem if counts[Path(clip.path).stem] == 1
-            else f"{Path(clip.path).stem}__{_safe(clip.clip_id)}" for clip in clips}
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._~-]", "_", text)
+            else f"{Path(clip.path).stem}__{safe_name(clip.clip_id)}" for clip in clips}
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write the whole file under a temporary name, then rename it: a crash leaves the old file or the
-    new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        write_text_atomic(path, text)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise LabelError(f"cannot write {path}: {exc.strerror or exc}; choose a place you can write to") from None
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.evaluation.localization import frame_edges
 from engine.jobs import Progress
 from engine.store import labels, results
 from engine.store.labels import LabelError, Region
@@ -69,23 +70,6 @@ class Proposal:
     end_s: float
     peak: float
     confidence: float
-
-
-def frame_edges(times: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Where each frame's stretch starts and ends (of the frames at `index`, or all): halfway to its
-    neighbours, and half the median frame step beyond the first and last frame (the convention of
-    localization.region_mask)."""
-    n = len(times)
-    index = np.arange(n) if index is None else np.asarray(index)
-    if n == 0:
-        return np.zeros(0), np.zeros(0)
-    before, after = np.maximum(index - 1, 0), np.minimum(index + 1, n - 1)
-    lows, highs = (times[before] + times[index]) / 2, (times[index] + times[after]) / 2
-    if n > 1 and (index[0] == 0 or index[-1] == n - 1):  # the median step only where the ends are asked for
-        half = float(np.median(np.diff(times))) / 2
-        lows[index == 0] = times[0] - half
-        highs[index == n - 1] = times[-1] + half
-    return lows, highs
 
 
 def robust_spread(scores: np.ndarray) -> float:
@@ -212,27 +196,31 @@ def default_label(project: Project, label: str | None = None) -> str:
     return classes[0].name
 
 
-def _record(project: Project, detector: str, model_id: int) -> results.ModelRecord:
-    found = [m for m in results.models(project, detector) if m.model_id == model_id]
-    if not found:
+def _record(models: dict[int, results.ModelRecord], detector: str, model_id: int) -> results.ModelRecord:
+    if model_id not in models:
         raise LabelError(f"the {detector} model {model_id} that scored the clip is gone; score the clip again")
-    return found[0]
+    return models[model_id]
 
 
 def clip_proposals(project: Project, clip_id: str, score: results.ClipScore, detector: str,
                    on_ratio: float = 1.0, off_ratio: float = DEFAULT_OFF_RATIO,
                    min_duration_s: float = DEFAULT_MIN_DURATION_S, merge_gap_s: float = DEFAULT_MERGE_GAP_S,
-                   label: str | None = None) -> list[Region]:
+                   label: str | None = None, models: dict[int, results.ModelRecord] | None = None,
+                   duration_s: float | None = None) -> list[Region]:
     """The proposals of one clip's stored score (`results.clip_scores`) as regions, without writing them;
-    `label` defaults to the project's first label class."""
+    `label` defaults to the project's first label class. `models` (the detector's records by id) and the
+    clip's `duration_s` are read from the project unless given (a caller going over many clips reads them
+    once)."""
     label = default_label(project, label)
     if not score.map_artifact:
         raise LabelError(f"{clip_id} has no frame scores from {detector}; score it again")
     lanes = results.load_lanes(project, score.map_artifact)
     times, values = lanes["frame_times"], lanes["frame_scores"]
-    threshold = results.frame_threshold(project, _record(project, detector, score.model_id))
-    return lane_proposals(clip_id, project.clip(clip_id).duration_s, times, values, threshold, score.model_id,
-                          label, on_ratio, off_ratio, min_duration_s, merge_gap_s)
+    models = models if models is not None else {m.model_id: m for m in results.models(project, detector)}
+    threshold = results.frame_threshold(project, _record(models, detector, score.model_id))
+    duration_s = duration_s if duration_s is not None else project.clip(clip_id).duration_s
+    return lane_proposals(clip_id, duration_s, times, values, threshold, score.model_id, label, on_ratio, off_ratio,
+                          min_duration_s, merge_gap_s)
 
 
 def lane_proposals(clip_id: str, duration_s: float, frame_times, frame_scores, frame_threshold: float | None,
@@ -261,7 +249,7 @@ def propose_clip(project: Project, clip_id: str, detector: str, on_ratio: float 
     if score is None:
         raise LabelError(f"{clip_id} has no {detector} score; score it with {detector} first")
     found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s, merge_gap_s,
-                           default_label(project, label))
+                           label)
     return labels.replace_proposals(project, clip_id, score.model_id, found)
 
 
@@ -285,6 +273,8 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
             raise LabelError(f"no clip has a {detector} score; score clips with {detector} first")
     else:
         todo = list(dict.fromkeys(clip_ids))
+    models = {m.model_id: m for m in results.models(project, detector)}
+    durations = {c.clip_id: c.duration_s for c in project.clips()}
     written = 0
     progress.update(0, len(todo), f"proposing regions from {detector}")
     for index, clip_id in enumerate(todo):
@@ -295,7 +285,7 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
         else:
             try:
                 found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s,
-                                       merge_gap_s, label)
+                                       merge_gap_s, label, models, durations.get(clip_id))
             except (LabelError, OSError, KeyError, ValueError) as exc:
                 progress.problem(f"{clip_id}: {exc}")
             else:

@@ -48,8 +48,9 @@ class ScoreRow:
     map_artifact: str | None
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+def safe_name(text: str) -> str:
+    """Text made safe as a file or folder name."""
+    return re.sub(r"[^A-Za-z0-9_.~-]+", "_", text)
 
 
 def add_model(project: Project, detector: str, group_key: str, config: dict, threshold: float,
@@ -62,7 +63,7 @@ def add_model(project: Project, detector: str, group_key: str, config: dict, thr
             "VALUES (?, ?, ?, '', ?, ?, ?)",
             [detector, group_key, json.dumps(config, sort_keys=True), threshold, json.dumps(metrics or {}), now()])
         model_id = int(cursor.lastrowid)
-        relative = Path("artifacts") / "models" / detector / _safe(group_key) / str(model_id)
+        relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
         db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
     folder = project.folder / relative
     folder.mkdir(parents=True, exist_ok=True)

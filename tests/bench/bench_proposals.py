@@ -68,8 +68,8 @@ def load(project: Project) -> dict[str, list[tuple]]:
 def judge(items: list[tuple], **ratios: float) -> tuple:
     pairs, normal_fp = [], 0
     for times, scores, threshold, truth, duration, _ in items:
-        settings = proposals.settings_for(threshold, scores, **ratios)
-        spans = [(p.start_s, min(p.end_s, duration)) for p in proposals.propose(times, scores, settings)]
+        found = proposals.lane_proposals("", duration, times, scores, threshold, None, "anomaly", **ratios)
+        spans = [(r.start_s, r.end_s) for r in found]  # the rule the window and propose_all use
         pairs.append((spans, truth))
         normal_fp += 0 if truth else len(spans)
     return event_f1(pairs, 0.3), event_f1(pairs, 0.0), normal_fp
