@@ -88,6 +88,7 @@ class Panel:
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
                                               label="threshold", labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]})
         self.lane.addItem(self.threshold_line)
+        self.threshold_line.setZValue(16)  # over the proposal levels: at ratio 1 the on level lies on it
         # The proposal levels, drawn on the lane of the detector that proposes; dragging them re-proposes.
         self.levels = {name: pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(colour, width=2),
                                              hoverPen=pg.mkPen(colour, width=4), label=name,
