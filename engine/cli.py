@@ -13,6 +13,8 @@ from pathlib import Path
 
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
+from engine.cli_train import add_parser as add_train_parser
+from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
@@ -37,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("project", type=Path)
     imp.add_argument("sources", type=Path, nargs="+", metavar="SOURCE",
                      help="a data set folder or metadata.csv, or one or more audio files")
-    imp.add_argument("--format", choices=("auto", "metadata", "dcase", "folder", "files"), default="auto",
+    imp.add_argument("--format", choices=("auto", "metadata", "dcase", "esc50", "emodb", "folder", "files"),
+                     default="auto",
                      help="layout of SOURCE (default: detected)")
     imp.add_argument("--strict", action="store_true", help="exit with status 1 if any file or row was skipped")
 
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_weights_parser(sub)
     add_labels_parser(sub)
+    add_train_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -336,4 +340,5 @@ def describe(project) -> list[str]:
 
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
-            "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels}
+            "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
+            "toy-set": cmd_toy_set}

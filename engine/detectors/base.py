@@ -76,6 +76,8 @@ class Detector(ABC):
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+    #: Trained from labels (`earmark train`), not fitted on a group's normal clips.
+    supervised: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig | None = None, *, cache: FeatureCache | None = None,
                  device: torch.device | None = None) -> None:
@@ -114,7 +116,7 @@ class Detector(ABC):
         self._require_fitted()
         detections = self._detect(clips, progress or Progress())
         for detection in detections:
-            detection.decision = bool(detection.score > self.threshold)
+            detection.decision = self._decide(detection.score)
             if detection.decision and self.frame_threshold is not None:
                 try:
                     detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
@@ -124,6 +126,9 @@ class Detector(ABC):
         return detections
 
     # -- for subclasses ----------------------------------------------------------------------------------
+    def _decide(self, score: float) -> bool:
+        return bool(score > self.threshold)
+
     @abstractmethod
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores: ...
 

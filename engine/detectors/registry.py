@@ -20,12 +20,14 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
 
 def _load_all() -> None:
     # Importing a detector's package registers it.
+    from engine.classifiers import leak_detector  # noqa: F401
     from engine.detectors import dcase_ae, knn, patch_memory  # noqa: F401
 
 
-def detector_keys() -> list[str]:
+def detector_keys(supervised: bool | None = False) -> list[str]:
+    """The detectors fitted on normal clips (the default), the ones trained from labels (True), or all (None)."""
     _load_all()
-    return sorted(DETECTORS)
+    return sorted(k for k, cls in DETECTORS.items() if supervised is None or cls.supervised == supervised)
 
 
 def detector_class(key: str) -> type[Detector]:

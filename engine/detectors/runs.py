@@ -72,6 +72,9 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
         progress: Progress | None = None) -> list[results.ModelRecord]:
     """Fit `detector` on every group with normal training clips (or just `group`); one new model each."""
     progress = progress or Progress()
+    if detector_class(detector).supervised:
+        raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: run "
+                           f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
     config = make_config(detector, settings)
     project = session.project
     grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
@@ -152,13 +155,14 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
     detections: list[Detection] = []
     scored_groups = []
     for index, (key, group_clips) in enumerate(grouped.items()):
-        if key not in latest:
+        record = results.model_for_group(latest, key)
+        if record is None:
             progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, no fitted {detector} model for "
                              "this group")
             continue
         step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ")
-        found = load(session, latest[key]).score(group_clips, step)
-        _store(project, latest[key].model_id, group_clips, found)
+        found = load(session, record).score(group_clips, step)
+        _store(project, record.model_id, group_clips, found)
         detections += found
         scored_groups.append(key)
     if not detections:
@@ -174,11 +178,13 @@ def score_with_group(session: Session, group: str, clips: Sequence[Clip], progre
     progress = progress or Progress()
     project = session.project
     found: dict[str, Detection] = {}
-    detectors = [d for d in results.fitted_detectors(project) if group in results.latest_models(project, d)]
+    records = {d: results.model_for_group(results.latest_models(project, d), group)
+               for d in results.fitted_detectors(project)}
+    detectors = [d for d, record in records.items() if record is not None]
     if not detectors:
         raise EarmarkError(f"no detector is fitted for {group}; fit one (Train > Fit all detectors) first")
     for index, detector in enumerate(detectors):
-        record = results.latest_models(project, detector)[group]
+        record = records[detector]
         step = progress.child(f"{detector} ({index + 1}/{len(detectors)}): ")
         detections = session.model(record).score(clips, step)
         _store(project, record.model_id, clips, detections)

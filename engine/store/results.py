@@ -48,6 +48,10 @@ class ScoreRow:
     map_artifact: str | None
 
 
+#: The group of a model trained for the whole project (the supervised classifiers): it scores every group.
+ALL_GROUPS = "all"
+
+
 def safe_name(text: str) -> str:
     """Text made safe as a file or folder name."""
     return re.sub(r"[^A-Za-z0-9_.~-]+", "_", text)
@@ -83,8 +87,13 @@ def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
 
 
 def latest_models(project: Project, detector: str) -> dict[str, ModelRecord]:
-    """The newest model of `detector` for each group."""
+    """The newest model of `detector` for each group (ALL_GROUPS for a model of the whole project)."""
     return {m.group_key: m for m in models(project, detector)}
+
+
+def model_for_group(latest: dict[str, ModelRecord], group: str) -> ModelRecord | None:
+    """The model that scores `group`: the group's own, else one trained for the whole project."""
+    return latest.get(group) or latest.get(ALL_GROUPS)
 
 
 def fitted_detectors(project: Project) -> list[str]:

@@ -145,3 +145,19 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     assert exported.returncode == 0
     assert sorted(p.name for p in (tmp_path / "results" / "knn").iterdir()) == [
         "anomaly_score_fan_section_00_test.csv", "decision_result_fan_section_00_test.csv"]
+
+
+def test_train_leak_from_imported_labels_then_resume_and_bad_settings(tmp_path):
+    data, project = tmp_path / "leaks", tmp_path / "p"
+    assert earmark("toy-set", "leaks", data, "--count", "3", "--duration", "3").returncode == 0
+    earmark("new", project)
+    earmark("import", project, data)
+    assert earmark("labels", "import", project, data / "labels.csv").returncode == 0
+    trained = earmark("train", "leak", project, "--set", "epochs=2", "--set", "batch_size=64")
+    assert trained.returncode == 0, trained.stderr
+    assert "leak_binary: best file-level leak F1" in trained.stdout
+    assert "scored 15 clip(s) with leak_binary" in trained.stdout
+    finished = earmark("train", "leak", project, "--resume")
+    assert finished.returncode == 1 and "already finished at epoch 2" in finished.stderr
+    bad = earmark("train", "leak", project, "--set", "epoch=2")
+    assert bad.returncode == 1 and "has no setting 'epoch'" in bad.stderr

@@ -287,3 +287,43 @@ def test_any_modern_dcase_name_parses_back_to_its_parts(section, domain, split, 
     assert (parsed.section_id, parsed.domain, parsed.split, parsed.label, parsed.index) == (
         f"{section:02d}", domain, split, label, f"{index:04d}")
     assert parsed.attributes == attributes
+
+
+def test_esc50_is_checked_against_the_disk_and_keeps_class_and_fold(project, tmp_path):
+    root = tmp_path / "ESC-50-master"
+    rows = [("1-100-A-0.wav", 1, 0, "dog"), ("2-101-A-1.wav", 2, 1, "rain"), ("3-102-A-0.wav", 3, 0, "dog")]
+    for index, (name, *_) in enumerate(rows[:2]):
+        write_wav(root / "audio" / name, tone(0.5, freq=300 + 100 * index))
+    write_wav(root / "audio" / "5-999-A-9.wav", tone(0.5, freq=900))  # on disk, in no row
+    (root / "meta").mkdir()
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+        writer.writerows([[name, fold, target, category, "False", "100", "A"]
+                          for name, fold, target, category in rows])
+
+    assert detect_format(root) == "esc50"
+    report = import_source(project, root)
+    assert report.added == 2
+    assert report.checks == ["ESC-50 check: 3 metadata row(s), 3 audio file(s); 2 match, 1 row(s) without a file, "
+                             "1 file(s) without a row; 2 class(es), 2 fold(s)"]
+    assert sorted(str(p) for p in report.problems) == [
+        "audio/5-999-A-9.wav: not listed in meta/esc50.csv",
+        "meta/esc50.csv line 4: 3-102-A-0.wav: listed, but not in audio/"]
+    clip = project.clip("1-100-A-0")
+    assert clip.attributes["class"] == "dog" and clip.attributes["fold"] == "1"
+
+
+def test_emodb_reads_the_emotion_from_the_sixth_character(project, tmp_path):
+    root = tmp_path / "emodb"
+    for index, name in enumerate(["03a01Wa", "03a01Fa", "10b02Nc", "16a05Tb"]):
+        write_wav(root / "wav" / f"{name}.wav", tone(0.3, freq=200 + 50 * index))
+    assert detect_format(root) == "emodb"
+    write_wav(root / "wav" / "notes.wav", tone(0.3, freq=700))  # not an EmoDB name: reported, left out
+    report = import_source(project, root, "emodb")
+    assert report.added == 4 and [p.where for p in report.problems] == ["wav/notes.wav"]
+    assert report.checks == ["EmoDB check: 5 audio file(s), 4 with an EmoDB name, 1 without; 3 speaker(s); "
+                             "anger 1, happiness 1, neutral 1, sadness 1"]
+    assert {c.clip_id: c.attributes["class"] for c in project.clips()} == {
+        "03a01Wa": "anger", "03a01Fa": "happiness", "10b02Nc": "neutral", "16a05Tb": "sadness"}
+    assert project.clip("10b02Nc").attributes["speaker"] == "10"

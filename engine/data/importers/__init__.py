@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from engine.data.clip import SPLITS
-from engine.data.importers import dcase, folder, metadata_csv
+from engine.data.importers import dcase, emodb, esc50, folder, metadata_csv
 from engine.data.importers.base import (Candidate, ImportProblem, ImportReport, add_candidates, audio_files,
                                         require_folder)
 from engine.errors import EarmarkError
@@ -21,17 +21,26 @@ Collector = Callable[[Path], tuple[list[Candidate], list[ImportProblem]]]
 FORMATS: dict[str, Collector] = {
     "metadata": metadata_csv.collect,
     "dcase": dcase.collect,
+    "esc50": esc50.collect,
+    "emodb": emodb.collect,
     "folder": folder.collect,
 }
+#: Data sets whose metadata is checked against the files on disk; the check's lines go into the report.
+VERIFIERS = {"esc50": esc50.verification, "emodb": emodb.verification}
 
 
 def detect_format(source: Path) -> str:
-    """metadata if there is a metadata.csv, dcase if audio sits in <machine>/<split>/ folders, else folder."""
+    """metadata if there is a metadata.csv, esc50 if there is meta/esc50.csv, emodb if every file has an EmoDB
+    name, dcase if audio sits in <machine>/<split>/ folders, else folder."""
     if source.is_file() and source.suffix.lower() == ".csv":
         return "metadata"
     require_folder(source)
     if (source / metadata_csv.METADATA_NAME).is_file():
         return "metadata"
+    if esc50.is_esc50(source):
+        return "esc50"
+    if emodb.is_emodb(source):
+        return "emodb"
     for path in audio_files(source):
         if path.parent.name in SPLITS and dcase.parse_name(path.stem) is not None:
             return "dcase"
@@ -46,6 +55,8 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
         raise EarmarkError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     candidates, problems = FORMATS[fmt](source)
     report = ImportReport(format=fmt, source=str(source), problems=list(problems))
+    if fmt in VERIFIERS:
+        report.checks = VERIFIERS[fmt](candidates, problems)
     return add_candidates(project, candidates, report, progress)
 
 

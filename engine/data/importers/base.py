@@ -62,10 +62,13 @@ class ImportReport:
     problems: list[ImportProblem] = field(default_factory=list)
     #: The project's clip for each file that was added or already present, in the order of the files.
     clip_ids: list[str] = field(default_factory=list)
+    #: What a data set's own check found (metadata rows against files on disk), a line each.
+    checks: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
                f"{self.already_present} already in the project; {len(self.problems)} problem(s)."]
+        out += [f"  {line}" for line in self.checks]
         out += [f"  skipped {problem}" for problem in self.problems]
         return out
 

@@ -1,0 +1,135 @@
+"""The trained leak classifier as a detector of the project: `leak_binary` and `leak_multiclass`.
+
+Scoring a clip slides the short segment over it (half a segment apart), so its frame-score lane is the leak
+probability over time; the clip's score is the share of its long segments whose mean probability reaches the
+threshold, and its decision is the file-level vote (LEAK when at least half of them do). The frame threshold
+is the segment threshold, so the labelling flow proposes LEAK stretches from the lane like any detector's.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.audio.features import LogMelConfig
+from engine.classifiers.leak_data import LEAK, SegmentSettings, classes_for
+from engine.classifiers.models import LeakCNN
+from engine.classifiers.voting import long_segment_means, vote_fraction
+from engine.data.clip import Clip
+from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.registry import register_detector
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+
+
+@dataclass
+class LeakDetectorConfig(DetectorConfig):
+    mode: str = "binary"
+    segment_frames: int = 8
+    long_segment_s: float = 2.0
+    threshold: float = 0.5
+    vote_fraction: float = 0.5
+    #: Proposals from the lane: LEAK stretches closer than this merge, shorter ones are dropped.
+    merge_gap_s: float = 0.5
+    min_region_s: float = 0.25
+
+    @property
+    def segments(self) -> SegmentSettings:
+        return SegmentSettings(segment_frames=self.segment_frames, long_segment_s=self.long_segment_s)
+
+    @property
+    def features(self) -> LogMelConfig:
+        return self.segments.features
+
+
+class LeakDetector(Detector):
+    supervised = True
+    Config = LeakDetectorConfig
+    config: LeakDetectorConfig
+    mode = "binary"
+
+    def __init__(self, config: LeakDetectorConfig | None = None, **kwargs) -> None:
+        super().__init__(config or LeakDetectorConfig(mode=self.mode), **kwargs)
+        self.names = classes_for(self.config.mode)
+        self.model = LeakCNN(len(self.names), aux_head=self.config.mode == "multiclass").to(self.device).eval()
+        self.mean = torch.zeros(self.config.segments.n_mels, 1)
+        self.std = torch.ones(self.config.segments.n_mels, 1)
+
+    def _fit(self, normals, supplemental, progress) -> TrainingScores:
+        raise EarmarkError(f"{self.key} is trained from labelled regions: run `earmark train leak PROJECT "
+                           f"--mode {self.config.mode}` (or Train > Train leak classifier)")
+
+    def _enrol(self, clips, progress) -> TrainingScores:
+        raise EarmarkError(f"{self.key} learns from labels, not by enrolment: label the clips and train it again")
+
+    def _decide(self, score: float) -> bool:
+        return bool(score >= self.config.vote_fraction)
+
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        from engine.classifiers.leak import leak_probabilities
+
+        settings = self.config.segments
+        features = self.cache.features(clips, settings.features, progress)
+        width, stride = settings.segment_frames, max(1, settings.segment_frames // 2)
+        seconds_per_frame = settings.hop_length / settings.sample_rate
+        detections = []
+        for clip in clips:
+            mel = features.get(clip.clip_id)
+            if mel is None:
+                continue
+            starts = np.arange(0, mel.shape[1] - width + 1, stride)
+            if not len(starts):
+                progress.problem(f"{clip.clip_id}: skipped, shorter than one leak segment "
+                                 f"({width * seconds_per_frame:.2f} s)")
+                continue
+            segments = np.stack([mel[:, s:s + width] for s in starts])
+            inputs = ((torch.from_numpy(segments) - self.mean) / self.std)[:, None]
+            probabilities, _ = leak_probabilities(self.model, inputs, self.names.index(LEAK), self.device)
+            centres = (starts + width / 2) * seconds_per_frame
+            long_ids = (centres // settings.long_segment_s).astype(int)
+            score = vote_fraction(long_segment_means(probabilities, long_ids), self.config.threshold)
+            detections.append(Detection(clip.clip_id, score, False, probabilities.astype(np.float32), centres))
+            progress.check()
+        return detections
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()}, "input.mean": self.mean,
+                "input.std": self.std}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        self.model.to(self.device).eval()
+        self.mean, self.std = state["input.mean"].float(), state["input.std"].float()
+
+
+@register_detector
+class BinaryLeakDetector(LeakDetector):
+    key = "leak_binary"
+    title = "Leak classifier (LEAK / NOLEAK)"
+    mode = "binary"
+
+
+@register_detector
+class MulticlassLeakDetector(LeakDetector):
+    key = "leak_multiclass"
+    title = "Leak classifier (5 classes)"
+    mode = "multiclass"
+
+
+def detector_for(config, model: LeakCNN, meta: dict) -> LeakDetector:
+    """The detector holding a trained model, its input normalisation and its thresholds."""
+    klass = BinaryLeakDetector if config.mode == "binary" else MulticlassLeakDetector
+    detector = klass(LeakDetectorConfig(mode=config.mode, segment_frames=config.segment_frames,
+                                        long_segment_s=config.long_segment_s, threshold=config.threshold,
+                                        vote_fraction=config.vote_fraction), device=torch.device("cpu"))
+    detector.model.load_state_dict(model.state_dict())
+    detector.mean = torch.tensor(meta["input_mean"], dtype=torch.float32)[:, None]
+    detector.std = torch.tensor(meta["input_std"], dtype=torch.float32)[:, None]
+    detector.threshold = config.vote_fraction
+    detector.frame_threshold = config.threshold
+    detector.info = {"best_file_leak_f1": meta["best_file_leak_f1"], "best_epoch": meta["best_epoch"],
+                     "classes": json.dumps(meta["class_names"])}
+    return detector
