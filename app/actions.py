@@ -28,6 +28,9 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&Train", "fit_one", "&Fit detector...", ("Ctrl+F",), "fit_detector_dialog"),
     ("&Train", "enrol", "&Enrol target clips...", (), "enrol_selected"),
     ("&Train", "score_all", "&Score all test clips", ("F5",), "score_all"),
+    ("&Train", "train_leak", "Train &leak classifier...", ("Ctrl+Shift+T",), "train_leak_dialog"),
+    ("&Train", "train_sound", "Train s&ound classifier...", (), "train_sound_dialog"),
+    ("&Train", "classifier_results", "Classifier &results...", (), "classifier_results_dialog"),
     ("&Train", "cancel", "&Cancel job", ("Ctrl+.",), "cancel_job"),
     ("&View", "play", "Play / pause", ("Space",), "toggle_play"),
     ("&View", "play_selection", "Play selection", ("Shift+Space",), "play_selection"),
@@ -89,7 +92,7 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
         handler: Callable = getattr(window, method)
         action.triggered.connect(lambda _=False, h=handler: h())
         if name in ("quit", "cancel", "fit_all", "play", "zoom_in", "toggle_map", "filter", "import_labels",
-                    "mark_start", "region_start", "class_1", "undo", "propose_clip", "label_classes"):
+                    "mark_start", "region_start", "class_1", "undo", "propose_clip", "label_classes", "train_leak"):
             menu.addSeparator()
         menu.addAction(action)
         window.addAction(action)  # shortcuts work wherever the focus is in the window

@@ -18,6 +18,7 @@ from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
+from app.window_classifiers import ClassifierActions
 from app.playback import Playback
 from app.settings import AppSettings
 from app.views.clip_table import ClipTable
@@ -28,7 +29,7 @@ from app.views.spectrogram import SpectrogramView
 log = logging.getLogger("earmark")
 
 
-class MainWindow(LabelActions, WindowActions, QMainWindow):
+class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
     project_opened = Signal(str)
     clip_shown = Signal(str)
     job_ended = Signal(int, str)        # job id, done | failed | cancelled

@@ -72,7 +72,7 @@ def leak_sound(label: str, n: int, sr: int, rng: np.random.Generator) -> np.ndar
         hiss = _bandpass(rng.standard_normal(n), rng.uniform(300, 700), rng.uniform(1500, 3000), sr)
         rate, depth = rng.uniform(0.3, 2.0), rng.uniform(0.2, 0.5)  # flow modulation of the leak jet
         hiss *= 1 + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
-        snr_db = rng.uniform(-6, 12)
+        snr_db = rng.uniform(-15, 6)
         x = x + hiss * _rms(x) / _rms(hiss) * 10 ** (snr_db / 20)
     else:
         raise ValueError(f"unknown leak-set class {label!r}")
@@ -106,7 +106,7 @@ def generate_sounds(out: str | Path, clips_per_class: int = 20, duration_s: floa
 
 def _sound(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / sr
-    background = 0.05 * _pink(n, rng)
+    background = 0.05 * _pink(n, rng) + 0.02 * _events(n, sr, rng)
     if kind == "hum":
         f0 = rng.uniform(80, 200)
         x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
@@ -122,7 +122,7 @@ def _sound(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
                    / sr)
     else:
         raise ValueError(f"unknown sound class {kind!r}")
-    x = x / (_rms(x) + 1e-9) * 0.1 * 10 ** (rng.uniform(-6, 6) / 20) + background
+    x = x / (_rms(x) + 1e-9) * 0.05 * 10 ** (rng.uniform(-12, 3) / 20) + background
     return (x / max(1.0, np.abs(x).max() * 1.05)).astype(np.float32)
 
 
