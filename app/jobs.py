@@ -170,18 +170,9 @@ def train_leak(modes: Sequence[str], settings: dict, resume: bool = False) -> Jo
     """Train the leak classifier in each mode from the project's labelled regions, then score every clip with
     it (its lane and proposals appear in the window). Returns the lines to show."""
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
-        from engine.classifiers.leak import train_modes
-        from engine.detectors import runs
+        from engine.classifiers.leak import train_and_score
 
-        session = worker.require_session()
-        trained = train_modes(session.project, modes, settings, progress.child("training "), resume, session.cache,
-                              session.device)
-        lines = [line for t in trained for line in t.lines()]
-        for t in trained:
-            scored = runs.score(session, t.model.detector, None, progress=progress.child("scoring: "))
-            lines.append(f"scored {scored.scored} clip(s) with {t.model.detector}: "
-                         f"{sum(d.decision for d in scored.detections)} judged LEAK")
-        return lines
+        return train_and_score(worker.require_session(), modes, settings, progress, resume)[1]
     return run
 
 
@@ -189,7 +180,5 @@ def train_sound(settings: dict, resume: bool = False) -> JobFunction:
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.classifiers.sound import sound_config, train_sound as train
 
-        session = worker.require_session()
-        return train(session.project, sound_config(settings), progress, resume, session.cache,
-                     session.device).lines()
+        return train(worker.require_session(), sound_config(settings), progress, resume).lines()
     return run

@@ -46,20 +46,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.train_what == "classifier":
             from engine.classifiers.sound import sound_config, train_sound
 
-            lines = train_sound(project, sound_config(settings), progress, args.resume, session.cache,
-                                session.device).lines()
+            lines = train_sound(session, sound_config(settings), progress, args.resume).lines()
         else:
-            from engine.classifiers.leak import train_modes
-            from engine.detectors import runs
+            from engine.classifiers.leak import train_and_score
 
-            trained = train_modes(project, [args.mode], settings, progress, args.resume, session.cache,
-                                  session.device)
-            lines = [line for t in trained for line in t.lines()]
-            if not args.no_score:
-                for t in trained:
-                    run = runs.score(session, t.model.detector, None, progress=progress.child("scoring: "))
-                    leaks = sum(d.decision for d in run.detections)
-                    lines.append(f"  scored {run.scored} clip(s) with {t.model.detector}: {leaks} judged LEAK")
+            _, lines = train_and_score(session, [args.mode], settings, progress, args.resume, not args.no_score)
     _print_problems(progress)
     print("\n".join(lines))
     return 0

@@ -3,15 +3,17 @@ chose the best epoch) and its confusion matrix on the validation data."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engine.classifiers.reports import TrainedRun
+if TYPE_CHECKING:  # the training modules load only when a classifier is trained or its results are shown
+    from engine.classifiers.reports import TrainedRun
 
-CURVES = (("train_loss", "training loss", "#1f77b4", 0), ("val_loss", "validation loss", "#ff7f0e", 0))
+CURVES = (("train_loss", "training loss", "#1f77b4"), ("val_loss", "validation loss", "#ff7f0e"))
 
 
 class ClassifierResultsDialog(QDialog):
@@ -64,7 +66,7 @@ class ClassifierResultsDialog(QDialog):
         epochs = [row["epoch"] for row in run.history]
         self.losses.clear()
         self.scores.clear()
-        for key, name, colour, _ in CURVES:
+        for key, name, colour in CURVES:
             self.losses.plot(epochs, [row[key] for row in run.history], pen=pg.mkPen(colour, width=2), name=name)
         scores = ((run.metric, "#2ca02c"), ("val_accuracy" if "val_accuracy" in run.history[0] else "accuracy",
                                             "#9467bd"))

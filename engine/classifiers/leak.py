@@ -9,7 +9,6 @@ Each mode trains in its own folder, `artifacts/classifiers/leak_<mode>/` (best w
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -18,34 +17,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.audio.feature_cache import FeatureCache
-from engine.classifiers.leak_data import (LEAK, MODES, SegmentSet, SegmentSettings, classes_for, data_signature,
+from engine.classifiers.leak_detector import META, detector_for
+from engine.classifiers.leak_data import (LEAK, MODES, LeakJudging, SegmentSet, classes_for, data_signature,
                                           labelled_segments)
-from engine.classifiers.models import LeakCNN
+from engine.classifiers.models import LeakCNN, leak_probabilities
 from engine.classifiers.splits import grouped_split, split_by_value
-from engine.classifiers.trainer import HISTORY, LoopConfig, Outcome, Trainer, load_best
+from engine.classifiers.trainer import LoopConfig, Outcome, Trainer, load_best
 from engine.classifiers.voting import EVAL_METHOD, judge_files
-from engine.detectors.registry import _convert
-from engine.device import pick_device
+from engine.detectors import runs
+from engine.detectors.registry import configure
 from engine.errors import EarmarkError
 from engine.files import write_text_atomic
 from engine.jobs import Progress
 from engine.store import results
 from engine.store.project import Project
 
-META = "model_meta.json"
 
 
 @dataclass
-class LeakConfig(LoopConfig):
+class LeakConfig(LoopConfig, LeakJudging):
     mode: str = "binary"
     batch_size: int = 512
-    segment_frames: int = 8
-    long_segment_s: float = 2.0
-    #: A long segment passes when its mean leak probability reaches this; a file is LEAK when at least
-    #: `vote_fraction` of its long segments pass.
-    threshold: float = 0.5
-    vote_fraction: float = 0.5
     aux_weight: float = 0.5
     #: Share of labelled files held out for model selection when the project's splits do not give one.
     validation_fraction: float = 0.25
@@ -57,22 +49,10 @@ class LeakConfig(LoopConfig):
             raise EarmarkError("leak classifier: segment_frames >= 1, long_segment_s > 0 and 0 < threshold < 1 "
                                "are required")
 
-    @property
-    def segments(self) -> SegmentSettings:
-        return SegmentSettings(segment_frames=self.segment_frames, long_segment_s=self.long_segment_s)
-
 
 def leak_config(mode: str, settings: Mapping[str, object] | None = None) -> LeakConfig:
     """The config of `mode` with `name=value` settings applied (text converted to each field's type)."""
-    base = LeakConfig(mode=mode)
-    fields = {f.name: f for f in dataclasses.fields(base)}
-    values = {}
-    for name, value in (settings or {}).items():
-        if name not in fields or name == "mode":
-            raise EarmarkError(f"the leak classifier has no setting {name!r}; its settings are: "
-                               f"{', '.join(n for n in fields if n != 'mode')}")
-        values[name] = _convert("leak classifier", name, value, getattr(base, name))
-    return dataclasses.replace(base, **values)
+    return configure("the leak classifier", LeakConfig(mode=mode), settings, fixed=("mode",))
 
 
 @dataclass
@@ -98,13 +78,13 @@ def workspace(project: Project, mode: str) -> Path:
     return project.artifacts / "classifiers" / f"leak_{mode}"
 
 
-def train_leak(project: Project, config: LeakConfig, progress: Progress | None = None, resume: bool = False,
-               cache: FeatureCache | None = None, device: torch.device | None = None) -> LeakTraining:
+def train_leak(session, config: LeakConfig, progress: Progress | None = None, resume: bool = False,
+               ) -> LeakTraining:
+    """Train one mode in the session's project (its device and feature cache) and register the best model."""
     progress = progress or Progress()
-    device = device or pick_device()
-    cache = cache or FeatureCache(project.artifacts / "features", device)
+    project, device = session.project, session.device
     mode, names = config.mode, classes_for(config.mode)
-    segments = labelled_segments(project, mode, config.segments, cache, progress)
+    segments = labelled_segments(project, mode, config.segments, session.cache, progress)
     train, validation = _split(segments, config)
     counts = np.bincount(train.classes, minlength=len(names))
     if (counts == 0).any():
@@ -133,13 +113,16 @@ def train_leak(project: Project, config: LeakConfig, progress: Progress | None =
         return value
 
     def evaluate(net) -> dict:
+        from sklearn.metrics import f1_score
+
         probabilities, logits = leak_probabilities(net, val_inputs, leak_index, device)
         judged = judge_files(probabilities, validation.files, validation.long_ids, validation.truth,
                              config.threshold, config.vote_fraction)
         classes = torch.from_numpy(validation.classes).long()
         return {"val_loss": float(torch.nn.functional.cross_entropy(logits, classes)),
                 "val_accuracy": float((logits.argmax(1) == classes).float().mean()),
-                "segment_leak_f1": _f1(probabilities >= config.threshold, validation.classes == leak_index),
+                "segment_leak_f1": float(f1_score(validation.classes == leak_index,
+                                                  probabilities >= config.threshold, zero_division=0)),
                 **judged.as_dict()}
 
     folder = workspace(project, mode)
@@ -148,41 +131,28 @@ def train_leak(project: Project, config: LeakConfig, progress: Progress | None =
     trainer = Trainer(model, folder, config, device, loss, evaluate, "file_leak_f1", signature, f"leak {mode}: ")
     outcome = trainer.run(inputs, targets, progress, resume)
     load_best(model, folder)
-    best = next(row for row in outcome.history if row["epoch"] == outcome.best_epoch)
-    meta = _meta(config, names, outcome, best, train, validation, mean, std)
-    meta["confusion"] = _file_confusion(model, val_inputs, validation, leak_index, config, device)
+    meta = _meta(config, names, outcome, train, validation, mean, std)
     write_text_atomic(folder / META, json.dumps(meta, indent=2))
-    record = _register(project, config, model, meta, folder)
+    record = _register(session, config, model, meta, outcome.history)
     return LeakTraining(mode, folder, outcome, meta, record)
 
 
-def train_modes(project: Project, modes: Sequence[str], settings: Mapping[str, object] | None = None,
-                progress: Progress | None = None, resume: bool = False, cache: FeatureCache | None = None,
-                device: torch.device | None = None) -> list[LeakTraining]:
-    """Train each mode in turn ("both" is binary then multiclass), each in its own folder."""
+def train_and_score(session, modes: Sequence[str], settings: Mapping[str, object] | None = None,
+                    progress: Progress | None = None, resume: bool = False, score: bool = True,
+                    ) -> tuple[list[LeakTraining], list[str]]:
+    """Train each mode in turn ("both" is binary then multiclass), each in its own folder, then score every
+    clip of the project with each new model (its lane and proposals). Returns the trainings and the lines
+    that report them."""
     progress = progress or Progress()
     modes = list(MODES) if list(modes) == ["both"] else list(modes)
-    return [train_leak(project, leak_config(mode, settings), progress.child(f"{mode} ({i + 1}/{len(modes)}): "),
-                       resume, cache, device) for i, mode in enumerate(modes)]
-
-
-def leak_probabilities(net: torch.nn.Module, inputs: torch.Tensor, leak_index: int, device: torch.device,
-                       batch: int = 4096) -> tuple[np.ndarray, torch.Tensor]:
-    """(leak probability per segment, class logits). With an auxiliary head the two heads' leak
-    probabilities are averaged."""
-    probabilities, all_logits = [], []
-    with torch.inference_mode():
-        for start in range(0, len(inputs), batch):
-            logits, aux = net(inputs[start:start + batch].to(device))
-            logits = logits.float()
-            p = torch.softmax(logits, 1)[:, leak_index]
-            if aux is not None:
-                p = (p + torch.sigmoid(aux.float())) / 2
-            probabilities.append(p.cpu())
-            all_logits.append(logits.cpu())
-    if not probabilities:
-        return np.zeros(0), torch.zeros(0, 1)
-    return torch.cat(probabilities).numpy(), torch.cat(all_logits)
+    trained = [train_leak(session, leak_config(mode, settings), progress.child(f"{mode} ({i + 1}/{len(modes)}): "),
+                          resume) for i, mode in enumerate(modes)]
+    lines = [line for t in trained for line in t.lines()]
+    for t in trained if score else []:
+        run = runs.score(session, t.model.detector, None, progress=progress.child(f"scoring {t.model.detector}: "))
+        lines.append(f"  scored {run.scored} clip(s) with {t.model.detector}: "
+                     f"{sum(d.decision for d in run.detections)} judged LEAK")
+    return trained, lines
 
 
 def _split(segments: SegmentSet, config: LeakConfig) -> tuple[SegmentSet, SegmentSet]:
@@ -190,37 +160,23 @@ def _split(segments: SegmentSet, config: LeakConfig) -> tuple[SegmentSet, Segmen
     files on both sides; otherwise a grouped stratified share of the labelled files."""
     files = sorted(segments.truth)
     truth = [str(segments.truth[f]) for f in files]
-    if len(files) < 2 or len(set(truth)) < 2:
+    if len(set(truth)) < 2:
         raise EarmarkError("file-level validation needs labelled files of both kinds, leak and not leak: "
                            f"{len(files)} file(s) are labelled, {sum(segments.truth.values())} of them LEAK")
-    splits = [segments.splits.get(f) for f in files]
-    sides = {value: {t for t, s in zip(truth, splits, strict=True) if (s == "test") == value} for value in (True, False)}
-    if all(len(sides[v]) == 2 for v in sides):
-        split = split_by_value(files, ["test" if s == "test" else "train" for s in splits], "test")
+    sides = ["test" if segments.splits.get(f) == "test" else "train" for f in files]
+    kinds_held = {t for t, side in zip(truth, sides, strict=True) if side == "test"}
+    kinds_kept = {t for t, side in zip(truth, sides, strict=True) if side == "train"}
+    if len(kinds_held) == len(kinds_kept) == 2:
+        split = split_by_value(files, sides, "test")
     else:
         split = grouped_split(files, truth, config.validation_fraction, config.seed)
     held = {files[i] for i in split.validation}
     return segments.subset(set(files) - held), segments.subset(held)
 
 
-def _f1(predicted: np.ndarray, truth: np.ndarray) -> float:
-    tp = float(np.sum(predicted & truth))
-    denominator = float(np.sum(predicted) + np.sum(truth))
-    return 2 * tp / denominator if denominator else 0.0
-
-
-def _file_confusion(model, inputs, validation: SegmentSet, leak_index: int, config: LeakConfig, device) -> dict:
-    probabilities, _ = leak_probabilities(model.to(device), inputs, leak_index, device)
-    judged = judge_files(probabilities, validation.files, validation.long_ids, validation.truth, config.threshold,
-                         config.vote_fraction)
-    matrix = [[0, 0], [0, 0]]  # rows: truth NOLEAK, LEAK; columns: decision
-    for file, decided in judged.decisions.items():
-        matrix[int(validation.truth[file])][int(decided)] += 1
-    return {"labels": ["NOLEAK", "LEAK"], "matrix": matrix, "of": "validation files"}
-
-
-def _meta(config: LeakConfig, names, outcome: Outcome, best: dict, train: SegmentSet, validation: SegmentSet,
+def _meta(config: LeakConfig, names, outcome: Outcome, train: SegmentSet, validation: SegmentSet,
           mean: np.ndarray, std: np.ndarray) -> dict:
+    best = next(row for row in outcome.history if row["epoch"] == outcome.best_epoch)
     return {"mode": config.mode, "binary_mode": config.mode == "binary", "num_classes": len(names),
             "class_names": list(names), "original_class_names": list(classes_for("multiclass")),
             "leak_class_name": LEAK, "leak_idx": classes_for("multiclass").index(LEAK),
@@ -230,22 +186,12 @@ def _meta(config: LeakConfig, names, outcome: Outcome, best: dict, train: Segmen
             "input_mean": mean.ravel().tolist(), "input_std": std.ravel().tolist(),
             "train_segments": int(len(train.classes)), "train_files": len(train.truth),
             "validation_segments": int(len(validation.classes)), "validation_files": len(validation.truth),
-            "segments_per_second": outcome.items_per_second, "history_file": HISTORY}
+            "segments_per_second": outcome.items_per_second,
+            "confusion": {"labels": ["NOLEAK", "LEAK"], "matrix": best["file_confusion"], "of": "validation files"}}
 
 
-def _register(project: Project, config: LeakConfig, model: LeakCNN, meta: dict, folder: Path) -> results.ModelRecord:
+def _register(session, config: LeakConfig, model: LeakCNN, meta: dict, history: list[dict]) -> results.ModelRecord:
     """The best model as the project's detector `leak_<mode>` for every group (a new models row)."""
-    from engine.classifiers.leak_detector import detector_for
-
-    detector = detector_for(config, model, meta)
-    model_id, target = results.add_model(project, detector.key, results.ALL_GROUPS, asdict(detector.config),
-                                         detector.threshold, {"best_file_leak_f1": meta["best_file_leak_f1"],
-                                                              "best_epoch": meta["best_epoch"]})
-    try:
-        detector.save(target)
-        write_text_atomic(target / META, json.dumps(meta, indent=2))
-        write_text_atomic(target / HISTORY, (folder / HISTORY).read_text())
-    except BaseException:
-        results.remove_model(project, model_id)
-        raise
-    return next(m for m in results.models(project, detector.key) if m.model_id == model_id)
+    detector = detector_for(config, model, meta, history)
+    return runs.save_model(session.project, detector, results.ALL_GROUPS,
+                      {"best_file_leak_f1": meta["best_file_leak_f1"], "best_epoch": meta["best_epoch"]})

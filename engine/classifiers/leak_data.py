@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,37 @@ class SegmentSettings:
     @property
     def long_frames(self) -> int:
         return max(self.segment_frames, int(round(self.long_segment_s * self.sample_rate / self.hop_length)))
+
+
+@dataclass
+class LeakJudging:
+    """What the training config and the trained detector share: how segments are cut and files judged."""
+
+    segment_frames: int = 8
+    long_segment_s: float = 2.0
+    #: A long segment passes when its mean leak probability reaches this; a file is LEAK when at least
+    #: `vote_fraction` of its long segments pass.
+    threshold: float = 0.5
+    vote_fraction: float = 0.5
+
+    @property
+    def segments(self) -> SegmentSettings:
+        return SegmentSettings(segment_frames=self.segment_frames, long_segment_s=self.long_segment_s)
+
+    def judging(self) -> dict:
+        """These fields' values, to build the other config from this one."""
+        return {f.name: getattr(self, f.name) for f in fields(LeakJudging)}
+
+
+def cut_segments(mel: np.ndarray, first: int, last: int, settings: SegmentSettings, stride: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start frames, segments [N, n_mels, width], long-segment ids) of `mel` between frames `first` and
+    `last`: one rule for training (a labelled region) and scoring (a whole clip)."""
+    width = settings.segment_frames
+    starts = np.arange(first, last - width + 1, stride)
+    segments = (np.stack([mel[:, s:s + width] for s in starts]) if len(starts)
+                else np.zeros((0, mel.shape[0], width), dtype=np.float32))
+    return starts, segments, (starts - first) // settings.long_frames
 
 
 def classes_for(mode: str) -> tuple[str, ...]:
@@ -114,15 +145,15 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
             continue  # unreadable: already reported by the cache
         first = int(np.floor(region.start_s * frames_per_s))
         last = min(mel.shape[1], int(np.floor(region.end_s * frames_per_s)))
-        starts = np.arange(first, last - width + 1, width)
+        starts, cut, long_in_region = cut_segments(mel, first, last, settings, stride=width)
         if not len(starts):
             progress.problem(f"{region.clip_id}: a {name} region of {region.end_s - region.start_s:.2f} s is "
                              f"shorter than one segment ({width / frames_per_s:.2f} s) and was left out")
             continue
-        xs.append(np.stack([mel[:, s:s + width] for s in starts]))
+        xs.append(cut)
         classes.append(np.full(len(starts), names.index(name)))
         files.append(np.full(len(starts), region.clip_id, dtype=object))
-        long_ids.append(number * 100000 + (starts - first) // settings.long_frames)
+        long_ids.append(number * 100000 + long_in_region)  # long segments never span two regions
         labelled[region.clip_id][0] += len(starts) if name == LEAK else 0
         labelled[region.clip_id][1] += len(starts)
     if not xs:

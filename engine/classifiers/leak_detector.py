@@ -10,39 +10,31 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.audio.features import LogMelConfig
-from engine.classifiers.leak_data import LEAK, SegmentSettings, classes_for
-from engine.classifiers.models import LeakCNN
+from engine.classifiers.leak_data import LEAK, LeakJudging, classes_for, cut_segments
+from engine.classifiers.models import LeakCNN, leak_probabilities
+from engine.classifiers.trainer import HISTORY
 from engine.classifiers.voting import long_segment_means, vote_fraction
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.registry import register_detector
 from engine.errors import EarmarkError
+from engine.files import write_text_atomic
 from engine.jobs import Progress
+
+META = "model_meta.json"
 
 
 @dataclass
-class LeakDetectorConfig(DetectorConfig):
+class LeakDetectorConfig(DetectorConfig, LeakJudging):
     mode: str = "binary"
-    segment_frames: int = 8
-    long_segment_s: float = 2.0
-    threshold: float = 0.5
-    vote_fraction: float = 0.5
     #: Proposals from the lane: LEAK stretches closer than this merge, shorter ones are dropped.
     merge_gap_s: float = 0.5
     min_region_s: float = 0.25
-
-    @property
-    def segments(self) -> SegmentSettings:
-        return SegmentSettings(segment_frames=self.segment_frames, long_segment_s=self.long_segment_s)
-
-    @property
-    def features(self) -> LogMelConfig:
-        return self.segments.features
 
 
 class LeakDetector(Detector):
@@ -57,6 +49,9 @@ class LeakDetector(Detector):
         self.model = LeakCNN(len(self.names), aux_head=self.config.mode == "multiclass").to(self.device).eval()
         self.mean = torch.zeros(self.config.segments.n_mels, 1)
         self.std = torch.ones(self.config.segments.n_mels, 1)
+        #: The training's model_meta.json and per-epoch history, saved beside the weights (not read back).
+        self.meta: dict = {}
+        self.history: list[dict] = []
 
     def _fit(self, normals, supplemental, progress) -> TrainingScores:
         raise EarmarkError(f"{self.key} is trained from labelled regions: run `earmark train leak PROJECT "
@@ -69,28 +64,24 @@ class LeakDetector(Detector):
         return bool(score >= self.config.vote_fraction)
 
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
-        from engine.classifiers.leak import leak_probabilities
-
         settings = self.config.segments
         features = self.cache.features(clips, settings.features, progress)
-        width, stride = settings.segment_frames, max(1, settings.segment_frames // 2)
         seconds_per_frame = settings.hop_length / settings.sample_rate
         detections = []
         for clip in clips:
             mel = features.get(clip.clip_id)
             if mel is None:
                 continue
-            starts = np.arange(0, mel.shape[1] - width + 1, stride)
+            starts, segments, long_ids = cut_segments(mel, 0, mel.shape[1], settings,
+                                                      stride=max(1, settings.segment_frames // 2))
             if not len(starts):
                 progress.problem(f"{clip.clip_id}: skipped, shorter than one leak segment "
-                                 f"({width * seconds_per_frame:.2f} s)")
+                                 f"({settings.segment_frames * seconds_per_frame:.2f} s)")
                 continue
-            segments = np.stack([mel[:, s:s + width] for s in starts])
             inputs = ((torch.from_numpy(segments) - self.mean) / self.std)[:, None]
             probabilities, _ = leak_probabilities(self.model, inputs, self.names.index(LEAK), self.device)
-            centres = (starts + width / 2) * seconds_per_frame
-            long_ids = (centres // settings.long_segment_s).astype(int)
             score = vote_fraction(long_segment_means(probabilities, long_ids), self.config.threshold)
+            centres = (starts + settings.segment_frames / 2) * seconds_per_frame
             detections.append(Detection(clip.clip_id, score, False, probabilities.astype(np.float32), centres))
             progress.check()
         return detections
@@ -103,6 +94,13 @@ class LeakDetector(Detector):
         self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
         self.model.to(self.device).eval()
         self.mean, self.std = state["input.mean"].float(), state["input.std"].float()
+
+    def save(self, folder: str | Path) -> Path:
+        folder = super().save(folder)
+        if self.meta:
+            write_text_atomic(folder / META, json.dumps(self.meta, indent=2))
+            write_text_atomic(folder / HISTORY, json.dumps(self.history, indent=1))
+        return folder
 
 
 @register_detector
@@ -119,12 +117,10 @@ class MulticlassLeakDetector(LeakDetector):
     mode = "multiclass"
 
 
-def detector_for(config, model: LeakCNN, meta: dict) -> LeakDetector:
-    """The detector holding a trained model, its input normalisation and its thresholds."""
-    klass = BinaryLeakDetector if config.mode == "binary" else MulticlassLeakDetector
-    detector = klass(LeakDetectorConfig(mode=config.mode, segment_frames=config.segment_frames,
-                                        long_segment_s=config.long_segment_s, threshold=config.threshold,
-                                        vote_fraction=config.vote_fraction), device=torch.device("cpu"))
+def detector_for(config: LeakJudging, model: LeakCNN, meta: dict, history: list[dict]) -> LeakDetector:
+    """The detector holding a trained model, its input normalisation, its thresholds and its training record."""
+    klass = BinaryLeakDetector if meta["mode"] == "binary" else MulticlassLeakDetector
+    detector = klass(LeakDetectorConfig(mode=meta["mode"], **config.judging()), device=torch.device("cpu"))
     detector.model.load_state_dict(model.state_dict())
     detector.mean = torch.tensor(meta["input_mean"], dtype=torch.float32)[:, None]
     detector.std = torch.tensor(meta["input_std"], dtype=torch.float32)[:, None]
@@ -132,4 +128,5 @@ def detector_for(config, model: LeakCNN, meta: dict) -> LeakDetector:
     detector.frame_threshold = config.threshold
     detector.info = {"best_file_leak_f1": meta["best_file_leak_f1"], "best_epoch": meta["best_epoch"],
                      "classes": json.dumps(meta["class_names"])}
+    detector.meta, detector.history = meta, history
     return detector

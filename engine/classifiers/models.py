@@ -2,6 +2,7 @@
 sound classifiers (a plain spectrogram CNN and a residual CNN with optional SE or CBAM attention)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,6 +29,25 @@ class LeakCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden = self.embed(self.features(x))
         return self.head(hidden), (self.aux(hidden).squeeze(1) if self.aux is not None else None)
+
+
+def leak_probabilities(net: nn.Module, inputs: torch.Tensor, leak_index: int, device: torch.device,
+                       batch: int = 4096) -> tuple[np.ndarray, torch.Tensor]:
+    """(leak probability per segment, class logits) of a LeakCNN. With an auxiliary head the two heads'
+    leak probabilities are averaged."""
+    if not len(inputs):
+        return np.zeros(0), torch.zeros(0, 1)
+    probabilities, all_logits = [], []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch):
+            logits, aux = net(inputs[start:start + batch].to(device))
+            logits = logits.float()
+            p = torch.softmax(logits, 1)[:, leak_index]
+            if aux is not None:
+                p = (p + torch.sigmoid(aux.float())) / 2
+            probabilities.append(p.cpu())
+            all_logits.append(logits.cpu())
+    return torch.cat(probabilities).numpy(), torch.cat(all_logits)
 
 
 class SpectrogramCNN(nn.Module):

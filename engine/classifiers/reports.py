@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from engine.classifiers.leak import META, workspace as leak_workspace
 from engine.classifiers.leak_data import MODES
 from engine.classifiers.sound import SUMMARY, workspace as sound_workspace
+from engine.classifiers.trainer import HISTORY
 from engine.store.project import Project
 
 
@@ -29,7 +30,7 @@ def trained_runs(project: Project) -> list[TrainedRun]:
         folder = leak_workspace(project, mode)
         try:
             meta = json.loads((folder / META).read_text())
-            history = json.loads((folder / meta["history_file"]).read_text())
+            history = json.loads((folder / HISTORY).read_text())
         except (OSError, ValueError, KeyError):
             continue
         figures = meta["best_epoch_figures"]

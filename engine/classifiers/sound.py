@@ -20,14 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.audio.feature_cache import FeatureCache
 from engine.audio.features import LogMelConfig
 from engine.classifiers.models import sound_model
 from engine.classifiers.sound_data import VARIANTS, ClipImage
 from engine.classifiers.splits import Split, audit, grouped_split, split_by_value
-from engine.classifiers.trainer import LoopConfig, Outcome, Trainer, load_best
-from engine.detectors.registry import _convert
-from engine.device import pick_device
+from engine.classifiers.trainer import LoopConfig, Outcome, Trainer
+from engine.detectors.registry import configure
 from engine.errors import EarmarkError
 from engine.files import write_text_atomic
 from engine.jobs import Progress
@@ -73,18 +71,7 @@ class SoundConfig(LoopConfig):
 
 
 def sound_config(settings: Mapping[str, object] | None = None) -> SoundConfig:
-    base = SoundConfig()
-    fields = {f.name for f in dataclasses.fields(base)}
-    values = {}
-    for name, value in (settings or {}).items():
-        if name not in fields:
-            raise EarmarkError(f"the sound classifier has no setting {name!r}; its settings are: {', '.join(fields)}")
-        default = getattr(base, name)
-        if isinstance(default, tuple) and isinstance(value, str):
-            values[name] = tuple(type(default[0])(v.strip()) for v in value.split(",") if v.strip())
-        else:
-            values[name] = _convert("sound classifier", name, value, default)
-    return dataclasses.replace(base, **values)
+    return configure("the sound classifier", SoundConfig(), settings)
 
 
 @dataclass
@@ -109,11 +96,12 @@ def workspace(project: Project) -> Path:
     return project.artifacts / "classifiers" / "sound"
 
 
-def train_sound(project: Project, config: SoundConfig, progress: Progress | None = None, resume: bool = False,
-                cache: FeatureCache | None = None, device: torch.device | None = None) -> SoundTraining:
+def train_sound(session, config: SoundConfig, progress: Progress | None = None, resume: bool = False,
+                ) -> SoundTraining:
+    """Train every seed in the session's project (its device and feature cache); with `resume`, seeds that
+    finished are taken as they are and an interrupted one continues."""
     progress = progress or Progress()
-    device = device or pick_device()
-    cache = cache or FeatureCache(project.artifacts / "features", device)
+    project, device, cache = session.project, session.device, session.cache
     clips = [c for c in project.clips() if c.attributes.get("class")]
     if not clips:
         raise EarmarkError("no clip has a class to learn: import a data set with classes (ESC-50, EmoDB, or "
@@ -151,9 +139,8 @@ def train_sound(project: Project, config: SoundConfig, progress: Progress | None
 
         def evaluate(net, vx=vx, vy=vy) -> dict:
             logits = _logits(net, vx, device)
-            predicted = logits.argmax(1).numpy()
             return {"val_loss": float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(vy))),
-                    **_figures(vy, predicted, len(names))}
+                    **_figures(vy, logits.argmax(1).numpy(), len(names))}
 
         seed_folder = folder / f"seed_{seed}"
         signature = hashlib.sha1(json.dumps([names, sorted(groups[i] for i, _ in items["validation"]),
@@ -161,30 +148,17 @@ def train_sound(project: Project, config: SoundConfig, progress: Progress | None
         trainer = Trainer(model, seed_folder, run_config, device,
                           lambda outputs, t: torch.nn.functional.cross_entropy(outputs[0].float(), t["class"]),
                           evaluate, "macro_f1", signature, f"seed {seed} ({number + 1}/{len(config.seeds)}): ")
-        outcome = _train_or_reuse(trainer, x, y, progress, resume, seed_folder)
-        load_best(model, seed_folder)
-        predicted = _logits(model.to(device), vx, device).argmax(1).numpy()
+        outcome = (trainer.finished() if resume else None) or trainer.run(
+            torch.from_numpy(x), {"class": torch.from_numpy(y)}, progress, resume and trainer.has_checkpoint())
+        best = next(row for row in outcome.history if row["epoch"] == outcome.best_epoch)
         figures = {"seed": seed, "best_epoch": outcome.best_epoch, "epochs_run": outcome.last_epoch,
-                   **_figures(vy, predicted, len(names), full=True)}
+                   **{k: v for k, v in best.items() if k not in ("epoch", "train_loss", "train_accuracy")}}
         write_text_atomic(seed_folder / "metrics.json", json.dumps(figures, indent=1))
         runs.append(figures)
         outcomes.append(outcome)
     summary = _summary(config, names, runs, how, items, groups, outcomes)
     write_text_atomic(folder / SUMMARY, json.dumps(summary, indent=1))
     return SoundTraining(folder, summary, outcomes)
-
-
-def _train_or_reuse(trainer: Trainer, x, y, progress: Progress, resume: bool, folder: Path) -> Outcome:
-    """Train; on resume, a seed that had finished is taken as it is (its history read back)."""
-    if resume and (folder / "checkpoints" / "last.pt").is_file():
-        checkpoint = torch.load(folder / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-        if checkpoint.get("finished") and checkpoint.get("signature") == trainer.signature:
-            history = json.loads(checkpoint["history"])
-            return Outcome(int(checkpoint["best_epoch"]), float(checkpoint["best_score"]), int(checkpoint["epoch"]),
-                           int(checkpoint["bad_epochs"]) >= trainer.config.patience, history)
-    elif resume:
-        resume = False  # this seed never started: it trains from the beginning
-    return trainer.run(torch.from_numpy(x), {"class": torch.from_numpy(y)}, progress, resume)
 
 
 def _items(split: Split, variants, groups) -> dict[str, list[tuple[int, str]]]:
@@ -205,16 +179,15 @@ def _logits(net, x: np.ndarray, device: torch.device, batch: int = 64) -> torch.
                           for s in range(0, len(x), batch)])
 
 
-def _figures(truth: np.ndarray, predicted: np.ndarray, n: int, full: bool = False) -> dict:
+def _figures(truth: np.ndarray, predicted: np.ndarray, n: int) -> dict:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
     labels = list(range(n))
     figures = {"accuracy": float(accuracy_score(truth, predicted)),
                "macro_f1": float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))}
-    if full:
-        figures["per_class_recall"] = recall_score(truth, predicted, labels=labels, average=None,
-                                                   zero_division=0).tolist()
-        figures["confusion"] = confusion_matrix(truth, predicted, labels=labels).tolist()
+    figures["per_class_recall"] = recall_score(truth, predicted, labels=labels, average=None,
+                                               zero_division=0).tolist()
+    figures["confusion"] = confusion_matrix(truth, predicted, labels=labels).tolist()
     return figures
 
 

@@ -13,6 +13,7 @@ On CUDA the loop uses mixed precision, channels-last memory and, when asked, `to
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -102,7 +103,7 @@ class Trainer:
             resumed_from = state["epoch"]
         else:
             torch.manual_seed(config.seed)  # dropout draws from here; a resumed run restores it instead
-        if not resume and (self.folder / LAST).exists():
+        if not resume and self.has_checkpoint():
             for old in (self.folder / "checkpoints").glob("*.pt"):  # a fresh run starts with no old checkpoints
                 old.unlink()
         (self.folder / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -179,21 +180,38 @@ class Trainer:
                       "history": json.dumps(state["history"])}
         folder = self.folder / "checkpoints"
         numbered = folder / f"epoch_{state['epoch']:03d}.pt"
-        torch.save(checkpoint, folder / "last.pt.partial")
-        (folder / "last.pt.partial").replace(self.folder / LAST)
         torch.save(checkpoint, numbered)
+        shutil.copyfile(numbered, folder / "last.pt.partial")  # serialised once, copied
+        (folder / "last.pt.partial").replace(self.folder / LAST)
         for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
             old.unlink()
         write_text_atomic(self.folder / HISTORY, json.dumps(state["history"], indent=1))
 
-    def _resume(self, optimiser, scaler, generator: torch.Generator) -> dict:
+    def has_checkpoint(self) -> bool:
+        return (self.folder / LAST).is_file()
+
+    def finished(self) -> Outcome | None:
+        """The outcome of a run that finished in this folder with this signature, read from its checkpoint;
+        None when there is none."""
+        if not self.has_checkpoint():
+            return None
+        checkpoint = self._read_checkpoint()
+        if not checkpoint["finished"] or checkpoint.get("signature") != self.signature:
+            return None
+        return Outcome(int(checkpoint["best_epoch"]), float(checkpoint["best_score"]), int(checkpoint["epoch"]),
+                       int(checkpoint["bad_epochs"]) >= self.config.patience, json.loads(checkpoint["history"]))
+
+    def _read_checkpoint(self) -> dict:
         path = self.folder / LAST
-        if not path.is_file():
-            raise EarmarkError(f"nothing to resume: {path} does not exist; train without --resume first")
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file of any kind: say so, the user can train afresh
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001  (a damaged file of any kind: say so, train afresh)
             raise EarmarkError(f"cannot read the checkpoint {path} ({exc}); train again without --resume") from None
+
+    def _resume(self, optimiser, scaler, generator: torch.Generator) -> dict:
+        if not self.has_checkpoint():
+            raise EarmarkError(f"nothing to resume: {self.folder / LAST} does not exist; train without --resume first")
+        checkpoint = self._read_checkpoint()
         if checkpoint.get("signature") != self.signature:
             raise EarmarkError("the labels or the settings have changed since the checkpoint in "
                                f"{self.folder} was made; train afresh (without --resume)")

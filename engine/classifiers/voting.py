@@ -44,10 +44,13 @@ class FileLevel:
     files: int
     predicted_leak: int
     decisions: dict[str, bool]
+    #: Files by truth (rows: not leak, leak) and decision (columns: not leak, leak).
+    confusion: list[list[int]]
 
     def as_dict(self) -> dict:
         return {"file_leak_f1": self.f1, "file_precision": self.precision, "file_recall": self.recall,
-                "file_accuracy": self.accuracy, "files": self.files, "predicted_leak": self.predicted_leak}
+                "file_accuracy": self.accuracy, "files": self.files, "predicted_leak": self.predicted_leak,
+                "file_confusion": self.confusion}
 
 
 def judge_files(probabilities: Sequence[float], file_ids: Sequence[str], long_ids: Sequence[int],
@@ -61,11 +64,12 @@ def judge_files(probabilities: Sequence[float], file_ids: Sequence[str], long_id
     for file in truth:
         mine = file_ids == file
         decisions[file] = file_is_leak(long_segment_means(probabilities[mine], long_ids[mine]), threshold, fraction)
-    tp = sum(decisions[f] and truth[f] for f in truth)
-    fp = sum(decisions[f] and not truth[f] for f in truth)
-    fn = sum(not decisions[f] and truth[f] for f in truth)
+    confusion = [[0, 0], [0, 0]]
+    for file, decided in decisions.items():
+        confusion[int(truth[file])][int(decided)] += 1
+    (_, fp), (fn, tp) = confusion
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = sum(decisions[f] == truth[f] for f in truth) / len(truth) if truth else 0.0
-    return FileLevel(f1, precision, recall, accuracy, len(truth), sum(decisions.values()), decisions)
+    return FileLevel(f1, precision, recall, accuracy, len(truth), sum(decisions.values()), decisions, confusion)

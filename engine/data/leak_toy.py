@@ -12,6 +12,7 @@ it is read by the same importer as the real data set.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from engine.files import write_text_atomic
 from engine.jobs import Progress
 
 LEAK_CLASSES = ("LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL")
@@ -164,9 +166,8 @@ def _rms(x: np.ndarray) -> float:
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())

@@ -39,14 +39,18 @@ def detector_class(key: str) -> type[Detector]:
 
 def make_config(key: str, settings: Mapping[str, object] | None = None) -> DetectorConfig:
     """The detector's config with `settings` applied; text values are converted to the field's type."""
-    klass = detector_class(key)
-    config = klass.Config()
-    fields = {f.name: f for f in dataclasses.fields(config)}
+    return configure(key, detector_class(key).Config(), settings)
+
+
+def configure(what: str, config, settings: Mapping[str, object] | None = None, fixed: tuple[str, ...] = ()):
+    """A copy of the dataclass `config` with `settings` (name -> value or text) applied, text converted to
+    each field's type; `fixed` fields cannot be set. `what` names the owner in the error messages."""
+    fields = [f.name for f in dataclasses.fields(config) if f.name not in fixed]
     values = {}
     for name, value in (settings or {}).items():
         if name not in fields:
-            raise EarmarkError(f"{key} has no setting {name!r}; its settings are: {', '.join(fields)}")
-        values[name] = _convert(key, name, value, getattr(config, name))
+            raise EarmarkError(f"{what} has no setting {name!r}; its settings are: {', '.join(fields)}")
+        values[name] = _convert(what, name, value, getattr(config, name))
     return dataclasses.replace(config, **values)
 
 

@@ -93,11 +93,12 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
         step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ")
         model = detector_class(detector)(config, cache=session.cache, device=session.device)
         model.fit(clips, step)
-        fitted.append(_save(project, model, key))
+        fitted.append(save_model(project, model, key))
     return fitted
 
 
-def _save(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
+def save_model(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
+    """Record a fitted or trained model and write its files; no row is left pointing at unwritten weights."""
     model_id, folder = results.add_model(project, model.key, group, asdict(model.config), model.threshold,
                                          {**model.info, **(metrics or {})})
     try:
@@ -127,7 +128,7 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
         # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
         model = Detector.load(project.folder / latest[key].artifact, cache=session.cache, device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
-        updated.append(_save(project, model, key, {"enrolled_into": latest[key].model_id}))
+        updated.append(save_model(project, model, key, {"enrolled_into": latest[key].model_id}))
     return updated
 
 

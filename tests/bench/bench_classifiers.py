@@ -33,6 +33,7 @@ from engine.classifiers.sound import sound_config, train_sound  # noqa: E402
 from engine.classifiers.sound_data import ClipImage  # noqa: E402
 from engine.data.importers import import_source  # noqa: E402
 from engine.data.leak_toy import generate_leaks, generate_sounds  # noqa: E402
+from engine.detectors.runs import Session  # noqa: E402
 from engine.jobs import Progress  # noqa: E402
 from engine.labels.exchange import import_labels  # noqa: E402
 from engine.store import Project  # noqa: E402
@@ -81,7 +82,7 @@ def leak_part(folder: Path, files: int, epochs: int) -> None:
               f"{sum(c.split == 'test' for c in clips)} held out (test split)")
         rows = []
         for mode in ("binary", "multiclass"):
-            trained = train_leak(project, leak_config(mode, {"epochs": epochs, "patience": 15}), Progress())
+            trained = train_leak(Session(project), leak_config(mode, {"epochs": epochs, "patience": 15}), Progress())
             m = trained.meta
             rows.append((f"LeakCNN {mode}", m["best_file_leak_f1"], m["best_epoch_figures"]["file_precision"],
                          m["best_epoch_figures"]["file_recall"], trained.outcome.items_per_second,
@@ -114,7 +115,7 @@ def sound_part(folder: Path, count: int, seeds: str, epochs: int) -> None:
         print("| --- | --- | --- | --- | --- |")
         for architecture, attention in (("cnn", "none"), ("resnet", "se")):
             started = time.perf_counter()
-            trained = train_sound(project, sound_config({"architecture": architecture, "attention": attention,
+            trained = train_sound(Session(project), sound_config({"architecture": architecture, "attention": attention,
                                                          "epochs": epochs, "seeds": seeds, "clip_seconds": 2.0}))
             s = trained.summary
             print(f"| {s['model']} | {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± "

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from engine.classifiers import leak as leak_training
-from engine.classifiers.leak import leak_config, train_leak, train_modes
+from engine.classifiers.leak import leak_config, train_and_score, train_leak
 from engine.classifiers.sound import sound_config, train_sound
 from engine.classifiers.splits import LeakageError, Split, audit, grouped_split, split_by_value
 from engine.classifiers.voting import file_is_leak, judge_files, long_segment_means, vote_fraction
 from engine.data.importers import import_source
 from engine.data.leak_toy import generate_leaks, generate_sounds
 from engine.detectors import runs
+from engine.detectors.runs import Session
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress
 from engine.labels.exchange import import_labels
@@ -82,7 +83,7 @@ def test_file_level_f1_from_segment_probabilities():
 # -- training the leak detector ---------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["binary", "multiclass"])
 def test_each_mode_trains_from_labelled_regions_and_scores_clips(leak_project, mode):
-    trained = train_leak(leak_project, leak_config(mode, FEW))
+    trained = train_leak(Session(leak_project), leak_config(mode, FEW))
     folder = trained.folder
     assert folder.name == f"leak_{mode}"
     assert (folder / "best.safetensors").is_file() and (folder / "checkpoints" / "last.pt").is_file()
@@ -112,14 +113,14 @@ def test_training_resumes_from_last_at_the_next_epoch(leak_project):
     config = leak_config("binary", {**FEW, "epochs": 4})
 
     with pytest.raises(Cancelled):
-        train_leak(leak_project, config, StopAfter("epoch 2/4:"))
+        train_leak(Session(leak_project), config, StopAfter("epoch 2/4:"))
     folder = leak_training.workspace(leak_project, "binary")
     stopped = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
     assert stopped["epoch"] == 2 and not stopped["finished"]
     assert not results.fitted_detectors(leak_project)  # a cancelled training registers no model
     steps_per_epoch = int(stopped["optimiser"]["state"][0]["step"]) // 2
 
-    resumed = train_leak(leak_project, config, resume=True)
+    resumed = train_leak(Session(leak_project), config, resume=True)
     assert resumed.outcome.resumed_from == 2 and resumed.outcome.last_epoch == 4
     history = resumed.outcome.history
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
@@ -130,20 +131,20 @@ def test_training_resumes_from_last_at_the_next_epoch(leak_project):
     assert sorted(p.name for p in (folder / "checkpoints").glob("epoch_*.pt")) == [
         "epoch_002.pt", "epoch_003.pt", "epoch_004.pt"]  # rolling: the newest three
     with pytest.raises(EarmarkError, match="already finished at epoch 4"):
-        train_leak(leak_project, config, resume=True)
+        train_leak(Session(leak_project), config, resume=True)
 
 
 def test_resume_refuses_when_the_labels_changed(leak_project):
     config = leak_config("binary", {**FEW, "epochs": 5})
     with pytest.raises(Cancelled):
-        train_leak(leak_project, config, StopAfter("epoch 1/5:"))
+        train_leak(Session(leak_project), config, StopAfter("epoch 1/5:"))
     labels.add_region(leak_project, Region("leak_001", 0.5, 2.0, "NORMAL", "manual"))
     with pytest.raises(EarmarkError, match="changed since the checkpoint"):
-        train_leak(leak_project, config, resume=True)
+        train_leak(Session(leak_project), config, resume=True)
 
 
 def test_train_both_writes_two_folders_and_two_detectors(leak_project):
-    trained = train_modes(leak_project, ["both"], {"epochs": "2"})
+    trained, _ = train_and_score(Session(leak_project), ["both"], {"epochs": "2"}, score=False)
     assert [t.mode for t in trained] == ["binary", "multiclass"]
     assert {t.folder.name for t in trained} == {"leak_binary", "leak_multiclass"}
     assert set(results.fitted_detectors(leak_project)) == {"leak_binary", "leak_multiclass"}
@@ -153,11 +154,11 @@ def test_bad_training_data_gives_a_clear_error_and_keeps_the_labels(tmp_path, le
     with Project.create(tmp_path / "p") as project:
         import_source(project, leak_set)
         with pytest.raises(EarmarkError, match="no labelled regions"):
-            train_leak(project, leak_config("binary", FEW))
+            train_leak(Session(project), leak_config("binary", FEW))
         labels.add_region(project, Region("normal_000", 0, 4, "NORMAL", "manual"))
         labels.add_region(project, Region("quiet_000", 0, 4, "QUIET", "manual"))
         with pytest.raises(EarmarkError, match="both kinds"):
-            train_leak(project, leak_config("binary", FEW))
+            train_leak(Session(project), leak_config("binary", FEW))
         assert len(labels.regions(project, kinds=("manual",))) == 2
         with pytest.raises(EarmarkError, match="has no setting 'epoch'"):
             leak_config("binary", {"epoch": "3"})
@@ -166,11 +167,11 @@ def test_bad_training_data_gives_a_clear_error_and_keeps_the_labels(tmp_path, le
 
 
 def test_segments_are_cached(leak_project, monkeypatch):
-    train_leak(leak_project, leak_config("binary", {"epochs": 1}))
+    train_leak(Session(leak_project), leak_config("binary", {"epochs": 1}))
     assert list((leak_project.artifacts / "classifiers" / "segments").glob("*.npz"))
     monkeypatch.setattr("engine.audio.feature_cache.FeatureCache.features",
                         lambda *a, **k: pytest.fail("features computed again"))
-    train_leak(leak_project, leak_config("binary", {"epochs": 1}))
+    train_leak(Session(leak_project), leak_config("binary", {"epochs": 1}))
 
 
 # -- splits and the leakage audit ---------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def test_sound_classifier_trains_over_seeds_with_grouped_augmentation(tmp_path):
     with Project.create(tmp_path / "p") as project:
         report = import_source(project, source)
         assert report.format == "esc50" and report.added == 25
-        trained = train_sound(project, sound_config({"epochs": "2", "seeds": "0,1", "clip_seconds": "1",
+        trained = train_sound(Session(project), sound_config({"epochs": "2", "seeds": "0,1", "clip_seconds": "1",
                                                      "architecture": "resnet", "attention": "cbam",
                                                      "augment": "noise,gain"}))
     summary = json.loads((trained.folder / "summary.json").read_text())
@@ -216,4 +217,4 @@ def test_sound_classifier_trains_over_seeds_with_grouped_augmentation(tmp_path):
 
 def test_sound_classifier_needs_classes(toy_project):
     with pytest.raises(EarmarkError, match="no clip has a class"):
-        train_sound(toy_project, sound_config({"epochs": "1"}))
+        train_sound(Session(toy_project), sound_config({"epochs": "1"}))

@@ -15,6 +15,9 @@ from engine.errors import EarmarkError
 
 META = Path("meta") / "esc50.csv"
 _REQUIRED = ("filename", "fold", "category")
+#: The two ways metadata and disk disagree, as the report words them (the check counts them).
+NO_FILE = "listed, but not in audio/"
+NO_ROW = f"not listed in {META.as_posix()}"
 
 
 def is_esc50(source: Path) -> bool:
@@ -43,7 +46,7 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
                     continue
                 listed.add(name)
                 if name not in on_disk:
-                    problems.append(ImportProblem(where, f"{name}: listed, but not in audio/"))
+                    problems.append(ImportProblem(where, f"{name}: {NO_FILE}"))
                     continue
                 attributes = {key: (value or "").strip() for key, value in row.items()
                               if key and key != "filename" and (value or "").strip()}
@@ -52,14 +55,14 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise EarmarkError(f"{meta} is not a readable CSV file ({exc})") from None
     for name in sorted(set(on_disk) - listed):
-        problems.append(ImportProblem(f"audio/{name}", f"not listed in {META.as_posix()}"))
+        problems.append(ImportProblem(f"audio/{name}", NO_ROW))
     return candidates, problems
 
 
 def verification(candidates: list[Candidate], problems: list[ImportProblem]) -> list[str]:
     """The metadata-versus-disk check in a few lines: counts, then what does not match."""
-    unlisted = sum(1 for p in problems if "not listed" in p.reason)
-    missing = sum(1 for p in problems if "not in audio/" in p.reason)
+    unlisted = sum(1 for p in problems if p.reason == NO_ROW)
+    missing = sum(1 for p in problems if p.reason.endswith(NO_FILE))
     classes = {c.attributes.get("class") for c in candidates}
     folds = {c.attributes.get("fold") for c in candidates}
     return [f"ESC-50 check: {len(candidates) + missing} metadata row(s), {len(candidates) + unlisted} audio "
