@@ -205,8 +205,9 @@ class Trainer:
         path = self.folder / LAST
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001  (a damaged file of any kind: say so, train afresh)
-            raise EarmarkError(f"cannot read the checkpoint {path} ({exc}); train again without --resume") from None
+        except Exception:  # noqa: BLE001  (torch's own message suggests unsafe loading: not repeated here)
+            raise EarmarkError(f"cannot read the checkpoint {path}: the file is damaged or was not written by "
+                               "Earmark; train again without --resume") from None
 
     def _resume(self, optimiser, scaler, generator: torch.Generator) -> dict:
         if not self.has_checkpoint():

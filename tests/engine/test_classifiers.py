@@ -143,6 +143,18 @@ def test_resume_refuses_when_the_labels_changed(leak_project):
         train_leak(Session(leak_project), config, resume=True)
 
 
+def test_a_damaged_checkpoint_is_named_and_the_labels_stay(leak_project):
+    config = leak_config("binary", {**FEW, "epochs": 5})
+    with pytest.raises(Cancelled):
+        train_leak(Session(leak_project), config, StopAfter("epoch 1/5:"))
+    last = leak_training.workspace(leak_project, "binary") / "checkpoints" / "last.pt"
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(EarmarkError, match="damaged or was not written by Earmark") as raised:
+        train_leak(Session(leak_project), config, resume=True)
+    assert "weights_only" not in str(raised.value)  # torch's advice to load unsafely is not passed on
+    assert len(labels.regions(leak_project, kinds=("manual",))) == 20
+
+
 def test_train_both_writes_two_folders_and_two_detectors(leak_project):
     trained, _ = train_and_score(Session(leak_project), ["both"], {"epochs": "2"}, score=False)
     assert [t.mode for t in trained] == ["binary", "multiclass"]
