@@ -35,9 +35,9 @@ class ClassifierActions:
                             self._classifier_trained, settings=settings, resume=resume)
 
     def _classifier_trained(self, lines: list[str]) -> None:
+        self._status(lines[0] if lines else "trained")  # the status bar, and the log
         for line in lines[1:]:
             self._log(line)
-        self._status(lines[0] if lines else "trained")  # the status bar, and the log
         self.refresh()
 
     def classifier_results_dialog(self) -> ClassifierResultsDialog | None:
