@@ -15,11 +15,15 @@ from pathlib import Path
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] == "open":
-        if len(args) > 2 or any(a.startswith("-") for a in args[1:]):
-            print("usage: earmark open [PROJECT]", file=sys.stderr)
-            return 2
-        return run_window(project=args[1] if len(args) == 2 else None)
+    if not args:
+        return run_window()
+    if args[0] == "open":
+        from engine.cli import parse  # answers --help and bad usage itself, as for every other command
+
+        options = parse(args)
+        if isinstance(options, int):
+            return options
+        return run_window(project=None if options.project is None else str(options.project))
     if args[0] == "demo" and not any(a in ("-h", "--help", "--no-gui") for a in args):
         from engine.cli import build_parser
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
+from engine.cli_help import add_help, version
+from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores
+from engine.cli_results import add_parser as add_results_parser
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
@@ -23,7 +26,11 @@ from engine.jobs import TerminalProgress
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earmark", description="Machine-sound anomaly detection and labelling.")
+    parser.add_argument("--version", action="version", version=f"earmark {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    window = sub.add_parser("open", help="open the window, on PROJECT if given (the same as `earmark` alone)")
+    window.add_argument("project", type=Path, nargs="?", default=None, metavar="PROJECT")
 
     toy = sub.add_parser("toy", help="write the synthetic data set (WAV files and metadata.csv)")
     toy.add_argument("out", type=Path, help="folder to write into")
@@ -72,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="AUC, pAUC and the official score of every scored detector")
     evaluate.add_argument("project", type=Path)
     evaluate.add_argument("--detector", action="append", default=None, help="only this detector (repeatable)")
+    add_evaluate_format(evaluate)
 
     export = sub.add_parser("export", help="write results in another tool's format")
     export_sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
@@ -85,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_weights_parser(sub)
     add_labels_parser(sub)
     add_train_parser(sub)
+    add_results_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -97,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training epochs of dcase_ae in the demo (default 20; the baseline's 100 takes "
                            "minutes on a CPU)")
     _add_device_option(demo)
-    return parser
+    return add_help(parser)
 
 
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -111,11 +120,21 @@ def _add_toy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="clip length in seconds (default 10)")
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace | int:
+    """The parsed command line, or the exit status when argparse has answered it itself (0 after --help or
+    --version, 2 after a usage error, both printed)."""
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(argv)
+    if isinstance(args, int):
+        return args
     if args.command is None:
-        parser.print_help()
+        build_parser().print_help()
         return 2
     try:
         return COMMANDS[args.command](args)
@@ -129,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("earmark: interrupted; the project keeps everything written before the interruption",
               file=sys.stderr)
         return 130
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    raise EarmarkError("the window is opened by the `earmark` program itself (`earmark open [PROJECT]`), not "
+                       "by the headless command line")
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
@@ -272,14 +296,23 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.cli_results import print_figures
+    from engine.evaluation.report import evaluate_project
     from engine.store import Project
 
     with Project.open(args.project) as project:
-        lines = evaluation_lines(project, args.detector)
-    if not lines:
+        if args.format == "text":
+            found = evaluation_lines(project, args.detector)
+        else:
+            reports = evaluate_project(project, args.detector)
+            found = reports if any(r.clips for r in reports) else []
+    if not found:
         raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
                            f"`earmark score {args.project} --detector NAME` first")
-    print("\n".join(lines))
+    if args.format == "text":
+        print("\n".join(found))
+    else:
+        print_figures(found, args.format)
     return 0
 
 
@@ -338,7 +371,7 @@ def describe(project) -> list[str]:
     return lines
 
 
-COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
+COMMANDS = {"open": cmd_open, "toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
-            "toy-set": cmd_toy_set}
+            "toy-set": cmd_toy_set, "scores": cmd_scores, "propose": cmd_propose}

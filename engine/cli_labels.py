@@ -3,6 +3,7 @@ files of Audacity, Raven, Praat, and CSV / JSON tables."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 # Spelled out rather than imported, so that building the parser does not load the project store; a test
@@ -17,9 +18,10 @@ def add_parser(sub) -> None:
     action = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
     export = action.add_parser("export", help="write a project's regions to label files")
     export.add_argument("project", type=Path)
-    export.add_argument("out", type=Path, help="a .csv or .json file; for Audacity, Raven and TextGrid (one clip "
-                                               "per file) a folder, or a file when one clip is exported")
-    export.add_argument("--format", choices=FORMATS, default=None, help="default: from OUT's name")
+    export.add_argument("out", help="a .csv or .json file; for Audacity, Raven and TextGrid (one clip per file) a "
+                                    "folder, or a file when one clip is exported; - for standard output (any "
+                                    "number of clips in CSV or JSON, one clip in the other formats)")
+    export.add_argument("--format", choices=FORMATS, default=None, help="default: from OUT's name (csv for -)")
     export.add_argument("--clip", dest="clips", nargs="+", action="extend", default=None, metavar="CLIP_ID",
                         help="only these clips (default: every clip with regions)")
     export.add_argument("--kind", dest="kinds", nargs="+", action="extend", default=None, choices=KINDS,
@@ -36,13 +38,20 @@ def add_parser(sub) -> None:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from engine.cli import print_report
-    from engine.labels.exchange import export_labels, import_labels
+    from engine.labels.exchange import export_labels, export_text, import_labels
     from engine.store import Project
 
     if args.labels_command == "export":
+        kinds = tuple(args.kinds or ("manual",))
+        if args.out == "-":
+            with Project.open(args.project) as project:
+                text = export_text(project, args.format or "csv", kinds=kinds, clip_ids=args.clips,
+                                   labels=args.labels)
+            sys.stdout.write(text)
+            return 0
         with Project.open(args.project) as project:
-            written = export_labels(project, args.out, args.format, kinds=tuple(args.kinds or ("manual",)),
-                                    clip_ids=args.clips, labels=args.labels)
+            written = export_labels(project, Path(args.out), args.format, kinds=kinds, clip_ids=args.clips,
+                                    labels=args.labels)
         for path in written:
             print(f"wrote {path}")
         return 0

@@ -1,23 +1,47 @@
-"""Writing files the user keeps (label files, settings) so that a crash leaves the old file or the new one,
-never half of one."""
+"""Writing files the user keeps (label files, settings, exported tables) so that a crash leaves the old file
+or the new one, never half of one.
+
+A path that is a symbolic link is written through: the file the link points at gets the new content (its
+temporary file sits beside it, so the rename stays on one file system) and the link stays a link. Renaming
+over the link itself would silently turn a user's link (a settings file kept in a dotfiles repository, an
+export into a shared folder) into a plain copy.
+"""
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write the whole text under a temporary name beside `path`, flush it to disk, then rename it over
-    `path`. Raises OSError (the temporary file is removed)."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+def write_target(path: str | Path) -> Path:
+    """The file a write to `path` should change: where a symbolic link (or a chain of them) finally points,
+    else `path` itself. A link pointing at nothing gives the missing file it names, which the write then
+    creates. (A link among the folders needs nothing: the rename happens inside the folder it leads to.)"""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write the new file to; when the block ends without an error it is renamed over the
+    real target of `path` (links followed, see `write_target`), else removed. The folder is made first."""
+    target = write_target(path)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write the whole text under a temporary name beside `path`'s target, flush it to disk, then rename it
+    over the target. Raises OSError (the temporary file is removed)."""
+    with atomic_path(path) as temporary, open(temporary, "x", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -29,6 +29,7 @@ from engine.audio.io import measure_qa
 from engine.data import toy_sounds
 from engine.data.toy_sounds import ANOMALY_KINDS, SectionSound, rms
 from engine.errors import EarmarkError
+from engine.files import atomic_path
 from engine.jobs import Progress
 
 MACHINES = ("fan", "bearing", "valve")
@@ -213,12 +214,10 @@ def generate(out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Pro
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     metadata = out / "metadata.csv"
-    partial = out / "metadata.csv.partial"
-    with open(partial, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(metadata) as partial, open(partial, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, metadata)
     (out / "toy_config.json").write_text(json.dumps({**asdict(config), "counts_per_section": counts(config.scale)},
                                                     indent=2))
     return metadata

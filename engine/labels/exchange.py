@@ -87,13 +87,9 @@ def export_labels(project: Project, out: str | Path, fmt: str | None = None, reg
     clips = {c.clip_id: c for c in project.clips()}
     chosen = _choose(project, clips, regions, kinds, clip_ids, labels)
     if fmt in ("csv", "json"):
-        files = {cid: Path(clip.path).name for cid, clip in clips.items()}
-        write = formats.write_csv if fmt == "csv" else formats.write_json
-        _write_atomic(out, write(chosen, files))
+        _write_atomic(out, _table_text(fmt, chosen, clips))
         return [out]
-    by_clip: dict[str, list[Region]] = {}
-    for r in chosen:
-        by_clip.setdefault(r.clip_id, []).append(r)
+    by_clip = _by_clip(chosen)
     if len(by_clip) == 1 and out.suffix and not out.is_dir():
         targets = {next(iter(by_clip)): out}
     else:
@@ -104,16 +100,51 @@ def export_labels(project: Project, out: str | Path, fmt: str | None = None, reg
         targets = {cid: out / f"{names[cid]}{PER_CLIP[fmt]}" for cid in by_clip}
     written = []
     for cid, path in targets.items():
-        clip = clips[cid]
-        if fmt == "audacity":
-            text = formats.write_audacity(by_clip[cid])
-        elif fmt == "raven":
-            text = formats.write_raven(by_clip[cid], clip.sample_rate)
-        else:
-            text = formats.write_textgrid(by_clip[cid], clip.duration_s)
-        _write_atomic(path, text)
+        _write_atomic(path, _clip_text(fmt, by_clip[cid], clips[cid]))
         written.append(path)
     return written
+
+
+def export_text(project: Project, fmt: str, regions: list[Region] | None = None,
+                kinds: Sequence[str] = ("manual",), clip_ids: Iterable[str] | None = None,
+                labels: Iterable[str] | None = None) -> str:
+    """What `export_labels` would write, as text (for standard output), choosing regions the same way.
+
+    CSV and JSON take any number of clips. Audacity, Raven and TextGrid files do not name their clip, so
+    they are given for one clip only: several clips' files run together could not be told apart or
+    imported back, and a mistake there would go unnoticed."""
+    fmt = _check_format(fmt)
+    clips = {c.clip_id: c for c in project.clips()}
+    chosen = _choose(project, clips, regions, kinds, clip_ids, labels)
+    if fmt in ("csv", "json"):
+        return _table_text(fmt, chosen, clips)
+    by_clip = _by_clip(chosen)
+    if len(by_clip) > 1:
+        raise LabelError(f"{len(by_clip)} clips have regions to export, and a {fmt} file holds one clip without "
+                         "naming it; choose one clip (--clip ID), or --format csv or json (each row names its "
+                         "clip), or give a folder instead of -")
+    clip_id, found = next(iter(by_clip.items()))
+    return _clip_text(fmt, found, clips[clip_id])
+
+
+def _by_clip(regions: Iterable[Region]) -> dict[str, list[Region]]:
+    by_clip: dict[str, list[Region]] = {}
+    for r in regions:
+        by_clip.setdefault(r.clip_id, []).append(r)
+    return by_clip
+
+
+def _table_text(fmt: str, regions: list[Region], clips: dict[str, Clip]) -> str:
+    files = {cid: Path(clip.path).name for cid, clip in clips.items()}
+    return (formats.write_csv if fmt == "csv" else formats.write_json)(regions, files)
+
+
+def _clip_text(fmt: str, regions: list[Region], clip: Clip) -> str:
+    if fmt == "audacity":
+        return formats.write_audacity(regions)
+    if fmt == "raven":
+        return formats.write_raven(regions, clip.sample_rate)
+    return formats.write_textgrid(regions, clip.duration_s)
 
 
 def _choose(project: Project, clips: dict[str, Clip], regions: list[Region] | None, kinds: Sequence[str],

@@ -14,7 +14,7 @@ proposals into its region store, replacing that model's earlier proposals on eac
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,12 +256,14 @@ def propose_clip(project: Project, clip_id: str, detector: str, on_ratio: float 
 def propose_all(project: Project, detector: str, progress: Progress | None = None,
                 clip_ids: Iterable[str] | None = None, on_ratio: float = 1.0,
                 off_ratio: float = DEFAULT_OFF_RATIO, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-                merge_gap_s: float = DEFAULT_MERGE_GAP_S, label: str | None = None) -> int:
+                merge_gap_s: float = DEFAULT_MERGE_GAP_S, label: str | None = None, store: bool = True,
+                on_clip: Callable[[str, list[Region]], None] | None = None) -> int:
     """Propose regions on every clip `detector` scored (or on `clip_ids`); returns how many were written.
 
     Each clip is one transaction, so a cancelled run (`progress.check()` raises `Cancelled`) keeps the
     proposals of the clips it finished. Clips without a score of `detector` are reported through
-    `progress.problem` and skipped.
+    `progress.problem` and skipped. `on_clip(clip_id, regions)` hears each clip's regions as stored; with
+    `store=False` nothing is written and it hears them as found (labelled stretches not yet cut out).
     """
     progress = progress or Progress()
     settings_for(1.0, [], on_ratio, off_ratio, min_duration_s, merge_gap_s)  # bad ratios fail before any work
@@ -289,6 +291,9 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
             except (LabelError, OSError, KeyError, ValueError) as exc:
                 progress.problem(f"{clip_id}: {exc}")
             else:
-                written += len(labels.replace_proposals(project, clip_id, score.model_id, found))
+                kept = labels.replace_proposals(project, clip_id, score.model_id, found) if store else found
+                written += len(kept)
+                if on_clip is not None:
+                    on_clip(clip_id, kept)
         progress.update(index + 1, len(todo), clip_id)
     return written
