@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
-from engine.cli_help import add_help, version
-from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores
+from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, print_figures
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
@@ -296,7 +296,6 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.cli_results import print_figures
     from engine.evaluation.report import evaluate_project
     from engine.store import Project
 
@@ -371,7 +370,8 @@ def describe(project) -> list[str]:
     return lines
 
 
-COMMANDS = {"open": cmd_open, "toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
+COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
-            "toy-set": cmd_toy_set, "scores": cmd_scores, "propose": cmd_propose}
+            "toy-set": cmd_toy_set}
+COMMANDS.update({"open": cmd_open, "scores": cmd_scores, "propose": cmd_propose})
