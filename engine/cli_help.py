@@ -158,14 +158,32 @@ def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, arg
 
 
 def add_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give `parser` and each of its commands its description and examples from `HELP`; returns `parser`."""
+    """Give `parser` and each of its commands the description and examples of `HELP`; returns `parser`. A
+    command that was given its own description or epilog where it was defined keeps it."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = OVERVIEW
     for key, child in commands(parser).items():
-        if key in HELP:
-            description, examples = HELP[key]
-            child.description = textwrap.fill(description, WIDTH)
+        description, examples = HELP.get(key, (None, ()))
+        if child.description is None and description:
+            child.description = description
+        if child.epilog is None and examples:
             child.epilog = "example" + ("s" if len(examples) > 1 else "") + ":\n" + "\n".join(
                 f"  {line}" for line in examples)
-            child.formatter_class = argparse.RawDescriptionHelpFormatter
+            if child.description and child.formatter_class is not argparse.RawDescriptionHelpFormatter:
+                # Kept line by line from here on (for the examples), so wrapped here.
+                child.description = textwrap.fill(" ".join(child.description.split()), WIDTH)
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def examples(parser: argparse.ArgumentParser) -> list[str]:
+    """The example command lines of a command's help (lines of its epilog that start with `earmark`, after
+    an "example:" prefix if any)."""
+    found = []
+    for line in (parser.epilog or "").splitlines():
+        text = line.strip()
+        for prefix in ("examples:", "example:"):
+            text = text.removeprefix(prefix).strip()
+        if text == "earmark" or text.startswith("earmark "):
+            found.append(text)
+    return found
