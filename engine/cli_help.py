@@ -111,14 +111,17 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("Create the demo project from the synthetic data set (once), fit knn, patch_memory and dcase_ae, "
              "score and evaluate, and open the window on it; --no-gui prints the figures instead.",
              ("earmark demo", "earmark demo --no-gui --scale 0.02")),
-    "set": ("Say what recordings are: set machine, section, domain, split or label on the clips whose id or "
-            "file name matches CLIP_ID_OR_GLOB (and every --where FIELD=VALUE), in one transaction. Prints how "
-            "many clips changed.",
-            ("earmark set /tmp/p 'pump_*' --split train --label normal",
-             "earmark set /tmp/p --machine pump --section 00")),
-    "relocate": ("Point the clips whose audio files lie under OLD_PREFIX at the same files under NEW_PREFIX, "
-                 "after moving the recordings; checksums are verified.",
-                 ("earmark relocate /tmp/p /media/old-disk/recordings /data/recordings",)),
+    # `set` and `relocate` describe themselves where they are defined; these say the same, for a parser
+    # built without their texts.
+    "set": ("Set the machine, section, domain, split and/or label of the clips chosen by ids, globs and --where "
+            "filters, in one transaction. Models fitted on clips that change are marked stale until their group "
+            "is fitted again.",
+            ("earmark set myproject 'pump_*' --machine pump --section 00 --split train --label normal",
+             "earmark set myproject --where split=test --where label=none --label normal")),
+    "relocate": ("Re-point every clip whose file path starts with OLD_PREFIX to the same relative path under "
+                 "NEW_PREFIX. Each new file must have the clip's checksum; a file with other content is listed "
+                 "and left alone, as is one that is not there.",
+                 ("earmark relocate myproject /media/old-disk/recordings /data/recordings",)),
 }
 
 OVERVIEW = ("examples:\n"

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import EarmarkError
+from engine.files import write_text_atomic
 
 
 def result_names(machine_type: str, section_id: str) -> tuple[str, str]:
@@ -27,14 +29,15 @@ def write_results(folder: Path, rows: Sequence) -> list[Path]:
     written = []
     for (machine, section), section_rows in sorted(by_section.items()):
         score_name, decision_name = result_names(machine, section)
-        with open(folder / score_name, "w", newline="") as scores, \
-                open(folder / decision_name, "w", newline="") as decisions:
-            score_writer, decision_writer = csv.writer(scores, lineterminator="\n"), csv.writer(decisions,
-                                                                                                lineterminator="\n")
-            for row in section_rows:
-                name = Path(row.path).name
-                score_writer.writerow([name, repr(float(row.score))])
-                decision_writer.writerow([name, int(bool(row.decision))])
+        scores, decisions = io.StringIO(), io.StringIO()
+        score_writer, decision_writer = csv.writer(scores, lineterminator="\n"), csv.writer(decisions,
+                                                                                            lineterminator="\n")
+        for row in section_rows:
+            name = Path(row.path).name
+            score_writer.writerow([name, repr(float(row.score))])
+            decision_writer.writerow([name, int(bool(row.decision))])
+        write_text_atomic(folder / score_name, scores.getvalue())
+        write_text_atomic(folder / decision_name, decisions.getvalue())
         written += [folder / score_name, folder / decision_name]
     return written
 

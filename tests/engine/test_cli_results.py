@@ -167,3 +167,21 @@ def test_propose_on_chosen_clips_with_other_levels(copy, capsys):
 def test_propose_with_an_off_level_above_the_on_level_is_refused(scored, capsys):
     assert earmark(["propose", str(scored), "--detector", "patch_memory", "--on", "1", "--off", "2"]) == 1
     assert "off ratio" in capsys.readouterr().err
+
+
+def test_export_dcase_writes_through_a_linked_result_file(scored, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "results"
+    out.mkdir()
+    name = "anomaly_score_fan_section_00_test.csv"
+    (out / name).symlink_to(elsewhere / name)
+
+    assert earmark(["export", "dcase", str(scored), str(out), "--detector", "knn"]) == 0
+
+    assert (out / name).is_symlink()
+    rows = (elsewhere / name).read_text().splitlines()
+    with Project.open(scored) as project:
+        tests = results.latest_scores(project, detector="knn", split="test")
+    assert len(rows) == len(tests) and rows[0].endswith(repr(float(tests[0].score)))
+    assert sorted(p.name for p in elsewhere.iterdir()) == [name]
