@@ -27,15 +27,18 @@ import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.data.clip import Clip
-from engine.detectors.base import Detection
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store import results
 from engine.store.project import Project
+
+if TYPE_CHECKING:  # the window's clip table reads this module's names at start-up, before torch is loaded
+    from engine.detectors.base import Detection
 
 #: A drop farther than this many times every group's spread from all their training normals is marked
 #: "unlike every trained group". Measured on the synthetic set (1 s and 2 s clips, 13-15 normals a group):
@@ -53,6 +56,8 @@ GUESSED_GROUP = "guessed_group"
 UNLIKE = "unlike_every_group"
 
 OWN, CHOSEN, GUESSED = "own", "chosen", "guessed"
+#: What the window's decision column and status line say for such a drop, instead of "anomaly".
+UNLIKE_TEXT = "unlike every trained group"
 
 
 @dataclass
@@ -79,7 +84,7 @@ class DropVerdict:
         """What the window's decision column says: "unlike every trained group", "anomaly" (any detector
         flags it) or "normal"."""
         if self.unlike_every_group:
-            return "unlike every trained group"
+            return UNLIKE_TEXT
         return "anomaly" if any(d.decision for d in self.detections.values()) else "normal"
 
     def describe(self) -> str:
@@ -88,7 +93,7 @@ class DropVerdict:
             closest = f"closest of {len(self.resemblance)} group{'s' if len(self.resemblance) != 1 else ''}"
             ratio = self.resemblance.get(self.group)
             if self.unlike_every_group:
-                return (f"unlike every trained group (even the closest is {ratio:.1f}x its normals' spread away); "
+                return (f"{UNLIKE_TEXT} (even the closest is {ratio:.1f}x its normals' spread away); "
                         f"scored by {self.group} (guessed: {closest})")
             return f"scored by {self.group} (guessed: {closest}, {ratio:.1f}x its normals' spread away)"
         return f"scored by {self.group} ({'its own group' if self.how == OWN else 'the group chosen for drops'})"
