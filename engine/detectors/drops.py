@@ -189,7 +189,7 @@ def resemblance(session, clips: Sequence[Clip], groups: Sequence[str], progress:
 
 #: Group references already built: (project folder, group, digest of its training clips) -> (bank, spread).
 _REFERENCES: OrderedDict[tuple[str, str, str], tuple[np.ndarray, float]] = OrderedDict()
-_KEEP_REFERENCES = 64
+_KEEP_REFERENCES = 24
 
 
 def _reference(session, encoder, group: str, progress: Progress) -> tuple[np.ndarray, float] | None:
@@ -208,15 +208,32 @@ def _reference(session, encoder, group: str, progress: Progress) -> tuple[np.nda
     if len(encoded) < 2:
         return None
     bank = np.stack([e.clip for e in encoded.values()]).astype(np.float64)
-    squared = (bank ** 2).sum(1)
-    distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * bank @ bank.T, 0.0))
-    np.fill_diagonal(distances, np.inf)
-    spread = float(np.median(distances.min(1)))
+    spread = float(np.median(_nearest_other(bank)))
     reference = bank, max(spread, 1e-6)  # identical training clips: any difference is far
     _REFERENCES[key] = reference
     while len(_REFERENCES) > _KEEP_REFERENCES:
         _REFERENCES.popitem(last=False)
     return reference
+
+
+def _nearest_other(bank: np.ndarray) -> np.ndarray:
+    """Each row's distance to its nearest other row (leave-one-out), in blocks so that a group of thousands
+    of clips needs no thousands-squared matrix; above `_MOST_ROWS` rows, for a fixed sample of them."""
+    rows = np.arange(len(bank))
+    if len(rows) > _MOST_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, _MOST_ROWS, replace=False))
+    squared = (bank ** 2).sum(1)
+    nearest = np.empty(len(rows))
+    for start in range(0, len(rows), 512):
+        block = rows[start:start + 512]
+        distances = squared[block, None] + squared[None, :] - 2 * bank[block] @ bank.T
+        distances[np.arange(len(block)), block] = np.inf
+        nearest[start:start + len(block)] = np.sqrt(np.maximum(distances.min(1), 0.0))
+    return nearest
+
+
+#: A group's spread is measured on at most this many of its normals (each against all of them).
+_MOST_ROWS = 2000
 
 
 def forget_other_groups(project: Project, clip_ids: Sequence[str], group: str) -> None:

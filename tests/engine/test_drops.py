@@ -125,3 +125,10 @@ def test_group_fields_read_a_group_key():
     assert drops.group_fields("fan/section_00") == ("fan", "00")
     assert drops.group_fields("unknown/section_none") == (None, None)
     assert drops.group_fields(results.ALL_GROUPS) == (None, None)
+
+
+def test_a_groups_spread_is_each_normals_distance_to_its_nearest_fellow():
+    bank = np.random.default_rng(1).normal(size=(700, 8))  # more rows than one block
+    brute = np.linalg.norm(bank[:, None] - bank[None], axis=2)
+    np.fill_diagonal(brute, np.inf)
+    assert np.allclose(drops._nearest_other(bank), brute.min(1))
