@@ -127,7 +127,7 @@ def test_group_fields_read_a_group_key():
     assert drops.group_fields(results.ALL_GROUPS) == (None, None)
 
 
-def test_a_groups_spread_is_each_normals_distance_to_its_nearest_fellow():
+def test_a_groups_threshold_comes_from_each_normals_distance_to_its_nearest_fellow():
     bank = np.random.default_rng(1).normal(size=(700, 8))  # more rows than one block
     brute = np.linalg.norm(bank[:, None] - bank[None], axis=2)
     np.fill_diagonal(brute, np.inf)
