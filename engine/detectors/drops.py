@@ -141,7 +141,7 @@ def score_drops(session, clips: Sequence[Clip], group: str | None = None, progre
     verdicts: dict[str, DropVerdict] = {}
     unknown: list[Clip] = []
     for clip in clips:
-        if clip.machine_type is not None and clip.group in fitted:
+        if (clip.machine_type is not None or clip.section_id is not None) and clip.group in fitted:
             verdicts[clip.clip_id] = DropVerdict(clip.clip_id, clip.group, OWN)
         elif group is not None or not fitted:
             verdicts[clip.clip_id] = DropVerdict(clip.clip_id, group or results.ALL_GROUPS, CHOSEN)
@@ -183,15 +183,20 @@ def resemblance(session, clips: Sequence[Clip], groups: Sequence[str], progress:
     vectors = {k: e.clip for k, e in encoder.encode(clips, progress).items()}
     found: dict[str, tuple[dict[str, float], dict[str, float]]] = {c.clip_id: ({}, {}) for c in clips
                                                                      if c.clip_id in vectors}
+    compared = 0
     for key in groups:
         reference = _reference(session, encoder, key, progress)
         if reference is None:
             progress.problem(f"{key}: fewer than two normal training clips, so drops are not compared with it")
             continue
+        compared += 1
         bank, threshold = reference
         for clip_id, (distances, ratios) in found.items():
             distances[key] = float(np.linalg.norm(bank - vectors[clip_id], axis=1).min())
             ratios[key] = distances[key] / threshold
+    if groups and not compared:
+        raise EarmarkError("no fitted group has two or more normal training clips to compare drops with; choose "
+                           "the group in \"Score drops with\", or set the drop's machine and section")
     return {k: v for k, v in found.items() if v[0]}
 
 

@@ -132,3 +132,16 @@ def test_a_groups_threshold_comes_from_each_normals_distance_to_its_nearest_fell
     brute = np.linalg.norm(bank[:, None] - bank[None], axis=2)
     np.fill_diagonal(brute, np.inf)
     assert np.allclose(drops._nearest_other(bank), brute.min(1))
+
+
+def test_with_no_training_normals_left_to_compare_with_the_user_is_told_to_choose_the_group(fitted, tmp_path):
+    from engine.errors import EarmarkError
+
+    project = fitted.project
+    with project.db.atomic():  # the training clips were set to another split after the models were fitted
+        project.db.execute("UPDATE clips SET split = 'supplemental' WHERE split = 'train'")
+    clips = drop(fitted, new_recording(tmp_path, "fan", "fan.wav"))
+    with pytest.raises(EarmarkError, match="Score drops with"):
+        drops.score_drops(fitted, clips)
+    [chosen] = drops.score_drops(fitted, clips, group=FAN)
+    assert chosen.group == FAN and chosen.detections
