@@ -18,12 +18,20 @@ from app.engine_thread import EngineWorker, JobFunction
 
 @dataclass
 class DropResult:
-    """Files dropped on the window: the clips they became, their scores per detector, what was skipped."""
+    """Files dropped on the window (or clips scored again): the clips they became, their scores per detector,
+    which group's models scored each and how that group was found (`engine.detectors.drops.DropVerdict`),
+    what was skipped."""
 
     clip_ids: list[str]
     scored: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     note: str = ""
+    verdicts: dict[str, object] = field(default_factory=dict)
+
+    def add(self, verdicts) -> None:
+        for verdict in verdicts:
+            self.verdicts[verdict.clip_id] = verdict
+            self.scored[verdict.clip_id] = {d: det.score for d, det in verdict.detections.items()}
 
 
 @dataclass
@@ -47,10 +55,12 @@ def set_device(choice: str) -> JobFunction:
 
 
 def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
-    """Import dropped files into the inbox and score them with the detectors fitted for `group`."""
+    """Import dropped files into the inbox and score them: each with its own group's models where its machine
+    and section are known, else with `group`'s, else (None: auto) with the closest group's."""
     def run(worker: EngineWorker, progress: Progress) -> DropResult:
         from engine.data.importers import import_files
-        from engine.detectors import runs
+        from engine.detectors import drops
+        from engine.store import results
 
         session = worker.require_session()
         project = session.project
@@ -65,14 +75,25 @@ def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
         inbox = [c for c in result.clip_ids if sources.get(c) == "inbox"]
         if not inbox:
             return result
-        if group is None:
+        if not results.models(project):
             result.note = "not scored: no detector is fitted yet (Train > Fit all detectors)"
             return result
-        clips = [project.clip(clip_id) for clip_id in inbox]
-        for index, clip in enumerate(clips):
-            step = progress.child(f"scoring {Path(clip.path).name} ({index + 1}/{len(clips)}): ")
-            found = runs.score_with_group(session, group, [clip], step)
-            result.scored[clip.clip_id] = {d: det.score for d, det in found.items()}
+        result.add(drops.score_drops(session, [project.clip(clip_id) for clip_id in inbox], group,
+                                     progress.child("scoring: ")))
+        return result
+    return run
+
+
+def rescore(clip_ids: Sequence[str]) -> JobFunction:
+    """Score clips again with their own group's models (after their machine and section were set); a clip
+    that still has none goes to the closest group, as a drop does."""
+    def run(worker: EngineWorker, progress: Progress) -> DropResult:
+        from engine.detectors import drops
+
+        session = worker.require_session()
+        project = session.project
+        result = DropResult(list(clip_ids))
+        result.add(drops.score_drops(session, [project.clip(clip_id) for clip_id in clip_ids], None, progress))
         return result
     return run
 

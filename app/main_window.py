@@ -19,6 +19,7 @@ from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
 from app.window_classifiers import ClassifierActions
+from app.window_drops import DropActions
 from app.playback import Playback
 from app.settings import AppSettings
 from app.views.clip_table import ClipTable
@@ -29,7 +30,7 @@ from app.views.spectrogram import SpectrogramView
 log = logging.getLogger("earmark")
 
 
-class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
+class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QMainWindow):
     project_opened = Signal(str)
     clip_shown = Signal(str)
     job_ended = Signal(int, str)        # job id, done | failed | cancelled
@@ -56,7 +57,8 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
         self.caption = QLabel("Open a project (File > Open) or drop audio files here.")
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.drop_group = QComboBox(toolTip="Dropped files are scored by the detectors fitted for this group")
+        self.drop_group = QComboBox(toolTip="Dropped files without machine and section are scored by the "
+                                            "detectors fitted for this group (auto: the group they resemble most)")
         self.drop_group.currentTextChanged.connect(self._drop_group_changed)
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
@@ -241,14 +243,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         self.table.resize_columns()
         self.controls.set_detectors(detectors, "patch_memory")
         self.proposal_panel.set_detectors(detectors, "patch_memory")
-        groups = clip_data.fitted_groups(project)
-        remembered = self.settings.drop_group(str(project.folder)) or self.drop_group.currentText()
-        self.drop_group.blockSignals(True)
-        self.drop_group.clear()
-        self.drop_group.addItems(groups)
-        if remembered in groups:
-            self.drop_group.setCurrentText(remembered)
-        self.drop_group.blockSignals(False)
+        self.fill_drop_groups(clip_data.fitted_groups(project))
         if current is not None and current in sources:
             self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
             self.show_clip(current)  # again, with what the job changed
@@ -306,9 +301,9 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             QMessageBox.information(self, "Earmark", "Open or create a project first: dropped files are "
                                                      "imported into its inbox.")
             return None
-        group = self.drop_group.currentText() or None
-        if group:
-            self.settings.set_drop_group(str(self.project.folder), group)
+        group = self.drop_group_choice()
+        if self.drop_group.currentText():
+            self.settings.set_drop_group(str(self.project.folder), self.drop_group.currentText())
         names = ", ".join(Path(p).name for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
         return self.submit("drop", f"score {names}", jobs.drop_and_score(paths, group), self._dropped,
                            urgent=True, files=paths, group=group)
@@ -323,8 +318,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             last = result.clip_ids[-1]
             self.table.select(last, quiet=True)
             self.show_clip(last)
-        for clip_id, scores in result.scored.items():
-            self._status(f"{clip_id}: " + ", ".join(f"{d} {s:.4g}" for d, s in scores.items()))
+        self.show_drop_verdicts(result)
         if result.note:
             self._status(result.note)
         if result.skipped:

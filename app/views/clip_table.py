@@ -13,6 +13,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from engine.data.clip import Clip
+from engine.detectors import drops
 from engine.store.results import ClipScore
 
 FIXED = ("name", "machine", "section", "domain", "split", "label", "duration")
@@ -105,21 +106,31 @@ class ClipTableModel(QAbstractTableModel):
             if index.column() >= FIXED.index("duration") and index.column() < len(FIXED) + len(self.detectors):
                 return -math.inf if value is None else float(value)
             return "" if value is None else str(value)
-        if role == Qt.ItemDataRole.ForegroundRole and value == "anomaly":
+        if role == Qt.ItemDataRole.ForegroundRole and value in ("anomaly", drops.UNLIKE_TEXT):
             return ANOMALY_BRUSH
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
             return row.clip.path
+        if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str) and value.endswith("(guessed)"):
+            return ("Scored by the models of the fitted group this recording resembles most; set its machine and "
+                    "section to score it with its own group's models")
         return None
 
     def _value(self, row: ClipRow, column: int):
         clip = row.clip
-        fixed = (row.name, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label, clip.duration_s)
+        machine, section = clip.machine_type, clip.section_id
+        guessed = clip.attributes.get(drops.GUESSED_GROUP) if machine is None or section is None else None
+        if guessed:  # a drop with no group of its own: the group whose models scored it, said to be a guess
+            machine, section = (own if own is not None else f"{part} (guessed)" if part else None
+                                for own, part in zip((machine, section), drops.group_fields(guessed)))
+        fixed = (row.name, machine, section, clip.domain, clip.split, clip.label, clip.duration_s)
         if column < len(FIXED):
             return fixed[column]
         if column < len(FIXED) + len(self.detectors):
             found = row.scores.get(self.detectors[column - len(FIXED)])
             return None if found is None else float(found.score)
         found = row.scores.get(self.decision_detector) if self.decision_detector else None
+        if found is not None and guessed and clip.attributes.get(drops.UNLIKE):
+            return drops.UNLIKE_TEXT
         return None if found is None else ("anomaly" if found.decision else "normal")
 
 

@@ -175,10 +175,20 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
 def score_with_group(session: Session, group: str, clips: Sequence[Clip], progress: Progress | None = None,
                      ) -> dict[str, Detection]:
     """Score `clips` with the newest model of every detector fitted for `group`, whatever their own group
-    (files dropped on the window have none); store the scores. Returns the detection per detector."""
+    (files dropped on the window have none); store the scores. Returns the detection per detector (of the
+    last clip; `score_clips_with_group` gives every clip's)."""
+    found: dict[str, Detection] = {}
+    for detections in score_clips_with_group(session, group, clips, progress).values():
+        found.update(detections)
+    return found
+
+
+def score_clips_with_group(session: Session, group: str, clips: Sequence[Clip], progress: Progress | None = None,
+                           ) -> dict[str, dict[str, Detection]]:
+    """`score_with_group`, returning clip_id -> detector -> detection for every clip scored."""
     progress = progress or Progress()
     project = session.project
-    found: dict[str, Detection] = {}
+    found: dict[str, dict[str, Detection]] = {}
     records = {d: results.model_for_group(results.latest_models(project, d), group)
                for d in results.fitted_detectors(project)}
     detectors = [d for d, record in records.items() if record is not None]
@@ -190,7 +200,7 @@ def score_with_group(session: Session, group: str, clips: Sequence[Clip], progre
         detections = session.model(record).score(clips, step)
         _store(project, record.model_id, clips, detections)
         for detection in detections:
-            found[detector] = detection
+            found.setdefault(detection.clip_id, {})[detector] = detection
     return found
 
 
