@@ -38,6 +38,9 @@ class ClipTableModel(QAbstractTableModel):
         self.detectors: list[str] = []
         self.decision_detector: str | None = None
         self._index: dict[str, int] = {}
+        #: Models fitted before their clips changed (Clip properties, `earmark set`), and their detectors.
+        self.stale_models: set[int] = set()
+        self.stale_detectors: set[str] = set()
 
     # -- filling ---------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence[ClipRow], detectors: Sequence[str]) -> None:
@@ -73,6 +76,13 @@ class ClipTableModel(QAbstractTableModel):
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
             self.dataChanged.emit(self.index(0, column), self.index(len(self.rows) - 1, column))
 
+    def set_stale(self, stale: Sequence[tuple[int, str, str]]) -> None:
+        """(model_id, detector, group) of the stale models: their column headers and scores say so."""
+        self.stale_models = {model_id for model_id, _, _ in stale}
+        self.stale_detectors = {detector for _, detector, _ in stale}
+        if self.columnCount():
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, self.columnCount() - 1)
+
     def row_of(self, clip_id: str) -> int | None:
         return self._index.get(clip_id)
 
@@ -89,7 +99,8 @@ class ClipTableModel(QAbstractTableModel):
         if section < len(FIXED):
             return FIXED[section]
         if section < len(FIXED) + len(self.detectors):
-            return self.detectors[section - len(FIXED)]
+            detector = self.detectors[section - len(FIXED)]
+            return f"{detector} (stale: refit)" if detector in self.stale_detectors else detector
         return f"decision ({self.decision_detector})" if self.decision_detector else "decision"
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -109,6 +120,10 @@ class ClipTableModel(QAbstractTableModel):
             return ANOMALY_BRUSH
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
             return row.clip.path
+        if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
+            found = row.scores.get(self.detectors[index.column() - len(FIXED)])
+            if found is not None and found.model_id in self.stale_models:
+                return f"stale: refit (the clips model {found.model_id} was fitted on have changed since)"
         return None
 
     def _value(self, row: ClipRow, column: int):

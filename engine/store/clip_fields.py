@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine.data.clip import DOMAINS, LABELS, SPLITS, Clip
+from engine.data.clip import DOMAINS, LABELS, SPLITS, group_key
 from engine.errors import EarmarkError
 from engine.store.project import Project
 
@@ -172,8 +172,7 @@ def _fitting_view(row: Mapping[str, str | None]) -> tuple | None:
 
 
 def _group(row: Mapping[str, str | None]) -> str:
-    return Clip(clip_id="", path="", sample_rate=1, duration_s=0.0, machine_type=row["machine_type"],
-                section_id=row["section_id"]).group
+    return group_key(row["machine_type"], row["section_id"])
 
 
 def _groups_touched(old: Mapping[str, str | None], new: Mapping[str, str | None]) -> set[str]:
