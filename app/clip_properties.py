@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QInputDialog
 
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.errors import EarmarkError
-from engine.store.clip_fields import FIELDS, FieldChange, restore_fields, set_fields, stale_models
+from engine.store.clip_fields import (FIELDS, FieldChange, normalise_values, restore_fields, set_fields,
+                                      stale_models)
 from app import clip_data
 
 if TYPE_CHECKING:
@@ -160,8 +161,6 @@ class ClipProperties(QObject):
             self.window._status("Select clips in the table and choose what to set")
             return False
         try:
-            from engine.store.clip_fields import normalise_values
-
             normalise_values(values)  # a bad name is refused before it becomes an undo step
         except EarmarkError as exc:
             self.window._status(str(exc))

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.cli_clips import add_field_options, field_values
+from engine.cli_clips import add_field_options, field_values, stale_lines
 from engine.cli_clips import add_parser as add_set_parser
 from engine.cli_clips import cmd_set
 from engine.cli_labels import add_parser as add_labels_parser
@@ -167,7 +167,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             report = import_files(project, args.sources, progress, defaults=field_values(args))
         else:
             report = import_source(project, args.sources[0], fmt, progress, defaults=field_values(args))
+        stale = stale_lines(project)
     print_report(report)
+    for line in stale:  # new training clips in fitted groups
+        print(line)
     return 1 if args.strict and report.problems else 0
 
 
@@ -175,7 +178,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from engine.store import Project
 
     with Project.open(args.project) as project:
-        print("\n".join(describe(project)))
+        print("\n".join(describe(project) + stale_lines(project)))
     return 0
 
 

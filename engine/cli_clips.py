@@ -38,9 +38,9 @@ def field_values(args: argparse.Namespace) -> dict[str, str]:
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "set", help="set the machine, section, domain, split or label of clips",
-        description="Set the machine, section, domain, split and/or label of the clips chosen by ids, globs and "
-                    "--where filters, in one transaction. Models fitted on clips that change are marked stale "
-                    "until their group is fitted again.",
+        description="Set the machine, section, domain, split and/or label of the clips chosen by ids, globs\n"
+                    "and --where filters, in one transaction. Models fitted on clips that change are marked\n"
+                    "stale until their group is fitted again.",
         epilog=SET_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("project", type=Path)
     parser.add_argument("clips", nargs="*", metavar="CLIP_ID_OR_GLOB",
@@ -73,3 +73,14 @@ def cmd_set(args: argparse.Namespace) -> int:
             print(f"  {detector} {group} (model {model_id})")
     return 0
 
+
+
+def stale_lines(project) -> list[str]:
+    """The models fitted before their clips changed, for `earmark info`; empty when there are none."""
+    from engine.store.clip_fields import stale_models
+
+    stale = stale_models(project)
+    if not stale:
+        return []
+    return [f"stale models (their clips changed since; refit with `earmark fit {project.folder} --detector NAME`): "
+            + ", ".join(f"{detector} {group}" for _, detector, group in stale)]

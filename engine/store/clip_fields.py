@@ -3,7 +3,7 @@ section, domain, split and label in bulk, in one transaction.
 
 The CLI's `earmark set` and the window's Clip properties dock both come here. A model fitted on clips whose
 fields changed no longer describes its group: it is marked stale (`models.stale`) until its group is fitted
-again (the newer model is not stale).
+again (the newer model is not stale). Importing new training clips into a fitted group does the same.
 """
 from __future__ import annotations
 
@@ -123,8 +123,29 @@ def set_fields(project: Project, clip_ids: Sequence[str], values: Mapping[str, s
 def restore_fields(project: Project, change: FieldChange) -> FieldChange:
     """Undo `change`: its clips get their earlier values back, and models it made stale are fresh again
     (models fitted after it, on the changed clips, become stale by the same rule as any change)."""
-    undone = _apply(project, change.before, unmark=[model_id for model_id, _, _ in change.stale])
-    return undone
+    return _apply(project, change.before, unmark=[model_id for model_id, _, _ in change.stale])
+
+
+def clips_added(project: Project, clip_ids: Sequence[str]) -> list[tuple[int, str, str]]:
+    """New clips that a fitted group's models would be fitted on (normal training or supplemental clips) make
+    those models stale; returns the models marked."""
+    db = project.db
+    groups: set[str] = set()
+    with db.atomic():
+        for rows in _field_rows(project, clip_ids):
+            groups |= {_group(row) for row in rows if _fitting_view(row) is not None}
+        return _mark_stale(project, groups)
+
+
+def _field_rows(project: Project, clip_ids: Sequence[str]):
+    """The FIELDS columns of `clip_ids` (with clip_id), a few hundred rows at a time (SQLite's limit on bound
+    variables)."""
+    ids = list(clip_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        yield project.db.execute_returning_dicts(
+            f"SELECT clip_id, {', '.join(FIELDS.values())} FROM clips WHERE clip_id IN "
+            f"({', '.join('?' * len(chunk))})", chunk)
 
 
 def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unmark: Sequence[int] = (),
@@ -135,11 +156,7 @@ def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unm
     ids = list(wanted)
     with db.atomic():
         current = {}
-        for start in range(0, len(ids), 500):  # SQLite's limit on bound variables
-            chunk = ids[start:start + 500]
-            rows = db.execute_returning_dicts(
-                f"SELECT clip_id, {', '.join(FIELDS.values())} FROM clips WHERE clip_id IN "
-                f"({', '.join('?' * len(chunk))})", chunk)
+        for rows in _field_rows(project, ids):
             current.update({row.pop("clip_id"): row for row in rows})
         missing = [clip_id for clip_id in ids if clip_id not in current]
         if missing:

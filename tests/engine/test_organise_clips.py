@@ -154,7 +154,7 @@ def test_set_by_id_and_clearing_a_field(project, recordings):
         (None, None)}
 
 
-def test_changing_training_clips_makes_models_stale_until_refitted(project, recordings):
+def test_changing_training_clips_makes_models_stale_until_refitted(project, recordings, capsys):
     import_source(project, recordings / "monday", defaults={"machine": "pump", "section": "00",
                                                              "split": "train", "label": "normal"})
     import_source(project, recordings / "tuesday", defaults={"machine": "pump", "section": "00", "split": "test"})
@@ -170,6 +170,9 @@ def test_changing_training_clips_makes_models_stale_until_refitted(project, reco
     assert moved.stale == [(model.model_id, "knn", "pump/section_00")]
     assert results.latest_models(project, "knn")["pump/section_00"].stale
 
+    status, out, _ = earmark(capsys, "info", project.folder)
+    assert status == 0 and out.splitlines()[-1].endswith("knn pump/section_00")
+
     restore_fields(project, moved)  # undo: the model fits its clips again
     assert project.clip("mon_0").machine_type == "pump" and stale_models(project) == []
 
@@ -179,3 +182,11 @@ def test_changing_training_clips_makes_models_stale_until_refitted(project, reco
     latest = results.latest_models(project, "knn")["pump/section_00"]
     assert latest.model_id > model.model_id and not latest.stale and latest.metrics["trained_on"] == 7
     assert stale_models(project) == []
+
+    # A recording to score is no training clip; another normal recording of the pump is.
+    import_files(project, [write_hum(recordings / "wednesday" / "wed_0.wav", seed=300)], defaults={
+        "machine": "pump", "section": "00", "split": "test"})
+    assert stale_models(project) == []
+    import_files(project, [write_hum(recordings / "wednesday" / "wed_1.wav", seed=301)], defaults={
+        "machine": "pump", "section": "00", "split": "train", "label": "normal"})
+    assert stale_models(project) == [(latest.model_id, "knn", "pump/section_00")]

@@ -64,7 +64,7 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
     report = ImportReport(format=fmt, source=str(source), problems=list(problems))
     if fmt in VERIFIERS:
         report.checks = VERIFIERS[fmt](candidates, problems)
-    return add_candidates(project, candidates, report, progress)
+    return _adding(project, lambda: add_candidates(project, candidates, report, progress), report)
 
 
 def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None,
@@ -75,7 +75,19 @@ def import_files(project: Project, paths: Iterable[str | Path], progress: Progre
     candidates, problems = folder.collect_files(paths)
     candidates = fill_defaults(candidates, columns)
     report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
-    return add_candidates(project, candidates, report, progress, source)
+    return _adding(project, lambda: add_candidates(project, candidates, report, progress, source), report)
+
+
+def _adding(project: Project, add: Callable[[], ImportReport], report: ImportReport) -> ImportReport:
+    """Run `add`; new training clips in fitted groups make those groups' models stale (also when the import
+    was cancelled half-way: the clips written so far stay)."""
+    from engine.store.clip_fields import clips_added
+
+    known = project.clip_ids()
+    try:
+        return add()
+    finally:
+        clips_added(project, [clip_id for clip_id in report.clip_ids if clip_id not in known])
 
 
 def _checked_defaults(defaults: Mapping[str, str | None] | None) -> dict[str, str]:
