@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QInputDialog, QLabel, QMenu, QPushButton,
                                QVBoxLayout, QWidget)
@@ -29,6 +29,8 @@ KEEP = "(keep)"
 NONE = "(none)"
 CHOICES = {"domain": DOMAINS, "split": SPLITS, "label": LABELS}
 NORMAL_TRAINING = {"split": "train", "label": "normal"}
+#: Up to this many changed clips, their rows are updated in place; more, and the table is read again at once.
+IN_PLACE = 300
 
 
 def describe(values: Mapping[str, str | None]) -> str:
@@ -148,9 +150,7 @@ class ClipProperties(QObject):
 
     # -- choosing ------------------------------------------------------------------------------------------
     def selection_changed(self) -> None:
-        table = self.window.table
-        rows = table.view.selectionModel().selectedRows()
-        self.panel.show_selection([table.model.rows[table.proxy.mapToSource(i).row()].clip for i in rows])
+        self.panel.show_selection([row.clip for row in self.window.table.selected_rows()])
 
     def apply(self, values: Mapping[str, str | None], clip_ids: Sequence[str] | None = None) -> bool:
         """Set `values` on the given clips (default: the table's selection) as one undoable step."""
@@ -206,8 +206,12 @@ class ClipProperties(QObject):
         current = window.view.display.clip_id if window.view.display else None
         window._fill_tree()
         table.proxy.set_where(window.tree.current_where())  # the tree's node, or All clips if it went away
-        table.model.set_rows(clip_data.table_rows(window.project), table.model.detectors)
-        self._reselect(clip_ids, current)
+        if len(change.before) <= IN_PLACE:  # rows updated where they are: selection and scrolling stay
+            for row in clip_data.table_rows(window.project, list(change.before)):
+                table.model.upsert(row)
+        else:
+            table.model.set_rows(clip_data.table_rows(window.project), table.model.detectors)
+            self._reselect(clip_ids, current)
         message = f"{text}: {change.changed} changed"
         if change.stale:
             message += "; stale: refit " + ", ".join(f"{d} {g}" for _, d, g in change.stale) + \
@@ -221,14 +225,7 @@ class ClipProperties(QObject):
         table = self.window.table
         if current is not None:
             table.select(current, reveal=False, quiet=True)
-        selection = QItemSelection()
-        for clip_id in clip_ids:
-            row = table.model.row_of(clip_id)
-            index = table.proxy.mapFromSource(table.model.index(row, 0)) if row is not None else None
-            if index is not None and index.isValid():
-                selection.select(index, index)
-        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        table.view.selectionModel().select(selection, flags)
+        table.select_clips(clip_ids)
 
     def _rescore_dropped(self, change: FieldChange) -> None:
         # Dropped files (source "inbox") given a machine or section are scored again by that group's models;

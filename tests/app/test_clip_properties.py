@@ -136,3 +136,36 @@ def test_a_bad_machine_name_is_refused_and_nothing_goes_on_the_undo_stack(qtbot,
 
     assert stored(plain_project) == before and window.editor.stack.count() == 0
     assert "may not contain a slash" in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["rows-updated", "table-read-again"])
+def test_the_tree_filter_and_the_selection_stay_after_a_change(qtbot, window, plain_project, monkeypatch, in_place):
+    from app import clip_properties
+
+    monkeypatch.setattr(clip_properties, "IN_PLACE", 300 if in_place else 0)
+    assert window.tree.choose({"machine_type": None})  # "(no machine)": every clip, so far
+    monday = select_rows(window, "monday/")
+    assert window.clip_properties.apply({"label": "normal"})
+    assert sorted(window.table.selected_clip_ids()) == monday
+    assert window.tree.current_where() == {"machine_type": None}
+    assert [window.table.model.rows[window.table.model.row_of(c)].clip.label for c in monday] == ["normal"] * 6
+
+    assert window.clip_properties.apply({"machine": "pump"})  # they leave the "(no machine)" node
+    assert window.table.visible_clip_ids() and all(c.startswith("tuesday/") for c in window.table.visible_clip_ids())
+    select_rows(window, "tuesday/")
+    assert window.clip_properties.apply({"machine": "pump"})  # the node is gone: All clips
+    assert window.tree.current_where() == {} and len(window.table.visible_clip_ids()) == 12
+
+
+def test_a_dropped_clip_given_a_machine_is_handed_on_to_be_scored_again(qtbot, window, plain_project, tmp_path):
+    from engine.data.importers import import_files
+
+    import_files(window.project, [write_hum(tmp_path / "drop" / "mystery.wav", seed=7)], source="inbox")
+    window.refresh()
+    rescored: list[list[str]] = []
+    window.rescore_clips = rescored.append  # the drop scoring's entry point, where the window has it
+    select_rows(window, "mystery")
+    window.clip_properties.apply({"domain": "source"})
+    window.clip_properties.apply({"machine": "pump", "section": "00"})
+
+    assert rescored == [["mystery"]]
