@@ -52,6 +52,8 @@ class SetClipFields(QUndoCommand):
             self.change = set_fields(self.owner.window.project, self.clip_ids, self.values)
             return self.change
         self._run(work)
+        if self.change is not None and not self.change.changed:  # nothing to undo: not a step
+            self.setObsolete(True)
 
     def undo(self) -> None:
         if self.change is not None:
@@ -113,17 +115,16 @@ class ClipPropertiesPanel(QWidget):
                 box.addItems(sorted({v for v in values if v}))
                 box.setEditText(common or "")
                 box.lineEdit().setPlaceholderText("(mixed)" if len(values) > 1 else NONE if clips else KEEP)
+        self.shown = {name: box.currentText().strip() for name, box in self.boxes.items()}
 
     def chosen(self) -> dict[str, str | None]:
-        """The fields to set: every box that does not say keep (None clears a field)."""
+        """The fields the user changed from what the selection has in common (None clears a field)."""
         values: dict[str, str | None] = {}
         for name, box in self.boxes.items():
             text = box.currentText().strip()
-            if name in CHOICES:
-                if text != KEEP:
-                    values[name] = None if text == NONE else text
-            elif text:
-                values[name] = text
+            if text == self.shown.get(name) or text in (KEEP, ""):
+                continue
+            values[name] = None if text == NONE else text
         return values
 
 
@@ -219,6 +220,7 @@ class ClipProperties(QObject):
         window._status(message)
         if current in change.before:
             window.show_clip(current)  # its caption names the new values
+        self.selection_changed()  # the boxes show the values as they are now
         self._rescore_dropped(change)
 
     def _reselect(self, clip_ids: Sequence[str], current: str | None) -> None:

@@ -31,7 +31,7 @@ class FieldChange:
     """What one bulk change did: enough to report it and to undo it."""
 
     matched: int
-    #: clip_id -> {column: the value before} of the clips that changed.
+    #: clip_id -> {column: the value before} of the clips that changed, and just the columns that changed.
     before: dict[str, dict[str, str | None]] = field(default_factory=dict)
     #: Models that became stale by this change (they were not before), as (model_id, detector, group).
     stale: list[tuple[int, str, str]] = field(default_factory=list)
@@ -169,9 +169,9 @@ def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unm
             new = {**old, **wanted[clip_id]}
             if new == old:
                 continue
-            before[clip_id] = {column: old[column] for column in wanted[clip_id]}
-            db.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in wanted[clip_id])} WHERE clip_id = ?",
-                       [*wanted[clip_id].values(), clip_id])
+            before[clip_id] = {column: old[column] for column in wanted[clip_id] if new[column] != old[column]}
+            db.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in before[clip_id])} WHERE clip_id = ?",
+                       [*(new[c] for c in before[clip_id]), clip_id])
             touched_groups |= _groups_touched(old, new)
         stale = _mark_stale(project, touched_groups)
         if unmark:  # after marking: an undo gives these back the clips they were fitted on

@@ -169,3 +169,18 @@ def test_a_dropped_clip_given_a_machine_is_handed_on_to_be_scored_again(qtbot, w
     window.clip_properties.apply({"machine": "pump", "section": "00"})
 
     assert rescored == [["mystery"]]
+
+
+def test_the_boxes_follow_each_change_so_the_next_apply_sets_only_what_the_user_changed(qtbot, window, plain_project):
+    panel = window.clip_properties.panel
+    monday = select_rows(window, "monday/")
+    qtbot.mouseClick(panel.training_button, Qt.MouseButton.LeftButton)
+    assert (panel.boxes["split"].currentText(), panel.boxes["label"].currentText()) == ("train", "normal")
+
+    panel.boxes["machine"].setEditText("pump")
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert {stored(plain_project)[c] for c in monday} == {("pump", None, None, "train", "normal")}
+    assert window.editor.stack.undoText() == "set machine=pump on 6 clip(s)"
+
+    qtbot.mouseClick(panel.training_button, Qt.MouseButton.LeftButton)  # they are already: no step to undo
+    assert window.editor.stack.count() == 2
