@@ -245,5 +245,10 @@ class ClipProperties(QObject):
         """Mark stale models in the tree (their group) and the table (their score column and cells)."""
         project = self.window.project
         stale = stale_models(project) if project is not None else []
-        self.window.table.model.set_stale(stale)
+        table = self.window.table
+        table.model.set_stale(stale)
+        for column, detector in enumerate(table.model.detectors, start=table.model.columnCount()
+                                          - len(table.model.detectors) - 1):
+            if detector in table.model.stale_detectors:
+                table.view.resizeColumnToContents(column)  # the header's "(stale: refit)" is read in full
         self.window.tree.mark_stale({group for _, _, group in stale})
