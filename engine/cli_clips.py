@@ -53,17 +53,17 @@ def add_parser(sub) -> None:
 
 def cmd_set(args: argparse.Namespace) -> int:
     from engine.store import Project
-    from engine.store.clip_fields import normalise_values, parse_where, select_clips, set_fields
+    from engine.store.clip_fields import normalise_value, parse_where, select_clips, set_fields
 
     values = field_values(args)
     if not values:
         raise EarmarkError("say what to set: --machine, --section, --domain, --split and/or --label")
-    normalise_values(values)  # a bad value stops here, before the project is opened
+    shown = {name: normalise_value(name, value) for name, value in values.items()}  # a bad value stops here
     where = parse_where(args.where)
     with Project.open(args.project) as project:
         clip_ids = select_clips(project, args.clips, where)
         change = set_fields(project, clip_ids, values)
-    settings = ", ".join(f"{name}={value}" for name, value in values.items())
+    settings = ", ".join(f"{name}={value or 'none'}" for name, value in shown.items())
     print(f"Set {settings} on {change.changed} clip(s) ({change.matched} matched, "
           f"{change.matched - change.changed} already so).")
     if change.stale:
