@@ -14,6 +14,7 @@ from engine.errors import EarmarkError
 from engine.store import Project, results
 from app import clip_data, jobs
 from app.actions import TypingKeys, build_menus
+from app.clip_properties import ClipProperties
 from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
@@ -107,6 +108,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.view.load_failed.connect(lambda message: self._log(message, "error"))
 
         self._setup_labelling()
+        self.clip_properties = ClipProperties(self)
         self.actions_by_name, self.recent_menu = build_menus(self)
         self._name_class_actions([])
         self._typing_keys = TypingKeys(self)
@@ -252,6 +254,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         """The data-set tree with its counts and the inbox's; returns each clip's source."""
         sources = self.project.clip_sources()
         self.tree.fill(self.project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+        self.clip_properties.show_stale()
         return sources
 
     def show_clip(self, clip_id: str) -> None:

@@ -11,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli_clips import add_field_options, field_values, stale_lines
+from engine.cli_clips import add_parser as add_set_parser
+from engine.cli_clips import cmd_set
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
@@ -50,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      default="auto",
                      help="layout of SOURCE (default: detected)")
     imp.add_argument("--strict", action="store_true", help="exit with status 1 if any file or row was skipped")
+    add_field_options(imp, defaults=True)
+    add_set_parser(sub)
 
     info = sub.add_parser("info", help="clip counts by machine, section, domain, split and label")
     info.add_argument("project", type=Path)
@@ -183,10 +188,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         fmt is None and args.sources[0].is_file() and args.sources[0].suffix.lower() != ".csv")
     with Project.open(args.project) as project, TerminalProgress("importing") as progress:
         if files_mode:
-            report = import_files(project, args.sources, progress)
+            report = import_files(project, args.sources, progress, defaults=field_values(args))
         else:
-            report = import_source(project, args.sources[0], fmt, progress)
+            report = import_source(project, args.sources[0], fmt, progress, defaults=field_values(args))
+        stale = stale_lines(project)
     print_report(report)
+    for line in stale:  # new training clips in fitted groups
+        print(line)
     return 1 if args.strict and report.problems else 0
 
 
@@ -194,7 +202,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from engine.store import Project
 
     with Project.open(args.project) as project:
-        print("\n".join(describe(project)))
+        print("\n".join(describe(project) + stale_lines(project)))
     return 0
 
 
@@ -373,5 +381,5 @@ def describe(project) -> list[str]:
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
-            "toy-set": cmd_toy_set}
+            "toy-set": cmd_toy_set, "set": cmd_set}
 COMMANDS.update({"open": cmd_open, "scores": cmd_scores, "propose": cmd_propose})

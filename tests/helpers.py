@@ -56,3 +56,15 @@ def tiny_beats(path: Path, **changes) -> Path:
     model = BEATs(cfg)
     torch.save({"cfg": dataclasses.asdict(cfg), "model": model.state_dict()}, path)
     return path
+
+
+def write_hum(path: Path, seconds: float = 2.0, sr: int = 16000, seed: int = 0, burst: bool = False) -> Path:
+    """A machine-like recording: a hum and noise; with `burst`, a loud band of noise in the middle (an anomaly
+    any detector should see)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    audio = 0.1 * np.sin(2 * np.pi * 120 * t) + 0.02 * rng.standard_normal(t.size)
+    if burst:
+        middle = slice(int(0.3 * t.size), int(0.7 * t.size))
+        audio[middle] += 0.4 * rng.standard_normal(audio[middle].size)
+    return write_wav(path, audio.astype(np.float32), sr=sr)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import math
 import os
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex,
+                            QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
@@ -39,6 +40,9 @@ class ClipTableModel(QAbstractTableModel):
         self.detectors: list[str] = []
         self.decision_detector: str | None = None
         self._index: dict[str, int] = {}
+        #: Models fitted before their clips changed (Clip properties, `earmark set`), and their detectors.
+        self.stale_models: set[int] = set()
+        self.stale_detectors: set[str] = set()
 
     # -- filling ---------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence[ClipRow], detectors: Sequence[str]) -> None:
@@ -74,6 +78,13 @@ class ClipTableModel(QAbstractTableModel):
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
             self.dataChanged.emit(self.index(0, column), self.index(len(self.rows) - 1, column))
 
+    def set_stale(self, stale: Sequence[tuple[int, str, str]]) -> None:
+        """(model_id, detector, group) of the stale models: their column headers and scores say so."""
+        self.stale_models = {model_id for model_id, _, _ in stale}
+        self.stale_detectors = {detector for _, detector, _ in stale}
+        if self.columnCount():
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, self.columnCount() - 1)
+
     def row_of(self, clip_id: str) -> int | None:
         return self._index.get(clip_id)
 
@@ -90,7 +101,8 @@ class ClipTableModel(QAbstractTableModel):
         if section < len(FIXED):
             return FIXED[section]
         if section < len(FIXED) + len(self.detectors):
-            return self.detectors[section - len(FIXED)]
+            detector = self.detectors[section - len(FIXED)]
+            return f"{detector} (stale: refit)" if detector in self.stale_detectors else detector
         return f"decision ({self.decision_detector})" if self.decision_detector else "decision"
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -113,6 +125,10 @@ class ClipTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str) and value.endswith("(guessed)"):
             return ("Scored by the models of the fitted group this recording resembles most; set its machine and "
                     "section to score it with its own group's models")
+        if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
+            found = row.scores.get(self.detectors[index.column() - len(FIXED)])
+            if found is not None and found.model_id in self.stale_models:
+                return f"stale: refit (the clips model {found.model_id} was fitted on have changed since)"
         return None
 
     def _value(self, row: ClipRow, column: int):
@@ -228,8 +244,29 @@ class ClipTable(QWidget):
                 for row in range(self.proxy.rowCount())]
 
     def selected_clip_ids(self) -> list[str]:
-        rows = self.view.selectionModel().selectedRows()
-        return [self.model.rows[self.proxy.mapToSource(i).row()].clip.clip_id for i in rows]
+        return [row.clip.clip_id for row in self.selected_rows()]
+
+    def selected_rows(self) -> list[ClipRow]:
+        """The selected rows in the table's order. Read from the selection's row ranges: selectedRows() takes
+        quadratic time when thousands of rows are selected."""
+        shown = sorted({row for span in self.view.selectionModel().selection()
+                        for row in range(span.top(), span.bottom() + 1)})
+        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()] for row in shown]
+
+    def select_clips(self, clip_ids) -> None:
+        """Select these clips' rows (those the filters show), as few row ranges as they make."""
+        shown = sorted(index.row() for index in (self.proxy.mapFromSource(self.model.index(row, 0))
+                                                 for row in map(self.model.row_of, clip_ids) if row is not None)
+                       if index.isValid())
+        selection = QItemSelection()
+        last_column = self.model.columnCount() - 1
+        start = 0
+        for i, row in enumerate(shown):
+            if i + 1 == len(shown) or shown[i + 1] != row + 1:  # the end of a run of adjacent rows
+                selection.select(self.proxy.index(shown[start], 0), self.proxy.index(row, last_column))
+                start = i + 1
+        self.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                          | QItemSelectionModel.SelectionFlag.Rows)
 
     def resize_columns(self) -> None:
         """Fit the columns to their contents, judged on the first rows (all rows would take seconds)."""

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
+from engine.data.clip import group_key
+
 LEVELS = ("machine_type", "section_id", "domain", "split")
 WHERE_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -57,6 +59,16 @@ class DatasetTree(QTreeWidget):
             return {"machine_type": "(no machine)", "section_id": "(no section)", "domain": "(no domain)",
                     "split": "(no split)"}[level]
         return f"section {value}" if level == "section_id" else value
+
+    def mark_stale(self, groups: set[str]) -> None:
+        """Name the machine / section nodes whose models were fitted before their clips changed."""
+        for item in self._items():
+            where = item.data(0, WHERE_ROLE) or {}
+            if set(where) == {"machine_type", "section_id"}:
+                base = self._label("section_id", where["section_id"])
+                stale = group_key(where["machine_type"], where["section_id"]) in groups
+                item.setText(0, f"{base} (stale: refit)" if stale else base)
+                item.setToolTip(0, "fitted before these clips changed: Train > Fit all detectors" if stale else "")
 
     def current_where(self) -> dict:
         item = self.currentItem()

@@ -50,4 +50,9 @@ class Clip:
     @property
     def group(self) -> str:
         """The model group a detector is fitted per: machine type and section."""
-        return f"{self.machine_type or 'unknown'}/section_{self.section_id or 'none'}"
+        return group_key(self.machine_type, self.section_id)
+
+
+def group_key(machine_type: str | None, section_id: str | None) -> str:
+    """The name of the model group of clips with this machine type and section."""
+    return f"{machine_type or 'unknown'}/section_{section_id or 'none'}"

@@ -94,8 +94,9 @@ class Detector(ABC):
         progress = progress or Progress()
         normals = [c for c in clips if c.split == "train" and c.label != "anomaly"]
         if not normals:
-            raise EarmarkError(f"{self.key}: no normal training clips to fit on; import clips with "
-                               "split 'train' (normal) for this machine and section first")
+            raise EarmarkError(f"{self.key}: no normal training clips to fit on; mark some with `earmark set "
+                               "PROJECT 'pump_*' --split train --label normal` (or Clip properties > Use as "
+                               "normal training clips) for this machine and section first")
         supplemental = [c for c in clips if c.split == "supplemental"]
         training = self._fit(normals, supplemental, progress)
         self._learn_thresholds(training)

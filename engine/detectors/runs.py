@@ -86,8 +86,10 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
             raise EarmarkError(f"group {group!r} has no normal training clips; groups that have some: {known}")
         trainable = {group: trainable[group]}
     if not trainable:
-        raise EarmarkError(f"{project.folder} has no normal training clips (split 'train'); import a data set "
-                           "with training clips before fitting")
+        raise EarmarkError(f"{project.folder} has no normal training clips (split train, label normal); say which "
+                           f"clips are, e.g. `earmark set {project.folder} 'pump_*' --machine pump --split train "
+                           "--label normal` (or Clip properties > Use as normal training clips in the window), "
+                           "or import them with `earmark import PROJECT FOLDER --split train --label normal`")
     fitted = []
     for index, (key, clips) in enumerate(trainable.items()):
         step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ")

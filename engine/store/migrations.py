@@ -129,6 +129,14 @@ def _v2_region_ids_never_reused(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _v3_stale_models(db: sqlite_utils.Database) -> None:
+    """A model is stale once the clips it was fitted on changed (their machine, section, domain, split or
+    label): `earmark set` and Clip properties mark it; a newer model of its detector and group replaces it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(models)").fetchall()}
+    if "stale" not in columns:
+        db.execute("ALTER TABLE models ADD COLUMN stale INTEGER NOT NULL DEFAULT 0")
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -136,7 +144,8 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused,
+                                                            _v3_stale_models]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -28,6 +28,8 @@ class ModelRecord:
     threshold: float
     metrics: dict
     created_at: str
+    #: The clips it was fitted on changed since (machine, section, domain, split or label): refit its group.
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
     where, values = ("WHERE detector = ?", [detector]) if detector else ("", [])
     rows = project.db.execute_returning_dicts(f"SELECT * FROM models {where} ORDER BY model_id", values)
     return [ModelRecord(r["model_id"], r["detector"], r["group_key"], json.loads(r["config"]), r["artifact"],
-                        r["threshold"], json.loads(r["metrics"]), r["created_at"]) for r in rows]
+                        r["threshold"], json.loads(r["metrics"]), r["created_at"], bool(r.get("stale")))
+            for r in rows]
 
 
 def latest_models(project: Project, detector: str) -> dict[str, ModelRecord]:
