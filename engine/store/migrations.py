@@ -129,6 +129,16 @@ def _v2_region_ids_never_reused(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _file_stamps_and_channel(db: sqlite_utils.Database) -> None:
+    """Each clip's file size and modification time when last read (a file changed after import is noticed
+    and read again), and the channel used of a multi-channel file (NULL: the mono mix). Written to be
+    applied whatever its number: a column already there is left as it is."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(clips)").fetchall()}
+    for name, kind in (("file_size", "INTEGER"), ("file_mtime", "REAL"), ("channel", "INTEGER")):
+        if name not in columns:
+            db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -136,7 +146,8 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused,
+                                                             _file_stamps_and_channel]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -48,7 +48,8 @@ def detect_format(source: Path) -> str:
 
 
 def import_source(project: Project, source: str | Path, fmt: str | None = None,
-                  progress: Progress | None = None) -> ImportReport:
+                  progress: Progress | None = None, *, channel: int | None = None) -> ImportReport:
+    """`channel` (0-based): read multi-channel files as that channel instead of the mono mix."""
     source = Path(source)
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
@@ -57,16 +58,17 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
     report = ImportReport(format=fmt, source=str(source), problems=list(problems))
     if fmt in VERIFIERS:
         report.checks = VERIFIERS[fmt](candidates, problems)
-    return add_candidates(project, candidates, report, progress)
+    return add_candidates(project, candidates, report, progress, channel=channel)
 
 
 def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None,
-                 source: str = "files") -> ImportReport:
-    """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window."""
+                 source: str = "files", *, channel: int | None = None) -> ImportReport:
+    """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window;
+    `channel` (0-based) reads multi-channel files as that channel instead of the mono mix."""
     paths = list(paths)
     candidates, problems = folder.collect_files(paths)
     report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
-    return add_candidates(project, candidates, report, progress, source)
+    return add_candidates(project, candidates, report, progress, source, channel=channel)
 
 
 __all__ = ["FORMATS", "ImportProblem", "ImportReport", "detect_format", "import_files", "import_source"]
