@@ -13,9 +13,10 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from engine.data.clip import Clip
+from engine.data.qa_flags import qa_text
 from engine.store.results import ClipScore
 
-FIXED = ("name", "machine", "section", "domain", "split", "label", "duration")
+FIXED = ("name", "machine", "section", "domain", "split", "label", "QA", "duration")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ANOMALY_BRUSH = QBrush(QColor("#c62828"))
 
@@ -109,11 +110,16 @@ class ClipTableModel(QAbstractTableModel):
             return ANOMALY_BRUSH
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
             return row.clip.path
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
+            qa = row.clip.qa
+            return (f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
+                    f"{qa.silence_ratio:.0%} silent")
         return None
 
     def _value(self, row: ClipRow, column: int):
         clip = row.clip
-        fixed = (row.name, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label, clip.duration_s)
+        fixed = (row.name, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label,
+                 qa_text(clip.duration_s, clip.qa), clip.duration_s)
         if column < len(FIXED):
             return fixed[column]
         if column < len(FIXED) + len(self.detectors):
