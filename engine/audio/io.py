@@ -110,7 +110,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int
     """
     info = probe(path)
     if channel is not None and not 0 <= channel < info.channels:
-        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel} does not exist")
+        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel + 1} does not exist")
     if start_s < 0 or (duration_s is not None and duration_s <= 0):
         raise AudioError(info.path, f"invalid window: start {start_s} s, duration {duration_s} s")
     first = int(round(start_s * info.sample_rate))

@@ -186,3 +186,21 @@ def test_a_mono_file_ignores_the_channel_asked_for(tmp_path, project):
     import_files(project, [path], channel=1)
     [clip] = project.clips()
     assert clip.channel is None and clip.channel_caption == ""
+
+
+def test_the_spectrogram_and_envelope_show_the_chosen_channel(tmp_path):
+    from engine.audio.display import DisplayConfig, detail, overview
+
+    path = tmp_path / "stereo.wav"
+    sf.write(str(path), np.stack([noise(1.0, 1), np.zeros(16000, np.float32)], axis=1), 16000, subtype="FLOAT")
+    config = DisplayConfig()
+
+    _, mixed = detail(path, 0.0, 1.0, config)
+    _, right = detail(path, 0.0, 1.0, config, channel=1)
+    _, right_overview = overview(path, DisplayConfig(overview_columns=10), channel=1)  # streamed in blocks
+    _, mixed_overview = overview(path, DisplayConfig(overview_columns=10))
+
+    assert np.abs(mixed.high).max() > 0.1 and np.abs(mixed_overview.high).max() > 0.1
+    assert np.abs(right.high).max() == 0.0 and np.abs(right_overview.high).max() == 0.0
+    with pytest.raises(AudioError, match="channel 3 does not exist"):
+        detail(path, 0.0, 1.0, config, channel=2)
