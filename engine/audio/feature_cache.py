@@ -82,7 +82,8 @@ class FeatureCache:
             for start in range(0, len(missing), BATCH):
                 batch = missing[start:start + BATCH]
                 loaded = load_clips(batch, spec.sample_rate, progress, pool)
-                good = [(clip, audio) for clip, audio in zip(batch, loaded, strict=True) if audio is not None]
+                good = _long_enough(spec, [(clip, audio) for clip, audio in zip(batch, loaded, strict=True)
+                                           if audio is not None], progress)
                 for clip, array in self._compute(good, spec):
                     found[clip.clip_id] = array
                     self._store(spec, clip, array)
@@ -110,6 +111,25 @@ class FeatureCache:
         partial = target.with_name(target.name + ".part.npy")
         np.save(partial, array.astype(np.float16))  # exact: the array is already float16-valued
         partial.replace(target)  # atomic: a reader never sees half a file
+
+
+def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progress: Progress,
+                 ) -> list[tuple[Clip, np.ndarray]]:
+    """Audio too short for the spectrogram's padding would fail the whole batch; it is named and left out.
+    (Detectors skip such clips before they get here, with their own minimum; this guards every other caller.)"""
+    need = getattr(spec, "min_samples", None)
+    if need is None:
+        return loaded
+    fewest = need()
+    kept = []
+    for clip, audio in loaded:
+        if len(audio) < fewest:
+            rate = spec.sample_rate
+            progress.problem(f"{clip.clip_id}: skipped, too short for {spec.key}: {len(audio) / rate:.3f} s, "
+                             f"needs {fewest / rate:.3f} s")
+        else:
+            kept.append((clip, audio))
+    return kept
 
 
 def load_clips(clips: Sequence[Clip], sample_rate: int, progress: Progress,

@@ -204,3 +204,18 @@ def test_the_spectrogram_and_envelope_show_the_chosen_channel(tmp_path):
     assert np.abs(right.high).max() == 0.0 and np.abs(right_overview.high).max() == 0.0
     with pytest.raises(AudioError, match="channel 3 does not exist"):
         detail(path, 0.0, 1.0, config, channel=2)
+
+
+def test_features_of_a_batch_holding_a_clip_too_short_for_them_are_computed_for_the_rest(tmp_path, project):
+    from engine.audio.feature_cache import FeatureCache
+    from engine.audio.features import LogMelConfig
+
+    write_wav(tmp_path / "long.wav", noise(1.0, 1))
+    write_wav(tmp_path / "blip.wav", noise(0.01, 2))
+    import_files(project, [tmp_path / "long.wav", tmp_path / "blip.wav"])
+    progress = Progress()
+
+    found = FeatureCache(project.artifacts / "features").features(project.clips(), LogMelConfig(), progress)
+
+    assert list(found) == ["long"]
+    assert progress.problems == [f"blip: skipped, too short for {LogMelConfig().key}: 0.010 s, needs 0.032 s"]
