@@ -27,18 +27,21 @@ SILENCE_DBFS = -60.0
 SILENCE_FRAME_S = 0.02
 _BLOCK_FRAMES = 1 << 16
 
-#: The most samples (frames x channels) a byte of a compressed file can plausibly hold. Digital silence in
-#: MP3 or Ogg stays well under 100 per byte and in FLAC under a few thousand; a header claiming more lies
+#: The most samples (frames x channels) a byte of a compressed file can plausibly hold. Digital silence stays
+#: under about 30 per byte in MP3, 400 in Ogg (Opus, stereo) and 600 in FLAC; a header claiming far more lies
 #: (a 1.7 kB MP3 claiming 10^12 frames would otherwise be decoded for days).
-MAX_SAMPLES_PER_BYTE = {"MP3": 1000, "MPEG": 1000, "OGG": 1000, "FLAC": 10000}
-#: Uncompressed formats need at least this many bytes per sample of each subtype (unknown ones: 1).
+MAX_SAMPLES_PER_BYTE = {"MP3": 1000, "MPEG": 1000, "OGG": 5000, "FLAC": 20000}
+#: Any other format or encoding: as generous as for MP3.
+OTHER_MAX_SAMPLES_PER_BYTE = 1000
+#: Uncompressed encodings need at least this many bytes per sample.
 MIN_BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
-                        "DOUBLE": 8, "ULAW": 1, "ALAW": 1, "IMA_ADPCM": 0.5, "MS_ADPCM": 0.5, "GSM610": 0.2}
-#: A whole-file decode may take this long plus `1 / MIN_DECODE_SPEED` of the audio's duration before it is
-#: abandoned: even a slow machine decodes far faster than that, so only a file that misleads the decoder
-#: reaches the limit.
+                        "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+#: A whole-file decode may take `DECODE_BASE_S` plus the lesser of 1 / `MIN_DECODE_SPEED` of the audio's
+#: duration and the file's size at `MIN_DECODE_BYTES_PER_S` before it is abandoned: any machine decodes far
+#: faster, so only a file that misleads the decoder reaches the limit (the size bounds a lying header).
 DECODE_BASE_S = 30.0
 MIN_DECODE_SPEED = 5.0
+MIN_DECODE_BYTES_PER_S = 100_000
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,11 @@ def probe(path: str | Path) -> AudioInfo:
 
 def decode_time_limit(info: AudioInfo) -> float:
     """Seconds a whole-file decode of `info` may take before it is abandoned."""
-    return DECODE_BASE_S + info.duration_s / MIN_DECODE_SPEED
+    try:
+        size = info.path.stat().st_size
+    except OSError:
+        size = 0
+    return DECODE_BASE_S + min(info.duration_s / MIN_DECODE_SPEED, size / MIN_DECODE_BYTES_PER_S)
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int | None = None,
@@ -256,10 +263,10 @@ def _read_frames(info: AudioInfo, first: int, count: int) -> np.ndarray:
 def _check_plausible(path: Path, size: int, frames: int, channels: int, fmt: str, subtype: str) -> None:
     """A header whose frame count the file's size cannot hold lies; decoding it could run for days."""
     samples = frames * channels
-    if fmt in MAX_SAMPLES_PER_BYTE:
-        plausible = samples <= MAX_SAMPLES_PER_BYTE[fmt] * size
+    if fmt not in MAX_SAMPLES_PER_BYTE and subtype in MIN_BYTES_PER_SAMPLE:
+        plausible = samples * MIN_BYTES_PER_SAMPLE[subtype] <= size
     else:
-        plausible = samples * MIN_BYTES_PER_SAMPLE.get(subtype, 1.0) <= size
+        plausible = samples <= MAX_SAMPLES_PER_BYTE.get(fmt, OTHER_MAX_SAMPLES_PER_BYTE) * size
     if not plausible:
         raise AudioError(path, f"header claims {frames:.3g} frames x {channels} channel(s) in "
                                f"{_size_text(size)}, far more than the file can hold; its header is wrong")

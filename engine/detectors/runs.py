@@ -120,7 +120,7 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
     """Add target-domain normal clips to the newest model of each clip's group; saved as a new model."""
     progress = progress or Progress()
     project = session.project
-    clips = [project.clip(clip_id) for clip_id in clip_ids]
+    clips = refresh_changed(project, [project.clip(clip_id) for clip_id in clip_ids], progress, session.cache)
     latest = results.latest_models(project, detector)
     updated = []
     for key, group_clips in groups_of(clips).items():

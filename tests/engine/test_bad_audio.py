@@ -219,3 +219,12 @@ def test_features_of_a_batch_holding_a_clip_too_short_for_them_are_computed_for_
 
     assert list(found) == ["long"]
     assert progress.problems == [f"blip: skipped, too short for {LogMelConfig().key}: 0.010 s, needs 0.032 s"]
+
+
+@pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "OPUS"), ("MP3", "MPEG_LAYER_III"),
+                                          ("WAV", "IMA_ADPCM")])
+def test_a_minute_of_digital_silence_compresses_well_and_is_still_believed(tmp_path, fmt, subtype):
+    path = tmp_path / f"silence.{fmt.lower()}"
+    sf.write(str(path), np.zeros((8000 * 60, 2), np.float32), 8000, format=fmt, subtype=subtype)
+    info, qa = scan(path)
+    assert info.duration_s >= 59.9 and qa.silence_ratio == 1.0
