@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.changes import refresh_changed
 from engine.data.importers import import_source
 from engine.detectors import runs
 from engine.jobs import Progress
@@ -126,6 +127,8 @@ def test_reimporting_a_moved_folder_updates_the_paths(tmp_path):
         assert report.added == 0 and report.already_present == 6 and report.repointed == 6
         assert "6 moved clip(s) re-pointed" in report.lines()[0]
         assert all(Path(c.path).is_relative_to(new.resolve()) for c in project.clips())
+        checked = Progress()
+        assert len(refresh_changed(project, project.clips(), checked)) == 6 and checked.problems == []
 
         copy = tmp_path / "copy"
         shutil.copytree(new, copy)
