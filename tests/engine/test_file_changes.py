@@ -178,3 +178,25 @@ def test_a_project_from_before_file_stamps_opens_and_gets_them_at_the_first_scor
         runs.score(session, "knn", progress=progress)
         assert progress.problems == []
         assert all(c.file_size == os.path.getsize(c.path) for c in project.clips())
+
+
+def test_a_labelled_recording_changed_on_disk_is_read_again_before_the_leak_classifier_cuts_it(tmp_path):
+    from engine.audio.feature_cache import FeatureCache
+    from engine.classifiers.leak_data import SegmentSettings, labelled_segments
+    from engine.data.leak_toy import generate_leaks
+    from engine.labels.exchange import import_labels
+
+    data = generate_leaks(tmp_path / "leaks", files_per_class=1, duration_s=2.0, seed=2)
+    with Project.create(tmp_path / "plant") as project:
+        import_source(project, data)
+        import_labels(project, [data / "labels.csv"])
+        cache = FeatureCache(project.artifacts / "features")
+        labelled_segments(project, "multiclass", SegmentSettings(), cache, Progress())
+        clip = project.clips()[0]
+        write_wav(Path(clip.path), noise(2.0, 5, level=0.3))
+        progress = Progress()
+
+        labelled_segments(project, "multiclass", SegmentSettings(), cache, progress)
+
+        assert project.clip(clip.clip_id).checksum != clip.checksum
+        assert any(line.startswith(f"{clip.clip_id}: re-read changed file") for line in progress.problems)
