@@ -17,6 +17,7 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&File", "recent", "Open &recent", (), ""),
     ("&File", "import_dataset", "&Import data set...", ("Ctrl+Shift+I",), "import_dataset_dialog"),
     ("&File", "import_files", "Import &files...", ("Ctrl+I",), "import_files_dialog"),
+    ("&File", "locate_missing", "Locate &missing recordings...", (), "locate_missing_dialog"),
     ("&File", "export_dcase", "&Export DCASE results...", ("Ctrl+E",), "export_dcase_dialog"),
     ("&File", "import_labels", "Import &labels...", ("Ctrl+Shift+O",), "import_labels_dialog"),
     ("&File", "export_labels", "Export labels...", ("Ctrl+Shift+E",), "export_labels_dialog"),

@@ -31,8 +31,9 @@ def fitted_groups(project: Project) -> list[str]:
 
 def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     clip = project.clip(clip_id)
+    # Labelled regions are added by the window's refresh_regions.
     display = ClipDisplay(clip_id, clip.path, Path(clip.path).name, clip.duration_s, clip.sample_rate,
-                          truth=list(clip.anomaly_regions))  # labelled regions: the window's refresh_regions
+                          truth=list(clip.anomaly_regions), channel=clip.channel)
     records = {m.model_id: m for m in results.models(project)}
     for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
         record = records.get(score.model_id)

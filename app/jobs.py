@@ -159,6 +159,15 @@ def import_data(source: str | None = None, files: Sequence[str] = ()) -> JobFunc
     return run
 
 
+def locate_missing(folder: str) -> JobFunction:
+    """Look for the project's missing recordings below `folder` and re-point those whose checksum matches."""
+    def run(worker: EngineWorker, progress: Progress) -> list[str]:
+        from engine.store.relocate import locate_missing as locate
+
+        return locate(worker.require_session().project, folder, progress=progress).lines()
+    return run
+
+
 def export_dcase(out: str) -> JobFunction:
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.evaluation.dcase_io import export_dcase as export

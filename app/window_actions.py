@@ -65,9 +65,28 @@ class WindowActions:
 
     def _imported(self, lines: list[str]) -> None:
         for line in lines:
-            self._log(line, "warning" if line.startswith("  skipped") else "info")
+            warning = line.startswith(("  skipped", "  different content", "  not found", "  QA "))
+            self._log(line, "warning" if warning else "info")
         self.statusBar().showMessage(lines[0], 8000)
         self.refresh()
+
+    def locate_missing_dialog(self) -> None:
+        from engine.store.relocate import missing_clips
+        from app.dialogs.locate import LocateMissingDialog
+
+        if self._need_project():
+            missing = missing_clips(self.project)
+            if not missing:
+                QMessageBox.information(self, "Earmark", "Every clip's recording is where the project expects it.")
+                return
+            dialog = LocateMissingDialog(missing, self)
+            if dialog.exec() and dialog.chosen_folder():
+                self.locate_missing(dialog.chosen_folder())
+
+    def locate_missing(self, folder: str) -> int:
+        """Search `folder` for the missing recordings as an engine job; the report goes to the log."""
+        return self.submit("relocate", "locate missing recordings", jobs.locate_missing(folder), self._imported,
+                           folder=folder)
 
     def export_dcase_dialog(self) -> None:
         if self._need_project():

@@ -19,6 +19,8 @@ from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
 from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, print_figures
 from engine.cli_results import add_parser as add_results_parser
+from engine.cli_relocate import add_parser as add_relocate_parser
+from engine.cli_relocate import cmd_relocate
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                      default="auto",
                      help="layout of SOURCE (default: detected)")
     imp.add_argument("--strict", action="store_true", help="exit with status 1 if any file or row was skipped")
+    imp.add_argument("--channel", type=_channel_number, default=None, metavar="N",
+                     help="read multi-channel files as channel N (1 is the first) instead of the mono mix")
     add_field_options(imp, defaults=True)
     add_set_parser(sub)
 
@@ -99,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_labels_parser(sub)
     add_train_parser(sub)
     add_results_parser(sub)
+    add_relocate_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -117,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"),
                         help="where to compute (default: $EARMARK_DEVICE, else auto: CUDA when present)")
+
+
+def _channel_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a channel number (1 is the first channel)")
+    return int(text)
 
 
 def _add_toy_options(parser: argparse.ArgumentParser) -> None:
@@ -187,10 +198,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     files_mode = fmt == "files" or len(args.sources) > 1 or (
         fmt is None and args.sources[0].is_file() and args.sources[0].suffix.lower() != ".csv")
     with Project.open(args.project) as project, TerminalProgress("importing") as progress:
+        channel = None if args.channel is None else args.channel - 1
         if files_mode:
-            report = import_files(project, args.sources, progress, defaults=field_values(args))
+            report = import_files(project, args.sources, progress, defaults=field_values(args), channel=channel)
         else:
-            report = import_source(project, args.sources[0], fmt, progress, defaults=field_values(args))
+            report = import_source(project, args.sources[0], fmt, progress, defaults=field_values(args),
+                                   channel=channel)
         stale = stale_lines(project)
     print_report(report)
     for line in stale:  # new training clips in fitted groups
@@ -381,5 +394,6 @@ def describe(project) -> list[str]:
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
-            "toy-set": cmd_toy_set, "set": cmd_set}
+            "toy-set": cmd_toy_set, "set": cmd_set,
+            "relocate": cmd_relocate}
 COMMANDS.update({"open": cmd_open, "scores": cmd_scores, "propose": cmd_propose})

@@ -14,10 +14,11 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from engine.data.clip import Clip
+from engine.data.qa_flags import qa_text
 from engine.detectors import drops
 from engine.store.results import ClipScore
 
-FIXED = ("name", "machine", "section", "domain", "split", "label", "duration")
+FIXED = ("name", "machine", "section", "domain", "split", "label", "QA", "duration")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ANOMALY_BRUSH = QBrush(QColor("#c62828"))
 
@@ -129,6 +130,10 @@ class ClipTableModel(QAbstractTableModel):
             found = row.scores.get(self.detectors[index.column() - len(FIXED)])
             if found is not None and found.model_id in self.stale_models:
                 return f"stale: refit (the clips model {found.model_id} was fitted on have changed since)"
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
+            qa = row.clip.qa
+            return (f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
+                    f"{qa.silence_ratio:.0%} silent")
         return None
 
     def _value(self, row: ClipRow, column: int):
@@ -138,7 +143,8 @@ class ClipTableModel(QAbstractTableModel):
         if guessed:  # a drop with no group of its own: the group whose models scored it, said to be a guess
             machine, section = (own if own is not None else f"{part} (guessed)" if part else None
                                 for own, part in zip((machine, section), drops.group_fields(guessed)))
-        fixed = (row.name, machine, section, clip.domain, clip.split, clip.label, clip.duration_s)
+        fixed = (row.name, machine, section, clip.domain, clip.split, clip.label,
+                 qa_text(clip.duration_s, clip.qa), clip.duration_s)
         if column < len(FIXED):
             return fixed[column]
         if column < len(FIXED) + len(self.detectors):

@@ -33,7 +33,7 @@ class DisplayLoader(QObject):
     def request(self) -> int:
         return self._request
 
-    def load(self, path: str, config: display.DisplayConfig) -> int:
+    def load(self, path: str, config: display.DisplayConfig, channel: int | None = None) -> int:
         """Start computing the overview of `path`; returns the request number its signals carry."""
         if self._closed:
             return self._request
@@ -41,18 +41,19 @@ class DisplayLoader(QObject):
             self._progress.cancel()  # the previous clip's overview is no longer wanted
         self._request += 1
         self._progress = Progress()
-        self._pool.submit(self._overview, self._request, path, config, self._progress)
+        self._pool.submit(self._overview, self._request, path, config, self._progress, channel)
         return self._request
 
-    def load_detail(self, path: str, start_s: float, end_s: float, config: display.DisplayConfig) -> None:
+    def load_detail(self, path: str, start_s: float, end_s: float, config: display.DisplayConfig,
+                    channel: int | None = None) -> None:
         if self._closed:
             return
         self._detail += 1
-        self._pool.submit(self._detail_job, self._request, self._detail, path, start_s, end_s, config)
+        self._pool.submit(self._detail_job, self._request, self._detail, path, start_s, end_s, config, channel)
 
-    def _overview(self, request: int, path: str, config, progress: Progress) -> None:
+    def _overview(self, request: int, path: str, config, progress: Progress, channel: int | None = None) -> None:
         try:
-            tile, envelope = display.overview(path, config, progress=progress)
+            tile, envelope = display.overview(path, config, progress=progress, channel=channel)
         except Cancelled:
             return
         except EarmarkError as exc:
@@ -65,11 +66,12 @@ class DisplayLoader(QObject):
         if request == self._request:
             self.overview_ready.emit(request, tile, envelope)
 
-    def _detail_job(self, request: int, detail: int, path: str, start_s: float, end_s: float, config) -> None:
+    def _detail_job(self, request: int, detail: int, path: str, start_s: float, end_s: float, config,
+                    channel: int | None = None) -> None:
         if request != self._request or detail != self._detail:
             return  # the user has moved on before this started
         try:
-            tile, envelope = display.detail(path, start_s, end_s, config)
+            tile, envelope = display.detail(path, start_s, end_s, config, channel=channel)
         except Exception as exc:
             log.warning("detail of %s [%.2f, %.2f] failed: %r", path, start_s, end_s, exc)
             return

@@ -50,6 +50,8 @@ class ClipDisplay:
     colours: dict[str, str] = field(default_factory=dict)
     lanes: dict[str, DetectorLanes] = field(default_factory=dict)
     caption: str = ""
+    #: The channel the clip uses (0-based), or None for the mono mix: the spectrogram shows the same audio.
+    channel: int | None = None
 
 
 def spectrogram_colour_map(name: str) -> pg.ColorMap:

@@ -126,7 +126,7 @@ class SpectrogramView(QWidget):
             main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
                            yMax=self.mel_range()[1])
             main.setRange(xRange=(0, display.duration_s), yRange=self.mel_range(), padding=0)
-            request = self.loader.load(display.path, self.display_config())
+            request = self.loader.load(display.path, self.display_config(), display.channel)
             self._request_clip = {request: display.clip_id}
         self._draw_lanes()
         self._draw_regions()
@@ -379,7 +379,8 @@ class SpectrogramView(QWidget):
             return
         margin = 0.25 * (end - start)
         self.loader.load_detail(self.display.path, max(0.0, start - margin),
-                                min(self.display.duration_s, end + margin), self.display_config())
+                                min(self.display.duration_s, end + margin), self.display_config(),
+                                self.display.channel)
 
     def shutdown(self) -> None:
         self._detail_timer.stop()

@@ -26,7 +26,7 @@ Conventions (the GUI places images and curves by them):
   L - 10 log10(n_fft / 6) dB (L - 22 dB for n_fft 1024) in every row. Values lie
   in [-top_db, about +6]: the power is floored at 10 ** (-top_db / 10), so silence gives -top_db, never -inf.
 * Envelope: sample k sits at time k / sample_rate; a bucket's time is the mean of its samples' times.
-  Channels are mixed to mono (their mean), as `load_audio` does.
+  Channels are mixed to mono (their mean), or the clip's chosen channel is taken, as `load_audio` does.
 """
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def spectrogram(samples: np.ndarray, sample_rate: int, start_s: float, config: D
 
 
 def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig,
-           buckets: int = 4000) -> tuple[SpectrogramTile, Envelope]:
+           buckets: int = 4000, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
     """Full-resolution tile and envelope of [start_s, end_s] (clamped to the file), reading only that window
     and the half-frame of context either side that the FFT needs.
 
@@ -168,10 +168,11 @@ def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig
     at most 2 * buckets samples. Meant for windows of minutes at most: memory grows with the window.
     """
     info = probe(path)
+    _check_channel(info, channel)
     first, last = _window(info, start_s, end_s)
     pad = config.n_fft // 2 + config.hop_length
     read_from, read_to = max(first - pad, 0), min(last + pad, info.frames)
-    audio = _read_mono(info, read_from, read_to - read_from)
+    audio = _read_mono(info, read_from, read_to - read_from, channel)
     padded = np.concatenate([np.zeros(pad - (first - read_from), np.float32), audio,
                              np.zeros(pad - (read_to - last), np.float32)])
     inner = padded[pad:pad + last - first]
@@ -188,7 +189,7 @@ def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig
 
 
 def overview(path: str | Path, config: DisplayConfig, buckets: int = 8000,
-             progress: Progress | None = None) -> tuple[SpectrogramTile, Envelope]:
+             progress: Progress | None = None, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
     """Whole-file tile of at most `overview_columns` columns and an envelope of `buckets` buckets.
 
     A file whose full resolution fits in `overview_columns` columns gets exactly `detail` of the whole file.
@@ -197,15 +198,16 @@ def overview(path: str | Path, config: DisplayConfig, buckets: int = 8000,
     evenly across it. `progress` gets an update per block; cancelling it raises `engine.jobs.Cancelled`.
     """
     info = probe(path)
+    _check_channel(info, channel)
     hop = config.hop_length
     if -(-info.frames // hop) <= config.overview_columns:
         if progress is not None:
             progress.update(0, info.frames, f"reading {info.path.name}")
-        result = detail(info.path, 0.0, info.duration_s, config, buckets=buckets)
+        result = detail(info.path, 0.0, info.duration_s, config, buckets=buckets, channel=channel)
         if progress is not None:
             progress.update(info.frames, info.frames, f"reading {info.path.name}")
         return result
-    return _stream_overview(info, config, buckets, progress)
+    return _stream_overview(info, config, buckets, progress, channel)
 
 
 # --- full resolution -----------------------------------------------------------------------------------------
@@ -231,7 +233,7 @@ def _full_resolution(padded: np.ndarray, pad: int, n: int, sample_rate: int, sta
 # --- streaming overview --------------------------------------------------------------------------------------
 
 def _stream_overview(info: AudioInfo, config: DisplayConfig, buckets: int,
-                     progress: Progress | None) -> tuple[SpectrogramTile, Envelope]:
+                     progress: Progress | None, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
     n, n_fft, sr = info.frames, config.n_fft, info.sample_rate
     columns, per_column = config.overview_columns, config.frames_per_column
     total_frames = columns * per_column
@@ -254,7 +256,7 @@ def _stream_overview(info: AudioInfo, config: DisplayConfig, buckets: int,
                     progress.update(decoded, n, label)
                 block = f.read(frames=min(_BLOCK_FRAMES, n - decoded), dtype="float32", always_2d=True, out=out)
                 at_end = len(block) == 0 or decoded + len(block) >= n
-                mono = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
+                mono = _mono(block, channel)
                 if len(mono):
                     envelope.add(decoded, mono)
                 decoded += len(mono)
@@ -374,7 +376,19 @@ def _window(info: AudioInfo, start_s: float, end_s: float) -> tuple[int, int]:
     return first, last
 
 
-def _read_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
+def _check_channel(info: AudioInfo, channel: int | None) -> None:
+    if channel is not None and not 0 <= channel < info.channels:
+        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel + 1} does not exist")
+
+
+def _mono(block: np.ndarray, channel: int | None) -> np.ndarray:
+    """One channel of a [frames, channels] block, or the mean of them all (`channel` None), as `load_audio`."""
+    if channel is not None:
+        return block[:, channel]
+    return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+
+
+def _read_mono(info: AudioInfo, first: int, count: int, channel: int | None = None) -> np.ndarray:
     try:
         with sf.SoundFile(str(info.path)) as f:
             if first:
@@ -386,4 +400,4 @@ def _read_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
     if len(data) < count:
         raise AudioError(info.path, f"truncated: the header promises {info.frames} frames but only "
                                     f"{first + len(data)} could be decoded")
-    return data[:, 0].copy() if info.channels == 1 else data.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(_mono(data, channel))

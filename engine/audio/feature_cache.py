@@ -42,10 +42,24 @@ class FeatureCache:
         self.device = device or pick_device()
         self._loaders = loaders
 
-    def path(self, spec: FeatureSpec, checksum: str) -> Path | None:
+    def path(self, spec: FeatureSpec, checksum: str, channel: int | None = None) -> Path | None:
+        """Where a file's features live; one channel of a file is cached apart from its mono mix."""
         if self.folder is None or not checksum:
             return None
-        return self.folder / spec.key / checksum[:2] / f"{checksum}.npy"
+        name = checksum if channel is None else f"{checksum}-ch{channel}"
+        return self.folder / spec.key / checksum[:2] / f"{name}.npy"
+
+    def drop(self, checksum: str) -> int:
+        """Delete every cached feature of the file with `checksum` (all configs and channels): used when a
+        file changed on disk, so nothing computed from its old content is kept. Returns how many went."""
+        if self.folder is None or not checksum or not self.folder.is_dir():
+            return 0
+        dropped = 0
+        for config in self.folder.iterdir():
+            for cached in (config / checksum[:2]).glob(f"{checksum}*.npy"):
+                cached.unlink(missing_ok=True)
+                dropped += 1
+        return dropped
 
     def features(self, clips: Sequence[Clip], spec: FeatureSpec, progress: Progress | None = None,
                  ) -> dict[str, np.ndarray]:
@@ -54,7 +68,7 @@ class FeatureCache:
         found: dict[str, np.ndarray] = {}
         missing: list[Clip] = []
         for clip in clips:
-            cached = self.path(spec, clip.checksum)
+            cached = self.path(spec, clip.checksum, clip.channel)
             if cached is not None and cached.is_file():
                 try:
                     found[clip.clip_id] = np.load(cached).astype(np.float32)
@@ -68,7 +82,8 @@ class FeatureCache:
             for start in range(0, len(missing), BATCH):
                 batch = missing[start:start + BATCH]
                 loaded = load_clips(batch, spec.sample_rate, progress, pool)
-                good = [(clip, audio) for clip, audio in zip(batch, loaded, strict=True) if audio is not None]
+                good = _long_enough(spec, [(clip, audio) for clip, audio in zip(batch, loaded, strict=True)
+                                           if audio is not None], progress)
                 for clip, array in self._compute(good, spec):
                     found[clip.clip_id] = array
                     self._store(spec, clip, array)
@@ -89,7 +104,7 @@ class FeatureCache:
                 yield clip, array.astype(np.float16).astype(np.float32)
 
     def _store(self, spec: FeatureSpec, clip: Clip, array: np.ndarray) -> None:
-        target = self.path(spec, clip.checksum)
+        target = self.path(spec, clip.checksum, clip.channel)
         if target is None:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,13 +113,32 @@ class FeatureCache:
         partial.replace(target)  # atomic: a reader never sees half a file
 
 
+def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progress: Progress,
+                 ) -> list[tuple[Clip, np.ndarray]]:
+    """Audio too short for the spectrogram's padding would fail the whole batch; it is named and left out.
+    (Detectors skip such clips before they get here, with their own minimum; this guards every other caller.)"""
+    need = getattr(spec, "min_samples", None)
+    if need is None:
+        return loaded
+    fewest = need()
+    kept = []
+    for clip, audio in loaded:
+        if len(audio) < fewest:
+            rate = spec.sample_rate
+            progress.problem(f"{clip.clip_id}: skipped, too short for {spec.key}: {len(audio) / rate:.3f} s, "
+                             f"needs {fewest / rate:.3f} s")
+        else:
+            kept.append((clip, audio))
+    return kept
+
+
 def load_clips(clips: Sequence[Clip], sample_rate: int, progress: Progress,
                pool: ThreadPoolExecutor | None = None) -> list[np.ndarray | None]:
     """Each clip's samples at `sample_rate`, or None for a clip that cannot be read (reported through
     `progress.problem`). With a thread pool, files are decoded in parallel."""
     def load(clip: Clip) -> np.ndarray | AudioError:
         try:
-            return load_audio(clip.path, sample_rate)[0]
+            return load_audio(clip.path, sample_rate, channel=clip.channel)[0]
         except AudioError as exc:
             return exc
 

@@ -51,6 +51,14 @@ class LogMelConfig:
     def n_frames(self, n_samples: int) -> int:
         return n_samples // self.hop_length + 1
 
+    def min_samples(self, frames: int = 1) -> int:
+        """The fewest samples that give `frames` frames: centred frames reflect half an FFT window at each
+        end, which needs more samples than that half window."""
+        return max(self.n_fft // 2 + 1, (frames - 1) * self.hop_length)
+
+    def min_duration_s(self, frames: int = 1) -> float:
+        return self.min_samples(frames) / self.sample_rate
+
     def compute(self, waveforms: torch.Tensor) -> torch.Tensor:
         """[B, samples] float32 -> [B, n_mels, frames] log-mel in dB."""
         transform = _mel_transform(self, waveforms.device.type, waveforms.device.index)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,22 @@ CLIP_LEVEL = 0.999
 SILENCE_DBFS = -60.0
 SILENCE_FRAME_S = 0.02
 _BLOCK_FRAMES = 1 << 16
+
+#: The most samples (frames x channels) a byte of a compressed file can plausibly hold. Digital silence stays
+#: under about 30 per byte in MP3, 400 in Ogg (Opus, stereo) and 600 in FLAC; a header claiming far more lies
+#: (a 1.7 kB MP3 claiming 10^12 frames would otherwise be decoded for days).
+MAX_SAMPLES_PER_BYTE = {"MP3": 1000, "MPEG": 1000, "OGG": 5000, "FLAC": 20000}
+#: Any other format or encoding: as generous as for MP3.
+OTHER_MAX_SAMPLES_PER_BYTE = 1000
+#: Uncompressed encodings need at least this many bytes per sample.
+MIN_BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+                        "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+#: A whole-file decode may take `DECODE_BASE_S` plus the lesser of 1 / `MIN_DECODE_SPEED` of the audio's
+#: duration and the file's size at `MIN_DECODE_BYTES_PER_S` before it is abandoned: any machine decodes far
+#: faster, so only a file that misleads the decoder reaches the limit (the size bounds a lying header).
+DECODE_BASE_S = 30.0
+MIN_DECODE_SPEED = 5.0
+MIN_DECODE_BYTES_PER_S = 100_000
 
 
 @dataclass(frozen=True)
@@ -76,8 +93,18 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError(path, "has no samples (zero length)")
     if info.format in ("WAV", "WAVEX"):
         _check_wav_not_truncated(path, size)
+    _check_plausible(path, size, int(info.frames), int(info.channels), str(info.format), str(info.subtype))
     return AudioInfo(path=path, sample_rate=int(info.samplerate), channels=int(info.channels),
                      frames=int(info.frames), format=str(info.format), subtype=str(info.subtype))
+
+
+def decode_time_limit(info: AudioInfo) -> float:
+    """Seconds a whole-file decode of `info` may take before it is abandoned."""
+    try:
+        size = info.path.stat().st_size
+    except OSError:
+        size = 0
+    return DECODE_BASE_S + min(info.duration_s / MIN_DECODE_SPEED, size / MIN_DECODE_BYTES_PER_S)
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int | None = None,
@@ -90,7 +117,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int
     """
     info = probe(path)
     if channel is not None and not 0 <= channel < info.channels:
-        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel} does not exist")
+        raise AudioError(info.path, f"has {info.channels} channel(s); channel {channel + 1} does not exist")
     if start_s < 0 or (duration_s is not None and duration_s <= 0):
         raise AudioError(info.path, f"invalid window: start {start_s} s, duration {duration_s} s")
     first = int(round(start_s * info.sample_rate))
@@ -121,20 +148,27 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
                       dtype=np.float32)
 
 
-def scan(path: str | Path) -> tuple[AudioInfo, QA]:
+def scan(path: str | Path, time_limit_s: float | None = None) -> tuple[AudioInfo, QA]:
     """Decode a whole file block by block (constant memory), checking every sample, and measure its QA.
 
-    Raises `AudioError` for a file that is missing, empty, not audio, truncated, or holds NaN/Inf samples.
+    Raises `AudioError` for a file that is missing, empty, not audio, truncated, holds NaN/Inf samples, or
+    takes longer than `time_limit_s` to decode (default: `decode_time_limit`); the decode is abandoned
+    between blocks, so a file that misleads the decoder costs at most the limit.
     """
     info = probe(path)
     meter = _QAMeter(info.sample_rate)
     decoded = 0
+    limit = decode_time_limit(info) if time_limit_s is None else time_limit_s
+    deadline = time.monotonic() + limit
     try:
         with sf.SoundFile(str(info.path)) as f:
             for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 if not meter.add(block):
                     _check_finite(info.path, block)  # raises, naming the problem
                 decoded += block.shape[0]
+                if time.monotonic() > deadline:
+                    raise AudioError(info.path, f"decoding took longer than {limit:.0f} s (stopped after "
+                                                f"{decoded / info.sample_rate:.1f} s of audio)")
     except sf.LibsndfileError as exc:
         where = f" after {decoded / info.sample_rate:.2f} s" if decoded else ""
         raise AudioError(info.path, f"cannot be decoded{where} ({_libsndfile_reason(exc)}); "
@@ -224,6 +258,26 @@ def _read_frames(info: AudioInfo, first: int, count: int) -> np.ndarray:
     except sf.LibsndfileError as exc:
         raise AudioError(info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); "
                                     "the file is probably truncated or damaged") from None
+
+
+def _check_plausible(path: Path, size: int, frames: int, channels: int, fmt: str, subtype: str) -> None:
+    """A header whose frame count the file's size cannot hold lies; decoding it could run for days."""
+    samples = frames * channels
+    if fmt not in MAX_SAMPLES_PER_BYTE and subtype in MIN_BYTES_PER_SAMPLE:
+        plausible = samples * MIN_BYTES_PER_SAMPLE[subtype] <= size
+    else:
+        plausible = samples <= MAX_SAMPLES_PER_BYTE.get(fmt, OTHER_MAX_SAMPLES_PER_BYTE) * size
+    if not plausible:
+        raise AudioError(path, f"header claims {frames:.3g} frames x {channels} channel(s) in "
+                               f"{_size_text(size)}, far more than the file can hold; its header is wrong")
+
+
+def _size_text(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def _check_finite(path: Path, samples: np.ndarray) -> None:

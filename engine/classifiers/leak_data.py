@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.audio.feature_cache import FeatureCache
 from engine.audio.features import LogMelConfig
+from engine.data.changes import refresh_changed
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store.labels import regions as stored_regions
@@ -125,7 +126,11 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
     if not usable:
         raise EarmarkError(f"no labelled regions to train the {mode} leak classifier on: label stretches of "
                            f"clips as {' / '.join(MULTICLASS)} (Label menu), or import label files")
-    clips = {c.clip_id: c for c in project.clips()}
+    labelled_clips = {r.clip_id for r, _ in usable}
+    # A recording changed on disk since it was labelled is read again (and named) before it is cut.
+    clips = {c.clip_id: c for c in refresh_changed(project, [c for c in project.clips() if c.clip_id in labelled_clips],
+                                                   progress, cache)}
+    usable = [(r, name) for r, name in usable if r.clip_id in clips]
     key = _cache_key(mode, settings, [(clips[r.clip_id].checksum, r.start_s, r.end_s, n) for r, n in usable])
     cached = project.artifacts / "classifiers" / "segments" / f"{key}.npz"
     if cached.is_file():

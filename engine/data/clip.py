@@ -34,6 +34,12 @@ class Clip:
     checksum: str = ""
     channels: int = 1
     format: str = ""
+    #: The channel used (0-based) of a multi-channel file; None: the mono mix of all channels.
+    channel: int | None = None
+    #: The file's size in bytes and modification time (seconds since the epoch) when it was last read;
+    #: scoring compares them with the file on disk to notice a file changed after import.
+    file_size: int | None = None
+    file_mtime: float | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (("domain", DOMAINS), ("split", SPLITS), ("label", LABELS)):
@@ -46,6 +52,13 @@ class Clip:
         object.__setattr__(self, "attributes", {str(k): str(v) for k, v in self.attributes.items()})
         object.__setattr__(self, "anomaly_regions",
                            tuple((float(s), float(e)) for s, e in self.anomaly_regions))
+
+    @property
+    def channel_caption(self) -> str:
+        """Which audio is used, for a caption: "channel 2 of 4", "mono mix of 2 channels", or "" (mono file)."""
+        if self.channel is not None:
+            return f"channel {self.channel + 1} of {self.channels}"
+        return f"mono mix of {self.channels} channels" if self.channels > 1 else ""
 
     @property
     def group(self) -> str:

@@ -21,6 +21,7 @@ import torch
 
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
+from engine.detectors.min_duration import long_enough
 from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Progress
@@ -92,6 +93,7 @@ class Detector(ABC):
     def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Fit on one group's clips: its normal training clips (and supplemental clips, where used)."""
         progress = progress or Progress()
+        clips = long_enough(self, clips, progress)
         normals = [c for c in clips if c.split == "train" and c.label != "anomaly"]
         if not normals:
             raise EarmarkError(f"{self.key}: no normal training clips to fit on; mark some with `earmark set "
@@ -106,7 +108,7 @@ class Detector(ABC):
     def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Add a few target-domain normal clips without refitting."""
         self._require_fitted()
-        clips = [c for c in clips if c.label != "anomaly"]
+        clips = [c for c in long_enough(self, clips, progress or Progress()) if c.label != "anomaly"]
         if not clips:
             raise EarmarkError(f"{self.key}: nothing to enrol; choose normal clips of the target domain")
         self._learn_thresholds(self._enrol(clips, progress or Progress()))
@@ -115,7 +117,8 @@ class Detector(ABC):
     def score(self, clips: Sequence[Clip], progress: Progress | None = None) -> list[Detection]:
         """A `Detection` per readable clip; unreadable clips are reported through `progress.problem`."""
         self._require_fitted()
-        detections = self._detect(clips, progress or Progress())
+        progress = progress or Progress()
+        detections = self._detect(long_enough(self, clips, progress), progress)
         for detection in detections:
             detection.decision = self._decide(detection.score)
             if detection.decision and self.frame_threshold is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from engine.audio.feature_cache import FeatureCache
+from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector
 from engine.detectors.registry import detector_class, make_config
@@ -77,7 +78,8 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
                            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
     config = make_config(detector, settings)
     project = session.project
-    grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
+    grouped = groups_of(refresh_changed(project, [c for c in project.clips() if c.split in ("train", "supplemental")],
+                                        progress, session.cache))
     trainable = {g: clips for g, clips in grouped.items()
                  if any(c.split == "train" and c.label != "anomaly" for c in clips)}
     if group is not None:
@@ -120,7 +122,7 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
     """Add target-domain normal clips to the newest model of each clip's group; saved as a new model."""
     progress = progress or Progress()
     project = session.project
-    clips = [project.clip(clip_id) for clip_id in clip_ids]
+    clips = refresh_changed(project, [project.clip(clip_id) for clip_id in clip_ids], progress, session.cache)
     latest = results.latest_models(project, detector)
     updated = []
     for key, group_clips in groups_of(clips).items():
@@ -147,6 +149,7 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
                            f"`earmark fit {project.folder} --detector {detector}` first")
     if clips is None:
         clips = project.clips(split=split) if split else project.clips()
+    clips = refresh_changed(project, clips, progress, session.cache)
     grouped = groups_of(clips)
     if group is not None:
         grouped = {group: grouped[group]} if group in grouped else {}

@@ -137,6 +137,16 @@ def _v3_stale_models(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE models ADD COLUMN stale INTEGER NOT NULL DEFAULT 0")
 
 
+def _v4_file_stamps_and_channel(db: sqlite_utils.Database) -> None:
+    """Each clip's file size and modification time when last read (a file changed after import is noticed
+    and read again), and the channel used of a multi-channel file (NULL: the mono mix). Written to be
+    applied whatever its number: a column already there is left as it is."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(clips)").fetchall()}
+    for name, kind in (("file_size", "INTEGER"), ("file_mtime", "REAL"), ("channel", "INTEGER")):
+        if name not in columns:
+            db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -145,7 +155,7 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused,
-                                                            _v3_stale_models]
+                                                            _v3_stale_models, _v4_file_stamps_and_channel]
 LATEST_VERSION = len(MIGRATIONS)
 
 

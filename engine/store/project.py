@@ -150,7 +150,7 @@ class Project:
             rows.append([clip.clip_id, clip.path, clip.checksum, clip.format, clip.channels, clip.sample_rate,
                          clip.duration_s, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label,
                          json.dumps(dict(clip.attributes), sort_keys=True), qa.rms, qa.peak, qa.clipping_ratio,
-                         qa.silence_ratio, source, stamp])
+                         qa.silence_ratio, source, stamp, clip.file_size, clip.file_mtime, clip.channel])
             regions += [[clip.clip_id, start, end, "anomaly", "truth", stamp, stamp]
                         for start, end in clip.anomaly_regions]
         db = self.db
@@ -158,8 +158,8 @@ class Project:
             db.conn.executemany(
                 "INSERT INTO clips (clip_id, path, checksum, format, channels, sample_rate, duration_s, "
                 "machine_type, section_id, domain, split, label, attributes, qa_rms, qa_peak, "
-                "qa_clipping_ratio, qa_silence_ratio, source, imported_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "qa_clipping_ratio, qa_silence_ratio, source, imported_at, file_size, file_mtime, channel) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.conn.executemany(
                 "INSERT INTO regions (clip_id, start_s, end_s, label, kind, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", regions)
@@ -207,5 +207,6 @@ class Project:
                     duration_s=row["duration_s"], machine_type=row["machine_type"],
                     section_id=row["section_id"], domain=row["domain"], split=row["split"], label=row["label"],
                     attributes=json.loads(row["attributes"]), anomaly_regions=tuple(regions), qa=qa,
-                    checksum=row["checksum"], channels=row["channels"] or 1, format=row["format"] or "")
+                    checksum=row["checksum"], channels=row["channels"] or 1, format=row["format"] or "",
+                    channel=row.get("channel"), file_size=row.get("file_size"), file_mtime=row.get("file_mtime"))
 

@@ -52,7 +52,7 @@ def test_stereo_mixes_down_or_picks_a_channel(tmp_path):
     np.testing.assert_allclose(mono, stereo.mean(axis=1), atol=1e-7)
     np.testing.assert_allclose(left, stereo[:, 0], atol=1e-7)
     np.testing.assert_allclose(right, stereo[:, 1], atol=1e-7)
-    with pytest.raises(AudioError, match="channel 2 does not exist"):
+    with pytest.raises(AudioError, match=r"has 2 channel\(s\); channel 3 does not exist"):
         load_audio(path, channel=2)
 
 

@@ -53,7 +53,9 @@ def detect_format(source: Path) -> str:
 
 def import_source(project: Project, source: str | Path, fmt: str | None = None,
                   progress: Progress | None = None, defaults: Mapping[str, str | None] | None = None,
-                  ) -> ImportReport:
+                  *, channel: int | None = None) -> ImportReport:
+    """`defaults` fill fields the files' own metadata leaves empty; `channel` (0-based): read multi-channel
+    files as that channel instead of the mono mix."""
     source = Path(source)
     columns = _checked_defaults(defaults)
     fmt = fmt or detect_format(source)
@@ -64,18 +66,22 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
     report = ImportReport(format=fmt, source=str(source), problems=list(problems))
     if fmt in VERIFIERS:
         report.checks = VERIFIERS[fmt](candidates, problems)
-    return _adding(project, lambda: add_candidates(project, candidates, report, progress), report)
+    return _adding(project, lambda: add_candidates(project, candidates, report, progress,
+                                                            channel=channel), report)
 
 
 def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None,
-                 source: str = "files", defaults: Mapping[str, str | None] | None = None) -> ImportReport:
-    """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window."""
+                 source: str = "files", defaults: Mapping[str, str | None] | None = None, *,
+                 channel: int | None = None) -> ImportReport:
+    """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window;
+    `channel` (0-based) reads multi-channel files as that channel instead of the mono mix."""
     paths = list(paths)
     columns = _checked_defaults(defaults)
     candidates, problems = folder.collect_files(paths)
     candidates = fill_defaults(candidates, columns)
     report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
-    return _adding(project, lambda: add_candidates(project, candidates, report, progress, source), report)
+    return _adding(project, lambda: add_candidates(project, candidates, report, progress, source,
+                                                            channel=channel), report)
 
 
 def _adding(project: Project, add: Callable[[], ImportReport], report: ImportReport) -> ImportReport:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from engine.audio.io import AUDIO_EXTENSIONS, file_checksum, scan
 from engine.data.clip import Clip
+from engine.data.qa_flags import qa_flags
 from engine.errors import AudioError, EarmarkError
 from engine.jobs import Progress
+from engine.store.clip_files import FileStamp, paths_by_checksum, repoint
 from engine.store.project import Project
 
 BATCH = 256
@@ -64,26 +66,45 @@ class ImportReport:
     clip_ids: list[str] = field(default_factory=list)
     #: What a data set's own check found (metadata rows against files on disk), a line each.
     checks: list[str] = field(default_factory=list)
+    #: Clips the project held under a path that no longer exists, now pointed at the file found here.
+    repointed: int = 0
+    #: QA flag ("too short", "silent", "clipped") -> the files added with it.
+    flagged: dict[str, list[str]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
                f"{self.already_present} already in the project; {len(self.problems)} problem(s)."]
+        if self.repointed:
+            out[0] += f" {self.repointed} moved clip(s) re-pointed."
         out += [f"  {line}" for line in self.checks]
+        out += [f"  QA {flag}: {len(names)} clip(s): {_names(names)}" for flag, names in self.flagged.items()]
         out += [f"  skipped {problem}" for problem in self.problems]
         return out
 
 
+def _names(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def add_candidates(project: Project, candidates: list[Candidate], report: ImportReport,
-                   progress: Progress | None = None, source: str | None = None) -> ImportReport:
+                   progress: Progress | None = None, source: str | None = None,
+                   channel: int | None = None) -> ImportReport:
     """Check, measure and write candidates into the project; fills in `report` and returns it. `source`
-    (default: the report's format) is recorded with each clip; files dropped on the window say "inbox"."""
+    (default: the report's format) is recorded with each clip; files dropped on the window say "inbox".
+    `channel` (0-based) reads each multi-channel file as that channel instead of the mono mix.
+
+    A file the project holds (same checksum) is not added again; if the clip's recorded file no longer
+    exists, the clip is pointed at this one (the folder was moved)."""
     source = source or report.format
     progress = progress or Progress()
-    known_checksums = project.ids_by_checksum()
+    held = paths_by_checksum(project)
+    known_checksums = {checksum: clip_id for checksum, (clip_id, _) in held.items()}
     taken_ids = project.clip_ids()
     total = len(candidates)
     progress.update(0, total, "checking files")
     pending: list[Clip] = []
+    moves: list[tuple[str, str, FileStamp]] = []
     workers = max(1, min(4, os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
@@ -92,22 +113,28 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
             if isinstance(result, ImportProblem):
                 report.problems.append(result)
             else:
-                checksum, info, qa = result
+                checksum, info, qa, stamp = result
                 if checksum in known_checksums:  # held before, or seen earlier in this batch
                     report.already_present += 1
                     report.clip_ids.append(known_checksums[checksum])
+                    if checksum in held and _moved(held[checksum][1], candidate.path):
+                        moves.append((held[checksum][0], str(candidate.path.resolve()), stamp))
+                        del held[checksum]
                 else:
                     clip_id = candidate.clip_id
                     if clip_id in taken_ids:
                         clip_id = f"{clip_id}~{checksum[:8]}"
                     try:
-                        pending.append(_clip(candidate, clip_id, checksum, info, qa))
+                        clip = _clip(candidate, clip_id, checksum, info, qa, stamp, channel)
                     except ValueError as exc:
                         report.problems.append(ImportProblem(str(candidate.path), str(exc)))
                     else:
+                        pending.append(clip)
                         known_checksums[checksum] = clip_id
                         taken_ids.add(clip_id)
                         report.clip_ids.append(clip_id)
+                        for flag in qa_flags(clip.duration_s, qa):
+                            report.flagged.setdefault(flag, []).append(candidate.path.name)
             if len(pending) >= BATCH:
                 report.added += project.add_clips(pending, source)
                 pending = []
@@ -119,32 +146,47 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
         # Clips already checked are kept, also when the user cancels: a later import skips them.
         if pending:
             report.added += project.add_clips(pending, source)
+        if moves:
+            report.repointed += repoint(project, moves)
         pool.shutdown(wait=True)
     return report
 
 
+def _moved(recorded: str, found: Path) -> bool:
+    """The clip's recorded file is gone and the same content turned up here: the recording was moved."""
+    return not os.path.exists(recorded) and os.path.abspath(recorded) != str(found.resolve())
+
+
 def _inspect(candidate: Candidate, known: frozenset[str]):
-    """(checksum, info, qa) of a file, (checksum, None, None) for one the project holds, or the problem."""
+    """(checksum, info, qa, stamp) of a file, (checksum, None, None, stamp) for one the project holds, or
+    the problem."""
     try:
+        stamp = FileStamp.of(candidate.path)
         checksum = file_checksum(candidate.path)
         if checksum in known:
-            return checksum, None, None
+            return checksum, None, None, stamp
         info, qa = scan(candidate.path)
     except AudioError as exc:
         return ImportProblem(str(candidate.path), exc.reason)
     except OSError as exc:
         return ImportProblem(str(candidate.path), f"cannot be read ({exc.strerror or exc})")
-    return checksum, info, qa
+    return checksum, info, qa, stamp
 
 
-def _clip(candidate: Candidate, clip_id: str, checksum: str, info, qa) -> Clip:
+def _clip(candidate: Candidate, clip_id: str, checksum: str, info, qa, stamp: FileStamp,
+          channel: int | None = None) -> Clip:
+    if channel is not None and info.channels == 1:
+        channel = None  # a mono file has only the one channel: nothing to choose
+    elif channel is not None and channel >= info.channels:
+        raise ValueError(f"has {info.channels} channel(s); channel {channel + 1} does not exist")
     duration = info.duration_s
     regions = [(max(0.0, s), min(duration, e)) for s, e in candidate.anomaly_regions]
     return Clip(clip_id=clip_id, path=str(candidate.path.resolve()), sample_rate=info.sample_rate,
                 duration_s=duration, machine_type=candidate.machine_type, section_id=candidate.section_id,
                 domain=candidate.domain, split=candidate.split, label=candidate.label,
                 attributes=candidate.attributes, anomaly_regions=tuple((s, e) for s, e in regions if e > s),
-                qa=qa, checksum=checksum, channels=info.channels, format=info.format_name)
+                qa=qa, checksum=checksum, channels=info.channels, format=info.format_name, channel=channel,
+                file_size=stamp.size, file_mtime=stamp.mtime)
 
 
 def audio_files(root: Path) -> Iterator[Path]:
