@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 
+from app.views.clip_table import FIXED
 from engine.data.importers import import_source
 from engine.store import Project, results
 from tests.helpers import write_hum
@@ -116,7 +117,7 @@ def test_clips_are_organised_undone_redone_and_fitted_from_the_window(qtbot, win
     select_rows(window, "monday/mon_5")
     panel.boxes["split"].setCurrentText("test")
     qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
-    column = window.table.model.detectors.index("knn") + 7
+    column = window.table.model.detectors.index("knn") + len(FIXED)
     assert window.table.model.headerData(column, Qt.Orientation.Horizontal) == "knn (stale: refit)"
     section = window.tree.topLevelItem(0).child(0).child(0)
     assert section.text(0) == "section 00 (stale: refit)"
