@@ -193,6 +193,7 @@ def score_clips_with_group(session: Session, group: str, clips: Sequence[Clip], 
     """`score_with_group`, returning clip_id -> detector -> detection for every clip scored."""
     progress = progress or Progress()
     project = session.project
+    clips = refresh_changed(project, clips, progress, session.cache)
     found: dict[str, dict[str, Detection]] = {}
     records = {d: results.model_for_group(results.latest_models(project, d), group)
                for d in results.fitted_detectors(project)}
