@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
-                               QVBoxLayout, QWidget, QHBoxLayout)
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy,
+                               QSplitter, QVBoxLayout, QWidget, QHBoxLayout)
 
 from engine.errors import EarmarkError
 from engine.store import Project, results
@@ -19,6 +19,7 @@ from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
 from app.window_classifiers import ClassifierActions
+from app.window_layout import DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout
 from app.playback import Playback
 from app.settings import AppSettings
 from app.views.clip_table import ClipTable
@@ -41,7 +42,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         self.project: Project | None = None
         self.setWindowTitle("Earmark")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        self.resize(*DEFAULT_SIZE)
         self.engine = EngineThread(self)
         self.engine.worker.device_choice = self.settings.device
         self._connect_engine()
@@ -56,7 +57,11 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
         self.caption = QLabel("Open a project (File > Open) or drop audio files here.")
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long file name is cut at the window's edge (its tool tip has it whole) rather than widening the window.
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.drop_group = QComboBox(toolTip="Dropped files are scored by the detectors fitted for this group")
+        self.drop_group.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.drop_group.setMinimumContentsLength(12)
         self.drop_group.currentTextChanged.connect(self._drop_group_changed)
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
@@ -73,11 +78,13 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(viewer)
         splitter.addWidget(self.table)
-        splitter.setSizes([600, 300])
+        splitter.setStretchFactor(0, 3)  # the spectrogram keeps most of the height
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([600, 220])
         self.setCentralWidget(splitter)
 
         self.tree = DatasetTree()
-        self.tree.setMinimumWidth(180)
+        self.tree.setMinimumWidth(150)
         self.tree.filter_chosen.connect(self.table.proxy.set_where)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(self.cancel_job_by_id)
@@ -93,9 +100,6 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
-        self.splitDockWidget(self.docks["log"], self.docks["jobs"], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"], self.docks["jobs"]], [700, 500], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"]], [150], Qt.Orientation.Vertical)
 
         self.playback = Playback(self, use_audio)
         self.playback.position_changed.connect(lambda s: self.view.set_playhead(s, follow=True))
@@ -114,7 +118,15 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         self._fill_recent()
+        arrange_docks(self, self.docks)
+        restore_layout(self, self.settings)
         self.statusBar().showMessage("Ready")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_fitted", False):  # the frame's size is known once the window is shown
+            self._fitted = True
+            fit_to_screen(self)
 
     # -- engine signals --------------------------------------------------------------------------------
     def _connect_engine(self) -> None:
@@ -268,6 +280,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             self._log(str(exc), "error")
             return
         self.caption.setText(display.caption)
+        self.caption.setToolTip(display.caption)
         same = self.view.display is not None and self.view.display.clip_id == clip_id
         self.view.show_clip(display)
         self.editor.set_clip(clip_id, display.duration_s)
@@ -345,6 +358,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        save_layout(self, self.settings)
         self.shutdown()
         event.accept()
 

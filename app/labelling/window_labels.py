@@ -52,9 +52,7 @@ class LabelActions:
             dock.setObjectName(name)
             dock.setWidget(widget)
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-            self.docks[name] = dock
-        self.splitDockWidget(self.docks["regions"], self.docks["proposals"], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["tree"], self.docks["regions"]], [230, 520], Qt.Orientation.Horizontal)
+            self.docks[name] = dock  # placed with the others by window_layout.arrange_docks
 
     # -- keeping the views in step with the project --------------------------------------------------------
     def refresh_regions(self, selected: int | None = None) -> None:
