@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy,
-                               QSplitter, QVBoxLayout, QWidget, QHBoxLayout)
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
+                               QVBoxLayout, QWidget, QHBoxLayout)
 
 from engine.errors import EarmarkError
 from engine.store import Project, results
@@ -19,9 +19,11 @@ from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
 from app.window_classifiers import ClassifierActions
-from app.window_layout import DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout
+from app.window_layout import (DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout,
+                               size_docks)
 from app.playback import Playback
 from app.settings import AppSettings
+from app.views.caption import ClipCaption
 from app.views.clip_table import ClipTable
 from app.views.dataset_tree import DatasetTree
 from app.views.overlay_controls import OverlayControls
@@ -55,10 +57,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
         self.controls.detectors_changed.connect(self._detectors_changed)
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
-        self.caption = QLabel("Open a project (File > Open) or drop audio files here.")
-        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # A long file name is cut at the window's edge (its tool tip has it whole) rather than widening the window.
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = ClipCaption("Open a project (File > Open) or drop audio files here.")
         self.drop_group = QComboBox(toolTip="Dropped files are scored by the detectors fitted for this group")
         self.drop_group.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.drop_group.setMinimumContentsLength(12)
@@ -80,7 +79,6 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         splitter.addWidget(self.table)
         splitter.setStretchFactor(0, 3)  # the spectrogram keeps most of the height
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([600, 220])
         self.setCentralWidget(splitter)
 
         self.tree = DatasetTree()
@@ -119,7 +117,7 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         self._fill_recent()
         arrange_docks(self, self.docks)
-        restore_layout(self, self.settings)
+        self._layout_restored = restore_layout(self, self.settings)
         self.statusBar().showMessage("Ready")
 
     def showEvent(self, event) -> None:
@@ -127,6 +125,11 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
         if not getattr(self, "_fitted", False):  # the frame's size is known once the window is shown
             self._fitted = True
             fit_to_screen(self)
+            if not self._layout_restored:
+                size_docks(self, self.docks)
+            splitter = self.centralWidget()
+            total = sum(splitter.sizes())
+            splitter.setSizes([round(0.7 * total), total - round(0.7 * total)])
 
     # -- engine signals --------------------------------------------------------------------------------
     def _connect_engine(self) -> None:
@@ -280,7 +283,6 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
             self._log(str(exc), "error")
             return
         self.caption.setText(display.caption)
-        self.caption.setToolTip(display.caption)
         same = self.view.display is not None and self.view.display.clip_id == clip_id
         self.view.show_clip(display)
         self.editor.set_clip(clip_id, display.duration_s)

@@ -23,8 +23,8 @@ TAB_GROUPS: dict[Qt.DockWidgetArea, tuple[str, ...]] = {
     Qt.DockWidgetArea.BottomDockWidgetArea: ("jobs", "log"),
 }
 #: Default sizes in pixels: the left and right docks' widths, the bottom dock's height.
-WIDTHS = {"tree": 200, "regions": 360}
-BOTTOM_HEIGHT = 120
+WIDTHS = {"tree": 200, "regions": 340}
+BOTTOM_HEIGHT = 100
 DEFAULT_SIZE = (1400, 900)
 
 
@@ -39,6 +39,12 @@ def arrange_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
             window.tabifyDockWidget(present[0], dock)
         if present:
             present[0].raise_()
+    size_docks(window, docks)
+
+
+def size_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
+    """The default widths and height (again once the window is shown: before, Qt spreads the window's
+    width over the docks as it likes)."""
     sized = [docks[n] for n in WIDTHS if n in docks]
     window.resizeDocks(sized, [WIDTHS[d.objectName()] for d in sized], Qt.Orientation.Horizontal)
     bottom = [docks[n] for n in TAB_GROUPS[Qt.DockWidgetArea.BottomDockWidgetArea] if n in docks]

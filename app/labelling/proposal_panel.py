@@ -74,6 +74,8 @@ class ProposalPanel(QWidget):
         super().__init__(parent)
         self.detector = QComboBox(objectName="proposal_detector")
         self.detector.currentTextChanged.connect(lambda _: self.settings_changed.emit())
+        self.detector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.detector.setMinimumContentsLength(12)
         self.on = SliderBox(0.2, 3.0, 0.05, defaults.on_ratio, " x", "proposal_on")
         self.off = SliderBox(0.1, 3.0, 0.05, defaults.off_ratio, " x", "proposal_off")
         self.min_duration = SliderBox(0.0, 3.0, 0.05, defaults.min_duration_s, " s", "proposal_min_duration")

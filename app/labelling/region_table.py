@@ -129,17 +129,22 @@ class RegionTable(QWidget):
         self.count = QLabel("")
         for box in (self.label_box, self.kind_box):
             box.currentTextChanged.connect(self._filter_changed)
-        bar = QHBoxLayout()
+            # A long class name must not widen the dock (and the window) when the classes are filled in.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
+        bar = QHBoxLayout()  # two rows of filters, so the dock is narrow enough for a laptop
         bar.addWidget(QLabel("Label"))
-        bar.addWidget(self.label_box)
+        bar.addWidget(self.label_box, 1)
         bar.addWidget(QLabel("Kind"))
-        bar.addWidget(self.kind_box)
-        bar.addWidget(self.whole_project)
-        bar.addStretch(1)
-        bar.addWidget(self.count)
+        bar.addWidget(self.kind_box, 1)
+        scope = QHBoxLayout()
+        scope.addWidget(self.whole_project)
+        scope.addStretch(1)
+        scope.addWidget(self.count)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(bar)
+        layout.addLayout(scope)
         layout.addWidget(self.view)
 
     def set_regions(self, regions: Sequence[Region], colours: dict[str, str], models: dict[int, str],

@@ -63,6 +63,10 @@ class SpectrogramView(QWidget):
         self.wave_curve = self.wave.plot(pen=pg.mkPen("#455a64"), connect="pairs")
         self.wave_playhead = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2))
         self.wave.addItem(self.wave_playhead)
+        # On a short screen (a laptop) the lane and the waveform give up height before the spectrogram does.
+        rows = self.graphics.ci.layout
+        for row, stretch in ((0, 6), (1, 1), (2, 1)):
+            rows.setRowStretchFactor(row, stretch)
         self.loader = DisplayLoader(self)
         self.loader.overview_ready.connect(self._overview_ready)
         self.loader.detail_ready.connect(self._detail_ready)

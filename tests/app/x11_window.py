@@ -2,9 +2,10 @@
 child process on a real X server. Once the project is open and a clip is shown, it prints one line
 `LAYOUT {json}` with what a user on that screen can reach: the screen, the window's frame, each dock's place
 (or its tab's, when it is a tab behind another), the spectrogram's size and any key given to two actions.
-Then the window runs until the user quits it; the exit status is the console script's.
+Then the window runs until the user quits it; the exit status is the console script's. With `--labelling`
+(for the README's picture) it first proposes regions on the clip and labels two the way a user does.
 
-    DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT
+    DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling]
 """
 from __future__ import annotations
 
@@ -46,7 +47,27 @@ def report(window) -> dict:
             "twice": {k: v for k, v in keys.items() if len(v) > 1}}
 
 
-def main(project: str) -> int:
+def label_some(window) -> None:
+    """Proposals from patch_memory on the shown clip, the first accepted, a NORMAL stretch marked with [ and ]."""
+    window.proposal_panel.detector.setCurrentText("patch_memory")
+    window.proposal_panel.on.set_value(0.8)
+    window.proposal_panel.off.set_value(0.6)
+    window.propose_clip()
+    from engine.store import labels
+
+    pending = labels.regions(window.project, window.view.display.clip_id, ("proposal",))
+    if pending:
+        window.editor.select(pending[0].region_id)
+        window.editor.choose_class(0)
+    duration = window.view.display.duration_s
+    window.editor.choose_class(1)
+    window.editor.mark_start(0.05 * duration)
+    window.editor.mark_end(0.2 * duration)
+    window.editor.commit_marks()
+    window.docks["proposals"].raise_()
+
+
+def main(project: str, labelling: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.main import main as earmark
 
@@ -63,6 +84,11 @@ def main(project: str) -> int:
             showcase_clip(window)
             QTimer.singleShot(200, watch)
             return
+        if window.view.overview is None:  # the spectrogram is still being computed
+            QTimer.singleShot(100, watch)
+            return
+        if labelling:
+            label_some(window)
         window.activateWindow()  # no window manager on Xvfb: the window takes the keyboard itself
         window.raise_()
         QTimer.singleShot(500, lambda: print("LAYOUT " + json.dumps(report(window)), flush=True))
@@ -72,4 +98,4 @@ def main(project: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], "--labelling" in sys.argv[2:]))
