@@ -58,6 +58,8 @@ class RegionTableModel(QAbstractTableModel):
                 return f"{value:.3f}"
             if column == "confidence":
                 return "" if value is None else f"{value:.0%}"
+            if column == "label" and region.kind == "proposal":
+                value = f"{value}?"  # a detector's finding, not a class the user chose
             if column == "label" and region.is_box:
                 return f"{value}  [{region.low_hz:.0f}-{region.high_hz:.0f} Hz]"
             return "" if value is None else str(value)

@@ -68,7 +68,7 @@ class LabelActions:
         names = {row.clip.clip_id: row.name for row in self.table.model.rows}
         self.region_table.set_regions(shown, colours, models, names, selected)
         if display is not None:
-            self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected)
+            self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected, models)
         self._name_class_actions([c.name for c in classes])
 
     def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
@@ -201,7 +201,7 @@ class LabelActions:
         try:
             found = proposals.lane_proposals(
                 display.clip_id, display.duration_s, lanes.frame_times, lanes.frame_scores, lanes.frame_threshold,
-                lanes.model_id, proposals.default_label(self.project), choice.on_ratio, choice.off_ratio,
+                lanes.model_id, proposals.finding_label(choice.detector), choice.on_ratio, choice.off_ratio,
                 choice.min_duration_s, choice.merge_gap_s)
             stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
         except EarmarkError as exc:
