@@ -122,14 +122,14 @@ class MainWindow(ClassifierActions, LabelActions, WindowActions, QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not getattr(self, "_fitted", False):  # the frame's size is known once the window is shown
-            self._fitted = True
+        if not getattr(self, "_shown_once", False):  # the frame's size is known once the window is shown
+            self._shown_once = True
             fit_to_screen(self)
             if not self._layout_restored:
                 size_docks(self, self.docks)
             splitter = self.centralWidget()
             total = sum(splitter.sizes())
-            splitter.setSizes([round(0.7 * total), total - round(0.7 * total)])
+            splitter.setSizes([round(0.75 * total), total - round(0.75 * total)])
 
     # -- engine signals --------------------------------------------------------------------------------
     def _connect_engine(self) -> None:

@@ -26,6 +26,8 @@ TAB_GROUPS: dict[Qt.DockWidgetArea, tuple[str, ...]] = {
 WIDTHS = {"tree": 200, "regions": 340}
 BOTTOM_HEIGHT = 100
 DEFAULT_SIZE = (1400, 900)
+#: Platforms whose screen is no real one (tests, rendering to a file): the window keeps its own size there.
+VIRTUAL_PLATFORMS = ("offscreen", "minimal")
 
 
 def arrange_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
@@ -75,7 +77,7 @@ def available_area(window: QMainWindow) -> QRect:
 
 def fit_to_screen(window: QMainWindow) -> None:
     """Shrink and move the window so that its frame lies on the available part of its screen."""
-    if window.isMaximized() or window.isFullScreen():
+    if window.isMaximized() or window.isFullScreen() or QGuiApplication.platformName() in VIRTUAL_PLATFORMS:
         return
     area = available_area(window)
     frame = window.frameGeometry()

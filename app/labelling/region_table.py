@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QTableView, QVBoxLayout, QWidget)
 
 from engine.store.labels import KINDS, Region
+from app.views.overlays import TRUTH_COLOUR
+from app.views.region_items import UNCLASSED_COLOUR
 
 COLUMNS = ("clip", "start", "end", "duration", "label", "kind", "confidence", "model")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -49,7 +51,9 @@ class RegionTableModel(QAbstractTableModel):
         region = self.regions[index.row()]
         column = COLUMNS[index.column()]
         if role == Qt.ItemDataRole.DecorationRole and column == "label":
-            return QColor(self.colours.get(region.label, "#9e9e9e") if region.kind != "truth" else "#ff3b30")
+            if region.kind == "truth":
+                return QColor(TRUTH_COLOUR)
+            return QColor(self.colours.get(region.label, UNCLASSED_COLOUR))
         if role == SORT_ROLE:
             return self._value(region, column)
         if role == Qt.ItemDataRole.DisplayRole:

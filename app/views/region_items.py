@@ -21,6 +21,8 @@ from engine.store.labels import Region
 #: edited(region_id, start_s, end_s, low_hz, high_hz) once a drag ends.
 Edited = Callable[[int, float, float, "float | None", "float | None"], None]
 SELECTED_PEN = pg.mkPen("#ffd600", width=3)
+#: The colour of a label that is no class of the project (an anomaly detector's finding, "anomaly").
+UNCLASSED_COLOUR = "#1e88e5"
 
 
 def region_text(region: Region, sources: dict[int, str]) -> str:
@@ -94,7 +96,7 @@ class RegionItems:
         """`sources`: the detector of each model (by id) whose proposals are drawn, named in their captions."""
         self.clear()
         for region in regions:
-            colour = colours.get(region.label, "#1e88e5")
+            colour = colours.get(region.label, UNCLASSED_COLOUR)
             proposal = region.kind == "proposal"
             fill = QColor(colour)
             fill.setAlphaF(opacity * (0.45 if proposal else 1.0))

@@ -63,10 +63,6 @@ class SpectrogramView(QWidget):
         self.wave_curve = self.wave.plot(pen=pg.mkPen("#455a64"), connect="pairs")
         self.wave_playhead = pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2))
         self.wave.addItem(self.wave_playhead)
-        # On a short screen (a laptop) the lane and the waveform give up height before the spectrogram does.
-        rows = self.graphics.ci.layout
-        for row, stretch in ((0, 6), (1, 1), (2, 1)):
-            rows.setRowStretchFactor(row, stretch)
         self.loader = DisplayLoader(self)
         self.loader.overview_ready.connect(self._overview_ready)
         self.loader.detail_ready.connect(self._detail_ready)
@@ -166,6 +162,14 @@ class SpectrogramView(QWidget):
                               display.sources if display else {})
 
     # -- labelled regions --------------------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        """On a short screen (a laptop) the lane and the waveform give up height before the spectrogram does."""
+        super().resizeEvent(event)
+        height = self.height()
+        for panel in self.panels:
+            panel.lane.setMaximumHeight(min(110, max(50, round(0.17 * height))))
+        self.wave.setMaximumHeight(min(90, max(72, round(0.17 * height))))  # the time axis takes ~35 px of it
+
     def set_regions(self, regions: list[Region], colours: dict[str, str], selected: int | None = None,
                     sources: dict[int, str] | None = None) -> None:
         """The shown clip's labelled regions changed (an edit, an undo, new proposals): redraw them. Drawn

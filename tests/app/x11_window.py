@@ -48,23 +48,19 @@ def report(window) -> dict:
 
 
 def label_some(window) -> None:
-    """Proposals from patch_memory on the shown clip, the first accepted, a NORMAL stretch marked with [ and ]."""
-    window.proposal_panel.detector.setCurrentText("patch_memory")
-    window.proposal_panel.on.set_value(0.8)
-    window.proposal_panel.off.set_value(0.6)
+    """Proposals from patch_memory on the shown clip, left pending, and a stretch of the second class marked
+    with [ and ] where nothing was proposed."""
+    panel = window.proposal_panel
+    panel.detector.setCurrentText("patch_memory")
+    for box, value in ((panel.on, 0.7), (panel.off, 0.6), (panel.min_duration, 0.05), (panel.merge_gap, 0.05)):
+        box.set_value(value)
     window.propose_clip()
-    from engine.store import labels
-
-    pending = labels.regions(window.project, window.view.display.clip_id, ("proposal",))
-    if pending:
-        window.editor.select(pending[0].region_id)
-        window.editor.choose_class(0)
     duration = window.view.display.duration_s
     window.editor.choose_class(1)
-    window.editor.mark_start(0.05 * duration)
-    window.editor.mark_end(0.2 * duration)
+    window.editor.mark_start(0.82 * duration)
+    window.editor.mark_end(0.95 * duration)
     window.editor.commit_marks()
-    window.docks["proposals"].raise_()
+    window.refresh_regions()
 
 
 def main(project: str, labelling: bool = False) -> int:
