@@ -24,7 +24,8 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&File", "export_selected", "Export selected regions...", (), "export_selected_regions"),
     ("&File", "export_all_labels", "Export all clips' labels...", (), "export_project_labels_dialog"),
     ("&File", "settings", "&Settings...", ("Ctrl+,",), "settings_dialog"),
-    ("&File", "quit", "&Quit", (Key.Quit, "Ctrl+Q"), "close"),
+    # Ctrl+Q once: on X11 the standard Quit key is Ctrl+Q too, and a key given twice is ambiguous (dead).
+    ("&File", "quit", "&Quit", ("Ctrl+Q",), "close"),
     ("&Train", "fit_all", "Fit &all detectors", ("Ctrl+Shift+F",), "fit_all"),
     ("&Train", "fit_one", "&Fit detector...", ("Ctrl+F",), "fit_detector_dialog"),
     ("&Train", "enrol", "&Enrol target clips...", (), "enrol_selected"),
@@ -89,7 +90,8 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
             continue
         action = QAction(text, window)
         action.setObjectName(name)
-        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        # A standard key may stand for the same keys as a written one on some platforms: each sequence once.
+        action.setShortcuts(list(dict.fromkeys(QKeySequence(s) for s in shortcuts)))
         handler: Callable = getattr(window, method)
         action.triggered.connect(lambda _=False, h=handler: h())
         if name in ("quit", "cancel", "fit_all", "play", "zoom_in", "toggle_map", "filter", "import_labels",

@@ -46,8 +46,22 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     parts = [clip.machine_type, f"section {clip.section_id}" if clip.section_id else None, clip.domain,
              clip.split, clip.label]
     display.caption = f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, " \
-                      f"{clip.duration_s:.1f} s)"
+                      f"{clip.duration_s:.1f} s, {audio_caption(clip)})"
     return display
+
+
+def audio_caption(clip) -> str:
+    """The sample rate and which audio is used: "16000 Hz, mono", "48000 Hz, channel 2 of 4" (the clip's
+    0-based `channel`, when the import picked one), "44100 Hz, mono mix of 2 channels"."""
+    channels = int(clip.channels or 1)
+    channel = getattr(clip, "channel", None)
+    if channels <= 1:
+        used = "mono"
+    elif channel is None:
+        used = f"mono mix of {channels} channels"
+    else:
+        used = f"channel {channel + 1} of {channels}"
+    return f"{clip.sample_rate} Hz, {used}"
 
 
 def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:

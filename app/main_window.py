@@ -21,8 +21,11 @@ from app.labelling.window_labels import LabelActions
 from app.window_actions import WindowActions
 from app.window_classifiers import ClassifierActions
 from app.window_drops import DropActions
+from app.window_layout import (DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout,
+                               size_docks)
 from app.playback import Playback
 from app.settings import AppSettings
+from app.views.caption import ClipCaption
 from app.views.clip_table import ClipTable
 from app.views.dataset_tree import DatasetTree
 from app.views.overlay_controls import OverlayControls
@@ -43,7 +46,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.project: Project | None = None
         self.setWindowTitle("Earmark")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        self.resize(*DEFAULT_SIZE)
         self.engine = EngineThread(self)
         self.engine.worker.device_choice = self.settings.device
         self._connect_engine()
@@ -56,10 +59,11 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
         self.controls.detectors_changed.connect(self._detectors_changed)
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
-        self.caption = QLabel("Open a project (File > Open) or drop audio files here.")
-        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption = ClipCaption("Open a project (File > Open) or drop audio files here.")
         self.drop_group = QComboBox(toolTip="Dropped files without machine and section are scored by the "
                                             "detectors fitted for this group (auto: the group they resemble most)")
+        self.drop_group.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.drop_group.setMinimumContentsLength(12)
         self.drop_group.currentTextChanged.connect(self._drop_group_changed)
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
@@ -76,11 +80,12 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(viewer)
         splitter.addWidget(self.table)
-        splitter.setSizes([600, 300])
+        splitter.setStretchFactor(0, 3)  # the spectrogram keeps most of the height
+        splitter.setStretchFactor(1, 1)
         self.setCentralWidget(splitter)
 
         self.tree = DatasetTree()
-        self.tree.setMinimumWidth(180)
+        self.tree.setMinimumWidth(150)
         self.tree.filter_chosen.connect(self.table.proxy.set_where)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(self.cancel_job_by_id)
@@ -96,9 +101,6 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
-        self.splitDockWidget(self.docks["log"], self.docks["jobs"], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"], self.docks["jobs"]], [700, 500], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"]], [150], Qt.Orientation.Vertical)
 
         self.playback = Playback(self, use_audio)
         self.playback.position_changed.connect(lambda s: self.view.set_playhead(s, follow=True))
@@ -118,7 +120,20 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         self._fill_recent()
+        arrange_docks(self, self.docks)
+        self._layout_restored = restore_layout(self, self.settings)
         self.statusBar().showMessage("Ready")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_shown_once", False):  # the frame's size is known once the window is shown
+            self._shown_once = True
+            fit_to_screen(self)
+            if not self._layout_restored:
+                size_docks(self, self.docks)
+            splitter = self.centralWidget()
+            total = sum(splitter.sizes())
+            splitter.setSizes([round(0.75 * total), total - round(0.75 * total)])
 
     # -- engine signals --------------------------------------------------------------------------------
     def _connect_engine(self) -> None:
@@ -342,6 +357,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        save_layout(self, self.settings)
         self.shutdown()
         event.accept()
 

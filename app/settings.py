@@ -1,10 +1,10 @@
 """The window's own settings (recent projects, the group dropped files are scored with, spectrogram look,
-device), kept in `gui.ini` next to the weights settings in the user's config directory."""
+device, the window's size and dock layout), kept in `gui.ini` next to the weights settings in the user's config directory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 from engine.weights import config_dir
 
@@ -69,6 +69,24 @@ class AppSettings:
     def set_spectrogram(self, settings: SpectrogramSettings) -> None:
         for f in fields(SpectrogramSettings):
             self._q.setValue(f"spectrogram/{f.name}", getattr(settings, f.name))
+
+    # -- the window's size and dock layout ---------------------------------------------------------------
+    def window_layout(self, version: int) -> tuple[QByteArray | None, QByteArray | None]:
+        """The geometry and dock state saved by layout `version`; (None, None) for another version's."""
+        try:
+            saved_version = int(self._q.value("window/version", -1))
+        except (TypeError, ValueError):
+            saved_version = -1
+        if saved_version != version:
+            return None, None
+        geometry, state = self._q.value("window/geometry"), self._q.value("window/state")
+        return (geometry if isinstance(geometry, QByteArray) else None,
+                state if isinstance(state, QByteArray) else None)
+
+    def set_window_layout(self, version: int, geometry: QByteArray, state: QByteArray) -> None:
+        self._q.setValue("window/version", version)
+        self._q.setValue("window/geometry", geometry)
+        self._q.setValue("window/state", state)
 
     def sync(self) -> None:
         self._q.sync()

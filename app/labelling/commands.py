@@ -40,7 +40,8 @@ class RegionCommand(QUndoCommand):
 
 
 class CreateRegion(RegionCommand):
-    """Add a region; undo removes it, redo puts it back under the same id."""
+    """Add a region; undo removes it, redo puts it back under the same id. The new region is not left
+    selected: the class key pressed next chooses the class of the next region, it does not relabel this one."""
 
     def __init__(self, editor: LabelEditor, region: Region) -> None:
         super().__init__(editor, f"add {region.label} {region.start_s:.2f}-{region.end_s:.2f} s", region.clip_id)
@@ -49,7 +50,7 @@ class CreateRegion(RegionCommand):
     def redo(self) -> None:
         def work() -> None:
             self.region = labels.add_region(self.editor.project, self.region)
-            self.region_id = self.region.region_id
+            self.editor.last_added = self.region
         self._run(work)
 
     def undo(self) -> None:
@@ -113,10 +114,13 @@ class ChangeRegion(RegionCommand):
 class ChangeRegions(RegionCommand):
     """The same change to several regions of one clip in one transaction (accept every proposal)."""
 
-    def __init__(self, editor: LabelEditor, regions: list[Region], text: str, **after: object) -> None:
+    def __init__(self, editor: LabelEditor, regions: list[Region], text: str,
+                 each: dict[int, dict] | None = None, **after: object) -> None:
+        """`after`: the change to every region; `each`: more changes to some regions, by region id."""
         super().__init__(editor, text, regions[0].clip_id)
         self.before = [(r.region_id, {name: getattr(r, name) for name in CHANGED_FIELDS}) for r in regions]
-        self.after = [(region_id, {**fields, **after}) for region_id, fields in self.before]
+        each = each or {}
+        self.after = [(region_id, {**fields, **after, **each.get(region_id, {})}) for region_id, fields in self.before]
         self.generation = editor.proposal_generation(self.clip_id)
 
     def redo(self) -> None:

@@ -3,6 +3,13 @@
 Every edit is a command on one QUndoStack per project (Ctrl+Z / Ctrl+Shift+Z) and is written to the
 project as it is made. The editor keeps the pending marks (`[` and `]` at the playhead, Enter commits
 them), the selected region, and the current class (the last class key pressed), which new regions get.
+
+The rule for class keys 1-9: a key relabels only a region the user selected (a click, a row of the region
+table, N / Shift+N, or the proposal the review moves on to), and says so in the status line ("Relabelled
+3.20-4.10 s from LEAK to NORMAL"). A region just added (Enter after [ ], or drawn with the mouse) is not
+left selected, so a key pressed after it chooses the class of the *next* region. Accepting a proposal keeps
+its label when that is one of the project's classes (the leak classifier's LEAK); an anomaly detector's
+finding (`engine.labels.proposals.ANOMALY_FINDING`) becomes the current class: what the user is labelling now, shown in the status line.
 """
 from __future__ import annotations
 
@@ -33,6 +40,8 @@ class LabelEditor(QObject):
         self.marks: list[float | None] = [None, None]
         self.selected: int | None = None
         self.current_class: str | None = None
+        #: The region the last add wrote (None when the write failed).
+        self.last_added: Region | None = None
         #: How often proposals were computed again, for all clips and per clip: undoing the rejection of a
         #: proposal from an earlier set is refused.
         self._proposal_epoch = 0
@@ -138,8 +147,12 @@ class LabelEditor(QObject):
         if label is None:
             self.report("Add a label class first (Label > Label classes...)")
             return False
+        self.last_added = None
         self.stack.push(CreateRegion(self, Region(self.clip_id, start, end, label, "manual", low_hz, high_hz)))
-        return self.selected is not None
+        if self.last_added is None:
+            return False
+        self.report(f"Added {label} {_span(self.last_added)}; a class key now chooses the next region's class")
+        return True
 
     # -- changing ------------------------------------------------------------------------------------------
     def edit_bounds(self, region_id: int, start: float, end: float, low_hz: float | None = None,
@@ -188,7 +201,10 @@ class LabelEditor(QObject):
         elif region.kind == "proposal":
             self.accept(region.region_id, name)
         elif region.label != name:
-            self._change(region, f"relabel as {name}", label=name)
+            self._change(region, f"relabel {_span(region)} as {name}", label=name)
+            self.report(f"Relabelled {_span(region)} from {region.label} to {name}")
+        else:
+            self.report(f"{_span(region)} is already {name}; new regions will be labelled {name}")
 
     def delete_selected(self) -> None:
         region = self.selected_region()
@@ -205,10 +221,20 @@ class LabelEditor(QObject):
         if region is None or region.kind != "proposal":
             self.report("Select a proposal to accept (N goes to the next one)")
             return
-        label = label or region.label
-        self._change(region, f"accept {label} {region.start_s:.2f}-{region.end_s:.2f} s", kind="manual",
-                     label=label)
+        label = label or self.accepted_label(region)
+        if label is None:
+            self.report("Add a label class first (Label > Label classes...)")
+            return
+        self._change(region, f"accept {label} {_span(region)}", kind="manual", label=label)
+        self.report(f"Accepted {_span(region)} as {label}" + (
+            f" (proposed as {region.label}?)" if label != region.label else ""))
         self._select_next_proposal(region)
+
+    def accepted_label(self, proposal: Region) -> str | None:
+        """The class an accepted proposal gets: its own label when that is a class of the project (the leak
+        classifier's LEAK), else (an anomaly detector's finding) the current class."""
+        classes = {c.name for c in self.project.label_classes()} if self.project else set()
+        return proposal.label if proposal.label in classes else self.current_class
 
     def reject(self) -> None:
         region = self.selected_region()
@@ -225,7 +251,12 @@ class LabelEditor(QObject):
         if not pending:
             self.report("This clip has no proposals to accept")
             return 0
-        self.stack.push(ChangeRegions(self, pending, f"accept {len(pending)} proposal(s)", kind="manual"))
+        chosen = {r.region_id: self.accepted_label(r) for r in pending}
+        if None in chosen.values():
+            self.report("Add a label class first (Label > Label classes...)")
+            return 0
+        self.stack.push(ChangeRegions(self, pending, f"accept {len(pending)} proposal(s)",
+                                      {i: {"label": label} for i, label in chosen.items()}, kind="manual"))
         return len(pending)
 
     def _select_next_proposal(self, after: Region) -> None:
@@ -263,3 +294,7 @@ class LabelEditor(QObject):
     def _set_marks(self, start: float | None, end: float | None) -> None:
         self.marks = [start, end]
         self.marks_changed.emit(start, end)
+
+
+def _span(region: Region) -> str:
+    return f"{region.start_s:.2f}-{region.end_s:.2f} s"

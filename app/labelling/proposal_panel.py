@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPushButton,
-                               QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout,
+                               QPushButton, QSlider, QVBoxLayout, QWidget)
 
 REVIEW_MODES = {"proposals": "pending proposals", "flagged": "clips the detector flags",
                 "unlabelled": "clips without labels"}
@@ -74,6 +74,8 @@ class ProposalPanel(QWidget):
         super().__init__(parent)
         self.detector = QComboBox(objectName="proposal_detector")
         self.detector.currentTextChanged.connect(lambda _: self.settings_changed.emit())
+        self.detector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.detector.setMinimumContentsLength(12)
         self.on = SliderBox(0.2, 3.0, 0.05, defaults.on_ratio, " x", "proposal_on")
         self.off = SliderBox(0.1, 3.0, 0.05, defaults.off_ratio, " x", "proposal_off")
         self.min_duration = SliderBox(0.0, 3.0, 0.05, defaults.min_duration_s, " s", "proposal_min_duration")
@@ -86,23 +88,22 @@ class ProposalPanel(QWidget):
         for key, text in REVIEW_MODES.items():
             self.review_mode.addItem(text, key)
         self.play_on_arrival = QCheckBox("play on arrival", objectName="play_on_arrival")
-        buttons = QHBoxLayout()
-        for text, signal, name in (("Propose (P)", self.propose_clip_requested, "propose_clip"),
-                                   ("Accept all (Shift+A)", self.accept_all_requested, "accept_all"),
-                                   ("Propose on all clips", self.propose_all_requested, "propose_all")):
+        buttons = QGridLayout()  # two rows, so the dock fits beside the spectrogram on a laptop
+        for place, (text, signal, name) in enumerate((
+                ("Propose (P)", self.propose_clip_requested, "propose_clip"),
+                ("Accept all (Shift+A)", self.accept_all_requested, "accept_all"),
+                ("Propose on all clips", self.propose_all_requested, "propose_all"))):
             button = QPushButton(text, objectName=name)
             button.clicked.connect(signal.emit)
-            buttons.addWidget(button)
+            buttons.addWidget(button, place // 2, place % 2)
         form = QFormLayout()
         form.addRow("Detector", self.detector)
         form.addRow("On level", self.on)
         form.addRow("Off level", self.off)
         form.addRow("Min duration", self.min_duration)
         form.addRow("Merge gap", self.merge_gap)
-        review = QHBoxLayout()
-        review.addWidget(self.review_mode, 1)
-        review.addWidget(self.play_on_arrival)
-        form.addRow("N visits", review)
+        form.addRow("N visits", self.review_mode)
+        form.addRow("", self.play_on_arrival)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)

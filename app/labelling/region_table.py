@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QTableView, QVBoxLayout, QWidget)
 
 from engine.store.labels import KINDS, Region
+from app.views.overlays import TRUTH_COLOUR
+from app.views.region_items import UNCLASSED_COLOUR
 
 COLUMNS = ("clip", "start", "end", "duration", "label", "kind", "confidence", "model")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -49,7 +51,9 @@ class RegionTableModel(QAbstractTableModel):
         region = self.regions[index.row()]
         column = COLUMNS[index.column()]
         if role == Qt.ItemDataRole.DecorationRole and column == "label":
-            return QColor(self.colours.get(region.label, "#9e9e9e") if region.kind != "truth" else "#ff3b30")
+            if region.kind == "truth":
+                return QColor(TRUTH_COLOUR)
+            return QColor(self.colours.get(region.label, UNCLASSED_COLOUR))
         if role == SORT_ROLE:
             return self._value(region, column)
         if role == Qt.ItemDataRole.DisplayRole:
@@ -58,6 +62,8 @@ class RegionTableModel(QAbstractTableModel):
                 return f"{value:.3f}"
             if column == "confidence":
                 return "" if value is None else f"{value:.0%}"
+            if column == "label" and region.kind == "proposal":
+                value = f"{value}?"  # a detector's finding, not a class the user chose
             if column == "label" and region.is_box:
                 return f"{value}  [{region.low_hz:.0f}-{region.high_hz:.0f} Hz]"
             return "" if value is None else str(value)
@@ -129,17 +135,22 @@ class RegionTable(QWidget):
         self.count = QLabel("")
         for box in (self.label_box, self.kind_box):
             box.currentTextChanged.connect(self._filter_changed)
-        bar = QHBoxLayout()
+            # A long class name must not widen the dock (and the window) when the classes are filled in.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
+        bar = QHBoxLayout()  # two rows of filters, so the dock is narrow enough for a laptop
         bar.addWidget(QLabel("Label"))
-        bar.addWidget(self.label_box)
+        bar.addWidget(self.label_box, 1)
         bar.addWidget(QLabel("Kind"))
-        bar.addWidget(self.kind_box)
-        bar.addWidget(self.whole_project)
-        bar.addStretch(1)
-        bar.addWidget(self.count)
+        bar.addWidget(self.kind_box, 1)
+        scope = QHBoxLayout()
+        scope.addWidget(self.whole_project)
+        scope.addStretch(1)
+        scope.addWidget(self.count)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(bar)
+        layout.addLayout(scope)
         layout.addWidget(self.view)
 
     def set_regions(self, regions: Sequence[Region], colours: dict[str, str], models: dict[int, str],

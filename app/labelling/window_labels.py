@@ -52,9 +52,7 @@ class LabelActions:
             dock.setObjectName(name)
             dock.setWidget(widget)
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-            self.docks[name] = dock
-        self.splitDockWidget(self.docks["regions"], self.docks["proposals"], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["tree"], self.docks["regions"]], [230, 520], Qt.Orientation.Horizontal)
+            self.docks[name] = dock  # placed with the others by window_layout.arrange_docks
 
     # -- keeping the views in step with the project --------------------------------------------------------
     def refresh_regions(self, selected: int | None = None) -> None:
@@ -70,7 +68,7 @@ class LabelActions:
         names = {row.clip.clip_id: row.name for row in self.table.model.rows}
         self.region_table.set_regions(shown, colours, models, names, selected)
         if display is not None:
-            self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected)
+            self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected, models)
         self._name_class_actions([c.name for c in classes])
 
     def _regions_changed(self, clip_id: str, region_id: int | None) -> None:
@@ -203,7 +201,7 @@ class LabelActions:
         try:
             found = proposals.lane_proposals(
                 display.clip_id, display.duration_s, lanes.frame_times, lanes.frame_scores, lanes.frame_threshold,
-                lanes.model_id, proposals.default_label(self.project), choice.on_ratio, choice.off_ratio,
+                lanes.model_id, proposals.finding_label(choice.detector), choice.on_ratio, choice.off_ratio,
                 choice.min_duration_s, choice.merge_gap_s)
             stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
         except EarmarkError as exc:

@@ -1,11 +1,14 @@
 """The strip above the spectrogram: which detector's map and lane are shown (and a second one side by
-side), and each overlay's visibility and opacity."""
+side), and each overlay's visibility and opacity.
+
+The strip is a tool bar: on a narrow window (a laptop) what does not fit goes behind its >> button instead of
+making the whole window wider."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolBar, QWidget
 
 from app.views.overlays import OVERLAY_TITLES, OVERLAYS
 
@@ -26,13 +29,14 @@ class OverlayControls(QWidget):
         self.side_by_side.toggled.connect(self._detectors)
         self.checks: dict[str, QCheckBox] = {}
         self.sliders: dict[str, QSlider] = {}
+        self.strip = QToolBar(objectName="overlay_strip")
+        self.strip.setIconSize(QSize(12, 12))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
-        layout.addWidget(QLabel("Detector"))
-        layout.addWidget(self.first)
-        layout.addWidget(self.side_by_side)
-        layout.addWidget(self.second)
-        layout.addSpacing(12)
+        layout.addWidget(self.strip, 1)
+        self.strip.addWidget(_group(QLabel("Detector"), self.first))
+        self.strip.addWidget(_group(self.side_by_side, self.second))
+        self.strip.addSeparator()
         for name in OVERLAYS:
             check = QCheckBox(OVERLAY_TITLES[name].split()[0] if name != "lane" else "Lane", checked=True)
             check.setToolTip(f"Show the {OVERLAY_TITLES[name].lower()}")
@@ -42,9 +46,7 @@ class OverlayControls(QWidget):
             check.toggled.connect(lambda _=False, n=name: self._overlay(n))
             slider.valueChanged.connect(lambda _=0, n=name: self._overlay(n))
             self.checks[name], self.sliders[name] = check, slider
-            layout.addWidget(check)
-            layout.addWidget(slider)
-        layout.addStretch(1)
+            self.strip.addWidget(_group(check, slider))  # a check box and its slider never part in the overflow
         self.second.setEnabled(False)
 
     def set_detectors(self, detectors: Sequence[str], preferred: str | None = None) -> None:
@@ -72,3 +74,13 @@ class OverlayControls(QWidget):
 
     def toggle(self, name: str) -> None:
         self.checks[name].toggle()
+
+
+def _group(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 6, 0)
+    layout.setSpacing(3)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box

@@ -48,6 +48,8 @@ class ClipDisplay:
     #: The clip's manual regions and proposals, and each label's colour.
     regions: list[Region] = field(default_factory=list)
     colours: dict[str, str] = field(default_factory=dict)
+    #: The detector of each model whose proposals are among the regions (by model id).
+    sources: dict[int, str] = field(default_factory=dict)
     lanes: dict[str, DetectorLanes] = field(default_factory=dict)
     caption: str = ""
     #: The channel the clip uses (0-based), or None for the mono mix: the spectrogram shows the same audio.

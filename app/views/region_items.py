@@ -1,7 +1,8 @@
 """The labelled regions of one spectrogram column as pyqtgraph items, and the view box that draws new
 ones.
 
-Manual regions are coloured by class; proposals are paler with a dashed edge and show their confidence;
+Manual regions are coloured by class; proposals are paler with a dashed edge and name the detector's finding,
+the detector and their confidence;
 a region with a frequency band is a box (a rectangle ROI in seconds x mel). In label mode manual regions
 can be dragged (move) and their edges pulled (resize); each drag ends in one `edited` call, which the
 label editor turns into one undoable, saved edit. Outside label mode nothing moves, so a drag pans.
@@ -20,6 +21,19 @@ from engine.store.labels import Region
 #: edited(region_id, start_s, end_s, low_hz, high_hz) once a drag ends.
 Edited = Callable[[int, float, float, "float | None", "float | None"], None]
 SELECTED_PEN = pg.mkPen("#ffd600", width=3)
+#: The colour of a label that is no class of the project (an anomaly detector's finding, "anomaly").
+UNCLASSED_COLOUR = "#1e88e5"
+
+
+def region_text(region: Region, sources: dict[int, str]) -> str:
+    """A region's caption: its label; a proposal's is the detector's finding with a question mark, the
+    detector and the confidence ("anomaly? (knn) 80%", "LEAK? (leak_binary) 95%"), so it is never taken
+    for a class the user chose."""
+    if region.kind != "proposal":
+        return region.label
+    source = sources.get(region.model_id) if region.model_id is not None else None
+    return f"{region.label}?" + (f" ({source})" if source else "") + (
+        f" {region.confidence:.0%}" if region.confidence is not None else "")
 
 
 class DrawingViewBox(pg.ViewBox):
@@ -77,10 +91,12 @@ class RegionItems:
         self.items, self.by_id = [], {}
 
     def draw(self, regions: list[Region], colours: dict[str, str], opacity: float, visible: bool,
-             editable: bool, selected: int | None, duration_s: float, mel_range: tuple[float, float]) -> None:
+             editable: bool, selected: int | None, duration_s: float, mel_range: tuple[float, float],
+             sources: dict[int, str] | None = None) -> None:
+        """`sources`: the detector of each model (by id) whose proposals are drawn, named in their captions."""
         self.clear()
         for region in regions:
-            colour = colours.get(region.label, "#1e88e5")
+            colour = colours.get(region.label, UNCLASSED_COLOUR)
             proposal = region.kind == "proposal"
             fill = QColor(colour)
             fill.setAlphaF(opacity * (0.45 if proposal else 1.0))
@@ -100,7 +116,7 @@ class RegionItems:
             self.plot.addItem(item)
             self.items.append(item)
             self.by_id[region.region_id] = item
-            text = region.label if not proposal else f"{region.label}? {region.confidence or 0:.0%}"
+            text = region_text(region, sources or {})
             caption = pg.TextItem(text, color=colour if region.region_id != selected else "#000000",
                                   anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 170))
             top = hz_to_mel(region.high_hz) if region.is_box else mel_range[1]

@@ -158,15 +158,27 @@ class SpectrogramView(QWidget):
             panel.set_truth(truth, self._opacity["truth"], self._visible["truth"])
             panel.labels.draw(display.regions if display else [], display.colours if display else {},
                               self._opacity["labels"], self._visible["labels"], self.label_mode,
-                              self.selected_region, display.duration_s if display else 0.0, self.mel_range())
+                              self.selected_region, display.duration_s if display else 0.0, self.mel_range(),
+                              display.sources if display else {})
 
     # -- labelled regions --------------------------------------------------------------------------------------
-    def set_regions(self, regions: list[Region], colours: dict[str, str], selected: int | None = None) -> None:
+    def resizeEvent(self, event) -> None:
+        """On a short screen (a laptop) the lane and the waveform give up height before the spectrogram does."""
+        super().resizeEvent(event)
+        height = self.height()
+        for panel in self.panels:
+            panel.lane.setMaximumHeight(min(110, max(50, round(0.17 * height))))
+        self.wave.setMaximumHeight(min(90, max(72, round(0.17 * height))))  # the time axis takes ~35 px of it
+
+    def set_regions(self, regions: list[Region], colours: dict[str, str], selected: int | None = None,
+                    sources: dict[int, str] | None = None) -> None:
         """The shown clip's labelled regions changed (an edit, an undo, new proposals): redraw them. Drawn
-        on the next turn of the event loop, since the item whose drag caused the edit is still in use."""
+        on the next turn of the event loop, since the item whose drag caused the edit is still in use.
+        `sources`: each proposing model's detector, by model id."""
         if self.display is None:
             return
         self.display.regions, self.display.colours = regions, colours
+        self.display.sources = dict(sources or {})
         self.selected_region = selected if any(r.region_id == selected for r in regions) else None
         QTimer.singleShot(0, self._draw_regions)
 

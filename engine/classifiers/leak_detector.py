@@ -39,6 +39,8 @@ class LeakDetectorConfig(DetectorConfig, LeakJudging):
 
 class LeakDetector(Detector):
     supervised = True
+    #: What its proposals are labelled (an anomaly detector's are "anomaly", `proposals.finding_label`).
+    finding = LEAK
     Config = LeakDetectorConfig
     config: LeakDetectorConfig
     mode = "binary"

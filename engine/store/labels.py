@@ -18,9 +18,10 @@ from engine.errors import EarmarkError
 from engine.store.project import LabelClass, Project, now
 
 KINDS = ("truth", "manual", "proposal")
-#: Colours given to classes added without one (imports naming new labels), in turn.
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-           "#469990", "#9a6324", "#800000", "#808000", "#000075", "#a9a9a9")
+#: Colours given to classes added without one (imports naming new labels), in turn: none red or orange, the
+#: ground truth's colour on the spectrogram.
+PALETTE = ("#f032e6", "#3cb44b", "#4363d8", "#469990", "#911eb4", "#42d4f4", "#bfef45", "#000075",
+           "#808000", "#dcbeff", "#a9a9a9", "#aaffc3", "#fabed4", "#e6beff")
 #: Proposal pieces shorter than this, left over beside a label, are not worth a look.
 MIN_PIECE_S = 0.05
 EDITABLE = ("start_s", "end_s", "low_hz", "high_hz", "label", "kind", "model_id", "confidence")
@@ -114,12 +115,13 @@ def add_region(project: Project, new: Region) -> Region:
 
 
 def add_regions(project: Project, new: Iterable[Region]) -> list[Region]:
-    """Store regions in one transaction; labels the project lacks become new label classes."""
+    """Store regions in one transaction; manual labels the project lacks become new label classes."""
     checked = [check_region(r) for r in new]
     db, stamp = project.db, now()
     stored = []
     with db.atomic():
-        _ensure_classes(project, [r.label for r in checked if r.kind != "truth"])
+        # Proposals say what a detector found ("anomaly"): only the user's own labels become classes.
+        _ensure_classes(project, [r.label for r in checked if r.kind == "manual"])
         for r in checked:
             cursor = db.execute(
                 "INSERT INTO regions (region_id, clip_id, start_s, end_s, low_hz, high_hz, label, kind, model_id, "
@@ -139,7 +141,7 @@ def update_region(project: Project, region_id: int, **changes: object) -> Region
     updated = check_region(replace(current, **changes))
     db = project.db
     with db.atomic():
-        if updated.kind != "truth":
+        if updated.kind == "manual":
             _ensure_classes(project, [updated.label])
         db.execute("UPDATE regions SET start_s = ?, end_s = ?, low_hz = ?, high_hz = ?, label = ?, kind = ?, "
                    "model_id = ?, confidence = ?, updated_at = ? WHERE region_id = ?",

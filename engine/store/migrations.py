@@ -93,8 +93,9 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (model_id, clip_id)
         );
         """)
-    defaults = [("LEAK", "#e6194b", "1"), ("NORMAL", "#3cb44b", "2"), ("QUIET", "#4363d8", "3"),
-                ("RANDOM", "#f58231", "4"), ("MECHANICAL", "#911eb4", "5")]
+    # None of them red or orange: red is the ground truth's colour on the spectrogram.
+    defaults = [("LEAK", "#f032e6", "1"), ("NORMAL", "#3cb44b", "2"), ("QUIET", "#4363d8", "3"),
+                ("RANDOM", "#469990", "4"), ("MECHANICAL", "#911eb4", "5")]
     for position, (name, colour, shortcut) in enumerate(defaults):
         db.execute("INSERT OR IGNORE INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
                    [name, colour, shortcut, position])

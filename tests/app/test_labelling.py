@@ -75,15 +75,20 @@ def test_keyboard_flow_create_resize_move_relabel_delete_undo_redo_each_saved_at
     rows = manual_rows(window)
     assert [(s, e, label) for _, s, e, label in rows] == [(0.5, 1.0, classes[0])]
     region_id = rows[0][0]
-    assert window.editor.selected == region_id and window.editor.marks == [None, None]
+    # The new region is not left selected: a class key pressed now is for the next region.
+    assert window.editor.selected is None and window.editor.marks == [None, None]
     qtbot.waitUntil(lambda: region_id in window.view.panels[0].labels.by_id)  # drawn on the spectrogram
-    assert [r.region_id for r in window.region_table.selected_regions()] == [region_id]  # listed, selected
+    assert region_id in [r.region_id for r in window.region_table.visible_regions()]  # listed
+    assert window.region_table.selected_regions() == []
 
+    window.view.region_clicked.emit(region_id)  # the user clicks it on the spectrogram
+    assert [r.region_id for r in window.region_table.selected_regions()] == [region_id]
     put_playhead(window, 1.4)
     press(qtbot, window, Key.Key_BracketRight, CTRL)  # resize: the end to the playhead
     assert manual_rows(window) == [(region_id, 0.5, 1.4, classes[0])]
-    press(qtbot, window, Key.Key_2)  # relabel with the second class
+    press(qtbot, window, Key.Key_2)  # relabel the selected region with the second class, said in the status line
     assert manual_rows(window) == [(region_id, 0.5, 1.4, classes[1])]
+    assert window.statusBar().currentMessage() == f"Relabelled 0.50-1.40 s from {classes[0]} to {classes[1]}"
     step = window._step()
     press(qtbot, window, Key.Key_Right, CTRL)
     press(qtbot, window, Key.Key_Right, CTRL)  # two nudges: one undo step

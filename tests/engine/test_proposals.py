@@ -232,12 +232,21 @@ def test_propose_clip_writes_proposals_and_replaces_only_that_models_own(scored_
     written = propose_clip(project, clip_id, "patch_memory")
     stored = labels.regions(project, clip_id, kinds=("proposal",), model_id=model_id)
     assert [(r.start_s, r.end_s) for r in stored] == [(r.start_s, r.end_s) for r in written] and stored
-    assert all(r.label == first_class and r.model_id == model_id and 0.5 <= r.confidence <= 1 for r in stored)
+    # Named as what the anomaly detector found, not as one of the user's classes (and not made a class).
+    assert all(r.label == proposals.ANOMALY_FINDING and r.model_id == model_id and 0.5 <= r.confidence <= 1
+               for r in stored)
+    assert proposals.ANOMALY_FINDING not in [c.name for c in project.label_classes()]
 
     fewer = propose_clip(project, clip_id, "patch_memory", on_ratio=1e6, off_ratio=1e6, label="ELSE")
     assert fewer == [] and labels.regions(project, clip_id, kinds=("proposal",), model_id=model_id) == []
     kept = labels.regions(project, clip_id, kinds=("manual", "proposal"))
     assert {r.region_id for r in kept} == {manual.region_id, other.region_id}
+
+
+def test_a_classifiers_proposals_carry_the_class_it_finds_an_anomaly_detectors_say_anomaly():
+    assert proposals.finding_label("leak_binary") == proposals.finding_label("leak_multiclass") == "LEAK"
+    assert {proposals.finding_label(d) for d in ("knn", "patch_memory", "dcase_ae")} == {"anomaly"}
+    assert proposals.finding_label("a_detector_since_removed") == "anomaly"
 
 
 def test_propose_clip_explains_a_clip_without_a_score(scored_copy):

@@ -1,0 +1,88 @@
+"""The window on a small screen and from one session to the next: it can be narrower than a laptop's screen,
+its docks share the sides as tabs, and the size and dock layout a user left it in come back at the next
+start, fitted to the screen; a layout saved by an older version, or damaged, is ignored."""
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QRect
+
+from app.main_window import MainWindow
+from app.settings import AppSettings
+from app import window_layout
+from app.window_layout import LAYOUT_VERSION, available_area
+
+
+def new_window(qtbot) -> MainWindow:
+    window = MainWindow(use_audio=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def front(window: MainWindow) -> set[str]:
+    return {name for name, dock in window.docks.items() if not dock.visibleRegion().isEmpty()}
+
+
+def test_a_laptop_sized_window_with_the_docks_as_tabs(qtbot):
+    window = new_window(qtbot)
+    try:
+        assert window.minimumSizeHint().width() <= 1280
+        assert window.tabifiedDockWidgets(window.docks["regions"]) == [window.docks["proposals"]]
+        assert window.tabifiedDockWidgets(window.docks["jobs"]) == [window.docks["log"]]
+        assert {"tree", "regions", "jobs"} <= front(window)
+    finally:
+        window.shutdown()
+
+
+def test_the_size_and_the_dock_layout_come_back_at_the_next_start(qtbot):
+    window = new_window(qtbot)
+    window.resize(760, 520)
+    window.docks["log"].raise_()             # the log in front of the jobs
+    window.docks["proposals"].raise_()
+    window.docks["tree"].hide()              # closed by its title bar's button
+    qtbot.waitUntil(lambda: "log" in front(window))
+    assert window.close()                    # saved as the window closes
+    again = new_window(qtbot)
+    try:
+        assert (again.width(), again.height()) == (760, 520)
+        assert {"log", "proposals"} <= front(again) and not {"jobs", "regions"} & front(again)
+        assert not again.docks["tree"].isVisible()
+    finally:
+        again.shutdown()
+
+
+def test_a_layout_of_another_version_or_damaged_is_ignored(qtbot):
+    settings = AppSettings()
+    settings.set_window_layout(LAYOUT_VERSION, QByteArray(b"not a geometry"), QByteArray(b"\x00\x01 damaged"))
+    window = new_window(qtbot)
+    try:
+        assert {"tree", "regions", "jobs"} <= front(window)  # the default layout
+    finally:
+        window.shutdown()
+    window = new_window(qtbot)
+    window.docks["tree"].hide()
+    window.close()
+    stored = AppSettings()
+    geometry, state = stored.window_layout(LAYOUT_VERSION)
+    stored.set_window_layout(LAYOUT_VERSION - 1, geometry, state)  # as an older version saved it
+    window = new_window(qtbot)
+    try:
+        assert window.docks["tree"].isVisible()
+    finally:
+        window.shutdown()
+
+
+def test_a_saved_size_bigger_than_the_screen_is_fitted_to_it(qtbot, monkeypatch):
+    # The offscreen screen stands for a real one here (elsewhere it is a canvas that keeps the window's size;
+    # test_x11_window checks the same on an X server).
+    monkeypatch.setattr(window_layout, "VIRTUAL_PLATFORMS", ())
+    window = new_window(qtbot)
+    area = available_area(window)
+    window.setGeometry(QRect(area.x() + 50, area.y() + 40, area.width() + 900, area.height() + 700))
+    window.close()
+    again = new_window(qtbot)
+    try:
+        frame = again.frameGeometry()
+        assert area.contains(frame), (frame, area)
+    finally:
+        again.shutdown()
