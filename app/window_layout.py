@@ -1,6 +1,6 @@
 """Where the window's docks sit, and the window's size and dock layout kept from one session to the next.
 
-The default layout is made for a laptop (1366 x 768): the data set on the left; the region table and the
+The default layout is made for a laptop (1366 x 768): the data set on the left with the clip properties below it; the region table and the
 proposals as tabs of one dock on the right; the jobs and the log as tabs of one low dock at the bottom, so
 the spectrogram keeps most of the height. A layout saved at close is restored at start when it was saved
 by this layout version (an older or damaged one is ignored), and a window bigger than the screen it opens
@@ -22,6 +22,8 @@ TAB_GROUPS: dict[Qt.DockWidgetArea, tuple[str, ...]] = {
     Qt.DockWidgetArea.RightDockWidgetArea: ("regions", "proposals"),
     Qt.DockWidgetArea.BottomDockWidgetArea: ("jobs", "log"),
 }
+#: Docks stacked below another one of their area (not tabbed: both are used together), as (above, below).
+STACKED = (("tree", "clip_properties"),)
 #: Default sizes in pixels: the left and right docks' widths, the bottom dock's height.
 WIDTHS = {"tree": 200, "regions": 340}
 BOTTOM_HEIGHT = 100
@@ -41,6 +43,10 @@ def arrange_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
             window.tabifyDockWidget(present[0], dock)
         if present:
             present[0].raise_()
+    for above, below in STACKED:
+        if above in docks and below in docks:
+            docks[below].setFloating(False)
+            window.splitDockWidget(docks[above], docks[below], Qt.Orientation.Vertical)
     size_docks(window, docks)
 
 
