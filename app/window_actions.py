@@ -131,7 +131,10 @@ class WindowActions:
                             detector=detector, group=group, settings=settings)
 
     def _fitted(self, result: jobs.FitResult) -> None:
-        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s)")
+        for warning in result.warnings:
+            self._status(f"warning: {warning}")
+        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s)"
+                     + (f"; {len(result.warnings)} fitted on few normal clips (see the log)" if result.warnings else ""))
         self.refresh()
 
     def enrol_selected(self) -> None:

@@ -26,6 +26,8 @@ class ClipRow:
     source: str
     scores: dict[str, ClipScore] = field(default_factory=dict)
     name: str = ""
+    #: detector -> what to know about the model that scored this clip (fitted on few normals, say)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.name or os.path.basename(self.clip.path)
@@ -109,6 +111,8 @@ class ClipTableModel(QAbstractTableModel):
             return ANOMALY_BRUSH
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
             return row.clip.path
+        if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
+            return row.warnings.get(self.detectors[index.column() - len(FIXED)])
         return None
 
     def _value(self, row: ClipRow, column: int):

@@ -138,26 +138,48 @@ class PatchMemoryDetector(Detector):
         return self._learn_rows()
 
     def _learn_rows(self) -> TrainingScores:
-        """Leave-one-clip-out maps of the support: the row statistics, and the training scores."""
-        raw = self._raw_map(self.memory, self.owner)
+        """The row statistics, from the support's leave-one-clip-out maps; and the training scores: each
+        support clip scored as a test clip is, by the memory without its patches, row statistics learnt
+        again without it."""
         rows = int(self.row.max()) + 1
-        if self.config.row_norm:
-            self.row_mean = torch.stack([raw[self.row == r].mean() for r in range(rows)])
-            self.row_scale = torch.stack([raw[self.row == r].std(unbiased=False) for r in range(rows)]).clamp_min(1e-4)
-        else:
-            self.row_mean = torch.zeros(rows, device=self.device)
-            self.row_scale = torch.ones(rows, device=self.device)
-        values = (raw - self.row_mean[self.row]) / self.row_scale[self.row]
+        best = self._best_per_clip()  # [L, N, C]; a patch's own clip's column is -1
+        raw = 1.0 - best.amax(-1).mean(0)
+        self.row_mean, self.row_scale = self._row_stats(raw, self.row, rows)
         clip_scores, frame_scores = [], []
         for clip in range(self.clips):
             mine = self.owner == clip
             if not mine.any():
                 continue
+            others = torch.arange(self.clips, device=self.device) != clip
+            without = 1.0 - best[:, ~mine][..., others].amax(-1).mean(0) if self.clips > 2 else raw[~mine]
+            mean, scale = self._row_stats(without, self.row[~mine], rows)
+            values = (raw[mine] - mean[self.row[mine]]) / scale[self.row[mine]]
             grid = torch.full((rows, int(self.column[mine].max()) + 1), float("nan"), device=self.device)
-            grid[self.row[mine], self.column[mine]] = values[mine]
+            grid[self.row[mine], self.column[mine]] = values
             clip_scores.append(self._pool(grid))
             frame_scores.append(grid.nan_to_num(float("-inf")).amax(0).cpu().numpy())
         return TrainingScores(np.asarray(clip_scores), np.concatenate(frame_scores))
+
+    def _best_per_clip(self) -> torch.Tensor:
+        """[L, N, C] each support patch's highest cosine similarity to each support clip's patches (-1 to
+        its own clip's), so any clip can be left out of the memory afterwards without measuring again."""
+        best = torch.full((len(self.memory), len(self.owner), self.clips), -1.0, device=self.device)
+        for clip in range(self.clips):
+            theirs = self.owner == clip
+            for layer in range(len(self.memory)):
+                best[layer, :, clip] = max_cosine(self.memory[layer], self.memory[layer][theirs],
+                                                  self.config.chunk_mb)
+            best[:, theirs, clip] = -1.0
+        return best
+
+    def _row_stats(self, raw: torch.Tensor, row: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each map row's mean and spread over the given patches (0 and 1 without row normalisation)."""
+        if not self.config.row_norm:
+            return torch.zeros(rows, device=self.device), torch.ones(rows, device=self.device)
+        mean = torch.stack([raw[row == r].mean() if (row == r).any() else raw.mean() for r in range(rows)])
+        scale = torch.stack([raw[row == r].std(unbiased=False) if (row == r).any() else raw.std(unbiased=False)
+                             for r in range(rows)])
+        return mean, scale.clamp_min(1e-4)
 
     # -- scoring -------------------------------------------------------------------------------------------
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
