@@ -132,7 +132,7 @@ class WindowActions:
 
     def _fitted(self, result: jobs.FitResult) -> None:
         for warning in result.warnings:
-            self._status(f"warning: {warning}")
+            self._log(warning, "warning")
         self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s)"
                      + (f"; {len(result.warnings)} fitted on few normal clips (see the log)" if result.warnings else ""))
         self.refresh()

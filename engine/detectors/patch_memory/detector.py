@@ -19,6 +19,8 @@ from engine.jobs import Progress
 SUPPORTS = ("target", "target+source")
 #: Clips encoded at once when scoring.
 BATCH = 8
+#: With at least this many normal training clips outside the support scored, thresholds rest on them alone.
+MIN_UNSEEN = 3
 
 
 @dataclass
@@ -81,10 +83,15 @@ class PatchMemoryDetector(Detector):
         training = self._add(support, progress)
         chosen = {c.clip_id for c in support}
         others = [c for c in normals if c.clip_id not in chosen]
+        self.other_scores = torch.zeros(0)
         if others and self.config.threshold_clips > 0:
             step = max(1, len(others) // self.config.threshold_clips)
             scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
             self.other_scores = torch.tensor([d.score for d in scored], dtype=torch.float32)
+            if len(scored) >= MIN_UNSEEN:
+                # Clips the memory never held score as unseen normals do; a support clip left out of a memory
+                # of two or three clips is judged by a far poorer memory, so it counts only when they are few.
+                return TrainingScores(self.other_scores.numpy(), np.concatenate([d.frame_scores for d in scored]))
             training.frame_scores = np.concatenate([training.frame_scores, *(d.frame_scores for d in scored)])
         training.clip_scores = np.concatenate([training.clip_scores, self.other_scores.numpy()])
         return training
@@ -104,11 +111,11 @@ class PatchMemoryDetector(Detector):
         return chosen
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
-        """The clips join the support; the threshold is learnt again from the support's new leave-one-out
+        """The clips join the support; the clip threshold is learnt again from the support's new leave-one-out
         scores and the other normals' scores from fitting."""
         training = self._add(clips, progress)
-        training.clip_scores = np.concatenate([training.clip_scores, self.other_scores.numpy()])
-        return training
+        # The frame threshold stays as fitting learnt it
+        return TrainingScores(np.concatenate([training.clip_scores, self.other_scores.numpy()]), np.zeros(0))
 
     def _add(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         """Put the clips' patches into the memory, then learn the row statistics again."""
