@@ -81,8 +81,9 @@ def main() -> None:
                 for setting in ("all", "few"):
                     results[f"{key}/{setting}"] = found = measure(project, key, setting, args.ae_epochs,
                                                                   Path(scratch) / "features")
+                    target = "-" if found["target_flagged"] is None else f"{found['target_flagged']:.2f}"
                     print(f"{key:13s} {setting:4s} normals flagged {found['normals_flagged']:.2f} (source "
-                          f"{found['source_flagged']:.2f}, target {found['target_flagged'] or 0:.2f}), anomalies "
+                          f"{found['source_flagged']:.2f}, target {target}), anomalies "
                           f"flagged {found['anomaly_flagged']:.2f}, mean AUC {found['mean_auc']:.3f}, "
                           f"fit {found['fit_s']} s", flush=True)
     print(json.dumps(results, indent=1))

@@ -164,6 +164,7 @@ class KnnDetector(Detector):
                 continue
             without = copy.copy(self)
             without._build(clips.subset(keep), augmented)
+            without._borrow_stats(self.stats)
             held = clips.subset(fold)
             with torch.inference_mode():
                 clip_scores[torch.as_tensor(fold, device=self.device)] = without._clip_scores(
@@ -220,6 +221,11 @@ class KnnDetector(Detector):
             self.stats[domain] = leave_one_out_stats(bank.rows[bank.original], bank.parent[bank.original], bank.rows,
                                                      bank.parent, self.config.k, self.config.distance)
 
+    def _borrow_stats(self, full: dict[str, tuple[float, float] | None]) -> None:
+        """A domain with a clip left out may have too few clips left to learn its statistics (3 target
+        clips leave 2): it keeps the full bank's, rather than being measured on the other domain's scale."""
+        self.stats = {domain: stats or full.get(domain) for domain, stats in self.stats.items()}
+
     def _fit_frames(self, embeddings: list[Embedding], parents: torch.Tensor) -> None:
         frames = self._tensor(np.concatenate([e.frames for e in embeddings]))
         owner = torch.repeat_interleave(parents, torch.tensor([len(e.frames) for e in embeddings],
@@ -272,6 +278,7 @@ class KnnDetector(Detector):
             without.banks[domain].add(bank.rows[keep & bank.original], bank.parent[keep & bank.original], True)
             without.banks[domain].add(bank.rows[keep & ~bank.original], bank.parent[keep & ~bank.original], False)
         without._update_stats()
+        without._borrow_stats(self.stats)
         target = self.banks["target"]
         row = target.rows[(target.parent == parent) & target.original]
         with torch.inference_mode():
