@@ -19,7 +19,8 @@ from engine.jobs import Progress
 SUPPORTS = ("target", "target+source")
 #: Clips encoded at once when scoring.
 BATCH = 8
-#: With at least this many normal training clips outside the support scored, thresholds rest on them alone.
+#: With fewer normal training clips outside the support than this, the support's own scores are computed
+#: strictly leave-one-out (memory and row statistics without the clip).
 MIN_UNSEEN = 3
 
 
@@ -80,18 +81,15 @@ class PatchMemoryDetector(Detector):
         support = self._choose_support(normals)
         self.memory = None
         self.clips = 0
-        training = self._add(support, progress)
         chosen = {c.clip_id for c in support}
         others = [c for c in normals if c.clip_id not in chosen]
+        unseen = min(len(others), self.config.threshold_clips)
+        training = self._add(support, progress, exact=unseen < MIN_UNSEEN)
         self.other_scores = torch.zeros(0)
-        if others and self.config.threshold_clips > 0:
+        if unseen:
             step = max(1, len(others) // self.config.threshold_clips)
             scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
             self.other_scores = torch.tensor([d.score for d in scored], dtype=torch.float32)
-            if len(scored) >= MIN_UNSEEN:
-                # Clips the memory never held score as unseen normals do; a support clip left out of a memory
-                # of two or three clips is judged by a far poorer memory, so it counts only when they are few.
-                return TrainingScores(self.other_scores.numpy(), np.concatenate([d.frame_scores for d in scored]))
             training.frame_scores = np.concatenate([training.frame_scores, *(d.frame_scores for d in scored)])
         training.clip_scores = np.concatenate([training.clip_scores, self.other_scores.numpy()])
         return training
@@ -113,11 +111,11 @@ class PatchMemoryDetector(Detector):
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         """The clips join the support; the clip threshold is learnt again from the support's new leave-one-out
         scores and the other normals' scores from fitting."""
-        training = self._add(clips, progress)
+        training = self._add(clips, progress, exact=len(self.other_scores) < MIN_UNSEEN)
         # The frame threshold stays as fitting learnt it
         return TrainingScores(np.concatenate([training.clip_scores, self.other_scores.numpy()]), np.zeros(0))
 
-    def _add(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+    def _add(self, clips: list[Clip], progress: Progress, exact: bool) -> TrainingScores:
         """Put the clips' patches into the memory, then learn the row statistics again."""
         embeddings = self.encoder.encode(clips, progress, patches=True)
         clips = [c for c in clips if c.clip_id in embeddings]
@@ -142,12 +140,16 @@ class PatchMemoryDetector(Detector):
         self.clips += len(clips)
         self.info["support_clips"] = self.clips
         progress.update(1, 1, f"patch_memory: {self.memory.shape[1]} patches from {self.clips} clips in memory")
-        return self._learn_rows()
+        return self._learn_rows(exact)
 
-    def _learn_rows(self) -> TrainingScores:
-        """The row statistics, from the support's leave-one-clip-out maps; and the training scores: each
-        support clip scored as a test clip is, by the memory without its patches, row statistics learnt
-        again without it."""
+    def _learn_rows(self, exact: bool) -> TrainingScores:
+        """The row statistics, from the support's leave-one-clip-out maps; and the support's training scores,
+        each clip scored by the memory without its patches. `exact`: with row statistics learnt again
+        without it too, as a test clip is scored. That is what a group with hardly any normals outside the
+        support rests on; beside three or more of those (scored by the whole memory, which never held them)
+        the support's scores keep the whole memory's row statistics, because statistics learnt from two
+        clips' maps (a support of three, one left out) judge a clip far more harshly than the real memory
+        judges an unseen one (on the synthetic set, thresholds 10 times too high)."""
         rows = int(self.row.max()) + 1
         best = self._best_per_clip()  # [L, N, C]; a patch's own clip's column is -1
         raw = 1.0 - best.amax(-1).mean(0)
@@ -158,8 +160,11 @@ class PatchMemoryDetector(Detector):
             if not mine.any():
                 continue
             others = torch.arange(self.clips, device=self.device) != clip
-            without = 1.0 - best[:, ~mine][..., others].amax(-1).mean(0) if self.clips > 2 else raw[~mine]
-            mean, scale = self._row_stats(without, self.row[~mine], rows)
+            if exact and self.clips > 2:
+                without = 1.0 - best[:, ~mine][..., others].amax(-1).mean(0)
+                mean, scale = self._row_stats(without, self.row[~mine], rows)
+            else:
+                mean, scale = self.row_mean, self.row_scale
             values = (raw[mine] - mean[self.row[mine]]) / scale[self.row[mine]]
             grid = torch.full((rows, int(self.column[mine].max()) + 1), float("nan"), device=self.device)
             grid[self.row[mine], self.column[mine]] = values
