@@ -133,8 +133,8 @@ class WindowActions:
     def _fitted(self, result: jobs.FitResult) -> None:
         for warning in result.warnings:
             self._log(warning, "warning")
-        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s)"
-                     + (f"; {len(result.warnings)} fitted on few normal clips (see the log)" if result.warnings else ""))
+        few = f"; {len(result.warnings)} fitted on few normal clips (see the log)" if result.warnings else ""
+        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s){few}")
         self.refresh()
 
     def enrol_selected(self) -> None:
