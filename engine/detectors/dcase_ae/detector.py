@@ -92,7 +92,7 @@ class DcaseAEDetector(Detector):
         config = self.config
         domains = [c.domain or "source" for c in normals]
         if len(normals) >= config.cross_fit_below:  # one fold held out of the network kept: no extra training
-            folds = held_out_folds(len(normals), round(1 / config.held_out_fraction), config.seed, domains)
+            folds = held_out_folds(len(normals), max(2, round(1 / config.held_out_fraction)), config.seed, domains)
             held = [normals[i] for i in folds[0]]
             self._fit_on([c for c in normals if c not in held], vectors, progress)
             self.held_out = self._scores_by_mode(held, vectors)
