@@ -21,7 +21,12 @@ def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[Clip
         scores = {}
         for clip_id in clip_ids:
             scores.update(results.clip_scores(project, clip_id))
-    return [ClipRow(clip, sources.get(clip.clip_id, ""), scores.get(clip.clip_id, {})) for clip in clips]
+    warnings = {m.model_id: f"{m.detector} for {m.group_key} was {m.metrics['warning']}"
+                for m in results.models(project) if m.metrics.get("warning")}
+    return [ClipRow(clip, sources.get(clip.clip_id, ""), scores.get(clip.clip_id, {}),
+                    warnings={d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items()
+                              if s.model_id in warnings})
+            for clip in clips]
 
 
 def fitted_groups(project: Project) -> list[str]:

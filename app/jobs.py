@@ -38,6 +38,7 @@ class DropResult:
 class FitResult:
     fitted: list[str]      # "detector group" per new model
     scored: int
+    warnings: list[str] = field(default_factory=list)  # "detector for group was fitted on only ..." per model
 
 
 def open_project(project: Project) -> JobFunction:
@@ -105,15 +106,17 @@ def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: 
         from engine.detectors import runs
 
         session = worker.require_session()
-        fitted, scored = [], 0
+        fitted, scored, warnings = [], 0, []
         for index, detector in enumerate(detectors):
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
             models = runs.fit(session, detector, settings or {}, group, progress.child(prefix))
             fitted += [f"{m.detector} {m.group_key}" for m in models]
+            warnings += [f"{m.detector} for {m.group_key} was {m.metrics['warning']}" for m in models
+                         if m.metrics.get("warning")]
             tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
             if then_score and tests:
                 scored += runs.score(session, detector, "test", group, progress.child(f"{prefix}scoring: ")).scored
-        return FitResult(fitted, scored)
+        return FitResult(fitted, scored, warnings)
     return run
 
 

@@ -150,7 +150,10 @@ class WindowActions:
                             detector=detector, group=group, settings=settings)
 
     def _fitted(self, result: jobs.FitResult) -> None:
-        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s)")
+        for warning in result.warnings:
+            self._log(warning, "warning")
+        few = f"; {len(result.warnings)} fitted on few normal clips (see the log)" if result.warnings else ""
+        self._status(f"fitted {len(result.fitted)} model(s); scored {result.scored} test clip(s){few}")
         self.refresh()
 
     def enrol_selected(self) -> None:

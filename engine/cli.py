@@ -276,6 +276,8 @@ def _print_models(verb: str, models, progress) -> None:
         clips = model.metrics.get("trained_on", "?"), model.metrics.get("enrolled", 0)
         print(f"{verb} {model.detector} for {model.group_key}: model {model.model_id}, {clips[0]} training "
               f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, threshold {model.threshold:.4g}")
+        if model.metrics.get("warning"):
+            print(f"  warning: {model.detector} for {model.group_key} was {model.metrics['warning']}")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

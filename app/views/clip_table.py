@@ -29,6 +29,8 @@ class ClipRow:
     source: str
     scores: dict[str, ClipScore] = field(default_factory=dict)
     name: str = ""
+    #: detector -> what to know about the model that scored this clip (fitted on few normals, say)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.name or os.path.basename(self.clip.path)
@@ -127,9 +129,11 @@ class ClipTableModel(QAbstractTableModel):
             return ("Scored by the models of the fitted group this recording resembles most; set its machine and "
                     "section to score it with its own group's models")
         if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
-            found = row.scores.get(self.detectors[index.column() - len(FIXED)])
+            detector = self.detectors[index.column() - len(FIXED)]
+            found, notes = row.scores.get(detector), [row.warnings.get(detector)]
             if found is not None and found.model_id in self.stale_models:
-                return f"stale: refit (the clips model {found.model_id} was fitted on have changed since)"
+                notes.insert(0, f"stale: refit (the clips model {found.model_id} was fitted on have changed since)")
+            return "\n".join(n for n in notes if n) or None
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
             qa = row.clip.qa
             return (f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "

@@ -1,9 +1,11 @@
 """The detector contract: one base class fixes the pipeline, every detector returns the same `Detection`.
 
 A detector is fitted per model group (machine type + section) on that group's normal training clips,
-learns its decision threshold from the scores of those same clips (a gamma distribution fitted to them,
-its 90th percentile by default, as the DCASE baseline does), and saves its state as safetensors plus a
-JSON file. Subclasses implement `_fit`, `_enrol`, `_detect` and the tensor state.
+learns its decision threshold from scores of those clips that did not see themselves (left out of a memory
+bank, or held out of a trained model's fold: a clip scored by a model that knows it scores far lower than an
+unseen normal does), fits a gamma distribution to them and takes its 90th percentile by default, as the
+DCASE baseline does; it saves its state as safetensors plus a JSON file. Subclasses implement `_fit`,
+`_enrol`, `_detect` and the tensor state.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from engine.jobs import Progress
 
 STATE_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+#: A group fitted on fewer normal clips than this gets a warning: its threshold rests on a handful of scores.
+FEW_NORMALS = 10
 
 
 @dataclass
@@ -65,7 +69,8 @@ class Detection:
 
 @dataclass
 class TrainingScores:
-    """Scores of the training normals, as the detector sees them, for learning thresholds."""
+    """Scores of training normals that did not see themselves (left out or held out), as an unseen normal
+    clip would score: what thresholds are learnt from."""
 
     clip_scores: np.ndarray
     frame_scores: np.ndarray
@@ -104,6 +109,9 @@ class Detector(ABC):
         self._learn_thresholds(training)
         self.info.update(trained_on=len(normals), source=sum(c.domain == "source" for c in normals),
                          target=sum(c.domain == "target" for c in normals))
+        self.info.pop("warning", None)
+        if len(normals) < FEW_NORMALS:
+            self.info["warning"] = few_normals_warning(len(normals))
 
     def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Add a few target-domain normal clips without refitting."""
@@ -197,6 +205,12 @@ class Detector(ABC):
         detector.info = meta.get("info", {})
         detector.load_state_dict(state)
         return detector
+
+
+def few_normals_warning(count: int) -> str:
+    """What a user is told about a group fitted on fewer than `FEW_NORMALS` normal clips."""
+    return (f"fitted on only {count} normal clip(s): its threshold rests on {count} held-out score(s) and "
+            f"may flag many normal clips; {FEW_NORMALS} or more normal training clips are advised")
 
 
 def gamma_threshold(scores: np.ndarray, quantile: float) -> float:

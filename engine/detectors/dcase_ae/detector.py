@@ -13,6 +13,7 @@ from engine.audio.features import LogMelConfig
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.dcase_ae.model import AENet, stack_frames
+from engine.detectors.held_out import held_out_folds
 from engine.detectors.registry import register_detector
 from engine.device import autocast
 from engine.errors import EarmarkError
@@ -37,12 +38,20 @@ class DcaseAEConfig(DetectorConfig):
     seed: int = 0
     #: Added to the residual covariances' diagonal (times their mean variance) so they always invert.
     ridge: float = 1e-3
+    #: The threshold comes from clips the network did not train on. Groups with at least this many normals
+    #: hold `held_out_fraction` of them out of training; smaller ones are cross-fitted: `folds` extra short
+    #: networks, each trained without one fold, score that fold (and the network kept trains on all clips).
+    cross_fit_below: int = 20
+    held_out_fraction: float = 0.2
+    folds: int = 5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise EarmarkError(f"dcase_ae: mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.epochs < 1 or self.batch_size < 2 or self.frames < 1:
             raise EarmarkError("dcase_ae: epochs >= 1, batch_size >= 2 and frames >= 1 are required")
+        if not 0.0 < self.held_out_fraction < 1.0 or self.folds < 2:
+            raise EarmarkError("dcase_ae: held_out_fraction must lie between 0 and 1, and folds be at least 2")
 
     @property
     def features(self) -> LogMelConfig:
@@ -66,8 +75,8 @@ class DcaseAEDetector(Detector):
         self.stats = {domain: [0.0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)]
                       for domain in ("source", "target")}
         self.precisions: dict[str, torch.Tensor] = {}
-        self.train_clip_scores = np.zeros(0)
-        self.train_frame_scores = np.zeros(0)
+        # Per scoring mode, (clip scores, frame scores) of training normals the network did not train on.
+        self.held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- fitting ----------------------------------------------------------------------------------------
     def _vectors(self, clips: Sequence[Clip], progress: Progress) -> dict[str, torch.Tensor]:
@@ -80,12 +89,55 @@ class DcaseAEDetector(Detector):
         if not normals:
             raise EarmarkError("dcase_ae: none of the training clips could be read or is long enough "
                                f"({self.config.frames} frames); check them with `earmark info`")
-        data = torch.cat([vectors[c.clip_id] for c in normals]).to(self.device)
-        self._train(data, progress)
-        for clip in normals:
+        config = self.config
+        domains = [c.domain or "source" for c in normals]
+        if len(normals) >= config.cross_fit_below:  # one fold held out of the network kept: no extra training
+            folds = held_out_folds(len(normals), max(2, round(1 / config.held_out_fraction)), config.seed, domains)
+            held = [normals[i] for i in folds[0]]
+            self._fit_on([c for c in normals if c not in held], vectors, progress)
+            self.held_out = self._scores_by_mode(held, vectors)
+        elif len(normals) > 1:  # cross-fitted: every clip scored by a network trained without it
+            folds = held_out_folds(len(normals), config.folds, config.seed, domains)
+            parts = []
+            for index, fold in enumerate(folds):
+                model = DcaseAEDetector(config, cache=self.cache, device=self.device)
+                model._fit_on([c for i, c in enumerate(normals) if i not in set(fold)], vectors,
+                              progress.child(f"threshold fold {index + 1}/{len(folds)}: "))
+                parts.append(model._scores_by_mode([normals[i] for i in fold], vectors))
+            self.held_out = {mode: (np.concatenate([p[mode][0] for p in parts]),
+                                    np.concatenate([p[mode][1] for p in parts])) for mode in MODES}
+            self._fit_on(normals, vectors, progress)
+        else:  # one clip: nothing to hold out; its own scores must do
+            self._fit_on(normals, vectors, progress)
+            self.held_out = self._scores_by_mode(normals, vectors)
+        self.info["held_out"] = len(self.held_out[config.mode][0])
+        return self._held_out_training()
+
+    def _fit_on(self, clips: list[Clip], vectors: dict[str, torch.Tensor], progress: Progress) -> None:
+        """Train the network on the clips, and learn their residual statistics."""
+        self._train(torch.cat([vectors[c.clip_id] for c in clips]).to(self.device), progress)
+        for clip in clips:
             self._add_residuals(clip.domain or "source", vectors[clip.clip_id])
         self._update_precisions()
-        return self._training_scores(normals, vectors, replace=True)
+
+    def _scores_by_mode(self, clips: list[Clip], vectors: dict[str, torch.Tensor],
+                        precisions: list[dict[str, torch.Tensor]] | None = None,
+                        ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per scoring mode, the clips' scores and frame scores (with each clip's own precisions, if given)."""
+        found = {}
+        for mode in MODES:
+            scored = [self._score_vectors(vectors[c.clip_id], mode, precisions[i] if precisions else None)
+                      for i, c in enumerate(clips)]
+            found[mode] = (np.asarray([score for score, _ in scored], dtype=np.float64),
+                           np.concatenate([frames for _, frames in scored]) if scored else np.zeros(0))
+        return found
+
+    def _held_out_training(self) -> TrainingScores:
+        clip_scores, frame_scores = self.held_out[self.config.mode]
+        if len(frame_scores) > _KEPT_FRAMES:
+            keep = np.random.default_rng(0).choice(len(frame_scores), _KEPT_FRAMES, replace=False)
+            frame_scores = frame_scores[np.sort(keep)]
+        return TrainingScores(clip_scores, frame_scores)
 
     def _train(self, data: torch.Tensor, progress: Progress) -> None:
         config = self.config
@@ -125,8 +177,11 @@ class DcaseAEDetector(Detector):
         stats[2] += residual.T @ residual
 
     def _update_precisions(self) -> None:
+        self.precisions = self._precisions_of(self.stats)
+
+    def _precisions_of(self, stats: dict[str, list]) -> dict[str, torch.Tensor]:
         covariances = {}
-        for domain, (count, total, outer) in self.stats.items():
+        for domain, (count, total, outer) in stats.items():
             if count >= 2:
                 mean = total / count
                 covariances[domain] = (outer - count * torch.outer(mean, mean)) / (count - 1)
@@ -134,54 +189,61 @@ class DcaseAEDetector(Detector):
             covariances["target"] = covariances["source"]
         if "source" not in covariances:
             covariances["source"] = covariances["target"]
+        precisions = {}
         for domain, cov in covariances.items():
             ridge = self.config.ridge * float(torch.diagonal(cov).mean()) + 1e-9
             cov = cov + ridge * torch.eye(len(cov), dtype=cov.dtype)
-            self.precisions[domain] = torch.linalg.inv(cov).float().to(self.device)
-
-    def _training_scores(self, clips: list[Clip], vectors: dict[str, torch.Tensor], replace: bool) -> TrainingScores:
-        clip_scores, frame_scores = [], []
-        for clip in clips:
-            score, frames = self._score_vectors(vectors[clip.clip_id])
-            clip_scores.append(score)
-            frame_scores.append(frames)
-        frames = np.concatenate(frame_scores) if frame_scores else np.zeros(0)
-        if replace:
-            self.train_clip_scores, self.train_frame_scores = np.asarray(clip_scores), frames
-        else:
-            self.train_clip_scores = np.concatenate([self.train_clip_scores, clip_scores])
-            self.train_frame_scores = np.concatenate([self.train_frame_scores, frames])
-        if len(self.train_frame_scores) > _KEPT_FRAMES:
-            keep = np.random.default_rng(0).choice(len(self.train_frame_scores), _KEPT_FRAMES, replace=False)
-            self.train_frame_scores = self.train_frame_scores[np.sort(keep)]
-        return TrainingScores(self.train_clip_scores, self.train_frame_scores)
+            precisions[domain] = torch.linalg.inv(cov).float().to(self.device)
+        return precisions
 
     def switch_mode(self, mode: str, normals: Sequence[Clip], progress: Progress | None = None) -> None:
         """Score the other way with the same trained network (both modes share it and its residual
-        statistics); the thresholds are learnt again from `normals`, the clips it was fitted on."""
+        statistics); the thresholds are learnt again from the held-out scores fitting kept for each mode
+        (a model saved before they were kept scores `normals`, the clips it was fitted on)."""
         self.config = DcaseAEConfig(**{**dataclasses.asdict(self.config), "mode": mode})
-        normals = [c for c in normals if c.split == "train" and c.label != "anomaly"]
-        vectors = self._vectors(normals, progress or Progress())
-        normals = [c for c in normals if c.clip_id in vectors and len(vectors[c.clip_id])]
-        self._learn_thresholds(self._training_scores(normals, vectors, replace=True))
+        if mode not in self.held_out:
+            normals = [c for c in normals if c.split == "train" and c.label != "anomaly"]
+            vectors = self._vectors(normals, progress or Progress())
+            normals = [c for c in normals if c.clip_id in vectors and len(vectors[c.clip_id])]
+            self.held_out = self._scores_by_mode(normals, vectors)
+        self._learn_thresholds(self._held_out_training())
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        """The clips' residuals join the target statistics. The network never trained on them, and each is
+        scored with statistics that leave its own residuals out, so they join the held-out scores."""
         vectors = self._vectors(clips, progress)
         clips = [c for c in clips if c.clip_id in vectors and len(vectors[c.clip_id])]
+        contributions = []
         for clip in clips:
+            residual = self._residuals(vectors[clip.clip_id]).double().cpu()
+            contributions.append((len(residual), residual.sum(0), residual.T @ residual))
             self._add_residuals("target", vectors[clip.clip_id])
         self._update_precisions()
-        return self._training_scores(clips, vectors, replace=False)
+        without = []
+        for count, total, outer in contributions:
+            stats = dict(self.stats)
+            kept = self.stats["target"]
+            stats["target"] = [kept[0] - count, kept[1] - total, kept[2] - outer]
+            without.append(self._precisions_of(stats))
+        new = self._scores_by_mode(clips, vectors, without)
+        self.held_out = {mode: tuple(np.concatenate([old, extra]) for old, extra in
+                                     zip(self.held_out.get(mode, (np.zeros(0), np.zeros(0))), new[mode], strict=True))
+                         for mode in MODES}
+        training = self._held_out_training()
+        return TrainingScores(training.clip_scores, np.zeros(0))  # the frame threshold stays as fitting set it
 
     # -- scoring ---------------------------------------------------------------------------------------------
-    def _score_vectors(self, vectors: torch.Tensor) -> tuple[float, np.ndarray]:
-        """(clip score, per-vector scores). MSE: mean squared residual. Mahalanobis: the smaller of the
-        source and target clip means, as the baseline; per vector, the smaller of the two distances."""
+    def _score_vectors(self, vectors: torch.Tensor, mode: str | None = None,
+                       precisions: dict[str, torch.Tensor] | None = None) -> tuple[float, np.ndarray]:
+        """(clip score, per-vector scores), in `mode` (the configured one by default). MSE: mean squared
+        residual. Mahalanobis: the smaller of the source and target clip means, as the baseline; per vector,
+        the smaller of the two distances."""
         residual = self._residuals(vectors)
-        if self.config.mode == "mse":
+        if (mode or self.config.mode) == "mse":
             frames = residual.pow(2).mean(dim=1)
             return float(frames.mean()), frames.cpu().numpy()
-        distances = [((residual @ self.precisions[d]) * residual).sum(dim=1) for d in ("source", "target")]
+        precisions = precisions or self.precisions
+        distances = [((residual @ precisions[d]) * residual).sum(dim=1) for d in ("source", "target")]
         score = min(float(distances[0].mean()), float(distances[1].mean()))
         return score, torch.minimum(*distances).cpu().numpy()
 
@@ -208,8 +270,9 @@ class DcaseAEDetector(Detector):
             state[f"stats.{domain}.count"] = torch.tensor([count], dtype=torch.float64)
             state[f"stats.{domain}.sum"] = total
             state[f"stats.{domain}.outer"] = outer
-        state["train.clip_scores"] = torch.from_numpy(np.asarray(self.train_clip_scores, dtype=np.float64))
-        state["train.frame_scores"] = torch.from_numpy(np.asarray(self.train_frame_scores, dtype=np.float64))
+        for mode, (clip_scores, frame_scores) in self.held_out.items():
+            state[f"held_out.{mode}.clip_scores"] = torch.from_numpy(np.asarray(clip_scores, dtype=np.float64))
+            state[f"held_out.{mode}.frame_scores"] = torch.from_numpy(np.asarray(frame_scores, dtype=np.float64))
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -218,6 +281,10 @@ class DcaseAEDetector(Detector):
         for domain in self.stats:
             self.stats[domain] = [float(state[f"stats.{domain}.count"][0]), state[f"stats.{domain}.sum"],
                                   state[f"stats.{domain}.outer"]]
-        self.train_clip_scores = state["train.clip_scores"].numpy()
-        self.train_frame_scores = state["train.frame_scores"].numpy()
+        self.held_out = {mode: (state[f"held_out.{mode}.clip_scores"].numpy(),
+                                state[f"held_out.{mode}.frame_scores"].numpy())
+                         for mode in MODES if f"held_out.{mode}.clip_scores" in state}
+        if not self.held_out and "train.clip_scores" in state:  # saved before held-out scores were kept
+            self.held_out = {self.config.mode: (state["train.clip_scores"].numpy(),
+                                                state["train.frame_scores"].numpy())}
         self._update_precisions()

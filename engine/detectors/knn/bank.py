@@ -63,9 +63,10 @@ def mem_mixup(target: torch.Tensor, source: torch.Tensor, neighbours: int, lam: 
 def leave_one_out_stats(rows: torch.Tensor, parents: torch.Tensor, bank: torch.Tensor, bank_parent: torch.Tensor,
                         k: int, metric: str) -> tuple[float, float] | None:
     """Mean and standard deviation of the training clips' leave-one-out k-NN distances to a bank;
-    None when fewer than two clips have a distance (the bank then has too few clips to normalise)."""
+    None when fewer than three clips have a distance (the bank then has too few clips to normalise: two
+    clips are each other's nearest, one distance twice, with no spread to divide by)."""
     distances = knn_distance(rows, bank, k, metric, parents, bank_parent)
     distances = distances[torch.isfinite(distances)]
-    if len(distances) < 2:
+    if len(distances) < 3:
         return None
     return float(distances.mean()), float(distances.std(unbiased=False).clamp_min(1e-8))

@@ -2,6 +2,7 @@
 See README.md in this folder for the method and its figures."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from engine.audio.augment import mix_at_snr, pitch_shift
 from engine.audio.feature_cache import load_clips
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.held_out import held_out_folds
 from engine.detectors.knn.bank import (
     METRICS,
     knn_distance,
@@ -26,6 +28,9 @@ from engine.jobs import Progress
 DOMAINS = ("source", "target")
 #: Training frames sampled to learn the frame threshold (a quantile needs no more).
 _THRESHOLD_FRAMES = 20000
+#: Groups up to this size learn thresholds leaving one clip out at a time; larger ones, one fold of many.
+LEAVE_ONE_OUT_UP_TO = 50
+HELD_OUT_FOLDS = 10
 
 
 @dataclass
@@ -55,6 +60,22 @@ class KnnConfig(DetectorConfig):
             raise EarmarkError("knn: k, frame_k and frame_bank_size must be at least 1")
         if not 0.0 <= self.mixup_lambda <= 1.0:
             raise EarmarkError("knn: mixup_lambda must lie between 0 and 1")
+
+
+@dataclass
+class _Clips:
+    """Training clips as the bank is built from them: raw clip embeddings, domains, parent indices and the
+    full embeddings (for their frames)."""
+
+    vectors: torch.Tensor
+    domains: list[str]
+    parents: torch.Tensor
+    embeddings: list[Embedding]
+
+    def subset(self, which: np.ndarray) -> _Clips:
+        index = torch.as_tensor(which, dtype=torch.long, device=self.vectors.device)
+        return _Clips(self.vectors[index], [self.domains[i] for i in which], self.parents[index],
+                      [self.embeddings[i] for i in which])
 
 
 class _Bank:
@@ -87,6 +108,7 @@ class KnnDetector(Detector):
         self.stats: dict[str, tuple[float, float] | None] = {}
         self.frames = self.frame_parent = self.frame_mean = self.frame_scale = None
         self.parents = 0
+        self.held_out = np.zeros(0)  # training clips' scores from banks without them: what thresholds rest on
 
     # -- fitting ---------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
@@ -94,31 +116,79 @@ class KnnDetector(Detector):
         normals = [c for c in normals if c.clip_id in embeddings]
         if not normals:
             raise EarmarkError("knn: none of the training clips could be read; check them with `earmark info`")
-        vectors = self._tensor([embeddings[c.clip_id].clip for c in normals])
-        domains = [_domain(c) for c in normals]
-        reference = vectors[[d == "source" for d in domains]] if "source" in domains else vectors
-        if self.config.standardise:
+        clips = _Clips(self._tensor([embeddings[c.clip_id].clip for c in normals]), [_domain(c) for c in normals],
+                       torch.arange(len(normals), device=self.device), [embeddings[c.clip_id] for c in normals])
+        self.parents = len(normals)
+        augmented = self._augment(normals, supplemental, progress) if self.config.augment else []
+        self._build(clips, augmented)
+        training = self._held_out_scores(clips, augmented, progress)
+        self.held_out = training.clip_scores
+        return training
+
+    def _build(self, clips: _Clips, augmented: list[tuple[torch.Tensor, str, int]]) -> None:
+        """The banks, their statistics and the frame bank, from the clips (raw embeddings) and the augmented
+        copies of those clips whose parent is among them."""
+        vectors, domains = clips.vectors, clips.domains
+        # The source clips set the scale; with fewer than two of them (a clip left out of a tiny group) every
+        # clip does, and a single clip has no spread to divide by.
+        reference = vectors[[d == "source" for d in domains]] if domains.count("source") >= 2 else vectors
+        if self.config.standardise and len(reference) >= 2:
             self.mean, self.scale = reference.mean(0), reference.std(0, unbiased=False).clamp_min(1e-3)
         else:
             self.mean, self.scale = torch.zeros_like(vectors[0]), torch.ones_like(vectors[0])
         self.banks = {d: _Bank(vectors.shape[1], self.device) for d in DOMAINS}
-        parents = torch.arange(len(normals), device=self.device)
-        self.parents = len(normals)
         for domain in DOMAINS:
             chosen = torch.tensor([d == domain for d in domains], device=self.device)
-            self.banks[domain].add(self._standardised(vectors[chosen]), parents[chosen], original=True)
-        if self.config.augment:
-            self._augment(normals, supplemental, progress)
+            self.banks[domain].add(self._standardised(vectors[chosen]), clips.parents[chosen], original=True)
+        present = set(clips.parents.tolist())
+        for row, domain, parent in augmented:
+            if parent in present:
+                self.banks[domain].add(self._standardised(row[None]), torch.tensor([parent]), original=False)
         self._mixup(self.banks["target"].original)
         self._update_stats()
-        self._fit_frames([embeddings[c.clip_id] for c in normals], parents)
-        return TrainingScores(self._training_clip_scores(), self._training_frame_scores(embeddings, normals))
+        self._fit_frames(clips.embeddings, clips.parents)
 
-    def _augment(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> None:
+    def _held_out_scores(self, clips: _Clips, augmented: list[tuple[torch.Tensor, str, int]],
+                         progress: Progress) -> TrainingScores:
+        """Each training clip scored, clip and frames, exactly as a test clip is, by banks built without it
+        (its MemMixup and augmented copies left out too, the standardisation and domain statistics learnt
+        again): one clip at a time, or one fold at a time in a large group."""
+        folds = held_out_folds(len(clips.domains), len(clips.domains) if len(clips.domains) <= LEAVE_ONE_OUT_UP_TO
+                               else HELD_OUT_FOLDS, self.config.seed, clips.domains)
+        clip_scores = torch.full((len(clips.domains),), float("nan"), device=self.device)
+        frame_scores = []
+        for index, fold in enumerate(folds):
+            progress.update(index, len(folds), f"knn: threshold from held-out clips, fold {index + 1}/{len(folds)}")
+            keep = np.setdiff1d(np.arange(len(clips.domains)), fold)
+            if not len(keep):
+                continue
+            without = copy.copy(self)
+            without._build(clips.subset(keep), augmented)
+            without._borrow_stats(self.stats)
+            held = clips.subset(fold)
+            with torch.inference_mode():
+                clip_scores[torch.as_tensor(fold, device=self.device)] = without._clip_scores(
+                    without._standardised(held.vectors))
+                frames = self._tensor(np.concatenate([e.frames for e in held.embeddings]))
+                keep_frames = self._sample(len(frames), max(1, _THRESHOLD_FRAMES // len(folds)))
+                frame_scores.append(without._frame_scores(frames[keep_frames]).cpu().numpy())
+        scores = clip_scores.cpu().numpy()
+        if not np.isfinite(scores).any():  # one clip: nothing to leave it out of; its own scores must do
+            with torch.inference_mode():
+                frames = self._tensor(np.concatenate([e.frames for e in clips.embeddings]))
+                return TrainingScores(self._clip_scores(self._standardised(clips.vectors)).cpu().numpy(),
+                                      self._frame_scores(frames).cpu().numpy())
+        return TrainingScores(scores, np.concatenate(frame_scores) if frame_scores else np.zeros(0))
+
+    def _augment(self, normals: list[Clip], supplemental: list[Clip], progress: Progress,
+                 ) -> list[tuple[torch.Tensor, str, int]]:
+        """Raw embeddings of copies of the training clips mixed with supplemental noise and pitch-shifted,
+        each with its domain and the index of the clip it came from."""
         rate = self.encoder.sample_rate
         noises = [c for c in supplemental if c.attributes.get("supp_type", "noise") == "noise"]
         noise_audio = [(clip, audio) for clip, audio in zip(noises, load_clips(noises, rate, progress), strict=True)
                        if audio is not None]
+        augmented = []
         for index, clip in enumerate(normals):
             progress.update(index, len(normals), f"knn: augmenting {clip.clip_id}")
             [audio] = load_clips([clip], rate, progress)
@@ -131,10 +201,9 @@ class KnnDetector(Detector):
             copies += [(pitch_shift(audio, rate, step), _domain(clip)) for step in self.config.augment_semitones]
             if not copies:
                 continue
-            vectors = self._standardised(self._tensor([e.clip for e in self.encoder.embed_waveforms(
-                [audio for audio, _ in copies])]))
-            for row, (_, domain) in zip(vectors, copies, strict=True):
-                self.banks[domain].add(row[None], torch.tensor([index]), original=False)
+            vectors = self._tensor([e.clip for e in self.encoder.embed_waveforms([audio for audio, _ in copies])])
+            augmented += [(row, domain, index) for row, (_, domain) in zip(vectors, copies, strict=True)]
+        return augmented
 
     def _mixup(self, which: torch.Tensor) -> None:
         """MemMixup for the chosen target rows: add their mixes with the nearest source clips."""
@@ -151,6 +220,11 @@ class KnnDetector(Detector):
         for domain, bank in self.banks.items():
             self.stats[domain] = leave_one_out_stats(bank.rows[bank.original], bank.parent[bank.original], bank.rows,
                                                      bank.parent, self.config.k, self.config.distance)
+
+    def _borrow_stats(self, full: dict[str, tuple[float, float] | None]) -> None:
+        """A domain with a clip left out may have too few clips left to learn its statistics (3 target
+        clips leave 2): it keeps the full bank's, rather than being measured on the other domain's scale."""
+        self.stats = {domain: stats or full.get(domain) for domain, stats in self.stats.items()}
 
     def _fit_frames(self, embeddings: list[Embedding], parents: torch.Tensor) -> None:
         frames = self._tensor(np.concatenate([e.frames for e in embeddings]))
@@ -186,7 +260,29 @@ class KnnDetector(Detector):
             keep = self._sample(len(frames), max(1, self.config.frame_bank_size // 16))
             self.frames = torch.cat([self.frames, frames[keep]])
             self.frame_parent = torch.cat([self.frame_parent, parent.repeat(len(keep))])
-        return TrainingScores(self._training_clip_scores(), np.zeros(0))
+        new = torch.cat([self._left_out_score(int(parent)) for parent in parents]).cpu().numpy()
+        # Held-out scores from fitting stay (a bank that has grown only scores them lower); a model saved
+        # before they were kept has only its training clips' scores against the rest of the bank.
+        earlier = self.held_out if len(self.held_out) else self._training_clip_scores()
+        self.held_out = np.concatenate([earlier, new])
+        return TrainingScores(self.held_out, np.zeros(0))
+
+    def _left_out_score(self, parent: int) -> torch.Tensor:
+        """An enrolled clip's score against the banks without it (its MemMixup copies and its share of the
+        domain statistics left out too; the standardisation comes from the source clips, not from it)."""
+        without = copy.copy(self)
+        without.banks = {}
+        for domain, bank in self.banks.items():
+            keep = bank.parent != parent
+            without.banks[domain] = _Bank(bank.rows.shape[1], self.device)
+            without.banks[domain].add(bank.rows[keep & bank.original], bank.parent[keep & bank.original], True)
+            without.banks[domain].add(bank.rows[keep & ~bank.original], bank.parent[keep & ~bank.original], False)
+        without._update_stats()
+        without._borrow_stats(self.stats)
+        target = self.banks["target"]
+        row = target.rows[(target.parent == parent) & target.original]
+        with torch.inference_mode():
+            return without._clip_scores(row)
 
     # -- scoring ---------------------------------------------------------------------------------------------
     def _combine(self, distances: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -219,14 +315,6 @@ class KnnDetector(Detector):
         return knn_distance(frames, self.frames, self.config.frame_k, "l2", parents,
                             self.frame_parent if parents is not None else None)
 
-    def _training_frame_scores(self, embeddings: dict[str, Embedding], normals: list[Clip]) -> np.ndarray:
-        """Leave-one-out frame scores of (a sample of) the training frames, for the frame threshold."""
-        frames = [self._tensor(embeddings[c.clip_id].frames) for c in normals]
-        parents = torch.repeat_interleave(torch.arange(len(normals), device=self.device),
-                                          torch.tensor([len(f) for f in frames], device=self.device))
-        keep = self._sample(len(parents), _THRESHOLD_FRAMES)
-        return self._frame_scores(torch.cat(frames)[keep], parents[keep]).cpu().numpy()
-
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
         embeddings = self.encoder.encode(clips, progress)
         clips = [c for c in clips if c.clip_id in embeddings]
@@ -253,7 +341,8 @@ class KnnDetector(Detector):
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"mean": self.mean, "scale": self.scale, "frames": self.frames, "frame_parent": self.frame_parent,
                  "frame_mean": self.frame_mean, "frame_scale": self.frame_scale,
-                 "parents": torch.tensor([self.parents])}
+                 "parents": torch.tensor([self.parents]),
+                 "held_out": torch.as_tensor(np.asarray(self.held_out, dtype=np.float32))}
         for domain, bank in self.banks.items():
             state.update({f"{domain}.rows": bank.rows, f"{domain}.parent": bank.parent,
                           f"{domain}.original": bank.original})
@@ -265,6 +354,7 @@ class KnnDetector(Detector):
         self.frames, self.frame_parent = state["frames"], state["frame_parent"]
         self.frame_mean, self.frame_scale = state["frame_mean"], state["frame_scale"]
         self.parents = int(state["parents"][0])
+        self.held_out = state["held_out"].cpu().numpy() if "held_out" in state else np.zeros(0)
         self.banks = {}
         for domain in DOMAINS:
             bank = _Bank(self.mean.shape[0], self.device)
@@ -276,4 +366,5 @@ class KnnDetector(Detector):
 
 def _domain(clip: Clip) -> str:
     return clip.domain or "source"
+
 

@@ -19,6 +19,9 @@ from engine.jobs import Progress
 SUPPORTS = ("target", "target+source")
 #: Clips encoded at once when scoring.
 BATCH = 8
+#: With fewer normal training clips outside the support than this, the support's own scores are computed
+#: strictly leave-one-out (memory and row statistics without the clip).
+MIN_UNSEEN = 3
 
 
 @dataclass
@@ -78,10 +81,12 @@ class PatchMemoryDetector(Detector):
         support = self._choose_support(normals)
         self.memory = None
         self.clips = 0
-        training = self._add(support, progress)
         chosen = {c.clip_id for c in support}
         others = [c for c in normals if c.clip_id not in chosen]
-        if others and self.config.threshold_clips > 0:
+        unseen = min(len(others), self.config.threshold_clips)
+        training = self._add(support, progress, exact=unseen < MIN_UNSEEN)
+        self.other_scores = torch.zeros(0)
+        if unseen:
             step = max(1, len(others) // self.config.threshold_clips)
             scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
             self.other_scores = torch.tensor([d.score for d in scored], dtype=torch.float32)
@@ -104,13 +109,13 @@ class PatchMemoryDetector(Detector):
         return chosen
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
-        """The clips join the support; the threshold is learnt again from the support's new leave-one-out
+        """The clips join the support; the clip threshold is learnt again from the support's new leave-one-out
         scores and the other normals' scores from fitting."""
-        training = self._add(clips, progress)
-        training.clip_scores = np.concatenate([training.clip_scores, self.other_scores.numpy()])
-        return training
+        training = self._add(clips, progress, exact=len(self.other_scores) < MIN_UNSEEN)
+        # The frame threshold stays as fitting learnt it
+        return TrainingScores(np.concatenate([training.clip_scores, self.other_scores.numpy()]), np.zeros(0))
 
-    def _add(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+    def _add(self, clips: list[Clip], progress: Progress, exact: bool) -> TrainingScores:
         """Put the clips' patches into the memory, then learn the row statistics again."""
         embeddings = self.encoder.encode(clips, progress, patches=True)
         clips = [c for c in clips if c.clip_id in embeddings]
@@ -135,29 +140,58 @@ class PatchMemoryDetector(Detector):
         self.clips += len(clips)
         self.info["support_clips"] = self.clips
         progress.update(1, 1, f"patch_memory: {self.memory.shape[1]} patches from {self.clips} clips in memory")
-        return self._learn_rows()
+        return self._learn_rows(exact)
 
-    def _learn_rows(self) -> TrainingScores:
-        """Leave-one-clip-out maps of the support: the row statistics, and the training scores."""
-        raw = self._raw_map(self.memory, self.owner)
+    def _learn_rows(self, exact: bool) -> TrainingScores:
+        """The row statistics, from the support's leave-one-clip-out maps; and the support's training scores,
+        each clip scored by the memory without its patches. `exact`: with row statistics learnt again
+        without it too, as a test clip is scored. That is what a group with hardly any normals outside the
+        support rests on; beside three or more of those (scored by the whole memory, which never held them)
+        the support's scores keep the whole memory's row statistics, because statistics learnt from two
+        clips' maps (a support of three, one left out) judge a clip far more harshly than the real memory
+        judges an unseen one (on the synthetic set, thresholds 10 times too high)."""
         rows = int(self.row.max()) + 1
-        if self.config.row_norm:
-            self.row_mean = torch.stack([raw[self.row == r].mean() for r in range(rows)])
-            self.row_scale = torch.stack([raw[self.row == r].std(unbiased=False) for r in range(rows)]).clamp_min(1e-4)
-        else:
-            self.row_mean = torch.zeros(rows, device=self.device)
-            self.row_scale = torch.ones(rows, device=self.device)
-        values = (raw - self.row_mean[self.row]) / self.row_scale[self.row]
+        best = self._best_per_clip()  # [L, N, C]; a patch's own clip's column is -1
+        raw = 1.0 - best.amax(-1).mean(0)
+        self.row_mean, self.row_scale = self._row_stats(raw, self.row, rows)
         clip_scores, frame_scores = [], []
         for clip in range(self.clips):
             mine = self.owner == clip
             if not mine.any():
                 continue
+            others = torch.arange(self.clips, device=self.device) != clip
+            if exact and self.clips > 2:
+                without = 1.0 - best[:, ~mine][..., others].amax(-1).mean(0)
+                mean, scale = self._row_stats(without, self.row[~mine], rows)
+            else:
+                mean, scale = self.row_mean, self.row_scale
+            values = (raw[mine] - mean[self.row[mine]]) / scale[self.row[mine]]
             grid = torch.full((rows, int(self.column[mine].max()) + 1), float("nan"), device=self.device)
-            grid[self.row[mine], self.column[mine]] = values[mine]
+            grid[self.row[mine], self.column[mine]] = values
             clip_scores.append(self._pool(grid))
             frame_scores.append(grid.nan_to_num(float("-inf")).amax(0).cpu().numpy())
         return TrainingScores(np.asarray(clip_scores), np.concatenate(frame_scores))
+
+    def _best_per_clip(self) -> torch.Tensor:
+        """[L, N, C] each support patch's highest cosine similarity to each support clip's patches (-1 to
+        its own clip's), so any clip can be left out of the memory afterwards without measuring again."""
+        best = torch.full((len(self.memory), len(self.owner), self.clips), -1.0, device=self.device)
+        for clip in range(self.clips):
+            theirs = self.owner == clip
+            for layer in range(len(self.memory)):
+                best[layer, :, clip] = max_cosine(self.memory[layer], self.memory[layer][theirs],
+                                                  self.config.chunk_mb)
+            best[:, theirs, clip] = -1.0
+        return best
+
+    def _row_stats(self, raw: torch.Tensor, row: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each map row's mean and spread over the given patches (0 and 1 without row normalisation)."""
+        if not self.config.row_norm:
+            return torch.zeros(rows, device=self.device), torch.ones(rows, device=self.device)
+        mean = torch.stack([raw[row == r].mean() if (row == r).any() else raw.mean() for r in range(rows)])
+        scale = torch.stack([raw[row == r].std(unbiased=False) if (row == r).any() else raw.std(unbiased=False)
+                             for r in range(rows)])
+        return mean, scale.clamp_min(1e-4)
 
     # -- scoring -------------------------------------------------------------------------------------------
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
