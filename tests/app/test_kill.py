@@ -44,6 +44,8 @@ CHILD = textwrap.dedent("""
     at(1.0); QTest.keyClick(keys, Qt.Key.Key_BracketLeft)
     at(1.5); QTest.keyClick(keys, Qt.Key.Key_BracketRight)
     QTest.keyClick(keys, Qt.Key.Key_Return)                          # a second one, 1.0-1.5 s
+    second = max(r.region_id for r in window.region_table.visible_regions() if r.kind == "manual")
+    window.view.region_clicked.emit(second)                          # the user clicks it on the spectrogram
     QTest.keyClick(keys, Qt.Key.Key_3)                               # relabelled as the third class
     at(1.25); QTest.keyClick(keys, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.ControlModifier)  # end 1.25
     print("EDITED", clip_id, flush=True)
