@@ -1,0 +1,45 @@
+"""The Jobs dock shows a job as one overall fraction: nested steps (detector, section, epoch) roll up into
+its bar, with the innermost step's message and the time left; Fit all says how long it will take first."""
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtWidgets import QMessageBox
+
+from engine.jobs import TimeLeft
+
+
+def test_epoch_66_of_the_first_section_of_the_first_detector_shows_as_two_percent(qtbot, window):
+    reached, go_on = threading.Event(), threading.Event()
+
+    def fit_all_like(worker, progress):
+        section = progress.child("knn (1/3): ", 0, 3).child("fan section 00 (1/9): ", 0, 9)
+        section.update(66, 100, "epoch 66/100")
+        reached.set()
+        go_on.wait(10)
+        section.update(100, 100, "epoch 100/100")
+
+    job = window.submit("fit", "fit all detectors", fit_all_like)
+    try:
+        qtbot.waitUntil(lambda: job in window.jobs_panel.rows and window.jobs_panel.rows[job].bar.value() > 0,
+                        timeout=5000)
+        row = window.jobs_panel.rows[job]
+        shown = (row.bar.value() / row.bar.maximum(), row.bar.text(), row.message.text())
+    finally:
+        with qtbot.waitSignal(window.job_ended, timeout=10000):
+            go_on.set()
+    assert abs(shown[0] - 0.66 / 27) < 0.001
+    assert shown[1:] == ("2%", "knn (1/3): fan section 00 (1/9): epoch 66/100")
+
+
+def test_the_jobs_dock_says_about_how_many_minutes_are_left(qtbot, window):
+    now = [0.0]
+    window.jobs_panel.add(999, "fit all detectors")
+    row = window.jobs_panel.rows[999]
+    row.time_left = TimeLeft(clock=lambda: now[0])
+    for second in range(0, 61, 10):  # 1 % every 10 s: 94 % to go at 60 s
+        now[0] = float(second)
+        window.jobs_panel.progress(999, second * 10, 10000, "epoch")
+    assert row.left.text() == "about 16 min left"
+    window.jobs_panel.end(999, "done")
+    assert row.left.text() == ""
