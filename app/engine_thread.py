@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 import traceback
@@ -218,13 +217,12 @@ def preload_engine() -> None:
 
 
 def leave_a_core_for_the_window() -> int:
-    """Torch's compute threads use every core but one, so the window keeps one to stay responsive while a
-    model trains (with all cores busy, the event loop waited up to 200 ms at a time on two cores)."""
-    import torch
+    """Torch's thread count from the one policy (engine.threads): Earmark's own models run on one thread, so
+    the window keeps a core to stay responsive while a model trains (with all cores busy, the event loop
+    waited up to 200 ms at a time on two cores)."""
+    from engine.threads import configure_threads
 
-    threads = max(1, (os.cpu_count() or 2) - 1)
-    torch.set_num_threads(threads)
-    return threads
+    return configure_threads("small")
 
 
 class EngineThread(QThread):

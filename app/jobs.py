@@ -157,12 +157,13 @@ def export_dcase(out: str) -> JobFunction:
     return run
 
 
-def build_demo(folder: Path, plan) -> JobFunction:
+def build_demo(folder: Path, plan, detectors: Sequence[str] | None = None) -> JobFunction:
+    """Make the demo project, or the part of it `detectors` names (engine.demo.build_demo)."""
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.demo import build_demo as build
         from engine.device import pick_device
 
-        return build(folder, plan, pick_device(worker.device_choice), lambda step: progress.child(f"{step}: "))
+        return build(folder, plan, pick_device(worker.device_choice), progress, detectors=detectors)
     return run
 
 

@@ -223,6 +223,13 @@ class TerminalProgress(Progress):
             self._bar.update(round(fraction * 1000) - self._bar.n)  # tqdm redraws at most every `mininterval`
         super()._emit(done, total, message)
 
+    def say(self, line: str) -> None:
+        """Print a line on stdout without breaking the bar."""
+        if self._bar is None:
+            print(line, flush=True)
+        else:
+            self._bar.write(line, file=sys.stdout)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
