@@ -19,15 +19,16 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.detectors.runs import Session
-from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress
 from engine.store import Project, job_log
+
+if TYPE_CHECKING:  # torch comes with these: imported on the engine thread, after the window is drawn
+    from engine.detectors.runs import Session
 
 log = logging.getLogger("earmark.engine")
 PROGRESS_INTERVAL_S = 0.05
@@ -177,10 +178,16 @@ class EngineWorker(QObject):
     # -- the session -------------------------------------------------------------------------------------
     def open_session(self, project: Project) -> None:
         """On the engine thread: make `project` the one jobs work on (models from before are dropped)."""
+        from engine.detectors.runs import Session
+        from engine.device import pick_device
+
         job_log.recover(project)
         self.session = Session(project, pick_device(self.device_choice))
 
     def set_device(self, choice: str) -> None:
+        from engine.detectors.runs import Session
+        from engine.device import pick_device
+
         device = pick_device(choice)  # an unavailable device fails here, and the old choice stays
         self.device_choice = choice
         if self.session is not None:
@@ -225,6 +232,20 @@ def leave_a_core_for_the_window() -> int:
     return configure_threads("small")
 
 
+#: Clear while the console script's window is not drawn yet: the engine thread imports torch and the engine
+#: (seconds of work that holds Python's global lock in long stretches) only after the first paint.
+_window_drawn = threading.Event()
+_window_drawn.set()
+
+
+def hold_engine_until_drawn() -> None:
+    _window_drawn.clear()
+
+
+def window_drawn() -> None:
+    _window_drawn.set()
+
+
 class EngineThread(QThread):
     """The thread the worker's job loop runs on. Start it once; `shutdown()` when the window closes."""
 
@@ -234,6 +255,7 @@ class EngineThread(QThread):
         self.worker.moveToThread(self)
 
     def run(self) -> None:
+        _window_drawn.wait(timeout=10.0)
         leave_a_core_for_the_window()
         preload_engine()
         self.worker.run_forever()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from engine.errors import EarmarkError
@@ -83,6 +82,7 @@ class WindowActions:
 
     def make_settings_dialog(self) -> SettingsDialog:
         """The dialog, wired: "Check and use" loads the weights on the engine thread and reports back."""
+        import torch  # here: the window is drawn before torch is loaded
         dialog = SettingsDialog(self.settings.device, self.view.settings, torch.cuda.is_available(), self)
         dialog.weights_requested.connect(lambda name, path: self.submit(
             "weights", f"check {name} weights", jobs.save_weights(name, path),

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from engine.data.toy import ToyConfig
 from engine.jobs import Progress, spans
 from engine.threads import configure_threads
+
+if TYPE_CHECKING:  # the window imports this module before it is drawn, torch only after
+    import torch
 
 #: Detectors the demo fits, with their demo settings.
 DEMO_DETECTORS = ("knn", "patch_memory", "dcase_ae")
