@@ -43,3 +43,24 @@ def test_the_jobs_dock_says_about_how_many_minutes_are_left(qtbot, window):
     assert row.left.text() == "about 16 min left"
     window.jobs_panel.end(999, "done")
     assert row.left.text() == ""
+
+
+def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, window, monkeypatch):
+    from app import window_actions
+
+    asked = []
+
+    def answer(parent, title, text, *args):
+        asked.append(text)
+        return QMessageBox.StandardButton.No if len(asked) == 1 else QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    monkeypatch.setattr(window_actions, "LONG_RUN_S", 1.0)  # the tiny demo fits in seconds; any run is "long"
+    groups = len({c.group for c in window.project.clips(split="train")})
+
+    assert window.fit_all() is None  # "No": nothing starts
+    assert f"3 detector(s) x {groups} group(s)" in asked[0] and "about " in asked[0] and "dcase_ae" in asked[0]
+    with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
+        job = window.fit_all()      # "Yes": the fit runs
+    assert job is not None and ended.args == [job, "done"]
+    assert window.jobs_panel.rows[job].bar.value() == window.jobs_panel.rows[job].bar.maximum()

@@ -111,3 +111,16 @@ def test_a_real_fit_over_two_groups_reports_one_fraction_that_only_grows(toy_pro
     assert max(first_group) <= 1 / len(groups) + 1 / UNITS  # the first group's epochs fill only its own share
     assert min(last_group) >= (len(groups) - 1) / len(groups) - 1 / UNITS
     assert any("epoch 3/3" in message for *_, message, _ in job.updates)
+
+
+def test_the_fit_estimate_grows_with_the_epochs_and_names_groups_and_detectors(toy_project):
+    from engine.fit_estimate import estimate_fit
+
+    clips = toy_project.clips()
+    groups = len({c.group for c in clips if c.split == "train"})
+    short = estimate_fit(clips, ["knn", "dcase_ae"], {"epochs": 10})
+    long = estimate_fit(clips, ["knn", "dcase_ae"], {"epochs": 100})
+    assert long.seconds_by_detector["dcase_ae"] > 5 * short.seconds_by_detector["dcase_ae"]
+    assert long.seconds_by_detector["knn"] == short.seconds_by_detector["knn"]
+    assert long.describe().startswith(f"2 detector(s) x {groups} group(s)")
+    assert len(long.weights()) == 2 and long.weights()[1] > long.weights()[0]
