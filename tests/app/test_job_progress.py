@@ -64,3 +64,36 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
         job = window.fit_all()      # "Yes": the fit runs
     assert job is not None and ended.args == [job, "done"]
     assert window.jobs_panel.rows[job].bar.value() == window.jobs_panel.rows[job].bar.maximum()
+
+
+def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path,
+                                                                                      monkeypatch):
+    from app.main_window import MainWindow
+    from app.startup import open_demo
+    from engine import cli
+    from engine.store import Project, results
+    from tests.app.conftest import TINY_DEMO
+
+    monkeypatch.setattr(cli, "demo_plan", lambda options: TINY_DEMO)
+    options = cli.build_parser().parse_args(["demo", "--project", str(tmp_path / "demo")])
+    window = MainWindow(use_audio=False)
+    qtbot.addWidget(window)
+    window.show()
+    fitted_when_opened = []
+    open_project = window.open_project
+
+    def opening(folder):
+        with Project.open(folder) as project:
+            fitted_when_opened.append(results.fitted_detectors(project))
+        return open_project(folder)
+
+    window.open_project = opening
+    try:
+        open_demo(window, options, {"status": 0})
+        qtbot.waitUntil(lambda: window.project is not None, timeout=120000)
+        assert fitted_when_opened == [["knn"]]  # the window opened on the project before the slow detectors
+        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae" in window.job_titles.values())  # Jobs dock
+        qtbot.waitUntil(lambda: len(results.fitted_detectors(window.project)) == 3 and not window.engine.worker.busy(),
+                        timeout=120000)
+    finally:
+        window.shutdown()
