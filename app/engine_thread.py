@@ -202,7 +202,7 @@ class EngineWorker(QObject):
 def preload_engine() -> None:
     """Import what jobs use. The first import of a compiled module holds Python's global lock for up to a
     few hundred milliseconds, which would freeze the window if it happened in the middle of the first fit;
-    the console script does this before the window appears, and the engine thread before its first job."""
+    the engine thread does this before its first job, once the window has been drawn."""
     import librosa  # noqa: F401  (mel filter banks of the spectrogram view)
     import scipy.fft  # noqa: F401
     import scipy.stats  # noqa: F401  (thresholds)
