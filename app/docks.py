@@ -9,6 +9,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
+from engine.jobs import TimeLeft, describe_time_left
+
 KEEP_FINISHED = 12
 
 
@@ -18,6 +20,10 @@ class JobRow(QWidget):
         self.job_id = job_id
         self.title = QLabel(f"<b>{title}</b>")
         self.status = QLabel("queued")
+        #: "about 4 min left", from the rate of the job's overall fraction (its steps roll up into the bar).
+        self.left = QLabel("")
+        self.left.setStyleSheet("color: #555")
+        self.time_left = TimeLeft()
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)
         self.bar.setTextVisible(True)
@@ -29,6 +35,7 @@ class JobRow(QWidget):
         self.cancel.clicked.connect(lambda: on_cancel(job_id))
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
+        top.addWidget(self.left)
         top.addWidget(self.status)
         top.addWidget(self.cancel)
         layout = QVBoxLayout(self)
@@ -43,12 +50,14 @@ class JobRow(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
+            self.left.setText(describe_time_left(self.time_left.add(min(done, total) / total)))
         if message:
             self.message.setText(message)
 
     def end(self, status: str, message: str = "") -> None:
         self.finished = True
         self.status.setText(status)
+        self.left.setText("")
         self.cancel.setEnabled(False)
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)

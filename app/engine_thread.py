@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.detectors.runs import Session
-from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress
 from engine.store import Project, job_log
+
+if TYPE_CHECKING:  # torch comes with these: imported on the engine thread, after the window is drawn
+    from engine.detectors.runs import Session
 
 log = logging.getLogger("earmark.engine")
 PROGRESS_INTERVAL_S = 0.05
@@ -178,10 +178,16 @@ class EngineWorker(QObject):
     # -- the session -------------------------------------------------------------------------------------
     def open_session(self, project: Project) -> None:
         """On the engine thread: make `project` the one jobs work on (models from before are dropped)."""
+        from engine.detectors.runs import Session
+        from engine.device import pick_device
+
         job_log.recover(project)
         self.session = Session(project, pick_device(self.device_choice))
 
     def set_device(self, choice: str) -> None:
+        from engine.detectors.runs import Session
+        from engine.device import pick_device
+
         device = pick_device(choice)  # an unavailable device fails here, and the old choice stays
         self.device_choice = choice
         if self.session is not None:
@@ -196,7 +202,7 @@ class EngineWorker(QObject):
 def preload_engine() -> None:
     """Import what jobs use. The first import of a compiled module holds Python's global lock for up to a
     few hundred milliseconds, which would freeze the window if it happened in the middle of the first fit;
-    the console script does this before the window appears, and the engine thread before its first job."""
+    the engine thread does this before its first job, once the window has been drawn."""
     import librosa  # noqa: F401  (mel filter banks of the spectrogram view)
     import scipy.fft  # noqa: F401
     import scipy.stats  # noqa: F401  (thresholds)
@@ -218,13 +224,26 @@ def preload_engine() -> None:
 
 
 def leave_a_core_for_the_window() -> int:
-    """Torch's compute threads use every core but one, so the window keeps one to stay responsive while a
-    model trains (with all cores busy, the event loop waited up to 200 ms at a time on two cores)."""
-    import torch
+    """Torch's thread count from the one policy (engine.threads): Earmark's own models run on one thread, so
+    the window keeps a core to stay responsive while a model trains (with all cores busy, the event loop
+    waited up to 200 ms at a time on two cores)."""
+    from engine.threads import configure_threads
 
-    threads = max(1, (os.cpu_count() or 2) - 1)
-    torch.set_num_threads(threads)
-    return threads
+    return configure_threads("small")
+
+
+#: Clear while the console script's window is not drawn yet: the engine thread imports torch and the engine
+#: (seconds of work that holds Python's global lock in long stretches) only after the first paint.
+_window_drawn = threading.Event()
+_window_drawn.set()
+
+
+def hold_engine_until_drawn() -> None:
+    _window_drawn.clear()
+
+
+def window_drawn() -> None:
+    _window_drawn.set()
 
 
 class EngineThread(QThread):
@@ -236,6 +255,7 @@ class EngineThread(QThread):
         self.worker.moveToThread(self)
 
     def run(self) -> None:
+        _window_drawn.wait(timeout=10.0)
         leave_a_core_for_the_window()
         preload_engine()
         self.worker.run_forever()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import EarmarkError
-from engine.jobs import Progress
+from engine.jobs import Progress, spans
 from engine.store import Project
 
 from app.engine_thread import EngineWorker, JobFunction
@@ -32,6 +32,10 @@ class DropResult:
         for verdict in verdicts:
             self.verdicts[verdict.clip_id] = verdict
             self.scored[verdict.clip_id] = {d: det.score for d, det in verdict.detections.items()}
+
+
+#: The part of a detector's share of Fit all that fitting takes; scoring its test clips takes the rest.
+FIT_SHARE = 0.85
 
 
 @dataclass
@@ -100,22 +104,27 @@ def rescore(clip_ids: Sequence[str]) -> JobFunction:
 
 
 def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: dict | None = None,
-                  then_score: bool = True) -> JobFunction:
-    """Fit each detector (on every group, or one), then score the test clips with it."""
+                  then_score: bool = True, weights: Sequence[float] | None = None) -> JobFunction:
+    """Fit each detector (on every group, or one), then score the test clips with it. Each detector owns a
+    share of the job's progress, in proportion to `weights` (its expected cost; equal shares without)."""
     def run(worker: EngineWorker, progress: Progress) -> FitResult:
         from engine.detectors import runs
 
         session = worker.require_session()
         fitted, scored, warnings = [], 0, []
-        for index, detector in enumerate(detectors):
+        tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
+        fit_part = FIT_SHARE if then_score and tests else 1.0
+        for index, (detector, (low, high)) in enumerate(zip(detectors, spans(weights or [1.0] * len(detectors)),
+                                                            strict=True)):
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
-            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix))
+            middle = low + (high - low) * fit_part
+            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)))
             fitted += [f"{m.detector} {m.group_key}" for m in models]
             warnings += [f"{m.detector} for {m.group_key} was {m.metrics['warning']}" for m in models
                          if m.metrics.get("warning")]
-            tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
             if then_score and tests:
-                scored += runs.score(session, detector, "test", group, progress.child(f"{prefix}scoring: ")).scored
+                step = progress.child(f"{prefix}scoring: ", span=(middle, high))
+                scored += runs.score(session, detector, "test", group, step).scored
         return FitResult(fitted, scored, warnings)
     return run
 
@@ -127,7 +136,8 @@ def score_all(detectors: Sequence[str], split: str | None = "test") -> JobFuncti
         session = worker.require_session()
         if not detectors:
             raise EarmarkError("no detector is fitted yet; fit one first (Train > Fit all detectors)")
-        return sum(runs.score(session, d, split, progress=progress.child(f"{d}: ")).scored for d in detectors)
+        return sum(runs.score(session, d, split, progress=progress.child(f"{d}: ", i, len(detectors))).scored
+                   for i, d in enumerate(detectors))
     return run
 
 
@@ -180,12 +190,13 @@ def export_dcase(out: str) -> JobFunction:
     return run
 
 
-def build_demo(folder: Path, plan) -> JobFunction:
+def build_demo(folder: Path, plan, detectors: Sequence[str] | None = None) -> JobFunction:
+    """Make the demo project, or the part of it `detectors` names (engine.demo.build_demo)."""
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.demo import build_demo as build
         from engine.device import pick_device
 
-        return build(folder, plan, pick_device(worker.device_choice), lambda step: progress.child(f"{step}: "))
+        return build(folder, plan, pick_device(worker.device_choice), progress, detectors=detectors)
     return run
 
 

@@ -52,7 +52,6 @@ def display_available() -> bool:
 def run_window(project: str | None = None, demo=None) -> int:
     # What the command line got wrong (not a project, a device this machine lacks) is said there, before
     # any window opens.
-    from engine.device import pick_device
     from engine.errors import EarmarkError
     from engine.store import Project
 
@@ -60,6 +59,8 @@ def run_window(project: str | None = None, demo=None) -> int:
         if project is not None:
             Project.open(project).close()
         if demo is not None and demo.device:
+            from engine.device import pick_device  # torch: only when a device was asked for
+
             pick_device(demo.device)
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
@@ -68,11 +69,11 @@ def run_window(project: str | None = None, demo=None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
 
-    from app.engine_thread import preload_engine
+    from app.engine_thread import hold_engine_until_drawn
     from app.main_window import MainWindow
     from app.startup import open_demo
 
-    preload_engine()
+    hold_engine_until_drawn()  # torch and the engine load on the engine thread once the window is drawn
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Earmark")
@@ -82,6 +83,7 @@ def run_window(project: str | None = None, demo=None) -> int:
 
         app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow()
+    first_paint = watch_first_paint(app)
     window.show()
     outcome = {"status": 0}
     if demo is not None:
@@ -92,8 +94,32 @@ def run_window(project: str | None = None, demo=None) -> int:
     elif window.settings.recent_projects() and Path(window.settings.recent_projects()[0]).is_dir():
         window.open_project(window.settings.recent_projects()[0])
     app.exec()
+    first_paint.release()
     window.shutdown()
     return int(outcome["status"])
+
+
+def watch_first_paint(app):
+    """Lets the engine thread load torch once anything of the window has been painted (or after 2 s)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    from app.engine_thread import window_drawn
+
+    class _FirstPaint(QObject):
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802  (Qt's name)
+            if event.type() == QEvent.Type.Paint:
+                self.release()
+            return False
+
+        def release(self) -> None:
+            window_drawn()
+            if self.parent() is not None:
+                self.parent().removeEventFilter(self)
+
+    watcher = _FirstPaint(app)
+    app.installEventFilter(watcher)
+    QTimer.singleShot(2000, watcher.release)
+    return watcher
 
 
 if __name__ == "__main__":

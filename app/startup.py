@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.demo import is_ready
+from engine.demo import missing
 from engine.store import results
 from app import jobs
 
@@ -30,16 +30,34 @@ def open_demo(window, options, outcome: dict) -> None:
         if options.screenshot is not None:
             take_screenshot(window, clip_id, Path(options.screenshot), outcome)
 
-    if is_ready(folder, plan):
+    todo = missing(folder, plan)
+    if not todo:
         opened()
         return
     window.statusBar().showMessage(f"Building the demo project in {folder} (see the Jobs dock) ...")
-    job = window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened)
-    window.job_ended.connect(lambda job_id, status: _demo_failed(job_id, status, job, options, outcome))
+    # The window opens on the project as soon as its first detector is there; the slower ones go on in the
+    # jobs dock and their columns fill in as they finish (a screenshot waits for all of them).
+    demo_jobs: list[int] = []
+
+    def build_the_rest(rest: list[str]) -> None:
+        if rest:
+            demo_jobs.append(window.submit("demo", f"fit the demo's {', '.join(rest)}",
+                                           jobs.build_demo(folder, plan, rest), lambda _=None: window.refresh()))
+
+    if options.screenshot is not None:
+        demo_jobs.append(window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened))
+    elif len(todo) == len(plan.detectors):
+        demo_jobs.append(window.submit("demo", f"build the demo project ({todo[0]})",
+                                       jobs.build_demo(folder, plan, todo[:1]),
+                                       lambda _=None: (opened(), build_the_rest(todo[1:]))))
+    else:
+        opened()
+        build_the_rest(todo)
+    window.job_ended.connect(lambda job_id, status: _demo_failed(job_id, status, demo_jobs, options, outcome))
 
 
-def _demo_failed(job_id: int, status: str, job: int, options, outcome: dict) -> None:
-    if job_id == job and status != "done" and options.screenshot is not None:
+def _demo_failed(job_id: int, status: str, demo_jobs: list[int], options, outcome: dict) -> None:
+    if job_id in demo_jobs and status != "done" and options.screenshot is not None:
         print("earmark: the demo project could not be built; see the messages above", file=sys.stderr)
         outcome["status"] = 1
         QApplication.quit()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from engine.errors import EarmarkError
@@ -13,6 +12,9 @@ from app import jobs
 from app.dialogs.fit import FitDialog
 from app.dialogs.help import ShortcutsDialog
 from app.dialogs.settings import SettingsDialog
+
+#: Fit all asks before a run expected to take longer than this (seconds).
+LONG_RUN_S = 60.0
 
 ABOUT = ("<b>Earmark</b> 0.1: machine-sound anomaly detection and labelling.<br>"
          "Projects are SQLite files next to your recordings; audio is never copied or changed.")
@@ -102,6 +104,7 @@ class WindowActions:
 
     def make_settings_dialog(self) -> SettingsDialog:
         """The dialog, wired: "Check and use" loads the weights on the engine thread and reports back."""
+        import torch  # here: the window is drawn before torch is loaded
         dialog = SettingsDialog(self.settings.device, self.view.settings, torch.cuda.is_available(), self)
         dialog.weights_requested.connect(lambda name, path: self.submit(
             "weights", f"check {name} weights", jobs.save_weights(name, path),
@@ -131,11 +134,24 @@ class WindowActions:
     # -- Train ------------------------------------------------------------------------------------------------
     def fit_all(self) -> int | None:
         from engine.detectors.registry import detector_keys
+        from engine.fit_estimate import estimate_fit
 
         if self._need_project():
             keys = detector_keys()
-            return self.submit("fit", "fit all detectors", jobs.fit_detectors(keys), self._fitted, detectors=keys)
+            estimate = estimate_fit(self.project.clips(), keys)
+            if estimate.seconds > LONG_RUN_S and not self._confirm_long_run(estimate.describe()):
+                return None
+            return self.submit("fit", "fit all detectors", jobs.fit_detectors(keys, weights=estimate.weights()),
+                               self._fitted, detectors=keys)
         return None
+
+    def _confirm_long_run(self, estimate: str) -> bool:
+        answer = QMessageBox.question(self, "Fit all detectors", f"Fitting will take a while: {estimate}.\n\n"
+                                      "It runs in the background (the Jobs dock shows how far it is, and Cancel "
+                                      "stops it). Start now?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
 
     def fit_detector_dialog(self) -> None:
         from engine.detectors.registry import detector_keys

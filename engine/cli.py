@@ -27,6 +27,7 @@ from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
 from engine.jobs import TerminalProgress
+from engine.threads import configure_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     try:
+        if args.command in COMPUTING:
+            configure_threads("small")
         return COMMANDS[args.command](args)
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
@@ -228,10 +231,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = demo_folder(args)
     plan = demo_plan(args)
 
-    def progress_for(step: str) -> TerminalProgress:
-        return TerminalProgress(step, unit="step" if step.startswith("fitting") else "clip")
-
-    problems = build_demo(folder, plan, pick_device(args.device), progress_for, say=print)
+    with TerminalProgress("building the demo") as progress:
+        problems = build_demo(folder, plan, pick_device(args.device), progress, say=progress.say)
     for line in problems:
         print(line, file=sys.stderr)
     sys.stderr.flush()
@@ -399,3 +400,5 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "toy-set": cmd_toy_set, "set": cmd_set,
             "relocate": cmd_relocate}
 COMMANDS.update({"open": cmd_open, "scores": cmd_scores, "propose": cmd_propose})
+#: Commands that compute with torch: their thread count is set first (engine.threads).
+COMPUTING = {"fit", "score", "enrol", "demo", "train", "labels", "propose", "relocate"}

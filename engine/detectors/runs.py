@@ -94,7 +94,7 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
                            "or import them with `earmark import PROJECT FOLDER --split train --label normal`")
     fitted = []
     for index, (key, clips) in enumerate(trainable.items()):
-        step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ")
+        step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ", index, len(trainable))
         model = detector_class(detector)(config, cache=session.cache, device=session.device)
         model.fit(clips, step)
         fitted.append(save_model(project, model, key))
@@ -166,7 +166,7 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
             progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, no fitted {detector} model for "
                              "this group")
             continue
-        step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ")
+        step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ", index, len(grouped))
         found = load(session, record).score(group_clips, step)
         _store(project, record.model_id, group_clips, found)
         detections += found

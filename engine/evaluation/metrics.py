@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import hmean
-from sklearn.metrics import roc_auc_score
 
 MAX_FPR = 0.1
 EPSILON = sys.float_info.epsilon
@@ -55,6 +53,8 @@ def auc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # here: scipy and sklearn would add a second to the window's start
+
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
@@ -63,6 +63,8 @@ def pauc(labels: Sequence[bool], scores: Sequence[float], max_fpr: float = MAX_F
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
         return float("nan")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64), max_fpr=max_fpr))
 
 
@@ -102,4 +104,6 @@ def official_score(sections: Sequence[SectionResult]) -> float:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan")
+    from scipy.stats import hmean
+
     return float(hmean(np.maximum(values, EPSILON)))

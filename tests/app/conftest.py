@@ -22,7 +22,7 @@ TINY_DEMO = DemoPlan(ToyConfig(scale=0.012, seed=5, duration_s=2.0, sections=1, 
 @pytest.fixture(scope="session")
 def built_demo(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo") / "demo"
-    build_demo(folder, TINY_DEMO, torch.device("cpu"), lambda step: Progress())
+    build_demo(folder, TINY_DEMO, torch.device("cpu"), Progress())
     return folder
 
 

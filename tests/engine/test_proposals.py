@@ -188,7 +188,7 @@ F1_BAR = 0.30
 @pytest.fixture(scope="session")
 def scored_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("proposals") / "project"
-    build_demo(folder, PROPOSAL_SET, torch.device("cpu"), lambda step: Progress())
+    build_demo(folder, PROPOSAL_SET, torch.device("cpu"), Progress())
     return folder
 
 

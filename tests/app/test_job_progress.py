@@ -1,0 +1,99 @@
+"""The Jobs dock shows a job as one overall fraction: nested steps (detector, section, epoch) roll up into
+its bar, with the innermost step's message and the time left; Fit all says how long it will take first."""
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtWidgets import QMessageBox
+
+from engine.jobs import TimeLeft
+
+
+def test_epoch_66_of_the_first_section_of_the_first_detector_shows_as_two_percent(qtbot, window):
+    reached, go_on = threading.Event(), threading.Event()
+
+    def fit_all_like(worker, progress):
+        section = progress.child("knn (1/3): ", 0, 3).child("fan section 00 (1/9): ", 0, 9)
+        section.update(66, 100, "epoch 66/100")
+        reached.set()
+        go_on.wait(10)
+        section.update(100, 100, "epoch 100/100")
+
+    job = window.submit("fit", "fit all detectors", fit_all_like)
+    try:
+        qtbot.waitUntil(lambda: job in window.jobs_panel.rows and window.jobs_panel.rows[job].bar.value() > 0,
+                        timeout=5000)
+        row = window.jobs_panel.rows[job]
+        shown = (row.bar.value() / row.bar.maximum(), row.bar.text(), row.message.text())
+    finally:
+        with qtbot.waitSignal(window.job_ended, timeout=10000):
+            go_on.set()
+    assert abs(shown[0] - 0.66 / 27) < 0.001
+    assert shown[1:] == ("2%", "knn (1/3): fan section 00 (1/9): epoch 66/100")
+
+
+def test_the_jobs_dock_says_about_how_many_minutes_are_left(qtbot, window):
+    now = [0.0]
+    window.jobs_panel.add(999, "fit all detectors")
+    row = window.jobs_panel.rows[999]
+    row.time_left = TimeLeft(clock=lambda: now[0])
+    for second in range(0, 61, 10):  # 1 % every 10 s: 94 % to go at 60 s
+        now[0] = float(second)
+        window.jobs_panel.progress(999, second * 10, 10000, "epoch")
+    assert row.left.text() == "about 16 min left"
+    window.jobs_panel.end(999, "done")
+    assert row.left.text() == ""
+
+
+def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, window, monkeypatch):
+    from app import window_actions
+
+    asked = []
+
+    def answer(parent, title, text, *args):
+        asked.append(text)
+        return QMessageBox.StandardButton.No if len(asked) == 1 else QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    monkeypatch.setattr(window_actions, "LONG_RUN_S", 1.0)  # the tiny demo fits in seconds; any run is "long"
+    groups = len({c.group for c in window.project.clips(split="train")})
+
+    assert window.fit_all() is None  # "No": nothing starts
+    assert f"3 detector(s) x {groups} group(s)" in asked[0] and "about " in asked[0] and "dcase_ae" in asked[0]
+    with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
+        job = window.fit_all()      # "Yes": the fit runs
+    assert job is not None and ended.args == [job, "done"]
+    assert window.jobs_panel.rows[job].bar.value() == window.jobs_panel.rows[job].bar.maximum()
+
+
+def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path,
+                                                                                      monkeypatch):
+    from app.main_window import MainWindow
+    from app.startup import open_demo
+    from engine import cli
+    from engine.store import Project, results
+    from tests.app.conftest import TINY_DEMO
+
+    monkeypatch.setattr(cli, "demo_plan", lambda options: TINY_DEMO)
+    options = cli.build_parser().parse_args(["demo", "--project", str(tmp_path / "demo")])
+    window = MainWindow(use_audio=False)
+    qtbot.addWidget(window)
+    window.show()
+    fitted_when_opened = []
+    open_project = window.open_project
+
+    def opening(folder):
+        with Project.open(folder) as project:
+            fitted_when_opened.append(results.fitted_detectors(project))
+        return open_project(folder)
+
+    window.open_project = opening
+    try:
+        open_demo(window, options, {"status": 0})
+        qtbot.waitUntil(lambda: window.project is not None, timeout=120000)
+        assert fitted_when_opened == [["knn"]]  # the window opened on the project before the slow detectors
+        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae" in window.job_titles.values())  # Jobs dock
+        qtbot.waitUntil(lambda: len(results.fitted_detectors(window.project)) == 3 and not window.engine.worker.busy(),
+                        timeout=120000)
+    finally:
+        window.shutdown()
