@@ -28,7 +28,7 @@ def build_small_demo(folder: Path) -> Path:
     from engine.jobs import Progress
     from tests.app.conftest import TINY_DEMO
 
-    build_demo(folder, TINY_DEMO, torch.device("cpu"), lambda step: Progress())
+    build_demo(folder, TINY_DEMO, torch.device("cpu"), Progress())
     return folder
 
 
