@@ -301,7 +301,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     split = None if args.split == "all" else args.split
     with Project.open(args.project) as project, TerminalProgress(f"scoring {args.detector}") as progress:
         run = runs.score(_session(project, args), args.detector, split, args.group, progress)
+        stale = stale_lines(project)
     _print_problems(progress)
+    for line in stale:  # scores from models whose clips changed since: say so before the figures are trusted
+        print(f"warning: {line}", file=sys.stderr)
     flagged = sum(d.decision for d in run.detections)
     print(f"Scored {run.scored} clip(s) with {args.detector} in {len(run.groups)} group(s); {flagged} flagged "
           f"anomalous. Run files: {run.folder}")
@@ -329,6 +332,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         else:
             reports = evaluate_project(project, args.detector)
             found = reports if any(r.clips for r in reports) else []
+        for line in stale_lines(project):
+            print(f"warning: {line}", file=sys.stderr)
     if not found:
         raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
                            f"`earmark score {args.project} --detector NAME` first")

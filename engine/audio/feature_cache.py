@@ -125,7 +125,7 @@ def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progr
     for clip, audio in loaded:
         if len(audio) < fewest:
             rate = spec.sample_rate
-            progress.problem(f"{clip.clip_id}: skipped, too short for {spec.key}: {len(audio) / rate:.3f} s, "
+            progress.problem(f"{clip.clip_id}: skipped, too short for a spectrogram: {len(audio) / rate:.3f} s, "
                              f"needs {fewest / rate:.3f} s")
         else:
             kept.append((clip, audio))

@@ -18,6 +18,7 @@ from engine.audio.io import file_checksum, scan
 from engine.data.clip import Clip
 from engine.errors import AudioError
 from engine.jobs import Progress
+from engine.store.clip_fields import mark_stale, used_for_fitting
 from engine.store.clip_files import FileStamp, record_reread, record_stamps
 from engine.store.project import Project
 
@@ -25,27 +26,30 @@ from engine.store.project import Project
 def refresh_changed(project: Project, clips: Sequence[Clip], progress: Progress | None = None,
                     cache: FeatureCache | None = None) -> list[Clip]:
     """`clips` as their files are now: a changed file is read again and its clip returned as re-read, one
-    that changed into something unreadable is named and left out. Missing files are left to the loader,
-    which names them. Clips recorded before stamps were kept get today's stamp."""
+    that changed into something unreadable is named and left out. A missing file is kept (its features may be
+    cached, and the loader names it where they are not), and one line says how many are missing and how to
+    re-point them. A clip recorded before stamps were kept is checked by its checksum once."""
     progress = progress or Progress()
     refreshed: list[Clip] = []
-    first_stamps: list[tuple[str, FileStamp]] = []
+    missing: list[str] = []
     for clip in clips:
         try:
             stamp = FileStamp.of(clip.path)
         except OSError:
+            missing.append(Path(clip.path).name)
             refreshed.append(clip)
             continue
-        if clip.file_size is None or clip.file_mtime is None:
-            first_stamps.append((clip.clip_id, stamp))
-            refreshed.append(dataclasses.replace(clip, file_size=stamp.size, file_mtime=stamp.mtime))
-        elif stamp != FileStamp(clip.file_size, clip.file_mtime):
+        if stamp != FileStamp(clip.file_size, clip.file_mtime):  # changed, or never stamped (older projects)
             again = reread(project, clip, stamp, progress, cache)
             if again is not None:
                 refreshed.append(again)
         else:
             refreshed.append(clip)
-    record_stamps(project, first_stamps)
+    if missing:
+        named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        progress.problem(f"{len(missing)} recording(s) not found where they were imported ({named}); clips "
+                         "whose features are cached are still used. Re-point moved files with `earmark relocate "
+                         "PROJECT OLD_PREFIX NEW_PREFIX` or File > Locate missing recordings...")
     return refreshed
 
 
@@ -79,6 +83,8 @@ def reread(project: Project, clip: Clip, stamp: FileStamp, progress: Progress,
         return None
     if cache is not None:
         cache.drop(clip.checksum)
+    if used_for_fitting(clip.split, clip.label):  # models fitted on its old content describe audio that is gone
+        mark_stale(project, {clip.group})
     progress.problem(f"{clip.clip_id}: re-read changed file {name} (changed on disk after import: "
                      f"{info.duration_s:.2f} s now; its features are computed again)")
     return dataclasses.replace(clip, checksum=checksum, format=info.format_name, channels=info.channels,

@@ -10,6 +10,7 @@ DCASE baseline does; it saves its state as safetensors plus a JSON file. Subclas
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 import warnings
 from abc import ABC, abstractmethod
@@ -215,13 +216,26 @@ def few_normals_warning(count: int) -> str:
 
 def gamma_threshold(scores: np.ndarray, quantile: float) -> float:
     """The `quantile` of a gamma distribution fitted to `scores` (the DCASE baseline's rule); the plain
-    empirical quantile when a gamma cannot be fitted (too few or identical scores)."""
-    import scipy.stats
+    empirical quantile when a gamma cannot be fitted (too few or identical scores).
 
+    With fewer scores than the quantile can be read from (under 9 for 0.9: an unseen score exceeds the
+    largest of n scores with probability 1 / (n + 1), more than 1 - quantile), any estimate from the scores
+    alone sits too low, and a group fitted on 4 clips flagged most unseen normals. There the threshold is
+    at least the largest score plus the scores' spread."""
     scores = np.asarray(scores, dtype=np.float64)
     scores = scores[np.isfinite(scores)]
     if scores.size == 0:
         raise EarmarkError("no training scores to learn a threshold from")
+    value = _gamma_quantile(scores, quantile)
+    if math.ceil(quantile * (scores.size + 1)) > scores.size:  # no order statistic reaches the quantile
+        spread = float(scores.std(ddof=1)) if scores.size > 1 else 0.1 * abs(float(scores[0]))
+        value = max(value, float(scores.max()) + spread)
+    return value
+
+
+def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
+    import scipy.stats
+
     empirical = float(np.quantile(scores, quantile))
     if scores.size < 3 or np.ptp(scores) <= 1e-12 * max(1.0, abs(scores.mean())):
         return empirical

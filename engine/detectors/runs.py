@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store import results
+from engine.store.clip_fields import fitting_snapshot, mark_stale
 from engine.store.project import Project
 
 
@@ -96,8 +97,15 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
     for index, (key, clips) in enumerate(trainable.items()):
         step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ", index, len(trainable))
         model = detector_class(detector)(config, cache=session.cache, device=session.device)
+        before = fitting_snapshot(project, key)
         model.fit(clips, step)
-        fitted.append(save_model(project, model, key))
+        record = save_model(project, model, key)
+        if fitting_snapshot(project, key) != before:  # changed while it fitted (Clip properties, a file)
+            mark_stale(project, {key})
+            record = replace(record, stale=True)
+            progress.problem(f"{detector} {key}: its clips changed while it was fitted; the new model is marked "
+                             "stale, fit it again")
+        fitted.append(record)
     return fitted
 
 

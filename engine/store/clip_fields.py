@@ -181,10 +181,16 @@ def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unm
     return FieldChange(len(ids), before, stale)
 
 
+def used_for_fitting(split: str | None, label: str | None) -> bool:
+    """Whether fitting a group reads a clip: its normal training clips (train, not anomaly) and its
+    supplemental clips."""
+    return (split == "train" and label != "anomaly") or split == "supplemental"
+
+
 def _fitting_view(row: Mapping[str, str | None]) -> tuple | None:
-    """What a detector sees of a clip when fitting its group, or None when fitting does not use the clip:
-    normal training clips (train, not anomaly) and supplemental clips are used, with their domain."""
-    used = (row["split"] == "train" and row["label"] != "anomaly") or row["split"] == "supplemental"
+    """What a detector sees of a clip when fitting its group (split, domain, whether anomalous), or None when
+    fitting does not use the clip."""
+    used = used_for_fitting(row["split"], row["label"])
     return (row["split"], row["domain"], row["label"] == "anomaly") if used else None
 
 
@@ -214,6 +220,22 @@ def _mark_stale(project: Project, groups: set[str]) -> list[tuple[int, str, str]
         project.db.execute(f"UPDATE models SET stale = 1 WHERE model_id IN ({', '.join('?' * len(rows))})",
                            [row[0] for row in rows])
     return [(int(model_id), detector, group) for model_id, detector, group in rows]
+
+
+def fitting_snapshot(project: Project, group: str) -> frozenset:
+    """What fitting `group` reads of the project's clips (each fitting clip's id, content checksum, split,
+    domain and label): compared before and after a fit, it tells whether the clips changed meanwhile."""
+    rows = project.db.execute_returning_dicts(
+        f"SELECT clip_id, checksum, {', '.join(FIELDS.values())} FROM clips")
+    return frozenset((row["clip_id"], row["checksum"], view) for row in rows
+                     if _group(row) == group and (view := _fitting_view(row)) is not None)
+
+
+def mark_stale(project: Project, groups: set[str]) -> list[tuple[int, str, str]]:
+    """Mark the newest model of each detector of `groups` stale (their fitting clips changed), in one
+    transaction; returns the models newly marked."""
+    with project.db.atomic():
+        return _mark_stale(project, groups)
 
 
 def stale_models(project: Project) -> list[tuple[int, str, str]]:

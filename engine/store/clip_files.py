@@ -57,6 +57,8 @@ def record_stamps(project: Project, stamps: Iterable[tuple[str, FileStamp]]) -> 
 def record_reread(project: Project, clip_id: str, checksum: str, info: AudioInfo, qa: QA, stamp: FileStamp) -> None:
     """A file that changed on disk was read again: its new checksum, format, length, QA figures and stamp."""
     db = project.db
+    lanes = [artifact for (artifact,) in db.execute("SELECT map_artifact FROM scores WHERE clip_id = ?", [clip_id])
+             if artifact]
     with db.atomic():
         db.execute("UPDATE clips SET checksum = ?, format = ?, channels = ?, sample_rate = ?, duration_s = ?, "
                    "qa_rms = ?, qa_peak = ?, qa_clipping_ratio = ?, qa_silence_ratio = ?, file_size = ?, "
@@ -65,3 +67,5 @@ def record_reread(project: Project, clip_id: str, checksum: str, info: AudioInfo
                     qa.clipping_ratio, qa.silence_ratio, stamp.size, stamp.mtime, clip_id])
         # Scores computed from the old content would stand beside the new one unmarked: they go.
         db.execute("DELETE FROM scores WHERE clip_id = ?", [clip_id])
+    for artifact in lanes:  # their lanes and maps go with them (after the commit: a failed write keeps both)
+        (project.folder / artifact).unlink(missing_ok=True)

@@ -141,6 +141,20 @@ def test_the_threshold_is_the_90th_percentile_of_a_gamma_fitted_to_training_scor
     assert gamma_threshold(np.array([2.0, 2.0, 2.0]), 0.9) == 2.0
 
 
+def test_a_threshold_from_a_few_scores_stands_above_them_all():
+    """With 4 held-out scores no quantile of them keeps 90 % of unseen normals below: the threshold is the
+    largest score plus their spread. From 9 scores on the fitted gamma stands, as the baseline's."""
+    rng = np.random.default_rng(0)
+    few = np.array([3.7, 4.1, 4.6, 5.5])
+    assert gamma_threshold(few, 0.9) == pytest.approx(5.5 + few.std(ddof=1))
+    # Unseen normals of the same distribution: about one in five exceeds the threshold, not most of them.
+    population = rng.gamma(3.0, 0.5, size=(2000, 5)) + 1.0
+    flagged = [np.mean(row[4] > gamma_threshold(row[:4], 0.9)) for row in population]
+    assert np.mean(flagged) < 0.2
+    many = rng.gamma(3.0, 0.5, size=40) + 1.0
+    assert gamma_threshold(many, 0.9) < many.max()
+
+
 def test_the_auto_encoder_switches_mode_without_training_again(toy_project, tmp_path):
     clips, test = _group(toy_project), _group(toy_project, "test")
     switched = _detector("dcase_ae", tmp_path)

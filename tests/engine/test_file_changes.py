@@ -170,14 +170,45 @@ def test_a_project_from_before_file_stamps_opens_and_gets_them_at_the_first_scor
     db.conn.commit()
     db.conn.close()
 
+    # A recording of that older project changed on disk after its import (and before any stamp was kept).
+    write_wav(folder / "test" / "test_1.wav", noise(1.0, 99, level=0.6))
     with Project.open(older) as project:
         assert all(c.file_size is None and c.channel is None for c in project.clips())
+        old_checksum = project.clip("test_1").checksum
         session = runs.Session(project)
-        runs.fit(session, "knn")
+        runs.fit(session, "knn")  # each run checks the unstamped clips it reads by checksum, once
         progress = Progress()
         runs.score(session, "knn", progress=progress)
-        assert progress.problems == []
+        assert [line.split(" (")[0] for line in progress.problems] == ["test_1: re-read changed file test_1.wav"]
         assert all(c.file_size == os.path.getsize(c.path) for c in project.clips())
+        assert project.clip("test_1").checksum != old_checksum  # the changed one was read again, not trusted
+
+
+def test_a_training_recording_changed_on_disk_makes_its_group_stale_and_a_missing_one_is_said(tmp_path):
+    from engine.store.clip_fields import stale_models
+
+    folder = recordings(tmp_path / "recordings")
+    with Project.create(tmp_path / "plant") as project:
+        import_source(project, folder)
+        session = runs.Session(project)
+        [model] = runs.fit(session, "knn")
+        runs.score(session, "knn")
+        lanes = {p.name for p in (project.artifacts).rglob("*.npz")}
+        write_wav(folder / "train" / "train_0.wav", noise(1.0, 55, level=0.5))
+        runs.score(session, "knn")  # scoring reads only the clips it scores
+        assert stale_models(project) == []
+        refresh_changed(project, project.clips(split="train"), Progress(), session.cache)
+        assert stale_models(project) == [(model.model_id, "knn", "pump/section_00")]
+
+        write_wav(folder / "test" / "test_0.wav", noise(1.0, 56, level=0.5))
+        runs.score(session, "knn")
+        assert len({p.name for p in project.artifacts.rglob("*.npz")}) == len(lanes)  # the old lane went
+
+        shutil.move(folder / "test" / "test_1.wav", tmp_path / "elsewhere.wav")
+        progress = Progress()
+        runs.score(session, "knn", progress=progress)  # its features are cached: it is scored, and said missing
+        assert [line for line in progress.problems if "not found where they were imported (test_1.wav)" in line]
+        assert "earmark relocate" in progress.problems[-1]
 
 
 def test_a_labelled_recording_changed_on_disk_is_read_again_before_the_leak_classifier_cuts_it(tmp_path):

@@ -8,6 +8,7 @@ from engine.cli import main
 from engine.data.importers import import_files, import_source
 from engine.detectors import runs
 from engine.errors import EarmarkError
+from engine.jobs import Progress
 from engine.store import Project, results
 from engine.store.clip_fields import restore_fields, select_clips, set_fields, stale_models
 from tests.helpers import write_hum
@@ -172,6 +173,11 @@ def test_changing_training_clips_makes_models_stale_until_refitted(project, reco
 
     status, out, _ = earmark(capsys, "info", project.folder)
     assert status == 0 and out.splitlines()[-1].endswith("knn pump/section_00")
+    set_fields(project, select_clips(project, ["hum_*", "knock_*"]), {"domain": "source"})  # something to evaluate
+    set_fields(project, select_clips(project, ["hum_*"]), {"label": "normal"})
+    for command in (("score", project.folder, "--detector", "knn"), ("evaluate", project.folder)):
+        status, _, err = earmark(capsys, *command)  # figures from a stale model come with a warning
+        assert status == 0 and "warning: stale models" in err and "knn pump/section_00" in err, err
 
     restore_fields(project, moved)  # undo: the model fits its clips again
     assert project.clip("mon_0").machine_type == "pump" and stale_models(project) == []
@@ -190,3 +196,24 @@ def test_changing_training_clips_makes_models_stale_until_refitted(project, reco
     import_files(project, [write_hum(recordings / "wednesday" / "wed_1.wav", seed=301)], defaults={
         "machine": "pump", "section": "00", "split": "train", "label": "normal"})
     assert stale_models(project) == [(latest.model_id, "knn", "pump/section_00")]
+
+
+def test_a_model_whose_clips_change_while_it_is_fitted_is_saved_stale(project, recordings, monkeypatch):
+    """The window's Clip properties write on the GUI thread while Fit all runs on the engine thread: a model
+    fitted on clips that changed meanwhile must not pass for fresh."""
+    from engine.detectors.knn.detector import KnnDetector
+
+    import_source(project, recordings / "monday", defaults={"machine": "pump", "section": "00",
+                                                             "split": "train", "label": "normal"})
+    fit = KnnDetector.fit
+
+    def fit_while_the_user_edits(self, clips, progress=None):
+        fit(self, clips, progress)
+        with Project.open(project.folder) as elsewhere:  # another connection, as the GUI thread has
+            set_fields(elsewhere, select_clips(elsewhere, ["mon_5"]), {"split": "test"})
+
+    monkeypatch.setattr(KnnDetector, "fit", fit_while_the_user_edits)
+    progress = Progress()
+    [model] = runs.fit(runs.Session(project), "knn", progress=progress)
+    assert model.stale and stale_models(project) == [(model.model_id, "knn", "pump/section_00")]
+    assert any("changed while it was fitted" in line for line in progress.problems)
