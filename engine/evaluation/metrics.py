@@ -92,8 +92,10 @@ def section_result(machine_type: str, section_id: str, clips: Sequence[ScoredCli
     labels_all, scores_all, _ = subset(lambda c: True)
     decided_s = subset(lambda c: c.domain == "source")
     decided_t = subset(lambda c: c.domain == "target")
-    p_s, r_s, f_s = precision_recall_f1(decided_s[0], decided_s[2])
-    p_t, r_t, f_t = precision_recall_f1(decided_t[0], decided_t[2])
+    # A domain with no clips has no decisions to judge: undefined (shown "-"), not a precision of 0.
+    nothing = (float("nan"),) * 3
+    p_s, r_s, f_s = precision_recall_f1(decided_s[0], decided_s[2]) if decided_s[0] else nothing
+    p_t, r_t, f_t = precision_recall_f1(decided_t[0], decided_t[2]) if decided_t[0] else nothing
     return SectionResult(machine_type, section_id, auc(labels_s, scores_s), auc(labels_t, scores_t),
                          pauc(labels_all, scores_all), p_s, r_s, f_s, p_t, r_t, f_t, len(clips))
 

@@ -71,6 +71,14 @@ def test_decision_figures_are_per_domain_over_that_domains_clips():
         (0.5, 0.5, 0.5))
 
 
+def test_a_domain_without_clips_has_no_decision_figures_rather_than_zeros():
+    """Plain recordings are often all of one domain: their target figures are undefined, not a failure."""
+    source_only = section_result("pump", "00", _clips([("source", False, 0.1, False), ("source", True, 0.9, True)]))
+    assert (source_only.precision_source, source_only.f1_source) == pytest.approx((1.0, 1.0))
+    assert all(math.isnan(v) for v in (source_only.precision_target, source_only.recall_target,
+                                        source_only.f1_target, source_only.auc_target))
+
+
 def test_a_section_without_anomalies_has_no_auc_and_is_left_out_of_the_official_score():
     only_normals = section_result("fan", "02", _clips([("source", False, 0.1, False), ("target", False, 0.2, False)]))
     assert math.isnan(only_normals.auc_source) and math.isnan(only_normals.pauc)
