@@ -58,13 +58,14 @@ def tiny_beats(path: Path, **changes) -> Path:
     return path
 
 
-def write_hum(path: Path, seconds: float = 2.0, sr: int = 16000, seed: int = 0, burst: bool = False) -> Path:
-    """A machine-like recording: a hum and noise; with `burst`, a loud band of noise in the middle (an anomaly
-    any detector should see)."""
+def write_hum(path: Path, seconds: float = 2.0, sr: int = 16000, seed: int = 0, burst: bool = False,
+              burst_span: tuple[float, float] = (0.3, 0.7)) -> Path:
+    """A machine-like recording: a hum and noise; with `burst`, a loud band of noise over `burst_span` (as
+    fractions of the clip: an anomaly any detector should see)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
     audio = 0.1 * np.sin(2 * np.pi * 120 * t) + 0.02 * rng.standard_normal(t.size)
     if burst:
-        middle = slice(int(0.3 * t.size), int(0.7 * t.size))
+        middle = slice(int(burst_span[0] * t.size), int(burst_span[1] * t.size))
         audio[middle] += 0.4 * rng.standard_normal(audio[middle].size)
     return write_wav(path, audio.astype(np.float32), sr=sr)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from engine.data.toy import ToyConfig
 from engine.demo import DemoPlan, build_demo
 from engine.jobs import Progress
+from tests.helpers import write_hum
 
 #: The demo at a size a test can build in seconds: two machines, one section, 2 s clips.
 TINY_DEMO = DemoPlan(ToyConfig(scale=0.012, seed=5, duration_s=2.0, sections=1, machines=("fan", "valve")),
@@ -49,12 +48,5 @@ def window(qtbot, demo_copy):
 
 
 def write_tone(path: Path, seconds: float = 10.0, rate: int = 16000, seed: int = 0, burst: bool = False) -> Path:
-    """A machine-like recording: a hum and noise; with `burst`, a loud band of noise in the middle."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    audio = 0.1 * np.sin(2 * np.pi * 120 * t) + 0.02 * rng.standard_normal(t.size)
-    if burst:
-        middle = slice(int(0.4 * t.size), int(0.6 * t.size))
-        audio[middle] += 0.4 * rng.standard_normal(audio[middle].size)
-    sf.write(path, audio.astype(np.float32), rate, subtype="PCM_16")
-    return path
+    """A machine-like recording (`tests.helpers.write_hum`) of 10 s; with `burst`, loud noise in its middle fifth."""
+    return write_hum(path, seconds, rate, seed, burst, burst_span=(0.4, 0.6))
