@@ -26,7 +26,7 @@ from app.window_layout import (DEFAULT_SIZE, arrange_docks, fit_to_screen, resto
 from app.playback import Playback
 from app.settings import AppSettings
 from app.views.caption import ClipCaption
-from app.views.clip_table import ClipTable
+from app.views.clip_table import FIXED, ClipTable
 from app.views.dataset_tree import DatasetTree
 from app.views.overlay_controls import OverlayControls
 from app.views.spectrogram import SpectrogramView
@@ -332,6 +332,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if self.project is not None and result.clip_ids:
             for row in clip_data.table_rows(self.project, result.clip_ids):
                 self.table.model.upsert(row)
+            model = self.table.model  # "fan (guessed)", "unlike every trained group": wider than data-set values
+            for column in (FIXED.index("machine"), FIXED.index("section"), len(FIXED) + len(model.detectors)):
+                self.table.view.resizeColumnToContents(column)
             self._fill_tree()
             last = result.clip_ids[-1]
             self.table.select(last, quiet=True)
