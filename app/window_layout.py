@@ -8,9 +8,9 @@ on is made to fit it.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabBar
 
 from app.settings import AppSettings
 
@@ -48,6 +48,23 @@ def arrange_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
             docks[below].setFloating(False)
             window.splitDockWidget(docks[above], docks[below], Qt.Orientation.Vertical)
     size_docks(window, docks)
+    hide_stale_tab_bars(window)
+    for dock in docks.values():  # a user's drag can leave one behind too: look again once Qt has laid out
+        dock.dockLocationChanged.connect(lambda *_: QTimer.singleShot(0, lambda: hide_stale_tab_bars(window)))
+
+
+def hide_stale_tab_bars(window: QMainWindow) -> None:
+    """Qt (6.11) leaves a tab bar behind when a second group of docks is tabbed, or a layout is restored: an
+    old copy of a live tab bar stays drawn where the group once was (over the Jobs dock's title at 1366 x
+    768). The live one is the newest of those with the same tabs; older copies are hidden."""
+    newest: dict[tuple[str, ...], QTabBar] = {}
+    for bar in window.findChildren(QTabBar):
+        if bar.parent() is not window:
+            continue
+        tabs = tuple(bar.tabText(i) for i in range(bar.count()))
+        if tabs in newest:
+            newest[tabs].hide()
+        newest[tabs] = bar
 
 
 def size_docks(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
@@ -68,6 +85,7 @@ def restore_layout(window: QMainWindow, settings: AppSettings) -> bool:
         restored = True
     if state is not None and not window.restoreState(state, LAYOUT_VERSION):
         restored = False
+    hide_stale_tab_bars(window)
     fit_to_screen(window)
     return restored
 

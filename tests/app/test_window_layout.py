@@ -4,6 +4,7 @@ start, fitted to the screen; a layout saved by an older version, or damaged, is 
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QRect
+from PySide6.QtWidgets import QTabBar
 
 from app.main_window import MainWindow
 from app.settings import AppSettings
@@ -32,6 +33,26 @@ def test_a_laptop_sized_window_with_the_docks_as_tabs(qtbot):
         assert {"tree", "regions", "jobs"} <= front(window)
     finally:
         window.shutdown()
+
+
+def drawn_tab_bars(window: MainWindow) -> list[tuple[str, ...]]:
+    return sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in window.findChildren(QTabBar)
+                  if bar.parent() is window and bar.isVisible())
+
+
+def test_each_group_of_tabbed_docks_has_one_tab_bar_drawn(qtbot):
+    """Qt leaves an old copy of a dock group's tab bar behind (it was drawn over the Jobs dock's title at
+    1366 x 768): one bar per group, in a new window and in one whose layout came back from the last session."""
+    window = new_window(qtbot)
+    window.resize(1366, 768)
+    assert drawn_tab_bars(window) == [("Jobs", "Log"), ("Regions", "Proposals and review")]
+    assert window.close()
+    again = new_window(qtbot)
+    try:
+        again.resize(1200, 700)
+        assert drawn_tab_bars(again) == [("Jobs", "Log"), ("Regions", "Proposals and review")]
+    finally:
+        again.shutdown()
 
 
 def test_the_size_and_the_dock_layout_come_back_at_the_next_start(qtbot):
