@@ -8,13 +8,6 @@ from pathlib import Path
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.errors import EarmarkError
 
-SET_EXAMPLES = """examples:
-  earmark set myproject 'pump_*' --machine pump --section 00 --split train --label normal
-  earmark set myproject --where split=test --where label=none --label normal
-  earmark set myproject 'pump/test/*' --split test --domain source
-A glob matches clip ids (see `earmark info`) or file names; quote it so the shell leaves it alone.
-"none" clears a field: --label none."""
-
 
 def add_field_options(parser: argparse.ArgumentParser, defaults: bool = False) -> None:
     """--machine, --section, --domain, --split and --label; `defaults`: worded for `earmark import`."""
@@ -36,12 +29,7 @@ def field_values(args: argparse.Namespace) -> dict[str, str]:
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser(
-        "set", help="set the machine, section, domain, split or label of clips",
-        description="Set the machine, section, domain, split and/or label of the clips chosen by ids, globs\n"
-                    "and --where filters, in one transaction. Models fitted on clips that change are marked\n"
-                    "stale until their group is fitted again.",
-        epilog=SET_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser("set", help="set the machine, section, domain, split or label of clips")
     parser.add_argument("project", type=Path)
     parser.add_argument("clips", nargs="*", metavar="CLIP_ID_OR_GLOB",
                         help="clip ids or globs over clip ids and file names (any of them)")

@@ -114,10 +114,12 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     # `set` and `relocate` describe themselves where they are defined; these say the same, for a parser
     # built without their texts.
     "set": ("Set the machine, section, domain, split and/or label of the clips chosen by ids, globs and --where "
-            "filters, in one transaction. Models fitted on clips that change are marked stale until their group "
-            "is fitted again.",
+            "filters, in one transaction. A glob matches clip ids (see `earmark info`) or file names; quote it so "
+            "the shell leaves it alone. \"none\" clears a field (--label none). Models fitted on clips that "
+            "change are marked stale until their group is fitted again.",
             ("earmark set myproject 'pump_*' --machine pump --section 00 --split train --label normal",
-             "earmark set myproject --where split=test --where label=none --label normal")),
+             "earmark set myproject --where split=test --where label=none --label normal",
+             "earmark set myproject 'pump/test/*' --split test --domain source")),
     "relocate": ("Re-point every clip whose file path starts with OLD_PREFIX to the same relative path under "
                  "NEW_PREFIX. Each new file must have the clip's checksum; a file with other content is listed "
                  "and left alone, as is one that is not there.",
@@ -161,21 +163,18 @@ def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, arg
 
 
 def add_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give `parser` and each of its commands the description and examples of `HELP`; returns `parser`. A
-    command that was given its own description or epilog where it was defined keeps it."""
+    """Give `parser` and each of its commands the description and examples of `HELP` (the one place they are
+    written); returns `parser`."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = OVERVIEW
     for key, child in commands(parser).items():
         description, examples = HELP.get(key, (None, ()))
-        if child.description is None and description:
-            child.description = description
-        if child.epilog is None and examples:
+        if description:  # kept line by line from here on (for the examples), so wrapped here
+            child.description = textwrap.fill(" ".join(description.split()), WIDTH)
+        if examples:
             child.epilog = "example" + ("s" if len(examples) > 1 else "") + ":\n" + "\n".join(
                 f"  {line}" for line in examples)
-            if child.description and child.formatter_class is not argparse.RawDescriptionHelpFormatter:
-                # Kept line by line from here on (for the examples), so wrapped here.
-                child.description = textwrap.fill(" ".join(child.description.split()), WIDTH)
-                child.formatter_class = argparse.RawDescriptionHelpFormatter
+        child.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

@@ -9,12 +9,8 @@ from engine.jobs import TerminalProgress
 
 
 def add_parser(sub) -> None:
-    relocate = sub.add_parser(
-        "relocate", help="point clips at recordings moved to another folder (checksums are checked)",
-        description="Re-point every clip whose file path starts with OLD_PREFIX to the same relative path under "
-                    "NEW_PREFIX. Each new file must have the clip's checksum; a file with other content is "
-                    "listed and left alone, as is one that is not there.",
-        epilog="example: earmark relocate myproject /media/old-disk/recordings /data/recordings")
+    relocate = sub.add_parser("relocate",
+                              help="point clips at recordings moved to another folder (checksums are checked)")
     relocate.add_argument("project", type=Path)
     relocate.add_argument("old_prefix", metavar="OLD_PREFIX", help="the folder the clips' paths start with now")
     relocate.add_argument("new_prefix", metavar="NEW_PREFIX", type=Path, help="the folder they were moved to")
