@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.clip import Clip
 from engine.store import Project, results
 from app.views.clip_table import ClipRow
 from app.views.overlays import ClipDisplay, DetectorLanes
@@ -21,8 +22,7 @@ def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[Clip
         scores = {}
         for clip_id in clip_ids:
             scores.update(results.clip_scores(project, clip_id))
-    warnings = {m.model_id: f"{m.detector} for {m.group_key} was {m.metrics['warning']}"
-                for m in results.models(project) if m.metrics.get("warning")}
+    warnings = {m.model_id: m.warning for m in results.models(project) if m.warning}
     return [ClipRow(clip, sources.get(clip.clip_id, ""), scores.get(clip.clip_id, {}),
                     warnings={d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items()
                               if s.model_id in warnings})
@@ -55,18 +55,10 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     return display
 
 
-def audio_caption(clip) -> str:
-    """The sample rate and which audio is used: "16000 Hz, mono", "48000 Hz, channel 2 of 4" (the clip's
-    0-based `channel`, when the import picked one), "44100 Hz, mono mix of 2 channels"."""
-    channels = int(clip.channels or 1)
-    channel = getattr(clip, "channel", None)
-    if channels <= 1:
-        used = "mono"
-    elif channel is None:
-        used = f"mono mix of {channels} channels"
-    else:
-        used = f"channel {channel + 1} of {channels}"
-    return f"{clip.sample_rate} Hz, {used}"
+def audio_caption(clip: Clip) -> str:
+    """The sample rate and which audio is used: "16000 Hz, mono", "48000 Hz, channel 2 of 4",
+    "44100 Hz, mono mix of 2 channels"."""
+    return f"{clip.sample_rate} Hz, {clip.channel_caption or 'mono'}"
 
 
 def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:

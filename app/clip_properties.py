@@ -7,6 +7,7 @@ edits are). Models fitted on clips that changed are stale until refitted: the tr
 """
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -18,9 +19,10 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QInputDialog
 
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.errors import EarmarkError
-from engine.store.clip_fields import (FIELDS, FieldChange, normalise_values, restore_fields, set_fields,
-                                      stale_models)
+from engine.store.clip_fields import (FIELDS, FieldChange, current_fields, normalise_values, restore_fields,
+                                      set_fields, stale_models)
 from app import clip_data
+from app.views.clip_table import FIXED
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -208,8 +210,11 @@ class ClipProperties(QObject):
         window._fill_tree()
         table.proxy.set_where(window.tree.current_where())  # the tree's node, or All clips if it went away
         if len(change.before) <= IN_PLACE:  # rows updated where they are: selection and scrolling stay
-            for row in clip_data.table_rows(window.project, list(change.before)):
-                table.model.upsert(row)
+            rows = {row.clip.clip_id: row for row in table.model.rows}
+            for clip_id, values in current_fields(window.project, list(change.before)).items():
+                if clip_id in rows:  # only the fields changed: scores and sources stay as the row has them
+                    old = rows[clip_id]
+                    table.model.upsert(dataclasses.replace(old, clip=dataclasses.replace(old.clip, **values)))
         else:
             table.model.set_rows(clip_data.table_rows(window.project), table.model.detectors)
             self._reselect(clip_ids, current)
@@ -230,16 +235,12 @@ class ClipProperties(QObject):
         table.select_clips(clip_ids)
 
     def _rescore_dropped(self, change: FieldChange) -> None:
-        # Dropped files (source "inbox") given a machine or section are scored again by that group's models;
-        # the window's drop scoring provides rescore_clips where it can do that.
-        rescore = getattr(self.window, "rescore_clips", None)
-        if rescore is None:
-            return
-        sources = self.window.project.clip_sources()
-        moved = [clip_id for clip_id, before in change.before.items() if sources.get(clip_id) == "inbox"
-                 and ({"machine_type", "section_id"} & set(before))]
+        # Dropped files (source "inbox") given a machine or section are scored again by that group's models.
+        rows = {row.clip.clip_id: row for row in self.window.table.model.rows}
+        moved = [clip_id for clip_id, before in change.before.items() if clip_id in rows
+                 and rows[clip_id].source == "inbox" and {"machine_type", "section_id"} & set(before)]
         if moved:
-            rescore(moved)
+            self.window.rescore_clips(moved)
 
     def show_stale(self) -> None:
         """Mark stale models in the tree (their group) and the table (their score column and cells)."""
@@ -247,8 +248,7 @@ class ClipProperties(QObject):
         stale = stale_models(project) if project is not None else []
         table = self.window.table
         table.model.set_stale(stale)
-        for column, detector in enumerate(table.model.detectors, start=table.model.columnCount()
-                                          - len(table.model.detectors) - 1):
+        for column, detector in enumerate(table.model.detectors, start=len(FIXED)):
             if detector in table.model.stale_detectors:
                 table.view.resizeColumnToContents(column)  # the header's "(stale: refit)" is read in full
         self.window.tree.mark_stale({group for _, _, group in stale})

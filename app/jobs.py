@@ -120,8 +120,7 @@ def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: 
             middle = low + (high - low) * fit_part
             models = runs.fit(session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)))
             fitted += [f"{m.detector} {m.group_key}" for m in models]
-            warnings += [f"{m.detector} for {m.group_key} was {m.metrics['warning']}" for m in models
-                         if m.metrics.get("warning")]
+            warnings += [m.warning for m in models if m.warning]
             if then_score and tests:
                 step = progress.child(f"{prefix}scoring: ", span=(middle, high))
                 scored += runs.score(session, detector, "test", group, step).scored

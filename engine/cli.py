@@ -277,8 +277,8 @@ def _print_models(verb: str, models, progress) -> None:
         clips = model.metrics.get("trained_on", "?"), model.metrics.get("enrolled", 0)
         print(f"{verb} {model.detector} for {model.group_key}: model {model.model_id}, {clips[0]} training "
               f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, threshold {model.threshold:.4g}")
-        if model.metrics.get("warning"):
-            print(f"  warning: {model.detector} for {model.group_key} was {model.metrics['warning']}")
+        if model.warning:
+            print(f"  warning: {model.warning}")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -402,8 +402,7 @@ def describe(project) -> list[str]:
 COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_info, "fit": cmd_fit,
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
-            "toy-set": cmd_toy_set, "set": cmd_set,
-            "relocate": cmd_relocate}
-COMMANDS.update({"open": cmd_open, "scores": cmd_scores, "propose": cmd_propose})
+            "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
+            "scores": cmd_scores, "propose": cmd_propose}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
-COMPUTING = {"fit", "score", "enrol", "demo", "train", "labels", "propose", "relocate"}
+COMPUTING = {"fit", "score", "enrol", "demo", "train"}

@@ -69,5 +69,6 @@ class LocateMissingDialog(QDialog):
             self.folder.setText(folder)
 
     def _update(self) -> None:
-        ok = bool(self.missing) and Path(self.chosen_folder()).is_dir() if self.chosen_folder() else False
+        folder = self.chosen_folder()
+        ok = bool(self.missing and folder and Path(folder).is_dir())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)

@@ -32,6 +32,7 @@ def refresh_changed(project: Project, clips: Sequence[Clip], progress: Progress 
     progress = progress or Progress()
     refreshed: list[Clip] = []
     missing: list[str] = []
+    touched: list[tuple[str, FileStamp]] = []  # same content, new stamp: written in one transaction below
     for clip in clips:
         try:
             stamp = FileStamp.of(clip.path)
@@ -40,11 +41,12 @@ def refresh_changed(project: Project, clips: Sequence[Clip], progress: Progress 
             refreshed.append(clip)
             continue
         if stamp != FileStamp(clip.file_size, clip.file_mtime):  # changed, or never stamped (older projects)
-            again = reread(project, clip, stamp, progress, cache)
+            again = reread(project, clip, stamp, progress, cache, touched)
             if again is not None:
                 refreshed.append(again)
         else:
             refreshed.append(clip)
+    record_stamps(project, touched)
     if missing:
         named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         progress.problem(f"{len(missing)} recording(s) not found where they were imported ({named}); clips "
@@ -54,14 +56,18 @@ def refresh_changed(project: Project, clips: Sequence[Clip], progress: Progress 
 
 
 def reread(project: Project, clip: Clip, stamp: FileStamp, progress: Progress,
-           cache: FeatureCache | None = None) -> Clip | None:
+           cache: FeatureCache | None = None, touched: list[tuple[str, FileStamp]] | None = None) -> Clip | None:
     """Read a clip's file again after its stamp changed; the clip as it is now, or None (named) when the file
-    can no longer be used."""
+    can no longer be used. A file only touched (same checksum) gets its new stamp, or has it added to
+    `touched` for the caller to write with others."""
     name = Path(clip.path).name
     try:
         checksum = file_checksum(clip.path)
         if checksum == clip.checksum:  # touched, not changed: nothing computed from it is stale
-            record_stamps(project, [(clip.clip_id, stamp)])
+            if touched is None:
+                record_stamps(project, [(clip.clip_id, stamp)])
+            else:
+                touched.append((clip.clip_id, stamp))
             return dataclasses.replace(clip, file_size=stamp.size, file_mtime=stamp.mtime)
         info, qa = scan(clip.path)
     except AudioError as exc:

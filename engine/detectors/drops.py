@@ -127,10 +127,12 @@ def score_drops(session, clips: Sequence[Clip], group: str | None = None, progre
     else by `group` (the user's choice) or, with no choice, by the closest group. Stores the scores of the
     models that scored each clip (earlier scores of other groups' models are removed) and keeps the verdict
     in the clip's attributes. `session` is an `engine.detectors.runs.Session`."""
+    from engine.data.changes import refresh_changed
     from engine.detectors.runs import score_clips_with_group
 
     progress = progress or Progress()
     project = session.project
+    clips = refresh_changed(project, clips, progress, session.cache)  # before matching: a changed file is read again
     fitted = candidate_groups(project)
     if not fitted and not results.models(project):
         raise EarmarkError("no detector is fitted yet; fit one (Train > Fit all detectors, or `earmark fit "

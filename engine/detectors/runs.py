@@ -24,7 +24,7 @@ from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store import results
-from engine.store.clip_fields import fitting_snapshot, mark_stale
+from engine.store.clip_fields import fitting_snapshots, mark_stale
 from engine.store.project import Project
 
 
@@ -79,8 +79,7 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
                            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
     config = make_config(detector, settings)
     project = session.project
-    grouped = groups_of(refresh_changed(project, [c for c in project.clips() if c.split in ("train", "supplemental")],
-                                        progress, session.cache))
+    grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
     trainable = {g: clips for g, clips in grouped.items()
                  if any(c.split == "train" and c.label != "anomaly" for c in clips)}
     if group is not None:
@@ -93,14 +92,17 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
                            f"clips are, e.g. `earmark set {project.folder} 'pump_*' --machine pump --split train "
                            "--label normal` (or Clip properties > Use as normal training clips in the window), "
                            "or import them with `earmark import PROJECT FOLDER --split train --label normal`")
+    # Only the groups to fit are checked for changed files (a changed one is read again before fitting).
+    trainable = groups_of(refresh_changed(project, [c for clips in trainable.values() for c in clips], progress,
+                                          session.cache))
     fitted = []
+    before = fitting_snapshots(project)
     for index, (key, clips) in enumerate(trainable.items()):
         step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ", index, len(trainable))
         model = detector_class(detector)(config, cache=session.cache, device=session.device)
-        before = fitting_snapshot(project, key)
         model.fit(clips, step)
         record = save_model(project, model, key)
-        if fitting_snapshot(project, key) != before:  # changed while it fitted (Clip properties, a file)
+        if fitting_snapshots(project).get(key) != before.get(key):  # changed meanwhile (Clip properties)
             mark_stale(project, {key})
             record = replace(record, stale=True)
             progress.problem(f"{detector} {key}: its clips changed while it was fitted; the new model is marked "

@@ -137,6 +137,11 @@ def clips_added(project: Project, clip_ids: Sequence[str]) -> list[tuple[int, st
         return _mark_stale(project, groups)
 
 
+def current_fields(project: Project, clip_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """clip_id -> {column: value} of the FIELDS columns (the Clip attributes of the same names)."""
+    return {row.pop("clip_id"): row for rows in _field_rows(project, clip_ids) for row in rows}
+
+
 def _field_rows(project: Project, clip_ids: Sequence[str]):
     """The FIELDS columns of `clip_ids` (with clip_id), a few hundred rows at a time (SQLite's limit on bound
     variables)."""
@@ -222,13 +227,18 @@ def _mark_stale(project: Project, groups: set[str]) -> list[tuple[int, str, str]
     return [(int(model_id), detector, group) for model_id, detector, group in rows]
 
 
-def fitting_snapshot(project: Project, group: str) -> frozenset:
-    """What fitting `group` reads of the project's clips (each fitting clip's id, content checksum, split,
-    domain and label): compared before and after a fit, it tells whether the clips changed meanwhile."""
+def fitting_snapshots(project: Project) -> dict[str, frozenset]:
+    """What fitting each group reads of the project's clips (each fitting clip's id, content checksum, split,
+    domain and label), by group: compared before and after a fit, it tells whether the clips changed
+    meanwhile."""
     rows = project.db.execute_returning_dicts(
-        f"SELECT clip_id, checksum, {', '.join(FIELDS.values())} FROM clips")
-    return frozenset((row["clip_id"], row["checksum"], view) for row in rows
-                     if _group(row) == group and (view := _fitting_view(row)) is not None)
+        f"SELECT clip_id, checksum, {', '.join(FIELDS.values())} FROM clips "
+        "WHERE split IN ('train', 'supplemental')")
+    found: dict[str, set] = {}
+    for row in rows:
+        if (view := _fitting_view(row)) is not None:
+            found.setdefault(_group(row), set()).add((row["clip_id"], row["checksum"], view))
+    return {group: frozenset(clips) for group, clips in found.items()}
 
 
 def mark_stale(project: Project, groups: set[str]) -> list[tuple[int, str, str]]:

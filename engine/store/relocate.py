@@ -72,6 +72,8 @@ def locate_missing(project: Project, folder: str | Path, clip_ids: Sequence[str]
         raise EarmarkError(f"{folder} is not a folder; choose the folder the recordings were moved to")
     wanted = set(clip_ids) if clip_ids is not None else None
     clips = [c for c in missing_clips(project) if wanted is None or c.clip_id in wanted]
+    if not clips:  # nothing to look for: no walk through what may be a whole disk
+        return RelocateReport()
     by_name: dict[str, list[Path]] = {}
     progress.update(0, max(len(clips), 1), f"looking through {root}")
     for directory, dirs, files in os.walk(root):

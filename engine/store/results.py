@@ -31,6 +31,12 @@ class ModelRecord:
     #: The clips it was fitted on changed since (machine, section, domain, split or label): refit its group.
     stale: bool = False
 
+    @property
+    def warning(self) -> str | None:
+        """What the user should know about how it was fitted (few normal clips), as a sentence; or None."""
+        said = self.metrics.get("warning")
+        return f"{self.detector} for {self.group_key} was {said}" if said else None
+
 
 @dataclass(frozen=True)
 class ScoreRow:

@@ -2,11 +2,10 @@
 of several channels which one is used (the mono mix unless the import picked one)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import soundfile as sf
 
+from engine.data.clip import Clip
 from engine.data.importers import import_files
 from engine.store import Project
 from app.clip_data import audio_caption, clip_display
@@ -24,5 +23,5 @@ def test_a_stereo_recording_is_shown_as_the_mono_mix_of_its_two_channels(tmp_pat
 
 
 def test_the_caption_names_the_channel_used_counting_from_one():
-    assert audio_caption(SimpleNamespace(sample_rate=48000, channels=4, channel=1)) == "48000 Hz, channel 2 of 4"
-    assert audio_caption(SimpleNamespace(sample_rate=16000, channels=1, channel=None)) == "16000 Hz, mono"
+    assert audio_caption(Clip("c", "c.wav", 48000, 1.0, channels=4, channel=1)) == "48000 Hz, channel 2 of 4"
+    assert audio_caption(Clip("c", "c.wav", 16000, 1.0)) == "16000 Hz, mono"
