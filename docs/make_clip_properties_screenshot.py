@@ -22,6 +22,7 @@ def main(out: Path) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app import jobs
     from app.main_window import MainWindow
+    from docs.make_labelling_screenshot import wait
 
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp) / "recordings"
@@ -36,7 +37,7 @@ def main(out: Path) -> int:
         window.resize(1600, 1000)
         window.show()
         window.open_project(Path(temp) / "pump")
-        wait(app, lambda: not window.engine.worker.busy())
+        wait(app, lambda: not window.engine.worker.busy(), 60000)
         properties, table = window.clip_properties, window.table
         every = [row.clip.clip_id for row in table.model.rows]
         properties.apply({"machine": "pump", "section": "00", "domain": "source"}, every)
@@ -44,7 +45,7 @@ def main(out: Path) -> int:
         properties.apply({"split": "test", "label": "normal"}, [c for c in every if c.startswith("tuesday/hum")])
         properties.apply({"split": "test", "label": "anomaly"}, [c for c in every if c.startswith("tuesday/kn")])
         window.submit("fit", "fit knn", jobs.fit_detectors(["knn"]), window._fitted)
-        wait(app, lambda: not window.engine.worker.busy())
+        wait(app, lambda: not window.engine.worker.busy(), 60000)
         wait(app, lambda: False, 300)
         properties.apply({"split": "test"}, ["monday/mon_7"])
         window.tree.expandAll()
@@ -58,15 +59,6 @@ def main(out: Path) -> int:
         window.shutdown()
         print(f"wrote {out}" if ok else f"cannot write {out}")
         return 0 if ok else 1
-
-
-def wait(app: QApplication, done, limit_ms: int = 60000) -> None:
-    from PySide6.QtCore import QElapsedTimer
-
-    timer = QElapsedTimer()
-    timer.start()
-    while not done() and timer.elapsed() < limit_ms:
-        app.processEvents()
 
 
 if __name__ == "__main__":

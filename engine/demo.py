@@ -42,11 +42,6 @@ def missing(folder: Path, plan: DemoPlan) -> list[str]:
                 if not (results.latest_models(project, d) and results.latest_scores(project, d, split="test"))]
 
 
-def is_ready(folder: Path, plan: DemoPlan) -> bool:
-    """True when the demo project exists with every detector fitted and scored (nothing left to do)."""
-    return not missing(folder, plan)
-
-
 #: Each step's share of a first build's time, measured on 2 cores (synthesis, import, then each detector's
 #: fit and score), so the job's one fraction and its time left move evenly.
 STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0}

@@ -34,14 +34,20 @@ def demo_copy(built_demo, tmp_path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, demo_copy):
+def project_folder(demo_copy) -> Path:
+    """The project the `window` fixture opens; a test module overrides it to open another."""
+    return demo_copy
+
+
+@pytest.fixture
+def window(qtbot, project_folder):
     from app.main_window import MainWindow
 
     win = MainWindow(use_audio=False)
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.job_ended, timeout=10000):
-        assert win.open_project(demo_copy)
+        assert win.open_project(project_folder)
     yield win
     win.shutdown()
     assert win.engine.isFinished(), "the engine thread is still running after the window was shut down"

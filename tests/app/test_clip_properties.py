@@ -28,17 +28,8 @@ def plain_project(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, plain_project):
-    from app.main_window import MainWindow
-
-    win = MainWindow(use_audio=False)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.job_ended, timeout=10000):
-        assert win.open_project(plain_project)
-    yield win
-    win.shutdown()
-    assert win.engine.isFinished()
+def project_folder(plain_project):
+    return plain_project  # the window opens the plain recordings
 
 
 def stored(folder) -> dict[str, tuple]:

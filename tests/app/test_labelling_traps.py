@@ -5,7 +5,6 @@ the detector named), never a class she did not choose; accepting one gives it th
 with. The label classes' colours are never the ground truth's red."""
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
@@ -13,18 +12,9 @@ from engine.labels.proposals import ANOMALY_FINDING
 from engine.store import labels
 from engine.store.labels import PALETTE
 from app.views.overlays import TRUTH_COLOUR
-from tests.app.test_labelling import manual_rows, press, put_playhead
-from tests.app.test_main_window import anomalous_test_clip, select_clip
+from tests.app.test_labelling import labelling, manual_rows, press, put_playhead  # noqa: F401 (a fixture)
 
 Key = Qt.Key
-
-
-@pytest.fixture
-def labelling(qtbot, window):
-    clip_id = anomalous_test_clip(window)
-    select_clip(qtbot, window, clip_id)
-    window.table.view.setFocus()
-    return window, clip_id
 
 
 def mark(qtbot, window, start: float, end: float) -> None:

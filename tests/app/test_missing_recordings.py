@@ -31,40 +31,32 @@ def moved_project(tmp_path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def window_on(qtbot, moved_project):
-    from app.main_window import MainWindow
-
-    win = MainWindow(use_audio=False)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.job_ended, timeout=10000):
-        assert win.open_project(moved_project[0])
-    yield win
-    win.shutdown()
+def project_folder(moved_project):
+    return moved_project[0]  # the window opens the project whose recordings were moved
 
 
-def test_locating_missing_recordings_repoints_them_from_the_file_menu(qtbot, window_on, moved_project):
+def test_locating_missing_recordings_repoints_them_from_the_file_menu(qtbot, window, moved_project):
     from app.dialogs.locate import LocateMissingDialog
 
     project, new = moved_project
-    menu_entries = {a.objectName() for a in window_on.actions()}
+    menu_entries = {a.objectName() for a in window.actions()}
     assert "locate_missing" in menu_entries
-    dialog = LocateMissingDialog(missing_clips(window_on.project), window_on)
+    dialog = LocateMissingDialog(missing_clips(window.project), window)
     assert dialog.table.rowCount() == 3
     assert dialog.chosen_folder() == str(project.parent / "field")  # the nearest folder still there
     dialog.folder.setText(str(new.parent.parent))
 
-    with qtbot.waitSignal(window_on.job_ended, timeout=30000) as ended:
-        window_on.locate_missing(dialog.chosen_folder())
+    with qtbot.waitSignal(window.job_ended, timeout=30000) as ended:
+        window.locate_missing(dialog.chosen_folder())
 
     assert ended.args[1] == "done"
-    assert missing_clips(window_on.project) == []
-    assert {Path(c.path).parent for c in window_on.project.clips()} == {new.resolve()}
-    assert any(line.startswith("Re-pointed 3 clip(s)") for line in window_on.log_panel.lines)
+    assert missing_clips(window.project) == []
+    assert {Path(c.path).parent for c in window.project.clips()} == {new.resolve()}
+    assert any(line.startswith("Re-pointed 3 clip(s)") for line in window.log_panel.lines)
 
 
-def test_the_clip_table_names_short_and_silent_recordings_in_its_qa_column(window_on):
-    model = window_on.table.model
+def test_the_clip_table_names_short_and_silent_recordings_in_its_qa_column(window):
+    model = window.table.model
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     qa = headers.index("QA")
     cells = {model.rows[r].name: model.index(r, qa).data() for r in range(model.rowCount())}

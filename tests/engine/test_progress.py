@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from engine.jobs import UNITS, Cancelled, Progress, RecordingProgress, TerminalProgress, TimeLeft, \
+from engine.jobs import UNITS, Cancelled, RecordingProgress, TerminalProgress, TimeLeft, \
     describe_time_left, spans
 
 
