@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import EarmarkError
-from engine.jobs import Progress, spans
+from engine.jobs import FIT_SHARE, Progress, spans
 from engine.store import Project
 
 from app.engine_thread import EngineWorker, JobFunction
@@ -32,10 +32,6 @@ class DropResult:
         for verdict in verdicts:
             self.verdicts[verdict.clip_id] = verdict
             self.scored[verdict.clip_id] = {d: det.score for d, det in verdict.detections.items()}
-
-
-#: The part of a detector's share of Fit all that fitting takes; scoring its test clips takes the rest.
-FIT_SHARE = 0.85
 
 
 @dataclass

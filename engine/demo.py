@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.data.toy import ToyConfig
-from engine.jobs import Progress, spans
+from engine.jobs import FIT_SHARE, Progress, spans
 from engine.threads import configure_threads
 
 if TYPE_CHECKING:  # the window imports this module before it is drawn, torch only after
@@ -76,7 +76,7 @@ def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Pro
         session = runs.Session(project, device)
         for detector in detectors:
             low, high = share[detector]
-            middle = low + (high - low) * 0.85
+            middle = low + (high - low) * FIT_SHARE
             if not results.latest_models(project, detector):
                 say(f"Fitting {detector} on every machine and section ...")
                 runs.fit(session, detector, plan.settings(detector),

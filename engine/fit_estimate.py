@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from engine.data.clip import Clip
 from engine.detectors.registry import make_config
 from engine.errors import EarmarkError
+from engine.jobs import describe_duration
 
 #: Seconds of computing per second of training audio (per epoch for detectors that train for epochs).
 FIT_COST = {"knn": 0.0015, "patch_memory": 0.0015, "dcase_ae": 0.003}
@@ -40,9 +41,9 @@ class FitEstimate:
         return [max(self.seconds_by_detector.get(d, 0.0), 0.1) for d in self.detectors]
 
     def describe(self) -> str:
-        parts = ", ".join(f"{d} {_duration(s)}" for d, s in self.seconds_by_detector.items())
+        parts = ", ".join(f"{d} {describe_duration(s)}" for d, s in self.seconds_by_detector.items())
         return (f"{len(self.detectors)} detector(s) x {self.groups} group(s) ({self.training_clips} training clips): "
-                f"about {_duration(self.seconds)} on a 2-core CPU ({parts})")
+                f"about {describe_duration(self.seconds)} on a 2-core CPU ({parts})")
 
 
 def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapping[str, object] | None = None,
@@ -62,10 +63,3 @@ def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapp
         cost = FIT_COST.get(detector, DEFAULT_COST) * train_s * max(int(epochs), 1) + SCORE_COST * test_s
         estimate.seconds_by_detector[detector] = cost
     return estimate
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"

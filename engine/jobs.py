@@ -137,6 +137,10 @@ class Progress:
         self.close()
 
 
+#: Of a detector's share of a fit-then-score job, the part fitting takes; scoring its test clips takes the rest.
+FIT_SHARE = 0.85
+
+
 def spans(weights: Sequence[float]) -> list[tuple[float, float]]:
     """Consecutive parts of 0..1 in proportion to `weights` (a step's expected cost), for `child(span=...)`."""
     total = float(sum(max(w, 0.0) for w in weights))
@@ -184,16 +188,19 @@ class TimeLeft:
         return (1.0 - fraction) / self._rate
 
 
+def describe_duration(seconds: float) -> str:
+    """"40 s", "12 min", "2 h 05 min"."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def describe_time_left(seconds: float | None) -> str:
     """"about 4 min left" and the like; empty while the time left is not known."""
     if seconds is None:
         return ""
-    if seconds < 60:
-        return "less than a minute left"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"about {minutes} min left"
-    return f"about {minutes // 60} h {minutes % 60:02d} min left"
+    return "less than a minute left" if seconds < 60 else f"about {describe_duration(seconds)} left"
 
 
 class TerminalProgress(Progress):
