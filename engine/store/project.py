@@ -128,9 +128,6 @@ class Project:
         self.close()
 
     # -- clips ---------------------------------------------------------------------------------------
-    def ids_by_checksum(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT checksum, clip_id FROM clips").fetchall())
-
     def clip_sources(self) -> dict[str, str]:
         """Where each clip came from: the import format, or "inbox" for files dropped on the window."""
         return dict(self.db.execute("SELECT clip_id, coalesce(source, '') FROM clips").fetchall())
