@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.errors import EarmarkError
 
 SCORE_COLUMNS = ("clip_id", "file", "machine", "section", "domain", "split", "label", "detector", "model",
-                 "score", "decision", "threshold")
+                 "score", "decision", "threshold", "normalised")
 FIGURE_COLUMNS = ("detector", "machine", "section", "auc_source", "auc_target", "pauc", "precision_source",
                   "recall_source", "f1_source", "precision_target", "recall_target", "f1_target", "clips",
                   "official_score")
@@ -74,7 +74,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
     records = [{"clip_id": r.clip_id, "file": r.path, "machine": r.machine_type, "section": r.section_id,
                 "domain": r.domain, "split": r.split, "label": r.label, "detector": r.detector,
                 "model": r.model_id, "score": float(r.score), "decision": "anomaly" if r.decision else "normal",
-                "threshold": _finite(thresholds.get(r.model_id))} for r in rows]
+                "threshold": _finite(thresholds.get(r.model_id)), "normalised": _finite(r.normalised)}
+               for r in rows]
     _write(records, SCORE_COLUMNS, args.format)
     return 0
 

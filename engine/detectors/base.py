@@ -6,6 +6,10 @@ bank, or held out of a trained model's fold: a clip scored by a model that knows
 unseen normal does), fits a gamma distribution to them and takes its 90th percentile by default, as the
 DCASE baseline does; it saves its state as safetensors plus a JSON file. Subclasses implement `_fit`,
 `_enrol`, `_detect` and the tensor state.
+
+The same held-out scores put every detector's scores on one scale: `Detection.normalised` is the clip's score
+as a z-score against the held-out scores of its domain (see `engine.detectors.normalisation`, which says why
+a z-score and not the median and MAD).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
 from engine.detectors.min_duration import long_enough
+from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.device import pick_device
 from engine.errors import EarmarkError
 from engine.jobs import Progress
@@ -54,7 +59,8 @@ class Detection:
 
     `frame_scores` [T] at `frame_times` [T] seconds; `anomaly_map` [F, Tm] or None, each row spanning
     `map_freq_spans_hz[f]` (low, high) and each column `map_time_spans_s[t]` (start, end); `regions` are
-    proposed anomalous stretches (start_s, end_s, peak frame score).
+    proposed anomalous stretches (start_s, end_s, peak frame score). `normalised` is the score against the
+    model's held-out training-normal scores of the clip's domain (NaN for a model without them).
     """
 
     clip_id: str
@@ -66,6 +72,7 @@ class Detection:
     map_freq_spans_hz: np.ndarray | None = None
     map_time_spans_s: np.ndarray | None = None
     regions: list[tuple[float, float, float]] = field(default_factory=list)
+    normalised: float = float("nan")
 
 
 @dataclass
@@ -75,6 +82,8 @@ class TrainingScores:
 
     clip_scores: np.ndarray
     frame_scores: np.ndarray
+    #: The training clips whose scores `clip_scores` are, in the same order (None: not known).
+    clip_ids: list[str] | None = None
 
 
 class Detector(ABC):
@@ -94,6 +103,9 @@ class Detector(ABC):
         self.threshold: float | None = None
         self.frame_threshold: float | None = None
         self.info: dict[str, Any] = {}
+        #: Held-out score of each training normal (and enrolled clip), and its domain; saved beside the model.
+        self.held_out_by_clip: dict[str, float] = {}
+        self.held_out_domains: dict[str, str | None] = {}
 
     # -- the pipeline ---------------------------------------------------------------------------------
     def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
@@ -106,8 +118,10 @@ class Detector(ABC):
                                "PROJECT 'pump_*' --split train --label normal` (or Clip properties > Use as "
                                "normal training clips) for this machine and section first")
         supplemental = [c for c in clips if c.split == "supplemental"]
+        self.held_out_by_clip, self.held_out_domains = {}, {}
         training = self._fit(normals, supplemental, progress)
         self._learn_thresholds(training)
+        self._learn_normalisation(training, normals)
         self.info.update(trained_on=len(normals), source=sum(c.domain == "source" for c in normals),
                          target=sum(c.domain == "target" for c in normals))
         self.info.pop("warning", None)
@@ -120,7 +134,9 @@ class Detector(ABC):
         clips = [c for c in long_enough(self, clips, progress or Progress()) if c.label != "anomaly"]
         if not clips:
             raise EarmarkError(f"{self.key}: nothing to enrol; choose normal clips of the target domain")
-        self._learn_thresholds(self._enrol(clips, progress or Progress()))
+        training = self._enrol(clips, progress or Progress())
+        self._learn_thresholds(training)
+        self._learn_normalisation(training, clips)
         self.info["enrolled"] = int(self.info.get("enrolled", 0)) + len(clips)
 
     def score(self, clips: Sequence[Clip], progress: Progress | None = None) -> list[Detection]:
@@ -128,8 +144,11 @@ class Detector(ABC):
         self._require_fitted()
         progress = progress or Progress()
         detections = self._detect(long_enough(self, clips, progress), progress)
+        domains = {c.clip_id: c.domain for c in clips}
         for detection in detections:
             detection.decision = self._decide(detection.score)
+            detection.normalised = normalised_score(detection.score, domains.get(detection.clip_id),
+                                                    self.info.get("normalisation"))
             if detection.decision and self.frame_threshold is not None:
                 try:
                     detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
@@ -166,6 +185,36 @@ class Detector(ABC):
         if frames.size:  # no frame scores (an enrolment that keeps them) leaves the frame threshold as it was
             self.frame_threshold = float(np.quantile(frames, self.config.frame_quantile))
 
+    def _learn_normalisation(self, training: TrainingScores, clips: Sequence[Clip]) -> None:
+        """`held_out_by_clip` and the statistics normalised scores are measured against: per domain and
+        pooled from the held-out clip scores, and from the held-out frame scores (kept as they were when
+        there are none, as after an enrolment). A detector that does not say whose scores they are gets
+        pooled statistics only."""
+        self.held_out_domains.update({c.clip_id: c.domain for c in clips})
+        ids = training.clip_ids
+        if ids is not None and len(ids) == len(training.clip_scores):
+            self.held_out_by_clip = {clip_id: float(score) for clip_id, score in zip(ids, training.clip_scores,
+                                                                                    strict=True)}
+            self.info["normalisation"] = domain_stats(self.held_out_by_clip, self.held_out_domains)
+        else:
+            self.held_out_by_clip = {}
+            pooled = score_stats(training.clip_scores)
+            self.info["normalisation"] = {"all": pooled} if pooled else {}
+        frames = score_stats(training.frame_scores)
+        if frames is not None:
+            self.info["frame_normalisation"] = frames[:2]
+
+    def normalise_frames(self, values: np.ndarray) -> np.ndarray:
+        """Frame scores, or an anomaly map in the same units, against the held-out frame scores (what
+        normalised scores are for clips): comparable across detectors; NaN for a model without them."""
+        return normalised_frames(values, self.info.get("frame_normalisation"))
+
+    def earlier_held_out_ids(self, count: int) -> list[str] | None:
+        """Whose the `count` held-out scores a detector kept from before are (for its enrolment), or None
+        when that is not known (a model saved before clip ids were kept)."""
+        ids = list(self.held_out_by_clip)
+        return ids if len(ids) == count else None
+
     def _require_fitted(self) -> None:
         if self.threshold is None:
             raise EarmarkError(f"{self.key}: this detector has not been fitted; run `earmark fit` first")
@@ -180,7 +229,9 @@ class Detector(ABC):
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
         save_file(state, str(folder / STATE_FILE))
         meta = {"detector": self.key, "config": dataclasses.asdict(self.config), "threshold": self.threshold,
-                "frame_threshold": self.frame_threshold, "info": self.info}
+                "frame_threshold": self.frame_threshold, "info": self.info,
+                "held_out": {clip_id: [score, self.held_out_domains.get(clip_id)]
+                             for clip_id, score in self.held_out_by_clip.items()}}
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return folder
 
@@ -204,6 +255,9 @@ class Detector(ABC):
         detector.threshold = meta["threshold"]
         detector.frame_threshold = meta["frame_threshold"]
         detector.info = meta.get("info", {})
+        held_out = meta.get("held_out", {})
+        detector.held_out_by_clip = {clip_id: float(score) for clip_id, (score, _) in held_out.items()}
+        detector.held_out_domains = {clip_id: domain for clip_id, (_, domain) in held_out.items()}
         detector.load_state_dict(state)
         return detector
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -230,7 +231,7 @@ def _store(project: Project, model_id: int, clips: Sequence[Clip], detections: S
             arrays.update(anomaly_map=d.anomaly_map, map_freq_spans_hz=d.map_freq_spans_hz,
                           map_time_spans_s=d.map_time_spans_s)
         rows.append((d.clip_id, d.score, d.decision, results.save_lanes(project, model_id, checksums[d.clip_id],
-                                                                        arrays)))
+                                                                        arrays), d.normalised))
     results.write_scores(project, model_id, rows)
 
 
@@ -244,11 +245,12 @@ def _write_run(project: Project, detector: str, detections: dict[str, Detection]
     with open(folder / "scores.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score",
-                         "decision"])
+                         "decision", "normalised"])
         for clip in scored:
             d = detections[clip.clip_id]
             writer.writerow([clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id, clip.domain,
-                             clip.split, clip.label or "", f"{d.score:.6g}", int(d.decision)])
+                             clip.split, clip.label or "", f"{d.score:.6g}", int(d.decision),
+                             "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
     report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
                                       for c in scored])
     (folder / "metrics.json").write_text(json.dumps(report.as_dict(), indent=2))

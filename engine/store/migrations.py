@@ -148,6 +148,14 @@ def _v4_file_stamps_and_channel(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
 
 
+def _v5_normalised_scores(db: sqlite_utils.Database) -> None:
+    """Each score's normalised score (against the model's held-out training-normal scores of the clip's
+    domain); NULL for scores written before it was kept. Applied whatever its number, like v4."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(scores)").fetchall()}
+    if "normalised" not in columns:
+        db.execute("ALTER TABLE scores ADD COLUMN normalised REAL")
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -156,7 +164,8 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused,
-                                                            _v3_stale_models, _v4_file_stamps_and_channel]
+                                                            _v3_stale_models, _v4_file_stamps_and_channel,
+                                                            _v5_normalised_scores]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -7,6 +7,7 @@ the tables are relative to the project folder, so a project can be moved.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class ScoreRow:
     score: float
     decision: bool
     map_artifact: str | None
+    #: Against the model's held-out training-normal scores of the clip's domain; None for older scores.
+    normalised: float | None = None
 
 
 #: The group of a model trained for the whole project (the supervised classifiers): it scores every group.
@@ -113,16 +116,21 @@ def score_file(project: Project, model_id: int, checksum: str) -> Path:
     return project.artifacts / "scores" / str(model_id) / f"{checksum}.npz"
 
 
-def write_scores(project: Project, model_id: int, rows: Sequence[tuple[str, float, bool, str | None]]) -> None:
-    """Store (clip_id, score, decision, map_artifact) rows, replacing earlier scores of this model."""
+def write_scores(project: Project, model_id: int, rows: Sequence[tuple]) -> None:
+    """Store (clip_id, score, decision, map_artifact, normalised) rows, replacing earlier scores of this
+    model; a row without a normalised score (or a NaN one) stores NULL."""
     stamp = now()
     db = project.db
     with db.atomic():
         db.conn.executemany(
-            "INSERT OR REPLACE INTO scores (model_id, clip_id, score, decision, map_artifact, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(model_id, clip_id, float(score), int(decision), artifact, stamp)
-             for clip_id, score, decision, artifact in rows])
+            "INSERT OR REPLACE INTO scores (model_id, clip_id, score, decision, map_artifact, normalised, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(model_id, row[0], float(row[1]), int(row[2]), row[3], _finite_or_none(row[4] if len(row) > 4 else None),
+              stamp) for row in rows])
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def save_lanes(project: Project, model_id: int, checksum: str, arrays: dict[str, np.ndarray]) -> str:
@@ -146,17 +154,18 @@ class ClipScore:
     score: float
     decision: bool
     map_artifact: str | None
+    normalised: float | None = None
 
 
 def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[str, ClipScore]]:
     """clip_id -> detector -> the score of the newest model of that detector that scored the clip."""
     where, values = ("WHERE s.clip_id = ?", [clip_id]) if clip_id else ("", [])
     rows = project.db.execute(
-        "SELECT s.clip_id, m.detector, s.model_id, s.score, s.decision, s.map_artifact FROM scores s "
+        "SELECT s.clip_id, m.detector, s.model_id, s.score, s.decision, s.map_artifact, s.normalised FROM scores s "
         f"JOIN models m ON m.model_id = s.model_id {where} ORDER BY s.model_id", values).fetchall()
     found: dict[str, dict[str, ClipScore]] = {}
-    for clip, detector, model_id, score, decision, artifact in rows:  # newer models overwrite older ones
-        found.setdefault(clip, {})[detector] = ClipScore(model_id, score, bool(decision), artifact)
+    for clip, detector, model_id, score, decision, artifact, normalised in rows:  # newer models overwrite older
+        found.setdefault(clip, {})[detector] = ClipScore(model_id, score, bool(decision), artifact, normalised)
     return found
 
 
@@ -187,8 +196,8 @@ def latest_scores(project: Project, detector: str | None = None, split: str | No
     condition = " AND ".join(where) or "1"
     rows = project.db.execute(
         "SELECT s.model_id, m.detector, c.clip_id, c.path, c.machine_type, c.section_id, c.domain, c.split, "
-        "c.label, s.score, s.decision, s.map_artifact FROM scores s "
+        "c.label, s.score, s.decision, s.map_artifact, s.normalised FROM scores s "
         "JOIN models m ON m.model_id = s.model_id JOIN clips c ON c.clip_id = s.clip_id "
         "WHERE s.model_id IN (SELECT max(model_id) FROM models GROUP BY detector, group_key) "
         f"AND {condition} ORDER BY m.detector, c.machine_type, c.section_id, c.rowid", values).fetchall()
-    return [ScoreRow(*row[:10], bool(row[10]), row[11]) for row in rows]
+    return [ScoreRow(*row[:10], bool(row[10]), row[11], row[12]) for row in rows]

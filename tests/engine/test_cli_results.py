@@ -46,7 +46,7 @@ def test_scores_as_csv_give_every_scored_clip_with_its_decision_and_threshold(sc
         model = results.latest_models(project, "knn")[GROUP]
         clips = {c.clip_id: c for c in project.clips(machine_type="fan", section_id="00")}
     assert list(rows[0]) == ["clip_id", "file", "machine", "section", "domain", "split", "label", "detector",
-                             "model", "score", "decision", "threshold"]
+                             "model", "score", "decision", "threshold", "normalised"]
     assert sorted(r["clip_id"] for r in rows) == sorted(clips) == sorted(s.clip_id for s in stored)
     assert {r["split"] for r in rows} == {"train", "test", "supplemental"} & {c.split for c in clips.values()}
     for row in rows:

@@ -77,6 +77,7 @@ class DcaseAEDetector(Detector):
         self.precisions: dict[str, torch.Tensor] = {}
         # Per scoring mode, (clip scores, frame scores) of training normals the network did not train on.
         self.held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.held_out_ids: list[str] | None = None  # whose those clip scores are (every mode's, same order)
 
     # -- fitting ----------------------------------------------------------------------------------------
     def _vectors(self, clips: Sequence[Clip], progress: Progress) -> dict[str, torch.Tensor]:
@@ -96,6 +97,7 @@ class DcaseAEDetector(Detector):
             held = [normals[i] for i in folds[0]]
             self._fit_on([c for c in normals if c not in held], vectors, progress)
             self.held_out = self._scores_by_mode(held, vectors)
+            self.held_out_ids = [c.clip_id for c in held]
         elif len(normals) > 1:  # cross-fitted: every clip scored by a network trained without it
             folds = held_out_folds(len(normals), config.folds, config.seed, domains)
             parts = []
@@ -106,10 +108,12 @@ class DcaseAEDetector(Detector):
                 parts.append(model._scores_by_mode([normals[i] for i in fold], vectors))
             self.held_out = {mode: (np.concatenate([p[mode][0] for p in parts]),
                                     np.concatenate([p[mode][1] for p in parts])) for mode in MODES}
+            self.held_out_ids = [normals[i].clip_id for fold in folds for i in fold]
             self._fit_on(normals, vectors, progress)
         else:  # one clip: nothing to hold out; its own scores must do
             self._fit_on(normals, vectors, progress)
             self.held_out = self._scores_by_mode(normals, vectors)
+            self.held_out_ids = [c.clip_id for c in normals]
         self.info["held_out"] = len(self.held_out[config.mode][0])
         return self._held_out_training()
 
@@ -137,7 +141,9 @@ class DcaseAEDetector(Detector):
         if len(frame_scores) > _KEPT_FRAMES:
             keep = np.random.default_rng(0).choice(len(frame_scores), _KEPT_FRAMES, replace=False)
             frame_scores = frame_scores[np.sort(keep)]
-        return TrainingScores(clip_scores, frame_scores)
+        ids = self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(clip_scores))
+        return TrainingScores(clip_scores, frame_scores, ids if ids is not None and len(ids) == len(clip_scores)
+                              else None)
 
     def _train(self, data: torch.Tensor, progress: Progress) -> None:
         config = self.config
@@ -209,7 +215,10 @@ class DcaseAEDetector(Detector):
             vectors = self._vectors(normals, progress or Progress())
             normals = [c for c in normals if c.clip_id in vectors and len(vectors[c.clip_id])]
             self.held_out = self._scores_by_mode(normals, vectors)
-        self._learn_thresholds(self._held_out_training())
+            self.held_out_ids = [c.clip_id for c in normals]
+        training = self._held_out_training()
+        self._learn_thresholds(training)
+        self._learn_normalisation(training, normals)
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         """The clips' residuals join the target statistics. The network never trained on them, and each is
@@ -229,11 +238,14 @@ class DcaseAEDetector(Detector):
             stats["target"] = [kept[0] - count, kept[1] - total, kept[2] - outer]
             without.append(self._precisions_of(stats))
         new = self._scores_by_mode(clips, vectors, without)
+        earlier_ids = self._held_out_training().clip_ids if self.config.mode in self.held_out else []
+        self.held_out_ids = None if earlier_ids is None else earlier_ids + [c.clip_id for c in clips]
         self.held_out = {mode: tuple(np.concatenate([old, extra]) for old, extra in
                                      zip(self.held_out.get(mode, (np.zeros(0), np.zeros(0))), new[mode], strict=True))
                          for mode in MODES}
         training = self._held_out_training()
-        return TrainingScores(training.clip_scores, np.zeros(0))  # the frame threshold stays as fitting set it
+        # The frame threshold stays as fitting set it
+        return TrainingScores(training.clip_scores, np.zeros(0), training.clip_ids)
 
     # -- scoring ---------------------------------------------------------------------------------------------
     def _score_vectors(self, vectors: torch.Tensor, mode: str | None = None,

@@ -122,6 +122,7 @@ class KnnDetector(Detector):
         augmented = self._augment(normals, supplemental, progress) if self.config.augment else []
         self._build(clips, augmented)
         training = self._held_out_scores(clips, augmented, progress)
+        training.clip_ids = [c.clip_id for c in normals]
         self.held_out = training.clip_scores
         return training
 
@@ -264,8 +265,10 @@ class KnnDetector(Detector):
         # Held-out scores from fitting stay (a bank that has grown only scores them lower); a model saved
         # before they were kept has only its training clips' scores against the rest of the bank.
         earlier = self.held_out if len(self.held_out) else self._training_clip_scores()
+        earlier_ids = self.earlier_held_out_ids(len(earlier))
         self.held_out = np.concatenate([earlier, new])
-        return TrainingScores(self.held_out, np.zeros(0))
+        return TrainingScores(self.held_out, np.zeros(0),
+                              None if earlier_ids is None else earlier_ids + [c.clip_id for c in clips])
 
     def _left_out_score(self, parent: int) -> torch.Tensor:
         """An enrolled clip's score against the banks without it (its MemMixup copies and its share of the

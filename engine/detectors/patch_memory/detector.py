@@ -75,12 +75,15 @@ class PatchMemoryDetector(Detector):
         self.row_mean = self.row_scale = None  # [F] the support's leave-one-out map statistics per row
         self.clips = 0
         self.other_scores = torch.zeros(0)  # scores of the other training normals, from fitting
+        self.support_ids: list[str] | None = []  # whose the support's and the other scores are (None: unknown)
+        self.other_ids: list[str] | None = []
 
     # -- fitting ------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         support = self._choose_support(normals)
         self.memory = None
         self.clips = 0
+        self.support_ids, self.other_ids = [], []
         chosen = {c.clip_id for c in support}
         others = [c for c in normals if c.clip_id not in chosen]
         unseen = min(len(others), self.config.threshold_clips)
@@ -90,8 +93,10 @@ class PatchMemoryDetector(Detector):
             step = max(1, len(others) // self.config.threshold_clips)
             scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
             self.other_scores = torch.tensor([d.score for d in scored], dtype=torch.float32)
+            self.other_ids = [d.clip_id for d in scored]
             training.frame_scores = np.concatenate([training.frame_scores, *(d.frame_scores for d in scored)])
         training.clip_scores = np.concatenate([training.clip_scores, self.other_scores.numpy()])
+        training.clip_ids = self.support_ids + self.other_ids
         return training
 
     def _choose_support(self, normals: list[Clip]) -> list[Clip]:
@@ -111,9 +116,14 @@ class PatchMemoryDetector(Detector):
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         """The clips join the support; the clip threshold is learnt again from the support's new leave-one-out
         scores and the other normals' scores from fitting."""
+        if self.support_ids is None:  # loaded: the held-out scores kept with the model say whose they were
+            earlier = self.earlier_held_out_ids(self.clips + len(self.other_scores))
+            self.support_ids, self.other_ids = (None, None) if earlier is None else (earlier[:self.clips],
+                                                                                     earlier[self.clips:])
         training = self._add(clips, progress, exact=len(self.other_scores) < MIN_UNSEEN)
         # The frame threshold stays as fitting learnt it
-        return TrainingScores(np.concatenate([training.clip_scores, self.other_scores.numpy()]), np.zeros(0))
+        return TrainingScores(np.concatenate([training.clip_scores, self.other_scores.numpy()]), np.zeros(0),
+                              None if self.support_ids is None else self.support_ids + self.other_ids)
 
     def _add(self, clips: list[Clip], progress: Progress, exact: bool) -> TrainingScores:
         """Put the clips' patches into the memory, then learn the row statistics again."""
@@ -138,6 +148,8 @@ class PatchMemoryDetector(Detector):
             self.owner, self.row, self.column = (torch.cat([old, extra]) for old, extra in
                                                  zip((self.owner, self.row, self.column), new[1:], strict=True))
         self.clips += len(clips)
+        if self.support_ids is not None:
+            self.support_ids = self.support_ids + [c.clip_id for c in clips]
         self.info["support_clips"] = self.clips
         progress.update(1, 1, f"patch_memory: {self.memory.shape[1]} patches from {self.clips} clips in memory")
         return self._learn_rows(exact)
@@ -248,3 +260,4 @@ class PatchMemoryDetector(Detector):
         self.row_mean, self.row_scale = state["row_mean"], state["row_scale"]
         self.clips = int(state["clips"][0])
         self.other_scores = state["other_scores"].cpu()
+        self.support_ids = self.other_ids = None  # known again from the held-out scores saved with the model

@@ -1,0 +1,80 @@
+"""Scores on one scale: a detector's score measured against its own held-out training-normal scores.
+
+Detectors score on scales of their own (a k-NN distance, a reconstruction error, a patch dissimilarity), so
+their raw scores cannot be compared or combined. Each fitted detector keeps the scores its training normals
+got from a model that did not see them (what its threshold is learnt from); the normalised score of a clip is
+its score less the mean of those scores of the clip's domain, over their standard deviation: a z-score
+against the training-normal distribution of that domain (GenRep 2025 normalises per domain the same way).
+A domain with fewer than `MIN_PER_DOMAIN` held-out scores uses the scores of both domains pooled.
+
+Why the mean and standard deviation and not the median and MAD: measured on the toy set
+(`tests/bench/bench_normalisation.py`), both put normal test clips near 0 and anomalies higher, but the
+held-out sets are small (a few to a few dozen clips per domain), and the MAD of 3 to 10 scores is often
+near 0 (ties, a tight cluster), which blows the normalised scores of every other clip up; the standard
+deviation uses every score and is the steadier spread at these sizes. The mean is pulled by a skewed tail
+(a k-NN's held-out scores are skewed to the right), which only shifts where 0 lies, the same for every
+clip of the domain, so rankings within a domain are unchanged.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+#: A domain with fewer held-out scores than this is normalised with the pooled statistics.
+MIN_PER_DOMAIN = 3
+DOMAINS = ("source", "target")
+
+
+def spread_floor(mean: float) -> float:
+    """The smallest spread a normalisation divides by, so identical (or single) scores never divide by 0."""
+    return max(1e-6 * max(1.0, abs(mean)), 1e-12)
+
+
+def score_stats(scores: Sequence[float] | np.ndarray) -> list[float] | None:
+    """[mean, std, count] of the finite scores (std floored; one score's spread is a tenth of its size);
+    None when there is none."""
+    values = np.asarray(scores, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.1 * abs(mean)
+    return [mean, max(std, spread_floor(mean)), int(values.size)]
+
+
+def domain_stats(by_clip: Mapping[str, float], domain_of: Mapping[str, str | None]) -> dict[str, list[float]]:
+    """Per domain ("source", "target") and pooled ("all"): [mean, std, count] of the held-out clip scores.
+    A clip of no known domain counts only in the pooled statistics."""
+    stats = {}
+    pooled = score_stats(list(by_clip.values()))
+    if pooled is not None:
+        stats["all"] = pooled
+    for domain in DOMAINS:
+        found = score_stats([score for clip_id, score in by_clip.items() if domain_of.get(clip_id) == domain])
+        if found is not None:
+            stats[domain] = found
+    return stats
+
+
+def normalised_score(score: float, domain: str | None, stats: Mapping[str, Sequence[float]] | None) -> float:
+    """(score - mean) / std with the clip's domain statistics where that domain has at least
+    `MIN_PER_DOMAIN` held-out scores, else the pooled ones; NaN without statistics (a model saved before
+    they were kept, or one trained from labels)."""
+    if not stats:
+        return float("nan")
+    chosen = stats.get(domain or "") if domain else None
+    if chosen is None or chosen[2] < MIN_PER_DOMAIN:
+        chosen = stats.get("all")
+    if chosen is None:
+        return float("nan")
+    return float((score - chosen[0]) / chosen[1])
+
+
+def normalised_frames(values: np.ndarray, stats: Sequence[float] | None) -> np.ndarray:
+    """Frame scores (or a map in the same units) against the held-out frame scores' [mean, std]; NaN
+    without statistics."""
+    values = np.asarray(values, dtype=np.float32)
+    if not stats:
+        return np.full(values.shape, np.nan, dtype=np.float32)
+    return ((values - stats[0]) / stats[1]).astype(np.float32)
