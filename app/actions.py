@@ -51,6 +51,7 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&View", "next_detector", "Next detector", ("D",), "next_detector"),
     ("&View", "side_by_side", "Side by side", ("V",), "toggle_side_by_side"),
     ("&View", "filter", "Filter clips", ("/", "Ctrl+L"), "focus_filter"),
+    ("&View", "normalised_scores", "Normalised scores", (), "toggle_normalised_scores"),
     ("&Label", "label_mode", "Label mode (drag draws a region)", ("E",), "toggle_label_mode"),
     ("&Label", "mark_start", "Mark start at playhead", ("[",), "mark_start"),
     ("&Label", "mark_end", "Mark end at playhead", ("]",), "mark_end"),
@@ -101,6 +102,7 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
         window.addAction(action)  # shortcuts work wherever the focus is in the window
         actions[name] = action
     actions["label_mode"].setCheckable(True)
+    actions["normalised_scores"].setCheckable(True)
     return actions, recent
 
 

@@ -112,6 +112,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self._setup_labelling()
         self.clip_properties = ClipProperties(self)
         self.actions_by_name, self.recent_menu = build_menus(self)
+        self.toggle_normalised_scores(self.settings.normalised_scores)
         self._name_class_actions([])
         self._typing_keys = TypingKeys(self)
         QApplication.instance().installEventFilter(self._typing_keys)

@@ -55,6 +55,15 @@ class AppSettings:
     def device(self, value: str) -> None:
         self._q.setValue("device", value)
 
+    @property
+    def normalised_scores(self) -> bool:
+        """The clip table shows normalised scores instead of raw ones."""
+        return str(self._q.value("table/normalised_scores", "false")).lower() == "true"
+
+    @normalised_scores.setter
+    def normalised_scores(self, on: bool) -> None:
+        self._q.setValue("table/normalised_scores", "true" if on else "false")
+
     def spectrogram(self) -> SpectrogramSettings:
         defaults = SpectrogramSettings()
         values = {}

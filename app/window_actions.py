@@ -260,6 +260,13 @@ class WindowActions:
         self.table.filter_box.setFocus()
         self.table.filter_box.selectAll()
 
+    def toggle_normalised_scores(self, on: bool | None = None) -> None:
+        """The clip table shows each detector's normalised scores (or its raw ones), and remembers it."""
+        on = not self.table.model.normalised if on is None else on
+        self.table.model.set_normalised(on)
+        self.actions_by_name["normalised_scores"].setChecked(on)
+        self.settings.normalised_scores = on
+
     # -- Help -----------------------------------------------------------------------------------------------
     def shortcuts_dialog(self) -> None:
         ShortcutsDialog(self.actions_by_name.values(), self).open()

@@ -1,4 +1,5 @@
-"""The clip table: one row per clip with its metadata, one score column per fitted detector and the
+"""The clip table: one row per clip with its metadata, one score column per fitted detector (raw, or
+normalised against each model's training normals so detectors on different scales compare) and the
 decision of the detector being viewed; sortable, filtered by text and by the node chosen in the data-set
 tree."""
 from __future__ import annotations
@@ -46,6 +47,8 @@ class ClipTableModel(QAbstractTableModel):
         #: Models fitted before their clips changed (Clip properties, `earmark set`), and their detectors.
         self.stale_models: set[int] = set()
         self.stale_detectors: set[str] = set()
+        #: Score columns show normalised scores (View > Normalised scores) instead of raw ones.
+        self.normalised = False
 
     # -- filling ---------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence[ClipRow], detectors: Sequence[str]) -> None:
@@ -81,6 +84,14 @@ class ClipTableModel(QAbstractTableModel):
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, column, column)
             self.dataChanged.emit(self.index(0, column), self.index(len(self.rows) - 1, column))
 
+    def set_normalised(self, on: bool) -> None:
+        if on != self.normalised:
+            self.normalised = on
+            if self.detectors:
+                first, last = len(FIXED), len(FIXED) + len(self.detectors) - 1
+                self.headerDataChanged.emit(Qt.Orientation.Horizontal, first, last)
+                self.dataChanged.emit(self.index(0, first), self.index(len(self.rows) - 1, last))
+
     def set_stale(self, stale: Sequence[tuple[int, str, str]]) -> None:
         """(model_id, detector, group) of the stale models: their column headers and scores say so."""
         self.stale_models = {model_id for model_id, _, _ in stale}
@@ -105,7 +116,8 @@ class ClipTableModel(QAbstractTableModel):
             return FIXED[section]
         if section < len(FIXED) + len(self.detectors):
             detector = self.detectors[section - len(FIXED)]
-            return f"{detector} (stale: refit)" if detector in self.stale_detectors else detector
+            title = f"{detector} (normalised)" if self.normalised else detector
+            return f"{title} (stale: refit)" if detector in self.stale_detectors else title
         return f"decision ({self.decision_detector})" if self.decision_detector else "decision"
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -133,6 +145,8 @@ class ClipTableModel(QAbstractTableModel):
             found, notes = row.scores.get(detector), [row.warnings.get(detector)]
             if found is not None and found.model_id in self.stale_models:
                 notes.insert(0, f"stale: refit (the clips model {found.model_id} was fitted on have changed since)")
+            if found is not None and self.normalised and found.normalised is None:
+                notes.insert(0, "scored before normalised scores were kept: score the clip again to see one")
             return "\n".join(n for n in notes if n) or None
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
             qa = row.clip.qa
@@ -153,7 +167,8 @@ class ClipTableModel(QAbstractTableModel):
             return fixed[column]
         if column < len(FIXED) + len(self.detectors):
             found = row.scores.get(self.detectors[column - len(FIXED)])
-            return None if found is None else float(found.score)
+            value = None if found is None else found.normalised if self.normalised else found.score
+            return None if value is None else float(value)
         found = row.scores.get(self.decision_detector) if self.decision_detector else None
         if found is not None and guessed and clip.attributes.get(drops.UNLIKE):
             return drops.UNLIKE_TEXT
