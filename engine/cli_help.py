@@ -57,7 +57,9 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                       "earmark export dcase ~/earmark/pumps /tmp/results/knn --detector knn")),
     "scores": ("Print each scored clip's score and decision from the newest model of each group, as CSV or "
                "JSON on standard output: clip_id, file, machine, section, domain, split, label, detector, model, "
-               "score, decision (anomaly or normal) and threshold.",
+               "score, decision (anomaly or normal), threshold and normalised (the score against the model's "
+               "held-out training-normal scores of the clip's domain: about 0 for a normal clip; empty for scores "
+               "made before it was kept).",
                ("earmark scores ~/earmark/pumps --detector knn > scores.csv",
                 "earmark scores ~/earmark/pumps --split test --format json")),
     "propose": ("Propose regions where a detector's frame scores are high, on every clip it scored (or the "
