@@ -146,7 +146,8 @@ class ClipTableModel(QAbstractTableModel):
             if found is not None and found.model_id in self.stale_models:
                 notes.insert(0, f"stale: refit (the clips model {found.model_id} was fitted on have changed since)")
             if found is not None and self.normalised and found.normalised is None:
-                notes.insert(0, "scored before normalised scores were kept: score the clip again to see one")
+                notes.insert(0, "no normalised score: score the clip again (a model fitted before normalised "
+                                "scores were kept must be fitted again)")
             return "\n".join(n for n in notes if n) or None
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
             qa = row.clip.qa
