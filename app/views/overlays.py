@@ -18,6 +18,10 @@ DEFAULT_OPACITY = {"map": 0.75, "lane": 1.0, "truth": 0.2, "labels": 0.35, "play
 SPECTROGRAM_MAPS = ("grey_r", "grey", "viridis", "magma", "cividis")
 MAP_COLOUR_MAPS = ("inferno", "turbo", "plasma")
 TRUTH_COLOUR = "#ff3b30"
+THRESHOLD_COLOUR = "#d32f2f"
+#: The percentile of a clip's map cells that tops its colour scale when the clip is above threshold (the very
+#: top cells are often single outliers).
+MAP_TOP_PERCENTILE = 99.5
 
 
 @dataclass
@@ -76,13 +80,41 @@ def map_colour_map(name: str) -> pg.ColorMap:
 
 
 def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
-    """0 (a perfect match with normal sound) to the model's frame threshold: a cell at full colour scores
-    as high as the most anomalous 1 % of training frames. Without a threshold, the map's own range."""
-    if lanes.frame_threshold is not None and lanes.frame_threshold > 0:
-        return 0.0, float(lanes.frame_threshold)
+    """The colour range of a detector's map on one clip, in the map's units (those of its frame scores).
+
+    A clip whose map stays below the model's frame threshold is drawn from 0 (a perfect match with normal
+    sound) to the threshold, the same scale for every such clip. A clip above it somewhere is drawn from a
+    little below the threshold to its own high percentile, so the strongest cells of a clip far above the
+    threshold everywhere still differ from its weakest (a fixed top at the threshold made it one saturated
+    block). The low end, threshold * (1 - threshold / top), moves smoothly from 0 to just under the threshold
+    as the clip's top rises, and the threshold always stays on the scale. Without a threshold, the map's own
+    range."""
     values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(0)
-    low, high = np.percentile(values, [2, 99.5]) if values.size else (0.0, 1.0)
+    threshold = lanes.frame_threshold
+    if threshold is not None and threshold > 0:
+        top = float(np.percentile(values, MAP_TOP_PERCENTILE)) if values.size else threshold
+        if top <= threshold:
+            return 0.0, float(threshold)
+        return float(threshold * (1.0 - threshold / top)), top
+    low, high = np.percentile(values, [2, MAP_TOP_PERCENTILE]) if values.size else (0.0, 1.0)
     return float(low), float(high if high > low else low + 1.0)
+
+
+def colour_bar_ticks(low: float, high: float, threshold: float | None, count: int = 3) -> list[tuple[float, str]]:
+    """The labels of a map's colour bar: about `count` round values between low and high, and the threshold
+    (labelled "thr") where it lies on the scale; a round value too close to the threshold gives way to it."""
+    span = high - low
+    if not np.isfinite(span) or span <= 0:
+        return []
+    raw = span / count
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    values = np.arange(np.ceil(low / step) * step, high + 1e-9 * span, step)
+    inside = threshold is not None and low <= threshold <= high
+    ticks = [(float(v), f"{v:.3g}") for v in values if not inside or abs(v - threshold) > 0.15 * span]
+    if inside:
+        ticks.append((float(threshold), "thr"))
+    return sorted(ticks)
 
 
 def raster_map(lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128,
