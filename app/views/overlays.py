@@ -13,7 +13,7 @@ from engine.store.labels import Region
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
 OVERLAY_TITLES = {"map": "Anomaly map", "lane": "Frame-score lane", "truth": "Ground-truth regions",
                   "labels": "Labelled regions", "playhead": "Playhead"}
-DEFAULT_OPACITY = {"map": 0.75, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
+DEFAULT_OPACITY = {"map": 0.6, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
 
 SPECTROGRAM_MAPS = ("grey_r", "grey", "viridis", "magma", "cividis")
 MAP_COLOUR_MAPS = ("inferno", "turbo", "plasma")
@@ -100,7 +100,7 @@ def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1.0)
 
 
-def colour_bar_ticks(low: float, high: float, threshold: float | None, count: int = 3) -> list[tuple[float, str]]:
+def colour_bar_ticks(low: float, high: float, threshold: float | None, count: int = 4) -> list[tuple[float, str]]:
     """The labels of a map's colour bar: about `count` round values between low and high, and the threshold
     (labelled "thr") where it lies on the scale; a round value too close to the threshold gives way to it."""
     span = high - low

@@ -78,7 +78,6 @@ class Panel:
         self.view = view
         self.layout = layout
         self.column = column
-        layout.layout.setColumnStretchFactor(2 * column, 1)  # the plots share the width; colour bars keep theirs
         self.view_box = DrawingViewBox()
         self.plot = pg.PlotItem(viewBox=self.view_box, axisItems={"left": HzAxis("left")})
         # The first column names its axes; the others line up with it (frequency is linked) and keep the room.
@@ -205,6 +204,8 @@ class Panel:
     def attach(self, on: bool) -> None:
         """Put this column's plots into the layout, or take them out (a hidden column takes no room)."""
         placed = self.attached
+        # Shown columns share the width (their colour bars keep theirs); a column taken out gives its share back.
+        self.layout.layout.setColumnStretchFactor(2 * self.column, 1 if on else 0)
         if on and not placed:
             self.layout.addItem(self.plot, row=0, col=2 * self.column)
             self.layout.addItem(self.colour_bar, row=0, col=2 * self.column + 1)
