@@ -22,6 +22,8 @@ THRESHOLD_COLOUR = "#d32f2f"
 #: The percentile of a clip's map cells that tops its colour scale when the clip is above threshold (the very
 #: top cells are often single outliers).
 MAP_TOP_PERCENTILE = 99.5
+#: The colour scale of a map reaches at least this many times the frame threshold.
+MAP_HEADROOM = 1.5
 
 
 @dataclass
@@ -82,19 +84,19 @@ def map_colour_map(name: str) -> pg.ColorMap:
 def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
     """The colour range of a detector's map on one clip, in the map's units (those of its frame scores).
 
-    A clip whose map stays below the model's frame threshold is drawn from 0 (a perfect match with normal
-    sound) to the threshold, the same scale for every such clip. A clip above it somewhere is drawn from a
-    little below the threshold to its own high percentile, so the strongest cells of a clip far above the
-    threshold everywhere still differ from its weakest (a fixed top at the threshold made it one saturated
-    block). The low end, threshold * (1 - threshold / top), moves smoothly from 0 to just under the threshold
-    as the clip's top rises, and the threshold always stays on the scale. Without a threshold, the map's own
-    range."""
+    The top is the clip's own high percentile, but never below MAP_HEADROOM x the model's frame threshold: a
+    clip that stays under the threshold is drawn on one scale for every such clip, where a cell at the
+    threshold is mid-colour and half transparent and ordinary cells are transparent; a clip above it has its
+    strongest cells at full colour, and a clip far above the threshold everywhere still shows which of its
+    cells are strongest (a fixed top at the threshold made it one saturated block). The low end,
+    threshold x (1 - threshold / top), lies a little below the threshold when the top is far above it and
+    moves smoothly down as the top comes nearer, so the threshold always stays on the scale. Without a
+    threshold, the map's own range."""
     values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(0)
     threshold = lanes.frame_threshold
     if threshold is not None and threshold > 0:
         top = float(np.percentile(values, MAP_TOP_PERCENTILE)) if values.size else threshold
-        if top <= threshold:
-            return 0.0, float(threshold)
+        top = max(top, MAP_HEADROOM * threshold)
         return float(threshold * (1.0 - threshold / top)), top
     low, high = np.percentile(values, [2, MAP_TOP_PERCENTILE]) if values.size else (0.0, 1.0)
     return float(low), float(high if high > low else low + 1.0)
@@ -111,10 +113,20 @@ def colour_bar_ticks(low: float, high: float, threshold: float | None, count: in
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     values = np.arange(np.ceil(low / step) * step, high + 1e-9 * span, step)
     inside = threshold is not None and low <= threshold <= high
-    ticks = [(float(v), f"{v:.3g}") for v in values if not inside or abs(v - threshold) > 0.15 * span]
+    ticks = [(float(v), short_number(v)) for v in values if not inside or abs(v - threshold) > 0.15 * span]
     if inside:
         ticks.append((float(threshold), "thr"))
     return sorted(ticks)
+
+
+def short_number(value: float) -> str:
+    """A scale's label in a few characters (1.5k, 20, 0.35), so a narrow axis has room for it."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}" if size >= 0.01 or size == 0 else f"{value:.1g}"
 
 
 def raster_map(lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128,

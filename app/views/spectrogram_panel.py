@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor
 from engine.audio.display import SpectrogramTile, hz_to_mel, mel_to_hz
 from app.settings import SpectrogramSettings
 from app.views.overlays import (THRESHOLD_COLOUR, DetectorLanes, colour_bar_ticks, map_colour_map, map_levels,
-                                raster_map, spectrogram_colour_map)
+                                raster_map, short_number, spectrogram_colour_map)
 from app.views.region_items import DrawingViewBox, RegionItems
 
 if TYPE_CHECKING:
@@ -43,6 +43,13 @@ class HzAxis(pg.AxisItem):
             hz = float(mel_to_hz(value))
             out.append(f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:.0f}")
         return out
+
+
+class ScoreAxis(pg.AxisItem):
+    """The left axis of a frame-score lane: short labels (2.5k, not 2500), so a narrow column keeps them."""
+
+    def tickStrings(self, values, scale, spacing):
+        return [short_number(value * scale) for value in values]
 
 
 def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
@@ -105,7 +112,7 @@ class Panel:
         self.threshold_mark.setZValue(10)
         self.threshold_mark.setVisible(False)
         self.colour_bar.addItem(self.threshold_mark)
-        self.lane = pg.PlotItem()
+        self.lane = pg.PlotItem(axisItems={"left": ScoreAxis("left")})
         self.lane.setMaximumHeight(110)
         self.lane.setMenuEnabled(False)
         self.lane.hideButtons()
@@ -122,7 +129,7 @@ class Panel:
         self.levels = {name: pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(colour, width=2),
                                              hoverPen=pg.mkPen(colour, width=4), label=name,
                                              labelOpts={"position": where, "color": colour, "anchors": [(0, 1), (0, 1)]})
-                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.09))}
+                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.16))}
         for line in self.levels.values():
             line.setVisible(False)
             line.setZValue(15)

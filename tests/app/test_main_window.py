@@ -70,9 +70,9 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
     assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
-    # The knn detector has no map: its lane is shown, and the map and its colour bar go away.
+    # Another detector: its own map, colour bar and lane.
     window.controls.first.setCurrentText("knn")
-    assert not panel.map_image.isVisible() and not panel.colour_bar.isVisible()
+    assert panel.lanes.detector == "knn" and panel.map_image.isVisible() and panel.colour_bar.isVisible()
     assert panel.curve.getData()[0].size > 0 and "knn" in panel.plot.titleLabel.text
 
 

@@ -29,12 +29,17 @@ def background(rng: np.random.Generator, shape=(16, 40)) -> np.ndarray:
     return THRESHOLD * np.clip(rng.normal(0.0, 0.3, shape), -0.4, 0.95)
 
 
-def test_a_normal_clip_is_drawn_on_the_models_own_scale_and_stays_mostly_transparent():
-    normal = background(np.random.default_rng(0))
+def test_a_normal_clip_is_drawn_on_one_scale_for_every_such_clip_and_stays_mostly_transparent():
+    rng = np.random.default_rng(0)
+    normal, another = background(rng), 0.5 * background(rng)
     levels = map_levels(lanes_with(normal))
-    assert levels == (0.0, THRESHOLD)  # the same scale for every clip under the threshold
+    assert levels == map_levels(lanes_with(another))  # the same scale for every clip under the threshold
+    assert levels[0] < THRESHOLD < levels[1]  # with the threshold on it
     seen = opacity(normal, levels)
-    assert (seen < 0.5).mean() > 0.9 and seen.mean() < 0.2
+    assert (seen < 0.5).mean() > 0.95 and seen.mean() < 0.15
+    # A cell at the threshold is seen, but fainter than what passes it.
+    at, past = opacity(np.array([THRESHOLD, 1.5 * THRESHOLD]), levels)
+    assert 0.2 < at < 0.8 and past > 0.95
 
 
 def test_a_slightly_anomalous_clip_shows_its_cells_above_threshold_and_not_the_rest():

@@ -95,3 +95,14 @@ def test_the_colour_bar_marks_the_threshold_on_the_maps_scale(three):
     assert panel.threshold_mark.value() == pytest.approx(256 * (lanes.frame_threshold - low) / (high - low))
     ticks = panel.colour_bar.axis._tickLevels[0]
     assert (pytest.approx(lanes.frame_threshold), "thr") in ticks
+
+
+def test_a_column_whose_detector_has_no_map_says_so_and_keeps_its_lane(three):
+    window = three
+    window.view.display.lanes["knn"].anomaly_map = None  # as a classifier's lane without a map
+    window.controls.third.setCurrentText("none")
+    window.controls.third.setCurrentText("knn")
+    panel = window.view.panels[2]
+    assert "no map" in panel.plot.titleLabel.text
+    assert not panel.map_image.isVisible() and not panel.colour_bar.isVisible()
+    assert panel.lane.isVisible() and panel.curve.getData()[0].size > 0

@@ -41,10 +41,15 @@ def report(window) -> dict:
         for sequence in action.shortcuts():
             keys.setdefault(sequence.toString(), []).append(action.objectName())
     screen = window.screen().geometry()
+    graphics = window.view.graphics
+    columns = [[*_rect(QRect(graphics.mapToGlobal(rect.topLeft()), rect.size())), panel.plot.titleLabel.text]
+               for panel in window.view.shown_panels()
+               for rect in [graphics.mapFromScene(panel.colour_bar.sceneBoundingRect().united(
+                   panel.plot.sceneBoundingRect())).boundingRect()]]
     return {"screen": _rect(screen), "available": _rect(window.screen().availableGeometry()),
             "frame": _rect(window.frameGeometry()), "minimum": [window.minimumSizeHint().width(),
                                                                  window.minimumSizeHint().height()],
-            "docks": docks, "spectrogram": _global(window.view), "caption": window.caption.text(),
+            "docks": docks, "spectrogram": _global(window.view), "columns": columns, "caption": window.caption.text(),
             "twice": {k: v for k, v in keys.items() if len(v) > 1}}
 
 
