@@ -106,3 +106,20 @@ def test_a_column_whose_detector_has_no_map_says_so_and_keeps_its_lane(three):
     assert "no map" in panel.plot.titleLabel.text
     assert not panel.map_image.isVisible() and not panel.colour_bar.isVisible()
     assert panel.lane.isVisible() and panel.curve.getData()[0].size > 0
+
+
+def test_the_next_start_comes_back_to_the_saved_choice_where_those_detectors_are_fitted(qtbot):
+    from app.views.overlay_controls import OverlayControls
+    from app.views.overlays import DEFAULT_OPACITY
+
+    controls = OverlayControls(DEFAULT_OPACITY)
+    qtbot.addWidget(controls)
+    controls.restore(["knn", "dcase_ae", "none"], True)
+    controls.set_detectors(["dcase_ae", "knn", "patch_memory"], "patch_memory")
+    assert controls.choice() == ("knn", "dcase_ae", "") and controls.side_by_side.isChecked()
+    # A project where the saved detectors are not fitted gets its own defaults: different detectors.
+    fresh = OverlayControls(DEFAULT_OPACITY)
+    qtbot.addWidget(fresh)
+    fresh.restore(["ensemble", "ast_ae", "beats_knn"], False)
+    fresh.set_detectors(["dcase_ae", "knn", "patch_memory"], "patch_memory")
+    assert fresh.choice() == ("patch_memory", "dcase_ae", "knn")
