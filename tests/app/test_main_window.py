@@ -110,9 +110,10 @@ def test_dropped_files_go_to_the_inbox_and_their_scores_appear(qtbot, window, tm
     model = window.table.model
     row = model.rows[model.row_of(result.clip_ids[1])]
     assert row.source == "inbox" and row.scores["knn"].score == result.scored[result.clip_ids[1]]["knn"]
-    # The last dropped file is shown with its map, and the inbox node counts both.
+    # The last dropped file is shown with every detector's map, and the inbox node counts both.
     qtbot.waitUntil(lambda: window.view.display is not None and window.view.display.clip_id == result.clip_ids[1])
-    assert window.view.display.lanes["patch_memory"].anomaly_map is not None
+    shown = window.view.display.lanes
+    assert {d for d, lanes in shown.items() if lanes.anomaly_map is not None} == set(result.scored[result.clip_ids[1]])
     inbox = window.tree.topLevelItem(window.tree.topLevelItemCount() - 1)
     assert inbox.text(1) == "2"
     # The noisy burst scores higher than the steady file with the fitted fan models.
