@@ -26,6 +26,14 @@ class BandMap:
     time_spans_s: np.ndarray
 
 
+def map_fields(found: BandMap | None) -> dict[str, np.ndarray | None]:
+    """A `Detection`'s map arguments (anomaly_map and its grid) from a map, or None for each without one."""
+    if found is None:
+        return {"anomaly_map": None, "map_freq_spans_hz": None, "map_time_spans_s": None}
+    return {"anomaly_map": found.values, "map_freq_spans_hz": found.freq_spans_hz,
+            "map_time_spans_s": found.time_spans_s}
+
+
 def band_map(shares: np.ndarray, features: LogMelConfig, times: np.ndarray, duration_s: float | None,
              bands_per_share: int = 1, rows: int = MAP_ROWS) -> BandMap:
     """The map from per-frame band shares [T, S] (share s covers `bands_per_share` neighbouring mel bands of

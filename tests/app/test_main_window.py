@@ -70,7 +70,23 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
     assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
-    # The knn detector has no map: its lane is shown, and the map and its colour bar go away.
+    # Each detector shows its own map and lane: knn's replace patch_memory's.
+    shown = panel.map_image.image.copy()
+    window.controls.first.setCurrentText("knn")
+    assert panel.map_image.isVisible() and not np.array_equal(panel.map_image.image, shown, equal_nan=True)
+    assert panel.curve.getData()[0].size > 0 and "knn" in panel.plot.titleLabel.text
+
+
+def test_a_lane_stored_without_a_map_is_shown_alone(qtbot, window):
+    """Scores stored before a detector gave maps keep their lane: it is shown, and the map and its colour bar
+    go away."""
+    clip_id = anomalous_test_clip(window)
+    artifact = results.clip_scores(window.project, clip_id)[clip_id]["knn"].map_artifact
+    lanes = results.load_lanes(window.project, artifact)
+    np.savez(window.project.folder / artifact,
+             **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))})
+    select_clip(qtbot, window, clip_id)
+    panel = window.view.panels[0]
     window.controls.first.setCurrentText("knn")
     assert not panel.map_image.isVisible() and not panel.colour_bar.isVisible()
     assert panel.curve.getData()[0].size > 0 and "knn" in panel.plot.titleLabel.text
