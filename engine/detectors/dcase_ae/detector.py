@@ -11,7 +11,7 @@ import torch
 
 from engine.audio.features import LogMelConfig
 from engine.data.clip import Clip
-from engine.detectors.band_maps import band_map
+from engine.detectors.band_maps import band_map, map_fields
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.dcase_ae.model import AENet, stack_frames
 from engine.detectors.held_out import held_out_folds
@@ -296,10 +296,8 @@ class DcaseAEDetector(Detector):
                 continue
             score, frames, shares = self._score_with_shares(self._residuals(vectors[clip.clip_id]))
             times = features.frame_times(len(frames)) + offset  # centre of each 5-frame window
-            found = band_map(shares, features, times, clip.duration_s)
             detections.append(Detection(clip.clip_id, score, False, frames.astype(np.float32), times,
-                                        anomaly_map=found.values, map_freq_spans_hz=found.freq_spans_hz,
-                                        map_time_spans_s=found.time_spans_s))
+                                        **map_fields(band_map(shares, features, times, clip.duration_s))))
         return detections
 
     # -- state ----------------------------------------------------------------------------------------------

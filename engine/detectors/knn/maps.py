@@ -20,7 +20,8 @@ import torch
 from engine.audio.features import LogMelConfig
 from engine.detectors.band_maps import BandMap, band_map, frame_spans, pool_rows
 from engine.detectors.knn.bank import pairwise
-from engine.encoders import Embedding
+from engine.encoders import Embedding, Encoder
+from engine.encoders.logmel import LogMelEncoder
 
 _CHUNK = 4096
 
@@ -48,6 +49,16 @@ def row_shares(rows: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor, k:
     offsets = queries[:, None, :] - neighbours  # [Q, k, D]
     return torch.einsum("qfd,qkd->qf", rows, offsets) / offsets.shape[1] - (
         (neighbours * offsets).sum(dim=2).mean(dim=1)[:, None])
+
+
+def lane_maps(encoder: Encoder, embeddings: Sequence[Embedding], durations: Sequence[float | None],
+              frames: torch.Tensor, bank: torch.Tensor, k: int, mean: torch.Tensor, scale: torch.Tensor,
+              ) -> list[BandMap | None]:
+    """Each clip's frame lane split over frequency. `frames` are every clip's frames one clip after another,
+    standardised (with `mean` and `scale`) as the frame `bank` is; `k` neighbours as the lane has."""
+    if isinstance(encoder, LogMelEncoder):
+        return logmel_maps(embeddings, durations, frames, bank, k, encoder.config)
+    return patch_row_maps(embeddings, durations, frames, bank, k, mean, scale)
 
 
 def logmel_maps(embeddings: Sequence[Embedding], durations: Sequence[float | None], frames: torch.Tensor,
