@@ -57,6 +57,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
 
         self.view = SpectrogramView(self.settings.spectrogram())
         self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
+        self.controls.restore(*self.settings.view_detectors())
         self.controls.detectors_changed.connect(self._detectors_changed)
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
         self.caption = ClipCaption("Open a project (File > Open) or drop audio files here.")
@@ -290,9 +291,11 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if not same:
             self.playback.load(display.path, display.duration_s)
 
-    def _detectors_changed(self, first: str, second: str, side_by_side: bool) -> None:
-        self.view.set_detectors(first or None, second or None)
+    def _detectors_changed(self, first: str, second: str, third: str, side_by_side: bool) -> None:
+        self.view.set_detectors(first or None, second or None, third or None)
         self.view.set_side_by_side(side_by_side)
+        if first:  # remembered for the next clip, project and session
+            self.settings.set_view_detectors([box.currentText() for box in self.controls.boxes], side_by_side)
         self.table.model.set_decision_detector(first or None)
         self.show_proposal_levels()
 

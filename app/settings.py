@@ -1,5 +1,6 @@
-"""The window's own settings (recent projects, the group dropped files are scored with, spectrogram look,
-device, the window's size and dock layout), kept in `gui.ini` next to the weights settings in the user's config directory."""
+"""The window's own settings (recent projects, the group dropped files are scored with, spectrogram look, the
+detectors shown side by side, device, the window's size and dock layout), kept in `gui.ini` next to the
+weights settings in the user's config directory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -63,6 +64,16 @@ class AppSettings:
     @normalised_scores.setter
     def normalised_scores(self, on: bool) -> None:
         self._q.setValue("table/normalised_scores", "true" if on else "false")
+
+    def view_detectors(self) -> tuple[list[str], bool]:
+        """The detectors of the spectrogram's columns chosen last ("none": no third) and whether side by side was on."""
+        value = self._q.value("view/detectors", [])
+        names = [value] if isinstance(value, str) else [str(v) for v in value or []]
+        return names, str(self._q.value("view/side_by_side", "false")).lower() == "true"
+
+    def set_view_detectors(self, names: list[str], side_by_side: bool) -> None:
+        self._q.setValue("view/detectors", names)
+        self._q.setValue("view/side_by_side", side_by_side)
 
     def spectrogram(self) -> SpectrogramSettings:
         defaults = SpectrogramSettings()

@@ -32,9 +32,10 @@ def build_small_demo(folder: Path) -> Path:
     return folder
 
 
-def capture(project: Path, out: Path, labelling: bool, config: Path) -> None:
+def capture(project: Path, out: Path, config: Path, *options: str) -> None:
+    """Start the window on `project` (with x11_window.py's `options`), capture the screen into `out`, quit."""
     with xvfb(1366, 768) as display:
-        command = [sys.executable, str(CHILD), str(project)] + (["--labelling"] if labelling else [])
+        command = [sys.executable, str(CHILD), str(project), *options]
         child = subprocess.Popen(command, env=x_environment(display, config), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         output = []
@@ -56,8 +57,9 @@ def main(project: Path | None, folder: Path) -> int:
         source = project or build_small_demo(Path(temp) / "source" / "demo")
         copy = Path(temp) / "demo"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("audio", "features"))
-        capture(copy, folder / "window_1366x768.png", False, Path(temp) / "config")
-        capture(copy, folder / "labelling_1366x768.png", True, Path(temp) / "config2")  # the default layout again
+        capture(copy, folder / "window_1366x768.png", Path(temp) / "config")
+        # A fresh config: the default layout again.
+        capture(copy, folder / "labelling_1366x768.png", Path(temp) / "config2", "--labelling")
     return 0
 
 

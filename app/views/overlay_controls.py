@@ -1,5 +1,5 @@
-"""The strip above the spectrogram: which detector's map and lane are shown (and a second one side by
-side), and each overlay's visibility and opacity.
+"""The strip above the spectrogram: which detector's map and lane are shown (and, side by side, up to two
+more), and each overlay's visibility and opacity.
 
 The strip is a tool bar: on a narrow window (a laptop) what does not fit goes behind its >> button instead of
 making the whole window wider."""
@@ -12,21 +12,29 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 
 from app.views.overlays import OVERLAY_TITLES, OVERLAYS
 
+#: The third column's choice that shows no third column.
+NO_DETECTOR = "none"
+
 
 class OverlayControls(QWidget):
-    detectors_changed = Signal(str, str, bool)    # first, second, side by side
-    overlay_changed = Signal(str, bool, float)    # name, visible, opacity
+    detectors_changed = Signal(str, str, str, bool)    # first, second, third ("" for none), side by side
+    overlay_changed = Signal(str, bool, float)         # name, visible, opacity
 
     def __init__(self, opacity: dict[str, float], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.first = QComboBox(toolTip="Detector whose anomaly map and frame lane are shown")
         self.second = QComboBox(toolTip="Detector shown in the second column")
+        self.third = QComboBox(toolTip="Detector shown in the third column (none: two columns)")
         self.side_by_side = QCheckBox("side by side")
-        self.side_by_side.setToolTip("Show a second detector's map on the same clip (V)")
-        for widget in (self.first, self.second):
+        self.side_by_side.setToolTip("Show other detectors' maps on the same clip, up to three columns (V)")
+        self.boxes = (self.first, self.second, self.third)
+        for widget in self.boxes:
             widget.setMinimumContentsLength(10)
+            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             widget.currentTextChanged.connect(self._detectors)
         self.side_by_side.toggled.connect(self._detectors)
+        #: The choice to come back to when the detectors are (re)filled: the user's last, kept in settings.
+        self.remembered: tuple[str, ...] = ()
         self.checks: dict[str, QCheckBox] = {}
         self.sliders: dict[str, QSlider] = {}
         self.strip = QToolBar(objectName="overlay_strip")
@@ -35,7 +43,7 @@ class OverlayControls(QWidget):
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.strip, 1)
         self.strip.addWidget(_group(QLabel("Detector"), self.first))
-        self.strip.addWidget(_group(self.side_by_side, self.second))
+        self.strip.addWidget(_group(self.side_by_side, self.second, self.third))
         self.strip.addSeparator()
         for name in OVERLAYS:
             check = QCheckBox(OVERLAY_TITLES[name].split()[0] if name != "lane" else "Lane", checked=True)
@@ -48,26 +56,45 @@ class OverlayControls(QWidget):
             self.checks[name], self.sliders[name] = check, slider
             self.strip.addWidget(_group(check, slider))  # a check box and its slider never part in the overflow
         self.second.setEnabled(False)
+        self.third.setEnabled(False)
+
+    def restore(self, choice: Sequence[str], side_by_side: bool) -> None:
+        """The choice saved last time: used once the project's detectors are known."""
+        self.remembered = tuple(choice)
+        self.side_by_side.setChecked(side_by_side)
 
     def set_detectors(self, detectors: Sequence[str], preferred: str | None = None) -> None:
-        current = self.first.currentText() or preferred
-        second = self.second.currentText()
-        for box in (self.first, self.second):
+        """Fill the boxes with the fitted detectors, keeping the current choice where it is still fitted, else
+        the remembered one, else `preferred` first and then two other detectors (a different one per
+        column while there are enough)."""
+        detectors = list(detectors)
+        remembered = list(self.remembered) + [""] * (3 - len(self.remembered))
+        wanted = [box.currentText() or remembered[index] for index, box in enumerate(self.boxes)]
+        wanted[0] = wanted[0] if wanted[0] in detectors else preferred
+        chosen: list[str] = []
+        for index, name in enumerate(wanted):
+            if name in detectors or (index == 2 and name == NO_DETECTOR):
+                chosen.append(name)
+            else:
+                others = [d for d in detectors if d not in chosen]
+                chosen.append(others[0] if others else (NO_DETECTOR if index == 2 else ""))
+        for box, choice in zip(self.boxes, chosen, strict=True):
             box.blockSignals(True)
             box.clear()
-            box.addItems(list(detectors))
-        if current in detectors:
-            self.first.setCurrentText(current)
-        others = [d for d in detectors if d != self.first.currentText()]
-        self.second.setCurrentText(second if second in detectors else (others[0] if others else ""))
-        for box in (self.first, self.second):
+            box.addItems(detectors + ([NO_DETECTOR] if box is self.third else []))
+            box.setCurrentText(choice)
             box.blockSignals(False)
         self._detectors()
 
+    def choice(self) -> tuple[str, str, str]:
+        """The three columns' detectors ("" where none is chosen)."""
+        third = self.third.currentText()
+        return self.first.currentText(), self.second.currentText(), "" if third == NO_DETECTOR else third
+
     def _detectors(self, *_: object) -> None:
-        self.second.setEnabled(self.side_by_side.isChecked())
-        self.detectors_changed.emit(self.first.currentText(), self.second.currentText(),
-                                    self.side_by_side.isChecked())
+        for box in (self.second, self.third):
+            box.setEnabled(self.side_by_side.isChecked())
+        self.detectors_changed.emit(*self.choice(), self.side_by_side.isChecked())
 
     def _overlay(self, name: str) -> None:
         self.overlay_changed.emit(name, self.checks[name].isChecked(), self.sliders[name].value() / 100)

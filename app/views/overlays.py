@@ -13,11 +13,17 @@ from engine.store.labels import Region
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
 OVERLAY_TITLES = {"map": "Anomaly map", "lane": "Frame-score lane", "truth": "Ground-truth regions",
                   "labels": "Labelled regions", "playhead": "Playhead"}
-DEFAULT_OPACITY = {"map": 0.75, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
+DEFAULT_OPACITY = {"map": 0.6, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
 
 SPECTROGRAM_MAPS = ("grey_r", "grey", "viridis", "magma", "cividis")
 MAP_COLOUR_MAPS = ("inferno", "turbo", "plasma")
 TRUTH_COLOUR = "#ff3b30"
+THRESHOLD_COLOUR = "#d32f2f"
+#: The percentile of a clip's map cells that tops its colour scale when the clip is above threshold (the very
+#: top cells are often single outliers).
+MAP_TOP_PERCENTILE = 99.5
+#: The colour scale of a map reaches at least this many times the frame threshold.
+MAP_HEADROOM = 1.5
 
 
 @dataclass
@@ -76,13 +82,51 @@ def map_colour_map(name: str) -> pg.ColorMap:
 
 
 def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
-    """0 (a perfect match with normal sound) to the model's frame threshold: a cell at full colour scores
-    as high as the most anomalous 1 % of training frames. Without a threshold, the map's own range."""
-    if lanes.frame_threshold is not None and lanes.frame_threshold > 0:
-        return 0.0, float(lanes.frame_threshold)
+    """The colour range of a detector's map on one clip, in the map's units (those of its frame scores).
+
+    The top is the clip's own high percentile, but never below MAP_HEADROOM x the model's frame threshold: a
+    clip that stays under the threshold is drawn on one scale for every such clip, where a cell at the
+    threshold is mid-colour and half transparent and ordinary cells are transparent; a clip above it has its
+    strongest cells at full colour, and a clip far above the threshold everywhere still shows which of its
+    cells are strongest (a fixed top at the threshold made it one saturated block). The low end,
+    threshold x (1 - threshold / top), lies a little below the threshold when the top is far above it and
+    moves smoothly down as the top comes nearer, so the threshold always stays on the scale. Without a
+    threshold, the map's own range."""
     values = lanes.anomaly_map[np.isfinite(lanes.anomaly_map)] if lanes.anomaly_map is not None else np.zeros(0)
-    low, high = np.percentile(values, [2, 99.5]) if values.size else (0.0, 1.0)
+    threshold = lanes.frame_threshold
+    if threshold is not None and threshold > 0:
+        top = float(np.percentile(values, MAP_TOP_PERCENTILE)) if values.size else threshold
+        top = max(top, MAP_HEADROOM * threshold)
+        return float(threshold * (1.0 - threshold / top)), top
+    low, high = np.percentile(values, [2, MAP_TOP_PERCENTILE]) if values.size else (0.0, 1.0)
     return float(low), float(high if high > low else low + 1.0)
+
+
+def colour_bar_ticks(low: float, high: float, threshold: float | None, count: int = 4) -> list[tuple[float, str]]:
+    """The labels of a map's colour bar: about `count` round values between low and high, and the threshold
+    (labelled "thr") where it lies on the scale; a round value too close to the threshold gives way to it."""
+    span = high - low
+    if not np.isfinite(span) or span <= 0:
+        return []
+    raw = span / count
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    values = np.arange(np.ceil(low / step) * step, high + 1e-9 * span, step)
+    inside = threshold is not None and low <= threshold <= high
+    ticks = [(float(v), short_number(v)) for v in values if not inside or abs(v - threshold) > 0.15 * span]
+    if inside:
+        ticks.append((float(threshold), "thr"))
+    return sorted(ticks)
+
+
+def short_number(value: float) -> str:
+    """A scale's label in a few characters (1.5k, 20, 0.35), so a narrow axis has room for it."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}" if size >= 0.01 or size == 0 else f"{value:.1g}"
 
 
 def raster_map(lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128,

@@ -1,7 +1,8 @@
 """The spectrogram view: a clip's mel spectrogram in dB placed in seconds x mel (the axis reads Hz), with
 overlays each with its own visibility and opacity (a detector's anomaly map with a colour bar, its
 frame-score lane with the threshold drawn, ground-truth and labelled regions, the playhead), a
-peak-downsampled waveform strip, and a second column that shows another detector's map on the same clip.
+peak-downsampled waveform strip, and side by side up to two more columns that show other detectors' maps on
+the same clip, linked in time and frequency with the first.
 
 Audio is never read on the GUI thread: `DisplayLoader` computes the overview when a clip is shown and the
 full-resolution detail of the visible window as the user zooms into a long recording.
@@ -22,8 +23,12 @@ from app.views.spectrogram_panel import Panel
 
 #: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
 DETAIL_COLUMNS = 6000
+#: The first detector's column and, side by side, up to this many more.
+COLUMNS = 3
+
+
 class SpectrogramView(QWidget):
-    """`show_clip(display)` draws a clip; `set_detectors(a, b)` picks the maps; overlays via `set_overlay`."""
+    """`show_clip(display)` draws a clip; `set_detectors(a, b, c)` picks the maps; overlays via `set_overlay`."""
 
     overview_shown = Signal(str)     # clip id, once its spectrogram is drawn
     detail_shown = Signal(float, float)
@@ -44,13 +49,14 @@ class SpectrogramView(QWidget):
         layout.addWidget(self.graphics)
         self.label_mode = False
         self.selected_region: int | None = None
-        self.panels = [Panel(self.graphics.ci, 0, self), Panel(self.graphics.ci, 1, self)]
+        self.panels = [Panel(self.graphics.ci, column, self) for column in range(COLUMNS)]
         for panel in self.panels:
             panel.view_box.drawn.connect(self._drawn)
         self.panels[0].attach(True)
         main = self.panels[0].plot
-        self.panels[1].plot.setXLink(main)
-        self.panels[1].plot.setYLink(main)
+        for panel in self.panels[1:]:
+            panel.plot.setXLink(main)
+            panel.plot.setYLink(main)
         self.wave: pg.PlotItem = self.graphics.ci.addPlot(row=2, col=0)
         self.wave.setMaximumHeight(90)
         self.wave.setXLink(main)
@@ -73,7 +79,7 @@ class SpectrogramView(QWidget):
         self._visible = {name: True for name in OVERLAYS}
         self._opacity = dict(DEFAULT_OPACITY)
         self.display: ClipDisplay | None = None
-        self.detectors: tuple[str | None, str | None] = (None, None)
+        self.detectors: tuple[str | None, ...] = (None,) * COLUMNS
         self.side_by_side = False
         self.overview: SpectrogramTile | None = None
         self.overview_envelope: Envelope | None = None
@@ -131,8 +137,10 @@ class SpectrogramView(QWidget):
         self._draw_lanes()
         self._draw_regions()
 
-    def set_detectors(self, first: str | None, second: str | None = None) -> None:
-        self.detectors = (first, second)
+    def set_detectors(self, first: str | None, *others: str | None) -> None:
+        """The first column's detector and, side by side, the others' (None: that column is not shown)."""
+        self.detectors = (first, *others[:COLUMNS - 1], *(None,) * (COLUMNS - 1 - len(others)))
+        self._set_side_by_side(self.side_by_side)
         self._draw_lanes()
 
     def set_side_by_side(self, on: bool) -> None:
@@ -141,15 +149,22 @@ class SpectrogramView(QWidget):
 
     def _set_side_by_side(self, on: bool) -> None:
         self.side_by_side = on
-        self.panels[1].attach(on)
+        for panel, detector in zip(self.panels[1:], self.detectors[1:], strict=True):
+            panel.attach(on and detector is not None)
+
+    def shown_panels(self) -> list[Panel]:
+        """The columns on screen: the first, and side by side those with a detector."""
+        return [panel for panel in self.panels if panel.attached]
 
     def _draw_lanes(self) -> None:
         lanes = self.display.lanes if self.display else {}
         for panel, detector in zip(self.panels, self.detectors, strict=True):
             panel.set_lanes(lanes.get(detector) if detector else None, self.mel_range(), self.settings)
             panel.map_image.setOpacity(self._opacity["map"])
-            for item in (panel.lane,):
-                item.setVisible(self._visible["lane"] and (panel is self.panels[0] or self.side_by_side))
+            panel.lane.setVisible(self._visible["lane"] and panel.attached)
+        # Columns whose titles got shorter give the room back (pyqtgraph fits its layout to the view only
+        # when the view is resized).
+        self.graphics.ci.setGeometry(self.graphics.range)
 
     def _draw_regions(self) -> None:
         display = self.display
@@ -305,15 +320,14 @@ class SpectrogramView(QWidget):
             self.panels[0].plot.setYRange(*self.mel_range(), padding=0)
 
     def _clicked(self, event) -> None:
-        items = [self.panels[0].plot, self.wave, self.panels[0].lane]
-        if self.side_by_side:
-            items.append(self.panels[1].plot)
+        plots = [panel.plot for panel in self.shown_panels()]
+        items = [*plots, self.wave, *(panel.lane for panel in self.shown_panels())]
         for item in items:
             if item.sceneBoundingRect().contains(event.scenePos()):
                 point = item.vb.mapSceneToView(event.scenePos())
                 seconds = float(point.x())
                 if self.display is not None and 0 <= seconds <= self.display.duration_s:
-                    mel = float(point.y()) if item in (self.panels[0].plot, self.panels[1].plot) else None
+                    mel = float(point.y()) if item in plots else None
                     region = self.region_at(seconds, mel)
                     self.selection = (region.start_s, region.end_s) if region else next(
                         ((s, e) for s, e in self.display.truth if s <= seconds <= e), None)

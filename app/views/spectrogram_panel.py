@@ -11,12 +11,15 @@ from PySide6.QtGui import QColor
 
 from engine.audio.display import SpectrogramTile, hz_to_mel, mel_to_hz
 from app.settings import SpectrogramSettings
-from app.views.overlays import DetectorLanes, map_colour_map, map_levels, raster_map, spectrogram_colour_map
+from app.views.overlays import (THRESHOLD_COLOUR, DetectorLanes, colour_bar_ticks, map_colour_map, map_levels,
+                                raster_map, short_number, spectrogram_colour_map)
 from app.views.region_items import DrawingViewBox, RegionItems
 
 if TYPE_CHECKING:
     from app.views.spectrogram import SpectrogramView
 
+#: The width of a colour bar's scale: room for "thr" and three digits, so three columns fit a laptop screen.
+COLOUR_BAR_AXIS_WIDTH = 34
 TICKS_HZ = (0, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000,
             16000, 20000, 24000)
 
@@ -42,6 +45,30 @@ class HzAxis(pg.AxisItem):
         return out
 
 
+class ScoreAxis(pg.AxisItem):
+    """The left axis of a frame-score lane: short labels (2.5k, not 2500), so a narrow column keeps them."""
+
+    def tickStrings(self, values, scale, spacing):
+        return [short_number(value * scale) for value in values]
+
+
+def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
+    """A column's title: detector, score, decision, threshold; on two lines when columns stand side by side."""
+    if lanes is None:
+        return ""
+    verdict = f"<span style='color:{THRESHOLD_COLOUR}'>anomaly</span>" if lanes.decision else "normal"
+    if narrow:
+        title = f"<b>{lanes.detector}</b>: {verdict}{', no map' if lanes.anomaly_map is None else ''}"
+        title += f"<br>score {lanes.score:.4g}"
+        return title + (f", threshold {lanes.threshold:.4g}" if lanes.threshold is not None else "")
+    title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
+    if lanes.threshold is not None:
+        title += f" (threshold {lanes.threshold:.4g})"
+    if lanes.anomaly_map is None:
+        title += "; no map, see its frame lane"
+    return title
+
+
 def _region(start: float, end: float, colour: str, opacity: float) -> pg.LinearRegionItem:
     fill = QColor(colour)
     fill.setAlphaF(opacity)
@@ -60,7 +87,9 @@ class Panel:
         self.column = column
         self.view_box = DrawingViewBox()
         self.plot = pg.PlotItem(viewBox=self.view_box, axisItems={"left": HzAxis("left")})
-        self.plot.setLabel("left", "Hz")
+        # The first column names its axes; the others line up with it (frequency is linked) and keep the room.
+        self.axis_titles = column == 0
+        self.plot.setLabel("left", "Hz" if self.axis_titles else None)
         self.plot.getAxis("bottom").setStyle(showValues=False)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -74,13 +103,20 @@ class Panel:
         # The colour bar has a layout column of its own, so every plot of a column is as wide as the others
         # (linked plots line up their time axes by screen position).
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=map_colour_map("inferno"), interactive=False,
-                                          width=12, label="anomaly map")
+                                          width=12)
+        self.colour_bar.axis.setWidth(COLOUR_BAR_AXIS_WIDTH)  # three columns side by side fit a laptop screen
+        self.colour_bar.setToolTip("The anomaly map's colour scale; the red line (thr): the model's frame threshold")
         self.colour_bar.setImageItem(self.map_image)
-        self.lane = pg.PlotItem()
+        # Where the model's frame threshold lies on the map's colour scale (the bar's own y runs 0 to 256).
+        self.threshold_mark = pg.InfiniteLine(angle=0, pen=pg.mkPen(THRESHOLD_COLOUR, width=3))
+        self.threshold_mark.setZValue(10)
+        self.threshold_mark.setVisible(False)
+        self.colour_bar.addItem(self.threshold_mark)
+        self.lane = pg.PlotItem(axisItems={"left": ScoreAxis("left")})
         self.lane.setMaximumHeight(110)
         self.lane.setMenuEnabled(False)
         self.lane.hideButtons()
-        self.lane.setLabel("left", "score")
+        self.lane.setLabel("left", "score" if self.axis_titles else None)
         self.lane.getAxis("left").setWidth(self.plot.getAxis("left").width())
         self.lane.setXLink(self.plot)
         self.lane.setMouseEnabled(x=True, y=False)
@@ -93,7 +129,7 @@ class Panel:
         self.levels = {name: pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(colour, width=2),
                                              hoverPen=pg.mkPen(colour, width=4), label=name,
                                              labelOpts={"position": where, "color": colour, "anchors": [(0, 1), (0, 1)]})
-                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.09))}
+                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.16))}
         for line in self.levels.values():
             line.setVisible(False)
             line.setZValue(15)
@@ -127,15 +163,9 @@ class Panel:
     def set_lanes(self, lanes: DetectorLanes | None, mel_range: tuple[float, float], settings: SpectrogramSettings,
                   ) -> None:
         self.lanes = lanes
-        title = ""
-        if lanes is not None:
-            verdict = "<span style='color:#d32f2f'>anomaly</span>" if lanes.decision else "normal"
-            title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
-            if lanes.threshold is not None:
-                title += f" (threshold {lanes.threshold:.4g})"
-            if lanes.anomaly_map is None:
-                title += "; no map, see its frame lane"
-        self.plot.setTitle(title, size="9pt")
+        narrow = sum(panel.attached for panel in self.view.panels) > 1
+        # A title is as wide as its text at least: side by side it is short, so the columns fit a laptop.
+        self.plot.setTitle(_title(lanes, narrow), size="8pt" if narrow else "9pt")
         raster = raster_map(lanes, *mel_range) if lanes is not None else None
         if raster is None:
             self.map_image.clear()
@@ -146,6 +176,7 @@ class Panel:
             low, high = map_levels(lanes)
             self.colour_bar.setColorMap(map_colour_map(settings.map_colour_map))
             self.colour_bar.setLevels((low, high))
+            self._mark_threshold(low, high, lanes.frame_threshold)
             self.map_image.setImage(np.nan_to_num(image, nan=low - abs(high - low)), autoLevels=False,
                                     levels=(low, high))
             self.map_image.setRect(start, mel_range[0], end - start, mel_range[1] - mel_range[0])
@@ -163,11 +194,25 @@ class Panel:
             top = max([*finite.tolist(), lanes.frame_threshold or -np.inf]) if finite.size else 1.0
             bottom = float(finite.min()) if finite.size else 0.0
             self.lane.setYRange(bottom, top if top > bottom else bottom + 1, padding=0.08)
-        self.lane.setLabel("left", "score")
+
+    def _mark_threshold(self, low: float, high: float, threshold: float | None) -> None:
+        """The threshold as a line across the colour bar and a label on its scale."""
+        self.colour_bar.axis.setTicks([colour_bar_ticks(low, high, threshold)])
+        inside = threshold is not None and high > low and low <= threshold <= high
+        self.threshold_mark.setVisible(inside)
+        if inside:
+            self.threshold_mark.setValue(256 * (threshold - low) / (high - low))
+
+    @property
+    def attached(self) -> bool:
+        """Whether this column is in the layout (on screen)."""
+        return self.plot.scene() is not None
 
     def attach(self, on: bool) -> None:
         """Put this column's plots into the layout, or take them out (a hidden column takes no room)."""
-        placed = self.plot.scene() is not None
+        placed = self.attached
+        # Shown columns share the width (their colour bars keep theirs); a column taken out gives its share back.
+        self.layout.layout.setColumnStretchFactor(2 * self.column, 1 if on else 0)
         if on and not placed:
             self.layout.addItem(self.plot, row=0, col=2 * self.column)
             self.layout.addItem(self.colour_bar, row=0, col=2 * self.column + 1)

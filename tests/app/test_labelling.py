@@ -38,9 +38,9 @@ def put_playhead(window, seconds: float) -> None:
 
 
 def drag(qtbot, window, start: tuple[float, float], end: tuple[float, float], modifier=Qt.KeyboardModifier.NoModifier,
-         ) -> None:
-    """A mouse drag on the spectrogram from (seconds, mel) to (seconds, mel), as the mouse sends it."""
-    view, box = window.view.graphics, window.view.panels[0].view_box
+         column: int = 0) -> None:
+    """A mouse drag on a column's spectrogram from (seconds, mel) to (seconds, mel), as the mouse sends it."""
+    view, box = window.view.graphics, window.view.panels[column].view_box
     points = [view.mapFromScene(box.mapViewToScene(QPointF(*p))) for p in (start, end)]
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
 

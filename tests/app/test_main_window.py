@@ -70,7 +70,23 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
     assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
-    # The knn detector has no map: its lane is shown, and the map and its colour bar go away.
+    # Each detector shows its own map and lane: knn's replace patch_memory's.
+    shown = panel.map_image.image.copy()
+    window.controls.first.setCurrentText("knn")
+    assert panel.map_image.isVisible() and not np.array_equal(panel.map_image.image, shown, equal_nan=True)
+    assert panel.curve.getData()[0].size > 0 and "knn" in panel.plot.titleLabel.text
+
+
+def test_a_lane_stored_without_a_map_is_shown_alone(qtbot, window):
+    """Scores stored before a detector gave maps keep their lane: it is shown, and the map and its colour bar
+    go away."""
+    clip_id = anomalous_test_clip(window)
+    artifact = results.clip_scores(window.project, clip_id)[clip_id]["knn"].map_artifact
+    lanes = results.load_lanes(window.project, artifact)
+    np.savez(window.project.folder / artifact,
+             **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))})
+    select_clip(qtbot, window, clip_id)
+    panel = window.view.panels[0]
     window.controls.first.setCurrentText("knn")
     assert not panel.map_image.isVisible() and not panel.colour_bar.isVisible()
     assert panel.curve.getData()[0].size > 0 and "knn" in panel.plot.titleLabel.text
@@ -110,9 +126,10 @@ def test_dropped_files_go_to_the_inbox_and_their_scores_appear(qtbot, window, tm
     model = window.table.model
     row = model.rows[model.row_of(result.clip_ids[1])]
     assert row.source == "inbox" and row.scores["knn"].score == result.scored[result.clip_ids[1]]["knn"]
-    # The last dropped file is shown with its map, and the inbox node counts both.
+    # The last dropped file is shown with every detector's map, and the inbox node counts both.
     qtbot.waitUntil(lambda: window.view.display is not None and window.view.display.clip_id == result.clip_ids[1])
-    assert window.view.display.lanes["patch_memory"].anomaly_map is not None
+    shown = window.view.display.lanes
+    assert {d for d, lanes in shown.items() if lanes.anomaly_map is not None} == set(result.scored[result.clip_ids[1]])
     inbox = window.tree.topLevelItem(window.tree.topLevelItemCount() - 1)
     assert inbox.text(1) == "2"
     # The noisy burst scores higher than the steady file with the fitted fan models.

@@ -3,9 +3,10 @@ child process on a real X server. Once the project is open and a clip is shown, 
 `LAYOUT {json}` with what a user on that screen can reach: the screen, the window's frame, each dock's place
 (or its tab's, when it is a tab behind another), the spectrogram's size and any key given to two actions.
 Then the window runs until the user quits it; the exit status is the console script's. With `--labelling`
-(for the README's picture) it first proposes regions on the clip and labels two the way a user does.
+(for the README's picture) it first proposes regions on the clip and labels two the way a user does; with
+`--side-by-side` it shows patch_memory, dcase_ae and knn side by side.
 
-    DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling]
+    DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling] [--side-by-side]
 """
 from __future__ import annotations
 
@@ -40,10 +41,15 @@ def report(window) -> dict:
         for sequence in action.shortcuts():
             keys.setdefault(sequence.toString(), []).append(action.objectName())
     screen = window.screen().geometry()
+    graphics = window.view.graphics
+    columns = [[*_rect(QRect(graphics.mapToGlobal(rect.topLeft()), rect.size())), panel.plot.titleLabel.text]
+               for panel in window.view.shown_panels()
+               for rect in [graphics.mapFromScene(panel.colour_bar.sceneBoundingRect().united(
+                   panel.plot.sceneBoundingRect())).boundingRect()]]
     return {"screen": _rect(screen), "available": _rect(window.screen().availableGeometry()),
             "frame": _rect(window.frameGeometry()), "minimum": [window.minimumSizeHint().width(),
                                                                  window.minimumSizeHint().height()],
-            "docks": docks, "spectrogram": _global(window.view), "caption": window.caption.text(),
+            "docks": docks, "spectrogram": _global(window.view), "columns": columns, "caption": window.caption.text(),
             "twice": {k: v for k, v in keys.items() if len(v) > 1}}
 
 
@@ -63,7 +69,15 @@ def label_some(window) -> None:
     window.refresh_regions()
 
 
-def main(project: str, labelling: bool = False) -> int:
+def side_by_side(window) -> None:
+    """Three detectors' maps on the clip, as a user picks them in the strip above the spectrogram."""
+    controls = window.controls
+    for box, name in zip(controls.boxes, ("patch_memory", "dcase_ae", "knn"), strict=True):
+        box.setCurrentText(name)
+    controls.side_by_side.setChecked(True)
+
+
+def main(project: str, labelling: bool = False, three_columns: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.main import main as earmark
 
@@ -85,6 +99,8 @@ def main(project: str, labelling: bool = False) -> int:
             return
         if labelling:
             label_some(window)
+        if three_columns:
+            side_by_side(window)
         window.activateWindow()  # no window manager on Xvfb: the window takes the keyboard itself
         window.raise_()
         QTimer.singleShot(500, lambda: print("LAYOUT " + json.dumps(report(window)), flush=True))
@@ -94,4 +110,4 @@ def main(project: str, labelling: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], "--labelling" in sys.argv[2:]))
+    sys.exit(main(sys.argv[1], "--labelling" in sys.argv[2:], "--side-by-side" in sys.argv[2:]))

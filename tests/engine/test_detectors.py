@@ -64,6 +64,30 @@ def test_fit_and_score_give_a_detection_per_clip_with_frame_scores_and_a_decisio
     assert np.mean([d.decision for d in train]) <= 0.5
 
 
+def test_every_detection_carries_an_anomaly_map_in_the_units_of_its_frame_lane(key, toy_project, tmp_path):
+    """An analyst compares detectors' maps over the spectrogram, each coloured against its model's frame
+    threshold: every unsupervised detector gives a map whose grid lies on the clip's spectrogram and whose
+    columns are its frame lane (a frame score is the mean or the max of its map column)."""
+    detector = _detector(key, tmp_path)
+    detector.fit(_group(toy_project))
+    test = _group(toy_project, "test")
+    for clip, detection in zip(test, detector.score(test), strict=True):
+        grid = detection.anomaly_map
+        assert grid is not None, f"{key} gives no anomaly map"
+        freq, times = np.asarray(detection.map_freq_spans_hz), np.asarray(detection.map_time_spans_s)
+        assert grid.shape == (len(freq), len(times)) and np.all(np.isfinite(grid)) and np.ptp(grid) > 0
+        assert np.all(freq[:, 0] < freq[:, 1]) and np.all(np.diff(freq, axis=0) > 0)
+        assert 0 <= freq.min() and freq.max() <= clip.sample_rate / 2 + 1e-6
+        assert np.all(times[:, 0] < times[:, 1]) and np.all(np.diff(times, axis=0) > 0)
+        assert 0 <= times.min() and times.max() <= clip.duration_s + 1e-3
+        # the lane's frame nearest each column's centre
+        nearest = np.abs(detection.frame_times[None, :] - times.mean(axis=1)[:, None]).argmin(axis=1)
+        lane = detection.frame_scores[nearest]
+        tolerance = 1e-3 * np.abs(lane) + 1e-4 * np.abs(lane).max()
+        assert (np.all(np.abs(grid.mean(axis=0) - lane) <= tolerance)
+                or np.all(np.abs(grid.max(axis=0) - lane) <= tolerance)), f"{key}'s map columns are not its lane"
+
+
 def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_path):
     detector = _detector(key, tmp_path)
     detector.fit(_group(toy_project))

@@ -93,9 +93,12 @@ def test_pretrained_encoders_feed_knn_and_patch_memory(name, detector, request, 
     detections = model.score(test)
     assert [d.clip_id for d in detections] == [c.clip_id for c in test]
     assert all(np.isfinite(d.score) and len(d.frame_scores) for d in detections)
-    if detector == "patch_memory":
-        rows = 12 if name == "ast" else 8
-        assert all(d.anomaly_map.shape == (rows, len(d.frame_times)) for d in detections)
+    rows = 12 if name == "ast" else 8
+    assert all(d.anomaly_map.shape == (rows, len(d.frame_times)) for d in detections)
+    if detector == "knn":  # each frame's distance split over the grid's rows: a column's mean is the frame score
+        for d in detections:
+            np.testing.assert_allclose(d.anomaly_map.mean(axis=0), d.frame_scores, rtol=1e-3,
+                                       atol=1e-4 * float(np.abs(d.frame_scores).max()))
 
 
 def test_layers_are_chosen_from_the_command_line_and_checked_against_the_model(ast_weights):

@@ -11,6 +11,7 @@ import torch
 
 from engine.audio.features import LogMelConfig
 from engine.data.clip import Clip
+from engine.detectors.band_maps import band_map, map_fields
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.dcase_ae.model import AENet, stack_frames
 from engine.detectors.held_out import held_out_folds
@@ -75,6 +76,7 @@ class DcaseAEDetector(Detector):
         self.stats = {domain: [0.0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)]
                       for domain in ("source", "target")}
         self.precisions: dict[str, torch.Tensor] = {}
+        self._roots: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # domain -> (precision, its square root)
         # Per scoring mode, (clip scores, frame scores) of training normals the network did not train on.
         self.held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.held_out_ids: list[str] | None = None  # whose those clip scores are (every mode's, same order)
@@ -262,6 +264,37 @@ class DcaseAEDetector(Detector):
         score = min(float(distances[0].mean()), float(distances[1].mean()))
         return score, torch.minimum(*distances).cpu().numpy()
 
+    def _score_with_shares(self, residual: torch.Tensor) -> tuple[float, np.ndarray, np.ndarray]:
+        """`_score_vectors` in the configured mode, and [windows, n_mels]: each window's score split over
+        mel bands, so a row's mean is the window's score. MSE: the band's squared residual, averaged over the
+        window's frames. Mahalanobis: the residual whitened by the symmetric square root of a domain's
+        precision (its squares sum to the distance, and each stays tied to its own band and frame), for the
+        domain the window is closer to, squared, averaged over the frames and times the bands in a window."""
+        n_mels, frames = self.config.n_mels, self.config.frames
+        if self.config.mode == "mse":
+            parts = residual.pow(2)
+            lane = parts.mean(dim=1)
+            score = float(lane.mean())
+        else:  # the distances from the whitened residuals: the same two products as `_score_vectors`'
+            whitened = [residual @ self._precision_root(d) for d in ("source", "target")]
+            distances = [w.pow(2).sum(dim=1) for w in whitened]
+            score = min(float(distances[0].mean()), float(distances[1].mean()))
+            lane = torch.minimum(*distances)
+            parts = torch.where((distances[0] <= distances[1])[:, None], *whitened).pow(2) * (n_mels * frames)
+        # a row is frame 0's n_mels bands, then frame 1's, ... (stack_frames)
+        return score, lane.cpu().numpy(), parts.view(len(parts), frames, n_mels).mean(dim=1).cpu().numpy()
+
+    def _precision_root(self, domain: str) -> torch.Tensor:
+        """The symmetric square root of a domain's precision, kept until the precision changes."""
+        precision = self.precisions[domain]
+        kept = self._roots.get(domain)
+        if kept is None or kept[0] is not precision:
+            matrix = precision.double().cpu()
+            values, vectors = torch.linalg.eigh((matrix + matrix.T) / 2)
+            root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+            kept = self._roots[domain] = (precision, root.float().to(self.device))
+        return kept[1]
+
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
         vectors = self._vectors(clips, progress)
         features = self.config.features
@@ -273,9 +306,10 @@ class DcaseAEDetector(Detector):
             if not len(vectors[clip.clip_id]):
                 progress.problem(f"{clip.clip_id}: skipped, shorter than {self.config.frames} frames")
                 continue
-            score, frames = self._score_vectors(vectors[clip.clip_id])
+            score, frames, shares = self._score_with_shares(self._residuals(vectors[clip.clip_id]))
             times = features.frame_times(len(frames)) + offset  # centre of each 5-frame window
-            detections.append(Detection(clip.clip_id, score, False, frames.astype(np.float32), times))
+            detections.append(Detection(clip.clip_id, score, False, frames.astype(np.float32), times,
+                                        **map_fields(band_map(shares, features, times, clip.duration_s))))
         return detections
 
     # -- state ----------------------------------------------------------------------------------------------

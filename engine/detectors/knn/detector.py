@@ -12,6 +12,7 @@ import torch
 from engine.audio.augment import mix_at_snr, pitch_shift
 from engine.audio.feature_cache import load_clips
 from engine.data.clip import Clip
+from engine.detectors.band_maps import map_fields
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.knn.bank import (
@@ -20,8 +21,10 @@ from engine.detectors.knn.bank import (
     leave_one_out_stats,
     mem_mixup,
 )
+from engine.detectors.knn.maps import lane_maps
 from engine.detectors.registry import register_detector
 from engine.encoders import Embedding, make_encoder
+from engine.encoders.logmel import LogMelEncoder
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 
@@ -31,6 +34,8 @@ _THRESHOLD_FRAMES = 20000
 #: Groups up to this size learn thresholds leaving one clip out at a time; larger ones, one fold of many.
 LEAVE_ONE_OUT_UP_TO = 50
 HELD_OUT_FOLDS = 10
+#: Clips embedded and scored at a time.
+_SCORE_BATCH = 32
 
 
 @dataclass
@@ -319,7 +324,18 @@ class KnnDetector(Detector):
                             self.frame_parent if parents is not None else None)
 
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
-        embeddings = self.encoder.encode(clips, progress)
+        detections: list[Detection] = []
+        # a few clips at a time: the patch grids other encoders' maps are made of are large (11 MB for 10 s
+        # of AST's three layers); logmel's frames are mel bands themselves and need none
+        patches = not isinstance(self.encoder, LogMelEncoder)
+        for start in range(0, len(clips), _SCORE_BATCH):
+            progress.update(start, len(clips), f"knn: {len(detections)} clips scored")
+            batch = clips[start:start + _SCORE_BATCH]
+            detections += self._detect_batch(batch, self.encoder.encode(batch, progress.child(""), patches=patches))
+        progress.update(len(clips), len(clips), f"knn: {len(detections)} clips scored")
+        return detections
+
+    def _detect_batch(self, clips: Sequence[Clip], embeddings: dict[str, Embedding]) -> list[Detection]:
         clips = [c for c in clips if c.clip_id in embeddings]
         if not clips:
             return []
@@ -329,9 +345,12 @@ class KnnDetector(Detector):
             lengths = [len(embeddings[c.clip_id].frames) for c in clips]
             frames = self._tensor(np.concatenate([embeddings[c.clip_id].frames for c in clips]))
             frame_scores = np.split(self._frame_scores(frames).cpu().numpy(), np.cumsum(lengths)[:-1])
+            maps = lane_maps(self.encoder, [embeddings[c.clip_id] for c in clips], [c.duration_s for c in clips],
+                             (frames - self.frame_mean) / self.frame_scale, self.frames, self.config.frame_k,
+                             self.frame_mean, self.frame_scale)
         return [Detection(clip.clip_id, float(score), False, lane.astype(np.float32),
-                          embeddings[clip.clip_id].frame_times)
-                for clip, score, lane in zip(clips, scores, frame_scores, strict=True)]
+                          embeddings[clip.clip_id].frame_times, **map_fields(found))
+                for clip, score, lane, found in zip(clips, scores, frame_scores, maps, strict=True)]
 
     # -- helpers and state ----------------------------------------------------------------------------------
     def _tensor(self, arrays) -> torch.Tensor:

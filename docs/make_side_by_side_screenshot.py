@@ -1,0 +1,50 @@
+"""Writes docs/side_by_side.png, the README's picture of three detectors' anomaly maps on one clip: a small
+demo-like project (one machine, 4 s clips) with dcase_ae, knn and patch_memory fitted, opened as a user opens
+it (`earmark open PROJECT`) on an X server with one 1366 x 768 screen (Xvfb); the most anomalous test clip
+with a ground-truth region is shown with patch_memory, dcase_ae and knn side by side, and the whole screen is
+captured. With no PROJECT the project is built first (a few minutes on two cores).
+
+    python docs/make_side_by_side_screenshot.py [PROJECT] [docs/side_by_side.png]
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from docs.make_laptop_screenshots import capture  # noqa: E402
+
+from engine.data.toy import ToyConfig  # noqa: E402
+from engine.demo import DemoPlan  # noqa: E402
+
+#: Longer clips than the tests' demo, so each map has time cells enough to read; one machine keeps it quick.
+PLAN = DemoPlan(ToyConfig(scale=0.03, seed=1, duration_s=4.0, sections=1, machines=("fan",)), ae_epochs=5)
+
+
+def build(folder: Path) -> Path:
+    import torch
+
+    from engine.demo import build_demo
+    from engine.jobs import Progress
+
+    build_demo(folder, PLAN, torch.device("cpu"), Progress())
+    return folder
+
+
+def main(project: Path | None, out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as temp:
+        source = project or build(Path(temp) / "source" / "demo")
+        copy = Path(temp) / "demo"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("audio", "features"))
+        capture(copy, out, Path(temp) / "config", "--side-by-side")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else None,
+                  Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "side_by_side.png"))
