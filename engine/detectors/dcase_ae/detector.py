@@ -269,7 +269,7 @@ class DcaseAEDetector(Detector):
         mel bands, so a row's mean is the window's score. MSE: the band's squared residual, averaged over the
         window's frames. Mahalanobis: the residual whitened by the symmetric square root of a domain's
         precision (its squares sum to the distance, and each stays tied to its own band and frame), for the
-        domain the window is closer to, squared, averaged over the frames and times the bands in a window."""
+        domain the window is closer to, squared, averaged over the frames and times n_mels x frames."""
         n_mels, frames = self.config.n_mels, self.config.frames
         if self.config.mode == "mse":
             parts = residual.pow(2)

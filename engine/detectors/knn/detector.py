@@ -342,12 +342,11 @@ class KnnDetector(Detector):
         with torch.inference_mode():
             queries = self._standardised(self._tensor([embeddings[c.clip_id].clip for c in clips]))
             scores = self._clip_scores(queries).cpu().numpy()
-            lengths = [len(embeddings[c.clip_id].frames) for c in clips]
             frames = self._tensor(np.concatenate([embeddings[c.clip_id].frames for c in clips]))
-            frame_scores = np.split(self._frame_scores(frames).cpu().numpy(), np.cumsum(lengths)[:-1])
-            maps = lane_maps(self.encoder, [embeddings[c.clip_id] for c in clips], [c.duration_s for c in clips],
-                             (frames - self.frame_mean) / self.frame_scale, self.frames, self.config.frame_k,
-                             self.frame_mean, self.frame_scale)
+            # the lane as `_frame_scores` gives it, and its map, from one search of the frame bank
+            frame_scores, maps = lane_maps(self.encoder, [embeddings[c.clip_id] for c in clips],
+                                           [c.duration_s for c in clips], (frames - self.frame_mean) / self.frame_scale,
+                                           self.frames, self.config.frame_k, self.frame_mean, self.frame_scale)
         return [Detection(clip.clip_id, float(score), False, lane.astype(np.float32),
                           embeddings[clip.clip_id].frame_times, **map_fields(found))
                 for clip, score, lane, found in zip(clips, scores, frame_scores, maps, strict=True)]

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from engine.audio.features import LogMelConfig
 from engine.detectors.band_maps import BandMap, band_map, frame_spans, pool_rows
 from engine.detectors.knn.bank import pairwise
 from engine.encoders import Embedding, Encoder
@@ -26,26 +25,26 @@ from engine.encoders.logmel import LogMelEncoder
 _CHUNK = 4096
 
 
-def nearest_rows(queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
-    """[Q, k'] indices of each query's k nearest bank rows by squared L2 (k' = min(k, len(bank))), the
-    neighbours `knn_distance` averages over."""
+def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's mean squared L2 distance to its k nearest bank rows, as `knn_distance` computes it (the
+    frame lane), and those rows' indices [Q, min(k, len(bank))]: one search gives the lane and its map."""
     k = min(k, len(bank))
-    return torch.cat([torch.topk(pairwise(queries[start:start + _CHUNK], bank, "l2"), k, dim=1,
-                                 largest=False).indices for start in range(0, len(queries), _CHUNK)])
+    found = [torch.topk(pairwise(queries[start:start + _CHUNK], bank, "l2"), k, dim=1, largest=False)
+             for start in range(0, len(queries), _CHUNK)]
+    distances = torch.cat([f.values for f in found])
+    return distances.sum(1) / k, torch.cat([f.indices for f in found])
 
 
-def band_shares(queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
-    """[Q, D]: each dimension's share of a query's mean squared distance to its k nearest bank rows, times
+def band_shares(queries: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """[Q, D]: each dimension's share of a query's mean squared distance to its neighbours [Q, k, D], times
     D, so that a row's mean is the distance."""
-    neighbours = bank[nearest_rows(queries, bank, k)]  # [Q, k, D]
     return (queries[:, None, :] - neighbours).pow(2).mean(dim=1) * queries.shape[1]
 
 
-def row_shares(rows: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+def row_shares(rows: torch.Tensor, queries: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
     """[Q, F]: for rows [Q, F, D] whose mean over F is the query [Q, D], each row's term (row - neighbour) .
-    (query - neighbour), averaged over the query's k nearest bank rows: a result row's mean is the query's
+    (query - neighbour), averaged over the query's neighbours [Q, k, D]: a result row's mean is the query's
     mean squared distance to them."""
-    neighbours = bank[nearest_rows(queries, bank, k)]  # [Q, k, D]
     offsets = queries[:, None, :] - neighbours  # [Q, k, D]
     return torch.einsum("qfd,qkd->qf", rows, offsets) / offsets.shape[1] - (
         (neighbours * offsets).sum(dim=2).mean(dim=1)[:, None])
@@ -53,41 +52,38 @@ def row_shares(rows: torch.Tensor, queries: torch.Tensor, bank: torch.Tensor, k:
 
 def lane_maps(encoder: Encoder, embeddings: Sequence[Embedding], durations: Sequence[float | None],
               frames: torch.Tensor, bank: torch.Tensor, k: int, mean: torch.Tensor, scale: torch.Tensor,
-              ) -> list[BandMap | None]:
-    """Each clip's frame lane split over frequency. `frames` are every clip's frames one clip after another,
-    standardised (with `mean` and `scale`) as the frame `bank` is; `k` neighbours as the lane has."""
+              ) -> tuple[list[np.ndarray], list[BandMap | None]]:
+    """Each clip's frame lane, and that lane split over frequency. `frames` are every clip's frames one clip
+    after another, standardised (with `mean` and `scale`) as the frame `bank` is; `k` neighbours."""
+    lane, indices = nearest(frames, bank, k)
+    neighbours = bank[indices]  # [Q, k, D]
+    cuts = np.cumsum([len(e.frames) for e in embeddings])[:-1]
+    lanes = np.split(lane.cpu().numpy(), cuts)
     if isinstance(encoder, LogMelEncoder):
-        return logmel_maps(embeddings, durations, frames, bank, k, encoder.config)
-    return patch_row_maps(embeddings, durations, frames, bank, k, mean, scale)
-
-
-def logmel_maps(embeddings: Sequence[Embedding], durations: Sequence[float | None], frames: torch.Tensor,
-                bank: torch.Tensor, k: int, features: LogMelConfig) -> list[BandMap]:
-    """Maps for `logmel` frames: `frames` are every clip's standardised frames, one clip after another."""
-    shares = band_shares(frames, bank, k).cpu().numpy()
-    bands_per_share = features.n_mels // frames.shape[1]
-    parts = np.split(shares, np.cumsum([len(e.frames) for e in embeddings])[:-1])
-    return [band_map(part, features, e.frame_times, duration, bands_per_share)
-            for part, e, duration in zip(parts, embeddings, durations, strict=True)]
+        shares = np.split(band_shares(frames, neighbours).cpu().numpy(), cuts)
+        bands_per_share = encoder.config.n_mels // frames.shape[1]
+        return lanes, [band_map(part, encoder.config, e.frame_times, duration, bands_per_share)
+                       for part, e, duration in zip(shares, embeddings, durations, strict=True)]
+    return lanes, patch_row_maps(embeddings, durations, frames, neighbours, mean, scale)
 
 
 def patch_row_maps(embeddings: Sequence[Embedding], durations: Sequence[float | None], frames: torch.Tensor,
-                   bank: torch.Tensor, k: int, mean: torch.Tensor, scale: torch.Tensor) -> list[BandMap | None]:
+                   neighbours: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> list[BandMap | None]:
     """Maps for encoders whose frames are the mean of a patch grid's rows; None for an embedding without
-    its grid. `frames` are every clip's standardised frames, one clip after another; `mean` and `scale`
-    standardise them."""
+    its grid. `frames` are every clip's standardised frames, one clip after another, `neighbours` their
+    nearest bank frames [Q, k, D]; `mean` and `scale` standardise them."""
     maps: list[BandMap | None] = []
     start = 0
     for embedding, duration in zip(embeddings, durations, strict=True):
         count = len(embedding.frames)
-        queries = frames[start:start + count]
+        queries, near = frames[start:start + count], neighbours[start:start + count]
         start += count
         if embedding.patches is None or embedding.freq_spans_hz is None:
             maps.append(None)
             continue
         grid = torch.as_tensor(embedding.patches.mean(axis=0), dtype=torch.float32, device=frames.device)
         rows = (grid.permute(1, 0, 2) - mean) / scale  # [T, F, D], each row standardised as frames are
-        values, group = pool_rows(row_shares(rows, queries, bank, k).cpu().numpy().T)
+        values, group = pool_rows(row_shares(rows, queries, near).cpu().numpy().T)
         spans = np.asarray(embedding.freq_spans_hz, dtype=np.float64)
         first = np.arange(len(values)) * group
         freq = np.stack([spans[first, 0], spans[first + group - 1, 1]], axis=1)
