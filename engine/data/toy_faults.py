@@ -73,12 +73,12 @@ def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionS
         # deepens that by 2.5-5.5 dB. Fans and valves have no such swell: a depth of 0.10-0.22 is new.
         depth = rng.uniform(0.25, 0.45) if sound.machine == "bearing" else rng.uniform(0.10, 0.22)
         x = machine * (1 + depth * np.sin(phase + _near(rng)))
-        x += _orders(phase, {1.0: rng.uniform(0.08, 0.16)}, level, rng)
+        x += _orders(phase, {1.0: rng.uniform(0.08, 0.16)}, machine, sr, rng)
     elif kind == "misalignment":
-        depth = rng.uniform(0.08, 0.18)
+        depth = rng.uniform(0.10, 0.20)
         x = machine * (1 + depth * np.sin(2 * phase + _near(rng)))
         x += _orders(phase, {k: a * rng.uniform(0.07, 0.14) for k, a in ((2.0, 1.0), (3.0, 0.5), (4.0, 0.3))},
-                     level, rng)
+                     machine, sr, rng)
     elif kind == "bearing_wear":
         x = machine + _worn_race(machine, sound, speed, sr, rng)
     elif kind == "clogging":
@@ -89,19 +89,27 @@ def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionS
         strength = rng.uniform(0.04, 0.09)
         orders = {k + 0.5: strength / (1 + 0.3 * k) for k in range(6)}
         orders.update({float(k): 0.6 * strength / (1 + 0.3 * k) for k in range(3, 11)})
-        x += _orders(phase, orders, level, rng)
+        x += _orders(phase, orders, machine, sr, rng)
     else:
         raise ValueError(f"unknown stationary fault {kind!r}")
     return _within_level(x, level)
 
 
-def _orders(phase: np.ndarray, amplitudes: dict[float, float], level: float,
+def _orders(phase: np.ndarray, amplitudes: dict[float, float], machine: np.ndarray, sr: int,
             rng: np.random.Generator) -> np.ndarray:
-    """Tones at orders of the shaft (order -> amplitude relative to the machine's RMS), below Nyquist."""
-    out = np.zeros(len(phase))
+    """Tones at orders of the shaft, each raising the machine's own energy within a sixth of an octave of it
+    by 2-6 dB, and never above its amplitude in `amplitudes` (relative to the machine's RMS): a few dB where
+    the machine already has a line or a floor, little where it has nothing (behind the background noise)."""
+    n = len(phase)
+    out = np.zeros(n)
+    power = np.abs(np.fft.rfft(machine)) ** 2 * 2 / n ** 2  # mean-square contribution of each bin
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    rate = (phase[-1] - phase[0]) / (2 * np.pi * (n - 1) / sr)
     for order, amplitude in amplitudes.items():
         offset = _near(rng) if order in (1.0, 2.0) else rng.uniform(0, 2 * np.pi)
-        out += amplitude * level * np.sqrt(2) * np.sin(order * phase + offset)
+        near = np.abs(np.log2(np.maximum(freqs, 1e-3) / (order * rate))) <= 1 / 12
+        wanted = np.sqrt(2 * power[near].sum() * (10 ** (rng.uniform(2.0, 6.0) / 10) - 1))
+        out += min(wanted, amplitude * rms(machine) * np.sqrt(2)) * np.sin(order * phase + offset)
     return out
 
 
