@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import tempfile
@@ -45,7 +44,6 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, os.environ.get("EARMARK_SOURCE", str(Path(__file__).resolve().parents[2])))
 
@@ -54,15 +52,14 @@ from engine.data import toy_sounds  # noqa: E402
 from engine.data.importers import import_source  # noqa: E402
 from engine.data.toy import ToyConfig, generate  # noqa: E402
 from engine.detectors.registry import detector_class, detector_keys, make_config  # noqa: E402
-from engine.evaluation.metrics import auc, official_score, section_result, ScoredClip  # noqa: E402
 from engine.store import Project  # noqa: E402
 
+# The report beside this file, found also when EARMARK_SOURCE puts an older checkout (and its tests) first.
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+from conditions_report import DOMAINS, ENSEMBLE, FAMILIES, cell_aucs, finite, render, summarise, tables, verdicts  # noqa: E402,I001
+
 MACHINES = ("fan", "bearing", "valve")
-FAMILIES = ("transient", "stationary")
-DOMAINS = ("source", "target")
 TARGET_AVAILABLE = 10  # DCASE's target-domain training clips per section
-ENSEMBLE = "ensemble"
-RULE_AUC, RULE_FLAGGED = 0.6, 0.15
 
 
 @dataclass(frozen=True)
@@ -143,12 +140,29 @@ def feature_spec(detector):
             or getattr(encoder, "config", None))
 
 
-def from_members_of(cls):
-    return getattr(cls, "from_members", None)
+def ensemble_fit(cls, detector, fitted: dict, train: list, seed: int, plan: Plan):
+    """An ensemble's fit that builds it with `from_members` from the members fitted in this cell (a member
+    with settings of its own in `member_settings` is fitted here), and the seconds the reused members took."""
+    config = detector.config
+    own = getattr(config, "settings_for", lambda key: {})
+    reused = {key: fitted[key] for key in config.members if key in fitted and not own(key)}
+
+    def fit():
+        members = []
+        for key in config.members:
+            if key in reused:
+                members.append(reused[key][0])
+            else:  # not fitted in this cell (it failed, or has other settings): fitted now, and timed
+                member = detector_class(key)(config_for(Row(key, own(key)), seed, plan), cache=detector.cache)
+                member.fit(train)
+                members.append(member)
+        return cls.from_members(members, config)
+    return fit, sum(seconds for _, seconds in reused.values())
 
 
-def measure(detector, fit, train: list, test: list) -> tuple[dict, object]:
-    """Fit (by `fit()`, timed) and score; the cell's figures, or its error."""
+def measure(fit, test: list) -> tuple[dict, object]:
+    """Fit (`fit()` returns the fitted detector; timed) and score `test` (timed): the cell's figures, or its
+    error."""
     cell: dict = {"fit_s": None, "score_s": None, "error": None}
     try:
         started = time.perf_counter()
@@ -199,166 +213,18 @@ def run_unit(seed: int, machine: str, plan: Plan, rows: list[Row], data_root: st
                 except Exception as exc:
                     cells.append({**cell, "error": f"{type(exc).__name__}: {exc}", "fit_s": None, "score_s": None})
                     continue
-                combine = from_members_of(cls) if row.key == ENSEMBLE else None
-                if combine is not None:
-                    members = [d for key, (d, _) in fitted.items() if key != ENSEMBLE]
-                    spent = sum(s for _, s in fitted.values())
-                    figures, fitted_one = measure(detector, lambda: combine(members, detector.config), train, test)
+                if row.key == ENSEMBLE and hasattr(cls, "from_members"):
+                    fit, reused = ensemble_fit(cls, detector, fitted, train, seed, plan)
+                    figures, fitted_one = measure(fit, test)
                     if figures["fit_s"] is not None:
-                        figures["fit_s"] += spent
-                    cell["members"] = sorted(fitted)
+                        figures["fit_s"] += reused
+                    cell["members"] = list(detector.config.members)
                 else:
-                    figures, fitted_one = measure(detector, lambda: (detector.fit(train), detector)[1], train, test)
+                    figures, fitted_one = measure(lambda: (detector.fit(train), detector)[1], test)
                 cells.append({**cell, **figures})
                 if fitted_one is not None and not row.settings:
                     fitted[row.key] = (fitted_one, figures["fit_s"])
     return {"seed": seed, "machine": machine, "note": note, "cells": cells}
-
-
-# -- the figures --------------------------------------------------------------------------------------------
-def cell_aucs(cell: dict) -> dict[tuple[str, str], float]:
-    """(family, domain) -> AUC of that domain's normals against its anomalies of that family."""
-    found = {}
-    for family in FAMILIES:
-        for domain in DOMAINS:
-            chosen = [(fam is not None, score) for _, dom, fam, score, _ in cell.get("scored", [])
-                      if dom == domain and fam in (None, family)]
-            found[family, domain] = auc([a for a, _ in chosen], [s for _, s in chosen]) if chosen else math.nan
-    return found
-
-
-def sections_of(cells: list[dict], family: str) -> list:
-    """One SectionResult per machine from the cells of one (row, seed, size): normals + that family's anomalies."""
-    sections = []
-    for cell in cells:
-        scored = [ScoredClip(i, dom, fam is not None, s, d) for i, dom, fam, s, d in cell.get("scored", [])
-                  if fam in (None, family)]
-        if any(c.is_anomaly for c in scored):
-            sections.append(section_result(cell["machine"], "00", scored))
-    return sections
-
-
-def mean(values) -> float:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
-def summarise(rows: list[Row], cells: list[dict], plan: Plan) -> list[dict]:
-    summary = []
-    for row in rows:
-        mine = [c for c in cells if c["detector"] == row.label]
-        failed = [c for c in mine if c.get("error")]
-        aucs = [(c["size"], cell_aucs(c)) for c in mine if not c.get("error")]
-        entry: dict = {"detector": row.label, "cells_failed": len(failed),
-                       "errors": sorted({c["error"] for c in failed})[:3]}
-        for family in FAMILIES:
-            values = [a[family, d] for _, a in aucs for d in DOMAINS]
-            defined = [v for v in values if not math.isnan(v)]
-            # Every cell counts: a failed or undefined cell leaves the matrix mean undefined.
-            entry[f"matrix_{family}"] = mean(defined) if defined and not failed and len(defined) == len(values) else math.nan
-            entry[f"matrix_{family}_partial"] = mean(defined)
-            for domain in DOMAINS:
-                entry[f"auc_{family}_{domain}"] = mean(a[family, domain] for _, a in aucs)
-                for size in plan.sizes:
-                    entry[f"auc_{family}_{domain}_{size}"] = mean(a[family, domain] for s, a in aucs if s == size)
-            officials, f1 = [], {d: [] for d in DOMAINS}
-            for seed in plan.seeds:
-                for size in plan.sizes:
-                    group = [c for c in mine if c["seed"] == seed and c["size"] == size and not c.get("error")]
-                    sections = sections_of(group, family)
-                    if sections:
-                        officials.append(official_score(sections))
-                        f1["source"] += [s.f1_source for s in sections]
-                        f1["target"] += [s.f1_target for s in sections]
-            entry[f"official_{family}"] = mean(officials)
-            for domain in DOMAINS:
-                entry[f"f1_{family}_{domain}"] = mean(f1[domain])
-        for domain in DOMAINS:
-            entry[f"f1_{domain}"] = mean(entry[f"f1_{f}_{domain}"] for f in FAMILIES)
-            decisions = [d for c in mine for _, dom, fam, _, d in c.get("scored", []) if fam is None and dom == domain]
-            entry[f"flagged_{domain}"] = mean([float(np.mean(decisions))]) if decisions else math.nan
-        normals = [d for c in mine for _, _, fam, _, d in c.get("scored", []) if fam is None]
-        entry["normals_flagged"] = float(np.mean(normals)) if normals else math.nan
-        entry["fit_s"] = mean(c["fit_s"] for c in mine)
-        entry["score_s"] = mean(c["score_s"] for c in mine)
-        entry["fails_rule"] = not all(entry[f"matrix_{f}"] >= RULE_AUC for f in FAMILIES)  # NaN fails too
-        summary.append(entry)
-    return summary
-
-
-# -- printing -----------------------------------------------------------------------------------------------
-def number(value: float, digits: int = 3) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def matrix_text(entry: dict, family: str) -> str:
-    if not math.isnan(entry[f"matrix_{family}"]):
-        return number(entry[f"matrix_{family}"])
-    partial = entry[f"matrix_{family}_partial"]
-    return "-" if math.isnan(partial) else f"({number(partial)})"
-
-
-def tables(summary: list[dict], plan: Plan) -> list[tuple[list[str], list[list[str]]]]:
-    main = ["detector", "matrix transient", "matrix stationary", "official transient", "official stationary",
-            "F1 source", "F1 target", "normals flagged", "fit s", "score s"]
-    lines = [[e["detector"], matrix_text(e, "transient"), matrix_text(e, "stationary"),
-              number(e["official_transient"]), number(e["official_stationary"]), number(e["f1_source"], 2),
-              number(e["f1_target"], 2),
-              "-" if math.isnan(e["normals_flagged"]) else f"{e['normals_flagged']:.0%}",
-              number(e["fit_s"], 2), number(e["score_s"], 2)] for e in summary]
-    detail = ["detector", "family", *[f"{d[:3]} n={n}" for d in DOMAINS for n in plan.sizes], "source", "target"]
-    rows = [[e["detector"], family, *[number(e[f"auc_{family}_{d}_{n}"]) for d in DOMAINS for n in plan.sizes],
-             number(e[f"auc_{family}_source"]), number(e[f"auc_{family}_target"])]
-            for e in summary for family in FAMILIES]
-    return [(main, lines), (detail, rows)]
-
-
-def render(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
-        return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
-                *["| " + " | ".join(row) + " |" for row in rows]]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-            for r in [header, *rows]]
-
-
-def verdicts(summary: list[dict]) -> list[str]:
-    lines = []
-    failing = [e["detector"] for e in summary if e["fails_rule"]]
-    lines.append(f"below {RULE_AUC} matrix-mean AUC on a family (or with failed cells): "
-                 + (", ".join(failing) if failing else "none"))
-    flagged = [f"{e['detector']} {e['normals_flagged']:.0%}" for e in summary
-               if not math.isnan(e["normals_flagged"]) and e["normals_flagged"] > RULE_FLAGGED]
-    lines.append(f"flagging more than {RULE_FLAGGED:.0%} of unseen normals: " + (", ".join(flagged) or "none"))
-    by_label = {e["detector"]: e for e in summary}
-    if ENSEMBLE in by_label:
-        members = [e for e in summary if "[" not in e["detector"] and e["detector"] != ENSEMBLE]
-        for family in FAMILIES:
-            ens = by_label[ENSEMBLE][f"matrix_{family}"]
-            best = max(members, key=lambda e: -1 if math.isnan(e[f"matrix_{family}"]) else e[f"matrix_{family}"],
-                       default=None)
-            if best is None:
-                continue
-            holds = not math.isnan(ens) and ens >= best[f"matrix_{family}"]
-            lines.append(f"ensemble {family}: {number(ens)} against its best member {best['detector']} "
-                         f"{number(best[f'matrix_{family}'])}: {'holds' if holds else 'FAILS'}")
-    return lines
-    for entry in summary:
-        key, _, rest = entry["detector"].partition("[")
-        if rest and key in by_label:
-            changes = [f"{family} {entry[f'matrix_{family}_partial'] - by_label[key][f'matrix_{family}_partial']:+.3f}"
-                       for family in FAMILIES]
-            lines.append(f"{entry['detector']} against {key}'s defaults: " + ", ".join(changes))
-    return lines
-
-
-def finite(value):
-    """`value` with every NaN replaced by None (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -378,7 +244,7 @@ def parse_rows(detectors: list[str], sets: list[str]) -> tuple[list[Row], list[s
             raise SystemExit(f"--set {text!r}: write DETECTOR:name=value (several separated by spaces)")
         settings = dict(pair.split("=", 1) for pair in pairs.split())
         make_config(key.strip(), settings)  # a misspelt setting stops the run now, not in every cell
-        rows.insert(len(rows) - (rows[-1].key == ENSEMBLE), Row(key.strip(), settings))
+        rows.append(Row(key.strip(), settings))
     return rows, notes
 
 
@@ -441,14 +307,14 @@ def main() -> None:
             pool.shutdown()
     wall = time.perf_counter() - started
     cells = [c for r in results for c in r["cells"]]
-    summary = summarise(rows, cells, plan)
+    summary = summarise([r.label for r in rows], cells, plan.sizes, plan.seeds)
     print(f"\nwall time {wall:.0f} s; load average at end {os.getloadavg()[0]:.2f}\n")
-    for header, lines in tables(summary, plan):
+    for header, lines in tables(summary, plan.sizes):
         print("\n".join(render(header, lines, markdown=False)) + "\n")
     print("\n".join(verdicts(summary)))
     if args.markdown:
         print()
-        for header, lines in tables(summary, plan):
+        for header, lines in tables(summary, plan.sizes):
             print("\n".join(render(header, lines, markdown=True)) + "\n")
     if args.json:
         clean = [{k: v for k, v in c.items() if k != "scored"} | {"auc": {f"{f}/{d}": a for (f, d), a in
