@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -276,9 +277,12 @@ def main() -> None:
           f"sizes {list(plan.sizes)} x seeds {list(plan.seeds)}; {plan.duration_s:g} s clips, {plan.test_each} test "
           f"clips per domain and label; epochs {'each detector' + chr(39) + 's own' if plan.max_epochs is None else f'<= {plan.max_epochs}'}; "
           f"{args.workers} worker(s); load average at start {load[0]:.2f}", flush=True)
+    print(f"  training size n: the first n source and min(n, {TARGET_AVAILABLE}) target normal clips of the section")
     for note in notes:
         print(f"  {note}")
     started = time.perf_counter()
+    cpu_before = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                        resource.getrusage(resource.RUSAGE_CHILDREN)))
     units = [(seed, machine) for seed in plan.seeds for machine in MACHINES]
     results = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -306,9 +310,13 @@ def main() -> None:
         if args.workers > 1:
             pool.shutdown()
     wall = time.perf_counter() - started
+    # CPU seconds of this process and its finished workers: what the run costs whatever else loads the machine.
+    cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN))) - cpu_before
     cells = [c for r in results for c in r["cells"]]
     summary = summarise([r.label for r in rows], cells, plan.sizes, plan.seeds)
-    print(f"\nwall time {wall:.0f} s; load average at end {os.getloadavg()[0]:.2f}\n")
+    print(f"\nwall time {wall:.0f} s, CPU time {cpu:.0f} s (all processes); load average at end "
+          f"{os.getloadavg()[0]:.2f}\n")
     for header, lines in tables(summary, plan.sizes):
         print("\n".join(render(header, lines, markdown=False)) + "\n")
     print("\n".join(verdicts(summary)))
@@ -319,7 +327,7 @@ def main() -> None:
     if args.json:
         clean = [{k: v for k, v in c.items() if k != "scored"} | {"auc": {f"{f}/{d}": a for (f, d), a in
                                                                          cell_aucs(c).items()}} for c in cells]
-        args.json.write_text(json.dumps(finite({"plan": dataclasses.asdict(plan), "wall_s": wall,
+        args.json.write_text(json.dumps(finite({"plan": dataclasses.asdict(plan), "wall_s": wall, "cpu_s": cpu,
                                                 "load_at_start": load[0], "summary": summary, "cells": clean}),
                                         indent=1))
 
