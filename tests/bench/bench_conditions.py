@@ -57,7 +57,7 @@ from engine.store import Project  # noqa: E402
 
 # The report beside this file, found also when EARMARK_SOURCE puts an older checkout (and its tests) first.
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-from conditions_report import DOMAINS, ENSEMBLE, FAMILIES, cell_aucs, finite, render, summarise, tables, verdicts  # noqa: E402,I001
+from conditions_report import DOMAINS, ENSEMBLE, FAMILIES, cell_aucs, cell_flagged, finite, render, summarise, tables, verdicts  # noqa: E402,I001
 
 MACHINES = ("fan", "bearing", "valve")
 TARGET_AVAILABLE = 10  # DCASE's target-domain training clips per section
@@ -325,8 +325,9 @@ def main() -> None:
         for header, lines in tables(summary, plan.sizes):
             print("\n".join(render(header, lines, markdown=True)) + "\n")
     if args.json:
-        clean = [{k: v for k, v in c.items() if k != "scored"} | {"auc": {f"{f}/{d}": a for (f, d), a in
-                                                                         cell_aucs(c).items()}} for c in cells]
+        clean = [{k: v for k, v in c.items() if k != "scored"}
+                 | {"auc": {f"{f}/{d}": a for (f, d), a in cell_aucs(c).items()}, "normals_flagged": cell_flagged(c)}
+                 for c in cells]
         args.json.write_text(json.dumps(finite({"plan": dataclasses.asdict(plan), "wall_s": wall, "cpu_s": cpu,
                                                 "load_at_start": load[0], "summary": summary, "cells": clean}),
                                         indent=1))

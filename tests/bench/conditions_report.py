@@ -31,6 +31,15 @@ def cell_aucs(cell: dict) -> dict[tuple[str, str], float]:
     return found
 
 
+def cell_flagged(cell: dict) -> dict[str, float]:
+    """Domain -> the share of that domain's normal test clips whose decision is anomalous."""
+    found = {}
+    for domain in DOMAINS:
+        decisions = [d for _, dom, fam, _, d in cell.get("scored", []) if fam is None and dom == domain]
+        found[domain] = float(np.mean(decisions)) if decisions else math.nan
+    return found
+
+
 def sections_of(cells: list[dict], family: str) -> list:
     """One SectionResult per machine from the cells of one (row, seed, size): normals + that family's anomalies."""
     sections = []
@@ -81,7 +90,7 @@ def summarise(labels: Sequence[str], cells: list[dict], sizes: Sequence[int], se
         for domain in DOMAINS:
             entry[f"f1_{domain}"] = mean(entry[f"f1_{f}_{domain}"] for f in FAMILIES)
             decisions = [d for c in mine for _, dom, fam, _, d in c.get("scored", []) if fam is None and dom == domain]
-            entry[f"flagged_{domain}"] = mean([float(np.mean(decisions))]) if decisions else math.nan
+            entry[f"flagged_{domain}"] = float(np.mean(decisions)) if decisions else math.nan
         normals = [d for c in mine for _, _, fam, _, d in c.get("scored", []) if fam is None]
         entry["normals_flagged"] = float(np.mean(normals)) if normals else math.nan
         entry["fit_s"] = mean(c["fit_s"] for c in mine)
