@@ -45,6 +45,9 @@ class DcaseAEConfig(DetectorConfig):
     cross_fit_below: int = 20
     held_out_fraction: float = 0.2
     folds: int = 5
+    #: z-score every input dimension (mel band x frame) with the mean and spread of the clips the network
+    #: trains on, so a quiet band counts as much as a loud one (the official baseline: false; see README).
+    standardise: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,6 +83,8 @@ class DcaseAEDetector(Detector):
         # Per scoring mode, (clip scores, frame scores) of training normals the network did not train on.
         self.held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.held_out_ids: list[str] | None = None  # whose those clip scores are (every mode's, same order)
+        # The input standardisation (zero and one: none), learnt with the network from its training clips.
+        self.input_mean, self.input_scale = torch.zeros(dim), torch.ones(dim)
 
     # -- fitting ----------------------------------------------------------------------------------------
     def _vectors(self, clips: Sequence[Clip], progress: Progress) -> dict[str, torch.Tensor]:
@@ -121,7 +126,10 @@ class DcaseAEDetector(Detector):
 
     def _fit_on(self, clips: list[Clip], vectors: dict[str, torch.Tensor], progress: Progress) -> None:
         """Train the network on the clips, and learn their residual statistics."""
-        self._train(torch.cat([vectors[c.clip_id] for c in clips]).to(self.device), progress)
+        data = torch.cat([vectors[c.clip_id] for c in clips])
+        if self.config.standardise and len(data) >= 2:
+            self.input_mean, self.input_scale = data.mean(0), data.std(0).clamp_min(1e-3)
+        self._train(self._input(data), progress)
         for clip in clips:
             self._add_residuals(clip.domain or "source", vectors[clip.clip_id])
         self._update_precisions()
@@ -175,9 +183,12 @@ class DcaseAEDetector(Detector):
                                                       f"loss {total / len(data):.2f}")
         self.model.eval()
 
+    def _input(self, vectors: torch.Tensor) -> torch.Tensor:
+        return (vectors.to(self.device) - self.input_mean.to(self.device)) / self.input_scale.to(self.device)
+
     def _residuals(self, vectors: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), autocast(self.device):
-            data = vectors.to(self.device)
+            data = self._input(vectors)
             return (data - self.model(data)).float()
 
     def _add_residuals(self, domain: str, vectors: torch.Tensor) -> None:
@@ -322,11 +333,16 @@ class DcaseAEDetector(Detector):
         for mode, (clip_scores, frame_scores) in self.held_out.items():
             state[f"held_out.{mode}.clip_scores"] = torch.from_numpy(np.asarray(clip_scores, dtype=np.float64))
             state[f"held_out.{mode}.frame_scores"] = torch.from_numpy(np.asarray(frame_scores, dtype=np.float64))
+        state["input.mean"], state["input.scale"] = self.input_mean, self.input_scale
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
         self.model.to(self.device).eval()
+        if "input.mean" in state:
+            self.input_mean, self.input_scale = state["input.mean"], state["input.scale"]
+        else:  # saved before inputs were standardised: it was trained on raw log-mel
+            self.config = dataclasses.replace(self.config, standardise=False)
         for domain in self.stats:
             self.stats[domain] = [float(state[f"stats.{domain}.count"][0]), state[f"stats.{domain}.sum"],
                                   state[f"stats.{domain}.outer"]]

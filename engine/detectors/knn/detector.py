@@ -45,10 +45,10 @@ class KnnConfig(DetectorConfig):
     distance: str = "l2"
     #: z-score every embedding dimension with the source bank's mean and spread before measuring distances.
     standardise: bool = True
-    memmixup: bool = True
+    memmixup: bool = False
     mixup_neighbours: int = 5
     mixup_lambda: float = 0.9
-    domain_norm: bool = True
+    domain_norm: bool = False
     #: Add copies of the training clips mixed with supplemental noise-only clips, and pitch-shifted copies.
     augment: bool = False
     augment_snrs: tuple[float, ...] = (0.0, 10.0, 20.0)
