@@ -1,5 +1,6 @@
 """The patch memory's one computation: for every query patch, the highest cosine similarity to any memory
-patch, in blocks small enough that the similarity matrix never exceeds a memory budget."""
+patch (or any memory patch of a nearby grid row: a nearby frequency band), in blocks small enough that the
+similarity matrix never exceeds a memory budget."""
 from __future__ import annotations
 
 import torch
@@ -16,10 +17,13 @@ def block_shape(queries: int, memory: int, budget_mb: float) -> tuple[int, int]:
 
 
 def max_cosine(queries: torch.Tensor, memory: torch.Tensor, budget_mb: float,
-               query_owner: torch.Tensor | None = None, memory_owner: torch.Tensor | None = None) -> torch.Tensor:
+               query_owner: torch.Tensor | None = None, memory_owner: torch.Tensor | None = None,
+               query_band: torch.Tensor | None = None, memory_band: torch.Tensor | None = None,
+               band_window: int = -1) -> torch.Tensor:
     """[Nq] highest cosine similarity of each query row [Nq, D] to the memory rows [Nm, D] (both already
-    unit length). With owners, a query never matches memory rows of its own owner (leave-one-out);
-    a query with nothing left to match gets -1."""
+    unit length). With owners, a query never matches memory rows of its own owner (leave-one-out); with
+    bands (grid rows) and `band_window` >= 0, a query matches only memory rows whose band lies within that
+    many rows of its own. A query with nothing left to match gets -1."""
     best = torch.full((len(queries),), -1.0, device=queries.device)
     if not len(memory):
         return best
@@ -31,6 +35,9 @@ def max_cosine(queries: torch.Tensor, memory: torch.Tensor, budget_mb: float,
             if query_owner is not None and memory_owner is not None:
                 same = query_owner[q:q + query_rows, None] == memory_owner[None, m:m + memory_rows]
                 sims.masked_fill_(same, -1.0)
+            if band_window >= 0 and query_band is not None and memory_band is not None:
+                far = (query_band[q:q + query_rows, None] - memory_band[None, m:m + memory_rows]).abs() > band_window
+                sims.masked_fill_(far, -1.0)
             block_best = torch.maximum(block_best, sims.amax(dim=1))
             del sims
         best[q:q + query_rows] = block_best
