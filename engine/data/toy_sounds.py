@@ -9,7 +9,10 @@ import numpy as np
 from scipy import signal
 
 NOISE_TYPES = ("white", "pink", "brown", "hum", "impulse", "babble")
-ANOMALY_KINDS = ("impulse_burst", "band_tone", "bearing_rattle", "dropout")
+TRANSIENT_KINDS = ("impulse_burst", "band_tone", "bearing_rattle", "dropout")
+#: Whole-clip faults, synthesised in engine.data.toy_faults (named here so both families have one home).
+STATIONARY_KINDS = ("imbalance", "misalignment", "bearing_wear", "clogging", "looseness")
+ANOMALY_KINDS = TRANSIENT_KINDS + STATIONARY_KINDS
 SPEED_FACTOR = {1: 0.85, 2: 1.0, 3: 1.2}
 LOAD_FACTOR = {1: 0.8, 2: 1.0, 3: 1.25}
 
@@ -40,7 +43,9 @@ class SectionSound:
 
 
 def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The clean machine signal and its shaft phase in radians per sample (the valve's: its thump tone's),
+    which the stationary faults lock their orders to."""
     t = np.arange(n) / sr
     speed_f, load_f = SPEED_FACTOR[speed], LOAD_FACTOR[load]
     if sound.machine == "fan":
@@ -53,7 +58,7 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
             if k * sound.count * rotation < sr / 2.2:
                 x += np.sin(k * sound.count * phase + rng.uniform(0, 2 * np.pi)) / k ** sound.rolloff
         flow = _bandpass(coloured_noise("pink", n, sr, rng), 200, min(4000, sr / 2.5), sr)
-        return x + flow * rms(x) * sound.level * load_f / rms(flow)
+        return x + flow * rms(x) * sound.level * load_f / rms(flow), phase
     if sound.machine == "bearing":
         # Periodic impacts at the ball-pass rate, modulated by the shaft, each ringing the housing.
         rate = sound.rotation_hz * sound.count * 0.4 * speed_f
@@ -64,7 +69,7 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         x = _impacts(times, amplitude, ring, n, sr)
         shaft = sound.rotation_hz * speed_f
         x += 0.15 * np.sin(2 * np.pi * shaft * t) + 0.07 * np.sin(4 * np.pi * shaft * t)
-        return x + sound.level * rms(x) * rng.standard_normal(n)
+        return x + sound.level * rms(x) * rng.standard_normal(n), 2 * np.pi * shaft * t
     # valve: open/close cycles; a click and flow hiss while open, a thump when it closes.
     period = sound.rolloff / speed_f
     x = 0.02 * _bandpass(rng.standard_normal(n), 60, 400, sr)
@@ -82,7 +87,7 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         thump *= np.exp(-np.arange(len(thump)) / (0.02 * sr)) * 0.8 * load_f
         x[b:b + len(thump)] += thump[: n - b]
         start += period * (1 + 0.03 * rng.standard_normal())
-    return x + sound.level * rms(x) * rng.standard_normal(n)
+    return x + sound.level * rms(x) * rng.standard_normal(n), 2 * np.pi * sound.rotation_hz * t
 
 
 def coloured_noise(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -139,7 +144,7 @@ def microphone(x: np.ndarray, position: int, sr: int) -> np.ndarray:
 
 def add_anomaly(kind: str, machine: np.ndarray, sr: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """The machine signal with one anomaly of `kind` added, and the time spans it covers."""
+    """The machine signal with one transient anomaly of `kind` added, and the time spans it covers."""
     n = len(machine)
     duration = n / sr
     level = rms(machine)
