@@ -27,6 +27,14 @@ def max_cosine(queries: torch.Tensor, memory: torch.Tensor, budget_mb: float,
     best = torch.full((len(queries),), -1.0, device=queries.device)
     if not len(memory):
         return best
+    if band_window >= 0 and query_band is not None and memory_band is not None:
+        # One search per band against its nearby bands' patches alone: cheaper than masking the far ones
+        for band in torch.unique(query_band).tolist():
+            mine, near = query_band == band, (memory_band - band).abs() <= band_window
+            best[mine] = max_cosine(queries[mine], memory[near], budget_mb,
+                                    None if query_owner is None else query_owner[mine],
+                                    None if memory_owner is None else memory_owner[near])
+        return best
     query_rows, memory_rows = block_shape(len(queries), len(memory), budget_mb)
     for q in range(0, len(queries), query_rows):
         block_best = best[q:q + query_rows]
@@ -35,9 +43,6 @@ def max_cosine(queries: torch.Tensor, memory: torch.Tensor, budget_mb: float,
             if query_owner is not None and memory_owner is not None:
                 same = query_owner[q:q + query_rows, None] == memory_owner[None, m:m + memory_rows]
                 sims.masked_fill_(same, -1.0)
-            if band_window >= 0 and query_band is not None and memory_band is not None:
-                far = (query_band[q:q + query_rows, None] - memory_band[None, m:m + memory_rows]).abs() > band_window
-                sims.masked_fill_(far, -1.0)
             block_best = torch.maximum(block_best, sims.amax(dim=1))
             del sims
         best[q:q + query_rows] = block_best
