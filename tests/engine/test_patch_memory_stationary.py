@@ -3,6 +3,7 @@ global term of band statistics finds a change of the whole recording that no sin
 thresholds include that term, and a model saved before it still scores as it was fitted."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -72,6 +73,9 @@ def test_a_worn_bearing_that_raises_the_floor_over_the_whole_clip_scores_above_e
     assert min(d.score for d in worn_detections) > max(normal_scores)
     assert sum(d.decision for d in worn_detections) >= 4, "most worn clips are flagged"
     assert sum(score > detector.threshold for score in normal_scores) <= 1, "the unseen normals are not"
+    # A dropped recording of no known domain is judged against both domains' training scores together
+    [dropped] = detector.score([dataclasses.replace(worn[0], domain=None)])
+    assert dropped.score > max(normal_scores)
     # The patch term alone (the paper's search) finds a near-identical patch for each worn patch
     patches_only = PatchMemoryDetector(PatchMemoryConfig(global_weight=0.0, band_window=-1),
                                        cache=FeatureCache(None))

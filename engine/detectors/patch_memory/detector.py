@@ -11,7 +11,7 @@ import torch
 
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
-from engine.detectors.patch_memory.global_term import BANK_CLIPS, GlobalTerm, band_statistics, z_stats
+from engine.detectors.patch_memory.global_term import BANK_CLIPS, GlobalTerm, band_statistics, domain_z_stats
 from engine.detectors.patch_memory.memory import max_cosine
 from engine.detectors.registry import register_detector
 from engine.encoders import Embedding, make_encoder
@@ -92,6 +92,7 @@ class PatchMemoryDetector(Detector):
         # term, whose clip score is the raw patch score its threshold was learnt on
         self.patch_stats: torch.Tensor | None = None
         self.global_stats: torch.Tensor | None = None
+        self.held_target = torch.zeros(0, dtype=torch.bool)  # [support + threshold clips] which are target clips
         self.support_ids: list[str] | None = []  # whose the support's and the other scores are (None: unknown)
         self.other_ids: list[str] | None = []
 
@@ -241,14 +242,15 @@ class PatchMemoryDetector(Detector):
         """The global term's bank (the support, the threshold clips, then other normal training clips up to
         `BANK_CLIPS`), both terms' held-out statistics, and the training clips' combined held-out scores from
         their held-out patch scores `patch` (the support's, then the threshold clips')."""
-        self.patch_stats = z_stats(torch.as_tensor(patch, dtype=torch.float32))
+        by_id = {c.clip_id: c for c in normals}
+        self.held_target = torch.tensor([by_id[i].domain == "target" for i in self.support_ids + self.other_ids])
+        self.patch_stats = domain_z_stats(torch.as_tensor(patch, dtype=torch.float32), self.held_target)
         if not self.config.global_weight:
-            return self._combine(patch, None)
+            return self._combine(patch, None, self.held_target)
         named = set(self.support_ids) | set(self.other_ids)
         rest = [c for c in normals if c.clip_id not in named]
         room = max(0, BANK_CLIPS - len(named))
         rest = rest[::max(1, len(rest) // room)][:room] if room else []
-        by_id = {c.clip_id: c for c in normals}
         ordered = [by_id[i] for i in self.support_ids + self.other_ids] + rest
         statistics = band_statistics(self.cache, ordered, progress.child("band statistics: "))
         if any(i not in statistics for i in self.support_ids + self.other_ids):
@@ -256,8 +258,9 @@ class PatchMemoryDetector(Detector):
                                "statistics; check the clips with `earmark info`")
         self.global_term.learn(torch.as_tensor(np.stack([statistics[c.clip_id] for c in ordered
                                                          if c.clip_id in statistics])))
-        self.global_stats = z_stats(self.global_term.held_out)
-        return self._combine(patch, self.global_term.held_out[:len(patch)].cpu().numpy())
+        held_out = self.global_term.held_out[:len(patch)].cpu()
+        self.global_stats = domain_z_stats(held_out, self.held_target)
+        return self._combine(patch, held_out.numpy(), self.held_target)
 
     def _enrol_terms(self, patch: np.ndarray, clips: list[Clip], before: int, progress: Progress) -> np.ndarray:
         """After an enrolment: the new support clips (the last `self.clips - before`) join the global bank
@@ -265,28 +268,35 @@ class PatchMemoryDetector(Detector):
         both terms' statistics and the combined held-out scores are learnt again."""
         if self.patch_stats is None:  # a model from before the global term: raw patch scores, as it was fitted
             return patch
-        self.patch_stats = z_stats(torch.as_tensor(patch, dtype=torch.float32))
-        if self.global_stats is None:
-            return self._combine(patch, None)
         statistics = band_statistics(self.cache, clips, progress.child("band statistics: "))
-        added = [statistics[c.clip_id] for c in clips if c.clip_id in statistics][:self.clips - before]
+        added = [c for c in clips if c.clip_id in statistics][:self.clips - before]  # those the memory took
+        new_target = torch.tensor([c.domain == "target" for c in added], dtype=torch.bool)
+        self.held_target = torch.cat([self.held_target[:before], new_target, self.held_target[before:]])
+        self.patch_stats = domain_z_stats(torch.as_tensor(patch, dtype=torch.float32), self.held_target)
+        if self.global_stats is None:
+            return self._combine(patch, None, self.held_target)
         bank = self.global_term.bank
-        self.global_term.learn(torch.cat([bank[:before], torch.as_tensor(np.stack(added)).to(bank), bank[before:]]))
-        self.global_stats = z_stats(self.global_term.held_out)
-        return self._combine(patch, self.global_term.held_out[:len(patch)].cpu().numpy())
+        rows = torch.as_tensor(np.stack([statistics[c.clip_id] for c in added])).to(bank)
+        self.global_term.learn(torch.cat([bank[:before], rows, bank[before:]]))
+        held_out = self.global_term.held_out[:len(patch)].cpu()
+        self.global_stats = domain_z_stats(held_out, self.held_target)
+        return self._combine(patch, held_out.numpy(), self.held_target)
 
-    def _combine(self, patch: np.ndarray, distance: np.ndarray | None) -> np.ndarray:
+    def _combine(self, patch: np.ndarray, distance: np.ndarray | None, target: torch.Tensor | None) -> np.ndarray:
         """Clip scores from raw patch scores and global distances: the sum of their z-scores against the
         held-out training scores, the global one weighed by `global_weight` (raw patch scores for a model
         from before the global term)."""
         patch = np.asarray(patch, dtype=np.float64)
         if self.patch_stats is None:
             return patch
-        mean, spread = self.patch_stats.tolist()
-        score = (patch - mean) / spread
+        # each clip against its own domain's scores; a clip of no known domain against all of them
+        row = np.zeros(len(patch), dtype=int) if target is None else 1 + torch.as_tensor(target).long().numpy()
+        stats = self.patch_stats.double().numpy()
+        score = (patch - stats[row, 0]) / stats[row, 1]
         if distance is not None and self.global_stats is not None:
-            mean, spread = self.global_stats.tolist()
-            score = score + self.config.global_weight * (np.asarray(distance, dtype=np.float64) - mean) / spread
+            stats = self.global_stats.double().numpy()
+            score = score + self.config.global_weight * (np.asarray(distance, dtype=np.float64) - stats[row, 0]) \
+                / stats[row, 1]
         return score
 
     # -- scoring -------------------------------------------------------------------------------------------
@@ -300,7 +310,8 @@ class PatchMemoryDetector(Detector):
             for clip in (c for c in batch if c.clip_id in embeddings):
                 embedding = embeddings[clip.clip_id]
                 anomaly_map, score = self.map_of(embedding)
-                score = float(self._combine(np.array([score]), distances.get(clip.clip_id))[0])
+                domain = None if clip.domain is None else torch.tensor([clip.domain == "target"])
+                score = float(self._combine(np.array([score]), distances.get(clip.clip_id), domain)[0])
                 detections.append(Detection(
                     clip.clip_id, score, False, anomaly_map.max(axis=0), embedding.time_spans_s.mean(axis=1),
                     anomaly_map=anomaly_map, map_freq_spans_hz=embedding.freq_spans_hz,
@@ -351,7 +362,7 @@ class PatchMemoryDetector(Detector):
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"memory": self.memory, "owner": self.owner, "row": self.row, "column": self.column,
                  "row_mean": self.row_mean, "row_scale": self.row_scale, "clips": torch.tensor([self.clips]),
-                 "other_scores": self.other_scores, "patch_stats": self.patch_stats}
+                 "other_scores": self.other_scores, "patch_stats": self.patch_stats, "held_target": self.held_target}
         if self.global_stats is not None:
             state.update(self.global_term.state(), global_stats=self.global_stats)
         return {name: tensor for name, tensor in state.items() if tensor is not None}
@@ -363,6 +374,7 @@ class PatchMemoryDetector(Detector):
         self.clips = int(state["clips"][0])
         self.other_scores = state["other_scores"].cpu()
         self.patch_stats, self.global_stats = state.get("patch_stats"), state.get("global_stats")
+        self.held_target = state.get("held_target", torch.zeros(0, dtype=torch.bool)).cpu().bool()
         if self.global_stats is not None:
             self.global_term.load(state)
         if self.patch_stats is None:  # saved before band windows and the global term: score as it was fitted

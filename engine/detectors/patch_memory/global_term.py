@@ -9,7 +9,8 @@ spread over the bank's clips, and a clip's distance is the squared L2 distance t
 (k = 1: with a few target clips and many source clips, the nearest clip is one of the clip's own domain).
 
 The patch term and the global term are then put on one scale, each as a z-score against its own held-out
-training-normal scores, and added (`global_weight` weighs the global term; 0 leaves the patch term alone).
+training-normal scores of the clip's domain (pooled where a domain has fewer than 3), and added
+(`global_weight` weighs the global term; 0 leaves the patch term alone).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from engine.audio.features import LogMelConfig
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
 from engine.detectors.knn.bank import knn_distance
+from engine.detectors.normalisation import score_stats
 from engine.jobs import Progress
 
 #: The features the band statistics are read from: the log-mel spectrogram the `logmel` encoder uses, whatever
@@ -48,14 +50,21 @@ def band_statistics(cache: FeatureCache, clips: Sequence[Clip], progress: Progre
 
 
 def z_stats(scores: torch.Tensor) -> torch.Tensor:
-    """[2] mean and spread of held-out scores, what a term is z-scored against. The spread is bounded below
-    by a thousandth of the mean's size, so two identical scores (a bank of two clips) do not divide by 0."""
-    scores = scores[torch.isfinite(scores)]
-    if not len(scores):
-        return torch.tensor([0.0, 1.0], device=scores.device)
-    mean = scores.mean()
-    spread = scores.std(unbiased=False) if len(scores) > 1 else torch.zeros((), device=scores.device)
-    return torch.stack([mean, spread.clamp_min(1e-3 * float(mean.abs()) + 1e-9)])
+    """[2] mean and spread of held-out scores, what a term is z-scored against (the normalised scores' rule,
+    spread floored); 0 and 1 when there are none."""
+    stats = score_stats(scores.detach().cpu().numpy())
+    return torch.tensor(stats[:2] if stats is not None else [0.0, 1.0], dtype=torch.float64)
+
+
+def domain_z_stats(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[3, 2] `z_stats` of held-out scores: of all of them, of the source clips', of the target clips'
+    (`target` [N] says which); a domain with fewer than 3 scores gets the pooled row. Target recordings are
+    noisier and score higher: one pooled scale flagged 29 % of unseen target normals and 2 % of source ones."""
+    pooled = z_stats(scores)
+    rows = [pooled]
+    for mine in (~target, target):
+        rows.append(z_stats(scores[mine]) if int(mine.sum()) >= 3 else pooled)
+    return torch.stack(rows)
 
 
 class GlobalTerm:
