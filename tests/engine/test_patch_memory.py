@@ -75,16 +75,21 @@ def test_the_map_lights_up_where_and_at_what_pitch_the_anomaly_is(tmp_path):
     assert quiet.score < detection.score
 
 
-def test_the_support_is_the_target_clips_filled_up_with_source_clips(tmp_path):
+def test_the_support_holds_both_domains_by_default_or_the_target_clips_filled_up_with_source_clips(tmp_path):
     target = [_clip(tmp_path, f"t{i}", _hum(1.0, i)) for i in range(2)]
     source = [_clip(tmp_path, f"s{i}", _hum(1.0, 10 + i), domain="source") for i in range(4)]
-    detector = PatchMemoryDetector(cache=FeatureCache(None))
-    detector.fit(target + source)
-    assert (detector.info["support_target"], detector.info["support_source"]) == (2, 1)
-    both = PatchMemoryDetector(PatchMemoryConfig(support="target+source"), cache=FeatureCache(None))
+    both = PatchMemoryDetector(cache=FeatureCache(None))
     both.fit(target + source)
     assert (both.info["support_target"], both.info["support_source"]) == (2, 4)
+    detector = PatchMemoryDetector(PatchMemoryConfig(support="target"), cache=FeatureCache(None))
+    detector.fit(target + source)
+    assert (detector.info["support_target"], detector.info["support_source"]) == (2, 1)
     assert both.memory.shape[1] == 6 * detector.memory.shape[1] // 3
+    # A support with no room for every clip gives both domains their turn, not the target clips alone
+    many = [_clip(tmp_path, f"t{i}", _hum(1.0, i)) for i in range(2, 6)]
+    small = PatchMemoryDetector(PatchMemoryConfig(max_support=4), cache=FeatureCache(None))
+    small.fit(target + many + source)
+    assert (small.info["support_target"], small.info["support_source"]) == (2, 2)
 
 
 @pytest.fixture(scope="module")
