@@ -46,7 +46,8 @@ def missing(folder: Path, plan: DemoPlan) -> list[str]:
 
 #: Each step's share of a first build's time, measured on 2 cores (synthesis, import, then each detector's
 #: fit and score), so the job's one fraction and its time left move evenly.
-STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0}
+STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0,
+                "ensemble": 4.0}
 
 
 def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Progress | None = None,

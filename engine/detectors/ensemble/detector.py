@@ -21,6 +21,8 @@ from engine.jobs import Progress, spans
 
 KEY = "ensemble"
 NORMALISE_BY = ("domain", "pooled")
+#: Prefix of the members' held-out scores in the saved state.
+HELD_OUT = "held_out_by_member"
 
 
 def default_members() -> tuple[str, ...]:
@@ -224,10 +226,20 @@ class EnsembleDetector(Detector):
         return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
                          map_freq_spans_hz=bands, map_time_spans_s=columns)
 
-    # -- state: the members' tensors under their keys; their settings and thresholds in `info` ---------------
+    # -- state: the members' tensors under their keys; their settings and thresholds in `info` ----------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         self.info["members"] = [_member_record(m) for m in self.members]
-        return {f"{m.key}.{name}": tensor for m in self.members for name, tensor in m.state_dict().items()}
+        state = {f"{m.key}.{name}": tensor for m in self.members for name, tensor in m.state_dict().items()}
+        # Each member's held-out scores in its own order (its enrolment pairs them with its own arrays by
+        # position), with where each clip is among the ensemble's held-out clips (sorted, as saved): kept as
+        # tensors, since in `info` they would fill the project's model table.
+        where = {clip_id: index for index, clip_id in enumerate(sorted(self.held_out_by_clip))}
+        for member in self.members:
+            state[f"{HELD_OUT}.{member.key}.scores"] = torch.tensor(list(member.held_out_by_clip.values()),
+                                                                    dtype=torch.float64)
+            state[f"{HELD_OUT}.{member.key}.clips"] = torch.tensor([where[c] for c in member.held_out_by_clip],
+                                                                   dtype=torch.long)
+        return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.members = []
@@ -238,9 +250,12 @@ class EnsembleDetector(Detector):
                            cache=self.cache, device=self.device)
             member.threshold, member.frame_threshold = record["threshold"], record["frame_threshold"]
             member.info = record.get("info", {})
-            held_out = record.get("held_out", {})
-            member.held_out_by_clip = {clip_id: float(score) for clip_id, (score, _) in held_out.items()}
-            member.held_out_domains = {clip_id: domain for clip_id, (_, domain) in held_out.items()}
+            ids = sorted(self.held_out_by_clip)
+            where = state.get(f"{HELD_OUT}.{member.key}.clips", torch.zeros(0, dtype=torch.long)).tolist()
+            scores = state.get(f"{HELD_OUT}.{member.key}.scores", torch.zeros(0)).tolist()
+            member.held_out_by_clip = {ids[index]: score for index, score in zip(where, scores, strict=True)}
+            member.held_out_domains = {clip_id: self.held_out_domains.get(clip_id)
+                                       for clip_id in member.held_out_by_clip}
             prefix = f"{member.key}."
             member.load_state_dict({name[len(prefix):]: tensor for name, tensor in state.items()
                                     if name.startswith(prefix)})
@@ -250,14 +265,11 @@ class EnsembleDetector(Detector):
 
 
 def left_out_normalised(member: Detector, by_domain: bool = True) -> dict[str, float]:
-    """Each held-out training score of `member`, normalised as an unseen clip's score is, but against the
-    statistics of the other held-out scores: of its domain where there are `MIN_PER_DOMAIN` others, else of
-    all the others. Normalised with statistics that hold the clip itself, a score cannot stray far (with 3
-    target clips, never beyond 1.15 standard deviations), so a threshold learnt from such scores sits too
-    low for unseen clips; measured on the small synthetic set (knn and patch_memory, mean fusion), unseen
-    normals flagged: 28 % with the clip's own statistics, 17 % with its domain's other 2 clips' (but only
-    27 % of anomalies flagged: statistics of 2 scores throw wild z-scores into the threshold), 22 % with
-    this rule (75 % of anomalies flagged).
+    """Each held-out training score of `member`, normalised as an unseen clip of its domain is (against its
+    domain's held-out scores where the domain has `MIN_PER_DOMAIN`, else against all of them; against all
+    of them with `by_domain` False), but with the statistics learnt without the clip itself. Normalised with
+    statistics that include it, a score cannot stray far (with 3 target clips, never beyond 1.15 standard
+    deviations), and a threshold learnt from such scores sits too low for unseen clips.
     """
     ids = list(member.held_out_by_clip)
     scores = np.array([member.held_out_by_clip[i] for i in ids], dtype=np.float64)
@@ -266,7 +278,7 @@ def left_out_normalised(member: Detector, by_domain: bool = True) -> dict[str, f
     for index, clip_id in enumerate(ids):
         others = np.arange(len(ids)) != index
         same = others & (domains == domains[index]) if domains[index] in DOMAINS else np.zeros_like(others)
-        chosen = same if same.sum() >= MIN_PER_DOMAIN else others
+        chosen = same if same.sum() + 1 >= MIN_PER_DOMAIN else others
         stats = score_stats(scores[chosen]) if chosen.any() else None
         if stats is None:  # a single held-out clip: the member's own statistics are all there is
             found[clip_id] = normalised_score(scores[index], domains[index] or None, member.info.get("normalisation"))
@@ -278,6 +290,4 @@ def left_out_normalised(member: Detector, by_domain: bool = True) -> dict[str, f
 def _member_record(member: Detector) -> dict:
     """What a saved ensemble keeps of a member besides its tensors (what `Detector.save` writes to JSON)."""
     return {"detector": member.key, "config": dataclasses.asdict(member.config), "threshold": member.threshold,
-            "frame_threshold": member.frame_threshold, "info": dict(member.info),
-            "held_out": {clip_id: [score, member.held_out_domains.get(clip_id)]
-                         for clip_id, score in member.held_out_by_clip.items()}}
+            "frame_threshold": member.frame_threshold, "info": dict(member.info)}
