@@ -46,7 +46,8 @@ def cells(project: Project, sizes: list[int]):
         train = sorted((c for c in clips if c.split == "train" and c.label != "anomaly"), key=lambda c: c.clip_id)
         test = [c for c in clips if c.split == "test"]
         for size in sizes:
-            chosen = [c for c in train if c.domain == "source"][:size] + [c for c in train if c.domain == "target"][:size]
+            chosen = ([c for c in train if c.domain == "source"][:size]
+                      + [c for c in train if c.domain == "target"][:size])
             yield group, size, chosen, test
 
 
