@@ -102,7 +102,8 @@ def rescore(clip_ids: Sequence[str]) -> JobFunction:
 def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: dict | None = None,
                   then_score: bool = True, weights: Sequence[float] | None = None) -> JobFunction:
     """Fit each detector (on every group, or one), then score the test clips with it. Each detector owns a
-    share of the job's progress, in proportion to `weights` (its expected cost; equal shares without)."""
+    share of the job's progress, in proportion to `weights` (its expected cost; equal shares without). The
+    ensemble comes last and combines the members fitted just before it, rather than fitting them again."""
     def run(worker: EngineWorker, progress: Progress) -> FitResult:
         from engine.detectors import runs
 
@@ -110,11 +111,15 @@ def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: 
         fitted, scored, warnings = [], 0, []
         tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
         fit_part = FIT_SHARE if then_score and tests else 1.0
-        for index, (detector, (low, high)) in enumerate(zip(detectors, spans(weights or [1.0] * len(detectors)),
-                                                            strict=True)):
+        ordered = sorted(zip(detectors, weights or [1.0] * len(detectors), strict=True),
+                         key=lambda pair: pair[0] == "ensemble")  # stable: the others keep their order
+        fitted_now: dict | None = {} if "ensemble" in detectors and len(detectors) > 1 else None
+        for index, ((detector, _), (low, high)) in enumerate(zip(ordered, spans([w for _, w in ordered]),
+                                                                 strict=True)):
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
             middle = low + (high - low) * fit_part
-            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)))
+            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)),
+                              fitted_now)
             fitted += [f"{m.detector} {m.group_key}" for m in models]
             warnings += [m.warning for m in models if m.warning]
             if then_score and tests:

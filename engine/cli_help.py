@@ -113,8 +113,8 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "toy-set": ("Write a synthetic set for the classifiers: leaks (with a labels.csv of the leak regions) or "
                 "sounds (in the ESC-50 layout).",
                 ("earmark toy-set leaks /tmp/leaks --count 20", "earmark toy-set sounds /tmp/sounds")),
-    "demo": ("Create the demo project from the synthetic data set (once), fit knn, patch_memory and dcase_ae, "
-             "score and evaluate, and open the window on it; --no-gui prints the figures instead.",
+    "demo": ("Create the demo project from the synthetic data set (once), fit knn, patch_memory, dcase_ae and "
+             "their ensemble, score and evaluate, and open the window on it; --no-gui prints the figures instead.",
              ("earmark demo", "earmark demo --no-gui --scale 0.02")),
     # `set` and `relocate` describe themselves where they are defined; these say the same, for a parser
     # built without their texts.

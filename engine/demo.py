@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the window imports this module before it is drawn, torch on
     import torch
 
 #: Detectors the demo fits, with their demo settings.
-DEMO_DETECTORS = ("knn", "patch_memory", "dcase_ae")
+DEMO_DETECTORS = ("knn", "patch_memory", "dcase_ae", "ensemble")
 
 
 @dataclass
@@ -28,6 +28,8 @@ class DemoPlan:
     detectors: tuple[str, ...] = DEMO_DETECTORS
 
     def settings(self, detector: str) -> dict:
+        if detector == "ensemble":  # its members as the demo fits them on their own
+            return {"member_settings": f"dcase_ae.epochs={self.ae_epochs}"}
         return {"epochs": self.ae_epochs} if detector == "dcase_ae" else {}
 
 
@@ -44,7 +46,8 @@ def missing(folder: Path, plan: DemoPlan) -> list[str]:
 
 #: Each step's share of a first build's time, measured on 2 cores (synthesis, import, then each detector's
 #: fit and score), so the job's one fraction and its time left move evenly.
-STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0}
+STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0,
+                "ensemble": 4.0}
 
 
 def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Progress | None = None,
@@ -74,13 +77,18 @@ def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Pro
         if report.added or report.problems:
             say(report.lines()[0])
         session = runs.Session(project, device)
+        # The ensemble combines the members fitted here (or by an earlier part of the build, such as the first
+        # detector the window opens with) instead of fitting them again.
+        fitted_now = {(d, key): session.model(record) for d in plan.detectors if d != "ensemble"
+                      for key, record in results.latest_models(project, d).items()
+                      if "ensemble" in detectors and not record.stale}
         for detector in detectors:
             low, high = share[detector]
             middle = low + (high - low) * FIT_SHARE
             if not results.latest_models(project, detector):
                 say(f"Fitting {detector} on every machine and section ...")
                 runs.fit(session, detector, plan.settings(detector),
-                         progress=progress.child(f"fitting {detector}: ", span=(low, middle)))
+                         progress=progress.child(f"fitting {detector}: ", span=(low, middle)), fitted_now=fitted_now)
             if not results.latest_scores(project, detector, split="test"):
                 say(f"Scoring the test clips with {detector} ...")
                 step = progress.child(f"scoring {detector}: ", span=(middle, high))

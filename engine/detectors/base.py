@@ -300,8 +300,11 @@ def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
             value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
         except (ValueError, RuntimeError, FloatingPointError):
             return empirical
-    # A fit that lands outside the data's own range has failed; fall back rather than mislead.
-    if not np.isfinite(value) or value < scores.min() or value > scores.max() + 3 * scores.std():
+    # A fit that lands outside the data's own range, or below half the quantile's level of the data (a gamma
+    # fitted to left-skewed scores, as fused z-scores can be, once put the 90th percentile below the 10th),
+    # has failed; fall back rather than mislead.
+    if (not np.isfinite(value) or value < np.quantile(scores, quantile / 2)
+            or value > scores.max() + 3 * scores.std()):
         return empirical
     return value
 

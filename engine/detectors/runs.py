@@ -19,6 +19,7 @@ import torch
 from engine.audio.feature_cache import FeatureCache
 from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
+from engine.detectors import ensemble
 from engine.detectors.base import Detection, Detector
 from engine.detectors.registry import detector_class, make_config
 from engine.device import pick_device
@@ -72,14 +73,21 @@ def groups_of(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
 
 
 def fit(session: Session, detector: str, settings: Mapping[str, object] | None = None, group: str | None = None,
-        progress: Progress | None = None) -> list[results.ModelRecord]:
-    """Fit `detector` on every group with normal training clips (or just `group`); one new model each."""
+        progress: Progress | None = None, fitted_now: dict[tuple[str, str], Detector] | None = None,
+        ) -> list[results.ModelRecord]:
+    """Fit `detector` on every group with normal training clips (or just `group`); one new model each.
+
+    `fitted_now`, where given, collects each new model by (detector, group) for the rest of a run that fits
+    several detectors: an ensemble whose members are all in it, with its settings, is built from them
+    instead of fitting them again."""
     progress = progress or Progress()
     if detector_class(detector).supervised:
         raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: run "
                            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
-    config = make_config(detector, settings)
     project = session.project
+    if detector == ensemble.KEY and "members" not in (settings or {}):
+        settings = {**(settings or {}), **ensemble.fitted_members(results.fitted_detectors(project))}
+    config = make_config(detector, settings)
     grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
     trainable = {g: clips for g, clips in grouped.items()
                  if any(c.split == "train" and c.label != "anomaly" for c in clips)}
@@ -100,8 +108,15 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
     before = fitting_snapshots(project)
     for index, (key, clips) in enumerate(trainable.items()):
         step = progress.child(f"{detector} {key} ({index + 1}/{len(trainable)}): ", index, len(trainable))
-        model = detector_class(detector)(config, cache=session.cache, device=session.device)
-        model.fit(clips, step)
+        members = ensemble.reusable_members(config, key, fitted_now) if detector == ensemble.KEY else None
+        if members:
+            model = ensemble.EnsembleDetector.from_members(members, config)
+            step.update(1, 1, "members fitted in this run, combined")
+        else:
+            model = detector_class(detector)(config, cache=session.cache, device=session.device)
+            model.fit(clips, step)
+        if fitted_now is not None:
+            fitted_now[(detector, key)] = model
         record = save_model(project, model, key)
         if fitting_snapshots(project).get(key) != before.get(key):  # changed meanwhile (Clip properties)
             mark_stale(project, {key})

@@ -59,7 +59,7 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
     groups = len({c.group for c in window.project.clips(split="train")})
 
     assert window.fit_all() is None  # "No": nothing starts
-    assert f"3 detector(s) x {groups} group(s)" in asked[0] and "about " in asked[0] and "dcase_ae" in asked[0]
+    assert f"4 detector(s) x {groups} group(s)" in asked[0] and "about " in asked[0] and "dcase_ae" in asked[0]
     with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
         job = window.fit_all()      # "Yes": the fit runs
     assert job is not None and ended.args == [job, "done"]
@@ -92,8 +92,8 @@ def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_f
         open_demo(window, options, {"status": 0})
         qtbot.waitUntil(lambda: window.project is not None, timeout=120000)
         assert fitted_when_opened == [["knn"]]  # the window opened on the project before the slow detectors
-        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae" in window.job_titles.values())  # Jobs dock
-        qtbot.waitUntil(lambda: len(results.fitted_detectors(window.project)) == 3 and not window.engine.worker.busy(),
+        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae, ensemble" in window.job_titles.values())
+        qtbot.waitUntil(lambda: len(results.fitted_detectors(window.project)) == 4 and not window.engine.worker.busy(),
                         timeout=120000)
     finally:
         window.shutdown()

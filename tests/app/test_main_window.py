@@ -47,7 +47,7 @@ def test_the_demo_project_opens_with_its_data_set_tree_and_every_detector_as_a_c
     assert window.table.model.rowCount() == len(clips)
     headers = [window.table.model.headerData(c, Qt.Orientation.Horizontal) for c in
                range(window.table.model.columnCount())]
-    assert {"dcase_ae", "knn", "patch_memory"} <= set(headers)
+    assert {"dcase_ae", "ensemble", "knn", "patch_memory"} <= set(headers)
     assert headers[-1] == "decision (patch_memory)"
     # Choosing a node filters the table to it.
     valve = next(root.child(i) for i in range(root.childCount()) if root.child(i).text(0) == "valve")
@@ -122,7 +122,7 @@ def test_dropped_files_go_to_the_inbox_and_their_scores_appear(qtbot, window, tm
         drop(window, files)
     result = blocker.args[0]
     assert len(result.clip_ids) == 2 and not result.skipped
-    assert set(result.scored[result.clip_ids[1]]) == {"dcase_ae", "knn", "patch_memory"}
+    assert set(result.scored[result.clip_ids[1]]) == {"dcase_ae", "ensemble", "knn", "patch_memory"}
     model = window.table.model
     row = model.rows[model.row_of(result.clip_ids[1])]
     assert row.source == "inbox" and row.scores["knn"].score == result.scored[result.clip_ids[1]]["knn"]

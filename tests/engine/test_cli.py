@@ -94,11 +94,11 @@ def test_demo_creates_the_project_once_and_shows_it(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "333 clip(s)" in first.stdout  # 3 machines x 3 sections x 37 clips
     assert (folder / "project.sqlite").is_file() and (folder / "audio" / "metadata.csv").is_file()
-    assert all(f"Fitting {name}" in first.stdout for name in ("knn", "patch_memory", "dcase_ae"))
+    assert all(f"Fitting {name}" in first.stdout for name in ("knn", "patch_memory", "dcase_ae", "ensemble"))
     lines = first.stdout.splitlines()
     official = lines.index("Official score (harmonic mean of every AUC source, AUC target and pAUC):")
-    scores = [line.split() for line in lines[official + 1:official + 4]]
-    assert sorted(s[0] for s in scores) == ["dcase_ae", "knn", "patch_memory"]
+    scores = [line.split() for line in lines[official + 1:official + 5]]
+    assert sorted(s[0] for s in scores) == ["dcase_ae", "ensemble", "knn", "patch_memory"]
     assert all(0 <= float(s[1]) <= 1 for s in scores)
     assert "Localization (anomalous test clips with known regions):" in lines
     # The second run reuses the data, the project and the fitted models, and shows the same figures.

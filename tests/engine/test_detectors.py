@@ -20,7 +20,7 @@ from engine.errors import EarmarkError
 from engine.jobs import RecordingProgress
 
 #: Settings that keep each detector quick on the small data set; every other setting is its default.
-QUICK = {"dcase_ae": {"epochs": 3}}
+QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"}}
 GROUP = "fan/section_00"
 
 

@@ -1,0 +1,293 @@
+"""`ensemble`: several detectors fitted on the same clips, their normalised scores, lanes and maps fused.
+See README.md in this folder for the idea, its settings and its figures."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.data.clip import Clip
+from engine.detectors.base import FEW_NORMALS, Detection, Detector, DetectorConfig, TrainingScores, few_normals_warning
+from engine.detectors.ensemble.grid import FUSIONS, common_times, fuse, lane_on, map_on, mel_bands, time_spans
+from engine.detectors.normalisation import DOMAINS, MIN_PER_DOMAIN, normalised_score, score_stats
+from engine.detectors.registry import detector_class, detector_keys, make_config, register_detector
+from engine.errors import EarmarkError
+from engine.fit_estimate import fit_seconds
+from engine.jobs import Progress, spans
+
+KEY = "ensemble"
+NORMALISE_BY = ("domain", "pooled")
+#: Prefix of the members' held-out scores in the saved state.
+HELD_OUT = "held_out_by_member"
+
+
+def default_members() -> tuple[str, ...]:
+    """Every detector fitted on normal clips, except the ensemble itself."""
+    return tuple(k for k in detector_keys() if k != KEY)
+
+
+def fitted_members(fitted: Sequence[str]) -> dict[str, str]:
+    """The `members` setting an ensemble fitted in a project gets when none is given: the detectors fitted on
+    normal clips that the project has fitted (`fitted`), where there are two or more; else nothing (every
+    one, the config's default)."""
+    chosen = [k for k in fitted if k in default_members()]
+    return {"members": ",".join(chosen)} if len(chosen) >= 2 else {}
+
+
+def reusable_members(config: EnsembleConfig, group: str, fitted: Mapping[tuple[str, str], Detector] | None,
+                     ) -> list[Detector] | None:
+    """The members of an ensemble with `config` for `group` among `fitted` ((detector, group) -> a model fitted
+    in the same run), where every one is there with the settings the ensemble would give it and its held-out
+    training scores; else None."""
+    if not fitted:
+        return None
+    found = [fitted.get((key, group)) for key in config.members]
+    if any(m is None or not m.held_out_by_clip  # a model saved before held-out scores were kept cannot join
+           or _as_json(m.config) != _as_json(make_config(key, config.settings_for(key)))
+           for key, m in zip(config.members, found, strict=True)):
+        return None
+    return found
+
+
+def _as_json(config: DetectorConfig) -> str:
+    """A config as saved (a loaded model's tuples come back as lists), to compare settings."""
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+@dataclass
+class EnsembleConfig(DetectorConfig):
+    #: The detectors fitted and fused (`--set members=knn,dcase_ae`).
+    members: tuple[str, ...] = field(default_factory=default_members)
+    #: How the members' normalised scores (and lanes and maps) are fused: "mean", "min" or "max".
+    fusion: str = "mean"
+    #: Each member's score against its held-out training scores of the clip's domain ("domain": its
+    #: `Detection.normalised`) or of both domains pooled ("pooled").
+    normalise_by: str = "domain"
+    #: Members' own settings as detector.setting=value (`--set member_settings=dcase_ae.epochs=20`); a setting
+    #: of a detector that is not a member is ignored.
+    member_settings: tuple[str, ...] = ()
+    #: Mel-spaced frequency bands of the fused map, from 0 Hz to the top of the members' maps.
+    map_bands: int = 32
+    #: Seconds between the fused lane's frames; 0: the finest member lane's times.
+    frame_step_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.members = tuple(str(m).strip() for m in self.members if str(m).strip())
+        self.member_settings = tuple(str(s) for s in self.member_settings)
+        if self.fusion not in FUSIONS:
+            raise EarmarkError(f"ensemble: fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
+        if self.normalise_by not in NORMALISE_BY:
+            raise EarmarkError(f"ensemble: normalise_by must be one of {', '.join(NORMALISE_BY)}, "
+                               f"not {self.normalise_by!r}")
+        fitted_on_normals = [k for k in detector_keys() if k != KEY]
+        unknown = [m for m in self.members if m not in fitted_on_normals]
+        if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
+            raise EarmarkError(f"ensemble: members must be two or more different detectors among "
+                               f"{', '.join(fitted_on_normals)}, not {','.join(self.members) or 'none'}")
+        if self.map_bands < 1 or self.frame_step_s < 0:
+            raise EarmarkError("ensemble: map_bands must be at least 1 and frame_step_s at least 0")
+        for member in default_members():
+            make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
+
+    def settings_for(self, member: str) -> dict[str, str]:
+        """The settings given for `member` in `member_settings`."""
+        settings: dict[str, str] = {}
+        last: tuple[str, str] | None = None
+        for piece in self.member_settings:  # "knn.augment_snrs=0,10" arrives split at its comma: rejoin it
+            if "=" not in piece and last is not None:
+                if last[0] == member:
+                    settings[last[1]] += f",{piece.strip()}"
+                continue
+            name, sep, value = piece.partition("=")
+            owner, dot, setting = name.strip().partition(".")
+            if not sep or not dot or owner not in default_members():
+                raise EarmarkError(f"ensemble: member setting {piece!r} is not of the form detector.setting=value "
+                                   f"for a detector among {', '.join(default_members())}")
+            last = (owner, setting.strip())
+            if owner == member:
+                settings[last[1]] = value.strip()
+        return settings
+
+
+@register_detector
+class EnsembleDetector(Detector):
+    key = KEY
+    title = "Ensemble of detectors"
+    Config = EnsembleConfig
+    config: EnsembleConfig
+
+    def __init__(self, config: EnsembleConfig | None = None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.members: list[Detector] = []
+
+    @classmethod
+    def from_members(cls, members: Sequence[Detector], config: EnsembleConfig | None = None, **kwargs,
+                     ) -> EnsembleDetector:
+        """A fitted ensemble of already fitted detectors (fitted on the same group's clips): only the
+        combination is learnt. `config`'s members are set to the detectors given."""
+        members = list(members)
+        for member in members:
+            member._require_fitted()
+        keys = tuple(m.key for m in members)
+        config = dataclasses.replace(config or cls.Config(members=keys), members=keys)
+        ensemble = cls(config, **{"cache": members[0].cache, "device": members[0].device, **kwargs})
+        ensemble.members = members
+        ensemble.held_out_domains = {}
+        training = ensemble._combine()
+        ensemble._learn_thresholds(training)
+        ensemble._learn_normalisation(training, [])
+        counts = {name: max(int(m.info.get(name, 0)) for m in members) for name in ("trained_on", "source", "target")}
+        ensemble.info.update(counts)
+        if counts["trained_on"] < FEW_NORMALS:
+            ensemble.info["warning"] = few_normals_warning(counts["trained_on"])
+        return ensemble
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
+        keys = self.config.members
+        configs = [make_config(key, self.config.settings_for(key)) for key in keys]
+        shares = spans([fit_seconds(key, config, 1.0) for key, config in zip(keys, configs, strict=True)])
+        self.members = []
+        for index, (key, config, share) in enumerate(zip(keys, configs, shares, strict=True)):
+            member = detector_class(key)(config, cache=self.cache, device=self.device)
+            member.fit([*normals, *supplemental], progress.child(f"{key} ({index + 1}/{len(keys)}): ", span=share))
+            self.members.append(member)
+        return self._combine()
+
+    def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        for index, member in enumerate(self.members):
+            member.enrol(clips, progress.child(f"{member.key}: ", index, len(self.members)))
+        return self._combine()
+
+    def _combine(self) -> TrainingScores:
+        """The ensemble's held-out scores: each training normal's held-out scores, normalised by each member
+        that held it out (`left_out_normalised`), fused over those members (aligned by clip id). The frame
+        threshold: the members' frame thresholds, normalised, fused the same way. Records the members in
+        `info`."""
+        ids: dict[str, None] = {}
+        for member in self.members:
+            ids.update(dict.fromkeys(member.held_out_by_clip))
+            self.held_out_domains.update(member.held_out_domains)
+        normalised = [left_out_normalised(m, self.config.normalise_by == "domain") for m in self.members]
+        fused = [float(fuse(np.array([n[clip_id] for n in normalised if clip_id in n]), self.config.fusion))
+                 for clip_id in ids]
+        if not ids:
+            raise EarmarkError("ensemble: its members kept no held-out training scores to learn a threshold "
+                               "from; fit the ensemble again")
+        frame_levels = [float(m.normalise_frames(np.array([m.frame_threshold]))[0]) for m in self.members
+                        if m.frame_threshold is not None]
+        if frame_levels and np.isfinite(fuse(np.array(frame_levels), self.config.fusion)):
+            self.frame_threshold = float(fuse(np.array(frame_levels), self.config.fusion))
+        self.info["frame_normalisation"] = [0.0, 1.0]  # fused lanes are already on the members' normalised scale
+        self.info["members"] = [_member_record(m) for m in self.members]
+        return TrainingScores(np.asarray(fused, dtype=np.float64), np.zeros(0), list(ids))
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        heard: dict[str, str] = {}
+        found: list[dict[str, Detection]] = []
+        for index, member in enumerate(self.members):
+            step = progress.child(f"{member.key}: ", index, len(self.members))
+            # Every member meets the same unreadable clip: the user hears of it once, from the first.
+            step._on_problem = lambda line: heard.setdefault(line.partition(":")[0], line)
+            found.append({d.clip_id: d for d in member.score(clips, step)})
+        for line in heard.values():
+            progress.problem(line)
+        detections = []
+        for clip in clips:
+            scored = [(m, by_clip[clip.clip_id]) for m, by_clip in zip(self.members, found, strict=True)
+                      if clip.clip_id in by_clip]
+            if scored:
+                detections.append(self._fused(clip.clip_id, scored))
+        return detections
+
+    def _fused(self, clip_id: str, scored: list[tuple[Detector, Detection]]) -> Detection:
+        """One clip's detection from its members': normalised scores, lanes and maps fused on one grid."""
+        fusion = self.config.fusion
+        by_domain = self.config.normalise_by == "domain"
+        score = float(fuse(np.array([d.normalised if by_domain else
+                                     normalised_score(d.score, None, m.info.get("normalisation"))
+                                     for m, d in scored]), fusion))
+        times = common_times([d.frame_times for _, d in scored], self.config.frame_step_s)
+        lane = fuse(np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
+                    fusion)
+        mapped = [(m, d) for m, d in scored if d.anomaly_map is not None and d.map_freq_spans_hz is not None]
+        anomaly_map = bands = columns = None
+        if mapped:
+            bands = mel_bands(max(float(np.max(d.map_freq_spans_hz)) for _, d in mapped), self.config.map_bands)
+            anomaly_map = fuse(np.stack([map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz,
+                                                d.map_time_spans_s, bands, times) for m, d in mapped]),
+                               fusion).astype(np.float32)
+            columns = time_spans(times)
+        return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
+                         map_freq_spans_hz=bands, map_time_spans_s=columns)
+
+    # -- state: the members' tensors under their keys; their settings and thresholds in `info` ----------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        self.info["members"] = [_member_record(m) for m in self.members]
+        state = {f"{m.key}.{name}": tensor for m in self.members for name, tensor in m.state_dict().items()}
+        # Each member's held-out scores in its own order (its enrolment pairs them with its own arrays by
+        # position), with where each clip is among the ensemble's held-out clips (sorted, as saved): kept as
+        # tensors, since in `info` they would fill the project's model table.
+        where = {clip_id: index for index, clip_id in enumerate(sorted(self.held_out_by_clip))}
+        for member in self.members:
+            state[f"{HELD_OUT}.{member.key}.scores"] = torch.tensor(list(member.held_out_by_clip.values()),
+                                                                    dtype=torch.float64)
+            state[f"{HELD_OUT}.{member.key}.clips"] = torch.tensor([where[c] for c in member.held_out_by_clip],
+                                                                   dtype=torch.long)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.members = []
+        for record in self.info.get("members", []):
+            klass = detector_class(record["detector"])
+            known = {f.name for f in dataclasses.fields(klass.Config)}
+            member = klass(klass.Config(**{k: v for k, v in record["config"].items() if k in known}),
+                           cache=self.cache, device=self.device)
+            member.threshold, member.frame_threshold = record["threshold"], record["frame_threshold"]
+            member.info = record.get("info", {})
+            ids = sorted(self.held_out_by_clip)
+            where = state.get(f"{HELD_OUT}.{member.key}.clips", torch.zeros(0, dtype=torch.long)).tolist()
+            scores = state.get(f"{HELD_OUT}.{member.key}.scores", torch.zeros(0)).tolist()
+            member.held_out_by_clip = {ids[index]: score for index, score in zip(where, scores, strict=True)}
+            member.held_out_domains = {clip_id: self.held_out_domains.get(clip_id)
+                                       for clip_id in member.held_out_by_clip}
+            prefix = f"{member.key}."
+            member.load_state_dict({name[len(prefix):]: tensor for name, tensor in state.items()
+                                    if name.startswith(prefix)})
+            self.members.append(member)
+        if not self.members:
+            raise EarmarkError("this ensemble model names no members; fit the ensemble again")
+
+
+def left_out_normalised(member: Detector, by_domain: bool = True) -> dict[str, float]:
+    """Each held-out training score of `member`, normalised as an unseen clip of its domain is (against its
+    domain's held-out scores where the domain has `MIN_PER_DOMAIN`, else against all of them; against all
+    of them with `by_domain` False), but with the statistics learnt without the clip itself. Normalised with
+    statistics that include it, a score cannot stray far (with 3 target clips, never beyond 1.15 standard
+    deviations), and a threshold learnt from such scores sits too low for unseen clips.
+    """
+    ids = list(member.held_out_by_clip)
+    scores = np.array([member.held_out_by_clip[i] for i in ids], dtype=np.float64)
+    domains = np.array([(member.held_out_domains.get(i) or "") if by_domain else "" for i in ids])
+    found = {}
+    for index, clip_id in enumerate(ids):
+        others = np.arange(len(ids)) != index
+        same = others & (domains == domains[index]) if domains[index] in DOMAINS else np.zeros_like(others)
+        chosen = same if same.sum() + 1 >= MIN_PER_DOMAIN else others
+        stats = score_stats(scores[chosen]) if chosen.any() else None
+        if stats is None:  # a single held-out clip: the member's own statistics are all there is
+            found[clip_id] = normalised_score(scores[index], domains[index] or None, member.info.get("normalisation"))
+        else:
+            found[clip_id] = float((scores[index] - stats[0]) / stats[1])
+    return found
+
+
+def _member_record(member: Detector) -> dict:
+    """What a saved ensemble keeps of a member besides its tensors (what `Detector.save` writes to JSON)."""
+    return {"detector": member.key, "config": dataclasses.asdict(member.config), "threshold": member.threshold,
+            "frame_threshold": member.frame_threshold, "info": dict(member.info)}

@@ -1,0 +1,153 @@
+"""The ensemble a user fits beside the other detectors: members they choose, one score that is the fusion of
+the members' normalised scores, a threshold that leaves most unseen normals alone, and a Fit all that
+combines the members it has just fitted instead of fitting them twice. Data: the small synthetic set of
+tests/conftest.py (3 machines x 2 sections; per group 10 source and 3 target normal training clips, 5 test
+clips per domain and label, 1 s clips)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.audio.feature_cache import FeatureCache
+from engine.detectors import runs
+from engine.detectors.base import Detector
+from engine.detectors.ensemble import EnsembleDetector
+from engine.detectors.normalisation import normalised_score
+from engine.detectors.registry import detector_class, make_config
+from engine.errors import EarmarkError
+from engine.evaluation.metrics import auc
+from engine.store import results
+
+GROUP = "fan/section_00"
+#: Quick members: no training epochs to wait for.
+QUICK_MEMBERS = "knn,patch_memory"
+
+
+def _group(project, group=GROUP, split=None):
+    return [c for c in project.clips() if c.group == group and (split is None or c.split == split)]
+
+
+def _fitted(key, clips, tmp_path, **settings):
+    detector = detector_class(key)(make_config(key, settings), cache=FeatureCache(tmp_path / "features"))
+    detector.fit(clips)
+    return detector
+
+
+def test_the_members_are_the_detectors_the_user_names(toy_project, tmp_path):
+    ensemble = _fitted("ensemble", _group(toy_project), tmp_path, members=QUICK_MEMBERS)
+    assert [m.key for m in ensemble.members] == ["knn", "patch_memory"]
+    assert all(m.threshold is not None for m in ensemble.members), "each member is fitted"
+    assert make_config("ensemble").members == ("dcase_ae", "knn", "patch_memory"), "default: every other detector"
+    for wrong in ("knn", "knn,knn", "knn,ensemble", "knn,nope"):
+        with pytest.raises(EarmarkError, match="two or more different detectors"):
+            make_config("ensemble", {"members": wrong})
+    with pytest.raises(EarmarkError, match="fusion must be one of"):
+        make_config("ensemble", {"fusion": "median"})
+    with pytest.raises(EarmarkError, match="no setting 'epoch'"):
+        make_config("ensemble", {"member_settings": "dcase_ae.epoch=3"})
+
+
+@pytest.mark.parametrize("fusion", ["mean", "min", "max"])
+def test_the_score_is_the_fusion_of_the_members_normalised_scores(fusion, toy_project, tmp_path):
+    members = [_fitted(key, _group(toy_project), tmp_path) for key in QUICK_MEMBERS.split(",")]
+    test = _group(toy_project, split="test")
+    found = [member.score(test) for member in members]
+    fuse = {"mean": np.mean, "min": np.min, "max": np.max}[fusion]
+    # Per domain: each member's own normalised score; pooled: against both domains' held-out scores at once.
+    expected = {"domain": fuse([[d.normalised for d in detections] for detections in found], axis=0),
+                "pooled": fuse([[normalised_score(d.score, None, m.info["normalisation"]) for d in detections]
+                                for m, detections in zip(members, found, strict=True)], axis=0)}
+    for normalise_by, fused in expected.items():
+        assert np.isfinite(fused).all()
+        config = make_config("ensemble", {"fusion": fusion, "normalise_by": normalise_by})
+        ensemble = EnsembleDetector.from_members(members, config)
+        detections = ensemble.score(test)
+        np.testing.assert_allclose([d.score for d in detections], fused, rtol=1e-6)
+        assert [d.decision for d in detections] == [d.score > ensemble.threshold for d in detections]
+
+
+def test_the_fused_lane_and_map_lie_on_one_grid(toy_project, tmp_path):
+    ensemble = _fitted("ensemble", _group(toy_project), tmp_path, members=QUICK_MEMBERS, map_bands=24)
+    clip = _group(toy_project, split="test")[:1]
+    [detection] = ensemble.score(clip)
+    own = [m.score(clip)[0] for m in ensemble.members]
+    finest = max(own, key=lambda d: len(d.frame_times))
+    np.testing.assert_allclose(detection.frame_times, finest.frame_times)
+    assert np.isfinite(detection.frame_scores).all()
+    # The map: 24 mel bands from 0 Hz to the top of the members' maps, over the lane's times.
+    assert detection.anomaly_map.shape == (24, len(detection.frame_times))
+    bands = detection.map_freq_spans_hz
+    top = max(float(d.map_freq_spans_hz.max()) for d in own if d.anomaly_map is not None)
+    assert bands[0, 0] == 0 and bands[-1, 1] == pytest.approx(top) and np.all(bands[1:, 0] == bands[:-1, 1])
+    assert np.all(np.diff(detection.map_time_spans_s.mean(axis=1)) > 0)
+    assert ensemble.frame_threshold is not None and np.isfinite(ensemble.frame_threshold)
+
+
+def test_the_threshold_flags_few_unseen_normals_and_anomalies_more_often(toy_project, tmp_path):
+    flagged_normals, flagged_anomalies = [], []
+    for group in sorted({c.group for c in toy_project.clips()}):
+        ensemble = _fitted("ensemble", _group(toy_project, group), tmp_path, members=QUICK_MEMBERS)
+        test = _group(toy_project, group, "test")
+        for clip, detection in zip(test, ensemble.score(test), strict=True):
+            (flagged_anomalies if clip.label == "anomaly" else flagged_normals).append(detection.decision)
+    # 60 unseen normals and 60 anomalies over six groups.
+    assert np.mean(flagged_normals) <= 0.25  # knn alone flags 13 %, patch_memory 25 % (its target normals)
+    assert np.mean(flagged_anomalies) > np.mean(flagged_normals)
+
+
+def test_members_that_agree_rank_anomalies_at_least_as_well_together(toy_project, tmp_path):
+    """knn and patch_memory both rank this set's anomalies well (AUC 0.84 and 0.89, per domain as the DCASE
+    score counts it: a domain's normals against its anomalies); fused, the mean over the six groups and two
+    domains is at least the better member's."""
+    found: dict[str, list[float]] = {}
+    for group in sorted({c.group for c in toy_project.clips()}):
+        test = _group(toy_project, group, "test")
+        members = [_fitted(key, _group(toy_project, group), tmp_path) for key in QUICK_MEMBERS.split(",")]
+        for detector in [*members, EnsembleDetector.from_members(members)]:
+            scores = {d.clip_id: d.score for d in detector.score(test)}
+            for domain in ("source", "target"):
+                clips = [c for c in test if c.domain == domain]
+                found.setdefault(detector.key, []).append(auc([c.label == "anomaly" for c in clips],
+                                                              [scores[c.clip_id] for c in clips]))
+    means = {key: float(np.mean(values)) for key, values in found.items()}
+    assert means["ensemble"] >= max(means["knn"], means["patch_memory"])
+
+
+def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_path):
+    source_only = [c for c in _group(toy_project) if c.domain != "target" or c.split != "train"]
+    ensemble = _fitted("ensemble", source_only, tmp_path, members=QUICK_MEMBERS)
+    loaded = Detector.load(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    # Each member's held-out scores come back in its own order (its enrolment pairs them with its arrays).
+    assert [list(m.held_out_by_clip.items()) for m in loaded.members] == [list(m.held_out_by_clip.items())
+                                                                          for m in ensemble.members]
+    target = [c for c in _group(toy_project, split="train") if c.domain == "target"]
+    loaded.enrol(target)
+    assert all(m.info["enrolled"] == len(target) for m in loaded.members)
+    assert set(c.clip_id for c in target) <= set(loaded.held_out_by_clip), "enrolled clips count in the threshold"
+
+
+def test_fit_all_combines_the_members_it_has_just_fitted(toy_project):
+    session = runs.Session(toy_project)
+    fitted_now: dict = {}
+    for key in ("knn", "patch_memory"):
+        runs.fit(session, key, group=GROUP, fitted_now=fitted_now)
+    [record] = runs.fit(session, "ensemble", group=GROUP, fitted_now=fitted_now)
+    ensemble = session.model(record)
+    assert [m.key for m in ensemble.members] == ["knn", "patch_memory"], "the project's fitted detectors"
+    test = _group(toy_project, split="test")
+    for member in ensemble.members:  # the very models fitted just before, not fitted again
+        np.testing.assert_allclose([d.score for d in member.score(test)],
+                                   [d.score for d in fitted_now[(member.key, GROUP)].score(test)], rtol=1e-5)
+    assert fitted_now[("ensemble", GROUP)].members == [fitted_now[("knn", GROUP)], fitted_now[("patch_memory", GROUP)]]
+    assert results.latest_models(toy_project, "ensemble")[GROUP].threshold == pytest.approx(record.threshold)
+
+
+def test_the_fit_estimate_of_the_ensemble_is_its_members(toy_project):
+    from engine.fit_estimate import estimate_fit
+
+    clips = toy_project.clips()
+    alone = estimate_fit(clips, ["ensemble"], {"members": "knn,dcase_ae"}).seconds_by_detector["ensemble"]
+    members = estimate_fit(clips, ["knn", "dcase_ae"]).seconds_by_detector
+    assert alone == pytest.approx(sum(members.values()))
+    in_fit_all = estimate_fit(clips, ["dcase_ae", "ensemble", "knn", "patch_memory"]).seconds_by_detector
+    assert in_fit_all["ensemble"] < in_fit_all["dcase_ae"] / 10, "Fit all fits no member twice"
