@@ -26,6 +26,7 @@ share every other sample of randomness.
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import hilbert
 
 from engine.data.toy_sounds import SPEED_FACTOR, STATIONARY_KINDS, SectionSound, bandpass, rms
 
@@ -189,8 +190,6 @@ def signature_db(kind: str, samples: np.ndarray, sound: SectionSound, speed: int
 
 
 def _envelope_line_db(x: np.ndarray, frequency: float, sr: int) -> float:
-    from scipy.signal import hilbert
-
     envelope = np.abs(hilbert(x))
     spectrum = np.abs(np.fft.rfft((envelope - envelope.mean()) * np.hanning(len(x))))
     freqs = np.fft.rfftfreq(len(x), 1 / sr)
