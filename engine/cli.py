@@ -135,6 +135,9 @@ def _add_toy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=0.05, help="fraction of the DCASE 2025 counts (default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--duration", type=float, default=10.0, help="clip length in seconds (default 10)")
+    parser.add_argument("--anomalies", default="all", choices=("transient", "stationary", "all"),
+                        help="anomalous test clips: short transient events, whole-clip stationary faults "
+                             "(imbalance, misalignment, bearing wear, clogging, looseness), or all (default)")
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace | int:
@@ -178,7 +181,8 @@ def cmd_toy(args: argparse.Namespace) -> int:
     from engine.data.toy import ToyConfig, generate
 
     config = ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration, sections=args.sections,
-                       machines=tuple(m.strip() for m in args.machines.split(",") if m.strip()))
+                       machines=tuple(m.strip() for m in args.machines.split(",") if m.strip()),
+                       anomalies=args.anomalies)
     with TerminalProgress("synthesising") as progress:
         metadata = generate(args.out, config, progress, workers=args.workers)
     print(f"Wrote the synthetic data set to {args.out} ({metadata.name} lists every clip).")
@@ -255,7 +259,8 @@ def demo_plan(args: argparse.Namespace):
     from engine.data.toy import ToyConfig
     from engine.demo import DemoPlan
 
-    return DemoPlan(ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration), args.ae_epochs)
+    return DemoPlan(ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration,
+                              anomalies=args.anomalies), args.ae_epochs)
 
 
 def _session(project, args: argparse.Namespace):

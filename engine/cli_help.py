@@ -19,8 +19,11 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
              ("earmark open ~/earmark/pumps", "earmark")),
     "toy": ("Write the synthetic data set: machine sounds of fan, bearing and valve in DCASE 2025's layout, "
             "with normal and anomalous clips in source and target domains, and a metadata.csv that lists every "
-            "clip with its machine, section, domain, split and label.",
-            ("earmark toy /tmp/toy --scale 0.05 --sections 3",)),
+            "clip with its machine, section, domain, split and label. Anomalies are short transient events "
+            "(impulse burst, band tone, bearing rattle, dropout) and whole-clip stationary faults (imbalance, "
+            "misalignment, bearing wear, clogging, looseness); --anomalies picks one family or both.",
+            ("earmark toy /tmp/toy --scale 0.05 --sections 3",
+             "earmark toy /tmp/faults --anomalies stationary --scale 0.02 --duration 5")),
     "new": ("Create an empty project folder (project.sqlite and its artifacts). Add recordings to it with "
             "`earmark import`.",
             ("earmark new ~/earmark/pumps",)),

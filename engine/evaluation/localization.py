@@ -7,7 +7,9 @@ Two figures per detector, over the anomalous clips that carry `anomaly_regions`:
 A frame stands for the stretch from halfway to the frame before to halfway to the frame after; it is
 positive when that stretch overlaps a region. Coarse lanes (a patch grid every 0.32 s) and fine ones
 (a frame every 32 ms) are judged on what each frame covers. Normal clips are left out: this measures
-*where*, not *whether*.
+*where*, not *whether*. So are clips whose region covers every frame, such as the synthetic set's stationary
+faults (imbalance, a worn bearing, ...) that span the whole clip: with no normal frame inside the clip there is
+nothing to locate, and their top frame would be a hit whatever the detector did.
 """
 from __future__ import annotations
 
@@ -72,7 +74,8 @@ def region_mask(times: np.ndarray, regions: Sequence[tuple[float, float]]) -> np
 
 
 def localize(detector: str, clips: Sequence[LocalizedClip]) -> LocalizationResult:
-    """The two figures over `clips` (anomalous clips with known regions)."""
+    """The two figures over `clips` (anomalous clips with known regions); clips whose region covers every
+    frame are skipped and not counted."""
     usable = [c for c in clips if c.regions and len(c.frame_scores)]
     hits = []
     per_clip: list[tuple[np.ndarray, np.ndarray]] = []
@@ -80,11 +83,11 @@ def localize(detector: str, clips: Sequence[LocalizedClip]) -> LocalizationResul
         scores = np.asarray(clip.frame_scores, dtype=np.float64)
         mask = region_mask(clip.frame_times, clip.regions)
         finite = np.isfinite(scores)
-        if not finite.any():
+        if not finite.any() or mask[finite].all():  # no frame, or no normal frame to tell the region from
             continue
         hits.append(bool(mask[np.flatnonzero(finite)[np.argmax(scores[finite])]]))
         per_clip.append((scores[finite], mask[finite]))
-    aurocs = [auc(mask, scores) for scores, mask in per_clip if mask.any() and not mask.all()]
+    aurocs = [auc(mask, scores) for scores, mask in per_clip if mask.any()]
     return LocalizationResult(detector, float(np.mean(aurocs)) if aurocs else math.nan,
                               float(np.mean(hits)) if hits else math.nan, len(hits))
 

@@ -35,3 +35,12 @@ def test_clips_without_regions_or_frames_do_not_count():
                                                                                   ((0.0, 1.0),))])
     assert result.clips == 0 and math.isnan(result.frame_auroc)
     assert "-" in format_localization([result])[2]
+
+
+def test_a_fault_spanning_the_whole_clip_has_nothing_to_locate_and_does_not_count():
+    times = np.arange(10) + 0.5
+    good = LocalizedClip(times, np.array([0, 0, 0, 5, 6, 0, 0, 0, 0, 0.0]), ((3.0, 5.0),))
+    whole = LocalizedClip(times, np.array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0.0]), ((0.0, 10.0),))  # e.g. imbalance
+    result = localize("x", [good, whole])
+    assert result.clips == 1 and result.top_frame_hit_rate == 1.0 and result.frame_auroc == 1.0
+    assert localize("x", [whole]).clips == 0 and math.isnan(localize("x", [whole]).top_frame_hit_rate)

@@ -90,9 +90,10 @@ def test_the_support_is_the_target_clips_filled_up_with_source_clips(tmp_path):
 @pytest.fixture(scope="module")
 def localization_project(tmp_path_factory):
     """Generated 10 s clips with annotated anomaly regions (3 machines, 1 section each), fitted and scored
-    with knn and patch_memory (3 target clips of support)."""
+    with knn and patch_memory (3 target clips of support). Transient events only: a stationary fault spans
+    the whole clip and has no place to find."""
     folder = tmp_path_factory.mktemp("localization")
-    generate(folder / "audio", ToyConfig(scale=0.01, seed=1, duration_s=10.0, sections=1))
+    generate(folder / "audio", ToyConfig(scale=0.01, seed=1, duration_s=10.0, sections=1, anomalies="transient"))
     from engine.data.importers import import_source
 
     with Project.create(folder / "project") as project:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from engine.audio import scan
-from engine.data.toy import NOISES, ToyConfig, counts, generate, plan, render
-from engine.data.toy_sounds import rms
+from engine.cli import main
+from engine.data.toy import MACHINES, NOISES, ToyConfig, counts, generate, plan, render, section_sound
+from engine.data.toy_faults import signature_db
+from engine.data.toy_sounds import ANOMALY_KINDS, STATIONARY_KINDS, TRANSIENT_KINDS, rms
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, RecordingProgress
 from tests.conftest import SMALL_TOY
@@ -68,13 +71,91 @@ def test_anomaly_regions_lie_inside_the_clip_and_only_on_anomalies(toy_dataset):
             assert regions == [] and row["anomaly_type"] == ""
 
 
-def test_every_anomaly_kind_is_made(toy_dataset):
-    kinds = {r["anomaly_type"] for r in _rows(toy_dataset) if r["label"] == "anomaly"}
-    assert kinds == {"impulse_burst", "band_tone", "bearing_rattle", "dropout"}
+def test_every_anomaly_kind_is_made_and_every_section_tests_both_families(toy_dataset):
+    anomalies = [r for r in _rows(toy_dataset) if r["label"] == "anomaly"]
+    assert {r["anomaly_type"] for r in anomalies} == set(ANOMALY_KINDS)
+    for row in anomalies:
+        family = "transient" if row["anomaly_type"] in TRANSIENT_KINDS else "stationary"
+        assert row["anomaly_kind"] == family
+        if family == "stationary":  # a whole-clip fault spans the whole clip
+            assert json.loads(row["anomaly_regions"]) == [[0.0, float(row["duration_s"])]]
+    families = Counter((r["machine_type"], r["section_id"], r["anomaly_kind"]) for r in anomalies)
+    assert all(families[(m, s, f)] >= 2 for m in SMALL_TOY.machines for s in ("00", "01")
+               for f in ("transient", "stationary"))
+    assert {r["anomaly_kind"] for r in _rows(toy_dataset) if r["label"] != "anomaly"} == {""}
+
+
+def test_an_imported_clip_knows_its_anomaly_family(toy_project):
+    anomalies = toy_project.clips(label="anomaly")
+    assert {c.attributes["anomaly_kind"] for c in anomalies} == {"transient", "stationary"}
+    assert all((c.attributes["anomaly_type"] in STATIONARY_KINDS) == (c.attributes["anomaly_kind"] == "stationary")
+               for c in anomalies)
+    assert not any("anomaly_kind" in c.attributes for c in toy_project.clips(label="normal"))
+
+
+def test_toy_anomalies_stationary_writes_the_five_whole_clip_faults(tmp_path, capsys):
+    out = tmp_path / "faults"
+    assert main(["toy", str(out), "--anomalies", "stationary", "--scale", "0.01", "--duration", "1",
+                 "--sections", "1", "--workers", "1"]) == 0
+    anomalies = [r for r in _rows(out) if r["label"] == "anomaly"]
+    assert {r["anomaly_type"] for r in anomalies} == set(STATIONARY_KINDS)
+    for machine in MACHINES:  # every machine type gets every fault
+        assert {r["anomaly_type"] for r in anomalies if r["machine_type"] == machine} == set(STATIONARY_KINDS)
+    assert {r["anomaly_kind"] for r in anomalies} == {"stationary"}
+    assert all(json.loads(r["anomaly_regions"]) == [[0.0, 1.0]] for r in anomalies)
+    assert all((out / r["relative_path"]).is_file() for r in anomalies)
+
+
+def test_toy_anomalies_transient_writes_only_the_four_events(tmp_path, capsys):
+    out = tmp_path / "events"
+    assert main(["toy", str(out), "--anomalies", "transient", "--scale", "0.01", "--duration", "1",
+                 "--sections", "1", "--machines", "fan", "--workers", "1"]) == 0
+    anomalies = [r for r in _rows(out) if r["label"] == "anomaly"]
+    assert {r["anomaly_type"] for r in anomalies} == set(TRANSIENT_KINDS)
+    assert {r["anomaly_kind"] for r in anomalies} == {"transient"}
+    assert all(json.loads(r["anomaly_regions"])[0] != [0.0, 1.0] for r in anomalies)
+
+
+#: The direction each fault's signature (toy_faults.signature_db) moves in, by machine where it differs: a
+#: choked fan loses its highs, a clogged valve orifice and a starved bearing gain them.
+_DIRECTION = {("clogging", "fan"): -1.0}
+
+
+@pytest.mark.parametrize("kind", STATIONARY_KINDS)
+def test_a_stationary_fault_changes_its_signature_yet_not_the_loudness(kind):
+    config = ToyConfig(scale=0.01, seed=6, duration_s=2.0, sections=1, anomalies="stationary")
+    for machine in MACHINES:
+        clips = [p for p in plan(config) if p.machine == machine and p.split == "test" and p.label == "normal"]
+        changes = []
+        for item in clips[:3] + clips[-3:]:  # source and target
+            normal, _ = render(item, config)
+            broken, regions = render(dataclasses.replace(item, anomaly=kind), config)
+            assert regions == [(0.0, 2.0)]
+            # The fault is a change of the same clip: the normal signal lies beneath it, sample for sample.
+            assert np.corrcoef(normal, broken)[0, 1] > 0.8, (kind, machine)
+            assert 20 * np.log10(rms(broken) / rms(normal)) <= 3.0, (kind, machine)
+            sound = section_sound(item, config)
+            change = (signature_db(kind, broken, sound, item.speed, config.sample_rate)
+                      - signature_db(kind, normal, sound, item.speed, config.sample_rate))
+            changes.append(change * _DIRECTION.get((kind, machine), 1.0))
+        # A few dB (clogging: half a dB per octave of tilt) on the typical clip, and some on every clip of the
+        # source domain (SNR 10-30 dB); in the target domain's loud noise (0-20 dB) a fault may drown.
+        typical, least = (0.5, 0.2) if kind == "clogging" else (2.0, 1.0)
+        assert np.median(changes) >= typical, (kind, machine, changes)
+        assert min(changes[:3]) >= least, (kind, machine, changes)
+
+
+def test_training_and_test_counts_can_be_set_apart_from_the_scale():
+    config = ToyConfig(scale=0.01, sections=1, machines=("fan",), train_counts=(10, 3), test_each=2)
+    per = Counter((p.domain, p.split, p.label) for p in plan(config))
+    assert per[("source", "train", "normal")] == 10 and per[("target", "train", "normal")] == 3
+    assert per[("source", "test", "anomaly")] == per[("target", "test", "normal")] == 2
+    kinds = {p.anomaly for p in plan(config) if p.label == "anomaly"}
+    assert kinds & set(TRANSIENT_KINDS) and kinds & set(STATIONARY_KINDS)
 
 
 def test_anomalies_change_the_audio_inside_their_region_not_outside():
-    config = ToyConfig(scale=0.01, seed=5, duration_s=4.0, sections=1, machines=("fan",))
+    config = ToyConfig(scale=0.01, seed=5, duration_s=4.0, sections=1, machines=("fan",), anomalies="transient")
     for item in [p for p in plan(config) if p.label == "anomaly"][:4]:
         samples, regions = render(item, config)
         normal, _ = render(item.__class__(**{**item.__dict__, "anomaly": None}), config)
@@ -149,3 +230,9 @@ def test_bad_settings_are_refused():
         ToyConfig(scale=0)
     with pytest.raises(EarmarkError, match="machine types"):
         ToyConfig(machines=("toaster",))
+    with pytest.raises(EarmarkError, match="anomalies must be one of transient, stationary, all"):
+        ToyConfig(anomalies="gradual")
+    with pytest.raises(EarmarkError, match="training counts"):
+        ToyConfig(train_counts=(10, 0))
+    with pytest.raises(EarmarkError, match="test clips"):
+        ToyConfig(test_each=0)
