@@ -26,10 +26,11 @@ share every other sample of randomness.
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import hilbert
 
-from engine.data.toy_sounds import SPEED_FACTOR, STATIONARY_KINDS, SectionSound, _bandpass, rms
+from engine.data.toy_sounds import SPEED_FACTOR, STATIONARY_KINDS, SectionSound, bandpass, rms
 
-__all__ = ["STATIONARY_KINDS", "add_fault", "defect_rate", "rotation_rate"]
+__all__ = ["STATIONARY_KINDS", "add_fault", "defect_rate", "rotation_rate", "signature_db"]
 #: Upper bound of a fault's overall level rise over the same clip without it.
 MAX_RISE_DB = 3.0
 
@@ -63,8 +64,8 @@ def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionS
               rng: np.random.Generator) -> np.ndarray:
     """The machine signal with the stationary fault `kind` over the whole clip.
 
-    `phase` is the shaft's phase in radians per sample (see toy_sounds.machine_sound), so the fault's orders
-    follow the machine's own speed wobble."""
+    `phase` is the shaft's phase in radians at every sample (see toy_sounds.machine_sound), so the fault's
+    orders follow the machine's own speed wobble."""
     level = rms(machine)
     # The machines' own 1x and 2x run as sin(phase) and sin(2 phase); a fault's force adds to them within
     # +-45 degrees (the new heavy spot or bend lies near the old one), so it never cancels the residual.
@@ -128,11 +129,11 @@ def _worn_race(machine: np.ndarray, sound: SectionSound, speed: int, sr: int,
     centre = min(max(rng.uniform(3000, 5000), 1.4 * sound.resonance_hz), sr / 3.2)
     low, high = centre / 1.25, min(centre * 1.25, sr / 2.2)
     rise_db = rng.uniform(2.0, 6.0)
-    wanted = rms(_bandpass(machine, low, high, sr)) * np.sqrt(10 ** (rise_db / 10) - 1)
+    wanted = rms(bandpass(machine, low, high, sr)) * np.sqrt(10 ** (rise_db / 10) - 1)
     t = np.arange(n) / sr
     pulses = np.exp(rng.uniform(1.0, 2.0) * np.cos(2 * np.pi * defect_rate(sound, speed) * t
                                                    + rng.uniform(0, 2 * np.pi)))
-    floor = _bandpass(rng.standard_normal(n), low, high, sr) * pulses
+    floor = bandpass(rng.standard_normal(n), low, high, sr) * pulses
     return floor * min(wanted, 0.3 * rms(machine)) / max(rms(floor), 1e-12)
 
 
@@ -175,7 +176,7 @@ def signature_db(kind: str, samples: np.ndarray, sound: SectionSound, speed: int
         order = {"imbalance": 1.0, "misalignment": 2.0, "looseness": 0.5}[kind]
         return _envelope_line_db(x, order * rotation_rate(sound, speed), sr)
     if kind == "bearing_wear":
-        return _envelope_line_db(_bandpass(x, 2400, min(6400, sr / 2.2), sr), defect_rate(sound, speed), sr)
+        return _envelope_line_db(bandpass(x, 2400, min(6400, sr / 2.2), sr), defect_rate(sound, speed), sr)
     if kind == "clogging":
         power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
         freqs = np.fft.rfftfreq(len(x), 1 / sr)
@@ -189,8 +190,6 @@ def signature_db(kind: str, samples: np.ndarray, sound: SectionSound, speed: int
 
 
 def _envelope_line_db(x: np.ndarray, frequency: float, sr: int) -> float:
-    from scipy.signal import hilbert
-
     envelope = np.abs(hilbert(x))
     spectrum = np.abs(np.fft.rfft((envelope - envelope.mean()) * np.hanning(len(x))))
     freqs = np.fft.rfftfreq(len(x), 1 / sr)

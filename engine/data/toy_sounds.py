@@ -44,8 +44,8 @@ class SectionSound:
 
 def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The clean machine signal and its shaft phase in radians per sample (the valve's: its thump tone's),
-    which the stationary faults lock their orders to."""
+    """The clean machine signal and its shaft's phase in radians at every sample (the valve's: its thump
+    tone's), which the stationary faults lock their orders to."""
     t = np.arange(n) / sr
     speed_f, load_f = SPEED_FACTOR[speed], LOAD_FACTOR[load]
     if sound.machine == "fan":
@@ -57,7 +57,7 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         for k in range(1, 9):
             if k * sound.count * rotation < sr / 2.2:
                 x += np.sin(k * sound.count * phase + rng.uniform(0, 2 * np.pi)) / k ** sound.rolloff
-        flow = _bandpass(coloured_noise("pink", n, sr, rng), 200, min(4000, sr / 2.5), sr)
+        flow = bandpass(coloured_noise("pink", n, sr, rng), 200, min(4000, sr / 2.5), sr)
         return x + flow * rms(x) * sound.level * load_f / rms(flow), phase
     if sound.machine == "bearing":
         # Periodic impacts at the ball-pass rate, modulated by the shaft, each ringing the housing.
@@ -72,8 +72,8 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         return x + sound.level * rms(x) * rng.standard_normal(n), 2 * np.pi * shaft * t
     # valve: open/close cycles; a click and flow hiss while open, a thump when it closes.
     period = sound.rolloff / speed_f
-    x = 0.02 * _bandpass(rng.standard_normal(n), 60, 400, sr)
-    hiss = _bandpass(rng.standard_normal(n), sound.resonance_hz * 0.7, min(sound.resonance_hz * 1.3, sr / 2.2), sr)
+    x = 0.02 * bandpass(rng.standard_normal(n), 60, 400, sr)
+    hiss = bandpass(rng.standard_normal(n), sound.resonance_hz * 0.7, min(sound.resonance_hz * 1.3, sr / 2.2), sr)
     open_s = period * 0.45
     ramp = int(0.02 * sr)  # soft opening and closing of the flow
     start = rng.uniform(0, period)
@@ -118,7 +118,7 @@ def coloured_noise(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.n
             voiced = sum(np.sin(k * phase) / k for k in range(1, 12) if k * 250 < sr / 2.5)
             syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 6) * t + rng.uniform(0, 6.3)), 0, None)
             x += voiced * syllables * rng.uniform(0.5, 1.0)
-        x = _bandpass(x, 200, min(3500, sr / 2.5), sr)
+        x = bandpass(x, 200, min(3500, sr / 2.5), sr)
     else:
         raise ValueError(f"unknown noise type {kind!r}")
     return x / max(rms(x), 1e-12)
@@ -133,7 +133,7 @@ def microphone(x: np.ndarray, position: int, sr: int) -> np.ndarray:
         return signal.sosfilt(signal.butter(2, min(6000, nyquist * 0.9), "lowpass", fs=sr, output="sos"), x)
     if position == 2:
         y = signal.sosfilt(signal.butter(2, 300, "highpass", fs=sr, output="sos"), x)
-        return y + 0.6 * _bandpass(y, 2200, min(2900, nyquist * 0.9), sr)
+        return y + 0.6 * bandpass(y, 2200, min(2900, nyquist * 0.9), sr)
     if position == 3:
         y = signal.sosfilt(signal.butter(4, min(2500, nyquist * 0.9), "lowpass", fs=sr, output="sos"), x)
         delay = int(0.004 * sr)
@@ -191,7 +191,8 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
 
 
-def _bandpass(x: np.ndarray, low: float, high: float, sr: int) -> np.ndarray:
+def bandpass(x: np.ndarray, low: float, high: float, sr: int) -> np.ndarray:
+    """`x` through a second-order Butterworth band-pass from `low` to `high` Hz."""
     return signal.sosfilt(signal.butter(2, [low, high], "bandpass", fs=sr, output="sos"), x)
 
 

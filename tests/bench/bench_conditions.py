@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--test-each", type=int, default=None, help="test clips per domain and label")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes, one (seed, machine) each at a time")
-    parser.add_argument("--data", type=Path, default=None, help="keep (and reuse) the generated clips here")
+    parser.add_argument("--data", type=Path, default=None, help="keep (and reuse) the generated clips here; reuse them only with the same generator")
     parser.add_argument("--json", type=Path, default=None, help="write every cell and the summary here")
     parser.add_argument("--markdown", action="store_true", help="also print the tables as Markdown (README)")
     args = parser.parse_args()

@@ -2,8 +2,10 @@
 the members' normalised scores, a threshold that leaves most unseen normals alone, and a Fit all that
 combines the members it has just fitted instead of fitting them twice. Data: the small synthetic set of
 tests/conftest.py (3 machines x 2 sections; per group 10 source and 3 target normal training clips, 5 test
-clips per domain and label, 1 s clips)."""
+clips per domain and label, 1 s clips; transient and stationary anomalies, or transient only where said)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from engine.detectors.registry import detector_class, make_config
 from engine.errors import EarmarkError
 from engine.evaluation.metrics import auc
 from engine.store import results
+from tests.conftest import SMALL_TOY
 
 GROUP = "fan/section_00"
 #: Quick members: no training epochs to wait for.
@@ -83,26 +86,28 @@ def test_the_fused_lane_and_map_lie_on_one_grid(toy_project, tmp_path):
     assert ensemble.frame_threshold is not None and np.isfinite(ensemble.frame_threshold)
 
 
-def test_the_threshold_flags_few_unseen_normals_and_anomalies_more_often(toy_project, tmp_path):
-    flagged_normals, flagged_anomalies = [], []
-    for group in sorted({c.group for c in toy_project.clips()}):
-        ensemble = _fitted("ensemble", _group(toy_project, group), tmp_path, members=QUICK_MEMBERS)
-        test = _group(toy_project, group, "test")
-        for clip, detection in zip(test, ensemble.score(test), strict=True):
-            (flagged_anomalies if clip.label == "anomaly" else flagged_normals).append(detection.decision)
-    # 60 unseen normals and 60 anomalies over six groups.
-    assert np.mean(flagged_normals) <= 0.25  # knn alone flags 13 %, patch_memory 25 % (its target normals)
-    assert np.mean(flagged_anomalies) > np.mean(flagged_normals)
+@pytest.fixture(scope="module")
+def transient_project(tmp_path_factory):
+    """The small synthetic set with transient anomalies only: the family both knn and patch_memory rank well."""
+    from engine.data.importers import import_source
+    from engine.data.toy import generate
+    from engine.store import Project
+
+    folder = tmp_path_factory.mktemp("transient")
+    generate(folder / "audio", dataclasses.replace(SMALL_TOY, anomalies="transient"))
+    with Project.create(folder / "project") as project:
+        import_source(project, folder / "audio", "metadata")
+        yield project
 
 
-def test_members_that_agree_rank_anomalies_at_least_as_well_together(toy_project, tmp_path):
-    """knn and patch_memory both rank this set's anomalies well (AUC 0.84 and 0.89, per domain as the DCASE
-    score counts it: a domain's normals against its anomalies); fused, the mean over the six groups and two
-    domains is at least the better member's."""
+def test_members_that_agree_rank_anomalies_at_least_as_well_together(transient_project, tmp_path):
+    """knn and patch_memory both rank transient anomalies well (per domain, as the DCASE score counts it: a
+    domain's normals against its anomalies); fused, the mean over the six groups and two domains is at least
+    the better member's."""
     found: dict[str, list[float]] = {}
-    for group in sorted({c.group for c in toy_project.clips()}):
-        test = _group(toy_project, group, "test")
-        members = [_fitted(key, _group(toy_project, group), tmp_path) for key in QUICK_MEMBERS.split(",")]
+    for group in sorted({c.group for c in transient_project.clips()}):
+        test = _group(transient_project, group, "test")
+        members = [_fitted(key, _group(transient_project, group), tmp_path) for key in QUICK_MEMBERS.split(",")]
         for detector in [*members, EnsembleDetector.from_members(members)]:
             scores = {d.clip_id: d.score for d in detector.score(test)}
             for domain in ("source", "target"):
@@ -110,7 +115,20 @@ def test_members_that_agree_rank_anomalies_at_least_as_well_together(toy_project
                 found.setdefault(detector.key, []).append(auc([c.label == "anomaly" for c in clips],
                                                               [scores[c.clip_id] for c in clips]))
     means = {key: float(np.mean(values)) for key, values in found.items()}
+    assert min(means["knn"], means["patch_memory"]) > 0.75, "the members agree: both rank these well"
     assert means["ensemble"] >= max(means["knn"], means["patch_memory"])
+
+
+def test_the_threshold_flags_few_unseen_normals_and_anomalies_more_often(transient_project, tmp_path):
+    flagged_normals, flagged_anomalies = [], []
+    for group in sorted({c.group for c in transient_project.clips()}):
+        ensemble = _fitted("ensemble", _group(transient_project, group), tmp_path, members=QUICK_MEMBERS)
+        test = _group(transient_project, group, "test")
+        for clip, detection in zip(test, ensemble.score(test), strict=True):
+            (flagged_anomalies if clip.label == "anomaly" else flagged_normals).append(detection.decision)
+    # 60 unseen normals and 60 anomalies over six groups.
+    assert np.mean(flagged_normals) <= 0.25  # a quarter at most on 60 normals (the issue: ~15 % on average)
+    assert np.mean(flagged_anomalies) > np.mean(flagged_normals)
 
 
 def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_path):

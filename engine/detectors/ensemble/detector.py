@@ -222,7 +222,9 @@ class EnsembleDetector(Detector):
             anomaly_map = fuse(np.stack([map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz,
                                                 d.map_time_spans_s, bands, times) for m, d in mapped]),
                                fusion).astype(np.float32)
-            columns = time_spans(times)
+            columns = time_spans(times, end_s=max(float(np.max(d.map_time_spans_s)) for _, d in mapped))
+            if len(mapped) == len(scored):  # the lane is the map's column maximum, as a frame score is a column's
+                lane = anomaly_map.max(axis=0)
         return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
                          map_freq_spans_hz=bands, map_time_spans_s=columns)
 

@@ -51,14 +51,16 @@ def lane_on(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarr
     return np.interp(grid, times[finite], values[finite])
 
 
-def time_spans(times: np.ndarray) -> np.ndarray:
-    """[T, 2] (start, end) of each grid column: half-way to its neighbours, the ends half a step out."""
+def time_spans(times: np.ndarray, end_s: float = np.inf) -> np.ndarray:
+    """[T, 2] (start, end) of each grid column: half-way to its neighbours, the ends half a step out (within
+    0 and `end_s`, the end of the members' maps, so no column reaches past the clip)."""
     times = np.asarray(times, dtype=np.float64)
     if len(times) == 1:
-        return np.array([[max(0.0, times[0] - 0.05), times[0] + 0.05]])
+        return np.array([[max(0.0, times[0] - 0.05), max(min(times[0] + 0.05, end_s), times[0] + 1e-6)]])
     middles = (times[1:] + times[:-1]) / 2
     starts = np.concatenate([[max(0.0, times[0] - (middles[0] - times[0]))], middles])
-    ends = np.concatenate([middles, [times[-1] + (times[-1] - middles[-1])]])
+    last = min(times[-1] + (times[-1] - middles[-1]), end_s)
+    ends = np.concatenate([middles, [max(last, (middles[-1] + times[-1]) / 2)]])
     return np.stack([starts, ends], axis=1)
 
 

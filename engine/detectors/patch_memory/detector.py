@@ -291,10 +291,10 @@ class PatchMemoryDetector(Detector):
             return patch
         # each clip against its own domain's scores; a clip of no known domain against all of them
         row = np.zeros(len(patch), dtype=int) if target is None else 1 + torch.as_tensor(target).long().numpy()
-        stats = self.patch_stats.double().numpy()
+        stats = self.patch_stats.detach().cpu().double().numpy()
         score = (patch - stats[row, 0]) / stats[row, 1]
         if distance is not None and self.global_stats is not None:
-            stats = self.global_stats.double().numpy()
+            stats = self.global_stats.detach().cpu().double().numpy()
             score = score + self.config.global_weight * (np.asarray(distance, dtype=np.float64) - stats[row, 0]) \
                 / stats[row, 1]
         return score
@@ -373,7 +373,8 @@ class PatchMemoryDetector(Detector):
         self.row_mean, self.row_scale = state["row_mean"], state["row_scale"]
         self.clips = int(state["clips"][0])
         self.other_scores = state["other_scores"].cpu()
-        self.patch_stats, self.global_stats = state.get("patch_stats"), state.get("global_stats")
+        self.patch_stats, self.global_stats = (None if state.get(name) is None else state[name].cpu()
+                                               for name in ("patch_stats", "global_stats"))
         self.held_target = state.get("held_target", torch.zeros(0, dtype=torch.bool)).cpu().bool()
         if self.global_stats is not None:
             self.global_term.load(state)
