@@ -230,8 +230,10 @@ class Detector(ABC):
         save_file(state, str(folder / STATE_FILE))
         meta = {"detector": self.key, "config": dataclasses.asdict(self.config), "threshold": self.threshold,
                 "frame_threshold": self.frame_threshold, "info": self.info,
-                "held_out": {clip_id: [score, self.held_out_domains.get(clip_id)]
-                             for clip_id, score in self.held_out_by_clip.items()}}
+                # a list, not a mapping: the keys of a mapping would be sorted on writing, and a detector's
+                # enrolment pairs these ids with its own held-out arrays by position
+                "held_out": [[clip_id, score, self.held_out_domains.get(clip_id)]
+                             for clip_id, score in self.held_out_by_clip.items()]}
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return folder
 
@@ -255,9 +257,9 @@ class Detector(ABC):
         detector.threshold = meta["threshold"]
         detector.frame_threshold = meta["frame_threshold"]
         detector.info = meta.get("info", {})
-        held_out = meta.get("held_out", {})
-        detector.held_out_by_clip = {clip_id: float(score) for clip_id, (score, _) in held_out.items()}
-        detector.held_out_domains = {clip_id: domain for clip_id, (_, domain) in held_out.items()}
+        held_out = meta.get("held_out", [])  # none in a model saved before held-out scores were kept
+        detector.held_out_by_clip = {clip_id: float(score) for clip_id, score, _ in held_out}
+        detector.held_out_domains = {clip_id: domain for clip_id, _, domain in held_out}
         detector.load_state_dict(state)
         return detector
 

@@ -98,6 +98,8 @@ def test_a_saved_model_keeps_its_normalisation_and_enrols_under_known_ids(key, t
     loaded = Detector.load(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     assert loaded.info["normalisation"] == detector.info["normalisation"]
     assert loaded.held_out_by_clip == pytest.approx(detector.held_out_by_clip)
+    # in the detector's own order: its enrolment pairs these ids with its held-out arrays by position
+    assert list(loaded.held_out_by_clip) == list(detector.held_out_by_clip)
     assert [d.normalised for d in loaded.score(test)] == pytest.approx(before, rel=1e-4, abs=1e-4)
     # Enrolling into the loaded model keeps every domain's statistics (the earlier clips' domains are known).
     extra = [dataclasses.replace(c, label="normal") for c in _clips(toy_project, "test", "target")[:2]]
