@@ -66,7 +66,7 @@ class OverlayControls(QWidget):
     def set_detectors(self, detectors: Sequence[str], preferred: str | None = None) -> None:
         """Fill the boxes with the fitted detectors, keeping the current choice where it is still fitted, else
         the remembered one, else `preferred` first and then two other detectors (a different one per
-        column while there are enough)."""
+        column while there are enough; the ensemble after the single detectors)."""
         detectors = list(detectors)
         remembered = list(self.remembered) + [""] * (3 - len(self.remembered))
         wanted = [box.currentText() or remembered[index] for index, box in enumerate(self.boxes)]
@@ -76,7 +76,8 @@ class OverlayControls(QWidget):
             if name in detectors or (index == 2 and name == NO_DETECTOR):
                 chosen.append(name)
             else:
-                others = [d for d in detectors if d not in chosen]
+                # the single detectors before the ensemble, which fuses them: its own map is one of three
+                others = sorted((d for d in detectors if d not in chosen), key=lambda d: d == "ensemble")
                 chosen.append(others[0] if others else (NO_DETECTOR if index == 2 else ""))
         for box, choice in zip(self.boxes, chosen, strict=True):
             box.blockSignals(True)

@@ -55,6 +55,28 @@ def drag(qtbot, window, start: tuple[float, float], end: tuple[float, float], mo
     send(QEvent.Type.MouseButtonRelease, points[1], left, none)
 
 
+def clip_with_frames_under_threshold(window) -> str:
+    """The most anomalous flagged test clip on whose patch_memory lane the lowest on level (a fifth of the
+    frame threshold) proposes more than the default level does: it has frames a little under the threshold
+    that no proposal covers yet."""
+    from app import clip_data
+    from engine.labels.proposals import propose, settings_for
+    from engine.store import results
+
+    def covered(lanes, on_ratio: float) -> float:
+        found = propose(lanes.frame_times, lanes.frame_scores,
+                        settings_for(lanes.frame_threshold, lanes.frame_scores, on_ratio, min(0.9, on_ratio)))
+        return sum(p.end_s - p.start_s for p in found)
+
+    rows = [r for r in results.latest_scores(window.project, "patch_memory", split="test")
+            if r.label == "anomaly" and r.decision]
+    for row in sorted(rows, key=lambda r: -r.score):
+        lanes = clip_data.clip_display(window.project, row.clip_id).lanes["patch_memory"]
+        if covered(lanes, 0.2) > covered(lanes, 1.0):
+            return row.clip_id
+    raise AssertionError("the demo has no flagged clip with frames a little under the threshold")
+
+
 @pytest.fixture
 def labelling(qtbot, window):
     clip_id = anomalous_test_clip(window)
@@ -174,7 +196,9 @@ def test_a_mouse_drag_in_label_mode_draws_a_region_and_dragging_it_moves_it(qtbo
 
 
 def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
-    window, clip_id = labelling
+    window, _ = labelling
+    clip_id = clip_with_frames_under_threshold(window)
+    select_clip(qtbot, window, clip_id)
     panel = window.proposal_panel
     panel.detector.setCurrentText("patch_memory")
     press(qtbot, window, Key.Key_P)
@@ -227,7 +251,9 @@ def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
 
 
 def test_dragging_the_on_level_on_the_lane_re_proposes(qtbot, labelling):
-    window, clip_id = labelling
+    window, _ = labelling
+    clip_id = clip_with_frames_under_threshold(window)
+    select_clip(qtbot, window, clip_id)
     window.controls.first.setCurrentText("patch_memory")
     window.proposal_panel.detector.setCurrentText("patch_memory")
     lanes = window.view.display.lanes["patch_memory"]
@@ -236,8 +262,8 @@ def test_dragging_the_on_level_on_the_lane_re_proposes(qtbot, labelling):
     press(qtbot, window, Key.Key_P)
     before = labels.regions(window.project, clip_id, ("proposal",))
     lowest = float(lanes.frame_scores.min())
-    level = lowest + 0.01 * (lanes.frame_threshold - lowest)
-    on_line.setValue(level)  # dragged down near the floor
+    level = lowest - 0.01 * abs(lanes.frame_threshold - lowest)
+    on_line.setValue(level)  # dragged down just below the lane's lowest frame
     expected = max(0.2, level / lanes.frame_threshold)  # as a multiple of the threshold, within the slider's range
     assert window.proposal_panel.on.value() == pytest.approx(expected, abs=0.01)
     qtbot.waitUntil(lambda: sum(r.duration_s for r in labels.regions(window.project, clip_id, ("proposal",)))
@@ -379,9 +405,11 @@ def test_label_classes_edited_from_the_label_menu_rename_the_regions_and_the_key
 
 
 def test_the_review_queue_visits_flagged_or_unlabelled_clips_in_the_tables_order(qtbot, labelling):
-    window, clip_id = labelling
+    window, _ = labelling
     panel = window.proposal_panel
     order = window.table.visible_clip_ids()
+    clip_id = order[0]  # the queue runs forward (it does not wrap): start from the table's first clip
+    select_clip(qtbot, window, clip_id)
     start = order.index(clip_id)
     labelled = order[start + 1]
     labels.add_region(window.project, labels.Region(labelled, 0.1, 0.2, "LEAK"))
