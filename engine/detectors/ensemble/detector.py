@@ -64,9 +64,9 @@ class EnsembleConfig(DetectorConfig):
     members: tuple[str, ...] = field(default_factory=default_members)
     #: How the members' normalised scores (and lanes and maps) are fused: "mean", "min" or "max".
     fusion: str = "mean"
-    #: Each member's score against its held-out training scores of the clip's domain ("domain": its
-    #: `Detection.normalised`) or of both domains pooled ("pooled").
-    normalise_by: str = "domain"
+    #: Each member's score against its held-out training scores of both domains pooled ("pooled", best on
+    #: the condition matrix) or of the clip's domain ("domain": its `Detection.normalised`).
+    normalise_by: str = "pooled"
     #: Members' own settings as detector.setting=value (`--set member_settings=dcase_ae.epochs=20`); a setting
     #: of a detector that is not a member is ignored.
     member_settings: tuple[str, ...] = ()
