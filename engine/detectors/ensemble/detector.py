@@ -64,6 +64,9 @@ class EnsembleConfig(DetectorConfig):
     members: tuple[str, ...] = field(default_factory=default_members)
     #: How the members' normalised scores (and lanes and maps) are fused: "mean", "min" or "max".
     fusion: str = "mean"
+    #: A member's weight in the mean as detector:weight (`--set weights=patch_memory:2,knn:1`); a member not
+    #: named weighs 1. Chosen on the condition matrix (README).
+    weights: tuple[str, ...] = ()
     #: Each member's score against its held-out training scores of both domains pooled ("pooled", best on
     #: the condition matrix) or of the clip's domain ("domain": its `Detection.normalised`).
     normalise_by: str = "pooled"
@@ -78,6 +81,14 @@ class EnsembleConfig(DetectorConfig):
     def __post_init__(self) -> None:
         self.members = tuple(str(m).strip() for m in self.members if str(m).strip())
         self.member_settings = tuple(str(s) for s in self.member_settings)
+        try:
+            weights = {name.strip(): float(value) for name, _, value in (w.partition(":") for w in self.weights)}
+        except ValueError:
+            weights = {"": -1.0}
+        if any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(default_members()):
+            raise EarmarkError(f"ensemble: weights must be detector:weight pairs such as patch_memory:2 (a weight "
+                               f"of 0 or more, for detectors among {', '.join(default_members())}), not "
+                               f"{','.join(self.weights)}")
         if self.fusion not in FUSIONS:
             raise EarmarkError(f"ensemble: fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
         if self.normalise_by not in NORMALISE_BY:
@@ -92,6 +103,10 @@ class EnsembleConfig(DetectorConfig):
             raise EarmarkError("ensemble: map_bands must be at least 1 and frame_step_s at least 0")
         for member in default_members():
             make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
+
+    def weight(self, member: str) -> float:
+        """The member's weight in the mean (1 where `weights` does not name it)."""
+        return next((float(v) for k, _, v in (w.partition(":") for w in self.weights) if k.strip() == member), 1.0)
 
     def settings_for(self, member: str) -> dict[str, str]:
         """The settings given for `member` in `member_settings`."""
@@ -173,15 +188,19 @@ class EnsembleDetector(Detector):
             ids.update(dict.fromkeys(member.held_out_by_clip))
             self.held_out_domains.update(member.held_out_domains)
         normalised = [left_out_normalised(m, self.config.normalise_by == "domain") for m in self.members]
-        fused = [float(fuse(np.array([n[clip_id] for n in normalised if clip_id in n]), self.config.fusion))
+        weight = self.config.weight
+        fused = [float(fuse(np.array([n[clip_id] for n in normalised if clip_id in n]), self.config.fusion,
+                            [weight(m.key) for m, n in zip(self.members, normalised, strict=True) if clip_id in n]))
                  for clip_id in ids]
         if not ids:
             raise EarmarkError("ensemble: its members kept no held-out training scores to learn a threshold "
                                "from; fit the ensemble again")
-        frame_levels = [float(m.normalise_frames(np.array([m.frame_threshold]))[0]) for m in self.members
-                        if m.frame_threshold is not None]
-        if frame_levels and np.isfinite(fuse(np.array(frame_levels), self.config.fusion)):
-            self.frame_threshold = float(fuse(np.array(frame_levels), self.config.fusion))
+        levelled = [m for m in self.members if m.frame_threshold is not None]
+        frame_levels = [float(m.normalise_frames(np.array([m.frame_threshold]))[0]) for m in levelled]
+        level = fuse(np.array(frame_levels), self.config.fusion, [weight(m.key) for m in levelled]) \
+            if frame_levels else np.nan
+        if np.isfinite(level):
+            self.frame_threshold = float(level)
         self.info["frame_normalisation"] = [0.0, 1.0]  # fused lanes are already on the members' normalised scale
         self.info["members"] = [_member_record(m) for m in self.members]
         return TrainingScores(np.asarray(fused, dtype=np.float64), np.zeros(0), list(ids))
@@ -211,17 +230,17 @@ class EnsembleDetector(Detector):
         by_domain = self.config.normalise_by == "domain"
         score = float(fuse(np.array([d.normalised if by_domain else
                                      normalised_score(d.score, None, m.info.get("normalisation"))
-                                     for m, d in scored]), fusion))
+                                     for m, d in scored]), fusion, [self.config.weight(m.key) for m, _ in scored]))
         times = common_times([d.frame_times for _, d in scored], self.config.frame_step_s)
         lane = fuse(np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
-                    fusion)
+                    fusion, [self.config.weight(m.key) for m, _ in scored])
         mapped = [(m, d) for m, d in scored if d.anomaly_map is not None and d.map_freq_spans_hz is not None]
         anomaly_map = bands = columns = None
         if mapped:
             bands = mel_bands(max(float(np.max(d.map_freq_spans_hz)) for _, d in mapped), self.config.map_bands)
             anomaly_map = fuse(np.stack([map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz,
                                                 d.map_time_spans_s, bands, times) for m, d in mapped]),
-                               fusion).astype(np.float32)
+                               fusion, [self.config.weight(m.key) for m, _ in mapped]).astype(np.float32)
             columns = time_spans(times, end_s=max(float(np.max(d.map_time_spans_s)) for _, d in mapped))
             if len(mapped) == len(scored):  # the lane is the map's column maximum, as a frame score is a column's
                 lane = anomaly_map.max(axis=0)

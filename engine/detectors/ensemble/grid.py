@@ -18,11 +18,16 @@ from engine.audio.display import hz_to_mel, mel_to_hz
 FUSIONS = ("mean", "min", "max")
 
 
-def fuse(stack: np.ndarray, fusion: str) -> np.ndarray:
-    """The members' values (axis 0) fused: their mean, minimum or maximum, over the members with a finite
-    value at each point; NaN where none has one."""
+def fuse(stack: np.ndarray, fusion: str, weights: Sequence[float] | None = None) -> np.ndarray:
+    """The members' values (axis 0) fused: their mean (weighted by `weights`, one per member, where given),
+    minimum or maximum, over the members with a finite value at each point; NaN where none has one."""
     stack = np.asarray(stack, dtype=np.float64)
-    stack = np.where(np.isfinite(stack), stack, np.nan)
+    finite = np.isfinite(stack)
+    if fusion == "mean" and weights is not None:
+        w = np.asarray(weights, dtype=np.float64).reshape((-1,) + (1,) * (stack.ndim - 1)) * finite
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(finite, stack, 0.0).__mul__(w).sum(axis=0) / w.sum(axis=0)
+    stack = np.where(finite, stack, np.nan)
     with warnings.catch_warnings():  # a point no member has a value at is NaN, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         return {"mean": np.nanmean, "min": np.nanmin, "max": np.nanmax}[fusion](stack, axis=0)
