@@ -141,3 +141,23 @@ def test_normal_test_clips_centre_near_zero_and_anomalies_lie_higher(key, toy_pr
         by_label[clip.label].append(detection.normalised)
     assert abs(np.median(by_label["normal"])) < 1.5
     assert np.median(by_label["anomaly"]) > np.median(by_label["normal"])
+
+
+@pytest.mark.parametrize("key, settings", [("knn", {}), ("ensemble", {"members": "knn,patch_memory"})])
+def test_a_clip_enrolled_twice_is_named_and_skipped_and_the_model_keeps_every_clips_score(key, settings, toy_project,
+                                                                                        tmp_path):
+    from engine.errors import EarmarkError
+    from engine.jobs import Progress
+
+    detector = detector_class(key)(make_config(key, settings), cache=FeatureCache(tmp_path / "features"))
+    detector.fit(_clips(toy_project, "train"))
+    first, second = [dataclasses.replace(c, label="normal") for c in _clips(toy_project, "test", "target")[:2]]
+    detector.enrol([first])
+    problems: list[str] = []
+    progress = Progress(on_problem=problems.append)
+    detector.enrol([first, second], progress)
+    assert problems == [f"{first.clip_id}: not enrolled, the model already holds it"]
+    assert {first.clip_id, second.clip_id} <= set(detector.held_out_by_clip)
+    assert detector.info["normalisation"]["target"][2] >= 2  # the statistics per domain are kept
+    with pytest.raises(EarmarkError, match="does not hold yet"):
+        detector.enrol([second])

@@ -69,7 +69,7 @@ class EnsembleConfig(DetectorConfig):
     weights: tuple[str, ...] = ()
     #: Each member's score against its held-out training scores of both domains pooled ("pooled", best on
     #: the condition matrix) or of the clip's domain ("domain": its `Detection.normalised`).
-    normalise_by: str = "pooled"
+    normalise_by: str = "domain"
     #: Members' own settings as detector.setting=value (`--set member_settings=dcase_ae.epochs=20`); a setting
     #: of a detector that is not a member is ignored.
     member_settings: tuple[str, ...] = ()
@@ -85,9 +85,11 @@ class EnsembleConfig(DetectorConfig):
             weights = {name.strip(): float(value) for name, _, value in (w.partition(":") for w in self.weights)}
         except ValueError:
             weights = {"": -1.0}
-        if any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(default_members()):
+        if (any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(default_members())
+                or all(weights.get(m, 1.0) == 0 for m in self.members)):
             raise EarmarkError(f"ensemble: weights must be detector:weight pairs such as patch_memory:2 (a weight "
-                               f"of 0 or more, for detectors among {', '.join(default_members())}), not "
+                               f"of 0 or more, not 0 for every member, for detectors among "
+                               f"{', '.join(default_members())}), not "
                                f"{','.join(self.weights)}")
         if self.fusion not in FUSIONS:
             raise EarmarkError(f"ensemble: fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
@@ -242,8 +244,6 @@ class EnsembleDetector(Detector):
                                                 d.map_time_spans_s, bands, times) for m, d in mapped]),
                                fusion, [self.config.weight(m.key) for m, _ in mapped]).astype(np.float32)
             columns = time_spans(times, end_s=max(float(np.max(d.map_time_spans_s)) for _, d in mapped))
-            if len(mapped) == len(scored):  # the lane is the map's column maximum, as a frame score is a column's
-                lane = anomaly_map.max(axis=0)
         return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
                          map_freq_spans_hz=bands, map_time_spans_s=columns)
 
