@@ -123,9 +123,9 @@ def short_number(value: float) -> str:
     """A scale's label in a few characters (1.5k, 20, 0.35), so a narrow axis has room for it."""
     size = abs(value)
     if size >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if size >= 1e3:
-        return f"{value / 1e3:.3g}k"
+        return f"{value / 1e6:.2g}M"
+    if size >= 1e3:  # two digits: "15k", not "14.8k", which a colour bar's narrow scale cuts off
+        return f"{value / 1e3:.2g}k"
     return f"{value:.3g}" if size >= 0.01 or size == 0 else f"{value:.1g}"
 
 

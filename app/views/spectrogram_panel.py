@@ -52,6 +52,12 @@ class ScoreAxis(pg.AxisItem):
         return [short_number(value * scale) for value in values]
 
 
+def _number(value: float) -> str:
+    """A score in a narrow column's title: three digits, 14.8k rather than 1.479e+04 (a title as wide as that
+    made the third column stick out of a laptop screen)."""
+    return f"{value / 1e3:.3g}k" if 1e4 <= abs(value) < 1e7 else f"{value:.3g}"
+
+
 def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
     """A column's title: detector, score, decision, threshold; on two lines when columns stand side by side."""
     if lanes is None:
@@ -59,8 +65,8 @@ def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
     verdict = f"<span style='color:{THRESHOLD_COLOUR}'>anomaly</span>" if lanes.decision else "normal"
     if narrow:
         title = f"<b>{lanes.detector}</b>: {verdict}{', no map' if lanes.anomaly_map is None else ''}"
-        title += f"<br>score {lanes.score:.4g}"
-        return title + (f", threshold {lanes.threshold:.4g}" if lanes.threshold is not None else "")
+        title += f"<br>score {_number(lanes.score)}"
+        return title + (f", threshold {_number(lanes.threshold)}" if lanes.threshold is not None else "")
     title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
     if lanes.threshold is not None:
         title += f" (threshold {lanes.threshold:.4g})"

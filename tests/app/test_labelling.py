@@ -262,8 +262,9 @@ def test_dragging_the_on_level_on_the_lane_re_proposes(qtbot, labelling):
     press(qtbot, window, Key.Key_P)
     before = labels.regions(window.project, clip_id, ("proposal",))
     lowest = float(lanes.frame_scores.min())
-    level = lowest - 0.01 * abs(lanes.frame_threshold - lowest)
-    on_line.setValue(level)  # dragged down just below the lane's lowest frame
+    # dragged down below the lane's lowest frame, by more than the on slider's step (0.01 of the threshold)
+    level = lowest - 0.02 * abs(lanes.frame_threshold)
+    on_line.setValue(level)
     expected = max(0.2, level / lanes.frame_threshold)  # as a multiple of the threshold, within the slider's range
     assert window.proposal_panel.on.value() == pytest.approx(expected, abs=0.01)
     qtbot.waitUntil(lambda: sum(r.duration_s for r in labels.regions(window.project, clip_id, ("proposal",)))
