@@ -55,7 +55,10 @@ def test_the_score_is_the_fusion_of_the_members_normalised_scores(fusion, toy_pr
     members = [_fitted(key, _group(toy_project), tmp_path) for key in QUICK_MEMBERS.split(",")]
     test = _group(toy_project, split="test")
     found = [member.score(test) for member in members]
-    fuse = {"mean": np.mean, "min": np.min, "max": np.max}[fusion]
+    # the mean weighs each member by its weight (patch_memory 4 by default, the others 1)
+    weights = [make_config("ensemble").weight(m.key) for m in members]
+    fuse = {"mean": lambda values, axis: np.average(values, axis=axis, weights=weights),
+            "min": np.min, "max": np.max}[fusion]
     # Per domain: each member's own normalised score; pooled: against both domains' held-out scores at once.
     expected = {"domain": fuse([[d.normalised for d in detections] for detections in found], axis=0),
                 "pooled": fuse([[normalised_score(d.score, None, m.info["normalisation"]) for d in detections]

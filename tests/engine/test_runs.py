@@ -66,7 +66,9 @@ def test_scores_of_several_detectors_export_into_one_folder_each(toy_project, tm
 def test_enrolling_saves_a_new_model_that_later_scores_use(toy_project):
     session = runs.Session(toy_project)
     [first] = runs.fit(session, "knn", group="fan/section_01")
-    targets = [c.clip_id for c in toy_project.clips(split="train", domain="target") if c.group == "fan/section_01"]
+    # new target-domain normal clips (the training ones the model holds already)
+    targets = [c.clip_id for c in toy_project.clips(split="test", domain="target", label="normal")
+               if c.group == "fan/section_01"]
     [enrolled] = runs.enrol(session, "knn", targets)
     assert enrolled.model_id > first.model_id and enrolled.metrics["enrolled_into"] == first.model_id
     assert enrolled.metrics["enrolled"] == len(targets)
@@ -134,6 +136,6 @@ def test_a_session_keeps_the_newest_model_of_each_group_loaded(toy_project):
     assert session.model(second) is newer
     # Enrolling changes a copy, so the loaded model still matches its record.
     clips = [c.clip_id for c in toy_project.clips(machine_type="fan", section_id="00", domain="target",
-                                                 split="train")][:1]
+                                                 split="test", label="normal")][:1]
     runs.enrol(session, "knn", clips)
     assert session.model(second) is newer and "enrolled" not in newer.info

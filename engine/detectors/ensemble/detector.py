@@ -66,7 +66,7 @@ class EnsembleConfig(DetectorConfig):
     fusion: str = "mean"
     #: A member's weight in the mean as detector:weight (`--set weights=patch_memory:2,knn:1`); a member not
     #: named weighs 1. Chosen on the condition matrix (README).
-    weights: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ("patch_memory:4",)
     #: Each member's score against its held-out training scores of both domains pooled ("pooled", best on
     #: the condition matrix) or of the clip's domain ("domain": its `Detection.normalised`).
     normalise_by: str = "domain"
