@@ -55,7 +55,9 @@ class ScoreAxis(pg.AxisItem):
 def _number(value: float) -> str:
     """A score in a narrow column's title: three digits, 14.8k rather than 1.479e+04 (a title as wide as that
     made the third column stick out of a laptop screen)."""
-    return f"{value / 1e3:.3g}k" if 1e4 <= abs(value) < 1e7 else f"{value:.3g}"
+    if 1e4 <= abs(value) < 1e7:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.0f}" if 1e3 <= abs(value) < 1e4 else f"{value:.3g}"
 
 
 def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
