@@ -22,7 +22,7 @@ def main(out: Path) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app import jobs
     from app.main_window import MainWindow
-    from docs.make_labelling_screenshot import wait
+    from docs.make_labelling_screenshot import save_window, wait
 
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp) / "recordings"
@@ -52,13 +52,7 @@ def main(out: Path) -> int:
         table.select("tuesday/knock_2", reveal=False)
         wait(app, lambda: window.view.overview is not None and window.view.display.clip_id == "tuesday/knock_2")
         table.select_clips([c for c in every if c.startswith("tuesday/kn")])
-        window.docks["jobs"].hide()
-        wait(app, lambda: False, 600)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ok = window.grab().save(str(out))
-        window.shutdown()
-        print(f"wrote {out}" if ok else f"cannot write {out}")
-        return 0 if ok else 1
+        return save_window(app, window, out)
 
 
 if __name__ == "__main__":

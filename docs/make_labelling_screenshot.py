@@ -50,13 +50,18 @@ def main(source: Path, out: Path) -> int:
         editor.choose_class(4)
         editor.create(0.62 * duration, 0.74 * duration, 400.0, 2500.0)  # MECHANICAL, a time-frequency box
         editor.clear_marks()
-        window.docks["jobs"].hide()
-        wait(app, lambda: False, 600)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ok = window.grab().save(str(out))
-        window.shutdown()
-        print(f"wrote {out}" if ok else f"cannot write {out}")
-        return 0 if ok else 1
+        return save_window(app, window, out)
+
+
+def save_window(app: QApplication, window, out: Path) -> int:
+    """The window as a user sees it, Jobs dock hidden, written to `out`; the window is shut down. Exit status."""
+    window.docks["jobs"].hide()
+    wait(app, lambda: False, 600)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(out))
+    window.shutdown()
+    print(f"wrote {out}" if ok else f"cannot write {out}")
+    return 0 if ok else 1
 
 
 def wait(app: QApplication, done, timeout_ms: int = 30000) -> None:

@@ -73,7 +73,7 @@ class OverlayControls(QWidget):
         wanted[0] = wanted[0] if wanted[0] in detectors else preferred
         chosen: list[str] = []
         for index, name in enumerate(wanted):
-            if name in detectors or (index == 2 and name == NO_DETECTOR):
+            if (name in detectors and name not in chosen) or (index == 2 and name == NO_DETECTOR):
                 chosen.append(name)
             else:
                 # the single detectors before the ensemble, which fuses them: its own map is one of three
@@ -83,7 +83,10 @@ class OverlayControls(QWidget):
             box.blockSignals(True)
             box.clear()
             box.addItems(detectors + ([NO_DETECTOR] if box is self.third else []))
-            box.setCurrentText(choice)
+            if choice:
+                box.setCurrentText(choice)
+            else:  # nothing left to show there (a project with one detector): no column, not the first again
+                box.setCurrentIndex(-1)
             box.blockSignals(False)
         self._detectors()
 

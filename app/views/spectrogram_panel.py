@@ -53,11 +53,14 @@ class ScoreAxis(pg.AxisItem):
 
 
 def _number(value: float) -> str:
-    """A score in a narrow column's title: three digits, 14.8k rather than 1.479e+04 (a title as wide as that
-    made the third column stick out of a laptop screen)."""
-    if 1e4 <= abs(value) < 1e7:
+    """A score in a narrow column's title: three digits, 14.8k or 2.35M rather than 1.479e+04 (a title as wide
+    as that made the third column stick out of a laptop screen)."""
+    size = abs(value)
+    if 1e6 <= size < 1e9:
+        return f"{value / 1e6:.3g}M"
+    if 1e4 <= size < 1e6:
         return f"{value / 1e3:.3g}k"
-    return f"{value:.0f}" if 1e3 <= abs(value) < 1e4 else f"{value:.3g}"
+    return f"{value:.0f}" if 1e3 <= size < 1e4 else f"{value:.3g}"
 
 
 def _title(lanes: DetectorLanes | None, narrow: bool) -> str:

@@ -123,3 +123,22 @@ def test_the_next_start_comes_back_to_the_saved_choice_where_those_detectors_are
     fresh.restore(["ensemble", "ast_ae", "beats_knn"], False)
     fresh.set_detectors(["dcase_ae", "knn", "patch_memory"], "patch_memory")
     assert fresh.choice() == ("patch_memory", "dcase_ae", "knn")
+
+
+def test_one_fitted_detector_is_never_shown_twice_side_by_side(qtbot):
+    from app.views.overlay_controls import OverlayControls
+    from app.views.overlays import DEFAULT_OPACITY
+
+    controls = OverlayControls(DEFAULT_OPACITY)
+    qtbot.addWidget(controls)
+    controls.set_detectors(["knn", "dcase_ae"])
+    controls.side_by_side.setChecked(True)
+    assert controls.choice()[:2] == ("knn", "dcase_ae")
+    controls.set_detectors(["knn"])  # a project with only knn fitted: the second column has nothing to show
+    assert controls.choice() == ("knn", "", "")
+
+
+def test_a_narrow_title_keeps_large_scores_to_a_few_characters():
+    from app.views.spectrogram_panel import _number
+
+    assert [_number(v) for v in (2.353e6, 14790.0, 5870.0, 26.86)] == ["2.35M", "14.8k", "5870", "26.9"]
