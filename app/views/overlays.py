@@ -119,13 +119,15 @@ def colour_bar_ticks(low: float, high: float, threshold: float | None, count: in
     return sorted(ticks)
 
 
-def short_number(value: float) -> str:
-    """A scale's label in a few characters (1.5k, 20, 0.35), so a narrow axis has room for it."""
+def short_number(value: float, digits: int = 2) -> str:
+    """A number in a few characters (1.5k, 20, 0.35), so a narrow axis or title has room for it: `digits`
+    significant digits for thousands and millions (two on a scale: "15k", not "14.8k", which a colour bar's
+    narrow scale cuts off; a title takes three)."""
     size = abs(value)
     if size >= 1e6:
-        return f"{value / 1e6:.2g}M"
-    if size >= 1e3:  # two digits: "15k", not "14.8k", which a colour bar's narrow scale cuts off
-        return f"{value / 1e3:.2g}k"
+        return f"{value / 1e6:.{digits}g}M"
+    if size >= 1e3:
+        return f"{value / 1e3:.{digits}g}k"
     return f"{value:.3g}" if size >= 0.01 or size == 0 else f"{value:.1g}"
 
 

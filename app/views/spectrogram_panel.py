@@ -52,17 +52,6 @@ class ScoreAxis(pg.AxisItem):
         return [short_number(value * scale) for value in values]
 
 
-def _number(value: float) -> str:
-    """A score in a narrow column's title: three digits, 14.8k or 2.35M rather than 1.479e+04 (a title as wide
-    as that made the third column stick out of a laptop screen)."""
-    size = abs(value)
-    if 1e6 <= size < 1e9:
-        return f"{value / 1e6:.3g}M"
-    if 1e4 <= size < 1e6:
-        return f"{value / 1e3:.3g}k"
-    return f"{value:.0f}" if 1e3 <= size < 1e4 else f"{value:.3g}"
-
-
 def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
     """A column's title: detector, score, decision, threshold; on two lines when columns stand side by side."""
     if lanes is None:
@@ -70,8 +59,8 @@ def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
     verdict = f"<span style='color:{THRESHOLD_COLOUR}'>anomaly</span>" if lanes.decision else "normal"
     if narrow:
         title = f"<b>{lanes.detector}</b>: {verdict}{', no map' if lanes.anomaly_map is None else ''}"
-        title += f"<br>score {_number(lanes.score)}"
-        return title + (f", threshold {_number(lanes.threshold)}" if lanes.threshold is not None else "")
+        title += f"<br>score {short_number(lanes.score, 3)}"
+        return title + (f", threshold {short_number(lanes.threshold, 3)}" if lanes.threshold is not None else "")
     title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
     if lanes.threshold is not None:
         title += f" (threshold {lanes.threshold:.4g})"

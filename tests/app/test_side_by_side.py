@@ -139,6 +139,6 @@ def test_one_fitted_detector_is_never_shown_twice_side_by_side(qtbot):
 
 
 def test_a_narrow_title_keeps_large_scores_to_a_few_characters():
-    from app.views.spectrogram_panel import _number
+    from app.views.overlays import short_number
 
-    assert [_number(v) for v in (2.353e6, 14790.0, 5870.0, 26.86)] == ["2.35M", "14.8k", "5870", "26.9"]
+    assert [short_number(v, 3) for v in (2.353e6, 14790.0, 5870.0, 26.86)] == ["2.35M", "14.8k", "5.87k", "26.9"]
