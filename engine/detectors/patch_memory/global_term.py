@@ -23,7 +23,7 @@ from engine.audio.features import LogMelConfig
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
 from engine.detectors.knn.bank import knn_distance
-from engine.detectors.normalisation import score_stats
+from engine.detectors.normalisation import MIN_PER_DOMAIN, score_stats
 from engine.jobs import Progress
 
 #: The features the band statistics are read from: the log-mel spectrogram the `logmel` encoder uses, whatever
@@ -58,12 +58,13 @@ def z_stats(scores: torch.Tensor) -> torch.Tensor:
 
 def domain_z_stats(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """[3, 2] `z_stats` of held-out scores: of all of them, of the source clips', of the target clips'
-    (`target` [N] says which); a domain with fewer than 3 scores gets the pooled row. Target recordings are
+    (`target` [N] says which); a domain with fewer than MIN_PER_DOMAIN scores gets the pooled row, as for
+    normalised scores. Target recordings are
     noisier and score higher: one pooled scale flagged 29 % of unseen target normals and 2 % of source ones."""
     pooled = z_stats(scores)
     rows = [pooled]
     for mine in (~target, target):
-        rows.append(z_stats(scores[mine]) if int(mine.sum()) >= 3 else pooled)
+        rows.append(z_stats(scores[mine]) if int(mine.sum()) >= MIN_PER_DOMAIN else pooled)
     return torch.stack(rows)
 
 
