@@ -80,3 +80,13 @@ def normalised_frames(values: np.ndarray, stats: Sequence[float] | None) -> np.n
     if not stats:
         return np.full(values.shape, np.nan, dtype=np.float32)
     return ((values - stats[0]) / stats[1]).astype(np.float32)
+
+
+def domain_shift(stats: Mapping[str, Sequence[float]] | None) -> float:
+    """How far apart a detector's held-out target-domain and source-domain scores sit: the distance between
+    their means over the narrower of their two spreads (`domain_stats`' statistics; far apart against either
+    domain's spread, the score tells the domains apart); 0 where either domain has no held-out scores."""
+    source, target = (stats or {}).get("source"), (stats or {}).get("target")
+    if not source or not target:
+        return 0.0
+    return float(abs(target[0] - source[0]) / min(source[1], target[1]))

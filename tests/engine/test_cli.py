@@ -124,6 +124,7 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     scored = earmark("score", project, "--detector", "knn")
     earmark("fit", project, "--detector", "patch_memory", "--group", "fan/section_00")
     earmark("score", project, "--detector", "patch_memory")
+    ensemble = earmark("fit", project, "--detector", "ensemble", "--group", "fan/section_00")
     evaluated = earmark("evaluate", project)
     exported = earmark("export", "dcase", project, tmp_path / "results")
 
@@ -131,6 +132,10 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     assert fitted.returncode == 0 and "Fitted knn for fan/section_00" in fitted.stdout
     assert bad_setting.returncode == 1 and "k='two' is not a valid int" in bad_setting.stderr
     assert scored.returncode == 0 and "Scored 20 clip(s)" in scored.stdout
+    # the ensemble of the project's fitted detectors names the weights it learnt for the target domain
+    weights = ensemble.stdout.split("target-domain weights: ")[1].splitlines()[0]
+    assert ensemble.returncode == 0 and [w.split()[0] for w in weights.split(", ")] == ["knn", "patch_memory"]
+    assert all(0 < float(w.split()[1]) <= {"knn": 1, "patch_memory": 4}[w.split()[0]] for w in weights.split(", "))
     assert "not scored, no fitted knn model" in scored.stderr  # the other groups, named one by one
     table = evaluated.stdout.splitlines()
     assert evaluated.returncode == 0 and table[0].split()[:3] == ["detector", "machine", "section"]

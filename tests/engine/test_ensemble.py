@@ -14,7 +14,7 @@ from engine.audio.feature_cache import FeatureCache
 from engine.detectors import runs
 from engine.detectors.base import Detector
 from engine.detectors.ensemble import EnsembleDetector
-from engine.detectors.normalisation import normalised_score
+from engine.detectors.normalisation import domain_shift, normalised_score
 from engine.detectors.registry import detector_class, make_config
 from engine.errors import EarmarkError
 from engine.evaluation.metrics import auc
@@ -46,6 +46,10 @@ def test_the_members_are_the_detectors_the_user_names(toy_project, tmp_path):
             make_config("ensemble", {"members": wrong})
     with pytest.raises(EarmarkError, match="fusion must be one of"):
         make_config("ensemble", {"fusion": "median"})
+    with pytest.raises(EarmarkError, match="normalise_by must be one of domain, pooled"):
+        make_config("ensemble", {"normalise_by": "robust"})
+    with pytest.raises(EarmarkError, match="shift_power at least 0"):
+        make_config("ensemble", {"shift_power": "-1"})
     with pytest.raises(EarmarkError, match="no setting 'epoch'"):
         make_config("ensemble", {"member_settings": "dcase_ae.epoch=3"})
 
@@ -55,21 +59,59 @@ def test_the_score_is_the_fusion_of_the_members_normalised_scores(fusion, toy_pr
     members = [_fitted(key, _group(toy_project), tmp_path) for key in QUICK_MEMBERS.split(",")]
     test = _group(toy_project, split="test")
     found = [member.score(test) for member in members]
-    # the mean weighs each member by its weight (patch_memory 4 by default, the others 1)
-    weights = [make_config("ensemble").weight(m.key) for m in members]
-    fuse = {"mean": lambda values, axis: np.average(values, axis=axis, weights=weights),
-            "min": np.min, "max": np.max}[fusion]
+    # The mean weighs each member by its weight (patch_memory 4 by default, the others 1); in the target
+    # domain, that over (1 + the member's domain shift) ** 3.
+    base = [make_config("ensemble").weight(m.key) for m in members]
+    shifted = [w / (1 + domain_shift(m.info["normalisation"])) ** 3 for w, m in zip(base, members, strict=True)]
+
+    def fuse(values):
+        values = np.asarray(values)
+        weights = np.array([shifted if c.domain == "target" else base for c in test]).T
+        return {"mean": lambda: (values * weights).sum(0) / weights.sum(0),
+                "min": lambda: values.min(0), "max": lambda: values.max(0)}[fusion]()
+
     # Per domain: each member's own normalised score; pooled: against both domains' held-out scores at once.
-    expected = {"domain": fuse([[d.normalised for d in detections] for detections in found], axis=0),
-                "pooled": fuse([[normalised_score(d.score, None, m.info["normalisation"]) for d in detections]
-                                for m, detections in zip(members, found, strict=True)], axis=0)}
-    for normalise_by, fused in expected.items():
-        assert np.isfinite(fused).all()
+    normalised = {"domain": [[d.normalised for d in detections] for detections in found],
+                  "pooled": [[normalised_score(d.score, None, m.info["normalisation"]) for d in detections]
+                             for m, detections in zip(members, found, strict=True)]}
+    for normalise_by, values in normalised.items():
+        expected = fuse(values)
+        assert np.isfinite(expected).all()
         config = make_config("ensemble", {"fusion": fusion, "normalise_by": normalise_by})
         ensemble = EnsembleDetector.from_members(members, config)
         detections = ensemble.score(test)
-        np.testing.assert_allclose([d.score for d in detections], fused, rtol=1e-6)
+        np.testing.assert_allclose([d.score for d in detections], expected, rtol=1e-6)
         assert [d.decision for d in detections] == [d.score > ensemble.threshold for d in detections]
+
+
+def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_project, tmp_path):
+    """The weights of the target domain follow each member's domain shift (the distance between its held-out
+    target and source scores' means, in the narrower spread); the source domain keeps the weights as given."""
+    members = [_fitted(key, _group(toy_project), tmp_path) for key in QUICK_MEMBERS.split(",")]
+    shifts = [domain_shift(m.info["normalisation"]) for m in members]
+    assert all(s >= 0 for s in shifts) and max(shifts) > 0
+    for power in (0.0, 1.0, 3.0):
+        ensemble = EnsembleDetector.from_members(members, make_config("ensemble", {"shift_power": str(power)}))
+        base = [ensemble.config.weight(m.key) for m in members]
+        assert ensemble.member_weights("source") == pytest.approx(base)
+        assert ensemble.member_weights(None) == pytest.approx(base)
+        assert ensemble.member_weights("target") == pytest.approx(
+            [w / (1 + s) ** power for w, s in zip(base, shifts, strict=True)])
+    # A member's target weight falls as its shift grows: 1, 1/8, 1/27 of its weight at shifts 0, 1 and 2.
+    knn = members[0]
+    for shift, share in ((0.0, 1.0), (1.0, 1 / 8), (2.0, 1 / 27)):
+        source = knn.info["normalisation"]["source"]
+        knn.info["normalisation"]["target"] = [source[0] + shift * source[1], 2 * source[1], 3]
+        ensemble = EnsembleDetector.from_members(members)
+        assert ensemble.member_weights("target")[0] == pytest.approx(share * ensemble.config.weight("knn"))
+    # The weights are learnt with the members and saved with them; a model saved before they were learnt
+    # weighs both domains alike.
+    loaded = Detector.load(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    assert loaded.member_weights("target") == pytest.approx(ensemble.member_weights("target"))
+    test = _group(toy_project, split="test")
+    assert [d.score for d in loaded.score(test)] == pytest.approx([d.score for d in ensemble.score(test)])
+    del loaded.info["target_weights"]
+    assert loaded.member_weights("target") == pytest.approx(loaded.member_weights("source"))
 
 
 def test_the_fused_lane_and_map_lie_on_one_grid(toy_project, tmp_path):

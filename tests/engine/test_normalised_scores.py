@@ -11,7 +11,7 @@ import pytest
 
 from engine.audio.feature_cache import FeatureCache
 from engine.detectors.base import Detector
-from engine.detectors.normalisation import MIN_PER_DOMAIN, normalised_score, score_stats
+from engine.detectors.normalisation import MIN_PER_DOMAIN, domain_shift, normalised_score, score_stats
 from engine.detectors.registry import detector_class, make_config
 
 #: The three unsupervised detectors, each quick on short clips.
@@ -161,3 +161,12 @@ def test_a_clip_enrolled_twice_is_named_and_skipped_and_the_model_keeps_every_cl
     assert detector.info["normalisation"]["target"][2] >= 2  # the statistics per domain are kept
     with pytest.raises(EarmarkError, match="does not hold yet"):
         detector.enrol([second])
+
+
+def test_the_domain_shift_is_the_distance_between_the_domains_centres_in_the_narrower_spread():
+    stats = {"source": [1.0, 0.5, 10], "target": [3.0, 4.0, 3], "all": [1.5, 1.0, 13]}
+    assert domain_shift(stats) == pytest.approx(4.0)
+    assert domain_shift({**stats, "target": [3.0, 0.25, 3]}) == pytest.approx(8.0), "a tight target domain"
+    assert domain_shift({**stats, "target": [1.0, 0.25, 3]}) == 0.0, "the same centre"
+    assert domain_shift({"source": [1.0, 0.5, 10], "all": [1.0, 0.5, 10]}) == 0.0, "no target scores: no shift"
+    assert domain_shift(None) == 0.0

@@ -13,7 +13,7 @@ import torch
 from engine.data.clip import Clip
 from engine.detectors.base import FEW_NORMALS, Detection, Detector, DetectorConfig, TrainingScores, few_normals_warning
 from engine.detectors.ensemble.grid import FUSIONS, common_times, fuse, lane_on, map_on, mel_bands, time_spans
-from engine.detectors.normalisation import DOMAINS, MIN_PER_DOMAIN, normalised_score, score_stats
+from engine.detectors.normalisation import DOMAINS, MIN_PER_DOMAIN, domain_shift, normalised_score, score_stats
 from engine.detectors.registry import detector_class, detector_keys, make_config, register_detector
 from engine.errors import EarmarkError
 from engine.fit_estimate import fit_seconds
@@ -67,9 +67,14 @@ class EnsembleConfig(DetectorConfig):
     #: A member's weight in the mean as detector:weight (`--set weights=patch_memory:2,knn:1`); a member not
     #: named weighs 1. Chosen on the condition matrix (README).
     weights: tuple[str, ...] = ("patch_memory:4",)
-    #: Each member's score against its held-out training scores of both domains pooled ("pooled", best on
-    #: the condition matrix) or of the clip's domain ("domain": its `Detection.normalised`).
+    #: Each member's score against its held-out training scores of the clip's domain ("domain": its
+    #: `Detection.normalised`) or of both domains pooled ("pooled").
     normalise_by: str = "domain"
+    #: In the target domain a member weighs w / (1 + shift) ** shift_power, where shift is the distance
+    #: between the means of its held-out target and source scores over the narrower of their spreads: a
+    #: member whose score moves with the domain has learnt the target domain from too few clips (0: the same
+    #: weights in both domains).
+    shift_power: float = 3.0
     #: Members' own settings as detector.setting=value (`--set member_settings=dcase_ae.epochs=20`); a setting
     #: of a detector that is not a member is ignored.
     member_settings: tuple[str, ...] = ()
@@ -101,8 +106,8 @@ class EnsembleConfig(DetectorConfig):
         if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
             raise EarmarkError(f"ensemble: members must be two or more different detectors among "
                                f"{', '.join(fitted_on_normals)}, not {','.join(self.members) or 'none'}")
-        if self.map_bands < 1 or self.frame_step_s < 0:
-            raise EarmarkError("ensemble: map_bands must be at least 1 and frame_step_s at least 0")
+        if self.map_bands < 1 or self.frame_step_s < 0 or not 0 <= self.shift_power < np.inf:
+            raise EarmarkError("ensemble: map_bands must be at least 1, frame_step_s and shift_power at least 0")
         for member in default_members():
             make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
 
@@ -182,30 +187,52 @@ class EnsembleDetector(Detector):
 
     def _combine(self) -> TrainingScores:
         """The ensemble's held-out scores: each training normal's held-out scores, normalised by each member
-        that held it out (`left_out_normalised`), fused over those members (aligned by clip id). The frame
-        threshold: the members' frame thresholds, normalised, fused the same way. Records the members in
-        `info`."""
+        that held it out (`left_out_normalised`), fused over those members (aligned by clip id) with the
+        weights of the clip's domain. The frame threshold: the members' frame thresholds, normalised, fused
+        the same way. Records the members in `info`."""
         ids: dict[str, None] = {}
         for member in self.members:
             ids.update(dict.fromkeys(member.held_out_by_clip))
             self.held_out_domains.update(member.held_out_domains)
         normalised = [left_out_normalised(m, self.config.normalise_by == "domain") for m in self.members]
-        weight = self.config.weight
-        fused = [float(fuse(np.array([n[clip_id] for n in normalised if clip_id in n]), self.config.fusion,
-                            [weight(m.key) for m, n in zip(self.members, normalised, strict=True) if clip_id in n]))
-                 for clip_id in ids]
+        self._learn_target_weights()
+        weights = {domain: self.member_weights(domain) for domain in (*DOMAINS, None)}
+        fused = []
+        for clip_id in ids:
+            chosen = [(n[clip_id], w) for n, w in zip(normalised, weights[self._domain(clip_id)], strict=True)
+                      if clip_id in n]
+            fused.append(float(fuse(np.array([v for v, _ in chosen]), self.config.fusion, [w for _, w in chosen])))
         if not ids:
             raise EarmarkError("ensemble: its members kept no held-out training scores to learn a threshold "
                                "from; fit the ensemble again")
         levelled = [m for m in self.members if m.frame_threshold is not None]
         frame_levels = [float(m.normalise_frames(np.array([m.frame_threshold]))[0]) for m in levelled]
-        level = fuse(np.array(frame_levels), self.config.fusion, [weight(m.key) for m in levelled]) \
+        level = fuse(np.array(frame_levels), self.config.fusion, [self.config.weight(m.key) for m in levelled]) \
             if frame_levels else np.nan
         if np.isfinite(level):
             self.frame_threshold = float(level)
         self.info["frame_normalisation"] = [0.0, 1.0]  # fused lanes are already on the members' normalised scale
         self.info["members"] = [_member_record(m) for m in self.members]
         return TrainingScores(np.asarray(fused, dtype=np.float64), np.zeros(0), list(ids))
+
+    def _domain(self, clip_id: str) -> str | None:
+        domain = self.held_out_domains.get(clip_id)
+        return domain if domain in DOMAINS else None
+
+    def _learn_target_weights(self) -> None:
+        """Each member's weight in the target domain, kept in `info`: its `weights` entry over (1 + its domain
+        shift) ** `shift_power` (`normalisation.domain_shift`, from its held-out scores)."""
+        power = self.config.shift_power
+        self.info["target_weights"] = {m.key: self.config.weight(m.key)
+                                       / (1.0 + domain_shift(m.info.get("normalisation"))) ** power
+                                       for m in self.members}
+
+    def member_weights(self, domain: str | None) -> list[float]:
+        """Each member's weight in the mean of a clip score of `domain`: its `weights` entry, and in the target
+        domain the weight learnt with the members (a model saved before those were learnt weighs both
+        domains alike)."""
+        learnt = self.info.get("target_weights", {}) if domain == "target" else {}
+        return [float(learnt.get(m.key, self.config.weight(m.key))) for m in self.members]
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
@@ -223,16 +250,19 @@ class EnsembleDetector(Detector):
             scored = [(m, by_clip[clip.clip_id]) for m, by_clip in zip(self.members, found, strict=True)
                       if clip.clip_id in by_clip]
             if scored:
-                detections.append(self._fused(clip.clip_id, scored))
+                detections.append(self._fused(clip, scored))
         return detections
 
-    def _fused(self, clip_id: str, scored: list[tuple[Detector, Detection]]) -> Detection:
-        """One clip's detection from its members': normalised scores, lanes and maps fused on one grid."""
-        fusion = self.config.fusion
+    def _fused(self, clip: Clip, scored: list[tuple[Detector, Detection]]) -> Detection:
+        """One clip's detection from its members': normalised scores (weighted for the clip's domain), lanes
+        and maps (weighted by `weights` alone: one frame threshold serves both domains) fused on one grid."""
+        fusion, clip_id = self.config.fusion, clip.clip_id
         by_domain = self.config.normalise_by == "domain"
+        weights = dict(zip([m.key for m in self.members],
+                           self.member_weights(clip.domain if clip.domain in DOMAINS else None), strict=True))
         score = float(fuse(np.array([d.normalised if by_domain else
                                      normalised_score(d.score, None, m.info.get("normalisation"))
-                                     for m, d in scored]), fusion, [self.config.weight(m.key) for m, _ in scored]))
+                                     for m, d in scored]), fusion, [weights[m.key] for m, _ in scored]))
         times = common_times([d.frame_times for _, d in scored], self.config.frame_step_s)
         lane = fuse(np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
                     fusion, [self.config.weight(m.key) for m, _ in scored])
