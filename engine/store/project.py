@@ -192,13 +192,13 @@ class Project:
                     raise
             waited = time.monotonic() - started
             callback = getattr(self._local, "on_wait", None)
-            if callback is not None:
+            if callback is not None:  # the busy timeout, one step long, was the pause
                 callback(waited)
-            elif waited >= WRITE_WAIT_S:
-                raise ProjectError(f"another Earmark process has been writing {self.folder} for "
-                                   f"{waited / 60:.0f} minutes; nothing was changed: try again when it has "
-                                   "finished") from None
-            elif not noticed:  # a command line: say why it seems to hang, once
+                continue
+            if waited >= WRITE_WAIT_S:
+                raise ProjectError(f"another Earmark process has been writing {self.folder} for {waited:.0f} s; "
+                                   "nothing was changed: try again when it has finished") from None
+            if not noticed:  # a command line: say why it seems to hang, once
                 print(f"earmark: {WAITING} {self.folder} ...", file=sys.stderr, flush=True)
                 noticed = True
             time.sleep(pause)
