@@ -52,6 +52,16 @@ class WriteLock:
         self.child.communicate("done\n", timeout=30)
         assert self.child.returncode == 0
 
+    def release_after(self, commands: list[subprocess.Popen]) -> list[tuple[str, str]]:
+        """Release the lock once the commands started meanwhile have all ended (before the change, those that
+        failed on the lock did so within a second) or after 2.5 s (by then each is waiting for it); their
+        (stdout, stderr) once they are done."""
+        started = time.monotonic()
+        while any(c.poll() is None for c in commands) and time.monotonic() - started < 2.5:
+            time.sleep(0.05)
+        self.release()
+        return [c.communicate(timeout=60) for c in commands]
+
 
 @pytest.fixture
 def recordings(tmp_path) -> Path:
@@ -79,13 +89,7 @@ def test_label_imports_during_another_process_long_write_all_land(plant, tmp_pat
         files.append(path)
     lock = WriteLock(plant)
     imports = [_earmark("labels", "import", str(plant), str(path)) for path in files]
-    # They meet the lock; released once they have all given up (before the change, within a second) or after
-    # 2.5 s (by then each one is waiting for it).
-    started = time.monotonic()
-    while any(p.poll() is None for p in imports) and time.monotonic() - started < 2.5:
-        time.sleep(0.05)
-    lock.release()
-    results = [p.communicate(timeout=60) for p in imports]
+    results = lock.release_after(imports)
     assert [p.returncode for p in imports] == [0, 0, 0, 0], [err for _, err in results]
     assert not any("locked" in err for _, err in results)
     with Project.open(plant) as project:
@@ -164,3 +168,20 @@ def test_two_imports_of_the_same_folder_at_once_add_each_file_once(plant, record
         assert project.count_clips() == 4 + 3
         assert project.db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
+
+
+def test_two_earmark_imports_of_one_folder_started_together_both_succeed(plant, tmp_path):
+    # Both processes look at what the project holds, read the files, and meet another writer's lock; when it
+    # is released one writes the files and the other finds them there.
+    more = tmp_path / "more"
+    for n in range(3):
+        write_wav(more / f"valve_{n}.wav", tone(0.5, freq=900.0 + 100 * n))
+    lock = WriteLock(plant)
+    imports = [_earmark("import", str(plant), str(more), "--format", "folder") for _ in range(2)]
+    results = lock.release_after(imports)
+    assert [p.returncode for p in imports] == [0, 0], [err for _, err in results]
+    summaries = sorted(out.splitlines()[0] for out, _ in results)
+    assert summaries[0].startswith("Imported 0 clip(s)") and "3 already in the project" in summaries[0]
+    assert summaries[1].startswith("Imported 3 clip(s)")
+    with Project.open(plant) as project:
+        assert project.count_clips() == 4 + 3
