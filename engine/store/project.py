@@ -39,7 +39,6 @@ BUSY_TIMEOUT_S = 5.0
 WRITE_WAIT_S = 600.0
 #: The pause between attempts to take the write lock grows from the first to the last (seconds).
 RETRY_PAUSES_S = (0.05, 1.0)
-WAITING = "waiting for another Earmark process to finish writing"
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,8 @@ class Project:
                 raise ProjectError(f"another Earmark process has been writing {self.folder} for {waited:.0f} s; "
                                    "nothing was changed: try again when it has finished") from None
             if not noticed:  # a command line: say why it seems to hang, once
-                print(f"earmark: {WAITING} {self.folder} ...", file=sys.stderr, flush=True)
+                print(f"earmark: waiting for another Earmark process to finish writing {self.folder} ...",
+                      file=sys.stderr, flush=True)
                 noticed = True
             time.sleep(pause)
             pause = min(pause * 2, longest)
@@ -232,23 +232,23 @@ class Project:
         """Insert clips (and their ground-truth anomaly regions) in one transaction; returns how many. A clip
         whose file (checksum) the project holds by then is skipped: another process importing the same files
         at the same time wrote it after the caller looked."""
-        clips = list(clips)
         stamp = now()
+        rows, regions = [], []
+        for clip in clips:
+            qa = clip.qa or QA(float("nan"), float("nan"), float("nan"), float("nan"))
+            rows.append([clip.clip_id, clip.path, clip.checksum, clip.format, clip.channels, clip.sample_rate,
+                         clip.duration_s, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label,
+                         json.dumps(dict(clip.attributes), sort_keys=True), qa.rms, qa.peak, qa.clipping_ratio,
+                         qa.silence_ratio, source, stamp, clip.file_size, clip.file_mtime, clip.channel])
+            regions += [[clip.clip_id, start, end, "anomaly", "truth", stamp, stamp]
+                        for start, end in clip.anomaly_regions]
         db = self.db
         with db.atomic():
-            held = self.held_checksums([clip.checksum for clip in clips])
-            rows, regions = [], []
-            for clip in clips:
-                if clip.checksum in held:
-                    continue
-                qa = clip.qa or QA(float("nan"), float("nan"), float("nan"), float("nan"))
-                rows.append([clip.clip_id, clip.path, clip.checksum, clip.format, clip.channels, clip.sample_rate,
-                             clip.duration_s, clip.machine_type, clip.section_id, clip.domain, clip.split,
-                             clip.label, json.dumps(dict(clip.attributes), sort_keys=True), qa.rms, qa.peak,
-                             qa.clipping_ratio, qa.silence_ratio, source, stamp, clip.file_size, clip.file_mtime,
-                             clip.channel])
-                regions += [[clip.clip_id, start, end, "anomaly", "truth", stamp, stamp]
-                            for start, end in clip.anomaly_regions]
+            held = self.held_checksums(row[2] for row in rows)
+            if held:
+                skipped = {row[0] for row in rows if row[2] in held}
+                rows = [row for row in rows if row[0] not in skipped]
+                regions = [region for region in regions if region[0] not in skipped]
             db.conn.executemany(
                 "INSERT INTO clips (clip_id, path, checksum, format, channels, sample_rate, duration_s, "
                 "machine_type, section_id, domain, split, label, attributes, qa_rms, qa_peak, "

@@ -160,7 +160,8 @@ def _write(project: Project, pending: list[Clip], source: str, report: ImportRep
     if added < len(pending):
         report.already_present += len(pending) - added
         holders = project.held_checksums(clip.checksum for clip in pending)
-        renamed = {clip.clip_id: holders[clip.checksum] for clip in pending if holders[clip.checksum] != clip.clip_id}
+        renamed = {clip.clip_id: holders[clip.checksum] for clip in pending
+                   if holders[clip.checksum] != clip.clip_id}
         report.clip_ids = [renamed.get(clip_id, clip_id) for clip_id in report.clip_ids]
 
 
