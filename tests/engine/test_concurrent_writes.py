@@ -1,6 +1,7 @@
 """Two Earmark processes on one project: a writer waits for the other instead of failing, and two imports of
-the same folder at once add each file once. The other process is real: a child Python holding SQLite's write
-lock, `earmark labels import` run as subprocesses, a second connection importing the same files."""
+the same folder at once add each file once. The other processes are real: a child Python holding SQLite's
+write lock, `earmark labels import` and `earmark import` run as subprocesses; the import race is also played
+step by step with a second connection writing between one import's look at the project and its write."""
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from engine.store import Project, labels
 from tests.helpers import tone, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
-#: A child process that takes the project's write lock, says so, and keeps it until told (or 30 s pass).
+#: A child process that takes the project's write lock, says so, and keeps it until told (or the test ends).
 HOLD_WRITE_LOCK = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
