@@ -1,8 +1,9 @@
 """Region edits as undoable commands. Each `redo` and `undo` writes the project at once (one transaction
 in `engine.store.labels`), so the undo stack and the database never disagree and a crash loses nothing.
 
-A command whose write fails (the region was removed meanwhile, say by new proposals replacing old ones,
-or the database stayed locked) marks itself obsolete, so the stack drops it, and the editor reports why.
+A command whose write fails (the region was removed meanwhile, say by new proposals replacing old ones)
+marks itself obsolete, so the stack drops it, and the editor reports why. Another process writing the
+project is no failure: the write waits for it (`LabelEditor._waiting`).
 Undoing the rejection of a proposal after the clip's proposals were computed again would bring back a
 proposal of an old set next to the new ones, so that is refused the same way.
 """

@@ -10,10 +10,14 @@ table, N / Shift+N, or the proposal the review moves on to), and says so in the 
 left selected, so a key pressed after it chooses the class of the *next* region. Accepting a proposal keeps
 its label when that is one of the project's classes (the leak classifier's LEAK); an anomaly detector's
 finding (`engine.labels.proposals.ANOMALY_FINDING`) becomes the current class: what the user is labelling now, shown in the status line.
+
+An edit made while another Earmark process writes the project waits for it (the window keeps drawing but
+takes no keys or clicks meanwhile, so edits are written in the order they were made) and is never dropped
+for the lock; after a moment the status line says what it waits for.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import EarmarkError
@@ -23,6 +27,8 @@ from app.labelling.commands import ChangeRegion, ChangeRegions, CreateRegion, De
 
 #: Regions shorter than this are taken for a slip of the mouse or a double key press.
 MIN_REGION_S = 0.01
+#: An edit waiting for another process's write this long is shown in the status line, and again this often.
+WAIT_NOTICE_S = (0.5, 5.0)
 
 
 class LabelEditor(QObject):
@@ -46,10 +52,14 @@ class LabelEditor(QObject):
         #: proposal from an earlier set is refused.
         self._proposal_epoch = 0
         self._proposal_counts: dict[str, int] = {}
+        #: How long the current wait for the write lock had lasted when the status line last said so.
+        self._noticed_s = 0.0
 
     # -- context -------------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
         self.project = project
+        if project is not None:
+            project.on_wait(self._waiting)  # this (the GUI) thread's writes
         self.stack.clear()
         self.clip_id = None
         classes = project.label_classes() if project else []
@@ -106,6 +116,18 @@ class LabelEditor(QObject):
 
     def report(self, text: str) -> None:
         self.message.emit(text)
+
+    def _waiting(self, seconds: float) -> None:
+        """Another process holds the project's write lock: say so now and then, and keep the window drawn
+        without taking the user's input (which waits in Qt's queue, so later edits stay behind this one)."""
+        first, every = WAIT_NOTICE_S
+        if seconds < self._noticed_s:  # a new wait
+            self._noticed_s = 0.0
+        if seconds >= first and (not self._noticed_s or seconds - self._noticed_s >= every):
+            self._noticed_s = seconds
+            self.report(f"Waiting for another Earmark process to finish writing the project ({seconds:.0f} s); "
+                        "the edit is kept and written as soon as it can be")
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
 
     def changed(self, clip_id: str, region_id: int | None) -> None:
         """Called by each command after it wrote the project."""

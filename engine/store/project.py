@@ -3,13 +3,22 @@
 Each thread gets its own SQLite connection (the engine thread, the GUI thread and the tests never share
 one); every multi-row write is a transaction, so an interrupted import leaves the project as it was before
 the batch that was being written.
+
+Writers wait for each other: every write transaction (`db.atomic()`, and SQLite's implicit ones) starts with
+`BEGIN IMMEDIATE`, taking the write lock before it reads anything. A deferred transaction that read first
+and then wanted to write would get "database is locked" at once while another process writes (SQLite cannot
+let a reader with an old snapshot upgrade, so its busy timeout does not apply); asking for the lock first
+lets SQLite's busy timeout wait, and `BEGIN IMMEDIATE` is retried with a growing pause beyond that.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +32,13 @@ from engine.store.migrations import APP_ID, LATEST_VERSION, migrate, schema_vers
 
 DB_NAME = "project.sqlite"
 ARTIFACTS = "artifacts"
+#: SQLite's own wait for a lock another connection holds, per attempt (seconds).
+BUSY_TIMEOUT_S = 5.0
+#: How long a write waits in all for another process before it gives up with a message (seconds); a thread
+#: with its own `on_wait` (the window's) waits as long as it takes.
+WRITE_WAIT_S = 600.0
+#: The pause between attempts to take the write lock grows from the first to the last (seconds).
+RETRY_PAUSES_S = (0.05, 1.0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,42 @@ class LabelClass:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """SQLite said another connection holds the lock (SQLITE_BUSY or SQLITE_LOCKED, any extended code)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class ProjectDatabase(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost `atomic()` takes the write lock first (`BEGIN IMMEDIATE`,
+    waiting for other writers); nested ones are savepoints as before."""
+
+    def __init__(self, conn: sqlite3.Connection, project: Project) -> None:
+        super().__init__(conn)
+        self.project = project
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[ProjectDatabase]:
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self.project._begin_writing(self.conn)
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
 
 
 class Project:
@@ -106,13 +158,51 @@ class Project:
         db = getattr(self._local, "db", None)
         if db is None:
             # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
-            conn = sqlite3.connect(str(self.db_path), timeout=30.0, check_same_thread=False)
+            # Implicit transactions (a bare INSERT before conn.commit()) take the write lock first as well.
+            conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                   isolation_level="IMMEDIATE")
             conn.execute("PRAGMA foreign_keys = ON")
-            db = sqlite_utils.Database(conn)
+            db = ProjectDatabase(conn, self)
             self._local.db = db
             with self._lock:
                 self._connections.append(conn)
         return db
+
+    def on_wait(self, callback: Callable[[float], None] | None, step_s: float = 0.25) -> None:
+        """While this thread's writes wait for another process's write lock, call `callback(seconds waited)`
+        about every `step_s` (the window shows that it waits and keeps drawing). Such a thread waits as long
+        as it takes; the callback may raise to give up. None: back to printing one notice on stderr and giving
+        up after `WRITE_WAIT_S`."""
+        self._local.on_wait = callback
+        timeout_s = BUSY_TIMEOUT_S if callback is None else step_s
+        self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+
+    def _begin_writing(self, conn: sqlite3.Connection) -> None:
+        """`BEGIN IMMEDIATE`, retried with a growing pause while another process holds the write lock."""
+        started = time.monotonic()
+        pause, longest = RETRY_PAUSES_S
+        noticed = False
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+            waited = time.monotonic() - started
+            callback = getattr(self._local, "on_wait", None)
+            if callback is not None:  # the busy timeout, one step long, was the pause
+                callback(waited)
+                continue
+            if waited >= WRITE_WAIT_S:
+                raise ProjectError(f"another Earmark process has been writing {self.folder} for {waited:.0f} s; "
+                                   "nothing was changed: try again when it has finished") from None
+            if not noticed:  # a command line: say why it seems to hang, once
+                print(f"earmark: waiting for another Earmark process to finish writing {self.folder} ...",
+                      file=sys.stderr, flush=True)
+                noticed = True
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
 
     def close(self) -> None:
         with self._lock:
@@ -139,7 +229,9 @@ class Project:
         return int(self.db.execute("SELECT count(*) FROM clips").fetchone()[0])
 
     def add_clips(self, clips: Iterable[Clip], source: str) -> int:
-        """Insert clips (and their ground-truth anomaly regions) in one transaction."""
+        """Insert clips (and their ground-truth anomaly regions) in one transaction; returns how many. A clip
+        whose file (checksum) the project holds by then is skipped: another process importing the same files
+        at the same time wrote it after the caller looked."""
         stamp = now()
         rows, regions = [], []
         for clip in clips:
@@ -152,6 +244,11 @@ class Project:
                         for start, end in clip.anomaly_regions]
         db = self.db
         with db.atomic():
+            held = self.held_checksums(row[2] for row in rows)
+            if held:
+                skipped = {row[0] for row in rows if row[2] in held}
+                rows = [row for row in rows if row[0] not in skipped]
+                regions = [region for region in regions if region[0] not in skipped]
             db.conn.executemany(
                 "INSERT INTO clips (clip_id, path, checksum, format, channels, sample_rate, duration_s, "
                 "machine_type, section_id, domain, split, label, attributes, qa_rms, qa_peak, "
@@ -161,6 +258,16 @@ class Project:
                 "INSERT INTO regions (clip_id, start_s, end_s, label, kind, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", regions)
         return len(rows)
+
+    def held_checksums(self, checksums: Iterable[str]) -> dict[str, str]:
+        """checksum -> clip_id of those of `checksums` the project holds."""
+        wanted = list(dict.fromkeys(checksums))
+        held: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # under SQLite's limit on parameters
+            chunk = wanted[start:start + 500]
+            held.update(self.db.execute(f"SELECT checksum, clip_id FROM clips WHERE checksum IN "
+                                        f"({', '.join('?' for _ in chunk)})", chunk).fetchall())
+        return held
 
     def clips(self, **where: str | None) -> list[Clip]:
         """Clips in import order, filtered by equality on columns (machine_type="fan", split="train", ...)."""

@@ -136,7 +136,7 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
                         for flag in qa_flags(clip.duration_s, qa):
                             report.flagged.setdefault(flag, []).append(candidate.path.name)
             if len(pending) >= BATCH:
-                report.added += project.add_clips(pending, source)
+                _write(project, pending, source, report)
                 pending = []
             progress.update(done, total, candidate.path.name)
     except BaseException:  # cancelled, interrupted or failed: don't check the files still queued
@@ -145,11 +145,24 @@ def add_candidates(project: Project, candidates: list[Candidate], report: Import
     finally:
         # Clips already checked are kept, also when the user cancels: a later import skips them.
         if pending:
-            report.added += project.add_clips(pending, source)
+            _write(project, pending, source, report)
         if moves:
             report.repointed += repoint(project, moves)
         pool.shutdown(wait=True)
     return report
+
+
+def _write(project: Project, pending: list[Clip], source: str, report: ImportReport) -> None:
+    """One batch of new clips into the project. Files that another import (another process) added after
+    this one looked are left as that import wrote them: counted as already present, under its clip ids."""
+    added = project.add_clips(pending, source)
+    report.added += added
+    if added < len(pending):
+        report.already_present += len(pending) - added
+        holders = project.held_checksums(clip.checksum for clip in pending)
+        renamed = {clip.clip_id: holders[clip.checksum] for clip in pending
+                   if holders[clip.checksum] != clip.clip_id}
+        report.clip_ids = [renamed.get(clip_id, clip_id) for clip_id in report.clip_ids]
 
 
 def _moved(recorded: str, found: Path) -> bool:
