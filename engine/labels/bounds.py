@@ -39,11 +39,11 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
     """`region` held to its clip (`duration_s` seconds long, recorded at `sample_rate`): as it is, or
     clamped with a warning saying how; a LabelError (PastTheEnd for times) when it lies absurdly outside.
     A duration or sample rate that is unknown (None or 0) bounds nothing."""
-    values = {"start": region.start_s, "end": region.end_s, "low frequency": region.low_hz,
-              "high frequency": region.high_hz}
+    values = {"a start": region.start_s, "an end": region.end_s, "a low frequency": region.low_hz,
+              "a high frequency": region.high_hz}
     for what, value in values.items():
         if value is not None and not math.isfinite(float(value)):
-            raise LabelError(f"the {what} {value} is not a finite number")
+            raise LabelError(f"has {what} of {value}, not a finite number")
     clip = f"clip {region.clip_id!r}" if region.clip_id else "the clip"
     start, end, low, high = region.start_s, region.end_s, region.low_hz, region.high_hz
     said = []
@@ -62,7 +62,7 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
         nyquist = sample_rate / 2
         if high > nyquist * (1 + NYQUIST_SLACK) or low >= nyquist:
             edge = low if low >= nyquist else high
-            raise LabelError(f"a box at {edge:g} Hz is above the highest frequency of {clip} ({nyquist:g} Hz, "
+            raise LabelError(f"reaches {edge:g} Hz, above the highest frequency of {clip} ({nyquist:g} Hz, "
                              f"half its sample rate of {sample_rate:g} Hz)")
         if high > nyquist:
             said.append(f"reached {high:g} Hz, above the highest frequency of {clip}: it now stops there, at "
