@@ -195,3 +195,20 @@ def test_a_box_at_1e300_hz_is_refused_and_one_a_little_above_nyquist_is_clamped(
     assert "reaches 9000 Hz" in report.problems[1] and "1e+300 Hz" in report.problems[2]
     assert report.warnings == [f"{table}:4: reached 8040 Hz, above the highest frequency of clip 'pump': it now "
                                "stops there, at 8000 Hz"]
+
+
+def test_a_region_ending_at_1e308_s_stored_by_an_older_earmark_is_cut_at_the_clip_end(tmp_path):
+    from engine.classifiers.leak_data import SegmentSettings, labelled_segments
+    from engine.data.leak_toy import generate_leaks
+    from engine.detectors.runs import Session
+    from engine.jobs import Progress
+
+    leaks = generate_leaks(tmp_path / "leaks", files_per_class=1, duration_s=2.0, seed=3)
+    with Project.create(tmp_path / "project") as project:
+        import_source(project, leaks)
+        clip = project.clips()[0]
+        store.add_region(project, Region(clip.clip_id, 0.0, 1e308, "LEAK"))  # what import stored before
+
+        segments = labelled_segments(project, "binary", SegmentSettings(), Session(project).cache, Progress())
+
+    assert len(segments.x) and set(segments.files) == {clip.clip_id}
