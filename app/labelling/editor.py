@@ -154,7 +154,7 @@ class LabelEditor(QObject):
         if label is None:
             self.report("Add a label class first (Label > Label classes...)")
             return False
-        fitted = self._fit(Region(self.clip_id, max(0.0, start), end, label, "manual", low_hz, high_hz),
+        fitted = self._fit(Region(self.clip_id, start, end, label, "manual", low_hz, high_hz),
                            "Not added")
         if fitted is None:
             return False

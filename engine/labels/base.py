@@ -24,6 +24,8 @@ class ReadRow:
     line: int
     region: Region
     file: str = ""
+    #: How the region was changed to fit (a start a little before 0 s, clamped), or "".
+    warning: str = ""
 
 
 @dataclass
@@ -39,12 +41,15 @@ class ReadResult:
         if not region.label or not region.label.strip():
             self.problem(line, missing_label)
             return
+        from engine.labels.bounds import fit_to_clip  # here: bounds imports the store, as this module does
+
         try:
-            checked = check_region(region)
+            fitted, warning = fit_to_clip(region, None, None)  # the clip is not known yet: finite, from 0 s
+            checked = check_region(fitted)
         except LabelError as exc:
             self.problem(line, str(exc))
             return
-        self.rows.append(ReadRow(line, checked, file))
+        self.rows.append(ReadRow(line, checked, file, warning or ""))
 
     def problem(self, line: int, what: str) -> None:
         self.problems.append((line, what))

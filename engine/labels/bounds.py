@@ -7,7 +7,7 @@ spectrogram): such a region is clamped to the clip, with a warning. One that rea
 ending at 1e12 s on a 6 s clip, a box at 1e300 Hz) is not a slip but a wrong or hostile file, and is refused:
 stored, it would break what reads regions later (cutting training segments overflows on 1e308 s).
 
-"A little": up to `END_SLACK_S` (0.5 s) past the end, or `END_SLACK_FRACTION` (1 %) of the clip's
+"A little": up to `END_SLACK_S` (0.5 s) before the start or past the end, or `END_SLACK_FRACTION` (1 %) of the clip's
 duration where that is more (an hour's recording may drift by a few seconds); up to `NYQUIST_SLACK`
 (1 %) above the Nyquist frequency.
 """
@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from engine.store.labels import LabelError, Region
 
-#: How far past a clip's end a region may reach (or start) and still be clamped to the end, in seconds ...
+#: How far before a clip's start, or past its end, a region may reach and still be clamped to the clip, in
+#: seconds ...
 END_SLACK_S = 0.5
 #: ... or as a share of the clip's duration, where that is more.
 END_SLACK_FRACTION = 0.01
@@ -47,6 +48,12 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
     clip = f"clip {region.clip_id!r}" if region.clip_id else "the clip"
     start, end, low, high = region.start_s, region.end_s, region.low_hz, region.high_hz
     said = []
+    if start < 0:
+        if start < -END_SLACK_S or end <= 0:
+            raise LabelError(f"cannot start at {start:g} s, before the start of {clip}; times are seconds from "
+                             "its start")
+        said.append(f"started at {start:g} s, before the start of {clip}: it now starts there, at 0 s")
+        start = 0.0
     if duration_s and duration_s > 0:
         slack = end_slack(duration_s)
         if start > duration_s + slack:
@@ -70,4 +77,4 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
             high = float(nyquist)
     if not said:
         return region, None
-    return replace(region, end_s=end, high_hz=high), "; ".join(said)
+    return replace(region, start_s=start, end_s=end, high_hz=high), "; ".join(said)

@@ -284,7 +284,7 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
             "audacity": formats.read_audacity, "textgrid": formats.read_textgrid,
             "raven": lambda t: formats.read_raven(t, clip.sample_rate)}
         result = readers[fmt](text)
-        rows = [(row.line, replace(row.region, clip_id=clip.clip_id)) for row in result.rows]
+        rows = [(row.line, replace(row.region, clip_id=clip.clip_id), row.warning) for row in result.rows]
     else:
         result = (formats.read_csv if fmt == "csv" else formats.read_json)(text)
         rows, by_name = [], _by_file_name(clips.values())
@@ -293,9 +293,9 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
             if isinstance(found, str):
                 result.problem(row.line, found)
             else:
-                rows.append((row.line, replace(row.region, clip_id=found.clip_id)))
+                rows.append((row.line, replace(row.region, clip_id=found.clip_id), row.warning))
     read = _Read(fmt, [], list(result.problems), [])
-    for line, region in rows:
+    for line, region, said in rows:
         clip = clips[region.clip_id]
         try:
             region, warning = fit_to_clip(region, clip.duration_s, clip.sample_rate)
@@ -305,8 +305,8 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
         except LabelError as exc:
             read.problems.append((line, str(exc)))
             continue
-        if warning:
-            read.warnings.append((line, warning))
+        if said or warning:
+            read.warnings.append((line, "; ".join(w for w in (said, warning) if w)))
         read.regions.append(replace(region, kind="manual", model_id=None, confidence=None, region_id=None))
     read.problems.sort(key=lambda p: p[0])
     return read

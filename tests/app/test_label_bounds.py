@@ -31,8 +31,10 @@ def editor(qtbot, tmp_path):
 
 @pytest.mark.parametrize("bounds", [(0.5, 1e12, None, None), (0.5, 1e308, None, None),
                                     (0.5, 1.0, 100.0, 1e300), (0.5, 1.0, 9000.0, 9500.0),
-                                    (0.5, float("inf"), None, None), (0.5, 1.0, 100.0, float("nan"))],
-                         ids=["end 1e12 s", "end 1e308 s", "1e300 Hz", "above Nyquist", "end inf", "NaN Hz"])
+                                    (0.5, float("inf"), None, None), (0.5, 1.0, 100.0, float("nan")),
+                                    (-1e12, 1.0, None, None)],
+                         ids=["end 1e12 s", "end 1e308 s", "1e300 Hz", "above Nyquist", "end inf", "NaN Hz",
+                              "start -1e12 s"])
 def test_the_editor_refuses_a_region_far_outside_the_clip(editor, bounds):
     assert not editor.create(*bounds)
     assert manual(editor.project) == [] and editor.said[-1].startswith("Not added: the region ")

@@ -212,3 +212,16 @@ def test_a_region_ending_at_1e308_s_stored_by_an_older_earmark_is_cut_at_the_cli
         segments = labelled_segments(project, "binary", SegmentSettings(), Session(project).cache, Progress())
 
     assert len(segments.x) and set(segments.files) == {clip.clip_id}
+
+
+def test_a_start_a_little_before_0_s_is_clamped_and_one_far_before_is_refused(pump, tmp_path):
+    path = tmp_path / "pump.txt"
+    path.write_text("-0.2\t1.0\tLEAK\n-1e300\t1.0\tLEAK\n")
+
+    report = exchange.import_labels(pump, [path])
+
+    assert stored(pump) == [(0.0, 1.0, None, None, "LEAK")]
+    assert report.problems == [f"{path}:2: cannot start at -1e+300 s, before the start of the clip; times are "
+                               "seconds from its start"]
+    assert report.warnings == [f"{path}:1: started at -0.2 s, before the start of the clip: it now starts there, "
+                               "at 0 s"]
