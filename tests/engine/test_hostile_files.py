@@ -63,11 +63,11 @@ def test_export_dcase_keeps_a_machine_type_with_dotdot_inside_the_output_folder(
 
 def test_safe_names_are_readable_bounded_and_distinct():
     hostile = ["../../etc/passwd", "..", ".", ".hidden", "CON", "nul.txt", "a/b", "a\\b", "a:b", "x" * 400,
-               "Lüfter_" * 60, "", "~root", "a..b"]
+               "Lüfter_" * 60, "", "~root", "a..b", "-rf"]
     names = [safe_name(text) for text in hostile]
     for name in names:
         assert name and "/" not in name and "\\" not in name and ".." not in name
-        assert not name.startswith((".", "~")) and len(name.encode()) <= 100
+        assert not name.startswith((".", "~", "-")) and len(name.encode()) <= 100
         assert name.split(".")[0].upper() not in ("CON", "NUL")
     assert len(set(names + ["a_b"])) == len(hostile) + 1  # "a/b", "a\\b" and "a_b" are three names
     assert [safe_name(t) for t in ("fan", "00", "section_00_source_test_normal_0001", "pump~1a2b3c4d")] == [
