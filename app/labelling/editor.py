@@ -13,8 +13,6 @@ finding (`engine.labels.proposals.ANOMALY_FINDING`) becomes the current class: w
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -177,7 +175,7 @@ class LabelEditor(QObject):
         region = self._region(region_id)
         if region is None:
             return
-        fitted = self._fit(replace(region, start_s=start, end_s=end, low_hz=low_hz, high_hz=high_hz),
+        fitted = self._fit(Region(region.clip_id, start, end, region.label, region.kind, low_hz, high_hz),
                            "Not changed")
         if fitted is None:
             self.changed(region.clip_id, region.region_id)  # redrawn where it was
