@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.labels.bounds import fit_to_clip
 from engine.store.labels import LabelError, Region, check_region
 
 #: Where a region goes when the format names no clip: the caller fills in the clip the file belongs to.
@@ -41,8 +42,6 @@ class ReadResult:
         if not region.label or not region.label.strip():
             self.problem(line, missing_label)
             return
-        from engine.labels.bounds import fit_to_clip  # here: bounds imports the store, as this module does
-
         try:
             fitted, warning = fit_to_clip(region, None, None)  # the clip is not known yet: finite, from 0 s
             checked = check_region(fitted)
