@@ -116,6 +116,22 @@ def test_scores_csv_escapes_text_and_keeps_negative_scores_numbers(scored, capsy
     assert record["score"] == "-1.25"  # a number: Python's float text cannot hold a formula
 
 
+def test_a_runs_scores_csv_escapes_text_cells(scored):
+    import numpy as np
+
+    from engine.detectors.base import Detection
+    from engine.detectors.runs import _write_run
+
+    clip = scored.clips()[0]
+    detection = Detection(clip.clip_id, -1.25, False, np.zeros(2, np.float32), np.array([0.0, 0.5]))
+
+    folder = _write_run(scored, "knn", {clip.clip_id: detection}, [clip])
+
+    header, row = list(csv.reader(io.StringIO((folder / "scores.csv").read_text())))
+    record = dict(zip(header, row, strict=True))
+    assert record["clip_id"] == "'=cmd" and record["file"] == "'=cmd.wav" and record["score"] == "-1.25"
+
+
 def test_escaping_round_trips_every_text():
     for text in [*FORMULAS, "", "'", "''", "plain", "'plain", "-", "\tx", "\rx", "'\t"]:
         assert unescape_cell(escape_cell(text)) == text
