@@ -14,6 +14,7 @@ import math
 import sys
 from pathlib import Path
 
+from engine.csv_cells import cell
 from engine.errors import EarmarkError
 
 SCORE_COLUMNS = ("clip_id", "file", "machine", "section", "domain", "split", "label", "detector", "model",
@@ -138,8 +139,4 @@ def _write(records: list[dict], columns: tuple[str, ...], fmt: str) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for record in records:
-        writer.writerow(["" if record[c] is None else _cell(record[c]) for c in columns])
-
-
-def _cell(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+        writer.writerow([cell(record[c]) for c in columns])  # text a spreadsheet takes for a formula: escaped

@@ -45,3 +45,34 @@ def write_text_atomic(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+# -- names built from data ------------------------------------------------------------------------------------
+#: Names Windows refuses for a file whatever its ending ("CON.txt" is the console there).
+_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                       *(f"LPT{i}" for i in range(1, 10))})
+#: The longest name `safe_name` gives, in UTF-8 bytes: two of them and a fixed text still fit in the
+#: 255 bytes file systems allow (a DCASE result file names a machine type and a section).
+MAX_NAME_BYTES = 100
+_UNSAFE = r"[^\w.~-]+"
+
+
+def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """`text` (a machine type, a section, a clip id, an audio file's stem) made fit to be one file or folder
+    name on any system: letters, digits, `-`, `_`, `.` and `~` (inside); no path separator, no leading dot,
+    `~` or `-`, no `..`, no trailing dot, no name Windows reserves, at most `max_bytes` bytes of UTF-8. A name
+    that needed no change is kept as it is; one that did gets a short hash of `text` (8 hex digits of
+    SHA-256), so two texts that differ do not share a name (`a/b` and `a_b` both stay readable, and stay two
+    files)."""
+    import hashlib
+    import re
+
+    name = re.sub(_UNSAFE, "_", text)
+    name = re.sub(r"\.{2,}", ".", name).lstrip(".~-").rstrip(".")  # "-rf" would read as an option
+    if name.split(".")[0].upper() in _RESERVED:
+        name = f"_{name}"
+    if name and name == text and len(name.encode()) <= max_bytes:
+        return name
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    keep = name.encode()[:max(0, max_bytes - len(digest) - 1)].decode("utf-8", "ignore").rstrip(".")
+    return f"{keep}-{digest}" if keep else digest

@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import EarmarkError
+from engine.labels.bounds import fit_to_clip
 from engine.store import Project, labels
 from engine.store.labels import Region
 from app.labelling.commands import ChangeRegion, ChangeRegions, CreateRegion, DeleteRegion
@@ -43,6 +44,8 @@ class LabelEditor(QObject):
         self.project: Project | None = None
         self.clip_id: str | None = None
         self.duration_s = 0.0
+        #: The shown clip's sample rate: a box reaches at most half of it (None: not known, not bounded).
+        self.sample_rate: float | None = None
         self.marks: list[float | None] = [None, None]
         self.selected: int | None = None
         self.current_class: str | None = None
@@ -95,9 +98,15 @@ class LabelEditor(QObject):
             self.stack.clear()
             self.report("Label classes renamed or removed: the undo history starts again from here")
 
-    def set_clip(self, clip_id: str, duration_s: float) -> None:
+    def set_clip(self, clip_id: str, duration_s: float, sample_rate: float | None = None) -> None:
         if clip_id != self.clip_id:
             self.clip_id, self.duration_s = clip_id, duration_s
+            if sample_rate is None and self.project is not None:
+                try:
+                    sample_rate = self.project.clip(clip_id).sample_rate
+                except EarmarkError:
+                    sample_rate = None
+            self.sample_rate = sample_rate
             self.selected = None
             self._set_marks(None, None)
 
@@ -161,19 +170,24 @@ class LabelEditor(QObject):
                label: str | None = None) -> bool:
         if not self._ready():
             return False
-        start, end = max(0.0, start), min(end, self.duration_s or end)
-        if end - start < MIN_REGION_S:
-            self.report(f"A region must last at least {MIN_REGION_S * 1000:.0f} ms")
-            return False
         label = label or self.current_class
         if label is None:
             self.report("Add a label class first (Label > Label classes...)")
             return False
+        fitted = self._fit(Region(self.clip_id, start, end, label, "manual", low_hz, high_hz),
+                           "Not added")
+        if fitted is None:
+            return False
+        region, warning = fitted
+        if region.end_s - region.start_s < MIN_REGION_S:
+            self.report(f"A region must last at least {MIN_REGION_S * 1000:.0f} ms")
+            return False
         self.last_added = None
-        self.stack.push(CreateRegion(self, Region(self.clip_id, start, end, label, "manual", low_hz, high_hz)))
+        self.stack.push(CreateRegion(self, region))
         if self.last_added is None:
             return False
-        self.report(f"Added {label} {_span(self.last_added)}; a class key now chooses the next region's class")
+        said = f" (it {warning})" if warning else ""
+        self.report(f"Added {label} {_span(self.last_added)}{said}; a class key now chooses the next region's class")
         return True
 
     # -- changing ------------------------------------------------------------------------------------------
@@ -181,8 +195,15 @@ class LabelEditor(QObject):
                     high_hz: float | None = None) -> None:
         """A region dragged or resized with the mouse."""
         region = self._region(region_id)
-        if region is None or (region.start_s, region.end_s, region.low_hz, region.high_hz) == (
-                start, end, low_hz, high_hz):
+        if region is None:
+            return
+        fitted = self._fit(Region(region.clip_id, start, end, region.label, region.kind, low_hz, high_hz),
+                           "Not changed")
+        if fitted is None:
+            self.changed(region.clip_id, region.region_id)  # redrawn where it was
+            return
+        start, end, low_hz, high_hz = (fitted[0].start_s, fitted[0].end_s, fitted[0].low_hz, fitted[0].high_hz)
+        if (region.start_s, region.end_s, region.low_hz, region.high_hz) == (start, end, low_hz, high_hz):
             return
         if end - start < MIN_REGION_S:
             self.report(f"A region must last at least {MIN_REGION_S * 1000:.0f} ms; it stays as it was")
@@ -309,6 +330,23 @@ class LabelEditor(QObject):
             self.report("Select a labelled region first (click it, or pick it in the region table)")
             return None
         return region
+
+    def _fit(self, region: Region, refused: str) -> tuple[Region, str | None] | None:
+        """`region` held to its clip as a label file's would be (`engine.labels.bounds`: clamped when a
+        little past the clip's end or Nyquist frequency); None, with the reason shown, when it lies far
+        outside or holds a number that is not finite."""
+        duration, rate = self.duration_s, self.sample_rate
+        if region.clip_id != self.clip_id and self.project is not None:
+            try:
+                clip = self.project.clip(region.clip_id)
+                duration, rate = clip.duration_s, clip.sample_rate
+            except EarmarkError:
+                pass
+        try:
+            return fit_to_clip(region, duration, rate)
+        except EarmarkError as exc:
+            self.report(f"{refused}: the region {exc}")
+            return None
 
     def _change(self, region: Region, what: str, **after: object) -> None:
         self.stack.push(ChangeRegion(self, region, what, **after))

@@ -357,7 +357,7 @@ class LabelActions:
         except EarmarkError as exc:
             QMessageBox.warning(self, "Earmark", str(exc))
             return None
-        for line in report.problems:
+        for line in [*report.problems, *report.warnings]:  # warnings: regions clamped to their clip
             self._log(f"labels: {line}", "warning")
         self._status(report.summary() + f"; {len(report.problems)} problem(s)")
         if report.problems:

@@ -148,8 +148,9 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
         mel = features.get(region.clip_id)
         if mel is None:
             continue  # unreadable: already reported by the cache
-        first = int(np.floor(region.start_s * frames_per_s))
-        last = min(mel.shape[1], int(np.floor(region.end_s * frames_per_s)))
+        # Bounded before int(): a region stored before times were held to the clip may end at 1e308 s.
+        first = int(min(mel.shape[1], np.floor(region.start_s * frames_per_s)))
+        last = int(min(mel.shape[1], np.floor(region.end_s * frames_per_s)))
         starts, cut, long_in_region = cut_segments(mel, first, last, settings, stride=width)
         if not len(starts):
             progress.problem(f"{region.clip_id}: a {name} region of {region.end_s - region.start_s:.2f} s is "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from engine.audio.feature_cache import FeatureCache
+from engine.csv_cells import cell
 from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
 from engine.detectors import ensemble
@@ -263,8 +264,8 @@ def _write_run(project: Project, detector: str, detections: dict[str, Detection]
                          "decision", "normalised"])
         for clip in scored:
             d = detections[clip.clip_id]
-            writer.writerow([clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id, clip.domain,
-                             clip.split, clip.label or "", f"{d.score:.6g}", int(d.decision),
+            writer.writerow([*map(cell, (clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id,
+                                         clip.domain, clip.split, clip.label)), f"{d.score:.6g}", int(d.decision),
                              "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
     report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
                                       for c in scored])

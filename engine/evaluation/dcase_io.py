@@ -2,6 +2,10 @@
 
 `anomaly_score_<machine>_section_<id>_test.csv`: one row `<wav file name>,<score>` per test clip;
 `decision_result_<machine>_section_<id>_test.csv`: one row `<wav file name>,<0|1>`. No header.
+
+Machine type, section and detector come from the data and go into file and folder names only through
+`safe_name` (a machine type `../x` names a file inside the output folder, not beside it); a wav name that a
+spreadsheet would take for a formula is escaped (`engine.csv_cells`), and `read_results` takes that off.
 """
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.csv_cells import escape_cell, unescape_cell
 from engine.errors import EarmarkError
-from engine.files import write_text_atomic
+from engine.files import safe_name, write_text_atomic
 
 
 def result_names(machine_type: str, section_id: str) -> tuple[str, str]:
-    stem = f"{machine_type}_section_{section_id}_test.csv"
+    stem = f"{safe_name(machine_type)}_section_{safe_name(section_id)}_test.csv"
     return f"anomaly_score_{stem}", f"decision_result_{stem}"
 
 
@@ -33,7 +38,7 @@ def write_results(folder: Path, rows: Sequence) -> list[Path]:
         score_writer, decision_writer = csv.writer(scores, lineterminator="\n"), csv.writer(decisions,
                                                                                             lineterminator="\n")
         for row in section_rows:
-            name = Path(row.path).name
+            name = escape_cell(Path(row.path).name)
             score_writer.writerow([name, repr(float(row.score))])
             decision_writer.writerow([name, int(bool(row.decision))])
         write_text_atomic(folder / score_name, scores.getvalue())
@@ -54,11 +59,11 @@ def export_dcase(project, out: str | Path, detector: str | None = None) -> dict[
         raise EarmarkError(f"no {what} for test clips in {project.folder}; run `earmark score "
                            f"{project.folder} --detector NAME` first")
     names = [detector] if detector else sorted({r.detector for r in rows})
-    return {name: write_results(out if detector else out / name, [r for r in rows if r.detector == name])
+    return {name: write_results(out if detector else out / safe_name(name), [r for r in rows if r.detector == name])
             for name in names}
 
 
 def read_results(path: str | Path) -> list[tuple[str, str]]:
-    """The rows of a result file, as pairs of text."""
+    """The rows of a result file, as pairs of text (a wav name as it was before `write_results` escaped it)."""
     with open(path, newline="") as handle:
-        return [tuple(row) for row in csv.reader(handle)]
+        return [tuple(unescape_cell(cell) for cell in row) for row in csv.reader(handle)]

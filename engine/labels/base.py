@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.labels.bounds import fit_to_clip
 from engine.store.labels import LabelError, Region, check_region
 
 #: Where a region goes when the format names no clip: the caller fills in the clip the file belongs to.
@@ -24,6 +25,8 @@ class ReadRow:
     line: int
     region: Region
     file: str = ""
+    #: How the region was changed to fit (a start a little before 0 s, clamped), or "".
+    warning: str = ""
 
 
 @dataclass
@@ -40,11 +43,12 @@ class ReadResult:
             self.problem(line, missing_label)
             return
         try:
-            checked = check_region(region)
+            fitted, warning = fit_to_clip(region, None, None)  # the clip is not known yet: finite, from 0 s
+            checked = check_region(fitted)
         except LabelError as exc:
             self.problem(line, str(exc))
             return
-        self.rows.append(ReadRow(line, checked, file))
+        self.rows.append(ReadRow(line, checked, file, warning or ""))
 
     def problem(self, line: int, what: str) -> None:
         self.problems.append((line, what))

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.data.clip import Clip
-from engine.files import write_text_atomic
+from engine.files import safe_name, write_text_atomic
 from engine.labels import formats
 from engine.labels.base import ReadResult, read_text
+from engine.labels.bounds import PastTheEnd, fit_to_clip
 from engine.store.labels import KINDS, LabelError, Region, add_regions
 from engine.store.labels import regions as stored_regions
 from engine.store.project import Project
-from engine.store.results import safe_name
 
 FORMATS = ("audacity", "raven", "textgrid", "csv", "json")
 #: The formats that hold one clip per file, and the name ending of such a file.
@@ -31,8 +31,6 @@ TOLERANCE = {"audacity": 5e-7}
 DEFAULT_TOLERANCE = 1e-6
 #: Formats that cannot carry frequencies: a region read from them matches a box with the same times.
 NO_FREQUENCIES = ("textgrid",)
-#: How far past a clip's end a region may start before it is taken for a line meant for another clip.
-END_SLACK_S = 0.5
 _RAVEN_NAME = re.compile(r"(\.table\.\d+)?\.selections$", re.IGNORECASE)
 
 
@@ -45,14 +43,16 @@ class LabelImport:
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)
     files: int = 0
+    #: Regions stored changed: clamped to their clip (`engine.labels.bounds`), `<file>:<line>: what changed`.
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"imported {len(self.added)} region(s) from {self.files} file(s); "
                 f"{self.duplicates} already present")
 
     def lines(self) -> list[str]:
-        """The summary, then each problem (as `engine.cli.print_report` prints an import)."""
-        return [self.summary(), *self.problems]
+        """The summary, then each problem and each warning (as `engine.cli.print_report` prints an import)."""
+        return [self.summary(), *self.problems, *self.warnings]
 
 
 def format_for_path(path: str | Path) -> str:
@@ -185,13 +185,14 @@ def _looks_like_label_file(path: Path) -> bool:
 
 def file_stems(clips: Iterable[Clip]) -> dict[str, str]:
     """The name each clip's label file gets (without its ending): its audio file's stem, with the clip id
-    appended where two clips share a stem, so neither file overwrites the other."""
+    appended where two clips share a stem, so neither file overwrites the other; both made safe as a file
+    name (`safe_name`: a stem or id from a data set never leads the file out of the folder exported to)."""
     clips = list(clips)
     counts: dict[str, int] = {}
     for clip in clips:
         counts[Path(clip.path).stem] = counts.get(Path(clip.path).stem, 0) + 1
-    return {clip.clip_id: Path(clip.path).stem if counts[Path(clip.path).stem] == 1
-            else f"{Path(clip.path).stem}__{safe_name(clip.clip_id)}" for clip in clips}
+    return {clip.clip_id: safe_name(Path(clip.path).stem) if counts[Path(clip.path).stem] == 1
+            else f"{safe_name(Path(clip.path).stem)}__{safe_name(clip.clip_id)}" for clip in clips}
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -235,6 +236,7 @@ def import_labels(project: Project, paths: Sequence[str | Path], fmt: str | None
             new.append(region)
         report.problems += [f"{path}:{line}: {what}" if line else f"{path}: {what}"
                             for line, what in read.problems]
+        report.warnings += [f"{path}:{line}: {what}" for line, what in read.warnings]
     if new:
         report.added = add_regions(project, new)
     return report
@@ -245,6 +247,7 @@ class _Read:
     fmt: str
     regions: list[Region]
     problems: list[tuple[int, str]]
+    warnings: list[tuple[int, str]]
 
 
 def _files(paths: Sequence[str | Path], fmt: str | None, report: LabelImport) -> list[tuple[Path, str]]:
@@ -281,7 +284,7 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
             "audacity": formats.read_audacity, "textgrid": formats.read_textgrid,
             "raven": lambda t: formats.read_raven(t, clip.sample_rate)}
         result = readers[fmt](text)
-        rows = [(row.line, replace(row.region, clip_id=clip.clip_id)) for row in result.rows]
+        rows = [(row.line, replace(row.region, clip_id=clip.clip_id), row.warning) for row in result.rows]
     else:
         result = (formats.read_csv if fmt == "csv" else formats.read_json)(text)
         rows, by_name = [], _by_file_name(clips.values())
@@ -290,15 +293,20 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
             if isinstance(found, str):
                 result.problem(row.line, found)
             else:
-                rows.append((row.line, replace(row.region, clip_id=found.clip_id)))
-    read = _Read(fmt, [], list(result.problems))
-    for line, region in rows:
-        duration = clips[region.clip_id].duration_s
-        if region.start_s > duration + END_SLACK_S:
-            what = (f"starts at {region.start_s:g} s, after the end of clip {region.clip_id!r} ({duration:g} s); "
-                    "if the file is another clip's, pass that clip (--clip CLIP_ID)")
-            read.problems.append((line, what))
+                rows.append((row.line, replace(row.region, clip_id=found.clip_id), row.warning))
+    read = _Read(fmt, [], list(result.problems), [])
+    for line, region, said in rows:
+        clip = clips[region.clip_id]
+        try:
+            region, warning = fit_to_clip(region, clip.duration_s, clip.sample_rate)
+        except PastTheEnd as exc:
+            read.problems.append((line, f"{exc}; if the file is another clip's, pass that clip (--clip CLIP_ID)"))
             continue
+        except LabelError as exc:
+            read.problems.append((line, str(exc)))
+            continue
+        if said or warning:
+            read.warnings.append((line, "; ".join(w for w in (said, warning) if w)))
         read.regions.append(replace(region, kind="manual", model_id=None, confidence=None, region_id=None))
     read.problems.sort(key=lambda p: p[0])
     return read

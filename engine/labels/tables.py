@@ -8,13 +8,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
+from engine.csv_cells import cell, field_problem, unescape_cell
 from engine.labels.base import NO_CLIP, BadValue, ReadResult, number
 from engine.store.labels import Region
 
 COLUMNS = ("clip_id", "file", "start_s", "end_s", "low_hz", "high_hz", "label", "kind", "confidence", "model_id")
 JSON_FORMAT, JSON_VERSION = "earmark-labels", 1
+#: How deep a JSON label file may nest lists and objects. Earmark's own nest three deep (the file, its
+#: regions list, each region); a file far deeper is not a label file, and Python's parser would run out of
+#: stack on it (RecursionError) long before it ran out of memory.
+MAX_JSON_DEPTH = 32
 #: Other names the columns go by in tables made by hand or by other tools (matched without regard to case).
 _ALIASES = {"clip_id": ("clip_id", "clip"), "file": ("file", "filename", "file_name", "path"),
             "start_s": ("start_s", "start", "begin", "onset"), "end_s": ("end_s", "end", "stop", "offset"),
@@ -28,20 +36,15 @@ def _record(r: Region, files: Mapping[str, str]) -> dict:
             "confidence": r.confidence, "model_id": r.model_id}
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
 def write_csv(regions: Sequence[Region], files: Mapping[str, str]) -> str:
-    """A CSV table with COLUMNS; `files` maps a clip_id to its audio file's name."""
+    """A CSV table with COLUMNS; `files` maps a clip_id to its audio file's name. Text cells that a
+    spreadsheet would take for a formula are escaped (`engine.csv_cells`); numbers are written as numbers."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in regions:
         record = _record(r, files)
-        writer.writerow([_cell(record[c]) for c in COLUMNS])
+        writer.writerow([cell(record[c]) for c in COLUMNS])
     return out.getvalue()
 
 
@@ -62,9 +65,19 @@ def read_csv(text: str) -> ReadResult:
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = ";" if ";" in first and "," not in first else ","  # spreadsheets in comma-decimal locales
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        _read_rows(result, reader)
+    except csv.Error as exc:  # a cell over the field limit, a NUL byte: the rest cannot be trusted
+        result.rows.clear()
+        result.problems = [(reader.line_num, field_problem(exc))]
+    return result
+
+
+def _read_rows(result: ReadResult, reader) -> None:
     header: list[str] | None = None
     columns: dict[str, int | None] = {}
-    for cells in reader:
+    for raw in reader:
+        cells = [unescape_cell(c) for c in raw]
         if not any(c.strip() for c in cells):
             continue
         if header is None:
@@ -74,22 +87,29 @@ def read_csv(text: str) -> ReadResult:
             if columns["start_s"] is None or columns["end_s"] is None or columns["label"] is None:
                 result.problem(reader.line_num, "the first line names no start_s, end_s and label columns; a "
                                                 f"label table has the header {','.join(COLUMNS)}")
-                return result
+                return
             continue
 
         fields = {key: cells[i].strip() if i is not None and i < len(cells) else "" for key, i in columns.items()}
         _add(result, reader.line_num, fields)
-    return result
 
 
 def read_json(text: str) -> ReadResult:
     """Regions of an Earmark JSON label file (or a bare list of region objects)."""
     result = ReadResult()
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        result.problem(0, f"nests lists and objects {depth} deep; an Earmark label file nests 3 (the file, its "
+                          "regions list, each region) and this one is not read")
+        return result
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         result.problem(exc.lineno, f"not valid JSON ({exc.msg} at column {exc.colno}); is it an Earmark "
                                    "label file?")
+        return result
+    except ValueError as exc:  # a number too long to convert (Python's limit on digits), say
+        result.problem(0, f"not readable as JSON ({str(exc).split(';')[0]}); is it an Earmark label file?")
         return result
     items = data
     if isinstance(data, dict):
@@ -135,6 +155,19 @@ def _add(result: ReadResult, line: int, fields: Mapping[str, object]) -> None:
         return
     result.add(line, Region(text("clip_id") or NO_CLIP, start, end, text("label"), low_hz=low, high_hz=high),
                file=text("file"), missing_label="no label; write the region's label in the label column")
+
+
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+
+
+def _json_depth(text: str) -> int:
+    """How deep lists and objects nest in `text` (brackets inside strings do not count); counted without
+    parsing, so that a hostile file cannot exhaust the parser's stack before it is refused."""
+    bare = np.frombuffer(_STRING.sub('""', text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    if not bare.size:
+        return 0
+    step = ((bare == ord("[")) | (bare == ord("{"))).astype(np.int32) - ((bare == ord("]")) | (bare == ord("}")))
+    return int(max(0, np.cumsum(step).max()))
 
 
 def _given(fields: Mapping[str, object], key: str) -> object:
