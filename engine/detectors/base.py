@@ -312,8 +312,11 @@ def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
     # A fit that lands outside the data's own range, or below half the quantile's level of the data (a gamma
     # fitted to left-skewed scores, as fused z-scores can be, once put the 90th percentile below the 10th),
     # has failed; fall back rather than mislead.
+    # (The range is measured with the interquartile spread: one score far below the rest inflates the
+    # standard deviation until any fit passes.)
+    lower, upper = np.quantile(scores, [0.25, 0.75])
     if (not np.isfinite(value) or value < np.quantile(scores, quantile / 2)
-            or value > scores.max() + 3 * scores.std()):
+            or value > scores.max() + 3 * max((upper - lower) / 1.349, 1e-12 * max(1.0, abs(empirical)))):
         return empirical
     # Nor may it leave many more of the scores above it than the quantile says (1.5 times, and one score of
     # slack for a small group): scores of two clusters (target clips against mostly-source statistics) or a
@@ -324,7 +327,7 @@ def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
     # Nor far fewer: one held-out score far below the rest (a target clip measured against two near-identical
     # others, at -97 spreads) stretched a gamma until no score of 53 lay above its "90th percentile" (19.9,
     # where the scores ended at 1.8), and the ensemble flagged no target anomaly. Fewer scores above than a
-    # sample of this size leaves with 1 % probability: fall back.
+    # sample of this size leaves with 1 % probability (from 44 scores on, with none above): fall back.
     if scipy.stats.binom.cdf(int(np.sum(scores > value)), scores.size, 1.0 - quantile) < 0.01:
         return empirical
     return value

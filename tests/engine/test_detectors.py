@@ -185,16 +185,18 @@ def test_a_threshold_from_a_few_scores_stands_above_them_all():
     assert gamma_threshold(many, 0.9) < many.max()
 
 
-def test_one_score_far_below_the_rest_does_not_lift_the_threshold_above_them_all():
-    """Held-out scores of 50 source clips and 3 target clips, one of those measured at -97 spreads (two
+@pytest.mark.parametrize("count", [13, 20, 53])
+def test_one_score_far_below_the_rest_does_not_lift_the_threshold_above_them_all(count):
+    """Held-out scores of source clips and 3 target clips, one of those measured at -97 spreads (two
     near-identical others set its spread): the fitted gamma put the 90th percentile at 20 where the scores end
-    below 2, so nothing was ever flagged. Now the threshold lies among the scores, as a 90th percentile does."""
+    below 2, so nothing was ever flagged. Now the threshold lies among the scores, as a 90th percentile does
+    (13 scores: this test set's groups; 20: 10 + 10 clips; 53: 50 + 3)."""
     rng = np.random.default_rng(3)
-    scores = np.concatenate([rng.normal(0.0, 0.7, size=52), [-97.0]])
+    scores = np.concatenate([rng.normal(0.0, 0.7, size=count - 1), [-97.0]])
     threshold = gamma_threshold(scores, 0.9)
-    assert np.sort(scores)[-8] < threshold <= scores.max()
+    assert np.sort(scores)[-max(3, count // 6)] < threshold <= scores.max()
     unseen = rng.normal(0.0, 0.7, size=4000)
-    assert 0.05 < np.mean(unseen > threshold) < 0.2
+    assert 0.02 < np.mean(unseen > threshold) < 0.25
 
 
 def test_the_auto_encoder_switches_mode_without_training_again(toy_project, tmp_path):

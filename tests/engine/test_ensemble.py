@@ -6,6 +6,7 @@ clips per domain and label, 1 s clips; transient and stationary anomalies, or tr
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -48,8 +49,9 @@ def test_the_members_are_the_detectors_the_user_names(toy_project, tmp_path):
         make_config("ensemble", {"fusion": "median"})
     with pytest.raises(EarmarkError, match="normalise_by must be one of domain, pooled"):
         make_config("ensemble", {"normalise_by": "robust"})
-    with pytest.raises(EarmarkError, match="shift_power at least 0"):
-        make_config("ensemble", {"shift_power": "-1"})
+    for wrong in ("-1", "11"):
+        with pytest.raises(EarmarkError, match="shift_power must lie between 0 and 10"):
+            make_config("ensemble", {"shift_power": wrong})
     with pytest.raises(EarmarkError, match="no setting 'epoch'"):
         make_config("ensemble", {"member_settings": "dcase_ae.epoch=3"})
 
@@ -104,14 +106,32 @@ def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_projec
         knn.info["normalisation"]["target"] = [source[0] + shift * source[1], 2 * source[1], 3]
         ensemble = EnsembleDetector.from_members(members)
         assert ensemble.member_weights("target")[0] == pytest.approx(share * ensemble.config.weight("knn"))
+    # The threshold's held-out scores are fused with the weights of each clip's domain: a target clip's is
+    # its members' left-out normalised scores weighted with the target weights.
+    from engine.detectors.ensemble.detector import left_out_normalised
+    left_out = [left_out_normalised(m) for m in members]
+    for clip_id, fused in ensemble.held_out_by_clip.items():
+        weights = ensemble.member_weights(ensemble.held_out_domains.get(clip_id))
+        pairs = [(n[clip_id], w) for n, w in zip(left_out, weights, strict=True) if clip_id in n]
+        assert fused == pytest.approx(sum(v * w for v, w in pairs) / sum(w for _, w in pairs))
+    assert any(ensemble.held_out_domains.get(c) == "target" for c in ensemble.held_out_by_clip)
+    # Weights are learnt for the mean only (min and max take none).
+    by_max = EnsembleDetector.from_members(members, make_config("ensemble", {"fusion": "max"}))
+    assert "target_weights" not in by_max.info
     # The weights are learnt with the members and saved with them; a model saved before they were learnt
-    # weighs both domains alike.
+    # weighs both domains alike, also after enrolling clips.
     loaded = Detector.load(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     assert loaded.member_weights("target") == pytest.approx(ensemble.member_weights("target"))
     test = _group(toy_project, split="test")
     assert [d.score for d in loaded.score(test)] == pytest.approx([d.score for d in ensemble.score(test)])
-    del loaded.info["target_weights"]
-    assert loaded.member_weights("target") == pytest.approx(loaded.member_weights("source"))
+    folder = ensemble.save(tmp_path / "old")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["info"]["target_weights"], meta["config"]["shift_power"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    old = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    assert old.config.shift_power == 0 and old.member_weights("target") == pytest.approx(old.member_weights("source"))
+    old.enrol([c for c in test if c.domain == "target" and c.label == "normal"][:2])
+    assert old.member_weights("target") == pytest.approx(old.member_weights("source"))
 
 
 def test_the_fused_lane_and_map_lie_on_one_grid(toy_project, tmp_path):
@@ -185,9 +205,16 @@ def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_pat
     assert [list(m.held_out_by_clip.items()) for m in loaded.members] == [list(m.held_out_by_clip.items())
                                                                           for m in ensemble.members]
     target = [c for c in _group(toy_project, split="train") if c.domain == "target"]
+    # Fitted without target clips, no member shows a domain shift: the target weights are the weights.
+    assert loaded.member_weights("target") == pytest.approx(loaded.member_weights("source"))
     loaded.enrol(target)
     assert all(m.info["enrolled"] == len(target) for m in loaded.members)
     assert set(c.clip_id for c in target) <= set(loaded.held_out_by_clip), "enrolled clips count in the threshold"
+    # With the target clips enrolled the shifts are measured and the target weights learnt again.
+    shifts = [domain_shift(m.info["normalisation"]) for m in loaded.members]
+    assert loaded.member_weights("target") == pytest.approx(
+        [w / (1 + s) ** 3 for w, s in zip(loaded.member_weights("source"), shifts, strict=True)])
+    assert loaded.member_weights("target") != pytest.approx(loaded.member_weights("source"))
 
 
 def test_fit_all_combines_the_members_it_has_just_fitted(toy_project):

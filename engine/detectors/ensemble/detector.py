@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ from engine.jobs import Progress, spans
 
 KEY = "ensemble"
 NORMALISE_BY = ("domain", "pooled")
+#: The largest `shift_power`: beyond it a member whose scores move with the domain at all is left out.
+MAX_SHIFT_POWER = 10.0
 #: Prefix of the members' held-out scores in the saved state.
 HELD_OUT = "held_out_by_member"
 
@@ -106,8 +109,11 @@ class EnsembleConfig(DetectorConfig):
         if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
             raise EarmarkError(f"ensemble: members must be two or more different detectors among "
                                f"{', '.join(fitted_on_normals)}, not {','.join(self.members) or 'none'}")
-        if self.map_bands < 1 or self.frame_step_s < 0 or not 0 <= self.shift_power < np.inf:
-            raise EarmarkError("ensemble: map_bands must be at least 1, frame_step_s and shift_power at least 0")
+        if self.map_bands < 1 or self.frame_step_s < 0:
+            raise EarmarkError("ensemble: map_bands must be at least 1 and frame_step_s at least 0")
+        if not 0 <= self.shift_power <= MAX_SHIFT_POWER:
+            raise EarmarkError(f"ensemble: shift_power must lie between 0 and {MAX_SHIFT_POWER:g}, "
+                               f"not {self.shift_power:g}")
         for member in default_members():
             make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
 
@@ -220,12 +226,17 @@ class EnsembleDetector(Detector):
         return domain if domain in DOMAINS else None
 
     def _learn_target_weights(self) -> None:
-        """Each member's weight in the target domain, kept in `info`: its `weights` entry over (1 + its domain
-        shift) ** `shift_power` (`normalisation.domain_shift`, from its held-out scores)."""
+        """Each member's weight in the target domain, kept in `info` (for the mean; min and max take no
+        weights): its `weights` entry over (1 + its domain shift) ** `shift_power` (`normalisation.domain_shift`,
+        from its held-out scores), computed in logs and kept above 0, so that no shift empties a domain."""
+        if self.config.fusion != "mean":
+            self.info.pop("target_weights", None)
+            return
         power = self.config.shift_power
-        self.info["target_weights"] = {m.key: self.config.weight(m.key)
-                                       / (1.0 + domain_shift(m.info.get("normalisation"))) ** power
-                                       for m in self.members}
+        self.info["target_weights"] = {
+            m.key: self.config.weight(m.key)
+            * math.exp(max(-power * math.log1p(domain_shift(m.info.get("normalisation"))), -700.0))
+            for m in self.members}
 
     def member_weights(self, domain: str | None) -> list[float]:
         """Each member's weight in the mean of a clip score of `domain`: its `weights` entry, and in the target
@@ -293,6 +304,10 @@ class EnsembleDetector(Detector):
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "members" in self.info and "target_weights" not in self.info and self.config.fusion == "mean":
+            # saved before target weights were learnt: it keeps the same weights in both domains, also when
+            # it enrols clips later
+            self.config = dataclasses.replace(self.config, shift_power=0.0)
         self.members = []
         for record in self.info.get("members", []):
             klass = detector_class(record["detector"])
