@@ -361,7 +361,10 @@ def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[st
     reports = evaluate_project(project, detectors)
     if not reports or not any(r.clips for r in reports):
         return []
-    localization = format_localization(localize_project(project, detectors))
+    problems: list[str] = []
+    localization = format_localization(localize_project(project, detectors, problems=problems))
+    for line in problems:  # named, and the figures of every other clip stand
+        print(f"warning: {line}", file=sys.stderr)
     return format_reports(reports) + ([""] + localization if localization else [])
 
 
