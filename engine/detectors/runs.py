@@ -202,7 +202,9 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
         detections += found
         scored_groups.append(key)
     if not detections:
-        raise EarmarkError(f"no clip could be scored with {detector}; see the problems listed above")
+        said = progress.problems[:3] + ([f"and {len(progress.problems) - 3} more"] if len(progress.problems) > 3
+                                        else [])
+        raise EarmarkError(f"no clip could be scored with {detector}: {'; '.join(said) or 'no clip was readable'}")
     folder = _write_run(project, detector, {d.clip_id: d for d in detections}, clips)
     return ScoreRun(detector, len(detections), scored_groups, folder, detections)
 
