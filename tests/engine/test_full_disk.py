@@ -125,3 +125,17 @@ def test_a_database_write_on_a_full_disk_gives_the_same_line(project_on_small_di
         assert re.match(rf"the disk holding {re.escape(str(project_on_small_disk))} is full: \d+ MB free",
                         str(raised.value)), repr(raised.value)
         assert project.db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
+
+
+def test_importing_onto_a_full_disk_gives_the_same_line_and_adds_nothing(small_disk, toy_dataset, capsys):
+    folder = small_disk / "project"
+    with Project.open(Project.create(folder).folder) as project:  # its -wal and -shm files exist
+        project.clips()
+        fill(small_disk, leave=16 * 1024)  # room to open the project, not for 222 clips
+
+    status = main(["import", str(folder), str(toy_dataset)])
+    assert_stopped_with_one_line(status, capsys.readouterr().err, folder)
+    with sqlite3.connect(folder / "project.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0
+    assert partial_files(folder) == []
