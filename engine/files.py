@@ -70,7 +70,10 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as exc:
-        raise disk_full(exc, Path(path)) or exc from None
+        full = disk_full(exc, Path(path))
+        if full is None:
+            raise
+        raise full from None
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

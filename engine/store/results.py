@@ -89,23 +89,24 @@ def add_model(project: Project, detector: str, group_key: str, config: dict, thr
     temporary = parent / f".model.{uuid.uuid4().hex[:8]}.part"
     folder = None
     try:
-        temporary.mkdir(parents=True)
-        if write is not None:
-            write(temporary)
-        db = project.db
-        with stop_when_full(project), db.atomic():
-            cursor = db.execute(
-                "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
-                "VALUES (?, ?, ?, '', ?, ?, ?)",
-                [detector, group_key, json.dumps(config, sort_keys=True), threshold, json.dumps(metrics or {}),
-                 now()])
-            model_id = int(cursor.lastrowid)
-            relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
-            db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
-            folder = project.folder / relative
-            if folder.exists():  # left by a kill between this rename and its commit: no row refers to it
-                shutil.rmtree(folder)
-            os.replace(temporary, folder)
+        with stop_when_full(project):
+            temporary.mkdir(parents=True)
+            if write is not None:
+                write(temporary)
+            db = project.db
+            with db.atomic():
+                cursor = db.execute(
+                    "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
+                    "VALUES (?, ?, ?, '', ?, ?, ?)",
+                    [detector, group_key, json.dumps(config, sort_keys=True), threshold,
+                     json.dumps(metrics or {}), now()])
+                model_id = int(cursor.lastrowid)
+                relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
+                db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
+                folder = project.folder / relative
+                if folder.exists():  # left by a kill between this rename and its commit: no row refers to it
+                    shutil.rmtree(folder)
+                os.replace(temporary, folder)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         if folder is not None and not project.db.execute(
