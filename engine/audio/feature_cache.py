@@ -109,8 +109,8 @@ class FeatureCache:
         if target is None:
             return
         # exact: the array is already float16-valued; atomic: a reader never sees half a file, a full disk
-        # leaves no partial one
-        save_npy_atomic(target, array.astype(np.float16))
+        # leaves no partial one; not fsynced: a cache file damaged by a power cut is computed again
+        save_npy_atomic(target, array.astype(np.float16), durable=False)
 
 
 def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progress: Progress,
