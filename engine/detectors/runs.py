@@ -9,7 +9,9 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -278,10 +280,14 @@ def _write_run(project: Project, detector: str, detections: dict[str, Detection]
                          "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
     report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
                                       for c in scored])
+    # Written into a temporary folder renamed when complete: a run folder is whole or absent, even after a kill
+    # (a temporary one left by a kill is removed when the project opens).
+    partial = folder.with_name(f".run.{uuid.uuid4().hex[:8]}.part")
     try:
-        write_text_atomic(folder / "scores.csv", table.getvalue())
-        write_text_atomic(folder / "metrics.json", json.dumps(report.as_dict(), indent=2))
-    except BaseException:  # a run folder is whole or absent
-        shutil.rmtree(folder, ignore_errors=True)
+        write_text_atomic(partial / "scores.csv", table.getvalue())
+        write_text_atomic(partial / "metrics.json", json.dumps(report.as_dict(), indent=2))
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
         raise
     return folder
