@@ -115,8 +115,8 @@ def disk_full(error: BaseException, path: Path) -> DiskFullError | None:
         free = shutil.disk_usage(holder).free / 1e6
     except OSError:
         free = 0.0
-    return DiskFullError(f"the disk holding {holder} is full: {free:.0f} MB free; the partial files were removed "
-                         "and the project is as it was: free some space and run the command again")
+    return DiskFullError(f"the disk holding {holder} is full: {free:.0f} MB free; nothing half-written was kept: "
+                         "free some space and run the command again")
 
 
 def remove_leftovers(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> list[Path]:
