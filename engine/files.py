@@ -128,10 +128,8 @@ def remove_leftovers(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> list
         return removed
     cutoff = time.time() - older_than_s
     for root, dirs, names in os.walk(folder):
-        for name in [*names, *dirs]:
+        for name in [n for n in (*names, *dirs) if PARTIAL.search(n)]:
             path = Path(root) / name
-            if not PARTIAL.search(name):
-                continue
             try:
                 if path.lstat().st_mtime > cutoff:
                     continue
