@@ -158,11 +158,6 @@ def remove_leftovers(project: Project) -> list[Path]:
     return files.remove_leftovers(project.artifacts)
 
 
-def remove_model(project: Project, model_id: int) -> None:
-    with project.db.atomic():
-        project.db.execute("DELETE FROM models WHERE model_id = ?", [model_id])
-
-
 def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
     where, values = ("WHERE detector = ?", [detector]) if detector else ("", [])
     rows = project.db.execute_returning_dicts(f"SELECT * FROM models {where} ORDER BY model_id", values)
