@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.clip import Clip
+from engine.errors import ArtifactError
 from engine.store import Project, results
 from app.views.clip_table import ClipRow
 from app.views.overlays import ClipDisplay, DetectorLanes
@@ -42,7 +43,7 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     records = {m.model_id: m for m in results.models(project)}
     for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
         record = records.get(score.model_id)
-        lanes = _lanes(project, score.map_artifact)
+        lanes = _lanes(project, score.map_artifact, f"{detector} (model {score.model_id})", display.problems)
         display.lanes[detector] = DetectorLanes(
             detector, score.score, score.decision, record.threshold if record else None,
             lanes.get("frame_times", np.zeros(0)), lanes.get("frame_scores", np.zeros(0)),
@@ -61,10 +62,13 @@ def audio_caption(clip: Clip) -> str:
     return f"{clip.sample_rate} Hz, {clip.channel_caption or 'mono'}"
 
 
-def _lanes(project: Project, artifact: str | None) -> dict[str, np.ndarray]:
+def _lanes(project: Project, artifact: str | None, source: str, problems: list[str]) -> dict[str, np.ndarray]:
+    """The stored lanes; a missing or damaged file gives none (the score is shown without them) and a line
+    in `problems`."""
     if not artifact:
         return {}
     try:
         return results.load_lanes(project, artifact)
-    except (OSError, ValueError):  # a lanes file removed by hand: show the score without lanes
+    except ArtifactError as exc:
+        problems.append(f"{source}: {exc}")
         return {}

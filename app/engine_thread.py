@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.errors import EarmarkError
+from engine.files import disk_full
 from engine.jobs import Cancelled, Progress
 from engine.store import Project, job_log
 
@@ -161,6 +162,11 @@ class EngineWorker(QObject):
             self._end(record, "failed", str(exc))
             self.job_failed.emit(job.job_id, str(exc))
         except Exception as exc:  # a bug: the window stays up, the details go to the log
+            full = disk_full(exc, self.session.project.folder) if self.session is not None else None
+            if full is not None:  # not a bug: the one message a full disk gives everywhere
+                self._end(record, "failed", str(full))
+                self.job_failed.emit(job.job_id, str(full))
+                return
             log.error("job %s failed:\n%s", job.title, traceback.format_exc())
             self._end(record, "failed", repr(exc))
             self.job_failed.emit(job.job_id, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")

@@ -283,6 +283,8 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             self._log(str(exc), "error")
             return
         self.caption.setText(display.caption)
+        for line in display.problems:
+            self._log(line, "warning")
         same = self.view.display is not None and self.view.display.clip_id == clip_id
         self.view.show_clip(display)
         self.editor.set_clip(clip_id, display.duration_s)

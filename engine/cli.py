@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
+from engine.files import disk_full
 from engine.jobs import TerminalProgress
 from engine.threads import configure_threads
 
@@ -170,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("earmark: interrupted; the project keeps everything written before the interruption",
               file=sys.stderr)
         return 130
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk met outside the artifact writers
+        full = disk_full(exc, Path(getattr(args, "project", None) or "."))
+        if full is None:
+            raise
+        print(f"earmark: error: {full}", file=sys.stderr)
+        return 1
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -361,7 +369,10 @@ def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[st
     reports = evaluate_project(project, detectors)
     if not reports or not any(r.clips for r in reports):
         return []
-    localization = format_localization(localize_project(project, detectors))
+    problems: list[str] = []
+    localization = format_localization(localize_project(project, detectors, problems=problems))
+    for line in problems:  # named, and the figures of every other clip stand
+        print(f"warning: {line}", file=sys.stderr)
     return format_reports(reports) + ([""] + localization if localization else [])
 
 

@@ -23,3 +23,12 @@ class AudioError(EarmarkError):
 
 class ProjectError(EarmarkError):
     """A project folder that cannot be created, opened or written."""
+
+
+class ArtifactError(EarmarkError):
+    """A file the project refers to (a model's weights, a clip's lanes) that is missing, damaged or outside
+    the project folder; the message says which file and whether to rescore or refit."""
+
+
+class DiskFullError(EarmarkError):
+    """The disk ran out of space during a write; the partial file was removed and nothing refers to it."""

@@ -8,11 +8,20 @@ export into a shared folder) into a plain copy.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from engine.errors import DiskFullError
 
 
 def write_target(path: str | Path) -> Path:
@@ -40,11 +49,99 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write the whole text under a temporary name beside `path`'s target, flush it to disk, then rename it
-    over the target. Raises OSError (the temporary file is removed)."""
-    with atomic_path(path) as temporary, open(temporary, "x", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    over the target. Raises OSError, or `DiskFullError` when the disk is full (the temporary file is removed)."""
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+# -- every artifact goes through one writer: temporary file beside it, fsync, rename --------------------------
+#: The name a temporary file gets while it is written (see `atomic_path`); what `remove_leftovers` looks for.
+PARTIAL = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|\.part\.np[yz]$|\.partial$")
+#: A temporary file untouched for this long was left by a killed process, not being written by a live one.
+LEFTOVER_AGE_S = 600.0
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], durable: bool = True) -> None:
+    """Call `write` with a binary file under a temporary name beside `path`'s target, flush it to disk and
+    rename it over the target: a reader (or a kill -9) sees the old file or the new one, never half of one.
+    A full disk raises `DiskFullError` (the temporary file is removed); other failures raise as they are.
+    `durable=False` skips the fsync: for a cache whose reader recomputes a damaged file (the rename alone
+    is what protects against a kill; the fsync guards against a power cut, at about a millisecond a file)."""
+    try:
+        with atomic_path(path) as temporary, open(temporary, "xb") as handle:
+            write(handle)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+    except OSError as exc:
+        full = disk_full(exc, Path(path))
+        if full is None:
+            raise
+        raise full from None
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    write_atomic(path, lambda handle: handle.write(data))
+
+
+def save_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """`np.savez` through `write_atomic`."""
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+
+
+def save_npy_atomic(path: str | Path, array: np.ndarray, durable: bool = True) -> None:
+    """`np.save` through `write_atomic`."""
+    write_atomic(path, lambda handle: np.save(handle, array), durable)
+
+
+def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, object]) -> None:
+    """Torch tensors as a safetensors file, through `write_atomic`."""
+    from safetensors.torch import save
+
+    write_atomic(path, lambda handle: handle.write(save(dict(tensors))))
+
+
+def disk_full(error: BaseException, path: Path) -> DiskFullError | None:
+    """The one message for a write that failed because the disk is full (an OSError with ENOSPC or EDQUOT,
+    numpy's "N requested and M written", SQLite's "database or disk is full"), naming the project that
+    holds `path`; None for any other error."""
+    text = str(error)
+    full = (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) \
+        or ("requested and" in text and "written" in text) or "database or disk is full" in text
+    if not full:
+        return None
+    holder = next((folder for folder in (path, *path.parents) if (folder / "project.sqlite").is_file()),
+                  path if path.is_dir() else path.parent)
+    try:
+        free = shutil.disk_usage(holder).free / 1e6
+    except OSError:
+        free = 0.0
+    return DiskFullError(f"the disk holding {holder} is full: {free:.0f} MB free; nothing half-written was kept: "
+                         "free some space and run the command again")
+
+
+def remove_leftovers(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> list[Path]:
+    """Remove the temporary files (and temporary model folders) a killed process left under `folder`; ones
+    touched in the last `older_than_s` seconds may be another process's writes in progress and are kept.
+    Returns what was removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    cutoff = time.time() - older_than_s
+    for root, dirs, names in os.walk(folder):
+        for name in [n for n in (*names, *dirs) if PARTIAL.search(n)]:
+            path = Path(root) / name
+            try:
+                if path.lstat().st_mtime > cutoff:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                    dirs.remove(name)
+                else:
+                    path.unlink()
+            except OSError:  # gone meanwhile, or not ours to remove: the next open tries again
+                continue
+            removed.append(path)
+    return removed
 
 
 # -- names built from data ------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class ClipDisplay:
     caption: str = ""
     #: The channel the clip uses (0-based), or None for the mono mix: the spectrogram shows the same audio.
     channel: int | None = None
+    #: What could not be read for the clip (a damaged lanes file), one line each: the window says so.
+    problems: list[str] = field(default_factory=list)
 
 
 def spectrogram_colour_map(name: str) -> pg.ColorMap:

@@ -18,6 +18,7 @@ from engine.audio.io import load_audio
 from engine.data.clip import Clip
 from engine.device import pick_device
 from engine.errors import AudioError
+from engine.files import save_npy_atomic
 from engine.jobs import Progress
 
 BATCH = 32
@@ -73,7 +74,7 @@ class FeatureCache:
                 try:
                     found[clip.clip_id] = np.load(cached).astype(np.float32)
                     continue
-                except (OSError, ValueError):  # a damaged cache file is simply computed again
+                except (OSError, ValueError, EOFError):  # a damaged cache file is simply computed again
                     pass
             missing.append(clip)
         total, done = len(clips), len(found)
@@ -107,10 +108,9 @@ class FeatureCache:
         target = self.path(spec, clip.checksum, clip.channel)
         if target is None:
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part.npy")
-        np.save(partial, array.astype(np.float16))  # exact: the array is already float16-valued
-        partial.replace(target)  # atomic: a reader never sees half a file
+        # exact: the array is already float16-valued; atomic: a reader never sees half a file, a full disk
+        # leaves no partial one; not fsynced: a cache file damaged by a power cut is computed again
+        save_npy_atomic(target, array.astype(np.float16), durable=False)
 
 
 def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progress: Progress,

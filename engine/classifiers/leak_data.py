@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from engine.audio.feature_cache import FeatureCache
 from engine.audio.features import LogMelConfig
 from engine.data.changes import refresh_changed
 from engine.errors import EarmarkError
+from engine.files import save_npz_atomic
 from engine.jobs import Progress
 from engine.store.labels import regions as stored_regions
 from engine.store.project import Project
@@ -136,7 +138,7 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
     if cached.is_file():
         try:
             return _read(cached, names)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache file is cut again
     wanted = sorted({r.clip_id for r, _ in usable})
     features = cache.features([clips[c] for c in wanted], settings.features, progress.child("features: "))
@@ -186,12 +188,9 @@ def data_signature(segments: SegmentSet) -> str:
 
 
 def _write(path: Path, s: SegmentSet) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part.npz")
     truth = json.dumps({"truth": s.truth, "splits": s.splits})
-    np.savez(partial, x=s.x.astype(np.float16), classes=s.classes, files=s.files, long_ids=s.long_ids,
-             meta=np.array(truth))
-    partial.replace(path)
+    save_npz_atomic(path, {"x": s.x.astype(np.float16), "classes": s.classes, "files": s.files,
+                           "long_ids": s.long_ids, "meta": np.array(truth)})
 
 
 def _read(path: Path, names: tuple[str, ...]) -> SegmentSet:

@@ -13,7 +13,6 @@ On CUDA the loop uses mixed precision, channels-last memory and, when asked, `to
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from torch import nn
 
 from engine.device import autocast
 from engine.errors import EarmarkError
-from engine.files import write_text_atomic
+from engine.files import save_safetensors_atomic, write_atomic, write_bytes_atomic, write_text_atomic
 from engine.jobs import Progress
 
 BEST = "best.safetensors"
@@ -164,12 +163,8 @@ class Trainer:
 
     # -- files -------------------------------------------------------------------------------------------------
     def _save_best(self) -> None:
-        from safetensors.torch import save_file
-
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        partial = self.folder / (BEST + ".partial")
-        save_file(tensors, str(partial))
-        partial.replace(self.folder / BEST)
+        save_safetensors_atomic(self.folder / BEST, tensors)
 
     def _checkpoint(self, state: dict, optimiser, scaler, generator: torch.Generator) -> None:
         checkpoint = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
@@ -180,9 +175,8 @@ class Trainer:
                       "history": json.dumps(state["history"])}
         folder = self.folder / "checkpoints"
         numbered = folder / f"epoch_{state['epoch']:03d}.pt"
-        torch.save(checkpoint, numbered)
-        shutil.copyfile(numbered, folder / "last.pt.partial")  # serialised once, copied
-        (folder / "last.pt.partial").replace(self.folder / LAST)
+        write_atomic(numbered, lambda handle: torch.save(checkpoint, handle))
+        write_bytes_atomic(self.folder / LAST, numbered.read_bytes())  # serialised once, copied
         for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
             old.unlink()
         write_text_atomic(self.folder / HISTORY, json.dumps(state["history"], indent=1))
@@ -232,5 +226,12 @@ class Trainer:
 def load_best(model: nn.Module, folder: str | Path) -> nn.Module:
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(Path(folder) / BEST)))
+    from safetensors import SafetensorError
+
+    path = Path(folder) / BEST
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise EarmarkError(f"the trained weights {path} are damaged or missing ({exc}); train again") from None
+    model.load_state_dict(state)
     return model.eval()

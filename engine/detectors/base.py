@@ -31,7 +31,8 @@ from engine.data.clip import Clip
 from engine.detectors.min_duration import long_enough
 from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.device import pick_device
-from engine.errors import EarmarkError
+from engine.errors import ArtifactError, EarmarkError
+from engine.files import save_safetensors_atomic, write_text_atomic
 from engine.jobs import Progress
 
 STATE_FILE = "model.safetensors"
@@ -228,46 +229,60 @@ class Detector(ABC):
 
     # -- saving ----------------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
+        """Write the weights (safetensors) and `model.json` into `folder`, each atomically."""
         self._require_fitted()
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
-        save_file(state, str(folder / STATE_FILE))
+        save_safetensors_atomic(folder / STATE_FILE, state)
         meta = {"detector": self.key, "config": dataclasses.asdict(self.config), "threshold": self.threshold,
                 "frame_threshold": self.frame_threshold, "info": self.info,
                 # a list, not a mapping: the keys of a mapping would be sorted on writing, and a detector's
                 # enrolment pairs these ids with its own held-out arrays by position
                 "held_out": [[clip_id, score, self.held_out_domains.get(clip_id)]
                              for clip_id, score in self.held_out_by_clip.items()]}
-        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        write_text_atomic(folder / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, *, cache: FeatureCache | None = None,
              device: torch.device | None = None) -> Detector:
+        """The model saved in `folder`. Missing, truncated or inconsistent files raise `ArtifactError` naming
+        the folder and saying to fit again (never a raw parser error)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from engine.detectors.registry import detector_class
 
         folder = Path(folder)
+
+        def damaged(reason: str) -> ArtifactError:
+            return ArtifactError(f"the model in {folder} is damaged: {reason}; fit the detector again")
+
         try:
             meta = json.loads((folder / CONFIG_FILE).read_text())
             state = load_file(str(folder / STATE_FILE))
-        except (OSError, ValueError) as exc:
-            raise EarmarkError(f"cannot read the model in {folder} ({exc}); fit the detector again") from None
+        except FileNotFoundError as exc:
+            raise damaged(f"{Path(exc.filename or folder).name} is missing") from None
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise damaged(f"{type(exc).__name__}: {exc}") from None
+        missing = [key for key, kind in (("detector", str), ("config", dict), ("threshold", (int, float)))
+                   if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)]
+        if missing:
+            raise damaged(f"{CONFIG_FILE} has no valid {', '.join(repr(m) for m in missing)}")
         klass = detector_class(meta["detector"])
         known = {f.name for f in dataclasses.fields(klass.Config)}
-        detector = klass(klass.Config(**{k: v for k, v in meta["config"].items() if k in known}),
-                         cache=cache, device=device)
-        detector.threshold = meta["threshold"]
-        detector.frame_threshold = meta["frame_threshold"]
-        detector.info = meta.get("info", {})
-        held_out = meta.get("held_out", [])  # none in a model saved before held-out scores were kept
-        detector.held_out_by_clip = {clip_id: float(score) for clip_id, score, _ in held_out}
-        detector.held_out_domains = {clip_id: domain for clip_id, _, domain in held_out}
-        detector.load_state_dict(state)
+        try:
+            detector = klass(klass.Config(**{k: v for k, v in meta["config"].items() if k in known}),
+                             cache=cache, device=device)
+            detector.threshold = meta["threshold"]
+            detector.frame_threshold = meta.get("frame_threshold")
+            detector.info = meta.get("info", {})
+            held_out = meta.get("held_out", [])  # none in a model saved before held-out scores were kept
+            detector.held_out_by_clip = {clip_id: float(score) for clip_id, score, _ in held_out}
+            detector.held_out_domains = {clip_id: domain for clip_id, _, domain in held_out}
+            detector.load_state_dict(state)
+        except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # settings or weights that do not fit
+            raise damaged(f"{type(exc).__name__}: {exc}") from None
         return detector
 
 

@@ -264,8 +264,7 @@ def forget_other_groups(project: Project, clip_ids: Sequence[str], group: str) -
         db.conn.executemany("DELETE FROM scores WHERE model_id = ? AND clip_id = ?",
                             [(model_id, clip_id) for model_id, clip_id, _ in stale])
     for *_, artifact in stale:
-        if artifact:
-            (project.folder / artifact).unlink(missing_ok=True)
+        results.remove_artifact(project, artifact)
 
 
 def remember(project: Project, verdicts: Sequence[DropVerdict]) -> None:

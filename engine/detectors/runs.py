@@ -6,8 +6,12 @@ be read is reported through `progress.problem` and the rest go on.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -24,7 +28,8 @@ from engine.detectors import ensemble
 from engine.detectors.base import Detection, Detector
 from engine.detectors.registry import detector_class, make_config
 from engine.device import pick_device
-from engine.errors import EarmarkError
+from engine.errors import ArtifactError, EarmarkError
+from engine.files import write_text_atomic
 from engine.jobs import Progress
 from engine.store import results
 from engine.store.clip_fields import fitting_snapshots, mark_stale
@@ -51,7 +56,7 @@ class Session:
         held = self.loaded.get(key)
         if held is not None and held[0] == record.model_id:
             return held[1]
-        model = Detector.load(self.project.folder / record.artifact, cache=self.cache, device=self.device)
+        model = Detector.load(results.model_folder(self.project, record), cache=self.cache, device=self.device)
         if held is None or record.model_id >= held[0]:
             self.loaded[key] = (record.model_id, model)
         return model
@@ -129,14 +134,9 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
 
 
 def save_model(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
-    """Record a fitted or trained model and write its files; no row is left pointing at unwritten weights."""
-    model_id, folder = results.add_model(project, model.key, group, asdict(model.config), model.threshold,
-                                         {**model.info, **(metrics or {})})
-    try:
-        model.save(folder)
-    except BaseException:
-        results.remove_model(project, model_id)  # no row may point at weights that were never written
-        raise
+    """Write a fitted or trained model's files, then record it: no row points at unwritten weights."""
+    model_id, _ = results.add_model(project, model.key, group, asdict(model.config), model.threshold,
+                                    {**model.info, **(metrics or {})}, write=model.save)
     return next(m for m in results.models(project, model.key) if m.model_id == model_id)
 
 
@@ -157,7 +157,8 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
             raise EarmarkError(f"no fitted {detector} model for {key}; run `earmark fit {project.folder} "
                                f"--detector {detector}` first")
         # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
-        model = Detector.load(project.folder / latest[key].artifact, cache=session.cache, device=session.device)
+        model = Detector.load(results.model_folder(project, latest[key]), cache=session.cache,
+                              device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
         updated.append(save_model(project, model, key, {"enrolled_into": latest[key].model_id}))
     return updated
@@ -194,12 +195,19 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
                              "this group")
             continue
         step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ", index, len(grouped))
-        found = load(session, record).score(group_clips, step)
+        try:
+            model = load(session, record)
+        except ArtifactError as exc:  # the other groups' models may be sound: name this one and go on
+            progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, {exc}")
+            continue
+        found = model.score(group_clips, step)
         _store(project, record.model_id, group_clips, found)
         detections += found
         scored_groups.append(key)
     if not detections:
-        raise EarmarkError(f"no clip could be scored with {detector}; see the problems listed above")
+        said = progress.problems[:3] + ([f"and {len(progress.problems) - 3} more"] if len(progress.problems) > 3
+                                        else [])
+        raise EarmarkError(f"no clip could be scored with {detector}: {'; '.join(said) or 'no clip was readable'}")
     folder = _write_run(project, detector, {d.clip_id: d for d in detections}, clips)
     return ScoreRun(detector, len(detections), scored_groups, folder, detections)
 
@@ -230,7 +238,12 @@ def score_clips_with_group(session: Session, group: str, clips: Sequence[Clip], 
     for index, detector in enumerate(detectors):
         record = records[detector]
         step = progress.child(f"{detector} ({index + 1}/{len(detectors)}): ")
-        detections = session.model(record).score(clips, step)
+        try:
+            model = session.model(record)
+        except ArtifactError as exc:
+            progress.problem(f"{detector}: not scored, {exc}")
+            continue
+        detections = model.score(clips, step)
         _store(project, record.model_id, clips, detections)
         for detection in detections:
             found.setdefault(detection.clip_id, {})[detector] = detection
@@ -256,18 +269,26 @@ def _write_run(project: Project, detector: str, detections: dict[str, Detection]
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     folder = project.artifacts / "runs" / detector / stamp
-    folder.mkdir(parents=True, exist_ok=True)
     scored = [c for c in clips if c.clip_id in detections]
-    with open(folder / "scores.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score",
-                         "decision", "normalised"])
-        for clip in scored:
-            d = detections[clip.clip_id]
-            writer.writerow([*map(cell, (clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id,
-                                         clip.domain, clip.split, clip.label)), f"{d.score:.6g}", int(d.decision),
-                             "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score",
+                     "decision", "normalised"])
+    for clip in scored:
+        d = detections[clip.clip_id]
+        writer.writerow([*map(cell, (clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id,
+                                     clip.domain, clip.split, clip.label or "")), f"{d.score:.6g}", int(d.decision),
+                         "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
     report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
                                       for c in scored])
-    (folder / "metrics.json").write_text(json.dumps(report.as_dict(), indent=2))
+    # Written into a temporary folder renamed when complete: a run folder is whole or absent, even after a kill
+    # (a temporary one left by a kill is removed when the project opens).
+    partial = folder.with_name(f".run.{uuid.uuid4().hex[:8]}.part")
+    try:
+        write_text_atomic(partial / "scores.csv", table.getvalue())
+        write_text_atomic(partial / "metrics.json", json.dumps(report.as_dict(), indent=2))
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return folder

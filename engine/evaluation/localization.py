@@ -93,8 +93,10 @@ def localize(detector: str, clips: Sequence[LocalizedClip]) -> LocalizationResul
 
 
 def localize_project(project, detectors: Sequence[str] | None = None, split: str = "test",
-                     ) -> list[LocalizationResult]:
-    """Localization figures for each detector with stored frame scores on anomalous clips with regions."""
+                     problems: list[str] | None = None) -> list[LocalizationResult]:
+    """Localization figures for each detector with stored frame scores on anomalous clips with regions. A
+    clip whose lanes file is missing or damaged is left out and named in `problems`."""
+    from engine.errors import ArtifactError
     from engine.store import results
 
     truth = {c.clip_id: c for c in project.clips(split=split) if c.label == "anomaly" and c.anomaly_regions}
@@ -104,7 +106,13 @@ def localize_project(project, detectors: Sequence[str] | None = None, split: str
     for name in names:
         clips = []
         for row in (r for r in rows if r.detector == name):
-            lanes = results.load_lanes(project, row.map_artifact)
+            try:
+                lanes = results.load_lanes(project, row.map_artifact)
+            except ArtifactError as exc:
+                if problems is not None:
+                    problems.append(f"{name} {row.clip_id}: left out of localization, {exc} (`earmark score "
+                                    f"{project.folder} --detector {name}`)")
+                continue
             clip = truth[row.clip_id]
             clips.append(LocalizedClip(lanes["frame_times"], lanes["frame_scores"], clip.anomaly_regions))
         if clips:

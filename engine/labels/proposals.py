@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.detectors.registry import detector_class
-from engine.errors import EarmarkError
+from engine.errors import ArtifactError, EarmarkError
 from engine.evaluation.localization import frame_edges
 from engine.jobs import Progress
 from engine.store import labels, results
@@ -294,7 +294,7 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
             try:
                 found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s,
                                        merge_gap_s, label, models, durations.get(clip_id))
-            except (LabelError, OSError, KeyError, ValueError) as exc:
+            except (LabelError, ArtifactError, OSError, KeyError, ValueError) as exc:
                 progress.problem(f"{clip_id}: {exc}")
             else:
                 kept = labels.replace_proposals(project, clip_id, score.model_id, found) if store else found

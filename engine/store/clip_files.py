@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.audio.io import QA, AudioInfo
+from engine.store import results
 from engine.store.project import Project
 
 
@@ -68,4 +69,4 @@ def record_reread(project: Project, clip_id: str, checksum: str, info: AudioInfo
         # Scores computed from the old content would stand beside the new one unmarked: they go.
         db.execute("DELETE FROM scores WHERE clip_id = ?", [clip_id])
     for artifact in lanes:  # their lanes and maps go with them (after the commit: a failed write keeps both)
-        (project.folder / artifact).unlink(missing_ok=True)
+        results.remove_artifact(project, artifact)

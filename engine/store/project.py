@@ -28,6 +28,7 @@ import sqlite_utils
 from engine.audio.io import QA
 from engine.data.clip import Clip
 from engine.errors import ProjectError
+from engine.files import remove_leftovers
 from engine.store.migrations import APP_ID, LATEST_VERSION, migrate, schema_version
 
 DB_NAME = "project.sqlite"
@@ -150,6 +151,7 @@ class Project:
             project.close()
             raise
         (folder / ARTIFACTS).mkdir(exist_ok=True)
+        remove_leftovers(folder / ARTIFACTS)  # temporary files a killed process left (see engine.files)
         return project
 
     @property

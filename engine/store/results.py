@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import sqlite3
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from engine import files
+from engine.errors import ArtifactError
+from engine.files import disk_full
 from engine.store.project import Project, now
 
 
@@ -69,25 +79,83 @@ def safe_name(text: str) -> str:
 
 
 def add_model(project: Project, detector: str, group_key: str, config: dict, threshold: float,
-              metrics: dict | None = None) -> tuple[int, Path]:
-    """Record a model; returns its id and the (empty) folder its weights go into."""
-    db = project.db
-    with db.atomic():
-        cursor = db.execute(
-            "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
-            "VALUES (?, ?, ?, '', ?, ?, ?)",
-            [detector, group_key, json.dumps(config, sort_keys=True), threshold, json.dumps(metrics or {}), now()])
-        model_id = int(cursor.lastrowid)
-        relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
-        db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
-    folder = project.folder / relative
-    folder.mkdir(parents=True, exist_ok=True)
+              metrics: dict | None = None, write: Callable[[Path], object] | None = None) -> tuple[int, Path]:
+    """Record a model whose files `write(folder)` puts into the folder it is given; returns its id and folder.
+
+    The files are written into a temporary folder first; the row is inserted, and the folder renamed to the
+    model's, in one transaction after they are complete: a kill or a full disk leaves no row pointing at
+    missing or half-written weights (a temporary folder left by a kill is removed when the project opens)."""
+    parent = project.artifacts / "models" / detector / safe_name(group_key)
+    temporary = parent / f".model.{uuid.uuid4().hex[:8]}.part"
+    folder = None
+    try:
+        with stop_when_full(project):
+            temporary.mkdir(parents=True)
+            if write is not None:
+                write(temporary)
+            db = project.db
+            with db.atomic():
+                cursor = db.execute(
+                    "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
+                    "VALUES (?, ?, ?, '', ?, ?, ?)",
+                    [detector, group_key, json.dumps(config, sort_keys=True), threshold,
+                     json.dumps(metrics or {}), now()])
+                model_id = int(cursor.lastrowid)
+                relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
+                db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
+                folder = project.folder / relative
+                if folder.exists():  # left by a kill between this rename and its commit: no row refers to it
+                    shutil.rmtree(folder)
+                os.replace(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if folder is not None and not project.db.execute(
+                "SELECT 1 FROM models WHERE artifact = ?", [folder.relative_to(project.folder).as_posix()]
+                ).fetchone():
+            shutil.rmtree(folder, ignore_errors=True)  # renamed, but the row was not committed
+        raise
     return model_id, folder
 
 
-def remove_model(project: Project, model_id: int) -> None:
-    with project.db.atomic():
-        project.db.execute("DELETE FROM models WHERE model_id = ?", [model_id])
+@contextmanager
+def stop_when_full(project: Project) -> Iterator[None]:
+    """Turn a write that failed for a full disk (SQLite's or a file's) into the one `DiskFullError`."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise disk_full(exc, project.folder) or exc from None
+
+
+def artifact_path(project: Project, relative: str, remedy: str = "score the clips again") -> Path:
+    """Where an artifact recorded in the project (a path relative to its folder) is; one that would lie
+    outside the project folder (`../`, an absolute path) is refused with `ArtifactError`. Checked on the path
+    as written, not on links: an `artifacts` folder linked to another disk stays usable."""
+    normal = os.path.normpath(relative) if relative else ""
+    if not normal or normal == "." or os.path.isabs(normal) or normal.split(os.sep)[0] == "..":
+        raise ArtifactError(f"the project {project.folder} records a file at {relative!r}, outside the project "
+                            f"folder; it is not followed: {remedy}")
+    return project.folder / normal
+
+
+def remove_artifact(project: Project, relative: str | None) -> None:
+    """Delete a stored file the project no longer refers to; one recorded outside the project is left alone."""
+    try:
+        path = artifact_path(project, relative) if relative else None
+    except ArtifactError:
+        return
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def model_folder(project: Project, record: ModelRecord) -> Path:
+    """The folder of a model's files, inside the project (else `ArtifactError`, saying to refit)."""
+    return artifact_path(project, record.artifact, f"fit {record.detector} for {record.group_key} again")
+
+
+def remove_leftovers(project: Project) -> list[Path]:
+    """Temporary files and model folders left under `artifacts/` by a killed process, removed (see
+    `engine.files.remove_leftovers`)."""
+    return files.remove_leftovers(project.artifacts)
 
 
 def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
@@ -121,7 +189,7 @@ def write_scores(project: Project, model_id: int, rows: Sequence[tuple]) -> None
     model; a row without a normalised score (or a NaN one) stores NULL."""
     stamp = now()
     db = project.db
-    with db.atomic():
+    with stop_when_full(project), db.atomic():
         db.conn.executemany(
             "INSERT OR REPLACE INTO scores (model_id, clip_id, score, decision, map_artifact, normalised, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -134,16 +202,24 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def save_lanes(project: Project, model_id: int, checksum: str, arrays: dict[str, np.ndarray]) -> str:
-    """Write one clip's frame scores (and map) for a model; returns the path relative to the project."""
+    """Write one clip's frame scores (and map) for a model, atomically; returns the path relative to the
+    project."""
     target = score_file(project, model_id, checksum)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(target, **arrays)
+    files.save_npz_atomic(target, arrays)
     return target.relative_to(project.folder).as_posix()
 
 
 def load_lanes(project: Project, map_artifact: str) -> dict[str, np.ndarray]:
-    with np.load(project.folder / map_artifact) as data:
-        return {name: data[name] for name in data.files}
+    """A clip's stored frame scores (and map). A missing, truncated or unreadable file raises `ArtifactError`
+    naming it: the caller shows the score without them and goes on; scoring the clip again writes them."""
+    path = artifact_path(project, map_artifact)
+    try:
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        state = "missing" if not path.exists() else f"damaged ({type(exc).__name__}: {exc})"
+        raise ArtifactError(f"the frame scores in {path} are {state}; score the clips again to rewrite "
+                            "them") from None
 
 
 @dataclass(frozen=True)
@@ -172,7 +248,10 @@ def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[
 def frame_threshold(project: Project, record: ModelRecord) -> float | None:
     """The model's threshold on frame scores (stored with its weights), or None when it has none. A saved
     model never changes, so each is read once (the window asks on every clip it shows)."""
-    return _frame_threshold(str(project.folder / record.artifact / "model.json"))
+    try:
+        return _frame_threshold(str(model_folder(project, record) / "model.json"))
+    except ArtifactError:
+        return None
 
 
 @lru_cache(maxsize=1024)
