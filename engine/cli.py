@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,11 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     try:
+        refuse_read_only(args)
         if args.command in COMPUTING:
             configure_threads("small")
         return COMMANDS[args.command](args)
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damaged, read-only, locked: one line naming the project
+        from engine.store.health import database_error
+
+        print(f"earmark: error: {database_error(getattr(args, 'project', None) or Path('.'), exc)}",
+              file=sys.stderr)
         return 1
     except BrokenPipeError:  # `earmark info PROJECT | head`: the reader has gone; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -170,6 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("earmark: interrupted; the project keeps everything written before the interruption",
               file=sys.stderr)
         return 130
+
+
+def refuse_read_only(args: argparse.Namespace) -> None:
+    """A command that changes a read-only project stops before any work, with the reason."""
+    from engine.store.health import ReadOnlyProject, read_only_message, read_only_reason
+
+    writes = args.command in WRITING or (args.command, getattr(args, "labels_command", None)) in WRITING
+    if args.command == "propose" and getattr(args, "dry_run", False):
+        writes = False
+    project = getattr(args, "project", None)
+    if not writes or project is None:
+        return
+    folder = project.parent if project.name == "project.sqlite" else project
+    reason = (folder / "project.sqlite").is_file() and read_only_reason(folder)
+    if reason:
+        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {args.command}`"))
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -412,5 +436,9 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
             "scores": cmd_scores, "propose": cmd_propose}
+#: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
+#: the like for a sub-command.
+WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
+           "repair"}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
 COMPUTING = {"fit", "score", "enrol", "demo", "train"}

@@ -19,6 +19,7 @@ import sqlite_utils
 from engine.audio.io import QA
 from engine.data.clip import Clip
 from engine.errors import ProjectError
+from engine.store import health
 from engine.store.migrations import APP_ID, LATEST_VERSION, migrate, schema_version
 
 DB_NAME = "project.sqlite"
@@ -47,6 +48,9 @@ class Project:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: Why the project can only be read (a read-only file system, ...), or None; set by `open`.
+        self.read_only: str | None = None
+        self._target = str(self.db_path)  # what sqlite3.connect opens: a read-only project's URI
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -70,12 +74,17 @@ class Project:
 
     @classmethod
     def open(cls, folder: str | Path) -> Project:
+        """Open a project; a damaged file, a bad schema version or a read-only folder is named in one
+        ProjectError and nothing is written. A read-only project opens for reading (`read_only` says why)."""
         folder = Path(folder)
         if folder.name == DB_NAME and folder.is_file():
             folder = folder.parent
         if not (folder / DB_NAME).is_file():
             raise ProjectError(f"no project at {folder}; create one with `earmark new {folder}`")
         project = cls(folder)
+        project.read_only = health.read_only_reason(folder)
+        if project.read_only:
+            project._target = health.read_only_uri(project.db_path)
         try:
             db = project.db
             tables = db.table_names()
@@ -89,15 +98,27 @@ class Project:
                 raise ProjectError(
                     f"{folder} was written by a newer Earmark (schema {version}; this version reads up to "
                     f"{LATEST_VERSION}); update Earmark to open it")
+            problems = health.quick_check(db.conn)
+            if problems:
+                raise health.DamagedProject(folder, "; ".join(problems[:2]))
             if version < LATEST_VERSION:
+                if project.read_only:
+                    raise health.ReadOnlyProject(health.read_only_message(
+                        folder, project.read_only, f"bringing it up to this Earmark's schema ({version} to "
+                                                   f"{LATEST_VERSION})"))
                 migrate(db)
         except sqlite3.DatabaseError as exc:
             project.close()
+            if health.is_damage(exc) and "not a database" not in str(exc):
+                raise health.DamagedProject(folder, str(exc)) from None
+            if not health.is_damage(exc):
+                raise health.database_error(folder, exc) from None
             raise ProjectError(f"{project.db_path} is not an Earmark project ({exc})") from None
         except ProjectError:
             project.close()
             raise
-        (folder / ARTIFACTS).mkdir(exist_ok=True)
+        if not project.read_only:
+            (folder / ARTIFACTS).mkdir(exist_ok=True)
         return project
 
     @property
@@ -106,7 +127,7 @@ class Project:
         db = getattr(self._local, "db", None)
         if db is None:
             # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
-            conn = sqlite3.connect(str(self.db_path), timeout=30.0, check_same_thread=False)
+            conn = sqlite3.connect(self._target, timeout=30.0, check_same_thread=False, uri=True)
             conn.execute("PRAGMA foreign_keys = ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db
