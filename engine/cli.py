@@ -22,6 +22,8 @@ from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, pri
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
+from engine.cli_repair import add_parser as add_repair_parser
+from engine.cli_repair import cmd_repair
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_results_parser(sub)
     add_relocate_parser(sub)
+    add_repair_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -435,7 +438,7 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
-            "scores": cmd_scores, "propose": cmd_propose}
+            "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair}
 #: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
 #: the like for a sub-command.
 WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
