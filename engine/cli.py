@@ -196,7 +196,8 @@ def refuse_read_only(args: argparse.Namespace) -> None:
     folder = project.parent if project.name == "project.sqlite" else project
     reason = (folder / "project.sqlite").is_file() and read_only_reason(folder)
     if reason:
-        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {args.command}`"))
+        action = " ".join(w for w in (args.command, getattr(args, "labels_command", None)) if w)
+        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {action}`"))
 
 
 def cmd_open(args: argparse.Namespace) -> int:
