@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMa
 
 from engine.errors import EarmarkError
 from engine.store import Project, results
-from engine.store.health import read_only_message
 from app import clip_data, jobs, project_problems
 from app.actions import TypingKeys, build_menus
 from app.clip_properties import ClipProperties
@@ -335,9 +334,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             QMessageBox.information(self, "Earmark", "Open or create a project first: dropped files are "
                                                      "imported into its inbox.")
             return None
-        if self.project.read_only:
-            QMessageBox.information(self, "Earmark", read_only_message(self.project.folder, self.project.read_only,
-                                                                       "scoring dropped files"))
+        if project_problems.refuse_read_only(self, "importing and scoring dropped files"):
             return None
         group = self.drop_group_choice()
         if self.drop_group.currentText():

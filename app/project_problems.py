@@ -66,6 +66,15 @@ def show_read_only(window) -> None:
         window.statusBar().showMessage(f"Read-only: {reason}")
 
 
+def refuse_read_only(window, action: str) -> bool:
+    """True (after saying why) when the open project is read-only and `action` would change it."""
+    project = window.project
+    if project is None or not project.read_only:
+        return False
+    QMessageBox.information(window, "Earmark", read_only_message(project.folder, project.read_only, action))
+    return True
+
+
 def _same(entry: str, folder: str | Path) -> bool:
     try:
         return Path(entry).resolve() == Path(folder).resolve()
