@@ -60,6 +60,8 @@ def show_read_only(window) -> None:
             action.setEnabled(not reason)
     window.clip_properties.panel.setEnabled(not reason)
     if reason:
+        if window.view.label_mode:  # in label mode a drag would move a region: browsing only
+            window.toggle_label_mode()
         window.setWindowTitle(f"Earmark - {project.folder} (read-only)")
         message = read_only_message(project.folder, reason, "labelling, importing, fitting or scoring")
         window._log(message, "warning")

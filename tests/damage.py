@@ -59,4 +59,5 @@ def read_only_mount(folder: Path, where: Path) -> Iterator[Path]:
             pytest.skip(f"cannot remount {where} read-only ({ro.stderr.strip()})")
         yield where
     finally:
-        subprocess.run(["umount", str(where)], capture_output=True)
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(where)], capture_output=True)  # still in use: detach it

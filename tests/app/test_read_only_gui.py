@@ -33,6 +33,7 @@ def test_a_read_only_project_opens_for_browsing_with_editing_disabled(window, pr
     for name in ("play", "export_dcase", "export_labels", "next_clip", "toggle_map"):
         assert window.actions_by_name[name].isEnabled()
     assert not window.clip_properties.panel.isEnabled()
+    assert not window.view.label_mode  # a drag never moves a region
     clip_id = window.table.model.rows[0].clip.clip_id
     with qtbot.waitSignal(window.clip_shown, timeout=10000):
         window.table.select(clip_id)
@@ -43,3 +44,20 @@ def test_a_read_only_project_opens_for_browsing_with_editing_disabled(window, pr
     assert window.score_files([str(project_folder / "project.sqlite")]) is None
     assert told and "is read-only" in told[0]
     assert sorted(p.name for p in project_folder.iterdir()) == ["artifacts", "project.sqlite"]
+
+
+def test_label_mode_left_on_is_turned_off_when_a_read_only_project_opens(qtbot, demo_copy, tmp_path):
+    from app.main_window import MainWindow
+
+    window = MainWindow(use_audio=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.toggle_label_mode()  # on, for the project before
+    try:
+        with read_only_mount(demo_copy, tmp_path / "mounted") as folder:
+            with qtbot.waitSignal(window.job_ended, timeout=10000):
+                assert window.open_project(folder)
+            assert not window.view.label_mode and not window.actions_by_name["label_mode"].isChecked()
+            window.shutdown()
+    finally:
+        window.shutdown()
