@@ -101,6 +101,12 @@ def run_window(project: str | None = None, demo=None) -> int:
         elif window.settings.recent_projects() and Path(window.settings.recent_projects()[0]).is_dir():
             window.open_project(window.settings.recent_projects()[0])  # a bad one is named; the window stays
         app.exec()
+    except (EarmarkError, sqlite3.DatabaseError) as exc:  # e.g. a damaged demo project: one line, no window
+        from engine.store.health import database_error
+
+        message = exc if isinstance(exc, EarmarkError) else database_error(project or ".", exc)
+        print(f"earmark: error: {message}", file=sys.stderr)
+        outcome["status"] = 1
     finally:  # even after an error: a QThread destroyed while running aborts the process (status 134)
         first_paint.release()
         window.shutdown()

@@ -107,3 +107,13 @@ def test_earmark_starts_on_a_damaged_recent_project_without_aborting(damaged_dem
     from engine.weights import config_dir
 
     assert str(damaged_demo.resolve()) in (config_dir() / "gui.ini").read_text()  # the user said No
+
+
+def test_the_demo_on_a_damaged_demo_project_says_so_in_one_line(damaged_demo, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "app.main", "demo", "--project", str(damaged_demo), "--screenshot",
+                           str(tmp_path / "shot.png")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("earmark: error: ")]
+    assert len(errors) == 1 and "is damaged" in errors[0] and "earmark repair" in errors[0]
