@@ -25,14 +25,17 @@ def table_pages(database: Path, table: str) -> list[tuple[int, int]]:
             "SELECT pageno, ncell FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", [table])]
 
 
-def damage_page(database: Path, table: str) -> int:
-    """Write garbage over the middle leaf page of `table` (a power cut mid-write, a bad sector); returns how
-    many rows were on it."""
+def damage_page(database: Path, table: str, root: bool = False) -> int:
+    """Write garbage over the middle leaf page of `table` (a power cut mid-write, a bad sector), or over its
+    root page; returns how many rows were on the leaf (0 for the root)."""
     settle(database)
     pages = table_pages(database, table)
     page, rows = pages[len(pages) // 2]
     with contextlib.closing(sqlite3.connect(str(database))) as conn:
         size = conn.execute("PRAGMA page_size").fetchone()[0]
+        if root:
+            page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", [table]).fetchone()[0]
+            rows = 0
     with open(database, "r+b") as f:
         f.seek((page - 1) * size)
         f.write(bytes((i * 37 + 11) % 256 for i in range(size)))

@@ -77,7 +77,12 @@ def quick_check(conn: sqlite3.Connection) -> list[str]:
     """SQLite's `PRAGMA quick_check` (every page and record, not the indexes' contents): empty when the file
     is sound, else its first few findings."""
     rows = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
-    return [] if rows == ["ok"] else rows
+    if rows == ["ok"]:
+        return []
+    # One line each, without SQLite's "*** in database main ***" heading.
+    text = "\n".join(str(row) for row in rows).replace("*** in database main ***", "\n")
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line]
 
 
 # -- read-only projects --------------------------------------------------------------------------------

@@ -76,6 +76,16 @@ def test_every_command_names_the_damaged_project_in_one_line_and_changes_nothing
     assert (folder / "project.sqlite").read_bytes() == original
 
 
+@pytest.mark.parametrize("table", ["clips", "regions", "scores"])
+def test_a_damaged_root_page_is_named_in_one_line_too(scored_project, tmp_path, capsys, table):
+    folder = tmp_path / "root"
+    shutil.copytree(scored_project, folder)
+    damage_page(folder / "project.sqlite", table, root=True)
+    assert cli(["info", str(folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is damaged" in err and "earmark repair" in err, err
+
+
 def test_damage_met_after_opening_is_named_the_same_way(damaged, tmp_path, capsys, monkeypatch):
     """A page that goes bad while a command runs (quick_check passed at open) still gives the one line."""
     from engine.store import health
