@@ -78,3 +78,22 @@ def test_an_older_read_only_project_is_named_rather_than_half_read(scored_copy, 
     with read_only_mount(source, tmp_path / "mounted") as folder:
         with pytest.raises(ProjectError, match="is read-only: .*schema"):
             Project.open(folder)
+
+
+def test_an_immutable_project_file_is_read_only_too(scored_copy, tmp_path, capsys):
+    """`chattr +i`: a file not even root may change, in a folder that may be written."""
+    import subprocess
+
+    folder = tmp_path / "immutable"
+    shutil.copytree(scored_copy, folder)
+    database = folder / "project.sqlite"
+    made = subprocess.run(["chattr", "+i", str(database)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not available here ({made.stderr.strip() or made.returncode})")
+    try:
+        assert cli(["info", str(folder)]) == 0
+        assert cli(["fit", str(folder), "--detector", "knn"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"earmark: error: {folder} is read-only: its file project.sqlite may not be written")
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], capture_output=True)
