@@ -7,11 +7,9 @@ command line nor the window ever shows a raw `database disk image is malformed`.
 """
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
 from engine.errors import ProjectError
 
@@ -114,15 +112,9 @@ def read_only_uri(database: Path) -> str:
     A WAL database is read through its -wal and -shm files when they are there; when they are not, and
     cannot be created on a read-only folder, the file holds everything (a clean close checkpoints it) and
     is opened as immutable."""
-    path = quote(str(database.resolve()))
+    path = database.resolve().as_uri()
     wal = Path(f"{database}-wal")
     shm = Path(f"{database}-shm")
     if wal.exists() and shm.exists():
-        return f"file:{path}?mode=ro"
-    return f"file:{path}?immutable=1"
-
-
-def is_read_only_error(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.DatabaseError):
-        return primary_code(exc) == SQLITE_READONLY or "readonly database" in str(exc)
-    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EPERM, errno.EACCES)
+        return f"{path}?mode=ro"
+    return f"{path}?immutable=1"

@@ -127,7 +127,7 @@ class Project:
         db = getattr(self._local, "db", None)
         if db is None:
             # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
-            conn = sqlite3.connect(self._target, timeout=30.0, check_same_thread=False, uri=True)
+            conn = sqlite3.connect(self._target, timeout=30.0, check_same_thread=False, uri=bool(self.read_only))
             conn.execute("PRAGMA foreign_keys = ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db

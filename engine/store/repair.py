@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import sqlite_utils
 
@@ -54,10 +53,6 @@ class RepairReport:
             refused = f", {table.refused} refused by the schema" if table.refused else ""
             lines.append(f"  {table.name}: {table.recovered} row(s) recovered, {lost}{refused}")
         return lines + [f"  note: {p}" for p in self.problems]
-
-    @property
-    def lost_anything(self) -> bool:
-        return any(t.lost is None or t.lost or t.refused for t in self.tables)
 
 
 def needs_repair(database: Path) -> bool:
@@ -159,7 +154,7 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport) -> None:
 
 def _connect(database: Path, read_only: bool = True) -> sqlite3.Connection:
     mode = "ro" if read_only else "rw"
-    return sqlite3.connect(f"file:{quote(str(database.resolve()))}?mode={mode}", uri=True)
+    return sqlite3.connect(f"{database.resolve().as_uri()}?mode={mode}", uri=True)
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
