@@ -97,7 +97,10 @@ def repair(folder: str | Path, force: bool = False) -> RepairReport:
     fresh = Path(str(damaged).replace(".damaged-", ".repairing-"))
     report = RepairReport(folder, damaged)
     try:
-        _rebuild(damaged, fresh, report)
+        # With a write-ahead log, the file's pages may be older than the rows SQLite read: only SQLite's
+        # reading counts then.
+        logged = Path(f"{damaged}-wal").is_file() and Path(f"{damaged}-wal").stat().st_size > 0
+        _rebuild(damaged, fresh, report, read_pages=not logged)
         if not any(t.recovered for t in report.tables):
             raise ProjectError(f"nothing in {database} can be read any more; it was left as it was. Make a new "
                                "project and import the audio again")
@@ -114,7 +117,7 @@ def repair(folder: str | Path, force: bool = False) -> RepairReport:
     return report
 
 
-def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport) -> None:
+def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pages: bool) -> None:
     fresh = sqlite3.connect(str(fresh_path))
     source = _connect(source_path, read_only=False)
     try:
@@ -134,6 +137,8 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport) -> None:
             if name not in source_tables and source_tables:
                 continue  # an older project without this table: nothing to recover, nothing lost
             _copy_table(source, fresh, name, table, report)
+        if read_pages and any(t.lost is None or t.lost for t in report.tables):
+            _recover_from_pages(source_path, source, fresh, report)
         _keep_sequence(source, fresh)
         fresh.execute("REINDEX")
         fresh.commit()
@@ -189,18 +194,19 @@ def _copy_table(source: sqlite3.Connection, fresh: sqlite3.Connection, name: str
     if not columns:
         return
     quoted = ", ".join(f'"{c}"' for c in columns)
-    defaults = fresh.execute(f'SELECT {quoted} FROM "{name}"').fetchall() if name == "label_classes" else []
+    selected = f"rowid, {quoted}"  # rows keep their rowids: pages read directly later are matched by them
+    defaults = fresh.execute(f'SELECT {selected} FROM "{name}"').fetchall() if name == "label_classes" else []
     if name == "label_classes":  # the user's classes, not the defaults (unless every one of them is lost)
         fresh.execute('DELETE FROM "label_classes"')
     # meta: the damaged file's values win, but its schema version is this Earmark's now
     verb = "INSERT OR REPLACE" if name == "meta" else "INSERT"
-    insert = f'{verb} INTO "{name}" ({quoted}) VALUES ({", ".join("?" for _ in columns)})'
+    insert = f'{verb} INTO "{name}" ({selected}) VALUES (?, {", ".join("?" for _ in columns)})'
     gaps = False
-    for row in _rows(source, name, quoted):
+    for row in _rows(source, name, selected):
         if row is None:
             gaps = True
             continue
-        if name == "meta" and row[columns.index("key")] == "schema_version":
+        if name == "meta" and row[1 + columns.index("key")] == "schema_version":
             table.recovered += 1
             continue
         try:
@@ -278,6 +284,88 @@ def _next_readable(source: sqlite3.Connection, name: str, start: int) -> int | N
         else:
             low = middle
     return high
+
+
+def _recover_from_pages(source_path: Path, source: sqlite3.Connection, fresh: sqlite3.Connection,
+                        report: RepairReport) -> None:
+    """Rows SQLite could not reach (under a damaged root or interior page) read from the leaf pages
+    themselves. A row is taken for a table that lost rows when its values fit that table's columns and no
+    other's, and its rowid is not there yet."""
+    from engine.store.pages import leaf_rows
+
+    damaged = {t.name: t for t in report.tables if t.lost is None or t.lost}
+    skip: set[int] = set()
+    for table in report.tables:  # the pages of intact tables were read through SQLite already
+        if table.name not in damaged:
+            try:
+                skip.update(r[0] for r in source.execute("SELECT pageno FROM dbstat WHERE name = ?", [table.name]))
+            except sqlite3.DatabaseError:
+                pass
+    shapes = {name: _shape(source, fresh, name) for name in damaged}
+    shapes = {name: shape for name, shape in shapes.items() if shape}
+    try:
+        rows = list(leaf_rows(source_path, skip))
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"the file's pages could not be read directly ({exc})")
+        return
+    found = 0
+    for rowid, values in rows:
+        fits = [name for name, shape in shapes.items() if _fits(values, shape)]
+        if len(fits) != 1:
+            continue
+        name = fits[0]
+        columns = [column for column, _, _, _ in shapes[name]][:len(values)]
+        if fresh.execute(f'SELECT 1 FROM "{name}" WHERE rowid = ?', [rowid]).fetchone():
+            continue
+        values = [rowid if alias else v for v, (_, _, _, alias) in zip(values, shapes[name])]
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        try:
+            fresh.execute(f'INSERT INTO "{name}" (rowid, {quoted}) VALUES (?, {", ".join("?" for _ in columns)})',
+                          [rowid, *values])
+        except sqlite3.IntegrityError:
+            continue
+        table = damaged[name]
+        table.recovered += 1
+        if table.lost:
+            table.lost -= 1
+        found += 1
+    if found:
+        report.problems.append(f"{found} row(s) were read from pages SQLite could no longer reach")
+
+
+def _shape(source: sqlite3.Connection, fresh: sqlite3.Connection, name: str) -> list[tuple] | None:
+    """(column, declared type, not null, is the rowid) of each column of the damaged file's table."""
+    try:
+        info = source.execute(f'PRAGMA table_info("{name}")').fetchall()
+    except sqlite3.DatabaseError:
+        return None
+    keys = [r for r in info if r[5]]
+    wanted = {r[1] for r in fresh.execute(f'PRAGMA table_info("{name}")')}
+    if any(r[1] not in wanted for r in info):
+        return None
+    return [(r[1], (r[2] or "").upper(), bool(r[3]), len(keys) == 1 and r[5] and (r[2] or "").upper() == "INTEGER")
+            for r in info]
+
+
+def _fits(values: list, shape: list[tuple]) -> bool:
+    """Whether a record's values can be a row of a table of this shape (the rowid column is stored as NULL;
+    columns added later may be missing at the end)."""
+    if not values or len(values) > len(shape):
+        return False
+    for value, (_, kind, not_null, alias) in zip(values, shape):
+        if alias:
+            if value is not None:
+                return False
+        elif value is None:
+            if not_null:
+                return False
+        elif "INT" in kind and not isinstance(value, int):
+            return False
+        elif ("REAL" in kind or "FLOA" in kind) and not isinstance(value, (int, float)):
+            return False
+        elif ("TEXT" in kind or "CHAR" in kind) and not isinstance(value, str):
+            return False
+    return all(not not_null for _, _, not_null, _ in shape[len(values):]) or len(values) == len(shape)
 
 
 def _count(source: sqlite3.Connection, name: str) -> int | None:

@@ -18,7 +18,7 @@ from engine.errors import ProjectError
 from engine.jobs import Progress
 from engine.store import Project
 from engine.store.labels import Region, add_region, regions
-from tests.damage import count_rows, damage_page, settle
+from tests.damage import count_rows, damage_page, settle, table_pages
 
 TABLES = ("clips", "regions", "scores", "models", "label_classes")
 
@@ -125,6 +125,34 @@ def test_repair_recovers_every_row_that_was_not_on_the_damaged_page(damaged, cap
     assert cli(["repair", str(folder)]) == 0  # a sound file: nothing to do
     assert "nothing to repair" in capsys.readouterr().out
     assert len(list(folder.glob("project.sqlite.damaged-*"))) == 1
+
+
+def _clip_rows(database: Path) -> list[tuple]:
+    with sqlite3.connect(str(database)) as conn:
+        rows = conn.execute("SELECT rowid, * FROM clips ORDER BY rowid").fetchall()
+    conn.close()
+    return rows
+
+
+def test_a_damaged_root_page_loses_no_row_and_brings_back_no_deleted_one(scored_project, tmp_path, capsys):
+    """SQLite cannot reach the leaf pages under a damaged root page; repair reads them from the file, and
+    leaves out what the user had deleted."""
+    folder = tmp_path / "root"
+    shutil.copytree(scored_project, folder)
+    database = folder / "project.sqlite"
+    with sqlite3.connect(str(database)) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM clips WHERE rowid % 4 = 0")
+    conn.close()
+    settle(database)
+    before = _clip_rows(database)
+    assert len(table_pages(database, "clips")) > 1  # a root page above leaf pages
+    damage_page(database, "clips", root=True)
+    assert cli(["repair", str(folder)]) == 0
+    assert f"clips: {len(before)} row(s) recovered, 0 lost" in capsys.readouterr().out
+    assert _clip_rows(database) == before  # every value of every clip, and no deleted clip back
+    with Project.open(folder) as project:
+        assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_region_ids_are_not_reused_after_a_repair(damaged):
