@@ -5,8 +5,9 @@ gets this Earmark's schema from the project's own migrations; every table of the
 row by row in rowid order, and where a page cannot be read the reader probes forward (doubling, then
 halving the step) to the first rowid it can read again, so one bad page costs only the rows on it. The
 indexes are built anew, the fresh file passes `integrity_check`, and only then does it replace the damaged
-one. The report says per table how many rows were recovered and how many were lost (counted from an index
-where the table itself cannot be counted). Audio and `artifacts/` are not touched.
+one. Leaf pages SQLite can no longer reach (under a damaged root or interior page, or with the schema page
+itself damaged) are read straight from the file (`engine.store.pages`). The report says per table how many
+rows were recovered and how many were lost (counted from an index where the table itself cannot be counted). Audio and `artifacts/` are not touched.
 """
 from __future__ import annotations
 
@@ -337,8 +338,8 @@ def _shape(source: sqlite3.Connection, fresh: sqlite3.Connection, name: str) -> 
     """(column, declared type, not null, is the rowid) of each column of the damaged file's table."""
     try:
         info = source.execute(f'PRAGMA table_info("{name}")').fetchall()
-    except sqlite3.DatabaseError:
-        return None
+    except sqlite3.DatabaseError:  # the damaged file's schema is unreadable: this Earmark's schema instead
+        info = fresh.execute(f'PRAGMA table_info("{name}")').fetchall()
     keys = [r for r in info if r[5]]
     wanted = {r[1] for r in fresh.execute(f'PRAGMA table_info("{name}")')}
     if any(r[1] not in wanted for r in info):

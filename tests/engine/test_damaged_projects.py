@@ -155,6 +155,21 @@ def test_a_damaged_root_page_loses_no_row_and_brings_back_no_deleted_one(scored_
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_a_damaged_page_of_the_schema_itself_loses_no_clip_and_no_label(scored_project, tmp_path, capsys):
+    folder = tmp_path / "schema"
+    shutil.copytree(scored_project, folder)
+    database = folder / "project.sqlite"
+    before = _clip_rows(database)
+    labels = count_rows(database, "regions")
+    damage_page(database, "sqlite_schema")
+    assert cli(["info", str(folder)]) == 1
+    assert "is damaged" in capsys.readouterr().err
+    assert cli(["repair", str(folder)]) == 0
+    assert _clip_rows(database) == before
+    assert count_rows(database, "regions") == labels
+    assert cli(["info", str(folder)]) == 0
+
+
 def test_region_ids_are_not_reused_after_a_repair(damaged):
     folder, _, _ = damaged
     with sqlite3.connect(str(folder / "project.sqlite")) as conn:
