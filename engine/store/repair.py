@@ -11,6 +11,7 @@ rows were recovered and how many were lost (counted from an index where the tabl
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ class RepairReport:
 def needs_repair(database: Path) -> bool:
     """Whether the file fails quick_check or its schema version cannot be read."""
     try:
-        with _connect(database) as conn:
+        with contextlib.closing(_connect(database)) as conn:
             if health.quick_check(conn):
                 return True
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
