@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from engine.errors import EarmarkError
 from engine.files import disk_full
 from engine.jobs import Cancelled, Progress
 from engine.store import Project, job_log
+from engine.store.health import database_error
 
 if TYPE_CHECKING:  # torch comes with these: imported on the engine thread, after the window is drawn
     from engine.detectors.runs import Session
@@ -152,7 +154,8 @@ class EngineWorker(QObject):
         self.job_started.emit(job.job_id)
         record = None
         try:
-            if self.session is not None and job.kind not in ("open", "close"):
+            writable = self.session is not None and not self.session.project.read_only
+            if writable and job.kind not in ("open", "close"):
                 record = job_log.start(self.session.project, job.kind, job.params)
             result = job.run(self, job.progress)
         except Cancelled:
@@ -161,6 +164,10 @@ class EngineWorker(QObject):
         except EarmarkError as exc:
             self._end(record, "failed", str(exc))
             self.job_failed.emit(job.job_id, str(exc))
+        except sqlite3.DatabaseError as exc:  # damaged, read-only or locked: the project's one message
+            message = str(database_error(self.session.project.folder if self.session else ".", exc))
+            self._end(record, "failed", message)
+            self.job_failed.emit(job.job_id, message)
         except Exception as exc:  # a bug: the window stays up, the details go to the log
             full = disk_full(exc, self.session.project.folder) if self.session is not None else None
             if full is not None:  # not a bug: the one message a full disk gives everywhere
@@ -187,7 +194,8 @@ class EngineWorker(QObject):
         from engine.detectors.runs import Session
         from engine.device import pick_device
 
-        job_log.recover(project)
+        if not project.read_only:  # nothing is written to a read-only project
+            job_log.recover(project)
         self.session = Session(project, pick_device(self.device_choice))
 
     def set_device(self, choice: str) -> None:

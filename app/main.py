@@ -8,6 +8,7 @@ importing Qt, so it runs on machines with no display and starts quickly.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,11 @@ def run_window(project: str | None = None, demo=None) -> int:
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:
+        from engine.store.health import database_error
+
+        print(f"earmark: error: {database_error(project or '.', exc)}", file=sys.stderr)
+        return 1
     if demo is not None and demo.screenshot is not None and not display_available():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
@@ -86,16 +92,24 @@ def run_window(project: str | None = None, demo=None) -> int:
     first_paint = watch_first_paint(app)
     window.show()
     outcome = {"status": 0}
-    if demo is not None:
-        open_demo(window, demo, outcome)
-    elif project is not None:
-        if not window.open_project(Path(project)):
-            outcome["status"] = 1
-    elif window.settings.recent_projects() and Path(window.settings.recent_projects()[0]).is_dir():
-        window.open_project(window.settings.recent_projects()[0])
-    app.exec()
-    first_paint.release()
-    window.shutdown()
+    try:
+        if demo is not None:
+            open_demo(window, demo, outcome)
+        elif project is not None:
+            if not window.open_project(Path(project)):
+                outcome["status"] = 1
+        elif window.settings.recent_projects() and Path(window.settings.recent_projects()[0]).is_dir():
+            window.open_project(window.settings.recent_projects()[0])  # a bad one is named; the window stays
+        app.exec()
+    except (EarmarkError, sqlite3.DatabaseError) as exc:  # e.g. a damaged demo project: one line, no window
+        from engine.store.health import database_error
+
+        message = exc if isinstance(exc, EarmarkError) else database_error(project or ".", exc)
+        print(f"earmark: error: {message}", file=sys.stderr)
+        outcome["status"] = 1
+    finally:  # even after an error: a QThread destroyed while running aborts the process (status 134)
+        first_paint.release()
+        window.shutdown()
     return int(outcome["status"])
 
 

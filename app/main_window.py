@@ -4,6 +4,7 @@ project to show it."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
@@ -12,7 +13,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMa
 
 from engine.errors import EarmarkError
 from engine.store import Project, results
-from app import clip_data, jobs
+from app import clip_data, jobs, project_problems
 from app.actions import TypingKeys, build_menus
 from app.clip_properties import ClipProperties
 from app.docks import JobsPanel, LogPanel, LogRelay
@@ -214,8 +215,8 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
     def open_project(self, folder: str | Path) -> bool:
         try:
             project = Project.open(folder)
-        except EarmarkError as exc:
-            QMessageBox.warning(self, "Earmark", str(exc))
+        except EarmarkError as exc:  # damaged, not a project, ...: named, and the window goes on
+            project_problems.cannot_open(self, folder, str(exc))
             return False
         if self.project is not None and not self._finish_jobs_before_switching():
             project.close()
@@ -228,6 +229,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.settings.add_recent(str(project.folder.resolve()))
         self._fill_recent()
         self.setWindowTitle(f"Earmark - {project.folder}")
+        project_problems.show_read_only(self)
         self.refresh()
         self.project_opened.emit(str(project.folder))
         return True
@@ -254,6 +256,12 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         """Re-read the project: tree, table, detectors and groups (after an import, a fit or a score)."""
         if self.project is None:
             return
+        try:
+            self._refresh()
+        except sqlite3.DatabaseError as exc:  # damaged since it was opened: said once, the window goes on
+            project_problems.database_failed(self, exc)
+
+    def _refresh(self) -> None:
         project = self.project
         current = self.view.display.clip_id if self.view.display else None
         sources = self._fill_tree()
@@ -281,6 +289,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             display = clip_data.clip_display(self.project, clip_id)
         except EarmarkError as exc:
             self._log(str(exc), "error")
+            return
+        except sqlite3.DatabaseError as exc:
+            project_problems.database_failed(self, exc)
             return
         self.caption.setText(display.caption)
         for line in display.problems:
@@ -324,6 +335,8 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if self.project is None:
             QMessageBox.information(self, "Earmark", "Open or create a project first: dropped files are "
                                                      "imported into its inbox.")
+            return None
+        if project_problems.refuse_read_only(self, "importing and scoring dropped files"):
             return None
         group = self.drop_group_choice()
         if self.drop_group.currentText():

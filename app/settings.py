@@ -40,6 +40,9 @@ class AppSettings:
         recent = [folder] + [f for f in self.recent_projects() if f != folder]
         self._q.setValue("recent", recent[:MAX_RECENT])
 
+    def remove_recent(self, folder: str) -> None:
+        self._q.setValue("recent", [f for f in self.recent_projects() if f != folder])
+
     # -- single values -------------------------------------------------------------------------------
     def drop_group(self, project: str) -> str | None:
         value = self._q.value(f"drop_group/{_key(project)}")

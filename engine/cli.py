@@ -22,6 +22,8 @@ from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, pri
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
+from engine.cli_repair import add_parser as add_repair_parser
+from engine.cli_repair import cmd_repair
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_results_parser(sub)
     add_relocate_parser(sub)
+    add_repair_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -159,11 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     try:
+        refuse_read_only(args)
         if args.command in COMPUTING:
             configure_threads("small")
         return COMMANDS[args.command](args)
     except EarmarkError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damaged, read-only, locked: one line naming the project
+        from engine.store.health import database_error
+
+        print(f"earmark: error: {database_error(getattr(args, 'project', None) or Path('.'), exc)}",
+              file=sys.stderr)
         return 1
     except BrokenPipeError:  # `earmark info PROJECT | head`: the reader has gone; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -178,6 +188,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"earmark: error: {full}", file=sys.stderr)
         return 1
+
+
+def refuse_read_only(args: argparse.Namespace) -> None:
+    """A command that changes a read-only project stops before any work, with the reason."""
+    from engine.store.health import ReadOnlyProject, read_only_message, read_only_reason
+
+    writes = args.command in WRITING or (args.command, getattr(args, "labels_command", None)) in WRITING
+    if args.command == "propose" and getattr(args, "dry_run", False):
+        writes = False
+    project = getattr(args, "project", None)
+    if not writes or project is None:
+        return
+    folder = project.parent if project.name == "project.sqlite" else project
+    reason = (folder / "project.sqlite").is_file() and read_only_reason(folder)
+    if reason:
+        action = " ".join(w for w in (args.command, getattr(args, "labels_command", None)) if w)
+        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {action}`"))
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -422,6 +449,10 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
-            "scores": cmd_scores, "propose": cmd_propose}
+            "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair}
+#: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
+#: the like for a sub-command.
+WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
+           "repair"}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
 COMPUTING = {"fit", "score", "enrol", "demo", "train"}

@@ -129,6 +129,12 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                  "NEW_PREFIX. Each new file must have the clip's checksum; a file with other content is listed "
                  "and left alone, as is one that is not there.",
                  ("earmark relocate myproject /media/old-disk/recordings /data/recordings",)),
+    "repair": ("Rebuild a damaged project.sqlite (one that Earmark reports as damaged, or whose schema version "
+               "cannot be read): the damaged file is first copied aside as project.sqlite.damaged-<time>, then "
+               "every row SQLite can still read goes into a fresh file with this Earmark's schema, and the "
+               "indexes are built anew. Says per table how many rows were recovered and how many were lost. "
+               "Close the window on the project first. Audio and artifacts are not touched.",
+               ("earmark repair ~/earmark/pumps",)),
 }
 
 OVERVIEW = ("examples:\n"

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from engine.errors import ProjectError
+
 APP_ID = "earmark"
 
 
@@ -173,7 +175,21 @@ def schema_version(db: sqlite_utils.Database) -> int:
     if "meta" not in db.table_names():
         return 0
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):  # edited by hand or damaged: say so rather than guess which schema it has
+        raise ProjectError(
+            f"{database_name(db)} records schema version {row[0]!r} in its meta table, which is not a "
+            f"number; nothing was changed. Run `earmark repair` on the project to rebuild the file with this "
+            f"Earmark's schema (the old file is kept aside)") from None
+
+
+def database_name(db: sqlite_utils.Database) -> str:
+    """The file behind a connection, for messages."""
+    row = next((r for r in db.execute("PRAGMA database_list").fetchall() if r[1] == "main"), None)
+    return row[2] if row and row[2] else "the project's database"
 
 
 def migrate(db: sqlite_utils.Database) -> int:

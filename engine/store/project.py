@@ -29,6 +29,7 @@ from engine.audio.io import QA
 from engine.data.clip import Clip
 from engine.errors import ProjectError
 from engine.files import remove_leftovers
+from engine.store import health
 from engine.store.migrations import APP_ID, LATEST_VERSION, migrate, schema_version
 
 DB_NAME = "project.sqlite"
@@ -100,6 +101,9 @@ class Project:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: Why the project can only be read (a read-only file system, ...), or None; set by `open`.
+        self.read_only: str | None = None
+        self._target = str(self.db_path)  # what sqlite3.connect opens: a read-only project's URI
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -123,12 +127,17 @@ class Project:
 
     @classmethod
     def open(cls, folder: str | Path) -> Project:
+        """Open a project; a damaged file, a bad schema version or a read-only folder is named in one
+        ProjectError and nothing is written. A read-only project opens for reading (`read_only` says why)."""
         folder = Path(folder)
         if folder.name == DB_NAME and folder.is_file():
             folder = folder.parent
         if not (folder / DB_NAME).is_file():
             raise ProjectError(f"no project at {folder}; create one with `earmark new {folder}`")
         project = cls(folder)
+        project.read_only = health.read_only_reason(folder)
+        if project.read_only:
+            project._target = health.read_only_uri(project.db_path)
         try:
             db = project.db
             tables = db.table_names()
@@ -142,16 +151,28 @@ class Project:
                 raise ProjectError(
                     f"{folder} was written by a newer Earmark (schema {version}; this version reads up to "
                     f"{LATEST_VERSION}); update Earmark to open it")
+            problems = health.quick_check(db.conn)
+            if problems:
+                raise health.DamagedProject(folder, "; ".join(problems[:2]))
             if version < LATEST_VERSION:
+                if project.read_only:
+                    raise health.ReadOnlyProject(health.read_only_message(
+                        folder, project.read_only, f"bringing it up to this Earmark's schema ({version} to "
+                                                   f"{LATEST_VERSION})"))
                 migrate(db)
         except sqlite3.DatabaseError as exc:
             project.close()
+            if health.is_damage(exc) and "not a database" not in str(exc):
+                raise health.DamagedProject(folder, str(exc)) from None
+            if not health.is_damage(exc):
+                raise health.database_error(folder, exc) from None
             raise ProjectError(f"{project.db_path} is not an Earmark project ({exc})") from None
         except ProjectError:
             project.close()
             raise
-        (folder / ARTIFACTS).mkdir(exist_ok=True)
-        remove_leftovers(folder / ARTIFACTS)  # temporary files a killed process left (see engine.files)
+        if not project.read_only:
+            (folder / ARTIFACTS).mkdir(exist_ok=True)
+            remove_leftovers(folder / ARTIFACTS)  # temporary files a killed process left (see engine.files)
         return project
 
     @property
@@ -161,8 +182,8 @@ class Project:
         if db is None:
             # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
             # Implicit transactions (a bare INSERT before conn.commit()) take the write lock first as well.
-            conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                   isolation_level="IMMEDIATE")
+            conn = sqlite3.connect(self._target, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                   isolation_level="IMMEDIATE", uri=bool(self.read_only))
             conn.execute("PRAGMA foreign_keys = ON")
             db = ProjectDatabase(conn, self)
             self._local.db = db
