@@ -25,7 +25,7 @@ import numpy as np
 
 from engine import files
 from engine.errors import ArtifactError
-from engine.files import disk_full
+from engine.files import disk_full, safe_name
 from engine.store.project import Project, now
 
 
@@ -71,11 +71,6 @@ class ScoreRow:
 
 #: The group of a model trained for the whole project (the supervised classifiers): it scores every group.
 ALL_GROUPS = "all"
-
-
-def safe_name(text: str) -> str:
-    """Text made safe as a file or folder name."""
-    return re.sub(r"[^A-Za-z0-9_.~-]+", "_", text)
 
 
 def add_model(project: Project, detector: str, group_key: str, config: dict, threshold: float,

@@ -16,6 +16,7 @@ from engine.cli import main
 from engine.detectors import runs
 from engine.detectors.base import Detector
 from engine.errors import EarmarkError
+from engine.files import safe_name
 from engine.jobs import RecordingProgress
 from engine.store import Project, results
 
@@ -115,7 +116,7 @@ def test_leftover_temporary_files_are_removed_when_the_project_opens(fitted):
     lanes = results.latest_scores(fitted)[0].map_artifact
     killed_score = (folder / lanes).with_name(".abc.npz.0123abcd.part")       # a lanes file cut by a kill
     killed_cache = folder / "artifacts" / "features" / "x" / "ab" / "abcd.npy.part.npy"  # an older cache write
-    killed_fit = folder / "artifacts" / "models" / "knn" / "fan_section_00" / ".model.89abcdef.part"
+    killed_fit = folder / "artifacts" / "models" / "knn" / safe_name("fan/section_00") / ".model.89abcdef.part"
     being_written = (folder / lanes).with_name(".def.npz.4567cdef.part")      # another process, right now
     for path in (killed_score, killed_cache, being_written):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -118,19 +118,10 @@ def scored_project(toy_project) -> Path:
     return folder
 
 
-def test_a_rescore_killed_at_any_write_leaves_a_project_that_works(scored_project, tmp_path, capsys):
-    argv = ("score", str(scored_project), "--detector", "knn", "--group", "fan/section_00")
-    steps = count_steps(tmp_path, scored_project, *argv)
-    seed = random.randrange(1 << 30)
-    chosen = random.Random(seed).sample(range(1, steps + 1), k=min(3, steps))
-    for kill_at in chosen:
-        killed = run_child(tmp_path, scored_project, kill_at, *argv)
-        assert killed.returncode == -signal.SIGKILL, f"step {kill_at} of {steps} (seed {seed}): {killed.stderr}"
-        assert_the_project_works(scored_project, capsys)
-
-
-def test_a_fit_killed_at_any_write_leaves_a_project_that_works(scored_project, tmp_path, capsys):
-    argv = ("fit", str(scored_project), "--detector", "knn")
+@pytest.mark.parametrize("command", [("score", "--detector", "knn", "--group", "fan/section_00"),
+                                     ("fit", "--detector", "knn")], ids=["rescore", "fit"])
+def test_a_command_killed_at_any_write_leaves_a_project_that_works(command, scored_project, tmp_path, capsys):
+    argv = (command[0], str(scored_project), *command[1:])
     steps = count_steps(tmp_path, scored_project, *argv)
     seed = random.randrange(1 << 30)
     chosen = random.Random(seed).sample(range(1, steps + 1), k=min(3, steps))
