@@ -12,7 +12,6 @@ rows were recovered and how many were lost (counted from an index where the tabl
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from pathlib import Path
 import sqlite_utils
 
 from engine.errors import ProjectError
+from engine.files import disk_full
 from engine.store import health
+from engine.store import repair_guard as guard
 from engine.store.migrations import APP_ID, LATEST_VERSION, migrate
 
 DB_NAME = "project.sqlite"
@@ -84,21 +85,35 @@ def repair(folder: str | Path, force: bool = False) -> RepairReport:
     if reason:
         raise health.ReadOnlyProject(health.read_only_message(folder, reason, "repairing"))
     if not force and not needs_repair(database):
+        guard.remove_leftovers(folder, locked=False)
         return RepairReport(folder, None, repaired=False)
+    # No other process may write the file while it is copied and replaced: its commits would be lost.
+    lock = guard.lock(database)
+    try:
+        return _repair_locked(folder, database, lock is not None)
+    finally:
+        if lock is not None:
+            lock.close()
 
+
+def _repair_locked(folder: Path, database: Path, locked: bool) -> RepairReport:
+    leftovers = guard.remove_leftovers(folder, locked)
+    guard.check_space(database)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     damaged = folder / f"{DB_NAME}.damaged-{stamp}"
     for number in range(2, 1000):  # an earlier repair's copy is never overwritten
         if not damaged.exists():
             break
         damaged = folder / f"{DB_NAME}.damaged-{stamp}-{number}"
-    shutil.copy2(database, damaged)
     wal = Path(f"{database}-wal")
-    if wal.is_file():  # the copy reads as the original did: with its write-ahead log
-        shutil.copy2(wal, Path(f"{damaged}-wal"))
     fresh = Path(str(damaged).replace(".damaged-", ".repairing-"))
     report = RepairReport(folder, damaged)
+    if leftovers:
+        report.problems.append(f"{leftovers} file(s) left by an earlier repair that was stopped were removed")
     try:
+        guard.copy_atomic(database, damaged)
+        if wal.is_file():  # the copy reads as the original did: with its write-ahead log
+            guard.copy_atomic(wal, Path(f"{damaged}-wal"))
         # With a write-ahead log, the file's pages may be older than the rows SQLite read: only SQLite's
         # reading counts then.
         logged = Path(f"{damaged}-wal").is_file() and Path(f"{damaged}-wal").stat().st_size > 0
@@ -106,10 +121,13 @@ def repair(folder: str | Path, force: bool = False) -> RepairReport:
         if not any(t.recovered for t in report.tables):
             raise ProjectError(f"nothing in {database} can be read any more; it was left as it was. Make a new "
                                "project and import the audio again")
-    except BaseException:  # the project stays as it was, without a second copy of it
+    except BaseException as exc:  # the project stays as it was, without a second copy of it
         for path in (fresh, damaged):
-            for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
                 part.unlink(missing_ok=True)
+        full = disk_full(exc, database) if isinstance(exc, (OSError, sqlite3.OperationalError)) else None
+        if full is not None:
+            raise full from None
         raise
     # The old -wal and -shm belong to the damaged file (kept with its copy): SQLite must not replay them on
     # the fresh one.
@@ -142,6 +160,7 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pag
         if read_pages and any(t.lost is None or t.lost for t in report.tables):
             _recover_from_pages(source_path, source, fresh, report)
         _keep_sequence(source, fresh)
+        report.problems += guard.drop_lost_models(fresh)  # the next fit may reuse a lost model's id
         fresh.execute("REINDEX")
         fresh.commit()
         problems = health.quick_check(fresh) or [r[0] for r in fresh.execute("PRAGMA integrity_check").fetchall()
