@@ -25,12 +25,12 @@ def table_pages(database: Path, table: str) -> list[tuple[int, int]]:
             "SELECT pageno, ncell FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", [table])]
 
 
-def damage_page(database: Path, table: str, root: bool = False) -> int:
-    """Write garbage over the middle leaf page of `table` (a power cut mid-write, a bad sector), or over its
-    root page; returns how many rows were on the leaf (0 for the root)."""
+def damage_page(database: Path, table: str, root: bool = False, index: int | None = None) -> int:
+    """Write garbage over the middle leaf page of `table` (a power cut mid-write, a bad sector), or its leaf
+    page `index` (-1: the last), or its root page; returns how many rows were on the leaf (0 for the root)."""
     settle(database)
     pages = table_pages(database, table)
-    page, rows = pages[len(pages) // 2]
+    page, rows = pages[len(pages) // 2 if index is None else index]
     with contextlib.closing(sqlite3.connect(str(database))) as conn:
         size = conn.execute("PRAGMA page_size").fetchone()[0]
         if root:

@@ -31,6 +31,11 @@ class ReadOnlyProject(ProjectError):
 
 
 def damaged_message(folder: Path, detail: str) -> str:
+    reason = read_only_reason(folder)
+    if reason:  # repair writes beside the file: it must run on a writable copy
+        return (f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. The project is read-only "
+                f"({reason}): copy the project folder to a writable place and run `earmark repair` on the copy "
+                "to recover what can still be read")
     return (f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. Run `earmark repair "
             f"{folder}` to recover what can still be read into a fresh file (the damaged one is kept aside)")
 
