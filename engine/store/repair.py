@@ -1,6 +1,8 @@
 """`earmark repair PROJECT`: rebuild a damaged `project.sqlite` from what SQLite can still read.
 
-The damaged file (with its -wal) is first copied aside as `project.sqlite.damaged-<stamp>`. A fresh file
+The project is locked first, so that no window or command writes into a file about to be replaced, and
+the disk must have room for two copies (`engine.store.repair_guard`). The damaged file (with its -wal) is
+then copied aside, atomically, as `project.sqlite.damaged-<stamp>`. A fresh file
 gets this Earmark's schema from the project's own migrations; every table of the damaged copy is then read
 row by row in rowid order, and where a page cannot be read the reader probes forward (doubling, then
 halving the step) to the first rowid it can read again, so one bad page costs only the rows on it. The
