@@ -2,14 +2,15 @@
 
 The project is locked first, so that no window or command writes into a file about to be replaced, and
 the disk must have room for two copies (`engine.store.repair_guard`). The damaged file (with its -wal) is
-then copied aside, atomically, as `project.sqlite.damaged-<stamp>`. A fresh file
-gets this Earmark's schema from the project's own migrations; every table of the damaged copy is then read
-row by row in rowid order, and where a page cannot be read the reader probes forward (doubling, then
-halving the step) to the first rowid it can read again, so one bad page costs only the rows on it. The
-indexes are built anew, the fresh file passes `integrity_check`, and only then does it replace the damaged
-one. Leaf pages SQLite can no longer reach (under a damaged root or interior page, or with the schema page
-itself damaged) are read straight from the file (`engine.store.pages`). The report says per table how many
-rows were recovered and how many were lost (counted from an index where the table itself cannot be counted). Audio and `artifacts/` are not touched.
+then copied aside, atomically, as `project.sqlite.damaged-<stamp>`. A fresh file gets this Earmark's
+schema from the project's own migrations; every table of the damaged copy is then read row by row in rowid
+order, and where a page cannot be read the reader probes forward (doubling, then halving the step) to the
+first rowid it can read again, so one bad page costs only the rows on it. The indexes are built anew, the
+fresh file passes `integrity_check`, and only then does it replace the damaged one. Leaf pages SQLite can no
+longer reach (under a damaged root or interior page, or with the schema page itself damaged) are read
+straight from the file (`engine.store.pages`). The report says per table how many rows were recovered and
+how many were lost (counted from an index where the table itself cannot be counted). Audio and `artifacts/`
+are not touched.
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pag
             _copy_table(source, fresh, name, table, report)
         if read_pages and any(t.lost is None or t.lost for t in report.tables):
             _recover_from_pages(source_path, source, fresh, report)
-        _keep_sequence(source, fresh)
+        guard.keep_sequence(source, fresh)
         report.problems += guard.drop_lost_models(fresh)  # the next fit may reuse a lost model's id
         fresh.execute("REINDEX")
         fresh.commit()
@@ -172,8 +173,8 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pag
         dangling = fresh.execute("PRAGMA foreign_key_check").fetchall()
         if dangling:
             tables = sorted({row[0] for row in dangling})
-            report.problems.append(f"{len(dangling)} row(s) of {', '.join(tables)} refer to clips or models that "
-                                   "were lost; they are kept (import the audio again to see them)")
+            report.problems.append(f"{len(dangling)} row(s) of {', '.join(tables)} refer to clips that were "
+                                   "lost; they are kept (import the audio again to see them)")
         fresh.execute("PRAGMA journal_mode = WAL")
     finally:
         source.close()
@@ -406,12 +407,3 @@ def _count(source: sqlite3.Connection, name: str) -> int | None:
             continue
     return None
 
-
-def _keep_sequence(source: sqlite3.Connection, fresh: sqlite3.Connection) -> None:
-    """Region ids are never reused (the undo stack keeps them): the damaged file's counters carry over."""
-    try:
-        counters = source.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
-    except sqlite3.DatabaseError:
-        return
-    for name, seq in counters:
-        fresh.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", [seq, name])

@@ -8,10 +8,12 @@
   temporary name and renamed, so a full disk leaves no half copy behind.
 - Files a killed repair left behind are removed by the next one.
 - Rows that name a model that was lost are removed (scores) or cleared (the model that proposed a region):
-  model ids are reused by the next `fit`, and a new model must not inherit a lost one's scores.
+  model ids are reused by the next `fit`, and a new model must not inherit a lost one's scores. Region ids,
+  which are never reused, keep their counter.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -89,6 +91,8 @@ def copy_atomic(source: Path, target: Path) -> None:
         with atomic_path(target) as temporary:
             shutil.copyfile(source, temporary)
             shutil.copystat(source, temporary)
+            with open(temporary, "rb") as handle:  # the copy is the only whole one once the fresh file replaces
+                os.fsync(handle.fileno())
     except OSError as exc:
         full = disk_full(exc, source.parent)
         if full is None:
@@ -117,3 +121,13 @@ def drop_lost_models(fresh: sqlite3.Connection) -> list[str]:
                 if count:
                     lines.append(f"{count} {table} no longer name the lost model that made them")
     return lines
+
+
+def keep_sequence(source: sqlite3.Connection, fresh: sqlite3.Connection) -> None:
+    """Region ids are never reused (the undo stack keeps them): the damaged file's counters carry over."""
+    try:
+        counters = source.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+    except sqlite3.DatabaseError:
+        return
+    for name, seq in counters:
+        fresh.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", [seq, name])
