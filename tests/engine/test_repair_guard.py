@@ -137,6 +137,25 @@ def test_a_disk_that_fills_during_repair_leaves_no_half_copy(damaged_on_small_di
     assert (folder / "project.sqlite").read_bytes() == original
 
 
+def test_a_repair_killed_partway_leaves_nothing_behind_once_repair_runs_again(damaged):
+    folder, _, _ = damaged
+    script = textwrap.dedent(f"""
+        import os, signal
+        from engine.store import repair
+        def killed(*args, **kwargs):  # kill -9 while the fresh file is being filled
+            os.kill(os.getpid(), signal.SIGKILL)
+        repair._copy_table = killed
+        repair.repair({str(folder)!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert list(folder.glob("project.sqlite.repairing-*"))  # the killed repair's fresh file
+    assert cli(["repair", str(folder)]) == 0
+    assert not list(folder.glob("project.sqlite.repairing-*"))
+    assert not list(folder.glob(".*.part"))
+
+
 def test_files_left_by_a_stopped_repair_are_removed_by_the_next(damaged, capsys):
     folder, _, _ = damaged
     stopped = [folder / "project.sqlite.repairing-20260101-000000",
