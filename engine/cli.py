@@ -6,8 +6,6 @@ Exit status: 0 on success, 1 with a one-line message on a user error (bad file, 
 from __future__ import annotations
 
 import argparse
-import os
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 from engine.cli_clips import add_field_options, field_values, stale_lines
 from engine.cli_clips import add_parser as add_set_parser
 from engine.cli_clips import cmd_set
+from engine.cli_errors import refuse_read_only, run_reported
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
@@ -29,7 +28,6 @@ from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
-from engine.files import disk_full
 from engine.jobs import TerminalProgress
 from engine.threads import configure_threads
 
@@ -161,50 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    try:
+    def command() -> int:
         refuse_read_only(args)
         if args.command in COMPUTING:
             configure_threads("small")
         return COMMANDS[args.command](args)
-    except EarmarkError as exc:
-        print(f"earmark: error: {exc}", file=sys.stderr)
-        return 1
-    except sqlite3.DatabaseError as exc:  # damaged, read-only, locked: one line naming the project
-        from engine.store.health import database_error
 
-        print(f"earmark: error: {database_error(getattr(args, 'project', None) or Path('.'), exc)}",
-              file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # `earmark info PROJECT | head`: the reader has gone; stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except KeyboardInterrupt:
-        print("earmark: interrupted; the project keeps everything written before the interruption",
-              file=sys.stderr)
-        return 130
-    except (OSError, sqlite3.OperationalError) as exc:  # a full disk met outside the artifact writers
-        full = disk_full(exc, Path(getattr(args, "project", None) or "."))
-        if full is None:
-            raise
-        print(f"earmark: error: {full}", file=sys.stderr)
-        return 1
-
-
-def refuse_read_only(args: argparse.Namespace) -> None:
-    """A command that changes a read-only project stops before any work, with the reason."""
-    from engine.store.health import ReadOnlyProject, read_only_message, read_only_reason
-
-    writes = args.command in WRITING or (args.command, getattr(args, "labels_command", None)) in WRITING
-    if args.command == "propose" and getattr(args, "dry_run", False):
-        writes = False
-    project = getattr(args, "project", None)
-    if not writes or project is None:
-        return
-    folder = project.parent if project.name == "project.sqlite" else project
-    reason = (folder / "project.sqlite").is_file() and read_only_reason(folder)
-    if reason:
-        action = " ".join(w for w in (args.command, getattr(args, "labels_command", None)) if w)
-        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {action}`"))
+    return run_reported(args, command)
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -450,9 +411,5 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
             "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair}
-#: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
-#: the like for a sub-command.
-WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
-           "repair"}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
 COMPUTING = {"fit", "score", "enrol", "demo", "train"}

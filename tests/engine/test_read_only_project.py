@@ -97,3 +97,14 @@ def test_an_immutable_project_file_is_read_only_too(scored_copy, tmp_path, capsy
         assert err.startswith(f"earmark: error: {folder} is read-only: its file project.sqlite may not be written")
     finally:
         subprocess.run(["chattr", "-i", str(database)], capture_output=True)
+
+
+def test_exporting_into_a_folder_that_cannot_be_written_says_so_in_one_line(scored_copy, tmp_path, capsys):
+    """The project is fine; the chosen output folder is on a read-only disk."""
+    (tmp_path / "shelf").mkdir()
+    with read_only_mount(tmp_path / "shelf", tmp_path / "mounted") as shelf:
+        assert cli(["export", "dcase", str(scored_copy), str(shelf / "dcase")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith(f"earmark: error: cannot write {shelf / 'dcase'}"), err
+    assert err.endswith(": Read-only file system"), err
