@@ -152,3 +152,12 @@ def test_reading_a_project_on_a_full_disk_says_the_disk_is_full(small_disk, caps
     assert_stopped_with_one_line(status, capsys.readouterr().err, folder)
     (small_disk / "filler").unlink()  # space again: the same command now works
     assert main(["info", str(folder)]) == 0
+
+
+def test_creating_a_project_on_a_full_disk_says_the_disk_is_full(small_disk):
+    """The window's File > New project calls Project.create directly: it needs the one message too."""
+    fill(small_disk, leave=0)
+    with pytest.raises(EarmarkError) as raised:
+        Project.create(small_disk / "project").close()
+    assert re.match(rf"the disk holding {re.escape(str(small_disk))}(/project)? is full: \d+ MB free",
+                    str(raised.value)), raised.value
