@@ -17,6 +17,8 @@ for the lock; after a moment the status line says what it waits for.
 """
 from __future__ import annotations
 
+import sqlite3
+
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -37,6 +39,7 @@ class LabelEditor(QObject):
     selection_changed = Signal(object)      # region id or None
     marks_changed = Signal(object, object)  # pending start and end, each None when not set
     message = Signal(str)
+    database_failed = Signal(object)  # an sqlite3.DatabaseError met reading the project: the window says it
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +124,9 @@ class LabelEditor(QObject):
             return labels.region(self.project, self.selected)
         except EarmarkError:
             self.select(None)
+            return None
+        except sqlite3.DatabaseError as exc:
+            self.database_failed.emit(exc)
             return None
 
     def report(self, text: str) -> None:
@@ -322,6 +328,9 @@ class LabelEditor(QObject):
             return labels.region(self.project, region_id)
         except EarmarkError as exc:
             self.report(str(exc))
+            return None
+        except sqlite3.DatabaseError as exc:
+            self.database_failed.emit(exc)
             return None
 
     def _selected_manual(self) -> Region | None:

@@ -31,6 +31,7 @@ class LabelActions:
         self.editor.selection_changed.connect(self._region_selected)
         self.editor.marks_changed.connect(self.view.set_marks)
         self.editor.message.connect(self._status)
+        self.editor.database_failed.connect(lambda exc: project_problems.database_failed(self, exc))
         self.view.region_clicked.connect(self.editor.select)  # a click elsewhere keeps it: Esc deselects
         self.view.region_edited.connect(self.editor.edit_bounds)
         self.view.region_drawn.connect(lambda s, e, lo, hi: self.editor.create(s, e, lo, hi))

@@ -73,3 +73,17 @@ def test_the_label_classes_dialog_on_a_damaged_project_shows_the_damage_message(
     assert not dialog.add_class("HISS")
     assert dialog.error.isVisibleTo(dialog)
     assert "is damaged" in dialog.error.text() and "earmark repair" in dialog.error.text()
+
+
+def test_deleting_a_region_of_a_damaged_project_shows_the_damage_message(qtbot, window, monkeypatch, capfd):
+    hooks: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
+    clip_id = anomalous_test_clip(window)
+    select_clip(qtbot, window, clip_id)
+    assert window.editor.create(0.2, 0.6)
+    window.editor.select(window.editor.last_added.region_id)
+    damage_page(window.project.folder / "project.sqlite", "regions", root=True)
+    window.editor.delete_selected()
+    assert not hooks
+    assert "earmark repair" in damage_shown(window)
+    no_traceback(capfd)
