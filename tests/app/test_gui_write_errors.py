@@ -87,3 +87,11 @@ def test_deleting_a_region_of_a_damaged_project_shows_the_damage_message(qtbot, 
     assert not hooks
     assert "earmark repair" in damage_shown(window)
     no_traceback(capfd)
+
+
+def test_setting_clip_fields_on_a_damaged_project_says_damaged_not_sqlites_text(qtbot, window):
+    clip_id = anomalous_test_clip(window)
+    damage_page(window.project.folder / "project.sqlite", "clips", root=True)
+    assert window.clip_properties.apply({"label": "normal"}, [clip_id])
+    said = [line for line in window.log_panel.lines if "nothing was changed" in line]
+    assert said and "is damaged" in said[-1] and "earmark repair" in said[-1], window.log_panel.lines[-3:]
