@@ -17,7 +17,8 @@ from engine.cli_errors import refuse_read_only, run_reported
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
-from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, print_figures
+from engine.cli_results import add_evaluate_format, cmd_evaluate, cmd_export, cmd_propose, cmd_scores
+from engine.cli_results import evaluation_lines
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
@@ -323,55 +324,6 @@ def cmd_enrol(args: argparse.Namespace) -> int:
             TerminalProgress(f"enrolling {args.detector}", unit="step") as progress:
         updated = runs.enrol(_session(project, args), args.detector, args.clips, progress)
     _print_models("Enrolled into", updated, progress)
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluation.report import evaluate_project
-    from engine.store import Project
-
-    with Project.open(args.project) as project:
-        if args.format == "text":
-            found = evaluation_lines(project, args.detector)
-        else:
-            reports = evaluate_project(project, args.detector)
-            found = reports if any(r.clips for r in reports) else []
-        for line in stale_lines(project):
-            print(f"warning: {line}", file=sys.stderr)
-    if not found:
-        raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
-                           f"`earmark score {args.project} --detector NAME` first")
-    if args.format == "text":
-        print("\n".join(found))
-    else:
-        print_figures(found, args.format)
-    return 0
-
-
-def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[str]:
-    """The official figures table, then localization where truth regions are known; empty when nothing
-    labelled has been scored."""
-    from engine.evaluation.localization import format_localization, localize_project
-    from engine.evaluation.report import evaluate_project, format_reports
-
-    reports = evaluate_project(project, detectors)
-    if not reports or not any(r.clips for r in reports):
-        return []
-    problems: list[str] = []
-    localization = format_localization(localize_project(project, detectors, problems=problems))
-    for line in problems:  # named, and the figures of every other clip stand
-        print(f"warning: {line}", file=sys.stderr)
-    return format_reports(reports) + ([""] + localization if localization else [])
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from engine.evaluation.dcase_io import export_dcase
-    from engine.store import Project
-
-    with Project.open(args.project) as project:
-        written = export_dcase(project, args.out, args.detector)
-    for detector, files in written.items():
-        print(f"{detector}: wrote {len(files)} file(s) to {files[0].parent}")
     return 0
 
 
