@@ -95,3 +95,18 @@ def test_setting_clip_fields_on_a_damaged_project_says_damaged_not_sqlites_text(
     assert window.clip_properties.apply({"label": "normal"}, [clip_id])
     said = [line for line in window.log_panel.lines if "nothing was changed" in line]
     assert said and "is damaged" in said[-1] and "earmark repair" in said[-1], window.log_panel.lines[-3:]
+
+
+def test_label_keys_on_a_damaged_project_show_the_damage_message(qtbot, window, monkeypatch, capfd):
+    """A class key (which reads the label classes) and Accept all (which reads the clip's proposals)."""
+    hooks: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
+    clip_id = anomalous_test_clip(window)
+    select_clip(qtbot, window, clip_id)
+    damage_page(window.project.folder / "project.sqlite", "label_classes", root=True)
+    window.editor.choose_class(0)
+    assert "earmark repair" in damage_shown(window)
+    damage_page(window.project.folder / "project.sqlite", "regions", root=True)
+    assert window.editor.accept_all() == 0
+    assert not hooks
+    no_traceback(capfd)
