@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QInputDialog
 
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.errors import EarmarkError
+from engine.store.health import database_error
 from engine.store.clip_fields import (FIELDS, FieldChange, current_fields, normalise_values, restore_fields,
                                       set_fields, stale_models)
 from app import clip_data
@@ -66,6 +67,8 @@ class SetClipFields(QUndoCommand):
             change = work()
         except (EarmarkError, sqlite3.Error) as exc:
             self.setObsolete(True)  # the stack drops it; the project keeps what it had (one transaction)
+            if isinstance(exc, sqlite3.Error):  # damaged, full, read-only...: the one message, not SQLite's text
+                exc = database_error(self.owner.window.project.folder, exc)
             self.owner.window._status(f"{self.text()}: {exc}; nothing was changed")
             return
         self.owner.changed(self.clip_ids, change, self.text())

@@ -6,8 +6,6 @@ Exit status: 0 on success, 1 with a one-line message on a user error (bad file, 
 from __future__ import annotations
 
 import argparse
-import os
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,10 +13,12 @@ from pathlib import Path
 from engine.cli_clips import add_field_options, field_values, stale_lines
 from engine.cli_clips import add_parser as add_set_parser
 from engine.cli_clips import cmd_set
+from engine.cli_errors import refuse_read_only, run_reported
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
 from engine.cli_labels import cmd_labels
-from engine.cli_results import add_evaluate_format, cmd_propose, cmd_scores, print_figures
+from engine.cli_results import add_evaluate_format, cmd_evaluate, cmd_export, cmd_propose, cmd_scores
+from engine.cli_results import evaluation_lines
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
@@ -29,7 +29,6 @@ from engine.cli_train import cmd_toy_set, cmd_train
 from engine.cli_weights import add_parser as add_weights_parser
 from engine.cli_weights import cmd_weights
 from engine.errors import EarmarkError
-from engine.files import disk_full
 from engine.jobs import TerminalProgress
 from engine.threads import configure_threads
 
@@ -161,50 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    try:
+    def command() -> int:
         refuse_read_only(args)
         if args.command in COMPUTING:
             configure_threads("small")
         return COMMANDS[args.command](args)
-    except EarmarkError as exc:
-        print(f"earmark: error: {exc}", file=sys.stderr)
-        return 1
-    except sqlite3.DatabaseError as exc:  # damaged, read-only, locked: one line naming the project
-        from engine.store.health import database_error
 
-        print(f"earmark: error: {database_error(getattr(args, 'project', None) or Path('.'), exc)}",
-              file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # `earmark info PROJECT | head`: the reader has gone; stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except KeyboardInterrupt:
-        print("earmark: interrupted; the project keeps everything written before the interruption",
-              file=sys.stderr)
-        return 130
-    except (OSError, sqlite3.OperationalError) as exc:  # a full disk met outside the artifact writers
-        full = disk_full(exc, Path(getattr(args, "project", None) or "."))
-        if full is None:
-            raise
-        print(f"earmark: error: {full}", file=sys.stderr)
-        return 1
-
-
-def refuse_read_only(args: argparse.Namespace) -> None:
-    """A command that changes a read-only project stops before any work, with the reason."""
-    from engine.store.health import ReadOnlyProject, read_only_message, read_only_reason
-
-    writes = args.command in WRITING or (args.command, getattr(args, "labels_command", None)) in WRITING
-    if args.command == "propose" and getattr(args, "dry_run", False):
-        writes = False
-    project = getattr(args, "project", None)
-    if not writes or project is None:
-        return
-    folder = project.parent if project.name == "project.sqlite" else project
-    reason = (folder / "project.sqlite").is_file() and read_only_reason(folder)
-    if reason:
-        action = " ".join(w for w in (args.command, getattr(args, "labels_command", None)) if w)
-        raise ReadOnlyProject(read_only_message(folder, reason, f"`earmark {action}`"))
+    return run_reported(args, command)
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -365,55 +327,6 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluation.report import evaluate_project
-    from engine.store import Project
-
-    with Project.open(args.project) as project:
-        if args.format == "text":
-            found = evaluation_lines(project, args.detector)
-        else:
-            reports = evaluate_project(project, args.detector)
-            found = reports if any(r.clips for r in reports) else []
-        for line in stale_lines(project):
-            print(f"warning: {line}", file=sys.stderr)
-    if not found:
-        raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
-                           f"`earmark score {args.project} --detector NAME` first")
-    if args.format == "text":
-        print("\n".join(found))
-    else:
-        print_figures(found, args.format)
-    return 0
-
-
-def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[str]:
-    """The official figures table, then localization where truth regions are known; empty when nothing
-    labelled has been scored."""
-    from engine.evaluation.localization import format_localization, localize_project
-    from engine.evaluation.report import evaluate_project, format_reports
-
-    reports = evaluate_project(project, detectors)
-    if not reports or not any(r.clips for r in reports):
-        return []
-    problems: list[str] = []
-    localization = format_localization(localize_project(project, detectors, problems=problems))
-    for line in problems:  # named, and the figures of every other clip stand
-        print(f"warning: {line}", file=sys.stderr)
-    return format_reports(reports) + ([""] + localization if localization else [])
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from engine.evaluation.dcase_io import export_dcase
-    from engine.store import Project
-
-    with Project.open(args.project) as project:
-        written = export_dcase(project, args.out, args.detector)
-    for detector, files in written.items():
-        print(f"{detector}: wrote {len(files)} file(s) to {files[0].parent}")
-    return 0
-
-
 def print_report(report) -> None:
     """An import's problems on stderr, one per line, then its summary on stdout."""
     summary, *problems = report.lines()
@@ -450,9 +363,5 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
             "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair}
-#: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
-#: the like for a sub-command.
-WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
-           "repair"}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
 COMPUTING = {"fit", "score", "enrol", "demo", "train"}

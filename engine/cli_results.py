@@ -1,6 +1,7 @@
-"""Results for other programs and for the labelling work: `earmark scores PROJECT` (each clip's score and
-decision as CSV or JSON on standard output), the CSV and JSON forms of `earmark evaluate`, and `earmark
-propose PROJECT --detector D` (proposed regions from stored frame scores, as the window's P key makes them).
+"""Results: `earmark evaluate` (the figures as text, CSV or JSON), `earmark export dcase` (the DCASE
+challenge's result files), `earmark scores PROJECT` (each clip's score and decision as CSV or JSON on
+standard output, for other programs) and `earmark propose PROJECT --detector D` (proposed regions from stored
+frame scores, as the window's P key makes them).
 
 Standard output carries only the table, so `earmark scores p --format json | jq ...` and `earmark evaluate
 p --format csv > figures.csv` work; messages go to standard error.
@@ -12,8 +13,10 @@ import csv
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli_clips import stale_lines
 from engine.csv_cells import cell
 from engine.errors import EarmarkError
 
@@ -140,3 +143,52 @@ def _write(records: list[dict], columns: tuple[str, ...], fmt: str) -> None:
     writer.writerow(columns)
     for record in records:
         writer.writerow([cell(record[c]) for c in columns])  # text a spreadsheet takes for a formula: escaped
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.evaluation.report import evaluate_project
+    from engine.store import Project
+
+    with Project.open(args.project) as project:
+        if args.format == "text":
+            found = evaluation_lines(project, args.detector)
+        else:
+            reports = evaluate_project(project, args.detector)
+            found = reports if any(r.clips for r in reports) else []
+        for line in stale_lines(project):
+            print(f"warning: {line}", file=sys.stderr)
+    if not found:
+        raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
+                           f"`earmark score {args.project} --detector NAME` first")
+    if args.format == "text":
+        print("\n".join(found))
+    else:
+        print_figures(found, args.format)
+    return 0
+
+
+def evaluation_lines(project, detectors: Sequence[str] | None = None) -> list[str]:
+    """The official figures table, then localization where truth regions are known; empty when nothing
+    labelled has been scored."""
+    from engine.evaluation.localization import format_localization, localize_project
+    from engine.evaluation.report import evaluate_project, format_reports
+
+    reports = evaluate_project(project, detectors)
+    if not reports or not any(r.clips for r in reports):
+        return []
+    problems: list[str] = []
+    localization = format_localization(localize_project(project, detectors, problems=problems))
+    for line in problems:  # named, and the figures of every other clip stand
+        print(f"warning: {line}", file=sys.stderr)
+    return format_reports(reports) + ([""] + localization if localization else [])
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.evaluation.dcase_io import export_dcase
+    from engine.store import Project
+
+    with Project.open(args.project) as project:
+        written = export_dcase(project, args.out, args.detector)
+    for detector, files in written.items():
+        print(f"{detector}: wrote {len(files)} file(s) to {files[0].parent}")
+    return 0

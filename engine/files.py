@@ -57,7 +57,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 #: The name a temporary file gets while it is written (see `atomic_path`); what `remove_leftovers` looks for.
 PARTIAL = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|\.part\.np[yz]$|\.partial$")
 #: A temporary file untouched for this long was left by a killed process, not being written by a live one.
-LEFTOVER_AGE_S = 600.0
+#: A live writer may leave its finished temporary model folder untouched while it waits for another process's
+#: write lock, up to `engine.store.project.WRITE_WAIT_S` (10 minutes): this age must stay well beyond that
+#: wait, or one process opening the project would remove a folder another is about to rename into place.
+LEFTOVER_AGE_S = 3600.0
 
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], durable: bool = True) -> None:

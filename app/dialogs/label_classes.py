@@ -7,6 +7,7 @@ a red line inside the dialog and nothing is changed. The first nine classes, in 
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QDialog, QDialog
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.store import Project, labels
+from engine.store.health import database_error
 from engine.store.labels import LabelError
 
 COLUMNS = ("Colour", "Key", "Name", "Regions")
@@ -185,6 +187,9 @@ class LabelClassesDialog(QDialog):
             selected = work()
         except LabelError as exc:
             self._show_error(str(exc))
+            return False
+        except sqlite3.DatabaseError as exc:  # damaged, or a full disk: the one message, the dialog goes on
+            self._show_error(str(database_error(self.project.folder, exc)))
             return False
         self._show_error("")
         self.refresh(select=selected)

@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoCommand
 
 from engine.errors import EarmarkError
 from engine.store import labels
+from engine.store.health import database_error
 from engine.store.labels import Region
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class RegionCommand(QUndoCommand):
             work()
         except (EarmarkError, sqlite3.Error) as exc:
             self.setObsolete(True)
+            if isinstance(exc, sqlite3.Error):  # damaged, full, read-only...: the one message, not SQLite's text
+                exc = database_error(self.editor.project.folder, exc)
             self.editor.report(f"{self.text()}: {exc}; this step is dropped and the project keeps what it had")
         self.editor.changed(self.clip_id, self.region_id)
 

@@ -17,6 +17,9 @@ for the lock; after a moment the status line says what it waits for.
 """
 from __future__ import annotations
 
+import functools
+import sqlite3
+
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -32,11 +35,28 @@ MIN_REGION_S = 0.01
 WAIT_NOTICE_S = (0.5, 5.0)
 
 
+def _guarded(default: object = None):
+    """An editor action that meets a damaged (or full, or locked) project while it reads or writes: the window
+    shows the one database message (`database_failed`) and the action returns `default`, instead of the
+    error escaping a Qt slot."""
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self: LabelEditor, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                self.database_failed.emit(exc)
+                return default
+        return run
+    return wrap
+
+
 class LabelEditor(QObject):
     regions_changed = Signal(str, object)   # clip id, the region to select afterwards (or None)
     selection_changed = Signal(object)      # region id or None
     marks_changed = Signal(object, object)  # pending start and end, each None when not set
     message = Signal(str)
+    database_failed = Signal(object)  # an sqlite3.DatabaseError met reading the project: the window says it
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +107,7 @@ class LabelEditor(QObject):
             self.current_class = new
         self._restart_history()
 
+    @_guarded()
     def class_removed(self, name: str) -> None:
         if self.current_class == name:
             classes = self.project.label_classes() if self.project else []
@@ -98,6 +119,7 @@ class LabelEditor(QObject):
             self.stack.clear()
             self.report("Label classes renamed or removed: the undo history starts again from here")
 
+    @_guarded()
     def set_clip(self, clip_id: str, duration_s: float, sample_rate: float | None = None) -> None:
         if clip_id != self.clip_id:
             self.clip_id, self.duration_s = clip_id, duration_s
@@ -121,6 +143,9 @@ class LabelEditor(QObject):
             return labels.region(self.project, self.selected)
         except EarmarkError:
             self.select(None)
+            return None
+        except sqlite3.DatabaseError as exc:
+            self.database_failed.emit(exc)
             return None
 
     def report(self, text: str) -> None:
@@ -152,6 +177,7 @@ class LabelEditor(QObject):
         start = self.marks[0] if self.marks[0] is not None and self.marks[0] < seconds else None
         self._set_marks(start, seconds)
 
+    @_guarded(False)
     def commit_marks(self) -> bool:
         start, end = self.marks
         if start is None or end is None:
@@ -166,6 +192,7 @@ class LabelEditor(QObject):
         self._set_marks(None, None)
         self.select(None)
 
+    @_guarded(False)
     def create(self, start: float, end: float, low_hz: float | None = None, high_hz: float | None = None,
                label: str | None = None) -> bool:
         if not self._ready():
@@ -191,6 +218,7 @@ class LabelEditor(QObject):
         return True
 
     # -- changing ------------------------------------------------------------------------------------------
+    @_guarded()
     def edit_bounds(self, region_id: int, start: float, end: float, low_hz: float | None = None,
                     high_hz: float | None = None) -> None:
         """A region dragged or resized with the mouse."""
@@ -213,6 +241,7 @@ class LabelEditor(QObject):
         self._change(region, "move" if moved else "resize", start_s=start, end_s=end, low_hz=low_hz,
                      high_hz=high_hz)
 
+    @_guarded()
     def set_edge(self, edge: str, seconds: float) -> None:
         """Move the selected region's start or end to `seconds` (the playhead)."""
         region = self._selected_manual()
@@ -223,6 +252,7 @@ class LabelEditor(QObject):
                 return
             self._change(region, "resize", start_s=start, end_s=end)
 
+    @_guarded()
     def nudge(self, seconds: float) -> None:
         region = self._selected_manual()
         if region is not None:
@@ -230,6 +260,7 @@ class LabelEditor(QObject):
             if shift:
                 self._change(region, "nudge", start_s=region.start_s + shift, end_s=region.end_s + shift)
 
+    @_guarded()
     def choose_class(self, position: int) -> None:
         """Class key 1-9: the class new regions get; relabels the selected region (accepts a proposal)."""
         classes = self.project.label_classes() if self.project else []
@@ -249,6 +280,7 @@ class LabelEditor(QObject):
         else:
             self.report(f"{_span(region)} is already {name}; new regions will be labelled {name}")
 
+    @_guarded()
     def delete_selected(self) -> None:
         region = self.selected_region()
         if region is None:
@@ -259,6 +291,7 @@ class LabelEditor(QObject):
             self.stack.push(DeleteRegion(self, region))
 
     # -- proposals ---------------------------------------------------------------------------------------------
+    @_guarded()
     def accept(self, region_id: int | None = None, label: str | None = None) -> None:
         region = self._region(region_id if region_id is not None else self.selected)
         if region is None or region.kind != "proposal":
@@ -279,6 +312,7 @@ class LabelEditor(QObject):
         classes = {c.name for c in self.project.label_classes()} if self.project else set()
         return proposal.label if proposal.label in classes else self.current_class
 
+    @_guarded()
     def reject(self) -> None:
         region = self.selected_region()
         if region is None or region.kind != "proposal":
@@ -287,6 +321,7 @@ class LabelEditor(QObject):
         self.stack.push(DeleteRegion(self, region, f"reject proposal {region.start_s:.2f}-{region.end_s:.2f} s"))
         self._select_next_proposal(region)
 
+    @_guarded(0)
     def accept_all(self) -> int:
         if not self._ready():
             return 0
@@ -323,6 +358,9 @@ class LabelEditor(QObject):
         except EarmarkError as exc:
             self.report(str(exc))
             return None
+        except sqlite3.DatabaseError as exc:
+            self.database_failed.emit(exc)
+            return None
 
     def _selected_manual(self) -> Region | None:
         region = self.selected_region()
@@ -358,3 +396,4 @@ class LabelEditor(QObject):
 
 def _span(region: Region) -> str:
     return f"{region.start_s:.2f}-{region.end_s:.2f} s"
+

@@ -2,6 +2,7 @@
 proposals docks, and what the Label menu's keys do."""
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -11,7 +12,7 @@ from engine.errors import EarmarkError
 from engine.labels import proposals
 from engine.store import labels, results
 from engine.store.labels import Region
-from app import jobs
+from app import jobs, project_problems
 from app.dialogs.label_classes import LabelClassesDialog
 from app.labelling.editor import LabelEditor
 from app.labelling.proposal_panel import ProposalChoice, ProposalPanel
@@ -30,6 +31,7 @@ class LabelActions:
         self.editor.selection_changed.connect(self._region_selected)
         self.editor.marks_changed.connect(self.view.set_marks)
         self.editor.message.connect(self._status)
+        self.editor.database_failed.connect(lambda exc: project_problems.database_failed(self, exc))
         self.view.region_clicked.connect(self.editor.select)  # a click elsewhere keeps it: Esc deselects
         self.view.region_edited.connect(self.editor.edit_bounds)
         self.view.region_drawn.connect(lambda s, e, lo, hi: self.editor.create(s, e, lo, hi))
@@ -60,11 +62,15 @@ class LabelActions:
         if self.project is None:
             return
         display = self.view.display
-        classes = self.project.label_classes()  # an import or a new label may have added some
+        try:
+            classes = self.project.label_classes()  # an import or a new label may have added some
+            on_clip = labels.regions(self.project, display.clip_id) if display else []
+            shown = labels.regions(self.project) if self.region_table.whole_project.isChecked() else on_clip
+            models = {m.model_id: m.detector for m in results.models(self.project)}
+        except sqlite3.DatabaseError as exc:  # damaged since it was opened: said once, the window goes on
+            project_problems.database_failed(self, exc)
+            return
         colours = {c.name: c.colour for c in classes}
-        on_clip = labels.regions(self.project, display.clip_id) if display else []
-        shown = labels.regions(self.project) if self.region_table.whole_project.isChecked() else on_clip
-        models = {m.model_id: m.detector for m in results.models(self.project)}
         names = {row.clip.clip_id: row.name for row in self.table.model.rows}
         self.region_table.set_regions(shown, colours, models, names, selected)
         if display is not None:
@@ -206,6 +212,9 @@ class LabelActions:
             stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
         except EarmarkError as exc:
             self._status(str(exc))
+            return
+        except sqlite3.DatabaseError as exc:  # damaged, or a full disk: said once, the window goes on
+            project_problems.database_failed(self, exc)
             return
         self.editor.proposals_recomputed(display.clip_id)
         self.refresh_regions(self.editor.selected)
@@ -356,6 +365,9 @@ class LabelActions:
             report = exchange.import_labels(self.project, paths, clip_id=clip_id)
         except EarmarkError as exc:
             QMessageBox.warning(self, "Earmark", str(exc))
+            return None
+        except sqlite3.DatabaseError as exc:  # damaged, or a full disk: said once, the window goes on
+            project_problems.database_failed(self, exc)
             return None
         for line in [*report.problems, *report.warnings]:  # warnings: regions clamped to their clip
             self._log(f"labels: {line}", "warning")

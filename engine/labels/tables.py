@@ -97,7 +97,7 @@ def _read_rows(result: ReadResult, reader) -> None:
 def read_json(text: str) -> ReadResult:
     """Regions of an Earmark JSON label file (or a bare list of region objects)."""
     result = ReadResult()
-    depth = _json_depth(text)
+    depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         result.problem(0, f"nests lists and objects {depth} deep; an Earmark label file nests 3 (the file, its "
                           "regions list, each region) and this one is not read")
@@ -160,7 +160,7 @@ def _add(result: ReadResult, line: int, fields: Mapping[str, object]) -> None:
 _STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
 
 
-def _json_depth(text: str) -> int:
+def json_depth(text: str) -> int:
     """How deep lists and objects nest in `text` (brackets inside strings do not count); counted without
     parsing, so that a hostile file cannot exhaust the parser's stack before it is refused."""
     bare = np.frombuffer(_STRING.sub('""', text).encode("utf-8", "surrogatepass"), dtype=np.uint8)

@@ -7,7 +7,9 @@ command line nor the window ever shows a raw `database disk image is malformed`.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +17,10 @@ from engine.errors import EarmarkError, ProjectError
 
 # SQLite's primary result codes (an extended code keeps its primary code in the low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_FULL, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 8, 13, 11, 26
+SQLITE_IOERR = 10
+#: Free space below which an I/O error is taken for a full disk: SQLite reports a -wal or -shm file it could
+#: not create or grow on a full disk as a plain disk I/O error, not as SQLITE_FULL.
+FULL_BELOW_BYTES = 1 << 20
 
 
 class DamagedProject(ProjectError):
@@ -74,7 +80,18 @@ def database_error(folder: str | Path, exc: sqlite3.Error) -> EarmarkError:
         from engine.files import disk_full
 
         return disk_full(exc, folder) or ProjectError(f"the disk holding {folder} is full ({text})")
+    if (code == SQLITE_IOERR or "disk i/o error" in text.lower()) and _nearly_full(folder):
+        from engine.files import disk_full
+
+        return disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder)
     return ProjectError(f"{folder / 'project.sqlite'} cannot be used ({text}); nothing was changed")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def quick_check(conn: sqlite3.Connection) -> list[str]:
@@ -117,10 +134,18 @@ def read_only_uri(database: Path) -> str:
 
     A WAL database is read through its -wal and -shm files when they are there; when they are not, and
     cannot be created on a read-only folder, the file holds everything (a clean close checkpoints it) and
-    is opened as immutable."""
+    is opened as immutable. A -wal holding changes with no -shm beside it cannot be read there: refused."""
     path = database.resolve().as_uri()
     wal = Path(f"{database}-wal")
     shm = Path(f"{database}-shm")
     if wal.exists() and shm.exists():
         return f"{path}?mode=ro"
+    if wal.exists() and wal.stat().st_size > 0:
+        # Changes not yet folded into the file (a process killed, a copy taken while open). Opened as
+        # immutable, SQLite would ignore them and show older data as if it were current; without the -shm
+        # file, which cannot be created here, the log cannot be read at all.
+        folder = database.parent
+        raise ReadOnlyProject(f"{folder} is read-only, and its latest changes are in {wal.name}, which cannot "
+                              "be read on a read-only disk; copy the project folder to a writable place to "
+                              "open it")
     return f"{path}?immutable=1"

@@ -118,11 +118,15 @@ class Project:
         except OSError as exc:
             raise ProjectError(f"cannot create the project folder {folder}: {exc.strerror}") from None
         project = cls(folder)
-        db = project.db
-        db.enable_wal()
-        migrate(db)
-        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [now()])
-        db.conn.commit()
+        try:
+            db = project.db
+            db.enable_wal()
+            migrate(db)
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [now()])
+            db.conn.commit()
+        except sqlite3.DatabaseError as exc:  # a full disk, say: the one message, for the window too
+            project.close()
+            raise health.database_error(folder, exc) from None
         return project
 
     @classmethod

@@ -123,9 +123,9 @@ def test_leftover_temporary_files_are_removed_when_the_project_opens(fitted):
         path.write_bytes(b"PK\x03\x04 half")
     killed_fit.mkdir()
     (killed_fit / "model.safetensors").write_bytes(b"half")
-    an_hour_ago = time.time() - 3600
+    a_day_ago = time.time() - 24 * 3600
     for path in (killed_score, killed_cache, killed_fit):
-        os.utime(path, (an_hour_ago, an_hour_ago))
+        os.utime(path, (a_day_ago, a_day_ago))
     fitted.close()
 
     with Project.open(folder) as project:
@@ -133,3 +133,19 @@ def test_leftover_temporary_files_are_removed_when_the_project_opens(fitted):
         assert being_written.exists()
         assert all(results.load_lanes(project, row.map_artifact) for row in results.latest_scores(project))
         assert len(results.models(project)) == 2
+
+
+def test_a_model_folder_whose_writer_waits_out_the_longest_lock_is_not_removed_by_another_open(fitted):
+    """A fit has written its model folder and waits (up to WRITE_WAIT_S) for another process's lock to
+    record it; meanwhile a third process opens the project. The folder is its writer's, not a leftover."""
+    from engine.store.project import WRITE_WAIT_S
+
+    waiting = fitted.folder / "artifacts" / "models" / "knn" / safe_name("fan/section_00") / ".model.0badcafe.part"
+    waiting.mkdir()
+    (waiting / "model.safetensors").write_bytes(b"complete, not yet renamed")
+    written = time.time() - WRITE_WAIT_S - 60  # a little longer than the longest wait, writing included
+    os.utime(waiting, (written, written))
+    fitted.close()
+
+    with Project.open(fitted.folder):
+        assert (waiting / "model.safetensors").read_bytes() == b"complete, not yet renamed"

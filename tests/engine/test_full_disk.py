@@ -139,3 +139,25 @@ def test_importing_onto_a_full_disk_gives_the_same_line_and_adds_nothing(small_d
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0
     assert partial_files(folder) == []
+
+
+def test_reading_a_project_on_a_full_disk_says_the_disk_is_full(small_disk, capsys):
+    """SQLite cannot create the project's -wal and -shm files on a full disk and says only "disk I/O
+    error": the user is told the disk is full, as for any other command."""
+    folder = small_disk / "project"
+    Project.create(folder).close()  # closed cleanly: no -wal or -shm left beside the file
+    fill(small_disk, leave=0)
+
+    status = main(["info", str(folder)])
+    assert_stopped_with_one_line(status, capsys.readouterr().err, folder)
+    (small_disk / "filler").unlink()  # space again: the same command now works
+    assert main(["info", str(folder)]) == 0
+
+
+def test_creating_a_project_on_a_full_disk_says_the_disk_is_full(small_disk):
+    """The window's File > New project calls Project.create directly: it needs the one message too."""
+    fill(small_disk, leave=0)
+    with pytest.raises(EarmarkError) as raised:
+        Project.create(small_disk / "project").close()
+    assert re.match(rf"the disk holding {re.escape(str(small_disk))}(/project)? is full: \d+ MB free",
+                    str(raised.value)), raised.value

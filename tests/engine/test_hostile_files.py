@@ -241,3 +241,24 @@ def test_a_start_a_little_before_0_s_is_clamped_and_one_far_before_is_refused(pu
                                "seconds from its start"]
     assert report.warnings == [f"{path}:1: started at -0.2 s, before the start of the clip: it now starts there, "
                                "at 0 s"]
+
+
+def test_a_metadata_cell_nested_thousands_deep_is_named_and_the_rest_imported(tmp_path, capsys):
+    audio = tmp_path / "audio"
+    for name in ("a", "b"):
+        write_wav(audio / f"{name}.wav", tone(0.5))
+    deep = "[" * 5000 + "]" * 5000
+    (audio / "metadata.csv").write_text("relative_path,machine_type,section_id,split,is_anomaly,anomaly_regions\n"
+                                        f"a.wav,valve,0,test,1,{deep}\n"
+                                        "b.wav,valve,0,test,1,\"[[0.1, 0.2]]\"\n")
+    project = tmp_path / "project"
+    assert cli.main(["new", str(project)]) == 0
+    status = cli.main(["import", str(project), str(audio)])
+    err = capsys.readouterr().err
+    assert status in (0, 1) and "Traceback" not in err and "RecursionError" not in err
+    named = [line for line in err.splitlines() if "metadata.csv line 2" in line]
+    assert len(named) == 1 and "anomaly_regions" in named[0] and "5000 deep" in named[0], err
+    assert len(named[0]) < 400  # the cell is not copied out whole
+    with Project.open(project) as opened:
+        assert opened.clip("b").anomaly_regions == ((0.1, 0.2),)
+        assert opened.count_clips() == 1

@@ -97,3 +97,40 @@ def test_an_immutable_project_file_is_read_only_too(scored_copy, tmp_path, capsy
         assert err.startswith(f"earmark: error: {folder} is read-only: its file project.sqlite may not be written")
     finally:
         subprocess.run(["chattr", "-i", str(database)], capture_output=True)
+
+
+def test_exporting_into_a_folder_that_cannot_be_written_says_so_in_one_line(scored_copy, tmp_path, capsys):
+    """The project is fine; the chosen output folder is on a read-only disk."""
+    (tmp_path / "shelf").mkdir()
+    with read_only_mount(tmp_path / "shelf", tmp_path / "mounted") as shelf:
+        assert cli(["export", "dcase", str(scored_copy), str(shelf / "dcase")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith(f"earmark: error: cannot write {shelf / 'dcase'}"), err
+    assert err.endswith(": Read-only file system"), err
+
+
+def test_a_read_only_copy_whose_latest_changes_are_only_in_the_wal_is_refused_not_shown_old(
+        scored_copy, tmp_path, capsys):
+    """A copy taken while Earmark had the project open: project.sqlite-wal holds the latest label, and the
+    -shm file that indexes it was not copied. On a read-only disk SQLite cannot read that log; showing the
+    file alone would silently show the project as it was before."""
+    import contextlib
+    import sqlite3
+
+    source = tmp_path / "source"
+    shutil.copytree(scored_copy, source)
+    copy = tmp_path / "copy"
+    with contextlib.closing(sqlite3.connect(str(source / "project.sqlite"))) as conn:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # keep the change in the log, as an open project does
+        with conn:
+            conn.execute("DELETE FROM regions")
+        assert (source / "project.sqlite-wal").stat().st_size > 0
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("*-shm"))
+    assert not (copy / "project.sqlite-shm").exists() and (copy / "project.sqlite-wal").stat().st_size > 0
+    with read_only_mount(copy, tmp_path / "mounted") as folder:
+        with pytest.raises(ProjectError, match="latest changes are in project.sqlite-wal, which cannot be read"):
+            Project.open(folder)
+        assert cli(["info", str(folder)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "copy the project folder to a writable place" in err, err

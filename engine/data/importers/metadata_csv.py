@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.data.importers.base import Candidate, ImportProblem, normalise_section
 from engine.errors import EarmarkError
+from engine.labels.tables import json_depth
 
 METADATA_NAME = "metadata.csv"
 _PATH_COLUMNS = ("relative_path", "path", "file", "filename")
@@ -22,6 +23,8 @@ _FIELDS = {"clip_id", "machine_type", "section_id", "domain", "split", "label", 
            "sample_rate", "duration_s", *_PATH_COLUMNS}
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
+#: anomaly_regions is a list of [start_s, end_s] pairs: two deep.
+REGIONS_DEPTH = 2
 
 
 def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
@@ -81,11 +84,16 @@ def _candidate(root: Path, row: dict[str, str | None], path_column: str) -> Cand
 def _regions(text: str | None) -> list[tuple[float, float]]:
     if text is None:
         return []
+    shown = text if len(text) <= 80 else f"{text[:60]}...({len(text)} characters)"
+    depth = json_depth(text)  # counted before parsing: a deep cell would exhaust the parser's stack
+    if depth > REGIONS_DEPTH:
+        raise ValueError(f"anomaly_regions {shown!r} nests lists {depth} deep; it must be a JSON list of "
+                         "[start_s, end_s] pairs (2 deep)")
     try:
         data = json.loads(text)
         regions = [(float(start), float(end)) for start, end in data]
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"anomaly_regions {text!r} is not a JSON list of [start_s, end_s] ({exc})") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(f"anomaly_regions {shown!r} is not a JSON list of [start_s, end_s] ({exc})") from None
     for start, end in regions:
         if not 0 <= start < end:
             raise ValueError(f"anomaly region [{start}, {end}] must have 0 <= start < end")
