@@ -133,7 +133,9 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
                "cannot be read): the damaged file is first copied aside as project.sqlite.damaged-<time>, then "
                "every row SQLite can still read goes into a fresh file with this Earmark's schema, and the "
                "indexes are built anew. Says per table how many rows were recovered and how many were lost. "
-               "Close the window on the project first. Audio and artifacts are not touched.",
+               "It refuses while a window or another command has the project open (close them and run it "
+               "again), and on a disk without room for the copy and the fresh file. Scores of models that were "
+               "lost are removed (score again). Audio and artifacts are not touched.",
                ("earmark repair ~/earmark/pumps",)),
 }
 
