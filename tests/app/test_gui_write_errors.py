@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from engine.store.labels import Region
@@ -25,29 +26,33 @@ def no_traceback(capfd) -> None:
     assert "Traceback" not in err and "malformed" not in err, err
 
 
-def test_reading_a_label_file_into_a_damaged_project_shows_the_damage_message(window, tmp_path, capfd, monkeypatch):
-    hooks: list[BaseException] = []  # an exception escaping a slot goes to sys.excepthook
-    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
+@pytest.fixture
+def uncaught(monkeypatch) -> list[BaseException]:
+    """Exceptions that escape a Qt slot (PySide6 hands them to sys.excepthook): none may."""
+    found: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: found.append(exc))
+    return found
+
+
+def test_reading_a_label_file_into_a_damaged_project_shows_the_damage_message(window, tmp_path, capfd, uncaught):
     clip_id = sorted(window.project.clip_ids())[0]
     label_file = tmp_path / "labels.csv"
     label_file.write_text(f"clip_id,start_s,end_s,label\n{clip_id},0.1,0.5,LEAK\n")
     damage_page(window.project.folder / "project.sqlite", "regions", root=True)
     assert window.read_labels([label_file]) is None
-    assert not hooks
+    assert not uncaught
     text = damage_shown(window)
     assert "is damaged" in text and f"earmark repair {window.project.folder}" in text
     assert any("is damaged" in line for line in window.log_panel.lines)
     no_traceback(capfd)
 
 
-def test_new_proposals_on_a_damaged_project_show_the_damage_message(qtbot, window, monkeypatch, capfd):
-    hooks: list[BaseException] = []
-    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
+def test_new_proposals_on_a_damaged_project_show_the_damage_message(qtbot, window, uncaught, capfd):
     clip_id = anomalous_test_clip(window)
     select_clip(qtbot, window, clip_id)
     damage_page(window.project.folder / "project.sqlite", "regions", root=True)
     window.propose_clip()
-    assert not hooks
+    assert not uncaught
     assert "earmark repair" in damage_shown(window)
     no_traceback(capfd)
 
@@ -75,16 +80,14 @@ def test_the_label_classes_dialog_on_a_damaged_project_shows_the_damage_message(
     assert "is damaged" in dialog.error.text() and "earmark repair" in dialog.error.text()
 
 
-def test_deleting_a_region_of_a_damaged_project_shows_the_damage_message(qtbot, window, monkeypatch, capfd):
-    hooks: list[BaseException] = []
-    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
+def test_deleting_a_region_of_a_damaged_project_shows_the_damage_message(qtbot, window, uncaught, capfd):
     clip_id = anomalous_test_clip(window)
     select_clip(qtbot, window, clip_id)
     assert window.editor.create(0.2, 0.6)
     window.editor.select(window.editor.last_added.region_id)
     damage_page(window.project.folder / "project.sqlite", "regions", root=True)
     window.editor.delete_selected()
-    assert not hooks
+    assert not uncaught
     assert "earmark repair" in damage_shown(window)
     no_traceback(capfd)
 
@@ -97,10 +100,8 @@ def test_setting_clip_fields_on_a_damaged_project_says_damaged_not_sqlites_text(
     assert said and "is damaged" in said[-1] and "earmark repair" in said[-1], window.log_panel.lines[-3:]
 
 
-def test_label_keys_on_a_damaged_project_show_the_damage_message(qtbot, window, monkeypatch, capfd):
+def test_label_keys_on_a_damaged_project_show_the_damage_message(qtbot, window, uncaught, capfd):
     """A class key (which reads the label classes) and Accept all (which reads the clip's proposals)."""
-    hooks: list[BaseException] = []
-    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooks.append(exc))
     clip_id = anomalous_test_clip(window)
     select_clip(qtbot, window, clip_id)
     damage_page(window.project.folder / "project.sqlite", "label_classes", root=True)
@@ -108,5 +109,5 @@ def test_label_keys_on_a_damaged_project_show_the_damage_message(qtbot, window, 
     assert "earmark repair" in damage_shown(window)
     damage_page(window.project.folder / "project.sqlite", "regions", root=True)
     assert window.editor.accept_all() == 0
-    assert not hooks
+    assert not uncaught
     no_traceback(capfd)
