@@ -280,7 +280,8 @@ def _print_models(verb: str, models, progress) -> None:
         print(f"{verb} {model.detector} for {model.group_key}: model {model.model_id}, {clips[0]} training "
               f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, threshold {model.threshold:.4g}")
         weights = model.metrics.get("target_weights")
-        if weights:  # an ensemble: its members' weights in the target domain, learnt from their domain shifts
+        if weights and (model.metrics.get("target") or clips[1]):  # an ensemble with target clips: its members'
+            # weights in the target domain, learnt from their domain shifts (a group without one has none to say)
             print("  target-domain weights: " + ", ".join(f"{key} {float(w):.3g}" for key, w in weights.items()))
         if model.warning:
             print(f"  warning: {model.warning}")
