@@ -256,34 +256,39 @@ class EnsembleDetector(Detector):
             found.append({d.clip_id: d for d in member.score(clips, step)})
         for line in heard.values():
             progress.problem(line)
+        # The weights, looked up once: per domain for the clip score, as given for lanes and maps.
+        keys = [m.key for m in self.members]
+        weights = {domain: dict(zip(keys, self.member_weights(domain), strict=True)) for domain in (*DOMAINS, None)}
         detections = []
         for clip in clips:
             scored = [(m, by_clip[clip.clip_id]) for m, by_clip in zip(self.members, found, strict=True)
                       if clip.clip_id in by_clip]
             if scored:
-                detections.append(self._fused(clip, scored))
+                detections.append(self._fused(clip.clip_id, scored,
+                                              weights[clip.domain if clip.domain in DOMAINS else None],
+                                              weights["source"]))
         return detections
 
-    def _fused(self, clip: Clip, scored: list[tuple[Detector, Detection]]) -> Detection:
-        """One clip's detection from its members': normalised scores (weighted for the clip's domain), lanes
-        and maps (weighted by `weights` alone: one frame threshold serves both domains) fused on one grid."""
-        fusion, clip_id = self.config.fusion, clip.clip_id
+    def _fused(self, clip_id: str, scored: list[tuple[Detector, Detection]], weights: dict[str, float],
+               frame_weights: dict[str, float]) -> Detection:
+        """One clip's detection from its members': normalised scores (with `weights`, those of the clip's
+        domain), lanes and maps (with `frame_weights`, the weights as given: one frame threshold serves both
+        domains) fused on one grid."""
+        fusion = self.config.fusion
         by_domain = self.config.normalise_by == "domain"
-        weights = dict(zip([m.key for m in self.members],
-                           self.member_weights(clip.domain if clip.domain in DOMAINS else None), strict=True))
         score = float(fuse(np.array([d.normalised if by_domain else
                                      normalised_score(d.score, None, m.info.get("normalisation"))
                                      for m, d in scored]), fusion, [weights[m.key] for m, _ in scored]))
         times = common_times([d.frame_times for _, d in scored], self.config.frame_step_s)
         lane = fuse(np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
-                    fusion, [self.config.weight(m.key) for m, _ in scored])
+                    fusion, [frame_weights[m.key] for m, _ in scored])
         mapped = [(m, d) for m, d in scored if d.anomaly_map is not None and d.map_freq_spans_hz is not None]
         anomaly_map = bands = columns = None
         if mapped:
             bands = mel_bands(max(float(np.max(d.map_freq_spans_hz)) for _, d in mapped), self.config.map_bands)
             anomaly_map = fuse(np.stack([map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz,
                                                 d.map_time_spans_s, bands, times) for m, d in mapped]),
-                               fusion, [self.config.weight(m.key) for m, _ in mapped]).astype(np.float32)
+                               fusion, [frame_weights[m.key] for m, _ in mapped]).astype(np.float32)
             columns = time_spans(times, end_s=max(float(np.max(d.map_time_spans_s)) for _, d in mapped))
         return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
                          map_freq_spans_hz=bands, map_time_spans_s=columns)
