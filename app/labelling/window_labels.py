@@ -89,11 +89,12 @@ class LabelActions:
         self.region_table.select(region_id)
 
     def _name_class_actions(self, names: list[str]) -> None:
-        """The class keys' menu entries say which class each key gives."""
+        """The class keys' menu entries say which class each key gives (disabled on a read-only project)."""
+        writable = self.project is None or not self.project.read_only
         for position in range(9):
             action = self.actions_by_name[f"class_{position + 1}"]
             action.setText(f"Label as {names[position]}" if position < len(names) else "Label as (no class)")
-            action.setEnabled(position < len(names))
+            action.setEnabled(writable and position < len(names))
 
     # -- jumping and playing ----------------------------------------------------------------------------------------
     def go_to_region(self, region: Region, play: bool = False) -> None:

@@ -38,6 +38,8 @@ def test_a_read_only_project_opens_for_browsing_with_editing_disabled(window, pr
     with qtbot.waitSignal(window.clip_shown, timeout=10000):
         window.table.select(clip_id)
     assert window.view.display.clip_id == clip_id
+    # showing a clip names the class keys again, and leaves them disabled
+    assert [name for name in editing if window.actions_by_name[name].isEnabled()] == []
 
     told: list[str] = []
     monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: told.append(text))
