@@ -86,9 +86,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-def save_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+def save_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray], durable: bool = True) -> None:
     """`np.savez` through `write_atomic`."""
-    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+    write_atomic(path, lambda handle: np.savez(handle, **arrays), durable)
 
 
 def save_npy_atomic(path: str | Path, array: np.ndarray, durable: bool = True) -> None:

@@ -200,7 +200,9 @@ def save_lanes(project: Project, model_id: int, checksum: str, arrays: dict[str,
     """Write one clip's frame scores (and map) for a model, atomically; returns the path relative to the
     project."""
     target = score_file(project, model_id, checksum)
-    files.save_npz_atomic(target, arrays)
+    # Renamed whole (a kill leaves the old file or the new one) but not fsynced: one per clip and model while
+    # scoring, and a lanes file a power cut damaged is named by load_lanes and written again by a rescore.
+    files.save_npz_atomic(target, arrays, durable=False)
     return target.relative_to(project.folder).as_posix()
 
 
