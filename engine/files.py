@@ -82,8 +82,11 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], durable:
         raise full from None
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    write_atomic(path, lambda handle: handle.write(data))
+def copy_atomic(source: str | Path, target: str | Path, durable: bool = True) -> None:
+    """`source` copied to `target` through `write_atomic`, streamed (never whole in memory): a failure, a kill
+    or a full disk leaves no half copy."""
+    with open(source, "rb") as reading:
+        write_atomic(target, lambda handle: shutil.copyfileobj(reading, handle, 1 << 20), durable)
 
 
 def save_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray], durable: bool = True) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from engine.device import autocast
 from engine.errors import EarmarkError
-from engine.files import save_safetensors_atomic, write_atomic, write_bytes_atomic, write_text_atomic
+from engine.files import copy_atomic, save_safetensors_atomic, write_atomic, write_text_atomic
 from engine.jobs import Progress
 
 BEST = "best.safetensors"
@@ -176,7 +176,7 @@ class Trainer:
         folder = self.folder / "checkpoints"
         numbered = folder / f"epoch_{state['epoch']:03d}.pt"
         write_atomic(numbered, lambda handle: torch.save(checkpoint, handle))
-        write_bytes_atomic(self.folder / LAST, numbered.read_bytes())  # serialised once, copied
+        copy_atomic(numbered, self.folder / LAST)  # serialised once, copied
         for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
             old.unlink()
         write_text_atomic(self.folder / HISTORY, json.dumps(state["history"], indent=1))

@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlite_utils
 
 from engine.errors import ProjectError
-from engine.files import disk_full
+from engine.files import copy_atomic, disk_full
 from engine.store import health
 from engine.store import repair_guard as guard
 from engine.store.migrations import APP_ID, LATEST_VERSION, migrate
@@ -114,9 +114,9 @@ def _repair_locked(folder: Path, database: Path, locked: bool) -> RepairReport:
     if leftovers:
         report.problems.append(f"{leftovers} file(s) left by an earlier repair that was stopped were removed")
     try:
-        guard.copy_atomic(database, damaged)
+        copy_atomic(database, damaged)
         if wal.is_file():  # the copy reads as the original did: with its write-ahead log
-            guard.copy_atomic(wal, Path(f"{damaged}-wal"))
+            copy_atomic(wal, Path(f"{damaged}-wal"))
         # With a write-ahead log, the file's pages may be older than the rows SQLite read: only SQLite's
         # reading counts then.
         logged = Path(f"{damaged}-wal").is_file() and Path(f"{damaged}-wal").stat().st_size > 0

@@ -13,14 +13,12 @@
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 from engine.errors import ProjectError
-from engine.files import atomic_path, disk_full
 from engine.store import health
 
 #: How often, and how far apart, taking the lock is tried: a command that is just finishing gets to close.
@@ -82,22 +80,6 @@ def check_space(database: Path) -> None:
         raise ProjectError(f"the disk holding {folder} has {free / 1e6:.1f} MB free and repairing needs about "
                            f"{needed / 1e6:.1f} MB (a copy of the damaged file and a fresh one); nothing was "
                            f"changed: free some space and run `earmark repair {folder}` again")
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """`source` copied to `target` under a temporary name, then renamed: a failure leaves no half copy.
-    A full disk raises the project's one line for it."""
-    try:
-        with atomic_path(target) as temporary:
-            shutil.copyfile(source, temporary)
-            shutil.copystat(source, temporary)
-            with open(temporary, "rb") as handle:  # the copy is the only whole one once the fresh file replaces
-                os.fsync(handle.fileno())
-    except OSError as exc:
-        full = disk_full(exc, source.parent)
-        if full is None:
-            raise
-        raise full from None
 
 
 def drop_lost_models(fresh: sqlite3.Connection) -> list[str]:
