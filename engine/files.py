@@ -9,6 +9,7 @@ export into a shared folder) into a plain copy.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -167,9 +168,6 @@ def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     that needed no change is kept as it is; one that did gets a short hash of `text` (8 hex digits of
     SHA-256), so two texts that differ do not share a name (`a/b` and `a_b` both stay readable, and stay two
     files)."""
-    import hashlib
-    import re
-
     name = re.sub(_UNSAFE, "_", text)
     name = re.sub(r"\.{2,}", ".", name).lstrip(".~-").rstrip(".")  # "-rf" would read as an option
     if name.split(".")[0].upper() in _RESERVED:

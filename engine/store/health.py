@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from engine.errors import EarmarkError, ProjectError
+from engine.files import disk_full
 
 # SQLite's primary result codes (an extended code keeps its primary code in the low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_FULL, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 8, 13, 11, 26
@@ -77,12 +78,8 @@ def database_error(folder: str | Path, exc: sqlite3.Error) -> EarmarkError:
         return ProjectError(f"{folder} is busy: another Earmark process is writing to it ({text}); nothing was "
                             "changed here; try again when it has finished")
     if code == SQLITE_FULL or "database or disk is full" in text:  # the same line as a full disk elsewhere
-        from engine.files import disk_full
-
         return disk_full(exc, folder) or ProjectError(f"the disk holding {folder} is full ({text})")
     if (code == SQLITE_IOERR or "disk i/o error" in text.lower()) and _nearly_full(folder):
-        from engine.files import disk_full
-
         return disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder)
     return ProjectError(f"{folder / 'project.sqlite'} cannot be used ({text}); nothing was changed")
 

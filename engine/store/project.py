@@ -166,11 +166,9 @@ class Project:
                 migrate(db)
         except sqlite3.DatabaseError as exc:
             project.close()
-            if health.is_damage(exc) and "not a database" not in str(exc):
-                raise health.DamagedProject(folder, str(exc)) from None
-            if not health.is_damage(exc):
-                raise health.database_error(folder, exc) from None
-            raise ProjectError(f"{project.db_path} is not an Earmark project ({exc})") from None
+            if "not a database" in str(exc):
+                raise ProjectError(f"{project.db_path} is not an Earmark project ({exc})") from None
+            raise health.database_error(folder, exc) from None  # damaged, locked, full: its own line
         except ProjectError:
             project.close()
             raise
