@@ -248,3 +248,13 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     whole = whole_run.run(data(), {"input": data()}, Progress())
     assert resumed.resumed_from == 2 and resumed.steps == whole.steps
     assert same(weights(resumed_run.model), weights(whole_run.model))
+
+
+def test_the_classifiers_refuse_a_warm_up_they_have_no_encoder_for():
+    from engine.classifiers.leak import leak_config
+    from engine.classifiers.sound import sound_config
+
+    with pytest.raises(EarmarkError, match="leak classifier: warm_up_epochs is for models with an encoder"):
+        leak_config("binary", {"warm_up_epochs": "2"})
+    with pytest.raises(EarmarkError, match="sound classifier: warm_up_epochs is for models with an encoder"):
+        sound_config({"warm_up_epochs": "1"})
