@@ -99,7 +99,7 @@ def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_pat
     detector.fit(_group(toy_project))
     folder = detector.save(tmp_path / "model")
     assert (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
-    loaded = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    loaded = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     assert type(loaded) is type(detector) and loaded.threshold == detector.threshold
     test = _group(toy_project, "test")
     np.testing.assert_allclose([d.score for d in loaded.score(test)], [d.score for d in detector.score(test)],

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.classifiers.leak_data import LEAK, LeakJudging, classes_for, cut_segments
-from engine.classifiers.models import LeakCNN, leak_probabilities
-from engine.classifiers.trainer import HISTORY
-from engine.classifiers.voting import long_segment_means, vote_fraction
 from engine.data.clip import Clip
-from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
-from engine.detectors.registry import register_detector
-from engine.errors import EarmarkError
+from engine.detectors.base import Detection, Detector, DetectorConfig, Learning
+from engine.detectors.leak.model import LeakCNN, leak_probabilities
+from engine.detectors.leak.segments import LEAK, LeakJudging, classes_for, cut_segments
+from engine.detectors.leak.voting import long_segment_means, vote_fraction
 from engine.files import write_text_atomic
 from engine.jobs import Progress
 
+#: The training's record, saved beside the weights (not read back): `model_meta.json` and the per-epoch
+#: history under the trainer's file name.
 META = "model_meta.json"
+HISTORY = "history.json"
 
 
 @dataclass
@@ -38,7 +38,9 @@ class LeakDetectorConfig(DetectorConfig, LeakJudging):
 
 
 class LeakDetector(Detector):
-    supervised = True
+    """Scores with a LeakCNN trained by `engine.classifiers.leak` (`earmark train leak`); see README.md."""
+
+    learning = Learning.SUPERVISED
     #: What its proposals are labelled (an anomaly detector's are "anomaly", `proposals.finding_label`).
     finding = LEAK
     Config = LeakDetectorConfig
@@ -55,12 +57,9 @@ class LeakDetector(Detector):
         self.meta: dict = {}
         self.history: list[dict] = []
 
-    def _fit(self, normals, supplemental, progress) -> TrainingScores:
-        raise EarmarkError(f"{self.key} is trained from labelled regions: run `earmark train leak PROJECT "
-                           f"--mode {self.config.mode}` (or Train > Train leak classifier)")
-
-    def _enrol(self, clips, progress) -> TrainingScores:
-        raise EarmarkError(f"{self.key} learns from labels, not by enrolment: label the clips and train it again")
+    def how_to_train(self) -> str:
+        return (f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak "
+                "classifier)")
 
     def _decide(self, score: float) -> bool:
         return bool(score >= self.config.vote_fraction)
@@ -105,14 +104,12 @@ class LeakDetector(Detector):
         return folder
 
 
-@register_detector
 class BinaryLeakDetector(LeakDetector):
     key = "leak_binary"
     title = "Leak classifier (LEAK / NOLEAK)"
     mode = "binary"
 
 
-@register_detector
 class MulticlassLeakDetector(LeakDetector):
     key = "leak_multiclass"
     title = "Leak classifier (5 classes)"
