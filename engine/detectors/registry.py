@@ -20,8 +20,10 @@ from engine.detectors.ensemble import EnsembleDetector
 from engine.detectors.knn import KnnDetector
 from engine.detectors.leak import BinaryLeakDetector, MulticlassLeakDetector
 from engine.detectors.patch_memory import PatchMemoryDetector
+from engine.errors import EarmarkError
+from engine.labels.proposals import ANOMALY_FINDING
 
-__all__ = ["CATALOGUE", "configure", "detector_class", "detector_keys", "load_model",
+__all__ = ["CATALOGUE", "configure", "detector_class", "detector_keys", "finding_label", "load_model",
            "make_config", "parse_settings"]
 
 CATALOGUE.add(
@@ -48,6 +50,15 @@ def detector_class(key: str) -> type[Detector]:
 def make_config(key: str, settings: Mapping[str, object] | None = None) -> DetectorConfig:
     """The detector's config with `settings` applied; text values are converted to the field's type."""
     return CATALOGUE.make_config(key, settings)
+
+
+def finding_label(key: str) -> str:
+    """What a detector's proposals are labelled: the class a trained classifier finds (the leak classifier's
+    LEAK), else `ANOMALY_FINDING` (also for a model of a detector this version does not know)."""
+    try:
+        return str(getattr(detector_class(key), "finding", ANOMALY_FINDING))
+    except EarmarkError:
+        return ANOMALY_FINDING
 
 
 def load_model(folder: str | Path, *, cache: FeatureCache | None = None,

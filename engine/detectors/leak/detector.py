@@ -41,7 +41,7 @@ class LeakDetector(Detector):
     """Scores with a LeakCNN trained by `engine.classifiers.leak` (`earmark train leak`); see README.md."""
 
     learning = Learning.SUPERVISED
-    #: What its proposals are labelled (an anomaly detector's are "anomaly", `proposals.finding_label`).
+    #: What its proposals are labelled (an anomaly detector's are "anomaly", `registry.finding_label`).
     finding = LEAK
     Config = LeakDetectorConfig
     config: LeakDetectorConfig
