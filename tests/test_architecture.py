@@ -50,7 +50,7 @@ def test_the_layers_catch_the_old_registry_cycle(tmp_path):
     base.write_text(base.read_text() + "\n\ndef load(key):\n    from engine.detectors.registry import detector_class\n"
                     "\n    return detector_class(key)\n")
     leak = tmp_path / "engine" / "detectors" / "leak" / "detector.py"
-    leak.write_text(leak.read_text() + "\nfrom engine.classifiers.trainer import HISTORY  # noqa: E402\n")
+    leak.write_text(leak.read_text() + "\nfrom engine.classifiers.leak_data import labelled_segments  # noqa: E402\n")
 
     result = lint_imports(tmp_path)
 

@@ -19,7 +19,6 @@ import torch
 
 from engine.classifiers.leak_data import SegmentSet, data_signature, labelled_segments
 from engine.classifiers.splits import grouped_split, split_by_value
-from engine.classifiers.trainer import LoopConfig, Outcome, Trainer, load_best
 from engine.detectors import runs
 from engine.detectors.leak.detector import META, detector_for
 from engine.detectors.leak.model import LeakCNN, leak_probabilities
@@ -31,6 +30,7 @@ from engine.files import write_text_atomic
 from engine.jobs import Progress
 from engine.store import results
 from engine.store.project import Project
+from engine.training import LoopConfig, Outcome, Trainer, load_best
 
 
 

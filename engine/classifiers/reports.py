@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from engine.classifiers.leak import META, workspace as leak_workspace
 from engine.classifiers.sound import SUMMARY, workspace as sound_workspace
-from engine.classifiers.trainer import HISTORY
 from engine.detectors.leak.segments import MODES
 from engine.store.project import Project
+from engine.training import HISTORY
 
 
 @dataclass

@@ -179,6 +179,8 @@ def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_pat
     detector, test = trained.detector, trained.clips
     folder = detector.save(tmp_path / "model")
     assert (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
+    # a detector that trained in epochs (the leak classifiers) keeps its curves beside the model
+    assert (folder / "history.json").is_file() == bool(detector.history)
     loaded = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     assert type(loaded) is type(detector) and loaded.threshold == detector.threshold
     np.testing.assert_allclose([d.score for d in loaded.score(test)], [d.score for d in detector.score(test)],

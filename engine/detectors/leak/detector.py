@@ -23,10 +23,9 @@ from engine.detectors.leak.voting import long_segment_means, vote_fraction
 from engine.files import write_text_atomic
 from engine.jobs import Progress
 
-#: The training's record, saved beside the weights (not read back): `model_meta.json` and the per-epoch
-#: history under the trainer's file name.
+#: The training's record, saved beside the weights (not read back; its per-epoch `history` is saved as every
+#: trained detector's is, by `Detector.save`).
 META = "model_meta.json"
-HISTORY = "history.json"
 
 
 @dataclass
@@ -53,9 +52,9 @@ class LeakDetector(Detector):
         self.model = LeakCNN(len(self.names), aux_head=self.config.mode == "multiclass").to(self.device).eval()
         self.mean = torch.zeros(self.config.segments.n_mels, 1)
         self.std = torch.ones(self.config.segments.n_mels, 1)
-        #: The training's model_meta.json and per-epoch history, saved beside the weights (not read back).
+        #: The training's model_meta.json, saved beside the weights (not read back); `history`, its epoch rows,
+        #: is the base's.
         self.meta: dict = {}
-        self.history: list[dict] = []
 
     def how_to_train(self) -> str:
         return (f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak "
@@ -100,7 +99,6 @@ class LeakDetector(Detector):
         folder = super().save(folder)
         if self.meta:
             write_text_atomic(folder / META, json.dumps(self.meta, indent=2))
-            write_text_atomic(folder / HISTORY, json.dumps(self.history, indent=1))
         return folder
 
 
