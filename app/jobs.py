@@ -144,12 +144,13 @@ def score_all(detectors: Sequence[str], split: str | None = "test") -> JobFuncti
 def propose_all(choice) -> JobFunction:
     """Proposals on every clip the chosen detector scored (an `app.labelling.proposal_panel.ProposalChoice`)."""
     def run(worker: EngineWorker, progress: Progress) -> int:
+        from engine.detectors.registry import finding_label
         from engine.labels import proposals
 
         session = worker.require_session()
         return proposals.propose_all(session.project, choice.detector, progress, on_ratio=choice.on_ratio,
                                      off_ratio=choice.off_ratio, min_duration_s=choice.min_duration_s,
-                                     merge_gap_s=choice.merge_gap_s)
+                                     merge_gap_s=choice.merge_gap_s, label=finding_label(choice.detector))
     return run
 
 

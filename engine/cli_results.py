@@ -102,6 +102,7 @@ def print_figures(reports, fmt: str) -> None:
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
+    from engine.detectors.registry import finding_label
     from engine.jobs import TerminalProgress
     from engine.labels import proposals
     from engine.store import Project
@@ -111,7 +112,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
                "min_duration_s": _default(args.min_duration, proposals.DEFAULT_MIN_DURATION_S),
                "merge_gap_s": _default(args.merge_gap, proposals.DEFAULT_MERGE_GAP_S)}
     with Project.open(args.project) as project, TerminalProgress(f"proposing with {args.detector}") as progress:
-        total = proposals.propose_all(project, args.detector, progress, clip_ids=args.clips, label=args.label,
+        total = proposals.propose_all(project, args.detector, progress, clip_ids=args.clips,
+                                      label=args.label or finding_label(args.detector),
                                       store=not args.dry_run, on_clip=lambda c, r: per_clip.append((c, r)),
                                       **options)
     for line in progress.problems:

@@ -14,10 +14,16 @@ reader of a numeric column takes an apostrophe off too, in case another tool esc
 Fields: Python's csv module refuses a field over 128 KiB with a bare `_csv.Error`. Importing this module
 raises that bound to `MAX_FIELD_CHARS` (1 MiB: far above any label or file name, far below what would
 hurt), and `field_problem` turns the error beyond it into a sentence.
+
+JSON in a cell (attributes, a label file's JSON): `json_depth` says how deep it nests before it is parsed, so
+a hostile cell cannot exhaust the parser's stack.
 """
 from __future__ import annotations
 
 import csv
+import re
+
+import numpy as np
 
 #: The first characters that make a spreadsheet read a cell as a formula.
 FORMULA_START = frozenset("=+-@\t\r")
@@ -63,3 +69,16 @@ def field_problem(error: csv.Error) -> str:
         return (f"a cell holds more than {MAX_FIELD_CHARS:,} characters, more than any label table needs: is "
                 "this a label file? Nothing was read from it")
     return f"cannot be read as CSV ({error}); nothing was read from it"
+
+
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deep lists and objects nest in `text` (brackets inside strings do not count); counted without
+    parsing, so that a hostile file cannot exhaust the parser's stack before it is refused."""
+    bare = np.frombuffer(_STRING.sub('""', text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    if not bare.size:
+        return 0
+    step = ((bare == ord("[")) | (bare == ord("{"))).astype(np.int32) - ((bare == ord("]")) | (bare == ord("}")))
+    return int(max(0, np.cumsum(step).max()))

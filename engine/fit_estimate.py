@@ -4,7 +4,8 @@ The costs are seconds of computing per second of audio, measured on a 2-core CPU
 policy while other work was running (the demo data set: 9 groups of about 53 ten-second training clips):
 dcase_ae trained at about 24 ms per batch of 256 frames, that is 0.003 s per second of audio per epoch;
 knn and patch_memory fitted all 9 groups in about 7 s together; scoring the three took about 13 s for 270
-test clips. A detector without a measured cost gets a cautious default. A GPU is much faster for dcase_ae;
+test clips. Each detector class holds its own cost (`Detector.fit_cost`); one without a measured cost gets a
+cautious default. A GPU is much faster for dcase_ae;
 the estimate errs long there. The ensemble costs what its members cost (only their scoring when they are
 fitted in the same run: it combines those models instead of fitting them again).
 """
@@ -14,16 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.data.clip import Clip
-from engine.detectors.registry import make_config
+from engine.detectors.registry import detector_class, make_config
 from engine.errors import EarmarkError
 from engine.jobs import describe_duration
 
-#: Seconds of computing per second of training audio (per epoch for detectors that train for epochs).
-FIT_COST = {"knn": 0.0015, "patch_memory": 0.0015, "dcase_ae": 0.003}
 #: Seconds per second of test audio, per detector scored.
 SCORE_COST = 0.002
-#: For a detector without a measured cost.
-DEFAULT_COST = 0.01
 
 
 @dataclass
@@ -73,4 +70,4 @@ def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapp
 
 def fit_seconds(detector: str, config, train_s: float) -> float:
     """Expected seconds to fit `detector` with `config` on `train_s` seconds of training audio."""
-    return FIT_COST.get(detector, DEFAULT_COST) * train_s * max(int(getattr(config, "epochs", 1)), 1)
+    return detector_class(detector).fit_seconds(config, train_s)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMessageBox
 
+from engine.detectors.registry import finding_label
 from engine.errors import EarmarkError
 from engine.labels import proposals
 from engine.store import labels, results
@@ -208,7 +209,7 @@ class LabelActions:
         try:
             found = proposals.lane_proposals(
                 display.clip_id, display.duration_s, lanes.frame_times, lanes.frame_scores, lanes.frame_threshold,
-                lanes.model_id, proposals.finding_label(choice.detector), choice.on_ratio, choice.off_ratio,
+                lanes.model_id, finding_label(choice.detector), choice.on_ratio, choice.off_ratio,
                 choice.min_duration_s, choice.merge_gap_s)
             stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
         except EarmarkError as exc:

@@ -17,20 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.classifiers.leak_detector import META, detector_for
-from engine.classifiers.leak_data import (LEAK, MODES, LeakJudging, SegmentSet, classes_for, data_signature,
-                                          labelled_segments)
-from engine.classifiers.models import LeakCNN, leak_probabilities
+from engine.classifiers.leak_data import SegmentSet, data_signature, labelled_segments
 from engine.classifiers.splits import grouped_split, split_by_value
-from engine.training import LoopConfig, Outcome, Trainer, load_best
-from engine.classifiers.voting import EVAL_METHOD, judge_files
 from engine.detectors import runs
+from engine.detectors.leak.detector import META, detector_for
+from engine.detectors.leak.model import LeakCNN, leak_probabilities
+from engine.detectors.leak.segments import LEAK, MODES, LeakJudging, classes_for
+from engine.detectors.leak.voting import EVAL_METHOD, judge_files
 from engine.detectors.registry import configure
 from engine.errors import EarmarkError
 from engine.files import write_text_atomic
 from engine.jobs import Progress
 from engine.store import results
 from engine.store.project import Project
+from engine.training import LoopConfig, Outcome, Trainer, load_best
 
 
 

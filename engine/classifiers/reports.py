@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 
 from engine.classifiers.leak import META, workspace as leak_workspace
-from engine.classifiers.leak_data import MODES
 from engine.classifiers.sound import SUMMARY, workspace as sound_workspace
-from engine.training import HISTORY
+from engine.detectors.leak.segments import MODES
 from engine.store.project import Project
+from engine.training import HISTORY
 
 
 @dataclass

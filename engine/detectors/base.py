@@ -20,6 +20,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,15 @@ CONFIG_FILE = "model.json"
 HISTORY_FILE = "history.json"
 #: A group fitted on fewer normal clips than this gets a warning: its threshold rests on a handful of scores.
 FEW_NORMALS = 10
+
+
+class Learning(Enum):
+    """How a detector learns."""
+
+    #: Fitted per group on that group's normal clips only (`earmark fit`): an anomaly detector.
+    ONE_CLASS = "one_class"
+    #: Trained from labelled regions or clips (`earmark train ...`), then registered as a model that scores.
+    SUPERVISED = "supervised"
 
 
 @dataclass
@@ -89,13 +99,25 @@ class TrainingScores:
 
 
 class Detector(ABC):
-    """Base of every detector. Use `fit`, `enrol`, `score`, `save` and `Detector.load`."""
+    """Base of every detector. Use `fit`, `enrol`, `score`, `save`, and `engine.detectors.registry.load_model`
+    to load a saved one."""
 
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
-    #: Trained from labels (`earmark train`), not fitted on a group's normal clips.
-    supervised: ClassVar[bool] = False
+    #: How it learns: fitted on a group's normal clips (`fit`, `enrol`), or trained from labels elsewhere
+    #: (`earmark train`; such a detector only scores, and `fit` / `enrol` refuse with `how_to_train`).
+    learning: ClassVar[Learning] = Learning.ONE_CLASS
+    #: Seconds of computing per second of training audio (per epoch for a detector that trains for epochs),
+    #: measured as `engine.fit_estimate` says; this cautious default stands for a detector not measured.
+    fit_cost: ClassVar[float] = 0.01
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # A detector fitted on normal clips must say how; one trained from labels has nothing to fit here.
+        if cls.key and cls.learning is Learning.ONE_CLASS and (cls._fit is Detector._fit
+                                                                or cls._enrol is Detector._enrol):
+            raise TypeError(f"{cls.__name__} learns {cls.learning.value}: it must implement _fit and _enrol")
 
     def __init__(self, config: DetectorConfig | None = None, *, cache: FeatureCache | None = None,
                  device: torch.device | None = None) -> None:
@@ -117,6 +139,9 @@ class Detector(ABC):
     # -- the pipeline ---------------------------------------------------------------------------------
     def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Fit on one group's clips: its normal training clips (and supplemental clips, where used)."""
+        if self.learning is not Learning.ONE_CLASS:
+            raise EarmarkError(f"{self.key} is trained from labels, not fitted on normal clips: "
+                               f"{self.how_to_train()}")
         progress = progress or Progress()
         clips = long_enough(self, clips, progress)
         normals = [c for c in clips if c.split == "train" and c.label != "anomaly"]
@@ -137,6 +162,9 @@ class Detector(ABC):
 
     def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Add a few target-domain normal clips without refitting."""
+        if self.learning is not Learning.ONE_CLASS:
+            raise EarmarkError(f"{self.key} learns from labels, not by enrolment: label the clips and train it "
+                               f"again ({self.how_to_train()})")
         self._require_fitted()
         progress = progress or Progress()
         # A clip the model already holds (fitted on it or enrolled before) would count twice in its memory and
@@ -175,12 +203,23 @@ class Detector(ABC):
     def _decide(self, score: float) -> bool:
         return bool(score > self.threshold)
 
-    @abstractmethod
-    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores: ...
+    @classmethod
+    def fit_seconds(cls, config: DetectorConfig, train_s: float) -> float:
+        """Expected seconds to fit one group with `config` on `train_s` seconds of training audio."""
+        return cls.fit_cost * train_s * max(int(getattr(config, "epochs", 1)), 1)
 
-    @abstractmethod
+    def how_to_train(self) -> str:
+        """What a user runs to train a detector that learns from labels (`learning` SUPERVISED)."""
+        return "train it from the project's labels (`earmark train`)"
+
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
+        """Fit on the normals; return their held-out scores. Every ONE_CLASS detector implements it."""
+        raise NotImplementedError
+
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
-        """Add the clips; return the training-normal scores as they now are (thresholds are re-learnt)."""
+        """Add the clips; return the training-normal scores as they now are (thresholds are re-learnt).
+        Every ONE_CLASS detector implements it."""
+        raise NotImplementedError
 
     @abstractmethod
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
@@ -253,36 +292,14 @@ class Detector(ABC):
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, *, cache: FeatureCache | None = None,
-             device: torch.device | None = None) -> Detector:
-        """The model saved in `folder`. Missing, truncated or inconsistent files raise `ArtifactError` naming
-        the folder and saying to fit again (never a raw parser error)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        from engine.detectors.registry import detector_class
-
-        folder = Path(folder)
-
-        def damaged(reason: str) -> ArtifactError:
-            return ArtifactError(f"the model in {folder} is damaged: {reason}; fit the detector again")
-
+    def from_saved(cls, folder: Path, meta: dict, state: dict[str, torch.Tensor], *,
+                   cache: FeatureCache | None = None, device: torch.device | None = None) -> Detector:
+        """The detector that `read_saved(folder)` read (`engine.detectors.registry.load_model` picks the
+        class by the key saved). Settings or weights that do not fit raise `ArtifactError`."""
+        known = {f.name for f in dataclasses.fields(cls.Config)}
         try:
-            meta = json.loads((folder / CONFIG_FILE).read_text())
-            state = load_file(str(folder / STATE_FILE))
-        except FileNotFoundError as exc:
-            raise damaged(f"{Path(exc.filename or folder).name} is missing") from None
-        except (OSError, ValueError, SafetensorError) as exc:
-            raise damaged(f"{type(exc).__name__}: {exc}") from None
-        missing = [key for key, kind in (("detector", str), ("config", dict), ("threshold", (int, float)))
-                   if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)]
-        if missing:
-            raise damaged(f"{CONFIG_FILE} has no valid {', '.join(repr(m) for m in missing)}")
-        klass = detector_class(meta["detector"])
-        known = {f.name for f in dataclasses.fields(klass.Config)}
-        try:
-            detector = klass(klass.Config(**{k: v for k, v in meta["config"].items() if k in known}),
-                             cache=cache, device=device)
+            detector = cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in known}),
+                           cache=cache, device=device)
             detector.threshold = meta["threshold"]
             detector.frame_threshold = meta.get("frame_threshold")
             detector.info = meta.get("info", {})
@@ -291,8 +308,34 @@ class Detector(ABC):
             detector.held_out_domains = {clip_id: domain for clip_id, _, domain in held_out}
             detector.load_state_dict(state)
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # settings or weights that do not fit
-            raise damaged(f"{type(exc).__name__}: {exc}") from None
+            raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None
         return detector
+
+
+def read_saved(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(`model.json`, weights) of the model `Detector.save` wrote into `folder`. Missing, truncated or
+    inconsistent files raise `ArtifactError` naming the folder and saying to fit again (never a raw parser
+    error)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        state = load_file(str(folder / STATE_FILE))
+    except FileNotFoundError as exc:
+        raise _damaged(folder, f"{Path(exc.filename or folder).name} is missing") from None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None
+    missing = [key for key, kind in (("detector", str), ("config", dict), ("threshold", (int, float)))
+               if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)]
+    if missing:
+        raise _damaged(folder, f"{CONFIG_FILE} has no valid {', '.join(repr(m) for m in missing)}")
+    return meta, state
+
+
+def _damaged(folder: Path, reason: str) -> ArtifactError:
+    return ArtifactError(f"the model in {folder} is damaged: {reason}; fit the detector again")
 
 
 def few_normals_warning(count: int) -> str:

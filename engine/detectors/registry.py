@@ -1,86 +1,71 @@
-"""Detector keys -> classes, and settings given as text (`--set k=5`) turned into a typed config."""
+"""The detector catalogue: every detector Earmark has, by key, and loading a saved model.
+
+This module sits on top of `engine.detectors`: it imports each detector's folder and adds its classes to
+`CATALOGUE` (`engine.detectors.catalogue`, which the ensemble reads from below to build its members). The
+contract (`engine.detectors.base`) and the detectors never import it; everything above them (runs, the CLI,
+the window, the classifiers' training) asks it. A new detector is one import and one entry here.
+"""
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+import torch
+
+from engine.audio.feature_cache import FeatureCache
+from engine.detectors.base import Detector, DetectorConfig, Learning, read_saved
+from engine.detectors.catalogue import CATALOGUE, configure, parse_settings
+from engine.detectors.dcase_ae import DcaseAEDetector
+from engine.detectors.ensemble import EnsembleDetector
+from engine.detectors.knn import KnnDetector
+from engine.detectors.leak import BinaryLeakDetector, MulticlassLeakDetector
+from engine.detectors.patch_memory import PatchMemoryDetector
 from engine.errors import EarmarkError
+from engine.labels.proposals import ANOMALY_FINDING
 
-if TYPE_CHECKING:
-    from engine.detectors.base import Detector, DetectorConfig
+__all__ = ["CATALOGUE", "configure", "detector_class", "detector_keys", "finding_label", "load_model",
+           "make_config", "parse_settings"]
 
-DETECTORS: dict[str, type[Detector]] = {}
-
-
-def register_detector(cls: type[Detector]) -> type[Detector]:
-    DETECTORS[cls.key] = cls
-    return cls
-
-
-def _load_all() -> None:
-    # Importing a detector's package registers it.
-    from engine.classifiers import leak_detector  # noqa: F401
-    from engine.detectors import dcase_ae, ensemble, knn, patch_memory  # noqa: F401
+CATALOGUE.add(
+    DcaseAEDetector,
+    KnnDetector,
+    PatchMemoryDetector,
+    EnsembleDetector,
+    BinaryLeakDetector,
+    MulticlassLeakDetector,
+)
 
 
-def detector_keys(supervised: bool | None = False) -> list[str]:
-    """The detectors fitted on normal clips (the default), the ones trained from labels (True), or all (None)."""
-    _load_all()
-    return sorted(k for k, cls in DETECTORS.items() if supervised is None or cls.supervised == supervised)
+def detector_keys(learning: Learning | None = Learning.ONE_CLASS) -> list[str]:
+    """The detectors fitted on normal clips (the default), those trained from labels
+    (`Learning.SUPERVISED`), or all (None); sorted."""
+    return CATALOGUE.keys(learning)
 
 
 def detector_class(key: str) -> type[Detector]:
-    _load_all()
-    if key not in DETECTORS:
-        raise EarmarkError(f"unknown detector {key!r}; available: {', '.join(sorted(DETECTORS))}")
-    return DETECTORS[key]
+    """The class of detector `key`; an unknown key raises `EarmarkError` naming the known ones."""
+    return CATALOGUE.detector_class(key)
 
 
 def make_config(key: str, settings: Mapping[str, object] | None = None) -> DetectorConfig:
     """The detector's config with `settings` applied; text values are converted to the field's type."""
-    return configure(key, detector_class(key).Config(), settings)
+    return CATALOGUE.make_config(key, settings)
 
 
-def configure(what: str, config, settings: Mapping[str, object] | None = None, fixed: tuple[str, ...] = ()):
-    """A copy of the dataclass `config` with `settings` (name -> value or text) applied, text converted to
-    each field's type; `fixed` fields cannot be set. `what` names the owner in the error messages."""
-    fields = [f.name for f in dataclasses.fields(config) if f.name not in fixed]
-    values = {}
-    for name, value in (settings or {}).items():
-        if name not in fields:
-            raise EarmarkError(f"{what} has no setting {name!r}; its settings are: {', '.join(fields)}")
-        values[name] = _convert(what, name, value, getattr(config, name))
-    return dataclasses.replace(config, **values)
-
-
-def parse_settings(pairs: list[str]) -> dict[str, str]:
-    """["k=5", "distance=cosine"] -> {"k": "5", "distance": "cosine"}."""
-    settings = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise EarmarkError(f"setting {pair!r} is not of the form name=value")
-        settings[name.strip()] = value.strip()
-    return settings
-
-
-def _convert(key: str, name: str, value: object, default: object) -> object:
-    if not isinstance(value, str):
-        return value
+def finding_label(key: str) -> str:
+    """What a detector's proposals are labelled: the class a trained classifier finds (the leak classifier's
+    LEAK), else `ANOMALY_FINDING` (also for a model of a detector this version does not know)."""
     try:
-        if isinstance(default, bool):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            return tuple(type(default[0])(v) for v in value.split(",")) if default else tuple(value.split(","))
-    except ValueError:
-        raise EarmarkError(f"{key}: setting {name}={value!r} is not a valid {type(default).__name__}") from None
-    return value
+        return str(getattr(detector_class(key), "finding", ANOMALY_FINDING))
+    except EarmarkError:
+        return ANOMALY_FINDING
+
+
+def load_model(folder: str | Path, *, cache: FeatureCache | None = None,
+               device: torch.device | None = None) -> Detector:
+    """The model saved in `folder` by `Detector.save`, as the detector class its `model.json` names.
+    Missing, truncated or inconsistent files raise `ArtifactError` naming the folder and saying to fit
+    again; a detector this version does not know raises `EarmarkError`."""
+    folder = Path(folder)
+    meta, state = read_saved(folder)
+    return detector_class(meta["detector"]).from_saved(folder, meta, state, cache=cache, device=device)

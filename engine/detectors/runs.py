@@ -25,8 +25,8 @@ from engine.csv_cells import cell
 from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
 from engine.detectors import ensemble
-from engine.detectors.base import Detection, Detector
-from engine.detectors.registry import detector_class, make_config
+from engine.detectors.base import Detection, Detector, Learning
+from engine.detectors.registry import detector_class, load_model, make_config
 from engine.device import pick_device
 from engine.errors import ArtifactError, EarmarkError
 from engine.files import write_text_atomic
@@ -57,7 +57,7 @@ class Session:
         held = self.loaded.get(key)
         if held is not None and held[0] == record.model_id:
             return held[1]
-        model = Detector.load(results.model_folder(self.project, record), cache=self.cache, device=self.device)
+        model = load_model(results.model_folder(self.project, record), cache=self.cache, device=self.device)
         if held is None or record.model_id >= held[0]:
             self.loaded[key] = (record.model_id, model)
         return model
@@ -90,7 +90,7 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
     `artifacts/training/<detector>/<group>/`; with `resume`, groups whose training a cancel or a kill
     interrupted continue from their checkpoints (the others train afresh)."""
     progress = progress or Progress()
-    if detector_class(detector).supervised:
+    if detector_class(detector).learning is not Learning.ONE_CLASS:
         raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: run "
                            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
     project = session.project
@@ -181,7 +181,7 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
             raise EarmarkError(f"no fitted {detector} model for {key}; run `earmark fit {project.folder} "
                                f"--detector {detector}` first")
         # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
-        model = Detector.load(results.model_folder(project, latest[key]), cache=session.cache,
+        model = load_model(results.model_folder(project, latest[key]), cache=session.cache,
                               device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
         updated.append(save_model(project, model, key, {"enrolled_into": latest[key].model_id}))

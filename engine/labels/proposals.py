@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.detectors.registry import detector_class
-from engine.errors import ArtifactError, EarmarkError
+from engine.errors import ArtifactError
 from engine.evaluation.localization import frame_edges
 from engine.jobs import Progress
 from engine.store import labels, results
@@ -193,15 +192,6 @@ def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | 
 ANOMALY_FINDING = "anomaly"
 
 
-def finding_label(detector: str) -> str:
-    """What a detector's proposals are labelled: the class a trained classifier finds (the leak classifier's
-    LEAK), else `ANOMALY_FINDING`."""
-    try:
-        return str(getattr(detector_class(detector), "finding", ANOMALY_FINDING))
-    except EarmarkError:  # a model of a detector this version does not know
-        return ANOMALY_FINDING
-
-
 def _record(models: dict[int, results.ModelRecord], detector: str, model_id: int) -> results.ModelRecord:
     if model_id not in models:
         raise LabelError(f"the {detector} model {model_id} that scored the clip is gone; score the clip again")
@@ -214,10 +204,11 @@ def clip_proposals(project: Project, clip_id: str, score: results.ClipScore, det
                    label: str | None = None, models: dict[int, results.ModelRecord] | None = None,
                    duration_s: float | None = None) -> list[Region]:
     """The proposals of one clip's stored score (`results.clip_scores`) as regions, without writing them;
-    `label` defaults to the detector's finding (`finding_label`). `models` (the detector's records by id) and the
+    `label` defaults to `ANOMALY_FINDING` (a classifier's callers pass its finding:
+    `engine.detectors.registry.finding_label`). `models` (the detector's records by id) and the
     clip's `duration_s` are read from the project unless given (a caller going over many clips reads them
     once)."""
-    label = label or finding_label(detector)
+    label = label or ANOMALY_FINDING
     if not score.map_artifact:
         raise LabelError(f"{clip_id} has no frame scores from {detector}; score it again")
     lanes = results.load_lanes(project, score.map_artifact)
@@ -249,8 +240,8 @@ def propose_clip(project: Project, clip_id: str, detector: str, on_ratio: float 
                  off_ratio: float = DEFAULT_OFF_RATIO, min_duration_s: float = DEFAULT_MIN_DURATION_S,
                  merge_gap_s: float = DEFAULT_MERGE_GAP_S, label: str | None = None) -> list[Region]:
     """Propose regions on one clip from its newest `detector` score and store them (replacing that model's
-    earlier proposals on the clip; manual and truth regions stay). `label` defaults to the detector's finding
-    (`finding_label`). Returns the regions as stored."""
+    earlier proposals on the clip; manual and truth regions stay). `label` defaults to `ANOMALY_FINDING` (see
+    `clip_proposals`). Returns the regions as stored."""
     score = results.clip_scores(project, clip_id).get(clip_id, {}).get(detector)
     if score is None:
         raise LabelError(f"{clip_id} has no {detector} score; score it with {detector} first")
@@ -273,7 +264,7 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
     """
     progress = progress or Progress()
     settings_for(1.0, [], on_ratio, off_ratio, min_duration_s, merge_gap_s)  # bad ratios fail before any work
-    label = label or finding_label(detector)
+    label = label or ANOMALY_FINDING
     scores = results.clip_scores(project)
     if clip_ids is None:
         todo = [c for c, by_detector in scores.items() if detector in by_detector]

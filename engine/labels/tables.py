@@ -8,12 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
-from engine.csv_cells import cell, field_problem, unescape_cell
+from engine.csv_cells import cell, field_problem, json_depth, unescape_cell
 from engine.labels.base import NO_CLIP, BadValue, ReadResult, number
 from engine.store.labels import Region
 
@@ -155,19 +152,6 @@ def _add(result: ReadResult, line: int, fields: Mapping[str, object]) -> None:
         return
     result.add(line, Region(text("clip_id") or NO_CLIP, start, end, text("label"), low_hz=low, high_hz=high),
                file=text("file"), missing_label="no label; write the region's label in the label column")
-
-
-_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
-
-
-def json_depth(text: str) -> int:
-    """How deep lists and objects nest in `text` (brackets inside strings do not count); counted without
-    parsing, so that a hostile file cannot exhaust the parser's stack before it is refused."""
-    bare = np.frombuffer(_STRING.sub('""', text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    if not bare.size:
-        return 0
-    step = ((bare == ord("[")) | (bare == ord("{"))).astype(np.int32) - ((bare == ord("]")) | (bare == ord("}")))
-    return int(max(0, np.cumsum(step).max()))
 
 
 def _given(fields: Mapping[str, object], key: str) -> object:

@@ -97,7 +97,7 @@ def test_clips_are_organised_undone_redone_and_fitted_from_the_window(qtbot, win
     assert (pump.text(0), pump.text(1)) == ("pump", "12")
 
     from engine.detectors import registry
-    monkeypatch.setattr(registry, "detector_keys", lambda supervised=False: ["knn"])
+    monkeypatch.setattr(registry, "detector_keys", lambda learning=None: ["knn"])
     fit_all(qtbot, window)
     [model] = results.models(window.project, "knn")
     assert model.metrics["trained_on"] == 6 and not model.stale

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.audio.feature_cache import FeatureCache  # noqa: E402
 from engine.classifiers.leak import leak_config, train_leak  # noqa: E402
-from engine.classifiers.models import LeakCNN  # noqa: E402
 from engine.classifiers.sound import sound_config, train_sound  # noqa: E402
 from engine.classifiers.sound_data import ClipImage  # noqa: E402
 from engine.data.importers import import_source  # noqa: E402
 from engine.data.leak_toy import generate_leaks, generate_sounds  # noqa: E402
+from engine.detectors.leak.model import LeakCNN  # noqa: E402
 from engine.detectors.runs import Session  # noqa: E402
 from engine.jobs import Progress  # noqa: E402
 from engine.labels.exchange import import_labels  # noqa: E402

@@ -14,10 +14,10 @@ from engine.classifiers import leak as leak_training
 from engine.classifiers.leak import leak_config, train_and_score, train_leak
 from engine.classifiers.sound import sound_config, train_sound
 from engine.classifiers.splits import LeakageError, Split, audit, grouped_split, split_by_value
-from engine.classifiers.voting import file_is_leak, judge_files, long_segment_means, vote_fraction
 from engine.data.importers import import_source
 from engine.data.leak_toy import generate_leaks, generate_sounds
 from engine.detectors import runs
+from engine.detectors.leak.voting import file_is_leak, judge_files, long_segment_means, vote_fraction
 from engine.detectors.runs import Session
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress

@@ -14,7 +14,7 @@ import pytest
 
 from engine.cli import main
 from engine.detectors import runs
-from engine.detectors.base import Detector
+from engine.detectors.registry import load_model
 from engine.errors import EarmarkError
 from engine.files import safe_name
 from engine.jobs import RecordingProgress
@@ -58,7 +58,7 @@ def test_evaluate_names_a_truncated_lanes_file_and_gives_every_figure(fitted, ca
 def test_a_half_written_weights_file_is_named_and_the_other_groups_are_scored(fitted, capsys):
     cut_in_half(model_folder(fitted) / "model.safetensors")
     with pytest.raises(EarmarkError, match=r"the model in .*fan_section_00.* is damaged: .*fit the detector again"):
-        Detector.load(model_folder(fitted))
+        load_model(model_folder(fitted))
 
     progress = RecordingProgress()
     run = runs.score(runs.Session(fitted), "knn", progress=progress)
@@ -77,7 +77,7 @@ def test_a_model_json_without_config_gives_a_clear_error(fitted, capsys):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(EarmarkError, match=r"the model in .* is damaged: model.json has no valid 'config'; "
                                            r"fit the detector again"):
-        Detector.load(model_folder(fitted))
+        load_model(model_folder(fitted))
     assert main(["score", str(fitted.folder), "--detector", "knn", "--group", GROUP]) == 1
     err = capsys.readouterr().err
     assert "model.json has no valid 'config'" in err and "Traceback" not in err

@@ -1,80 +1,160 @@
-"""The detector contract, run over every registered detector on the project's own synthetic data: fit on a
-group's normal clips, score with decisions from a learnt threshold, save and load to the same scores, enrol
-target clips, and fail clearly without training data or a fit."""
+"""The detector contract, run over every registered detector on the project's own synthetic data: a detector
+fitted on a group's normal clips (one-class) or trained from labels through its own training code
+(supervised: the leak classifiers, trained tiny on the synthetic leak survey) scores with decisions from its
+threshold, saves and loads to the same scores, and fails clearly where its way of learning does not apply.
+The detectors are taken from the registry, so a detector added there is covered without touching this file
+(give it quick settings in `QUICK` where its defaults are slow)."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import engine.detectors
 from engine.audio.feature_cache import FeatureCache
-from engine.detectors.base import Detector, gamma_threshold
+from engine.classifiers.leak import train_and_score
+from engine.data.clip import Clip
+from engine.data.importers import import_source
+from engine.data.leak_toy import generate_leaks
+from engine.detectors import runs
+from engine.detectors.base import Detector, Learning, gamma_threshold
+from engine.detectors.knn import KnnDetector
 from engine.detectors.registry import (
+    CATALOGUE,
     detector_class,
     detector_keys,
+    load_model,
     make_config,
     parse_settings,
 )
 from engine.errors import EarmarkError
 from engine.jobs import RecordingProgress
+from engine.labels.exchange import import_labels
+from engine.store import Project, results
 
-#: Settings that keep each detector quick on the small data set; every other setting is its default.
-QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"}}
+#: Settings that keep each detector quick on the small data sets; every other setting is its default. For a
+#: detector fitted on normal clips they are its config; for one trained from labels, its training's.
+QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"},
+         "leak_binary": {"epochs": 6, "batch_size": 128}, "leak_multiclass": {"epochs": 6, "batch_size": 128}}
 GROUP = "fan/section_00"
+ALL = detector_keys(None)
+SUPERVISED = detector_keys(Learning.SUPERVISED)
+
+
+@dataclasses.dataclass
+class Trained:
+    """A fitted or trained detector, the clips it is scored on here, and training clips of the kind it
+    should pass (a group's normal clips; files labelled other than the class it finds)."""
+
+    detector: Detector
+    clips: list[Clip]
+    passing: list[Clip]
 
 
 def _detector(key, tmp_path, **settings):
-    config = make_config(key, {**QUICK.get(key, {}), **settings})
-    return detector_class(key)(config, cache=FeatureCache(tmp_path / "features"))
+    quick = QUICK.get(key, {}) if key not in SUPERVISED else {}
+    return detector_class(key)(make_config(key, {**quick, **settings}), cache=FeatureCache(tmp_path / "features"))
 
 
 def _group(project, split=None):
     return [c for c in project.clips() if c.group == GROUP and (split is None or c.split == split)]
 
 
+@pytest.fixture(scope="module")
+def leak_survey(tmp_path_factory) -> Path:
+    """A synthetic leak survey imported with its labels, each supervised detector trained on it through its
+    own training code (`earmark train leak`), tiny and quick."""
+    folder = tmp_path_factory.mktemp("survey")
+    survey = generate_leaks(folder / "audio", files_per_class=4, duration_s=4.0, seed=2)
+    with Project.create(folder / "project") as project:
+        import_source(project, survey)
+        import_labels(project, [survey / "labels.csv"])
+        session = runs.Session(project)
+        for key in SUPERVISED:
+            trainers = {"leak_binary": "binary", "leak_multiclass": "multiclass"}
+            assert key in trainers, f"the contract test does not know how to train {key}: add it here"
+            train_and_score(session, [trainers[key]], QUICK.get(key), score=False)
+    return folder / "project"
+
+
+def _trained(key, toy_project, tmp_path, request, **settings) -> Trained:
+    if detector_class(key).learning is Learning.ONE_CLASS:
+        detector = _detector(key, tmp_path, **settings)
+        progress = RecordingProgress()
+        detector.fit(_group(toy_project), progress)
+        assert progress.updates, "fitting reports progress"
+        return Trained(detector, _group(toy_project, "test"),
+                       [c for c in _group(toy_project, "train") if c.label == "normal"])
+    with Project.open(request.getfixturevalue("leak_survey")) as survey:
+        record = results.models(survey, key)[-1]
+        detector = load_model(results.model_folder(survey, record), cache=FeatureCache(tmp_path / "features"))
+        clips = survey.clips()
+    return Trained(detector, [c for c in clips if c.split == "test"],
+                   [c for c in clips if c.split == "train" and c.attributes.get("class") != "LEAK"])
+
+
 def test_every_detector_of_the_issue_is_registered():
-    assert {"dcase_ae", "knn", "patch_memory"} <= set(detector_keys())
+    assert {"dcase_ae", "knn", "patch_memory", "ensemble"} <= set(detector_keys())
+    assert {"leak_binary", "leak_multiclass"} == set(SUPERVISED)
+    assert set(ALL) == set(detector_keys()) | set(SUPERVISED)
 
 
-@pytest.fixture(params=detector_keys())
+def test_every_detector_folder_is_in_the_catalogue():
+    """One folder per detector: a folder with a detector.py that the registry does not import would be a
+    detector no user can choose and no contract test runs."""
+    folders = {p.name for p in Path(engine.detectors.__file__).parent.iterdir() if (p / "detector.py").is_file()}
+    registered = {cls.__module__.split(".")[2] for cls in CATALOGUE}
+    assert folders == registered
+
+
+def test_a_detector_fitted_on_normal_clips_must_say_how():
+    with pytest.raises(TypeError, match="must implement _fit and _enrol"):
+        type("Lazy", (Detector,), {"key": "lazy", "_detect": KnnDetector._detect,
+                                   "state_dict": KnnDetector.state_dict, "load_state_dict": KnnDetector.load_state_dict})
+
+
+@pytest.fixture(params=ALL)
 def key(request):
     return request.param
 
 
-def test_fit_and_score_give_a_detection_per_clip_with_frame_scores_and_a_decision(key, toy_project, tmp_path):
-    detector = _detector(key, tmp_path)
-    progress = RecordingProgress()
-    detector.fit(_group(toy_project), progress)
-    assert progress.updates, "fitting reports progress"
+def test_a_trained_detector_gives_a_detection_per_clip_with_frame_scores_and_a_decision(key, toy_project, tmp_path,
+                                                                                       request):
+    trained = _trained(key, toy_project, tmp_path, request)
+    detector = trained.detector
     assert detector.threshold is not None and np.isfinite(detector.threshold)
-    test = _group(toy_project, "test")
-    detections = detector.score(test)
-    assert [d.clip_id for d in detections] == [c.clip_id for c in test]
-    for clip, detection in zip(test, detections, strict=True):
+    detections = detector.score(trained.clips)
+    assert [d.clip_id for d in detections] == [c.clip_id for c in trained.clips]
+    for clip, detection in zip(trained.clips, detections, strict=True):
         assert np.isfinite(detection.score)
-        assert detection.decision == (detection.score > detector.threshold)
         assert len(detection.frame_scores) == len(detection.frame_times) > 0
         assert np.all(np.diff(detection.frame_times) > 0)
         assert 0 <= detection.frame_times[0] and detection.frame_times[-1] <= clip.duration_s + 0.1
         for start, end, peak in detection.regions:
-            assert 0 <= start < end and peak > detector.frame_threshold
-    # The threshold is learnt from training normals: most of them fall below it.
-    train = detector.score(_group(toy_project, "train"))
-    assert np.mean([d.decision for d in train]) <= 0.5
+            assert 0 <= start < end and peak >= detector.frame_threshold
+    # The decision is the score against the threshold: every flagged clip scores at or above it, every
+    # passed one at or below it.
+    assert all(d.score >= detector.threshold for d in detections if d.decision)
+    assert all(d.score <= detector.threshold for d in detections if not d.decision)
+    # The threshold is learnt from training normals (or from labels): most of those pass.
+    assert np.mean([d.decision for d in detector.score(trained.passing)]) <= 0.5
 
 
-def test_every_detection_carries_an_anomaly_map_in_the_units_of_its_frame_lane(key, toy_project, tmp_path):
+def test_every_detection_carries_an_anomaly_map_in_the_units_of_its_frame_lane(key, toy_project, tmp_path, request):
     """An analyst compares detectors' maps over the spectrogram, each coloured against its model's frame
-    threshold: every unsupervised detector gives a map whose grid lies on the clip's spectrogram and whose
-    columns are its frame lane (a frame score is the mean or the max of its map column; the ensemble's map and
-    lane are both on its members' normalised scale)."""
-    detector = _detector(key, tmp_path)
-    detector.fit(_group(toy_project))
-    test = _group(toy_project, "test")
-    for clip, detection in zip(test, detector.score(test), strict=True):
+    threshold: every detector fitted on normal clips gives a map whose grid lies on the clip's spectrogram
+    and whose columns are its frame lane (a frame score is the mean or the max of its map column; the
+    ensemble's map and lane are both on its members' normalised scale). A classifier trained from labels may
+    give a lane only."""
+    trained = _trained(key, toy_project, tmp_path, request)
+    for clip, detection in zip(trained.clips, trained.detector.score(trained.clips), strict=True):
         grid = detection.anomaly_map
-        assert grid is not None, f"{key} gives no anomaly map"
+        if grid is None:
+            assert key in SUPERVISED, f"{key} gives no anomaly map"
+            continue
         freq, times = np.asarray(detection.map_freq_spans_hz), np.asarray(detection.map_time_spans_s)
         assert grid.shape == (len(freq), len(times)) and np.all(np.isfinite(grid)) and np.ptp(grid) > 0
         assert np.all(freq[:, 0] < freq[:, 1]) and np.all(np.diff(freq, axis=0) > 0)
@@ -94,19 +174,27 @@ def test_every_detection_carries_an_anomaly_map_in_the_units_of_its_frame_lane(k
                 or np.all(np.abs(grid.max(axis=0) - lane) <= tolerance)), f"{key}'s map columns are not its lane"
 
 
-def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_path):
-    detector = _detector(key, tmp_path)
-    detector.fit(_group(toy_project))
+def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_path, request):
+    trained = _trained(key, toy_project, tmp_path, request)
+    detector, test = trained.detector, trained.clips
     folder = detector.save(tmp_path / "model")
     assert (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
-    loaded = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    # a detector that trained in epochs (the leak classifiers) keeps its curves beside the model
+    assert (folder / "history.json").is_file() == bool(detector.history)
+    loaded = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     assert type(loaded) is type(detector) and loaded.threshold == detector.threshold
-    test = _group(toy_project, "test")
     np.testing.assert_allclose([d.score for d in loaded.score(test)], [d.score for d in detector.score(test)],
                                rtol=1e-4, atol=1e-5)
 
 
-def test_enrolling_target_clips_adds_them_without_refitting(key, toy_project, tmp_path):
+def test_enrolling_target_clips_adds_them_without_refitting(key, toy_project, tmp_path, request):
+    if key in SUPERVISED:  # it learns from labels: enrolling is refused, and the model stays as it was
+        trained = _trained(key, toy_project, tmp_path, request)
+        before = [d.score for d in trained.detector.score(trained.clips)]
+        with pytest.raises(EarmarkError, match="learns from labels, not by enrolment.*earmark train"):
+            trained.detector.enrol(trained.passing)
+        assert [d.score for d in trained.detector.score(trained.clips)] == before
+        return
     # The auto-encoder's MSE score ignores domains; its Mahalanobis mode is the one enrolment feeds.
     detector = _detector(key, tmp_path, **({"mode": "mahalanobis"} if key == "dcase_ae" else {}))
     source_only = [c for c in _group(toy_project) if c.domain != "target" or c.split != "train"]
@@ -124,8 +212,19 @@ def test_enrolling_target_clips_adds_them_without_refitting(key, toy_project, tm
 
 
 def test_fitting_without_normal_training_clips_is_a_clear_error(key, toy_project, tmp_path):
+    if key in SUPERVISED:  # nothing to fit on normal clips: the error says how it is trained
+        with pytest.raises(EarmarkError, match="trained from labels, not fitted on normal clips.*earmark train"):
+            _detector(key, tmp_path).fit(_group(toy_project))
+        return
     with pytest.raises(EarmarkError, match="no normal training clips"):
         _detector(key, tmp_path).fit(_group(toy_project, "test"))
+
+
+@pytest.mark.parametrize("supervised", SUPERVISED)
+def test_fitting_a_supervised_detector_in_a_project_points_at_its_training(supervised, toy_project):
+    with pytest.raises(EarmarkError, match="trained from labelled regions.*earmark train leak"):
+        runs.fit(runs.Session(toy_project), supervised)
+    assert results.models(toy_project) == []
 
 
 def test_scoring_an_unfitted_detector_is_a_clear_error(key, toy_project, tmp_path):
@@ -133,14 +232,12 @@ def test_scoring_an_unfitted_detector_is_a_clear_error(key, toy_project, tmp_pat
         _detector(key, tmp_path).score(_group(toy_project, "test"))
 
 
-def test_a_corrupt_clip_in_a_batch_is_reported_and_the_rest_are_scored(key, toy_project, tmp_path):
-    detector = _detector(key, tmp_path)
-    detector.fit(_group(toy_project))
-    test = _group(toy_project, "test")
+def test_a_corrupt_clip_in_a_batch_is_reported_and_the_rest_are_scored(key, toy_project, tmp_path, request):
+    trained = _trained(key, toy_project, tmp_path, request)
+    detector, test = trained.detector, trained.clips
     broken = tmp_path / "broken.wav"
     shutil.copy(test[0].path, broken)
     broken.write_bytes(broken.read_bytes()[:100])
-    import dataclasses
     batch = [dataclasses.replace(test[0], clip_id="broken", path=str(broken), checksum="0" * 64), *test[1:]]
     progress = RecordingProgress()
     detections = detector.score(batch, progress)

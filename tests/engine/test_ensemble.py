@@ -13,10 +13,9 @@ import pytest
 
 from engine.audio.feature_cache import FeatureCache
 from engine.detectors import runs
-from engine.detectors.base import Detector
 from engine.detectors.ensemble import EnsembleDetector
 from engine.detectors.normalisation import domain_shift, normalised_score
-from engine.detectors.registry import detector_class, make_config
+from engine.detectors.registry import detector_class, load_model, make_config
 from engine.errors import EarmarkError
 from engine.evaluation.metrics import auc
 from engine.store import results
@@ -120,7 +119,7 @@ def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_projec
     assert "target_weights" not in by_max.info
     # The weights are learnt with the members and saved with them; a model saved before they were learnt
     # weighs both domains alike, also after enrolling clips.
-    loaded = Detector.load(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    loaded = load_model(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     assert loaded.member_weights("target") == pytest.approx(ensemble.member_weights("target"))
     test = _group(toy_project, split="test")
     assert [d.score for d in loaded.score(test)] == pytest.approx([d.score for d in ensemble.score(test)])
@@ -128,7 +127,7 @@ def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_projec
     meta = json.loads((folder / "model.json").read_text())
     del meta["info"]["target_weights"], meta["config"]["shift_power"]
     (folder / "model.json").write_text(json.dumps(meta))
-    old = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    old = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     assert old.config.shift_power == 0 and old.member_weights("target") == pytest.approx(old.member_weights("source"))
     old.enrol([c for c in test if c.domain == "target" and c.label == "normal"][:2])
     assert old.member_weights("target") == pytest.approx(old.member_weights("source"))
@@ -200,7 +199,7 @@ def test_the_threshold_flags_few_unseen_normals_and_anomalies_more_often(transie
 def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_path):
     source_only = [c for c in _group(toy_project) if c.domain != "target" or c.split != "train"]
     ensemble = _fitted("ensemble", source_only, tmp_path, members=QUICK_MEMBERS)
-    loaded = Detector.load(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    loaded = load_model(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     # Each member's held-out scores come back in its own order (its enrolment pairs them with its arrays).
     assert [list(m.held_out_by_clip.items()) for m in loaded.members] == [list(m.held_out_by_clip.items())
                                                                           for m in ensemble.members]

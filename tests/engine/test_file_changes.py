@@ -213,8 +213,9 @@ def test_a_training_recording_changed_on_disk_makes_its_group_stale_and_a_missin
 
 def test_a_labelled_recording_changed_on_disk_is_read_again_before_the_leak_classifier_cuts_it(tmp_path):
     from engine.audio.feature_cache import FeatureCache
-    from engine.classifiers.leak_data import SegmentSettings, labelled_segments
+    from engine.classifiers.leak_data import labelled_segments
     from engine.data.leak_toy import generate_leaks
+    from engine.detectors.leak.segments import SegmentSettings
     from engine.labels.exchange import import_labels
 
     data = generate_leaks(tmp_path / "leaks", files_per_class=1, duration_s=2.0, seed=2)

@@ -18,7 +18,7 @@ import pytest
 from engine.cli import main
 from engine.data.importers import import_source
 from engine.detectors import runs
-from engine.detectors.base import Detector
+from engine.detectors.registry import load_model
 from engine.errors import EarmarkError
 from engine.store import Project, results
 
@@ -111,7 +111,7 @@ def test_fitting_on_a_full_disk_records_no_model_and_leaves_no_partial_file(proj
     assert sorted((project_on_small_disk / "artifacts" / "models").rglob("*")) == models
     with Project.open(project_on_small_disk) as project:
         for record in results.models(project):
-            Detector.load(project_on_small_disk / record.artifact)
+            load_model(project_on_small_disk / record.artifact)
 
 
 def test_a_database_write_on_a_full_disk_gives_the_same_line(project_on_small_disk):

@@ -214,8 +214,9 @@ def test_a_box_at_1e300_hz_is_refused_and_one_a_little_above_nyquist_is_clamped(
 
 
 def test_a_region_ending_at_1e308_s_stored_by_an_older_earmark_is_cut_at_the_clip_end(tmp_path):
-    from engine.classifiers.leak_data import SegmentSettings, labelled_segments
+    from engine.classifiers.leak_data import labelled_segments
     from engine.data.leak_toy import generate_leaks
+    from engine.detectors.leak.segments import SegmentSettings
     from engine.detectors.runs import Session
     from engine.jobs import Progress
 

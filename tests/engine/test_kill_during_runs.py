@@ -22,7 +22,7 @@ import pytest
 
 from engine.cli import main
 from engine.detectors import runs
-from engine.detectors.base import Detector
+from engine.detectors.registry import load_model
 from engine.store import Project, results
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is a POSIX signal")
@@ -94,7 +94,7 @@ def assert_the_project_works(folder: Path, capsys) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with Project.open(folder) as project:
         for record in results.models(project):
-            Detector.load(folder / record.artifact)  # raises if a row points at unwritten weights
+            load_model(folder / record.artifact)  # raises if a row points at unwritten weights
         for row in results.latest_scores(project):
             results.load_lanes(project, row.map_artifact)  # raises if a stored score points at a cut file
     capsys.readouterr()

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from engine.audio.feature_cache import FeatureCache
-from engine.detectors.base import Detector
 from engine.detectors.normalisation import MIN_PER_DOMAIN, domain_shift, normalised_score, score_stats
-from engine.detectors.registry import detector_class, make_config
+from engine.detectors.registry import detector_class, load_model, make_config
 
 #: The three unsupervised detectors, each quick on short clips.
 UNSUPERVISED = {"knn": {}, "patch_memory": {}, "dcase_ae": {"epochs": 5}}
@@ -95,7 +94,7 @@ def test_a_saved_model_keeps_its_normalisation_and_enrols_under_known_ids(key, t
     detector.fit(_clips(toy_project, "train"))
     test = _clips(toy_project, "test")[:4]
     before = [d.normalised for d in detector.score(test)]
-    loaded = Detector.load(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    loaded = load_model(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     assert loaded.info["normalisation"] == detector.info["normalisation"]
     assert loaded.held_out_by_clip == pytest.approx(detector.held_out_by_clip)
     # in the detector's own order: its enrolment pairs these ids with its held-out arrays by position
@@ -115,7 +114,7 @@ def test_a_model_saved_before_normalisation_scores_nan_and_still_decides(toy_pro
     meta = json.loads((folder / "model.json").read_text())
     del meta["info"]["normalisation"], meta["info"]["frame_normalisation"], meta["held_out"]
     (folder / "model.json").write_text(json.dumps(meta))
-    old = Detector.load(folder, cache=FeatureCache(tmp_path / "features"))
+    old = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     detections = old.score(_clips(toy_project, "test"))
     assert all(np.isnan(d.normalised) for d in detections)
     assert any(d.decision for d in detections)

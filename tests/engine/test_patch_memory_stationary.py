@@ -14,9 +14,9 @@ from scipy import signal
 
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
-from engine.detectors.base import Detector
 from engine.detectors.patch_memory import PatchMemoryConfig, PatchMemoryDetector
 from engine.detectors.patch_memory.memory import max_cosine
+from engine.detectors.registry import load_model
 from tests.helpers import write_wav
 
 SR = 16000
@@ -118,7 +118,7 @@ def test_a_model_saved_before_the_global_term_scores_as_it_was_fitted(recordings
     for name in ("band_window", "global_weight"):
         meta["config"].pop(name)
     (folder / "model.json").write_text(json.dumps(meta))
-    loaded = Detector.load(folder, cache=FeatureCache(None))
+    loaded = load_model(folder, cache=FeatureCache(None))
     assert (loaded.config.band_window, loaded.config.global_weight) == (-1, 0.0)
     embeddings = loaded.encoder.encode(unseen, patches=True)
     raw = [loaded.map_of(embeddings[c.clip_id])[1] for c in unseen]

@@ -13,6 +13,7 @@ import torch
 
 from engine.data.toy import ToyConfig
 from engine.demo import DemoPlan, build_demo
+from engine.detectors.registry import finding_label
 from engine.evaluation.events import EventScores, event_f1, match_events
 from engine.jobs import Cancelled, Progress, RecordingProgress
 from engine.labels import proposals
@@ -247,9 +248,9 @@ def test_propose_clip_writes_proposals_and_replaces_only_that_models_own(scored_
 
 
 def test_a_classifiers_proposals_carry_the_class_it_finds_an_anomaly_detectors_say_anomaly():
-    assert proposals.finding_label("leak_binary") == proposals.finding_label("leak_multiclass") == "LEAK"
-    assert {proposals.finding_label(d) for d in ("knn", "patch_memory", "dcase_ae")} == {"anomaly"}
-    assert proposals.finding_label("a_detector_since_removed") == "anomaly"
+    assert finding_label("leak_binary") == finding_label("leak_multiclass") == "LEAK"
+    assert {finding_label(d) for d in ("knn", "patch_memory", "dcase_ae")} == {proposals.ANOMALY_FINDING}
+    assert finding_label("a_detector_since_removed") == proposals.ANOMALY_FINDING
 
 
 def test_propose_clip_explains_a_clip_without_a_score(scored_copy):

@@ -12,10 +12,10 @@ import csv
 import json
 from pathlib import Path
 
+from engine.csv_cells import json_depth
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.data.importers.base import Candidate, ImportProblem, normalise_section
 from engine.errors import EarmarkError
-from engine.labels.tables import json_depth
 
 METADATA_NAME = "metadata.csv"
 _PATH_COLUMNS = ("relative_path", "path", "file", "filename")

@@ -26,7 +26,6 @@ from engine.detectors.band_maps import band_map, map_fields
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.dcase_ae.model import AENet, stack_frames
 from engine.detectors.held_out import held_out_folds
-from engine.detectors.registry import register_detector
 from engine.device import autocast
 from engine.errors import EarmarkError
 from engine.jobs import Progress
@@ -89,10 +88,10 @@ class DcaseAEConfig(DetectorConfig):
         return LogMelConfig(n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels, power=self.power)
 
 
-@register_detector
 class DcaseAEDetector(Detector):
     key = "dcase_ae"
     title = "DCASE baseline auto-encoder"
+    fit_cost = 0.003  # measured: engine.fit_estimate
     Config = DcaseAEConfig
     config: DcaseAEConfig
 

@@ -15,9 +15,8 @@ from engine.data.clip import Clip
 from engine.detectors.base import FEW_NORMALS, Detection, Detector, DetectorConfig, TrainingScores, few_normals_warning
 from engine.detectors.ensemble.grid import FUSIONS, common_times, fuse, lane_on, map_on, mel_bands, time_spans
 from engine.detectors.normalisation import DOMAINS, MIN_PER_DOMAIN, domain_shift, normalised_score, score_stats
-from engine.detectors.registry import detector_class, detector_keys, make_config, register_detector
+from engine.detectors.catalogue import CATALOGUE
 from engine.errors import EarmarkError
-from engine.fit_estimate import fit_seconds
 from engine.jobs import Progress, spans
 
 KEY = "ensemble"
@@ -30,7 +29,7 @@ HELD_OUT = "held_out_by_member"
 
 def default_members() -> tuple[str, ...]:
     """Every detector fitted on normal clips, except the ensemble itself."""
-    return tuple(k for k in detector_keys() if k != KEY)
+    return tuple(k for k in CATALOGUE.keys() if k != KEY)
 
 
 def fitted_members(fitted: Sequence[str]) -> dict[str, str]:
@@ -50,7 +49,7 @@ def reusable_members(config: EnsembleConfig, group: str, fitted: Mapping[tuple[s
         return None
     found = [fitted.get((key, group)) for key in config.members]
     if any(m is None or not m.held_out_by_clip  # a model saved before held-out scores were kept cannot join
-           or _as_json(m.config) != _as_json(make_config(key, config.settings_for(key)))
+           or _as_json(m.config) != _as_json(CATALOGUE.make_config(key, config.settings_for(key)))
            for key, m in zip(config.members, found, strict=True)):
         return None
     return found
@@ -104,7 +103,7 @@ class EnsembleConfig(DetectorConfig):
         if self.normalise_by not in NORMALISE_BY:
             raise EarmarkError(f"ensemble: normalise_by must be one of {', '.join(NORMALISE_BY)}, "
                                f"not {self.normalise_by!r}")
-        fitted_on_normals = [k for k in detector_keys() if k != KEY]
+        fitted_on_normals = [k for k in CATALOGUE.keys() if k != KEY]
         unknown = [m for m in self.members if m not in fitted_on_normals]
         if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
             raise EarmarkError(f"ensemble: members must be two or more different detectors among "
@@ -115,7 +114,7 @@ class EnsembleConfig(DetectorConfig):
             raise EarmarkError(f"ensemble: shift_power must lie between 0 and {MAX_SHIFT_POWER:g}, "
                                f"not {self.shift_power:g}")
         for member in default_members():
-            make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
+            CATALOGUE.make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
 
     def weight(self, member: str) -> float:
         """The member's weight in the mean (1 where `weights` does not name it)."""
@@ -141,7 +140,6 @@ class EnsembleConfig(DetectorConfig):
         return settings
 
 
-@register_detector
 class EnsembleDetector(Detector):
     key = KEY
     title = "Ensemble of detectors"
@@ -177,11 +175,12 @@ class EnsembleDetector(Detector):
     # -- fitting ----------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         keys = self.config.members
-        configs = [make_config(key, self.config.settings_for(key)) for key in keys]
-        shares = spans([fit_seconds(key, config, 1.0) for key, config in zip(keys, configs, strict=True)])
+        configs = [CATALOGUE.make_config(key, self.config.settings_for(key)) for key in keys]
+        shares = spans([CATALOGUE.detector_class(key).fit_seconds(config, 1.0)
+                        for key, config in zip(keys, configs, strict=True)])
         self.members = []
         for index, (key, config, share) in enumerate(zip(keys, configs, shares, strict=True)):
-            member = detector_class(key)(config, cache=self.cache, device=self.device)
+            member = CATALOGUE.detector_class(key)(config, cache=self.cache, device=self.device)
             member.fit([*normals, *supplemental], progress.child(f"{key} ({index + 1}/{len(keys)}): ", span=share))
             self.members.append(member)
         return self._combine()
@@ -315,7 +314,7 @@ class EnsembleDetector(Detector):
             self.config = dataclasses.replace(self.config, shift_power=0.0)
         self.members = []
         for record in self.info.get("members", []):
-            klass = detector_class(record["detector"])
+            klass = CATALOGUE.detector_class(record["detector"])
             known = {f.name for f in dataclasses.fields(klass.Config)}
             member = klass(klass.Config(**{k: v for k, v in record["config"].items() if k in known}),
                            cache=self.cache, device=self.device)

@@ -13,7 +13,6 @@ from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.patch_memory.global_term import BANK_CLIPS, GlobalTerm, band_statistics, domain_z_stats
 from engine.detectors.patch_memory.memory import max_cosine
-from engine.detectors.registry import register_detector
 from engine.encoders import Embedding, make_encoder
 from engine.errors import EarmarkError
 from engine.jobs import Progress
@@ -72,10 +71,10 @@ class PatchMemoryConfig(DetectorConfig):
             raise EarmarkError("patch_memory: global_weight must be 0 (off) or more")
 
 
-@register_detector
 class PatchMemoryDetector(Detector):
     key = "patch_memory"
     title = "Patch memory (training-free)"
+    fit_cost = 0.0015  # measured: engine.fit_estimate
     Config = PatchMemoryConfig
     config: PatchMemoryConfig
 

@@ -15,17 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.classifiers.leak_data import LEAK, LeakJudging, classes_for, cut_segments
-from engine.classifiers.models import LeakCNN, leak_probabilities
-from engine.training import HISTORY
-from engine.classifiers.voting import long_segment_means, vote_fraction
 from engine.data.clip import Clip
-from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
-from engine.detectors.registry import register_detector
-from engine.errors import EarmarkError
+from engine.detectors.base import Detection, Detector, DetectorConfig, Learning
+from engine.detectors.leak.model import LeakCNN, leak_probabilities
+from engine.detectors.leak.segments import LEAK, LeakJudging, classes_for, cut_segments
+from engine.detectors.leak.voting import long_segment_means, vote_fraction
 from engine.files import write_text_atomic
 from engine.jobs import Progress
 
+#: The training's record, saved beside the weights (not read back; its per-epoch `history` is saved as every
+#: trained detector's is, by `Detector.save`).
 META = "model_meta.json"
 
 
@@ -38,8 +37,10 @@ class LeakDetectorConfig(DetectorConfig, LeakJudging):
 
 
 class LeakDetector(Detector):
-    supervised = True
-    #: What its proposals are labelled (an anomaly detector's are "anomaly", `proposals.finding_label`).
+    """Scores with a LeakCNN trained by `engine.classifiers.leak` (`earmark train leak`); see README.md."""
+
+    learning = Learning.SUPERVISED
+    #: What its proposals are labelled (an anomaly detector's are "anomaly", `registry.finding_label`).
     finding = LEAK
     Config = LeakDetectorConfig
     config: LeakDetectorConfig
@@ -51,16 +52,13 @@ class LeakDetector(Detector):
         self.model = LeakCNN(len(self.names), aux_head=self.config.mode == "multiclass").to(self.device).eval()
         self.mean = torch.zeros(self.config.segments.n_mels, 1)
         self.std = torch.ones(self.config.segments.n_mels, 1)
-        #: The training's model_meta.json and per-epoch history, saved beside the weights (not read back).
+        #: The training's model_meta.json, saved beside the weights (not read back); `history`, its epoch rows,
+        #: is the base's.
         self.meta: dict = {}
-        self.history: list[dict] = []
 
-    def _fit(self, normals, supplemental, progress) -> TrainingScores:
-        raise EarmarkError(f"{self.key} is trained from labelled regions: run `earmark train leak PROJECT "
-                           f"--mode {self.config.mode}` (or Train > Train leak classifier)")
-
-    def _enrol(self, clips, progress) -> TrainingScores:
-        raise EarmarkError(f"{self.key} learns from labels, not by enrolment: label the clips and train it again")
+    def how_to_train(self) -> str:
+        return (f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak "
+                "classifier)")
 
     def _decide(self, score: float) -> bool:
         return bool(score >= self.config.vote_fraction)
@@ -101,18 +99,15 @@ class LeakDetector(Detector):
         folder = super().save(folder)
         if self.meta:
             write_text_atomic(folder / META, json.dumps(self.meta, indent=2))
-            write_text_atomic(folder / HISTORY, json.dumps(self.history, indent=1))
         return folder
 
 
-@register_detector
 class BinaryLeakDetector(LeakDetector):
     key = "leak_binary"
     title = "Leak classifier (LEAK / NOLEAK)"
     mode = "binary"
 
 
-@register_detector
 class MulticlassLeakDetector(LeakDetector):
     key = "leak_multiclass"
     title = "Leak classifier (5 classes)"
