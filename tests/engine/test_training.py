@@ -4,6 +4,7 @@ resumes at the next epoch with the optimiser steps and weights of an uninterrupt
 checkpoint says so."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -109,6 +110,10 @@ def test_loss_parts_and_gradient_norms_per_branch_are_in_history_json(tmp_path):
         assert row["train_loss"] == pytest.approx(row["loss_reconstruction"] + row["loss_latent"])
         assert row["grad_norm_encoder"] > 0 and row["grad_norm_decoder"] > 0
         assert "train_accuracy" not in row  # not a classifier
+    with open(tmp_path / "history.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in table] == [1, 2, 3]
+    assert [float(r["grad_norm_encoder"]) for r in table] == [row["grad_norm_encoder"] for row in history]
 
 
 def test_a_classifier_gets_its_training_accuracy_and_a_one_class_model_its_loss_in_the_progress(tmp_path):
@@ -202,3 +207,54 @@ def test_an_unknown_branch_is_refused_and_the_workspace_is_per_detector_and_grou
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00") == (
         tmp_path / "training" / "dcase_ae" / detector_workspace(tmp_path, "x", "fan/section_00").name)
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00").parent == tmp_path / "training" / "dcase_ae"
+
+
+#: A run killed with SIGKILL after its second epoch: it says so, then waits to be killed.
+KILLED_RUN = """
+import sys
+import torch
+from engine.jobs import Progress
+from tests.engine.test_training import data, trainer
+
+def hear(done, total, message):
+    if "epoch 2/4," in message:
+        print("epoch 2 done", flush=True)
+        sys.stdin.readline()  # blocks until the test kills this process
+
+trainer(sys.argv[1], epochs=4, warm_up=("encoder",), warm_up_epochs=1).run(data(), {"input": data()}, Progress(hear))
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], cwd=repo,
+                             env={**os.environ, "PYTHONPATH": str(repo)}, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "epoch 2 done"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert torch.load(tmp_path / "killed" / LAST, weights_only=True)["epoch"] == 2
+    resumed_run = trainer(tmp_path / "killed", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    resumed = resumed_run.run(data(), {"input": data()}, Progress(), resume=True)
+    whole_run = trainer(tmp_path / "whole", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    whole = whole_run.run(data(), {"input": data()}, Progress())
+    assert resumed.resumed_from == 2 and resumed.steps == whole.steps
+    assert same(weights(resumed_run.model), weights(whole_run.model))
+
+
+def test_the_classifiers_refuse_a_warm_up_they_have_no_encoder_for():
+    from engine.classifiers.leak import leak_config
+    from engine.classifiers.sound import sound_config
+
+    with pytest.raises(EarmarkError, match="leak classifier: warm_up_epochs is for models with an encoder"):
+        leak_config("binary", {"warm_up_epochs": "2"})
+    with pytest.raises(EarmarkError, match="sound classifier: warm_up_epochs is for models with an encoder"):
+        sound_config({"warm_up_epochs": "1"})
