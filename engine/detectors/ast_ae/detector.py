@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +92,23 @@ class AstAEConfig(DetectorConfig):
             raise EarmarkError("ast_ae: held_out_fraction must lie between 0 and 1, and the score weights be >= 0")
 
 
+def import_transformers() -> None:
+    """Import transformers' AST with the garbage collector paused. Its first import makes some hundred
+    thousand objects; on the window's engine thread that set off collections on the GUI thread mid-import, and
+    the window crashed (a segmentation fault, 2 runs of 3 of the Fit all test)."""
+    import gc
+
+    if "transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer" in sys.modules:
+        return
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        from transformers import ASTConfig, ASTModel  # noqa: F401
+    finally:
+        if paused:
+            gc.enable()
+
+
 @register_detector
 class AstAEDetector(Detector):
     key = "ast_ae"
@@ -127,6 +145,7 @@ class AstAEDetector(Detector):
         return weights.location("ast")  # names what to do when `pretrained` is asked for without weights
 
     def _build(self, location: str | None, ast_config: dict | None = None) -> AstAutoEncoder:
+        import_transformers()
         from transformers import ASTConfig, ASTModel
 
         from engine.detectors.ast_ae.model import scratch_config
