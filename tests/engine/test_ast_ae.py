@@ -228,3 +228,10 @@ def test_the_fit_estimate_knows_that_fine_tuning_the_published_ast_costs_far_mor
     assert scratch > estimate_fit(clips, ["dcase_ae"], {"epochs": 20}).seconds_by_detector["dcase_ae"]
     weights.add("ast", str(tiny_ast(tmp_path / "ast-tiny")))
     assert estimate_fit(clips, ["ast_ae"]).seconds_by_detector["ast_ae"] > 20 * scratch
+
+
+def test_the_ensemble_takes_ast_ae_only_when_named():
+    assert "ast_ae" not in make_config("ensemble").members, "a transformer per group would multiply its fit time"
+    named = make_config("ensemble", {"members": "knn,ast_ae", "weights": "ast_ae:2",
+                                     "member_settings": "ast_ae.epochs=3"})
+    assert named.members == ("knn", "ast_ae") and named.settings_for("ast_ae") == {"epochs": "3"}
