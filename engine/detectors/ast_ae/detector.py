@@ -35,6 +35,8 @@ from engine.jobs import Progress
 
 ENCODERS = ("auto", "pretrained", "scratch")
 BRANCHES = ("encoder", "decoder")
+#: Clips read and scored at once (a 10 s clip's windows take 0.5 MB; an hour's recording 190 MB).
+SCORED_AT_ONCE = 16
 #: Training-normal frame scores kept for re-learning the frame threshold.
 _KEPT_FRAMES = 20000
 #: Settings that change only how a trained network scores: a resumed training may differ in them.
@@ -303,27 +305,34 @@ class AstAEDetector(Detector):
         return self.config.latent_weight * distance + self.config.reconstruction_weight * error
 
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
-        windows = self._windows(clips, progress)
-        results = self._results([c for c in clips if c.clip_id in windows], windows)
         detections = []
-        for clip in clips:
-            if clip.clip_id not in results:
-                continue
-            result = results[clip.clip_id]
-            detections.append(Detection(clip.clip_id, self._score(result, clip.domain), False, result.lane,
-                                        result.time_spans_s.mean(axis=1), anomaly_map=result.map,
-                                        map_freq_spans_hz=result.freq_spans_hz, map_time_spans_s=result.time_spans_s))
+        for start in range(0, len(clips), SCORED_AT_ONCE):  # a few clips at a time: long recordings are large
+            progress.update(start, len(clips), f"ast_ae: {len(detections)} clips scored")
+            batch = clips[start:start + SCORED_AT_ONCE]
+            windows = self._windows(batch, progress.child(""))
+            results = self._results([c for c in batch if c.clip_id in windows], windows)
+            for clip in (c for c in batch if c.clip_id in results):
+                result = results[clip.clip_id]
+                detections.append(Detection(
+                    clip.clip_id, self._score(result, clip.domain), False, result.lane,
+                    result.time_spans_s.mean(axis=1), anomaly_map=result.map, map_freq_spans_hz=result.freq_spans_hz,
+                    map_time_spans_s=result.time_spans_s))
         progress.update(len(clips), len(clips), f"ast_ae: {len(detections)} clips scored")
         return detections
 
     def frame_reconstruction_errors(self, clips: Sequence[Clip], progress: Progress | None = None,
                                     ) -> dict[str, np.ndarray]:
-        """Per clip, the mean squared reconstruction error of each 10 ms frame that a patch covers (for
-        `earmark debug recon`)."""
+        """Per readable clip, the raw mean squared reconstruction error of each 10 ms frame that a patch covers
+        (for `earmark debug recon`)."""
         self._require_fitted()
         progress = progress or Progress()
-        windows = self._windows(clips, progress)
-        return {clip_id: frame_errors(self.network(), *found, self._batch()) for clip_id, found in windows.items()}
+        errors = {}
+        for index, clip in enumerate(clips):
+            progress.update(index, len(clips), f"ast_ae: reconstruction errors of {clip.clip_id}")
+            for clip_id, found in self._windows([clip], progress.child("")).items():
+                errors[clip_id] = frame_errors(self.network(), *found, self._batch())
+        progress.update(len(clips), len(clips), f"ast_ae: {len(errors)} clips")
+        return errors
 
     # -- state ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
