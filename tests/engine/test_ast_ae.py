@@ -48,6 +48,7 @@ def test_fit_through_the_cli_trains_three_epochs_and_keeps_the_curves(toy_projec
     folder = toy_project.folder
     settings = [f"--set={k}={v}" for k, v in SMALL.items()]
     assert main(["fit", str(folder), "--detector", "ast_ae", "--group", GROUP, "--set", "epochs=3", *settings]) == 0
+    assert "encoder: a small AST trained from scratch" in capsys.readouterr().out, "the user is told which"
     with Project.open(folder) as project:
         record = results.latest_models(project, "ast_ae")[GROUP]
         model_folder = results.model_folder(project, record)
