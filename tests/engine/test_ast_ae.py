@@ -53,6 +53,11 @@ def test_fit_through_the_cli_trains_three_epochs_and_keeps_the_curves(toy_projec
         record = results.latest_models(project, "ast_ae")[GROUP]
         model_folder = results.model_folder(project, record)
     history = json.loads((model_folder / "history.json").read_text())
+    from engine.training import detector_workspace
+
+    training = detector_workspace(project.artifacts, "ast_ae", GROUP)  # where --resume finds it
+    assert (training / "checkpoints" / "last.pt").is_file()
+    assert (training / "history.csv").read_text().count("\n") == 4, "a header and one row per epoch"
     assert [row["epoch"] for row in history] == [1, 2, 3]
     for row in history:  # loss per part and gradient norm per branch, every epoch
         for name in ("loss_latent", "loss_reconstruction", "grad_norm_encoder", "grad_norm_decoder"):
