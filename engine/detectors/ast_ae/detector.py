@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -94,6 +95,16 @@ class AstAEConfig(DetectorConfig):
             raise EarmarkError("ast_ae: held_out_fraction must lie between 0 and 1, and the score weights be >= 0")
 
 
+def fine_tunes(config: AstAEConfig) -> bool:
+    """Whether a fit with `config` starts from AST weights set up by the user (else from scratch)."""
+    from engine import weights
+
+    try:
+        return config.encoder == "pretrained" or (config.encoder == "auto" and "ast" in weights.configured())
+    except EarmarkError:  # an unreadable weights file: fitting will say so
+        return False
+
+
 def import_transformers() -> None:
     """Import transformers' AST with the garbage collector paused. Its first import makes some hundred
     thousand objects; on the window's engine thread that set off collections on the GUI thread mid-import, and
@@ -117,6 +128,17 @@ class AstAEDetector(Detector):
     title = "AST auto-encoder"
     Config = AstAEConfig
     config: AstAEConfig
+    #: Seconds of computing per second of training audio per epoch (the fit estimate), measured with
+    #: tests/bench/bench_ast_ae.py on 2 cores with other work running: the small AST about 50 ms per 2.56 s
+    #: window; fine-tuning an AST of the published size (12 x 768) 9-13 s per 10.24 s window.
+    fit_cost: ClassVar[float] = 0.02
+    fine_tuning_cost: ClassVar[float] = 1.3
+
+    @classmethod
+    def fit_seconds(cls, config: AstAEConfig, train_s: float) -> float:
+        """Expected seconds to fit one group with `config` on `train_s` seconds of training audio."""
+        cost = cls.fine_tuning_cost if fine_tunes(config) else cls.fit_cost
+        return cost * train_s * max(int(config.epochs), 1)
 
     def __init__(self, config: AstAEConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -142,7 +164,8 @@ class AstAEDetector(Detector):
         """The AST weights' location to fine-tune, or None to train the small AST from scratch."""
         from engine import weights
 
-        if self.config.encoder == "scratch" or (self.config.encoder == "auto" and "ast" not in weights.configured()):
+        choice = self.config.encoder  # an unreadable weights file fails here, saying how to fix it
+        if choice == "scratch" or (choice == "auto" and "ast" not in weights.configured()):
             return None
         return weights.location("ast")  # names what to do when `pretrained` is asked for without weights
 
