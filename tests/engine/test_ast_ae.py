@@ -241,3 +241,20 @@ def test_the_ensemble_takes_ast_ae_only_when_named():
     named = make_config("ensemble", {"members": "knn,ast_ae", "weights": "ast_ae:2",
                                      "member_settings": "ast_ae.epochs=3"})
     assert named.members == ("knn", "ast_ae") and named.settings_for("ast_ae") == {"epochs": "3"}
+
+
+def test_a_clip_shorter_than_one_patch_is_reported_and_the_rest_are_scored(toy_project, tmp_path):
+    import dataclasses
+
+    from engine.jobs import RecordingProgress
+    from tests.helpers import tone, write_wav
+
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(_clips(toy_project))
+    test = _clips(toy_project, "test")[:2]
+    short = dataclasses.replace(test[0], clip_id="short", path=str(write_wav(tmp_path / "short.wav", tone(0.1))),
+                                duration_s=0.1, checksum="1" * 64)
+    progress = RecordingProgress()
+    detections = detector.score([short, *test], progress)
+    assert [d.clip_id for d in detections] == [c.clip_id for c in test]
+    assert progress.problems == ["short: skipped, too short for ast_ae: 0.10 s, needs 0.18 s"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -205,7 +206,7 @@ class AstAEDetector(Detector):
         """clip_id -> (windows [n, W, 129], first frame of each); unreadable or too short clips are reported."""
         from engine.audio.feature_cache import load_clips
         from engine.detectors.ast_ae.model import windows_of
-        from engine.encoders.kaldi import FRAME_SHIFT_S, SAMPLE_RATE, ast_fbank
+        from engine.encoders.kaldi import FRAME_LENGTH_S, FRAME_SHIFT_S, SAMPLE_RATE, ast_fbank
 
         model = self.network()
         found = {}
@@ -216,8 +217,9 @@ class AstAEDetector(Detector):
                 continue
             fbank = ast_fbank(torch.from_numpy(np.asarray(audio, dtype=np.float32)))
             if len(fbank) < model.patch:
+                need = math.ceil(100 * ((model.patch - 1) * FRAME_SHIFT_S + FRAME_LENGTH_S)) / 100  # one patch
                 progress.problem(f"{clip.clip_id}: skipped, too short for ast_ae: {clip.duration_s:.2f} s, needs "
-                                 f"{model.patch * FRAME_SHIFT_S + 0.015:.2f} s")
+                                 f"{need:.2f} s")
                 continue
             found[clip.clip_id] = windows_of(fbank, model.window_frames, model.patch)
         return found
