@@ -1,7 +1,8 @@
 """The AST auto-encoder as plain torch modules: an Audio Spectrogram Transformer (transformers' `ASTModel`)
-encodes a window of the Kaldi filter bank into patch tokens; the mean of the tokens, projected to a few
-numbers, is the latent z; a small decoder rebuilds every 16 x 16 log-mel patch from its own token squeezed
-through a narrow bottleneck, with z as context and a learnt embedding of the patch's frequency row.
+encodes a window of the Kaldi filter bank into patch tokens; the mean token of each frequency row, the rows
+side by side projected to a few numbers, is the latent z; a small decoder rebuilds every 16 x 16 log-mel
+patch from its own token squeezed through a narrow bottleneck, with z as context and a learnt embedding of
+the patch's frequency row.
 
 A window is the AST's input [W, 128] plus one more column that says which frames are real (1) and which are
 padding (0), so the validity of every patch travels with the window through batching: a patch counts only
@@ -51,12 +52,12 @@ def grid_shape(config) -> tuple[int, int]:
 
 
 class PatchDecoder(nn.Module):
-    """The mean token [D] -> z [b]; each token [D] -> its bottleneck [b]; both with the row's embedding -> the
-    patch [P*P]."""
+    """The rows' mean tokens [F * D] -> z [b]; each token [D] -> its bottleneck [b]; both with the row's
+    embedding -> the patch [P*P]."""
 
     def __init__(self, hidden: int, rows: int, patch_values: int, bottleneck: int, width: int) -> None:
         super().__init__()
-        self.latent = nn.Linear(hidden, bottleneck)
+        self.latent = nn.Linear(rows * hidden, bottleneck)
         self.squeeze = nn.Linear(hidden, bottleneck)
         self.row = nn.Parameter(torch.zeros(rows, width))
         self.expand = nn.Linear(2 * bottleneck, width)
@@ -91,8 +92,11 @@ class AstAutoEncoder(nn.Module):
         # A column is real when its last frame is; every row of that column shares it.
         last = torch.arange(tokens.shape[1] // self.rows, device=windows.device) * self.strides[1] + self.patch - 1
         valid = (real[:, last] > 0.5)[:, None, :].expand(-1, self.rows, -1).flatten(1)
-        weights = valid.to(tokens.dtype)[..., None]
-        z = self.decoder.latent((tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0))
+        # z: each frequency row's mean token (over the patches holding audio), the rows side by side, projected.
+        # A fault in one band moves its own row's mean; a mean over every row diluted it (see README).
+        weights = valid.to(tokens.dtype).unflatten(1, (self.rows, -1))[..., None]
+        per_row = (tokens.unflatten(1, (self.rows, -1)) * weights).sum(2) / weights.sum(2).clamp_min(1.0)
+        z = self.decoder.latent(per_row.flatten(1))
         return Forward(self.decoder(tokens, z, self.rows), patches, z, valid)
 
 
