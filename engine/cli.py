@@ -285,6 +285,10 @@ def _print_models(verb: str, models, progress) -> None:
         if weights and (model.metrics.get("target") or clips[1]):  # an ensemble with target clips: its members'
             # weights in the target domain, learnt from their domain shifts (a group without one has none to say)
             print("  target-domain weights: " + ", ".join(f"{key} {float(w):.3g}" for key, w in weights.items()))
+        if model.metrics.get("encoder") in ("scratch", "pretrained"):  # ast_ae: where its AST started
+            started = (f"fine-tuned from {model.metrics.get('weights')}" if model.metrics["encoder"] == "pretrained"
+                       else "a small AST trained from scratch (no AST weights set up)")
+            print(f"  encoder: {started}")
         if model.warning:
             print(f"  warning: {model.warning}")
 

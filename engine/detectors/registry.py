@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from engine.audio.feature_cache import FeatureCache
+from engine.detectors.ast_ae import AstAEDetector
 from engine.detectors.base import Detector, DetectorConfig, Learning, read_saved
 from engine.detectors.catalogue import CATALOGUE, configure, parse_settings
 from engine.detectors.dcase_ae import DcaseAEDetector
@@ -27,6 +28,7 @@ __all__ = ["CATALOGUE", "configure", "detector_class", "detector_keys", "finding
            "make_config", "parse_settings"]
 
 CATALOGUE.add(
+    AstAEDetector,
     DcaseAEDetector,
     KnnDetector,
     PatchMemoryDetector,

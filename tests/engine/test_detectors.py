@@ -38,7 +38,9 @@ from engine.store import Project, results
 #: Settings that keep each detector quick on the small data sets; every other setting is its default. For a
 #: detector fitted on normal clips they are its config; for one trained from labels, its training's.
 QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"},
-         "leak_binary": {"epochs": 6, "batch_size": 128}, "leak_multiclass": {"epochs": 6, "batch_size": 128}}
+         "leak_binary": {"epochs": 6, "batch_size": 128}, "leak_multiclass": {"epochs": 6, "batch_size": 128},
+         "ast_ae": {"epochs": 2, "hidden_size": 32, "layers": 1, "heads": 2, "window_frames": 64,
+                    "decoder_width": 32, "batch_size": 4}}
 GROUP = "fan/section_00"
 ALL = detector_keys(None)
 SUPERVISED = detector_keys(Learning.SUPERVISED)
