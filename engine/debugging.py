@@ -29,6 +29,7 @@ from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
 from engine.errors import EarmarkError
 from engine.files import safe_name, write_text_atomic
+from engine.histories import HISTORY, RUN_FILE
 from engine.jobs import Progress
 from engine.line_chart import Panel, write_chart
 from engine.store import results
@@ -38,8 +39,6 @@ SPLITS = ("ok", "ng")
 #: The label of each split's clips.
 SPLIT_LABELS = {"ok": "normal", "ng": "anomaly"}
 SPLIT_COLUMNS = ("clip_id", "path", "domain", "label")
-#: What `earmark debug freeze` leaves beside the history of its scratch run: which run it was.
-RUN_FILE = "run.json"
 
 
 def logs_folder(project: Project) -> Path:
@@ -183,10 +182,9 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     progress = progress or Progress()
     project = session.project
     cls = detector_class(detector)
-    trained = [k for k in _trained_detectors()]
     if not hasattr(cls, "branches") or "freeze" not in cls.Config.__dataclass_fields__:
         raise EarmarkError(f"{detector} does not train a network with branches, so none can be frozen; detectors "
-                           f"that do: {', '.join(trained) or 'none'}")
+                           f"that do: {', '.join(_trained_detectors()) or 'none'}")
     if epochs < 1:
         raise EarmarkError("--epochs must be at least 1")
     config = make_config(detector, {**(settings or {}), "freeze": branch, "epochs": epochs})
@@ -209,13 +207,13 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     folder.mkdir(parents=True)
     model.training_folder, model.resume = folder, False
     model.fit(clips, progress.child(f"{detector} {group}, {branch} frozen: "))
-    rows = [dict(row) for row in (getattr(model, "history", None) or _read_history(folder))]
+    rows = [dict(row) for row in (getattr(model, "history", None) or _read_history(folder / HISTORY))]
     if not rows:
         raise EarmarkError(f"{detector} kept no epoch figures while training; nothing to write")
     for leftover in ("checkpoints", "best.safetensors"):  # a scratch run: its weights are not kept
         path = folder / leftover
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    write_text_atomic(folder / "history.json", json.dumps(rows, indent=1))
+    write_text_atomic(folder / HISTORY, json.dumps(rows, indent=1))
     write_text_atomic(folder / RUN_FILE, json.dumps({"detector": detector, "group": group, "frozen": branch,
                                                      "epochs": epochs}, indent=1))
     logs = logs_folder(project)
@@ -231,9 +229,9 @@ def _trained_detectors() -> list[str]:
     return [k for k in detector_keys(None) if hasattr(detector_class(k), "branches")]
 
 
-def _read_history(folder: Path) -> list[dict]:
+def _read_history(path: Path) -> list[dict]:
     try:
-        rows = json.loads((folder / "history.json").read_text())
+        rows = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
     return rows if isinstance(rows, list) else []
