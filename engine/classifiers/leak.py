@@ -22,7 +22,7 @@ from engine.classifiers.leak_data import (LEAK, MODES, LeakJudging, SegmentSet, 
                                           labelled_segments)
 from engine.classifiers.models import LeakCNN, leak_probabilities
 from engine.classifiers.splits import grouped_split, split_by_value
-from engine.classifiers.trainer import LoopConfig, Outcome, Trainer, load_best
+from engine.training import LoopConfig, Outcome, Trainer, load_best
 from engine.classifiers.voting import EVAL_METHOD, judge_files
 from engine.detectors import runs
 from engine.detectors.registry import configure

@@ -17,7 +17,7 @@ import torch
 
 from engine.classifiers.leak_data import LEAK, LeakJudging, classes_for, cut_segments
 from engine.classifiers.models import LeakCNN, leak_probabilities
-from engine.classifiers.trainer import HISTORY
+from engine.training import HISTORY
 from engine.classifiers.voting import long_segment_means, vote_fraction
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from engine.classifiers.leak import META, workspace as leak_workspace
 from engine.classifiers.leak_data import MODES
 from engine.classifiers.sound import SUMMARY, workspace as sound_workspace
-from engine.classifiers.trainer import HISTORY
+from engine.training import HISTORY
 from engine.store.project import Project
 
 

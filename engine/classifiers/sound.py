@@ -24,7 +24,7 @@ from engine.audio.features import LogMelConfig
 from engine.classifiers.models import sound_model
 from engine.classifiers.sound_data import VARIANTS, ClipImage
 from engine.classifiers.splits import Split, audit, grouped_split, split_by_value
-from engine.classifiers.trainer import LoopConfig, Outcome, Trainer
+from engine.training import LoopConfig, Outcome, Trainer
 from engine.detectors.registry import configure
 from engine.errors import EarmarkError
 from engine.files import write_text_atomic

@@ -37,6 +37,7 @@ from engine.jobs import Progress
 
 STATE_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+HISTORY_FILE = "history.json"
 #: A group fitted on fewer normal clips than this gets a warning: its threshold rests on a handful of scores.
 FEW_NORMALS = 10
 
@@ -107,6 +108,11 @@ class Detector(ABC):
         #: Held-out score of each training normal (and enrolled clip), and its domain; saved beside the model.
         self.held_out_by_clip: dict[str, float] = {}
         self.held_out_domains: dict[str, str | None] = {}
+        #: Detectors that train in epochs: where (None: a temporary folder, removed afterwards), whether to
+        #: continue from its `checkpoints/last.pt`, and the epoch rows of the training (saved as history.json).
+        self.training_folder: Path | None = None
+        self.resume = False
+        self.history: list[dict] = []
 
     # -- the pipeline ---------------------------------------------------------------------------------
     def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
@@ -229,7 +235,8 @@ class Detector(ABC):
 
     # -- saving ----------------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write the weights (safetensors) and `model.json` into `folder`, each atomically."""
+        """Write the weights (safetensors), `model.json` and, for a detector that trained in epochs,
+        `history.json` (its epoch rows) into `folder`, each atomically."""
         self._require_fitted()
         folder = Path(folder)
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
@@ -241,6 +248,8 @@ class Detector(ABC):
                 "held_out": [[clip_id, score, self.held_out_domains.get(clip_id)]
                              for clip_id, score in self.held_out_by_clip.items()]}
         write_text_atomic(folder / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        if self.history:  # the training curves, beside the model they made
+            write_text_atomic(folder / HISTORY_FILE, json.dumps(self.history, indent=1))
         return folder
 
     @classmethod

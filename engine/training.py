@@ -1,0 +1,372 @@
+"""The one training loop: every model Earmark trains in epochs (the leak and sound classifiers, the
+auto-encoder detectors) runs through `Trainer`: shuffled mini-batches, mixed precision on CUDA, per-epoch
+curves, early stopping, checkpoints to resume from, and branches of a model frozen for a whole run or for
+warm-up epochs.
+
+A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
+figures per epoch: the training curves) and `checkpoints/`: `last.pt`, written after every epoch (weights,
+optimiser, loss scaler, random-number state, the best so far, the step count and the history), and
+`epoch_NNN.pt`, the last few epochs (older ones are removed). Checkpoints hold tensors and plain values only
+and are read with `torch.load(weights_only=True)`. A cancelled run keeps the checkpoint of its last finished
+epoch, and `resume=True` continues with the next epoch exactly as an uninterrupted run would have.
+
+An epoch's row: `epoch`, `train_loss` (the optimised loss, the sum of its parts), `loss_<part>` for each part
+of a loss given as a dict, `grad_norm_<branch>` (the L2 norm of that branch's gradients after backward, the
+epoch's mean over its steps; 0 while the branch is frozen), `train_accuracy` (classification targets only),
+`seconds`, and the validation figures `evaluate` returns. A model without a labelled validation set
+(`evaluate=None`, one-class detectors) is judged by its negative training loss.
+
+On CUDA the loop uses mixed precision, channels-last memory for image-like inputs and, when asked,
+`torch.compile`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.device import autocast
+from engine.errors import EarmarkError
+from engine.files import copy_atomic, safe_name, save_safetensors_atomic, write_atomic, write_text_atomic
+from engine.jobs import Progress
+
+BEST = "best.safetensors"
+HISTORY = "history.json"
+LAST = Path("checkpoints") / "last.pt"
+
+Outputs = object  # whatever the model returns: a tensor, or a tuple such as (logits, auxiliary logits)
+LossFunction = Callable[[Outputs, dict[str, torch.Tensor]], "torch.Tensor | dict[str, torch.Tensor]"]
+
+
+@dataclass
+class LoopConfig:
+    epochs: int = 200
+    patience: int = 15
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    #: How many `epoch_NNN.pt` checkpoints are kept besides `last.pt`.
+    keep_checkpoints: int = 3
+    #: torch.compile the model (CUDA only; the first epoch then takes longer).
+    compile: bool = False
+    seed: int = 0
+    #: The branches named in `Trainer(warm_up=...)` stay frozen for this many first epochs.
+    warm_up_epochs: int = 0
+
+    def check(self, what: str) -> None:
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+            raise EarmarkError(f"{what}: epochs >= 1, patience >= 1, batch_size >= 2 and learning_rate > 0 "
+                               "are required")
+        if self.warm_up_epochs < 0:
+            raise EarmarkError(f"{what}: warm_up_epochs must be 0 or more, not {self.warm_up_epochs}")
+
+
+@dataclass
+class Outcome:
+    best_epoch: int
+    best_score: float
+    last_epoch: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int | None = None
+    seconds: float = 0.0
+    items_per_second: float = 0.0
+    #: Optimiser steps taken over the whole run, those before a resume included.
+    steps: int = 0
+
+
+def detector_workspace(artifacts: Path, detector: str, group: str) -> Path:
+    """Where a project's detector trains for one group (checkpoints, `history.json`), so that `earmark fit
+    --resume` finds the run a cancel or a kill interrupted."""
+    return Path(artifacts) / "training" / safe_name(detector) / safe_name(group)
+
+
+class Trainer:
+    """Trains `model` on tensors. `loss(outputs, targets)` returns a tensor or a dict of named parts (their
+    sum is optimised). `evaluate(model)` returns the epoch's validation figures, among them `metric`, which
+    selects the best epoch (higher is better); without `evaluate` the negative training loss does. `signature`
+    names the data and settings: a checkpoint made with another signature is not resumed.
+
+    `branches` names parts of `model` (`{"encoder": m.encoder, ...}`): their gradient norms are logged, those in
+    `frozen` are frozen for the whole run and those in `warm_up` for the first `config.warm_up_epochs` epochs.
+    A frozen branch gets no gradient, is left out of the optimiser step (no weight decay, no momentum) and
+    runs in eval mode (its batch-norm statistics stay as they are): its state does not change at all."""
+
+    def __init__(self, model: nn.Module, folder: str | Path, config: LoopConfig, device: torch.device,
+                 loss: LossFunction, evaluate: Callable[[nn.Module], dict] | None, metric: str, signature: str,
+                 label: str = "", branches: Mapping[str, nn.Module] | None = None, frozen: Collection[str] = (),
+                 warm_up: Collection[str] = ()) -> None:
+        self.model = model.to(device)
+        self.folder = Path(folder)
+        self.config = config
+        self.device = device
+        self.loss = loss
+        self.evaluate = evaluate
+        self.metric = metric if evaluate is not None else "negative training loss"
+        self.signature = signature
+        self.label = label
+        self.branches = dict(branches or {})
+        unknown = sorted((set(frozen) | set(warm_up)) - set(self.branches))
+        if unknown:
+            known = ", ".join(self.branches) or "none"
+            raise EarmarkError(f"{label.rstrip(': ') or 'training'}: no branch named {', '.join(unknown)}; "
+                               f"branches: {known}")
+        self.frozen, self.warm_up = set(frozen), set(warm_up)
+        # what each parameter asked for before any freezing, restored when its branch thaws
+        self._wants_grad = {id(p): p.requires_grad for p in self.model.parameters()}
+
+    def frozen_in(self, epoch: int) -> set[str]:
+        """The branches frozen during `epoch` (counted from 1)."""
+        return self.frozen | (self.warm_up if epoch <= self.config.warm_up_epochs else set())
+
+    def run(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], progress: Progress,
+            resume: bool = False) -> Outcome:
+        config, device = self.config, self.device
+        cuda = device.type == "cuda"
+        if cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        forward = torch.compile(self.model) if config.compile and cuda else self.model
+        # The fused kernel: one call for every parameter instead of a Python loop over them.
+        optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                      weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda"))
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+        generator = torch.Generator().manual_seed(config.seed)
+        state = {"epoch": 0, "best_score": float("-inf"), "best_epoch": 0, "bad_epochs": 0, "finished": False,
+                 "steps": 0, "history": []}
+        resumed_from = None
+        if resume:
+            state = self._resume(optimiser, scaler, generator)
+            resumed_from = state["epoch"]
+        else:
+            torch.manual_seed(config.seed)  # dropout draws from here; a resumed run restores it instead
+        if not resume and self.has_checkpoint():
+            for old in (self.folder / "checkpoints").glob("*.pt"):  # a fresh run starts with no old checkpoints
+                old.unlink()
+        (self.folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        count = len(inputs)
+        batches = max(1, -(-count // config.batch_size))
+        classes = "class" in targets
+        started, trained, last_report = time.perf_counter(), 0, 0.0
+        epoch = state["epoch"]
+        while not state["finished"] and epoch < config.epochs:
+            epoch += 1
+            epoch_started = time.perf_counter()
+            frozen = self.frozen_in(epoch)
+            frozen_parameters = self._freeze(frozen)
+            order = torch.randperm(count, generator=generator)
+            total_loss, correct, seen = 0.0, 0, 0
+            parts: dict[str, float] = {}
+            norms: dict[str, list[torch.Tensor]] = {name: [] for name in self.branches}
+            for batch in range(batches):
+                index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
+                if len(index) < 2:  # batch norm needs two items
+                    continue
+                x = inputs[index].to(device, non_blocking=True)
+                if cuda and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = {name: value[index].to(device, non_blocking=True) for name, value in targets.items()}
+                optimiser.zero_grad(set_to_none=True)
+                with autocast(device):
+                    outputs = forward(x)
+                    value = self.loss(outputs, y)
+                named = value if isinstance(value, dict) else {}
+                loss = sum(named.values()) if named else value
+                scaler.scale(loss).backward()
+                for parameter in frozen_parameters:  # no gradient, so no step: AdamW skips parameters without one
+                    parameter.grad = None
+                scaler.unscale_(optimiser)  # the norms below are the true gradients', not the scaled ones
+                for name, branch in self.branches.items():
+                    norms[name].append(_gradient_norm(branch, device))
+                scaler.step(optimiser)
+                scaler.update()
+                state["steps"] += 1
+                total_loss += float(loss.detach()) * len(index)
+                for part, part_value in named.items():
+                    parts[part] = parts.get(part, 0.0) + float(part_value.detach()) * len(index)
+                if classes:
+                    correct += int((outputs[0].argmax(1) == y["class"]).sum())
+                seen += len(index)
+                trained += len(index)
+                now = time.perf_counter()
+                if now - last_report > 0.2:
+                    last_report = now
+                    progress.update((epoch - 1) * batches + batch + 1, config.epochs * batches,
+                                    f"{self.label}epoch {epoch}/{config.epochs}")
+            self.model.eval()
+            if self.evaluate is not None:
+                with torch.inference_mode():
+                    figures = self.evaluate(self.model)
+            else:
+                figures = {}
+            train_loss = total_loss / max(seen, 1)
+            row = {"epoch": epoch, "train_loss": train_loss,
+                   **{f"loss_{part}": total / max(seen, 1) for part, total in parts.items()},
+                   **{f"grad_norm_{name}": _mean_finite(values) for name, values in norms.items()}}
+            if classes:
+                row["train_accuracy"] = correct / max(seen, 1)
+            row["seconds"] = time.perf_counter() - epoch_started
+            row.update(figures)
+            state["history"].append(row)
+            score = float(figures[self.metric]) if self.evaluate is not None else -train_loss
+            if score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                self._save_best()
+            else:
+                state["bad_epochs"] += 1
+            state["finished"] = state["bad_epochs"] >= config.patience or epoch >= config.epochs
+            state["epoch"] = epoch
+            self._checkpoint(state, optimiser, scaler, generator)
+            if self.evaluate is not None:
+                said = (f"{self.metric} {score:.3f} (best {state['best_score']:.3f} at {state['best_epoch']})")
+                progress.update(epoch * batches, config.epochs * batches,
+                                f"{self.label}epoch {epoch}/{config.epochs}: {said}")
+            else:
+                progress.update(epoch * batches, config.epochs * batches,
+                                f"{self.label}epoch {epoch}/{config.epochs}, loss {train_loss:.2f}")
+        self._freeze(set())
+        self.model.eval()
+        seconds = time.perf_counter() - started
+        return Outcome(state["best_epoch"], state["best_score"], state["epoch"],
+                       state["bad_epochs"] >= config.patience, state["history"], resumed_from, seconds,
+                       trained / seconds if seconds > 0 else 0.0, state["steps"])
+
+    def _freeze(self, names: set[str]) -> list[nn.Parameter]:
+        """Put the model in training mode with the named branches frozen (no gradient, eval mode) and the rest
+        as they were; returns the frozen parameters."""
+        self.model.train()
+        frozen_ids = set()
+        for name in names:
+            self.branches[name].eval()
+            frozen_ids.update(id(p) for p in self.branches[name].parameters())
+        frozen = []
+        for parameter in self.model.parameters():
+            if id(parameter) in frozen_ids:
+                parameter.requires_grad_(False)
+                frozen.append(parameter)
+            else:
+                parameter.requires_grad_(self._wants_grad.get(id(parameter), True))
+        return frozen
+
+    # -- files -------------------------------------------------------------------------------------------------
+    def _save_best(self) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_safetensors_atomic(self.folder / BEST, tensors)
+
+    def _checkpoint(self, state: dict, optimiser, scaler, generator: torch.Generator) -> None:
+        checkpoint = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                      "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
+                      "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                      "signature": self.signature, "config": json.dumps(asdict(self.config)),
+                      **{k: v for k, v in state.items() if k != "history"},
+                      "history": json.dumps(state["history"])}
+        folder = self.folder / "checkpoints"
+        numbered = folder / f"epoch_{state['epoch']:03d}.pt"
+        write_atomic(numbered, lambda handle: torch.save(checkpoint, handle))
+        copy_atomic(numbered, self.folder / LAST)  # serialised once, copied
+        for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
+            old.unlink()
+        write_text_atomic(self.folder / HISTORY, json.dumps(state["history"], indent=1))
+
+    def has_checkpoint(self) -> bool:
+        return (self.folder / LAST).is_file()
+
+    def finished(self, restore: bool = False) -> Outcome | None:
+        """The outcome of a run that finished in this folder with this signature, read from its checkpoint
+        (with `restore`, its last weights are loaded into the model); None when there is none."""
+        if not self.has_checkpoint():
+            return None
+        checkpoint = self._read_checkpoint()
+        if not checkpoint.get("finished") or checkpoint.get("signature") != self.signature:
+            return None
+        try:
+            if restore:
+                self.model.load_state_dict(checkpoint["model"])
+                self.model.eval()
+            return Outcome(int(checkpoint["best_epoch"]), float(checkpoint["best_score"]), int(checkpoint["epoch"]),
+                           int(checkpoint["bad_epochs"]) >= self.config.patience, json.loads(checkpoint["history"]),
+                           steps=_steps(checkpoint))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, reason: object = "") -> EarmarkError:
+        said = f" ({reason})" if reason else ""
+        return EarmarkError(f"cannot read the checkpoint {self.folder / LAST}: the file is damaged or was not "
+                            f"written by Earmark{said}; train again without --resume")
+
+    def _read_checkpoint(self) -> dict:
+        path = self.folder / LAST
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001  (torch's own message suggests unsafe loading: not repeated here)
+            raise self._damaged() from None
+        if not isinstance(checkpoint, dict):
+            raise self._damaged("not a checkpoint")
+        return checkpoint
+
+    def _resume(self, optimiser, scaler, generator: torch.Generator) -> dict:
+        if not self.has_checkpoint():
+            raise EarmarkError(f"nothing to resume: {self.folder / LAST} does not exist; train without --resume first")
+        checkpoint = self._read_checkpoint()
+        if checkpoint.get("signature") != self.signature:
+            raise EarmarkError("the labels, the clips or the settings have changed since the checkpoint in "
+                               f"{self.folder} was made; train afresh (without --resume)")
+        try:
+            if checkpoint["finished"]:
+                raise EarmarkError(f"the training in {self.folder} already finished at epoch {checkpoint['epoch']} "
+                                   f"(best epoch {checkpoint['best_epoch']}); nothing to resume")
+            self.model.load_state_dict(checkpoint["model"])
+            optimiser.load_state_dict(checkpoint["optimiser"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            return {"epoch": int(checkpoint["epoch"]), "best_score": float(checkpoint["best_score"]),
+                    "best_epoch": int(checkpoint["best_epoch"]), "bad_epochs": int(checkpoint["bad_epochs"]),
+                    "finished": False, "steps": _steps(checkpoint), "history": json.loads(checkpoint["history"])}
+        except EarmarkError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise self._damaged(exc) from None
+
+
+def _gradient_norm(branch: nn.Module, device: torch.device) -> torch.Tensor:
+    """The L2 norm of all of a branch's gradients (0 when it has none: frozen), left on the device."""
+    grads = [p.grad.detach() for p in branch.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=device)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+
+
+def _mean_finite(values: list[torch.Tensor]) -> float:
+    """The mean of an epoch's gradient norms, without the steps mixed precision skipped (inf or NaN)."""
+    if not values:
+        return 0.0
+    stacked = torch.stack(values).float().cpu()
+    finite = stacked[torch.isfinite(stacked)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def _steps(checkpoint: dict) -> int:
+    """The optimiser steps a checkpoint's run had taken (from its optimiser's state for a checkpoint written
+    before the count was kept)."""
+    if "steps" in checkpoint:
+        return int(checkpoint["steps"])
+    states = checkpoint.get("optimiser", {}).get("state", {})
+    return max((int(s["step"]) for s in states.values() if "step" in s), default=0)
+
+
+def load_best(model: nn.Module, folder: str | Path) -> nn.Module:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder) / BEST
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise EarmarkError(f"the trained weights {path} are damaged or missing ({exc}); train again") from None
+    model.load_state_dict(state)
+    return model.eval()

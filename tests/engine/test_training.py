@@ -1,0 +1,204 @@
+"""The one training loop, as a model's author relies on it: branches frozen for a run or for warm-up epochs
+keep every weight, the loss parts and per-branch gradient norms are in `history.json`, an interrupted run
+resumes at the next epoch with the optimiser steps and weights of an uninterrupted one, and a damaged
+checkpoint says so."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from engine.errors import EarmarkError
+from engine.jobs import Cancelled, Progress, RecordingProgress
+from engine.training import LAST, LoopConfig, Trainer, detector_workspace
+
+CPU = torch.device("cpu")
+
+
+class TinyAE(nn.Module):
+    """An auto-encoder in two branches, with batch norm (running statistics are state too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4), nn.ReLU())
+        self.decoder = nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+
+def data() -> torch.Tensor:
+    return torch.randn(40, 8, generator=torch.Generator().manual_seed(1))
+
+
+def two_parts(outputs, targets) -> dict[str, torch.Tensor]:
+    reconstruction, z = outputs
+    return {"reconstruction": nn.functional.mse_loss(reconstruction, targets["input"]),
+            "latent": 0.1 * z.pow(2).mean()}
+
+
+def trainer(folder, epochs=3, **options) -> Trainer:
+    config = LoopConfig(epochs=epochs, patience=100, batch_size=16, weight_decay=0.1, keep_checkpoints=10,
+                        warm_up_epochs=options.pop("warm_up_epochs", 0))
+    model = TinyAE()
+    return Trainer(model, folder, config, CPU, two_parts, None, "", "sig", "tiny: ",
+                   branches={"encoder": model.encoder, "decoder": model.decoder}, **options)
+
+
+def weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def saved_branch(folder, epoch: int, branch: str) -> dict[str, torch.Tensor]:
+    state = torch.load(folder / "checkpoints" / f"epoch_{epoch:03d}.pt", weights_only=True)["model"]
+    return {k[len(branch) + 1:]: v for k, v in state.items() if k.startswith(f"{branch}.")}
+
+
+class StopAfter(Progress):
+    """Cancels the run once a message with `text` has been reported (the end of an epoch)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def update(self, done, total, message=""):
+        super().update(done, total, message)
+        if self.text in message:
+            self.cancel()
+            self.check()
+
+
+def test_a_frozen_branch_keeps_every_weight_bit_for_bit_while_the_other_learns(tmp_path):
+    run = trainer(tmp_path, epochs=2, frozen=("encoder",))
+    encoder, decoder = weights(run.model.encoder), weights(run.model.decoder)
+    outcome = run.run(data(), {"input": data()}, Progress())
+    # weight decay, Adam's moments and batch-norm statistics would each move it: none did
+    assert same(weights(run.model.encoder), encoder)
+    assert not same(weights(run.model.decoder), decoder)
+    assert all(row["grad_norm_encoder"] == 0 and row["grad_norm_decoder"] > 0 for row in outcome.history)
+    assert all(p.requires_grad for p in run.model.parameters())  # thawed again for whoever uses it next
+
+
+def test_warm_up_keeps_a_branch_unchanged_for_exactly_its_epochs_then_trains_it(tmp_path):
+    run = trainer(tmp_path, epochs=4, warm_up=("encoder",), warm_up_epochs=2)
+    initial = weights(run.model.encoder)
+    outcome = run.run(data(), {"input": data()}, Progress())
+    assert same(saved_branch(tmp_path, 1, "encoder"), initial)
+    assert same(saved_branch(tmp_path, 2, "encoder"), initial)
+    assert not same(saved_branch(tmp_path, 3, "encoder"), initial)
+    assert not same(saved_branch(tmp_path, 1, "decoder"), weights(TinyAE().decoder))  # the decoder trained all along
+    norms = [row["grad_norm_encoder"] for row in outcome.history]
+    assert norms[:2] == [0.0, 0.0] and all(n > 0 for n in norms[2:])
+
+
+def test_loss_parts_and_gradient_norms_per_branch_are_in_history_json(tmp_path):
+    outcome = trainer(tmp_path, epochs=3).run(data(), {"input": data()}, Progress())
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history == outcome.history and [row["epoch"] for row in history] == [1, 2, 3]
+    for row in history:
+        assert {"train_loss", "loss_reconstruction", "loss_latent", "grad_norm_encoder", "grad_norm_decoder",
+                "seconds"} <= set(row)
+        assert row["train_loss"] == pytest.approx(row["loss_reconstruction"] + row["loss_latent"])
+        assert row["grad_norm_encoder"] > 0 and row["grad_norm_decoder"] > 0
+        assert "train_accuracy" not in row  # not a classifier
+
+
+def test_a_classifier_gets_its_training_accuracy_and_a_one_class_model_its_loss_in_the_progress(tmp_path):
+    model = _TupleOutput(nn.Linear(8, 3))
+    classes = torch.arange(40) % 3
+    outcome = Trainer(model, tmp_path / "classes", LoopConfig(epochs=2, batch_size=16), CPU,
+                      lambda outputs, t: nn.functional.cross_entropy(outputs[0], t["class"]),
+                      lambda net: {"val_accuracy": 0.5}, "val_accuracy", "sig").run(data(), {"class": classes},
+                                                                                   Progress())
+    assert all(0 <= row["train_accuracy"] <= 1 and row["val_accuracy"] == 0.5 for row in outcome.history)
+    job = RecordingProgress()
+    trainer(tmp_path / "ae", epochs=2).run(data(), {"input": data()}, job)
+    said = [message for *_, message, _ in job.updates]
+    assert any(m.startswith("tiny: epoch 2/2, loss ") for m in said)
+
+
+class _TupleOutput(nn.Module):
+    """A classifier's outputs: (logits, no auxiliary head)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x), None
+
+
+def test_without_validation_patience_stops_on_the_training_loss(tmp_path):
+    config = LoopConfig(epochs=6, patience=1, batch_size=16, learning_rate=10.0)  # a rate that cannot settle
+    model = TinyAE()
+    outcome = Trainer(model, tmp_path, config, CPU, two_parts, None, "", "sig").run(data(), {"input": data()},
+                                                                                   Progress())
+    losses = [row["train_loss"] for row in outcome.history]
+    assert outcome.best_score == -min(losses)
+    if outcome.stopped_early:
+        assert outcome.last_epoch < 6 and losses[-1] >= min(losses)
+
+
+def test_an_interrupted_run_resumes_at_the_next_epoch_with_the_steps_and_weights_of_an_uninterrupted_one(tmp_path):
+    whole = trainer(tmp_path / "whole", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    uninterrupted = whole.run(data(), {"input": data()}, Progress())
+    assert uninterrupted.steps == 4 * 3  # 40 items in batches of 16: three steps an epoch
+
+    with pytest.raises(Cancelled):
+        trainer(tmp_path / "cut", epochs=4, warm_up=("encoder",), warm_up_epochs=1).run(
+            data(), {"input": data()}, StopAfter("epoch 2/4,"))
+    assert torch.load(tmp_path / "cut" / LAST, weights_only=True)["epoch"] == 2
+    torch.manual_seed(123)  # whatever happened meanwhile: the checkpoint restores the random state
+    again = trainer(tmp_path / "cut", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    resumed = again.run(data(), {"input": data()}, Progress(), resume=True)
+    assert resumed.resumed_from == 2 and resumed.last_epoch == 4
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+    assert resumed.steps == uninterrupted.steps
+    assert same(weights(again.model), weights(whole.model))
+    finished = trainer(tmp_path / "cut", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    assert finished.finished(restore=True).steps == uninterrupted.steps
+    assert same(weights(finished.model), weights(whole.model))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not_a_checkpoint", "missing_keys"])
+def test_a_damaged_checkpoint_is_named_and_nothing_is_trained(tmp_path, damage):
+    with pytest.raises(Cancelled):
+        trainer(tmp_path, epochs=3).run(data(), {"input": data()}, StopAfter("epoch 1/3,"))
+    path = tmp_path / LAST
+    if damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "not_a_checkpoint":
+        torch.save([1, 2, 3], path)
+    else:
+        torch.save({"signature": "sig", "finished": False, "epoch": 1}, path)
+    with pytest.raises(EarmarkError, match=r"checkpoint .*last.pt.* damaged .*without --resume"):
+        trainer(tmp_path, epochs=3).run(data(), {"input": data()}, Progress(), resume=True)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_and_a_folder_without_one(tmp_path):
+    with pytest.raises(Cancelled):
+        trainer(tmp_path, epochs=3).run(data(), {"input": data()}, StopAfter("epoch 1/3,"))
+    other = trainer(tmp_path, epochs=3)
+    other.signature = "other clips"
+    with pytest.raises(EarmarkError, match="changed since the checkpoint"):
+        other.run(data(), {"input": data()}, Progress(), resume=True)
+    with pytest.raises(EarmarkError, match="nothing to resume"):
+        trainer(tmp_path / "empty").run(data(), {"input": data()}, Progress(), resume=True)
+
+
+def test_an_unknown_branch_is_refused_and_the_workspace_is_per_detector_and_group(tmp_path):
+    with pytest.raises(EarmarkError, match="no branch named latent; branches: encoder, decoder"):
+        trainer(tmp_path, frozen=("latent",))
+    assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00") == (
+        tmp_path / "training" / "dcase_ae" / detector_workspace(tmp_path, "x", "fan/section_00").name)
+    assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00").parent == tmp_path / "training" / "dcase_ae"
