@@ -21,7 +21,7 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
 def _load_all() -> None:
     # Importing a detector's package registers it.
     from engine.classifiers import leak_detector  # noqa: F401
-    from engine.detectors import dcase_ae, ensemble, knn, patch_memory  # noqa: F401
+    from engine.detectors import ast_ae, dcase_ae, ensemble, knn, patch_memory  # noqa: F401
 
 
 def detector_keys(supervised: bool | None = False) -> list[str]:
