@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -29,11 +30,12 @@ from engine.data.changes import refresh_changed
 from engine.data.clip import Clip
 from engine.errors import EarmarkError
 from engine.files import safe_name, write_text_atomic
-from engine.histories import HISTORY, RUN_FILE
+from engine.histories import RUN_FILE
 from engine.jobs import Progress
 from engine.line_chart import Panel, write_chart
 from engine.store import results
 from engine.store.project import Project
+from engine.training import HISTORY
 
 SPLITS = ("ok", "ng")
 #: The label of each split's clips.
@@ -187,11 +189,12 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
                            f"that do: {', '.join(_trained_detectors()) or 'none'}")
     if epochs < 1:
         raise EarmarkError("--epochs must be at least 1")
-    config = make_config(detector, {**(settings or {}), "freeze": branch, "epochs": epochs})
-    model = cls(config, cache=session.cache, device=session.device)
+    model = cls(make_config(detector, {**(settings or {}), "epochs": epochs}), cache=session.cache,
+                device=session.device)
     names = list(model.branches())
     if branch not in names:
         raise EarmarkError(f"{detector} has no branch {branch!r}; its branches are: {', '.join(names)}")
+    model.config = dataclasses.replace(model.config, freeze=branch)
     grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
     trainable = {g: clips for g, clips in grouped.items()
                  if any(c.split == "train" and c.label != "anomaly" for c in clips)}

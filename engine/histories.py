@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.files import safe_name
+from engine.training import HISTORY
 from engine.store import results
 from engine.store.project import Project
 
-HISTORY = "history.json"
 #: What `earmark debug freeze` leaves beside the history of its scratch run: which run it was.
 RUN_FILE = "run.json"
 #: Where each kind of run lies under `artifacts/`, in the order the list shows them.

@@ -22,26 +22,26 @@ from engine.files import write_atomic
 #: The colours of successive curves (those of matplotlib's and pyqtgraph's usual cycle).
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
-BLACK, GREY, WHITE = (0, 0, 0), (225, 225, 225), (255, 255, 255)
+BLACK, GREY = (0, 0, 0), (225, 225, 225)
 SCALE = 2  # font pixels per glyph pixel
 ADVANCE = 6 * SCALE  # a glyph's width and the gap after it
-LINE = 8 * SCALE
+LINE = 10 * SCALE
 
-# Each glyph: 7 rows of 5 columns, "#" drawn.
+# Each glyph: 7 rows of 5 columns, "#" drawn, and two more below the line for the letters that reach there.
 _GLYPHS = {
     "a": "..... ..... .###. ....# .#### #...# .####", "b": "#.... #.... #.##. ##..# #...# #...# ####.",
     "c": "..... ..... .###. #.... #.... #...# .###.", "d": "....# ....# .##.# #..## #...# #...# .####",
     "e": "..... ..... .###. #...# ##### #.... .###.", "f": "..##. .#..# .#... ###.. .#... .#... .#...",
-    "g": "..... .#### #...# #...# .#### ....# .###.", "h": "#.... #.... #.##. ##..# #...# #...# #...#",
-    "i": "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.", "j": "...#. ..... ..##. ...#. ...#. #..#. .##..",
+    "g": "..... ..... .#### #...# #...# #...# .#### ....# .###.", "h": "#.... #.... #.##. ##..# #...# #...# #...#",
+    "i": "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.", "j": "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..",
     "k": "#.... #.... #..#. #.#.. ##... #.#.. #..#.", "l": ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
     "m": "..... ..... ##.#. #.#.# #.#.# #...# #...#", "n": "..... ..... #.##. ##..# #...# #...# #...#",
-    "o": "..... ..... .###. #...# #...# #...# .###.", "p": "..... ..... ####. #...# ####. #.... #....",
-    "q": "..... ..... .##.# #..## .#### ....# ....#", "r": "..... ..... #.##. ##..# #.... #.... #....",
+    "o": "..... ..... .###. #...# #...# #...# .###.", "p": "..... ..... ####. #...# #...# #...# ####. #.... #....",
+    "q": "..... ..... .#### #...# #...# #...# .#### ....# ....#", "r": "..... ..... #.##. ##..# #.... #.... #....",
     "s": "..... ..... .###. #.... .###. ....# ####.", "t": ".#... .#... ###.. .#... .#... .#..# ..##.",
     "u": "..... ..... #...# #...# #...# #..## .##.#", "v": "..... ..... #...# #...# #...# .#.#. ..#..",
     "w": "..... ..... #...# #...# #.#.# #.#.# .#.#.", "x": "..... ..... #...# .#.#. ..#.. .#.#. #...#",
-    "y": "..... ..... #...# #...# .#### ....# .###.", "z": "..... ..... ##### ...#. ..#.. .#... #####",
+    "y": "..... ..... #...# #...# #...# #...# .#### ....# .###.", "z": "..... ..... ##### ...#. ..#.. .#... #####",
     "0": ".###. #...# #..## #.#.# ##..# #...# .###.", "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
     "2": ".###. #...# ....# ...#. ..#.. .#... #####", "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
     "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.", "5": "##### #.... ####. ....# ....# #...# .###.",
@@ -54,7 +54,7 @@ _GLYPHS = {
     "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....", "=": "..... ..... ##### ..... ##### ..... .....",
     "?": ".###. #...# ....# ...#. ..#.. ..... ..#..", " ": "..... ..... ..... ..... ..... ..... .....",
 }
-_FONT = {char: np.array([[c == "#" for c in row] for row in rows.split()], dtype=bool)
+_FONT = {char: np.array([[c == "#" for c in row] for row in (rows.split() + ["....."] * 2)[:9]], dtype=bool)
          for char, rows in _GLYPHS.items()}
 
 
@@ -105,10 +105,12 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
     ys = np.concatenate([c[1] for c in curves.values()] or [np.zeros(0)])
     x_ticks, (x0, x1) = _ticks(xs, integers=True)
     y_ticks, (y0, y1) = _ticks(ys)
+    y0 -= 0.03 * (y1 - y0)  # a curve along the lowest tick (a frozen branch's zero) stays clear of the axis
     labels = [_number(t) for t in y_ticks]
     left = 16 + ADVANCE * max(len(t) for t in labels)
-    box = (left, top + LINE + 16, width - 20, top + height - 2 * LINE - 14)  # x0, y0, x1, y1 of the plot area
     text(image, panel.title, (width - ADVANCE * len(panel.title)) // 2, top + 8)
+    legend_bottom = _legend(image, list(curves), left, width - 20, top + 12 + LINE)
+    box = (left, legend_bottom + 8, width - 20, top + height - 2 * LINE - 10)  # x0, y0, x1, y1 of the plot area
 
     def at(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         px = box[0] + (x - x0) / (x1 - x0) * (box[2] - box[0])
@@ -138,21 +140,23 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
             _dot(image, px[0], py[0], colour)
         for a in range(len(px) - 1):
             _segment(image, px[a], py[a], px[a + 1], py[a + 1], colour)
-    _legend(image, list(curves), box)
-
-
-def _legend(image: np.ndarray, names: list[str], box: tuple[int, int, int, int]) -> None:
-    if not names:
+    if not curves:
         text(image, "no figures", (box[0] + box[2]) // 2 - 5 * ADVANCE, (box[1] + box[3]) // 2)
-        return
-    wide = 30 + ADVANCE * max(len(n) for n in names)
-    x, y = box[2] - wide - 8, box[1] + 6
-    image[y - 4:y + LINE * len(names) + 2, x - 6:x + wide + 2] = WHITE
+
+
+def _legend(image: np.ndarray, names: list[str], left: int, right: int, top: int) -> int:
+    """Each curve's colour and name in rows between `left` and `right` from `top` (above the plot, where it
+    hides no curve); returns the bottom of the last row."""
+    x, y = left, top
     for index, name in enumerate(names):
-        colour = COLOURS[index % len(COLOURS)]
-        row = y + index * LINE + 3 * SCALE
-        image[row - 1:row + 2, x:x + 22] = colour
-        text(image, name, x + 28, y + index * LINE)
+        wide = 28 + ADVANCE * len(name)
+        if x > left and x + wide > right:
+            x, y = left, y + LINE
+        row = y + 3 * SCALE
+        image[row - 1:row + 2, x:x + 22] = COLOURS[index % len(COLOURS)]
+        text(image, name, x + 28, y)
+        x += wide + 3 * ADVANCE
+    return y + LINE if names else top
 
 
 def text(image: np.ndarray, words: str, x: int, y: int, colour: tuple[int, int, int] = BLACK) -> None:
