@@ -52,7 +52,8 @@ class TrainingCurvesDialog(QDialog):
         self.runs = list(histories.found)
         self.runs_list = QListWidget()
         self.runs_list.addItems([run.name for run in self.runs])
-        self.runs_list.setMinimumWidth(260)
+        self.runs_list.setWordWrap(True)  # a run's name is long: detector, group and which run
+        self.runs_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -69,6 +70,7 @@ class TrainingCurvesDialog(QDialog):
         splitter.addWidget(self.runs_list)
         splitter.addWidget(plots)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([300, 800])
         self.empty = QLabel(EMPTY)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -1,7 +1,7 @@
 """Writes docs/training_curves.png, the README's picture of Train > Training curves... on a laptop-sized
-screen: a small synthetic project where dcase_ae is fitted and `earmark debug freeze` has run with the
-encoder frozen, the window opened on it and the dialog on the debug run (the frozen encoder's gradient norm
-flat at zero, the decoder's falling). The whole 1366 x 768 screen is captured.
+screen: a small synthetic project where dcase_ae and ast_ae are fitted and `earmark debug freeze` has run
+ast_ae with its encoder frozen, the window opened on it and the dialog on the debug run (the frozen encoder's
+gradient norm flat at zero, the decoder's moving). The whole 1366 x 768 screen is captured.
 
     xvfb-run -a -s "-screen 0 1366x768x24" python docs/make_training_curves_screenshot.py [docs/training_curves.png]
 """
@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GROUP = "fan/section_00"
+DETECTORS = ("dcase_ae", "ast_ae")
 
 
 def earmark(*args: object) -> None:
@@ -27,8 +28,9 @@ def build(folder: Path) -> Path:
             "--machines", "fan")
     earmark("new", folder / "plant")
     earmark("import", folder / "plant", folder / "toy")
-    earmark("fit", folder / "plant", "--detector", "dcase_ae", "--set", "epochs=30", "--device", "cpu")
-    earmark("debug", "freeze", folder / "plant", "--detector", "dcase_ae", "--branch", "encoder", "--epochs", "30",
+    for detector in DETECTORS:
+        earmark("fit", folder / "plant", "--detector", detector, "--set", "epochs=20", "--device", "cpu")
+    earmark("debug", "freeze", folder / "plant", "--detector", "ast_ae", "--branch", "encoder", "--epochs", "20",
             "--group", GROUP, "--device", "cpu")
     return folder / "plant"
 
