@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--group", default=None, help="fit just this group, e.g. fan/section_00")
     fit.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                      help="change a detector setting (repeatable), e.g. --set k=5 --set mode=mahalanobis")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue a cancelled or killed training (dcase_ae, ast_ae) from its last checkpoint")
     _add_device_option(fit)
 
     score = sub.add_parser("score", help="score clips with a fitted detector and store the scores")
@@ -298,7 +300,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings)
     with Project.open(args.project) as project, \
             TerminalProgress(f"fitting {args.detector}", unit="step") as progress:
-        fitted = runs.fit(_session(project, args), args.detector, settings, args.group, progress)
+        fitted = runs.fit(_session(project, args), args.detector, settings, args.group, progress,
+                          resume=args.resume)
     _print_models("Fitted", fitted, progress)
     return 0
 

@@ -36,9 +36,12 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "info": ("Count a project's clips by machine, section, domain, split and label, with the hours of audio.",
              ("earmark info ~/earmark/pumps",)),
     "fit": ("Fit an anomaly detector on the normal training clips of each group (machine / section) and store "
-            "one model per group, with the threshold above which a clip counts as anomalous.",
+            "one model per group, with the threshold above which a clip counts as anomalous. Detectors that train "
+            "in epochs keep checkpoints in the project's artifacts/training/; --resume continues a cancelled or "
+            "killed training from them.",
             ("earmark fit ~/earmark/pumps --detector knn",
-             "earmark fit ~/earmark/pumps --detector dcase_ae --group fan/section_00 --set epochs=50")),
+             "earmark fit ~/earmark/pumps --detector dcase_ae --group fan/section_00 --set epochs=50",
+             "earmark fit ~/earmark/pumps --detector dcase_ae --resume")),
     "score": ("Score clips with the newest fitted models of a detector and store each clip's score, decision "
               "and frame scores (the lane under the spectrogram).",
               ("earmark score ~/earmark/pumps --detector knn",

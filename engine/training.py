@@ -6,9 +6,11 @@ warm-up epochs.
 A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
 figures per epoch: the training curves) and `checkpoints/`: `last.pt`, written after every epoch (weights,
 optimiser, loss scaler, random-number state, the best so far, the step count and the history), and
-`epoch_NNN.pt`, the last few epochs (older ones are removed). Checkpoints hold tensors and plain values only
-and are read with `torch.load(weights_only=True)`. A cancelled run keeps the checkpoint of its last finished
-epoch, and `resume=True` continues with the next epoch exactly as an uninterrupted run would have.
+`epoch_NNN.pt`, the last few epochs (older ones are removed). A model whose epochs take milliseconds would
+spend most of its time writing them: `LoopConfig.checkpoint_every_s` then spaces them out (a kill loses at most
+that much training; the last epoch's checkpoint is always written). Checkpoints hold tensors and plain values
+only and are read with `torch.load(weights_only=True)`. A cancelled run writes the checkpoint of its last
+finished epoch, and `resume=True` continues with the next epoch exactly as an uninterrupted run would have.
 
 An epoch's row: `epoch`, `train_loss` (the optimised loss, the sum of its parts), `loss_<part>` for each part
 of a loss given as a dict, `grad_norm_<branch>` (the L2 norm of that branch's gradients after backward, the
@@ -32,8 +34,8 @@ from torch import nn
 
 from engine.device import autocast
 from engine.errors import EarmarkError
-from engine.files import copy_atomic, safe_name, save_safetensors_atomic, write_atomic, write_text_atomic
-from engine.jobs import Progress
+from engine.files import copy_atomic, safe_name, write_atomic
+from engine.jobs import Cancelled, Progress
 
 BEST = "best.safetensors"
 HISTORY = "history.json"
@@ -57,6 +59,9 @@ class LoopConfig:
     seed: int = 0
     #: The branches named in `Trainer(warm_up=...)` stay frozen for this many first epochs.
     warm_up_epochs: int = 0
+    #: A checkpoint is written after an epoch once this many seconds have passed since the last one (0: after
+    #: every epoch); the last epoch's always is, and a cancelled run writes its last finished epoch's.
+    checkpoint_every_s: float = 0.0
 
     def check(self, what: str) -> None:
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 2 or self.learning_rate <= 0:
@@ -86,6 +91,12 @@ def detector_workspace(artifacts: Path, detector: str, group: str) -> Path:
     return Path(artifacts) / "training" / safe_name(detector) / safe_name(group)
 
 
+def has_checkpoints(folder: Path) -> bool:
+    """Whether a training folder (or one of its subfolders: a detector training several networks) holds a
+    checkpoint to resume from."""
+    return Path(folder).is_dir() and any(path.parent.name == "checkpoints" for path in Path(folder).rglob("last.pt"))
+
+
 class Trainer:
     """Trains `model` on tensors. `loss(outputs, targets)` returns a tensor or a dict of named parts (their
     sum is optimised). `evaluate(model)` returns the epoch's validation figures, among them `metric`, which
@@ -100,7 +111,7 @@ class Trainer:
     def __init__(self, model: nn.Module, folder: str | Path, config: LoopConfig, device: torch.device,
                  loss: LossFunction, evaluate: Callable[[nn.Module], dict] | None, metric: str, signature: str,
                  label: str = "", branches: Mapping[str, nn.Module] | None = None, frozen: Collection[str] = (),
-                 warm_up: Collection[str] = ()) -> None:
+                 warm_up: Collection[str] = (), durable: bool = True) -> None:
         self.model = model.to(device)
         self.folder = Path(folder)
         self.config = config
@@ -117,6 +128,8 @@ class Trainer:
             raise EarmarkError(f"{label.rstrip(': ') or 'training'}: no branch named {', '.join(unknown)}; "
                                f"branches: {known}")
         self.frozen, self.warm_up = set(frozen), set(warm_up)
+        #: fsync the files a resume reads (off for a folder removed after the run: nothing resumes there)
+        self.durable = durable
         # what each parameter asked for before any freezing, restored when its branch thaws
         self._wants_grad = {id(p): p.requires_grad for p in self.model.parameters()}
 
@@ -148,92 +161,111 @@ class Trainer:
             for old in (self.folder / "checkpoints").glob("*.pt"):  # a fresh run starts with no old checkpoints
                 old.unlink()
         (self.folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-        count = len(inputs)
-        batches = max(1, -(-count // config.batch_size))
-        classes = "class" in targets
-        started, trained, last_report = time.perf_counter(), 0, 0.0
-        epoch = state["epoch"]
-        while not state["finished"] and epoch < config.epochs:
-            epoch += 1
-            epoch_started = time.perf_counter()
-            frozen = self.frozen_in(epoch)
-            frozen_parameters = self._freeze(frozen)
-            order = torch.randperm(count, generator=generator)
-            total_loss, correct, seen = 0.0, 0, 0
-            parts: dict[str, float] = {}
-            norms: dict[str, list[torch.Tensor]] = {name: [] for name in self.branches}
-            for batch in range(batches):
-                index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
-                if len(index) < 2:  # batch norm needs two items
-                    continue
-                x = inputs[index].to(device, non_blocking=True)
-                if cuda and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = {name: value[index].to(device, non_blocking=True) for name, value in targets.items()}
-                optimiser.zero_grad(set_to_none=True)
-                with autocast(device):
-                    outputs = forward(x)
-                    value = self.loss(outputs, y)
-                named = value if isinstance(value, dict) else {}
-                loss = sum(named.values()) if named else value
-                scaler.scale(loss).backward()
-                for parameter in frozen_parameters:  # no gradient, so no step: AdamW skips parameters without one
-                    parameter.grad = None
-                scaler.unscale_(optimiser)  # the norms below are the true gradients', not the scaled ones
-                for name, branch in self.branches.items():
-                    norms[name].append(_gradient_norm(branch, device))
-                scaler.step(optimiser)
-                scaler.update()
-                state["steps"] += 1
-                total_loss += float(loss.detach()) * len(index)
-                for part, part_value in named.items():
-                    parts[part] = parts.get(part, 0.0) + float(part_value.detach()) * len(index)
-                if classes:
-                    correct += int((outputs[0].argmax(1) == y["class"]).sum())
-                seen += len(index)
-                trained += len(index)
-                now = time.perf_counter()
-                if now - last_report > 0.2:
-                    last_report = now
-                    progress.update((epoch - 1) * batches + batch + 1, config.epochs * batches,
-                                    f"{self.label}epoch {epoch}/{config.epochs}")
+        batches = max(1, -(-len(inputs) // config.batch_size))
+        started, trained = time.perf_counter(), 0
+        # An epoch's checkpoint (and new best weights) not written yet: `checkpoint_every_s` had not passed.
+        pending: tuple[dict, dict | None] | None = None
+        best: dict | None = None
+        written = time.perf_counter()
+        try:
+            while not state["finished"] and state["epoch"] < config.epochs:
+                epoch = state["epoch"] + 1
+                row, seen = self._epoch(epoch, forward, optimiser, scaler, generator, inputs, targets, state,
+                                        progress)
+                trained += seen
+                state["history"].append(row)
+                score = float(row[self.metric]) if self.evaluate is not None else -row["train_loss"]
+                if score > state["best_score"]:
+                    state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                    best = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                else:
+                    state["bad_epochs"] += 1
+                state["finished"] = state["bad_epochs"] >= config.patience or epoch >= config.epochs
+                state["epoch"] = epoch
+                checkpoint = self._checkpoint_of(state, optimiser, scaler, generator)
+                if state["finished"] or time.perf_counter() - written >= config.checkpoint_every_s:
+                    self._write(checkpoint, best)
+                    pending, best, written = None, None, time.perf_counter()
+                else:  # kept (copied: training goes on changing the tensors) for a cancel before the next write
+                    pending = (_copied(checkpoint), best)
+                if self.evaluate is not None:
+                    said = f"{self.metric} {score:.3f} (best {state['best_score']:.3f} at {state['best_epoch']})"
+                    message = f"{self.label}epoch {epoch}/{config.epochs}: {said}"
+                else:
+                    message = f"{self.label}epoch {epoch}/{config.epochs}, loss {row['train_loss']:.2f}"
+                progress.update(epoch * batches, config.epochs * batches, message)
+        except Cancelled:
+            if pending is not None:  # the cancelled run resumes after its last finished epoch
+                self._write(*pending)
+            raise
+        finally:
+            self._freeze(set())
             self.model.eval()
-            if self.evaluate is not None:
-                with torch.inference_mode():
-                    figures = self.evaluate(self.model)
-            else:
-                figures = {}
-            train_loss = total_loss / max(seen, 1)
-            row = {"epoch": epoch, "train_loss": train_loss,
-                   **{f"loss_{part}": total / max(seen, 1) for part, total in parts.items()},
-                   **{f"grad_norm_{name}": _mean_finite(values) for name, values in norms.items()}}
-            if classes:
-                row["train_accuracy"] = correct / max(seen, 1)
-            row["seconds"] = time.perf_counter() - epoch_started
-            row.update(figures)
-            state["history"].append(row)
-            score = float(figures[self.metric]) if self.evaluate is not None else -train_loss
-            if score > state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-                self._save_best()
-            else:
-                state["bad_epochs"] += 1
-            state["finished"] = state["bad_epochs"] >= config.patience or epoch >= config.epochs
-            state["epoch"] = epoch
-            self._checkpoint(state, optimiser, scaler, generator)
-            if self.evaluate is not None:
-                said = (f"{self.metric} {score:.3f} (best {state['best_score']:.3f} at {state['best_epoch']})")
-                progress.update(epoch * batches, config.epochs * batches,
-                                f"{self.label}epoch {epoch}/{config.epochs}: {said}")
-            else:
-                progress.update(epoch * batches, config.epochs * batches,
-                                f"{self.label}epoch {epoch}/{config.epochs}, loss {train_loss:.2f}")
-        self._freeze(set())
-        self.model.eval()
         seconds = time.perf_counter() - started
         return Outcome(state["best_epoch"], state["best_score"], state["epoch"],
                        state["bad_epochs"] >= config.patience, state["history"], resumed_from, seconds,
                        trained / seconds if seconds > 0 else 0.0, state["steps"])
+
+    def _epoch(self, epoch: int, forward, optimiser, scaler, generator: torch.Generator, inputs: torch.Tensor,
+               targets: dict[str, torch.Tensor], state: dict, progress: Progress) -> tuple[dict, int]:
+        """Train one epoch and evaluate; returns its history row and the items it trained on."""
+        config, device = self.config, self.device
+        cuda = device.type == "cuda"
+        started, last_report = time.perf_counter(), 0.0
+        frozen_parameters = self._freeze(self.frozen_in(epoch))
+        count = len(inputs)
+        batches = max(1, -(-count // config.batch_size))
+        order = torch.randperm(count, generator=generator)
+        total_loss, correct, seen = 0.0, 0, 0
+        parts: dict[str, float] = {}
+        norms: dict[str, list[torch.Tensor]] = {name: [] for name in self.branches}
+        for batch in range(batches):
+            index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
+            if len(index) < 2:  # batch norm needs two items
+                continue
+            x = inputs[index].to(device, non_blocking=True)
+            if cuda and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = {name: value[index].to(device, non_blocking=True) for name, value in targets.items()}
+            optimiser.zero_grad(set_to_none=True)
+            with autocast(device):
+                outputs = forward(x)
+                value = self.loss(outputs, y)
+            named = value if isinstance(value, dict) else {}
+            loss = sum(named.values()) if named else value
+            scaler.scale(loss).backward()
+            for parameter in frozen_parameters:  # no gradient, so no step: AdamW skips parameters without one
+                parameter.grad = None
+            scaler.unscale_(optimiser)  # the norms below are the true gradients', not the scaled ones
+            for name, branch in self.branches.items():
+                norms[name].append(_gradient_norm(branch, device))
+            scaler.step(optimiser)
+            scaler.update()
+            state["steps"] += 1
+            total_loss += float(loss.detach()) * len(index)
+            for part, part_value in named.items():
+                parts[part] = parts.get(part, 0.0) + float(part_value.detach()) * len(index)
+            if "class" in targets:
+                correct += int((outputs[0].argmax(1) == y["class"]).sum())
+            seen += len(index)
+            now = time.perf_counter()
+            if now - last_report > 0.2:
+                last_report = now
+                progress.update((epoch - 1) * batches + batch + 1, config.epochs * batches,
+                                f"{self.label}epoch {epoch}/{config.epochs}")
+        self.model.eval()
+        figures = {}
+        if self.evaluate is not None:
+            with torch.inference_mode():
+                figures = self.evaluate(self.model)
+        row = {"epoch": epoch, "train_loss": total_loss / max(seen, 1),
+               **{f"loss_{part}": total / max(seen, 1) for part, total in parts.items()},
+               **{f"grad_norm_{name}": _mean_finite(values) for name, values in norms.items()}}
+        if "class" in targets:
+            row["train_accuracy"] = correct / max(seen, 1)
+        row["seconds"] = time.perf_counter() - started
+        row.update(figures)
+        return row, seen
 
     def _freeze(self, names: set[str]) -> list[nn.Parameter]:
         """Put the model in training mode with the named branches frozen (no gradient, eval mode) and the rest
@@ -253,24 +285,31 @@ class Trainer:
         return frozen
 
     # -- files -------------------------------------------------------------------------------------------------
-    def _save_best(self) -> None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_safetensors_atomic(self.folder / BEST, tensors)
+    def _checkpoint_of(self, state: dict, optimiser, scaler, generator: torch.Generator) -> dict:
+        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "signature": self.signature, "config": json.dumps(asdict(self.config)),
+                **{k: v for k, v in state.items() if k != "history"},
+                "history": json.dumps(state["history"])}
 
-    def _checkpoint(self, state: dict, optimiser, scaler, generator: torch.Generator) -> None:
-        checkpoint = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                      "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
-                      "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                      "signature": self.signature, "config": json.dumps(asdict(self.config)),
-                      **{k: v for k, v in state.items() if k != "history"},
-                      "history": json.dumps(state["history"])}
+    def _write(self, checkpoint: dict, best: dict[str, torch.Tensor] | None) -> None:
+        """The best weights (when they changed), then the checkpoint, then the curves."""
+        from safetensors.torch import save
+
+        if best is not None:
+            tensors = {k: v.contiguous() for k, v in best.items()}
+            write_atomic(self.folder / BEST, lambda handle: handle.write(save(tensors)), self.durable)
         folder = self.folder / "checkpoints"
-        numbered = folder / f"epoch_{state['epoch']:03d}.pt"
-        write_atomic(numbered, lambda handle: torch.save(checkpoint, handle))
-        copy_atomic(numbered, self.folder / LAST)  # serialised once, copied
+        numbered = folder / f"epoch_{checkpoint['epoch']:03d}.pt"
+        # Serialised once and copied; only last.pt, what a resume reads, is flushed to disk (an fsync costs
+        # more than a small model's epoch), and history.json is written again from it at the next checkpoint.
+        write_atomic(numbered, lambda handle: torch.save(checkpoint, handle), durable=False)
+        copy_atomic(numbered, self.folder / LAST, self.durable)
         for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
             old.unlink()
-        write_text_atomic(self.folder / HISTORY, json.dumps(state["history"], indent=1))
+        history = json.dumps(json.loads(checkpoint["history"]), indent=1).encode()
+        write_atomic(self.folder / HISTORY, lambda handle: handle.write(history), durable=False)
 
     def has_checkpoint(self) -> bool:
         return (self.folder / LAST).is_file()
@@ -331,6 +370,17 @@ class Trainer:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise self._damaged(exc) from None
+
+
+def _copied(value):
+    """A copy of a checkpoint: its tensors cloned, its containers rebuilt (far quicker than deepcopy)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(v) for v in value)
+    return value
 
 
 def _gradient_norm(branch: nn.Module, device: torch.device) -> torch.Tensor:

@@ -34,6 +34,7 @@ from engine.jobs import Progress
 from engine.store import results
 from engine.store.clip_fields import fitting_snapshots, mark_stale
 from engine.store.project import Project
+from engine.training import detector_workspace, has_checkpoints
 
 
 @dataclass
@@ -80,12 +81,14 @@ def groups_of(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
 
 def fit(session: Session, detector: str, settings: Mapping[str, object] | None = None, group: str | None = None,
         progress: Progress | None = None, fitted_now: dict[tuple[str, str], Detector] | None = None,
-        ) -> list[results.ModelRecord]:
+        resume: bool = False) -> list[results.ModelRecord]:
     """Fit `detector` on every group with normal training clips (or just `group`); one new model each.
 
     `fitted_now`, where given, collects each new model by (detector, group) for the rest of a run that fits
     several detectors: an ensemble whose members are all in it, with its settings, is built from them
-    instead of fitting them again."""
+    instead of fitting them again. A detector that trains in epochs trains in the project's
+    `artifacts/training/<detector>/<group>/`; with `resume`, groups whose training a cancel or a kill
+    interrupted continue from their checkpoints (the others train afresh)."""
     progress = progress or Progress()
     if detector_class(detector).supervised:
         raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: run "
@@ -110,6 +113,7 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
     # Only the groups to fit are checked for changed files (a changed one is read again before fitting).
     trainable = groups_of(refresh_changed(project, [c for clips in trainable.values() for c in clips], progress,
                                           session.cache))
+    folders = training_folders(project, detector, trainable, resume)
     fitted = []
     before = fitting_snapshots(project)
     for index, (key, clips) in enumerate(trainable.items()):
@@ -120,6 +124,9 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
             step.update(1, 1, "members fitted in this run, combined")
         else:
             model = detector_class(detector)(config, cache=session.cache, device=session.device)
+            if key in folders:
+                model.training_folder = folders[key]
+                model.resume = resume and has_checkpoints(folders[key])
             model.fit(clips, step)
         if fitted_now is not None:
             fitted_now[(detector, key)] = model
@@ -131,6 +138,23 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
                              "stale, fit it again")
         fitted.append(record)
     return fitted
+
+
+def training_folders(project: Project, detector: str, groups: Mapping[str, object], resume: bool,
+                     ) -> dict[str, Path]:
+    """Where each group of a detector that trains in epochs trains; with `resume`, a clear error when no
+    group has anything to resume."""
+    if not callable(getattr(detector_class(detector), "branches", None)):
+        if resume:
+            raise EarmarkError(f"{detector} does not train in epochs: there is nothing to resume; fit it without "
+                               "--resume")
+        return {}
+    folders = {key: detector_workspace(project.artifacts, detector, key) for key in groups}
+    if resume and not any(has_checkpoints(folder) for folder in folders.values()):
+        where = project.artifacts / "training" / detector
+        raise EarmarkError(f"nothing to resume: no interrupted {detector} training in {where}; fit without "
+                           "--resume")
+    return folders
 
 
 def save_model(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
