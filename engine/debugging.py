@@ -213,9 +213,8 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     rows = [dict(row) for row in (getattr(model, "history", None) or _read_history(folder / HISTORY))]
     if not rows:
         raise EarmarkError(f"{detector} kept no epoch figures while training; nothing to write")
-    for leftover in ("checkpoints", "best.safetensors"):  # a scratch run: its weights are not kept
-        path = folder / leftover
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for leftover in folder.iterdir():  # a scratch run: its weights and checkpoints (each network's) go
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     write_text_atomic(folder / HISTORY, json.dumps(rows, indent=1))
     write_text_atomic(folder / RUN_FILE, json.dumps({"detector": detector, "group": group, "frozen": branch,
                                                      "epochs": epochs}, indent=1))

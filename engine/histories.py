@@ -79,9 +79,11 @@ def training_histories(project: Project) -> Histories:
             history.detector, history.group = record.detector, record.group_key
             history.name = f"{record.detector} · {record.group_key} · model {record.model_id}"
             sort = (order, record.detector, record.group_key, record.model_id)
-        elif kind == "training" and len(parts) == 3:
+        elif kind == "training" and len(parts) >= 3:  # a detector's; one that trains several networks has a
+            # folder for each (dcase_ae: the network it keeps, and one per threshold fold)
             history.detector, history.group = parts[1], groups.get(parts[2], parts[2])
-            history.name = f"{history.detector} · {history.group} · training folder"
+            which = ", ".join(part.replace("_", " ") for part in parts[3:])
+            history.name = f"{history.detector} · {history.group} · training folder" + (f", {which}" if which else "")
             sort = (order, history.detector, history.group, 0)
         elif kind == "classifiers":
             history.detector = parts[1] if len(parts) > 1 else ""

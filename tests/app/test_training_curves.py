@@ -33,6 +33,9 @@ def write_histories(folder: Path) -> Path:
     (debug / "history.json").write_text(json.dumps(FROZEN_ROWS))
     (debug / "run.json").write_text(json.dumps({"detector": "dcase_ae", "group": GROUP, "frozen": "encoder",
                                                 "epochs": 2}))
+    fold = artifacts / "training" / "dcase_ae" / safe_name(GROUP) / "fold_1"  # a threshold fold's network
+    fold.mkdir(parents=True)
+    (fold / "history.json").write_text(json.dumps(AE_ROWS[:2]))
     leak = artifacts / "classifiers" / "leak_binary"
     leak.mkdir(parents=True)
     (leak / "history.json").write_text(json.dumps(LEAK_ROWS))
@@ -62,8 +65,8 @@ def test_every_trained_run_is_listed_by_name_and_shows_its_loss_and_gradient_cur
     dialog = open_curves(qtbot, window)
 
     names = [dialog.runs_list.item(i).text() for i in range(dialog.runs_list.count())]
-    assert names == ["dcase_ae · fan/section_00 · model 1", "leak_binary · training folder",
-                     "dcase_ae · fan/section_00 · debug run, encoder frozen"]
+    assert names == ["dcase_ae · fan/section_00 · model 1", "dcase_ae · fan/section_00 · training folder, fold 1",
+                     "leak_binary · training folder", "dcase_ae · fan/section_00 · debug run, encoder frozen"]
     assert "training/dcase_ae/broken/history.json" in dialog.unreadable.text()  # named, not shown
 
     # The fitted model: loss per part beside the total, gradient norm per branch, nothing else.
@@ -76,14 +79,14 @@ def test_every_trained_run_is_listed_by_name_and_shows_its_loss_and_gradient_cur
     assert dialog.figures.isHidden()
 
     # The debug run: the frozen encoder's gradient is a flat zero.
-    dialog.runs_list.setCurrentRow(2)
+    dialog.runs_list.setCurrentRow(3)
     norms = dialog.curves(dialog.norms)
     assert norms["encoder"] == ([1.0, 2.0], [0.0, 0.0]) and norms["decoder"][1] == [0.8, 0.4]
     assert "2 epoch(s)" in dialog.summary.text()
 
     # The classifier: its validation loss with the losses, its other figures in their own plot, and the
     # gradient plot says it has none.
-    dialog.runs_list.setCurrentRow(1)
+    dialog.runs_list.setCurrentRow(2)
     assert set(dialog.curves(dialog.losses)) == {"training loss (total)", "validation loss"}
     assert dialog.curves(dialog.norms) == {}
     assert "not recorded" in dialog.norms.getPlotItem().titleLabel.text
