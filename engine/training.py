@@ -23,6 +23,7 @@ On CUDA the loop uses mixed precision, channels-last memory for image-like input
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -35,7 +36,7 @@ from torch import nn
 from engine.device import autocast
 from engine.errors import EarmarkError
 from engine.files import copy_atomic, safe_name, write_atomic
-from engine.jobs import Cancelled, Progress
+from engine.jobs import Progress
 
 BEST = "best.safetensors"
 HISTORY = "history.json"
@@ -194,9 +195,10 @@ class Trainer:
                 else:
                     message = f"{self.label}epoch {epoch}/{config.epochs}, loss {row['train_loss']:.2f}"
                 progress.update(epoch * batches, config.epochs * batches, message)
-        except Cancelled:
-            if pending is not None:  # the cancelled run resumes after its last finished epoch
-                self._write(*pending)
+        except BaseException:  # a cancel, Ctrl+C or a failure: the run resumes after its last finished epoch
+            if pending is not None:
+                with contextlib.suppress(Exception):  # what stopped the run is the error to report
+                    self._write(*pending)
             raise
         finally:
             self._freeze(set())

@@ -202,3 +202,44 @@ def test_an_unknown_branch_is_refused_and_the_workspace_is_per_detector_and_grou
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00") == (
         tmp_path / "training" / "dcase_ae" / detector_workspace(tmp_path, "x", "fan/section_00").name)
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00").parent == tmp_path / "training" / "dcase_ae"
+
+
+#: A run killed with SIGKILL after its second epoch: it says so, then waits to be killed.
+KILLED_RUN = """
+import sys
+import torch
+from engine.jobs import Progress
+from tests.engine.test_training import data, trainer
+
+def hear(done, total, message):
+    if "epoch 2/4," in message:
+        print("epoch 2 done", flush=True)
+        sys.stdin.readline()  # blocks until the test kills this process
+
+trainer(sys.argv[1], epochs=4, warm_up=("encoder",), warm_up_epochs=1).run(data(), {"input": data()}, Progress(hear))
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], cwd=repo,
+                             env={**os.environ, "PYTHONPATH": str(repo)}, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "epoch 2 done"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert torch.load(tmp_path / "killed" / LAST, weights_only=True)["epoch"] == 2
+    resumed_run = trainer(tmp_path / "killed", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    resumed = resumed_run.run(data(), {"input": data()}, Progress(), resume=True)
+    whole_run = trainer(tmp_path / "whole", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
+    whole = whole_run.run(data(), {"input": data()}, Progress())
+    assert resumed.resumed_from == 2 and resumed.steps == whole.steps
+    assert same(weights(resumed_run.model), weights(whole_run.model))

@@ -144,7 +144,7 @@ class DcaseAEDetector(Detector):
             parts = []
             for index, fold in enumerate(folds):
                 model = DcaseAEDetector(config, cache=self.cache, device=self.device)
-                model.resume = self.resume
+                model.training_folder, model.resume = self.training_folder, self.resume
                 model._fit_on([c for i, c in enumerate(normals) if i not in set(fold)], vectors,
                               progress.child(f"threshold fold {index + 1}/{len(folds)}: "),
                               folder / f"fold_{index + 1}")
