@@ -20,7 +20,9 @@ from engine.errors import EarmarkError
 from engine.jobs import RecordingProgress
 
 #: Settings that keep each detector quick on the small data set; every other setting is its default.
-QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"}}
+QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"},
+         "ast_ae": {"epochs": 2, "hidden_size": 32, "layers": 1, "heads": 2, "window_frames": 64,
+                    "decoder_width": 32, "batch_size": 4}}
 GROUP = "fan/section_00"
 
 

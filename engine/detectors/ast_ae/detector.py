@@ -93,7 +93,6 @@ class AstAEDetector(Detector):
     def __init__(self, config: AstAEConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.model: AstAutoEncoder | None = None  # built on first use: loading AST weights takes a while
-        self.history: list[dict] = []
         self.latent = LatentStats()
         self.error_median, self.error_mad = 0.0, 1.0
         self.held_out_scores, self.held_out_frames = np.zeros(0), np.zeros(0)
@@ -218,13 +217,13 @@ class AstAEDetector(Detector):
         rate = config.learning_rate or (5e-5 if self.info.get("encoder") == "pretrained" else 5e-4)
         loop = LoopConfig(epochs=config.epochs, patience=config.epochs + 1, batch_size=config.batch_size,
                           learning_rate=rate, seed=config.seed, warm_up_epochs=config.warm_up_epochs)
-        folder = getattr(self, "training_folder", None)
+        folder = self.training_folder
         with tempfile.TemporaryDirectory(prefix="earmark-ast_ae-") as scratch:
             trainer = Trainer(model, Path(folder) if folder is not None else Path(scratch), loop, self.device,
                               self._loss, None, "", self._signature(clips), label="ast_ae: ",
                               branches=self.branches(), frozen=(config.freeze,) if config.freeze else (),
                               warm_up=("encoder",) if config.warm_up_epochs else ())
-            resume = bool(getattr(self, "resume", False))
+            resume = bool(self.resume)
             outcome = trainer.finished(restore=True) if resume else None  # trained to the end, then killed
             if outcome is None:
                 outcome = trainer.run(data, {}, progress, resume=resume)

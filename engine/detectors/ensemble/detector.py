@@ -28,8 +28,18 @@ MAX_SHIFT_POWER = 10.0
 HELD_OUT = "held_out_by_member"
 
 
+#: Fitted on normal clips but not a member unless named: a transformer trained per group would multiply the
+#: ensemble's fitting time (`--set members=...,ast_ae` adds it).
+NOT_BY_DEFAULT = ("ast_ae",)
+
+
 def default_members() -> tuple[str, ...]:
-    """Every detector fitted on normal clips, except the ensemble itself."""
+    """Every detector fitted on normal clips, except the ensemble itself and those `NOT_BY_DEFAULT`."""
+    return tuple(k for k in eligible_members() if k not in NOT_BY_DEFAULT)
+
+
+def eligible_members() -> tuple[str, ...]:
+    """Every detector fitted on normal clips, except the ensemble itself: what `members` may name."""
     return tuple(k for k in detector_keys() if k != KEY)
 
 
@@ -93,11 +103,11 @@ class EnsembleConfig(DetectorConfig):
             weights = {name.strip(): float(value) for name, _, value in (w.partition(":") for w in self.weights)}
         except ValueError:
             weights = {"": -1.0}
-        if (any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(default_members())
+        if (any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(eligible_members())
                 or all(weights.get(m, 1.0) == 0 for m in self.members)):
             raise EarmarkError(f"ensemble: weights must be detector:weight pairs such as patch_memory:2 (a weight "
                                f"of 0 or more, not 0 for every member, for detectors among "
-                               f"{', '.join(default_members())}), not "
+                               f"{', '.join(eligible_members())}), not "
                                f"{','.join(self.weights)}")
         if self.fusion not in FUSIONS:
             raise EarmarkError(f"ensemble: fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
@@ -114,7 +124,7 @@ class EnsembleConfig(DetectorConfig):
         if not 0 <= self.shift_power <= MAX_SHIFT_POWER:
             raise EarmarkError(f"ensemble: shift_power must lie between 0 and {MAX_SHIFT_POWER:g}, "
                                f"not {self.shift_power:g}")
-        for member in default_members():
+        for member in eligible_members():
             make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
 
     def weight(self, member: str) -> float:
@@ -132,9 +142,9 @@ class EnsembleConfig(DetectorConfig):
                 continue
             name, sep, value = piece.partition("=")
             owner, dot, setting = name.strip().partition(".")
-            if not sep or not dot or owner not in default_members():
+            if not sep or not dot or owner not in eligible_members():
                 raise EarmarkError(f"ensemble: member setting {piece!r} is not of the form detector.setting=value "
-                                   f"for a detector among {', '.join(default_members())}")
+                                   f"for a detector among {', '.join(eligible_members())}")
             last = (owner, setting.strip())
             if owner == member:
                 settings[last[1]] = value.strip()
