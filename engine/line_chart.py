@@ -103,10 +103,10 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
     curves = {name: _finite_pairs(xs, ys) for name, (xs, ys) in panel.curves.items()}
     xs = np.concatenate([c[0] for c in curves.values()] or [np.zeros(0)])
     ys = np.concatenate([c[1] for c in curves.values()] or [np.zeros(0)])
-    x_ticks, (x0, x1) = _ticks(xs, integers=True)
-    y_ticks, (y0, y1) = _ticks(ys)
+    x_ticks, (x0, x1), x_step = _ticks(xs, integers=True, inside=True)
+    y_ticks, (y0, y1), y_step = _ticks(ys)
     y0 -= 0.03 * (y1 - y0)  # a curve along the lowest tick (a frozen branch's zero) stays clear of the axis
-    labels = [_number(t) for t in y_ticks]
+    labels = _labels(y_ticks, y_step)
     left = 16 + ADVANCE * max(len(t) for t in labels)
     text(image, panel.title, (width - ADVANCE * len(panel.title)) // 2, top + 8)
     legend_bottom = _legend(image, list(curves), left, width - 20, top + 12 + LINE)
@@ -123,12 +123,11 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
         image[row, box[0]:box[2]] = GREY
         image[row, box[0] - 5:box[0]] = BLACK
         text(image, label, box[0] - 8 - ADVANCE * len(label), row - 3 * SCALE)
-    for tick in x_ticks:
+    for tick, label in zip(x_ticks, _labels(x_ticks, x_step), strict=True):
         px, _ = at(np.array([tick]), np.array([y0]))
         column = int(round(px[0]))
         image[box[1]:box[3], column] = np.minimum(image[box[1]:box[3], column], GREY)
         image[box[3]:box[3] + 5, column] = BLACK
-        label = _number(tick)
         text(image, label, column - ADVANCE * len(label) // 2, box[3] + 8)
     text(image, panel.x_label, (box[0] + box[2] - ADVANCE * len(panel.x_label)) // 2, box[3] + 10 + LINE)
     image[box[1]:box[3] + 1, box[0]] = BLACK
@@ -190,25 +189,33 @@ def _finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> tuple[np.ndarray,
     return x[keep], y[keep]
 
 
-def _ticks(values: np.ndarray, integers: bool = False, count: int = 5) -> tuple[list[float], tuple[float, float]]:
-    """Round tick values covering `values`, and the axis range (the outer ticks)."""
+def _ticks(values: np.ndarray, integers: bool = False, count: int = 5, inside: bool = False,
+           ) -> tuple[list[float], tuple[float, float], float]:
+    """Round tick values for `values`, the axis range and the step between ticks. The range is the outer ticks,
+    or with `inside` the values' own range (epochs: the axis starts at the first and ends at the last)."""
     low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     if high - low < 1e-12 * max(abs(low), abs(high), 1e-300):  # one value: a range around it
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / count
-    step = min((m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 5, 10)
-                if m * 10 ** math.floor(math.log10(raw)) >= raw))
+    step = min(m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 5, 10)
+               if m * 10 ** math.floor(math.log10(raw)) >= raw)
     if integers:
         step = max(step, 1.0)
-    start, stop = math.floor(low / step) * step, math.ceil(high / step) * step
-    ticks = [start + i * step for i in range(int(round((stop - start) / step)) + 1)]
-    return ticks, (ticks[0], ticks[-1])
+    start = math.ceil(low / step) if inside else math.floor(low / step)
+    stop = math.floor(high / step) if inside else math.ceil(high / step)
+    ticks = [i * step for i in range(start, stop + 1)]
+    if inside and integers and len(values) and (not ticks or ticks[0] - low >= step / 2):
+        ticks.insert(0, low)  # the first epoch is labelled too
+    return ticks, ((low, high) if inside else (ticks[0], ticks[-1])), step
 
 
-def _number(value: float) -> str:
-    """A tick's label: short, without a float's noise (0.30000000000000004 -> 0.3)."""
-    if value == 0:
-        return "0"
-    text_ = f"{value:.3g}"
-    return text_.replace("e-0", "e-").replace("e+0", "e")
+def _labels(ticks: Sequence[float], step: float) -> list[str]:
+    """Tick labels with as many decimals as the step needs, so that neighbours differ (0.9985, 0.999, ...):
+    fixed notation for everyday sizes, scientific for tiny and huge ones."""
+    largest = max(abs(t) for t in ticks) if ticks else 0.0
+    if largest and (largest < 1e-3 or largest >= 1e6):
+        digits = max(1, int(math.floor(math.log10(largest)) - math.floor(math.log10(step))) + 1)
+        return [f"{t:.{digits - 1}e}".replace("e-0", "e-").replace("e+0", "e") if t else "0" for t in ticks]
+    decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    return [f"{t:.{decimals}f}" if abs(t) > step * 1e-6 else "0" for t in ticks]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.files import safe_name
+from engine.line_chart import COLOURS
 from engine.store import Project, results
 from tests.engine.test_cli import earmark
 
@@ -51,7 +52,11 @@ def png_size(path: Path) -> tuple[int, int]:
         at += 12 + length
     width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
     assert (depth, colour) == (8, 2) and b"IEND" in chunks
-    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + 3 * width)
+    rows = zlib.decompress(chunks[b"IDAT"])
+    assert len(rows) == height * (1 + 3 * width)
+    pixels = {bytes(rows[at:at + 3]) for r in range(height) for at in range(r * (1 + 3 * width) + 1,
+                                                                           (r + 1) * (1 + 3 * width), 3)}
+    assert {bytes(COLOURS[0]), bytes(COLOURS[1])} <= pixels  # the first two curves were drawn
     return width, height
 
 
