@@ -106,7 +106,7 @@ class TrainingCurvesDialog(QDialog):
         if not 0 <= index < len(self.runs):
             return
         run = self.runs[index]
-        keys = [k for k in run.keys() if k not in NOT_CURVES and any(not math.isnan(v) for v in run.values(k))]
+        keys = [k for k in run.figures() if k not in NOT_CURVES and any(not math.isnan(v) for v in run.values(k))]
         losses, norms = loss_keys(keys), norm_keys(keys)
         others = [k for k in keys if k not in losses and k not in norms]
         seconds = sum(v for v in run.values("seconds") if not math.isnan(v))

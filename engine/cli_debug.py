@@ -56,8 +56,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
 
 def split_lines(splits, folder: Path) -> list[str]:
     ok, ng = len(splits.clips["ok"]), len(splits.clips["ng"])
-    lines = [f"{splits.group}: ok {ok} clip(s) (normal), ng {ng} clip(s) (anomalous); "
-             f"{'wrote' if splits.made else 'read'} {splits.folder / 'ok.csv'} and {splits.folder / 'ng.csv'}"]
+    lines = [(f"{splits.group}: ok {ok} clip(s) (normal), ng {ng} clip(s) (anomalous); "
+              f"{'wrote' if splits.made else 'read'} {splits.folder / 'ok.csv'} and {splits.folder / 'ng.csv'}")]
     if not ok or not ng:
         lines.append(f"warning: the {'ok' if not ok else 'ng'} split is empty: label the group's test clips "
                      f"(`earmark set {folder} ... --label normal|anomaly`)")
@@ -93,7 +93,7 @@ def _freeze(session, args: argparse.Namespace, progress) -> list[str]:
                       if key.startswith("grad_norm_"))
     losses = ", ".join(f"{key} {float(value):.4g}" for key, value in last.items()
                        if key == "train_loss" or key.startswith("loss_"))
-    return [f"Trained {run.detector} on {run.group} for {len(run.rows)} epoch(s) with {run.branch} frozen "
-            "(the project's models are unchanged)",
+    return [(f"Trained {run.detector} on {run.group} for {len(run.rows)} epoch(s) with {run.branch} frozen "
+             "(the project's models are unchanged)"),
             f"last epoch: {losses}; gradient norm {norms or 'not recorded'}",
             f"Wrote {run.csv} and {run.png}"]

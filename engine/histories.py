@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.files import safe_name
-from engine.training import HISTORY
 from engine.store import results
 from engine.store.project import Project
+from engine.training import HISTORY
 
 #: What `earmark debug freeze` leaves beside the history of its scratch run: which run it was.
 RUN_FILE = "run.json"
@@ -35,7 +35,7 @@ class TrainingHistory:
     def epochs(self) -> list[float]:
         return [float(row.get("epoch", index + 1)) for index, row in enumerate(self.rows)]
 
-    def keys(self) -> list[str]:
+    def figures(self) -> list[str]:
         """Every figure the rows hold, in the order they first appear."""
         return list(dict.fromkeys(key for row in self.rows for key in row))
 

@@ -119,13 +119,13 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
 
     for tick, label in zip(y_ticks, labels, strict=True):
         _, py = at(np.array([x0]), np.array([tick]))
-        row = int(round(py[0]))
+        row = round(float(py[0]))
         image[row, box[0]:box[2]] = GREY
         image[row, box[0] - 5:box[0]] = BLACK
         text(image, label, box[0] - 8 - ADVANCE * len(label), row - 3 * SCALE)
     for tick, label in zip(x_ticks, _labels(x_ticks, x_step), strict=True):
         px, _ = at(np.array([tick]), np.array([y0]))
-        column = int(round(px[0]))
+        column = round(float(px[0]))
         image[box[1]:box[3], column] = np.minimum(image[box[1]:box[3], column], GREY)
         image[box[3]:box[3] + 5, column] = BLACK
         text(image, label, column - ADVANCE * len(label) // 2, box[3] + 8)
@@ -178,7 +178,7 @@ def _segment(image: np.ndarray, xa: float, ya: float, xb: float, yb: float, colo
 
 def _dot(image: np.ndarray, x: float, y: float, colour: tuple[int, int, int]) -> None:
     """A 2 x 2 pixel point: lines two pixels thick."""
-    row, column = int(round(y)), int(round(x))
+    row, column = round(float(y)), round(float(x))
     image[max(row - 1, 0):row + 1, max(column - 1, 0):column + 1] = colour
 
 
@@ -215,7 +215,7 @@ def _labels(ticks: Sequence[float], step: float) -> list[str]:
     fixed notation for everyday sizes, scientific for tiny and huge ones."""
     largest = max(abs(t) for t in ticks) if ticks else 0.0
     if largest and (largest < 1e-3 or largest >= 1e6):
-        digits = max(1, int(math.floor(math.log10(largest)) - math.floor(math.log10(step))) + 1)
+        digits = max(1, math.floor(math.log10(largest)) - math.floor(math.log10(step)) + 1)
         return [f"{t:.{digits - 1}e}".replace("e-0", "e-").replace("e+0", "e") if t else "0" for t in ticks]
-    decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     return [f"{t:.{decimals}f}" if abs(t) > step * 1e-6 else "0" for t in ticks]

@@ -25,7 +25,7 @@ LEAK_ROWS = [{"epoch": e, "train_loss": 0.7 / e, "train_accuracy": 0.5 + 0.1 * e
 
 def write_histories(folder: Path) -> Path:
     with Project.create(folder) as project:
-        model_id, _ = results.add_model(project, "dcase_ae", GROUP, {}, 1.0, {}, write=lambda path: (
+        results.add_model(project, "dcase_ae", GROUP, {}, 1.0, {}, write=lambda path: (
             (path / "history.json").write_text(json.dumps(AE_ROWS))))
         artifacts = project.artifacts
     debug = artifacts / "logs" / "debug_freeze" / "dcase_ae" / safe_name(GROUP) / "encoder"

@@ -130,7 +130,7 @@ def recon_figures(stdout: str) -> dict[str, tuple[float, float, int, int]]:
     """split -> (mean, std, frames, clips) from `debug recon`'s lines."""
     found = {}
     for name, mean, std, frames, clips in re.findall(
-            r"^  (ok|ng): mean (\S+), std (\S+) over (\d+) frame\(s\) of (\d+) clip\(s\)$", stdout, re.M):
+            r"^  (ok|ng): mean (\S+), std (\S+) over (\d+) frame\(s\) of (\d+) clip\(s\)$", stdout, re.MULTILINE):
         found[name] = (float(mean), float(std), int(frames), int(clips))
     return found
 
