@@ -184,7 +184,7 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     progress = progress or Progress()
     project = session.project
     cls = detector_class(detector)
-    if not hasattr(cls, "branches") or "freeze" not in cls.Config.__dataclass_fields__:
+    if not _freezable(cls):
         raise EarmarkError(f"{detector} does not train a network with branches, so none can be frozen; detectors "
                            f"that do: {', '.join(_trained_detectors()) or 'none'}")
     if epochs < 1:
@@ -209,12 +209,19 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     model.training_folder, model.resume = folder, False
-    model.fit(clips, progress.child(f"{detector} {group}, {branch} frozen: "))
+    try:
+        model.fit(clips, progress.child(f"{detector} {group}, {branch} frozen: "))
+    except BaseException:  # cancelled or failed: no half run's checkpoints left behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     rows = [dict(row) for row in (getattr(model, "history", None) or _read_history(folder / HISTORY))]
+    for leftover in folder.iterdir():  # a scratch run: its weights and checkpoints (each network's) go
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     if not rows:
         raise EarmarkError(f"{detector} kept no epoch figures while training; nothing to write")
-    for leftover in folder.iterdir():  # a scratch run: its weights and checkpoints (each network's) go
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     write_text_atomic(folder / HISTORY, json.dumps(rows, indent=1))
     write_text_atomic(folder / RUN_FILE, json.dumps({"detector": detector, "group": group, "frozen": branch,
                                                      "epochs": epochs}, indent=1))
@@ -225,10 +232,15 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     return FreezeRun(detector, group, branch, rows, table, chart, folder)
 
 
+def _freezable(cls: type) -> bool:
+    """Whether a detector class trains a network with branches and a `freeze` setting."""
+    return hasattr(cls, "branches") and "freeze" in getattr(cls.Config, "__dataclass_fields__", {})
+
+
 def _trained_detectors() -> list[str]:
     from engine.detectors.registry import detector_class, detector_keys
 
-    return [k for k in detector_keys(None) if hasattr(detector_class(k), "branches")]
+    return [k for k in detector_keys(None) if _freezable(detector_class(k))]
 
 
 def _read_history(path: Path) -> list[dict]:

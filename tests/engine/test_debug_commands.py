@@ -168,3 +168,21 @@ def test_recon_says_when_a_detector_has_no_reconstruction(plant):
     assert done.returncode == 1
     assert "knn does not reconstruct its input" in done.stderr
     assert all(detector in done.stderr for detector in DETECTORS)
+
+
+def test_a_cancelled_freeze_run_leaves_no_scratch_folder_behind(plant):
+    import torch
+
+    from engine.debugging import freeze, freeze_folder
+    from engine.detectors.runs import Session
+    from engine.jobs import Cancelled, Progress
+
+    def cancel_in_training(done: int, total: int, message: str) -> None:
+        if "epoch" in message:  # the user cancels once training has begun (checkpoints are being written)
+            progress.cancel()
+
+    progress = Progress(cancel_in_training)
+    with Project.open(plant) as project:
+        with pytest.raises(Cancelled):
+            freeze(Session(project, torch.device("cpu")), "dcase_ae", "encoder", 3, GROUP, None, progress)
+        assert not freeze_folder(project, "dcase_ae", GROUP, "encoder").exists()
