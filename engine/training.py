@@ -4,7 +4,7 @@ curves, early stopping, checkpoints to resume from, and branches of a model froz
 warm-up epochs.
 
 A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
-figures per epoch: the training curves) and `checkpoints/`: `last.pt`, written after every epoch (weights,
+figures per epoch: the training curves; `history.csv` holds the same rows for a spreadsheet) and `checkpoints/`: `last.pt`, written after every epoch (weights,
 optimiser, loss scaler, random-number state, the best so far, the step count and the history), and
 `epoch_NNN.pt`, the last few epochs (older ones are removed). A model whose epochs take milliseconds would
 spend most of its time writing them: `LoopConfig.checkpoint_every_s` then spaces them out (a kill loses at most
@@ -24,15 +24,18 @@ On CUDA the loop uses mixed precision, channels-last memory for image-like input
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from engine.csv_cells import cell
 from engine.device import autocast
 from engine.errors import EarmarkError
 from engine.files import copy_atomic, safe_name, write_atomic
@@ -40,6 +43,8 @@ from engine.jobs import Progress
 
 BEST = "best.safetensors"
 HISTORY = "history.json"
+#: The same rows as a table, for a spreadsheet (lists such as a confusion matrix as JSON in their cell).
+HISTORY_CSV = "history.csv"
 LAST = Path("checkpoints") / "last.pt"
 
 Outputs = object  # whatever the model returns: a tensor, or a tuple such as (logits, auxiliary logits)
@@ -310,8 +315,9 @@ class Trainer:
         copy_atomic(numbered, self.folder / LAST, self.durable)
         for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
             old.unlink()
-        history = json.dumps(json.loads(checkpoint["history"]), indent=1).encode()
-        write_atomic(self.folder / HISTORY, lambda handle: handle.write(history), durable=False)
+        rows = json.loads(checkpoint["history"])
+        for name, text in ((HISTORY, json.dumps(rows, indent=1)), (HISTORY_CSV, history_csv(rows))):
+            write_atomic(self.folder / name, lambda handle, text=text: handle.write(text.encode()), durable=False)
 
     def has_checkpoint(self) -> bool:
         return (self.folder / LAST).is_file()
@@ -372,6 +378,20 @@ class Trainer:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise self._damaged(exc) from None
+
+
+def history_csv(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    """Epoch rows as CSV text: `columns` (by default every key, in the order they first appear), one line
+    per row; a value a row lacks is an empty cell, a list or dict is JSON."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in
+                         (row.get(column) for column in columns)])
+    return table.getvalue()
 
 
 def _copied(value):

@@ -45,6 +45,9 @@ class LeakConfig(LoopConfig, LeakJudging):
     def __post_init__(self) -> None:
         classes_for(self.mode)
         self.check("leak classifier")
+        if self.warm_up_epochs:
+            raise EarmarkError("leak classifier: warm_up_epochs is for models with an encoder to keep frozen; this one "
+                               "trains as a whole")
         if self.segment_frames < 1 or self.long_segment_s <= 0 or not 0 < self.threshold < 1:
             raise EarmarkError("leak classifier: segment_frames >= 1, long_segment_s > 0 and 0 < threshold < 1 "
                                "are required")

@@ -56,6 +56,9 @@ class SoundConfig(LoopConfig):
 
     def __post_init__(self) -> None:
         self.check("sound classifier")
+        if self.warm_up_epochs:
+            raise EarmarkError("sound classifier: warm_up_epochs is for models with an encoder to keep frozen; this one "
+                               "trains as a whole")
         if self.architecture not in ("cnn", "resnet") or self.attention not in ("none", "se", "cbam"):
             raise EarmarkError("sound classifier: architecture is cnn or resnet, attention none, se or cbam")
         unknown = [v for v in self.augment if v and v not in VARIANTS]

@@ -19,12 +19,13 @@ from safetensors.torch import load_file
 from engine.data.importers import import_source
 from engine.data.toy import ToyConfig, generate
 from engine.detectors import runs
-from engine.detectors.base import Detector
+from engine.detectors.dcase_ae import DcaseAEDetector
 from engine.detectors.registry import make_config
 from engine.errors import EarmarkError
 from engine.evaluation.metrics import auc
 from engine.jobs import Cancelled, Progress
 from engine.store import Project, results
+from engine.store.clip_fields import restore_fields, set_fields
 from engine.training import LAST, detector_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,14 +68,16 @@ def steps_by_network(project: Project) -> dict[str, int]:
 
 def test_the_figures_on_a_fixed_seed_are_those_of_its_own_loop(fan):
     """Before the port (its own epoch loop) this group scored AUC 0.750 with threshold 2.4533 (30 epochs,
-    MSE); the port reproduced both exactly on the same machine. The bound leaves room for other CPUs' rounding."""
+    MSE); the port reproduced both exactly on the same machine. Rounding alone moves the threshold of so small
+    a group by up to a tenth (two threads: 2.208; no SIMD kernels: 2.538; AUC 0.750 both times), so the
+    bounds leave room for another CPU."""
     session = runs.Session(fan)
     [record] = runs.fit(session, "dcase_ae", {"epochs": 30})
     run = runs.score(session, "dcase_ae")
     truth = {c.clip_id: c.label == "anomaly" for c in fan.clips(split="test")}
     found = auc([truth[d.clip_id] for d in run.detections], [d.score for d in run.detections])
     assert found >= 0.70
-    assert record.threshold == pytest.approx(2.4533, rel=0.05)
+    assert record.threshold == pytest.approx(2.4533, rel=0.2)
 
 
 def test_a_cancelled_fit_resumes_to_the_steps_and_threshold_of_an_uninterrupted_one(fan):
@@ -111,6 +114,11 @@ def test_resume_says_when_there_is_nothing_to_resume_or_the_settings_changed(fan
         runs.fit(session, "dcase_ae", {"epochs": 4}, group=GROUP, progress=StopAfter("epoch 1/4,"))
     with pytest.raises(EarmarkError, match="changed since the checkpoint"):
         runs.fit(session, "dcase_ae", {"epochs": 4, "learning_rate": 0.01}, group=GROUP, resume=True)
+    first = next(c for c in fan.clips(split="train") if c.group == GROUP)
+    change = set_fields(fan, [first.clip_id], {"label": "anomaly"})  # one training clip fewer
+    with pytest.raises(EarmarkError, match="the labels, the clips or the settings have changed"):
+        runs.fit(session, "dcase_ae", {"epochs": 4}, group=GROUP, resume=True)
+    restore_fields(fan, change)
     # settings that only change how the network scores do not stand in the way
     [record] = runs.fit(session, "dcase_ae", {"epochs": 4, "mode": "mahalanobis"}, group=GROUP, resume=True)
     assert record.config["mode"] == "mahalanobis"
@@ -138,8 +146,7 @@ def test_a_frozen_encoder_keeps_its_initial_weights_and_a_wrong_branch_is_refuse
     session = runs.Session(fan)
     [record] = runs.fit(session, "dcase_ae", {"epochs": 3, "freeze": "encoder"}, group=GROUP)
     state = load_file(str(results.model_folder(fan, record) / "model.safetensors"))
-    initial = Detector.load(results.model_folder(fan, record))  # built with the seed's initial network ...
-    fresh = type(initial)(make_config("dcase_ae", {"epochs": 3}))  # ... as a fresh detector is
+    fresh = DcaseAEDetector(make_config("dcase_ae", {"epochs": 3}))  # the seed's initial network
     for name, value in fresh.model.encoder.state_dict().items():
         assert torch.equal(state[f"model.encoder.{name}"], value), name
     assert not torch.equal(state["model.decoder.0.weight"], fresh.model.decoder.state_dict()["0.weight"])

@@ -4,6 +4,7 @@ resumes at the next epoch with the optimiser steps and weights of an uninterrupt
 checkpoint says so."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -109,6 +110,10 @@ def test_loss_parts_and_gradient_norms_per_branch_are_in_history_json(tmp_path):
         assert row["train_loss"] == pytest.approx(row["loss_reconstruction"] + row["loss_latent"])
         assert row["grad_norm_encoder"] > 0 and row["grad_norm_decoder"] > 0
         assert "train_accuracy" not in row  # not a classifier
+    with open(tmp_path / "history.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in table] == [1, 2, 3]
+    assert [float(r["grad_norm_encoder"]) for r in table] == [row["grad_norm_encoder"] for row in history]
 
 
 def test_a_classifier_gets_its_training_accuracy_and_a_one_class_model_its_loss_in_the_progress(tmp_path):
@@ -243,3 +248,13 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     whole = whole_run.run(data(), {"input": data()}, Progress())
     assert resumed.resumed_from == 2 and resumed.steps == whole.steps
     assert same(weights(resumed_run.model), weights(whole_run.model))
+
+
+def test_the_classifiers_refuse_a_warm_up_they_have_no_encoder_for():
+    from engine.classifiers.leak import leak_config
+    from engine.classifiers.sound import sound_config
+
+    with pytest.raises(EarmarkError, match="leak classifier: warm_up_epochs is for models with an encoder"):
+        leak_config("binary", {"warm_up_epochs": "2"})
+    with pytest.raises(EarmarkError, match="sound classifier: warm_up_epochs is for models with an encoder"):
+        sound_config({"warm_up_epochs": "1"})
