@@ -3,6 +3,8 @@
 The costs are seconds of computing per second of audio, measured on a 2-core CPU with Earmark's thread
 policy while other work was running (the demo data set: 9 groups of about 53 ten-second training clips):
 dcase_ae trained at about 24 ms per batch of 256 frames, that is 0.003 s per second of audio per epoch;
+ast_ae's small AST at about 50 ms per 2.56 s window, 0.02 s per second of audio per epoch (fine-tuning the
+published AST costs 65 times that: `AST_FINE_TUNING_COST`);
 knn and patch_memory fitted all 9 groups in about 7 s together; scoring the three took about 13 s for 270
 test clips. A detector without a measured cost gets a cautious default. A GPU is much faster for dcase_ae;
 the estimate errs long there. The ensemble costs what its members cost (only their scoring when they are
@@ -19,7 +21,10 @@ from engine.errors import EarmarkError
 from engine.jobs import describe_duration
 
 #: Seconds of computing per second of training audio (per epoch for detectors that train for epochs).
-FIT_COST = {"knn": 0.0015, "patch_memory": 0.0015, "dcase_ae": 0.003}
+FIT_COST = {"knn": 0.0015, "patch_memory": 0.0015, "dcase_ae": 0.003, "ast_ae": 0.02}
+#: `ast_ae` fine-tuning AST weights of the published size (12 layers x 768) instead of its small AST from
+#: scratch (tests/bench/bench_ast_ae.py: 13 s per 10.24 s window on one loaded core, 70 times the default).
+AST_FINE_TUNING_COST = 1.3
 #: Seconds per second of test audio, per detector scored.
 SCORE_COST = 0.002
 #: For a detector without a measured cost.
@@ -73,4 +78,18 @@ def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapp
 
 def fit_seconds(detector: str, config, train_s: float) -> float:
     """Expected seconds to fit `detector` with `config` on `train_s` seconds of training audio."""
-    return FIT_COST.get(detector, DEFAULT_COST) * train_s * max(int(getattr(config, "epochs", 1)), 1)
+    cost = FIT_COST.get(detector, DEFAULT_COST)
+    if detector == "ast_ae" and _fine_tunes(config):
+        cost = AST_FINE_TUNING_COST
+    return cost * train_s * max(int(getattr(config, "epochs", 1)), 1)
+
+
+def _fine_tunes(config) -> bool:
+    """Whether an `ast_ae` with `config` starts from AST weights set up by the user (see its README)."""
+    from engine import weights
+
+    choice = getattr(config, "encoder", "scratch")
+    try:
+        return choice == "pretrained" or (choice == "auto" and "ast" in weights.configured())
+    except EarmarkError:  # an unreadable weights file: fitting will say so
+        return False

@@ -7,7 +7,7 @@ the machine).
 The data: one section of the project's synthetic set, `--clips` normal source training clips of 10 s.
 1. `dcase_ae` (the baseline, its defaults): fitted for 1 and for 11 epochs (features cached first); an epoch
    is a tenth of the difference (so reading the clips and learning the threshold do not count).
-2. `ast_ae` at its defaults (a 4 x 192 AST from scratch, 2.56 s windows, 16 x 16 patches at stride 16): fitted
+2. `ast_ae` at its defaults (a 4 x 128 AST from scratch, 2.56 s windows, 16 x 16 patches at stride 16): fitted
    for 2 epochs through the real code; the epoch is the second epoch's `seconds` in its history (the first
    carries one-off costs). 80 % of the clips train (the rest are held out for the threshold).
 3. `ast_ae` at the published AST size (transformers' `ASTConfig` defaults: 12 layers x 768, 10.24 s windows,
@@ -99,7 +99,7 @@ def main() -> None:
         epoch, windows, trained = ast_default_epoch(clips, cache, device)
         default = AstAEDetector(AstAEConfig(), cache=cache, device=device)
         per_window = seconds_per_window(default, clips, args.steps)
-        print(f"  ast_ae default (4 x 192 from scratch): {epoch:.2f} s per epoch ({trained} clips, {windows} windows "
+        print(f"  ast_ae default (4 x 128 from scratch): {epoch:.2f} s per epoch ({trained} clips, {windows} windows "
               f"of 2.56 s; {1000 * per_window:.0f} ms per window in the {args.steps}-step timing): "
               f"{epoch / baseline:.1f} x dcase_ae", flush=True)
 

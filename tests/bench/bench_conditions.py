@@ -229,12 +229,22 @@ def run_unit(seed: int, machine: str, plan: Plan, rows: list[Row], data_root: st
 
 
 # -- the run ------------------------------------------------------------------------------------------------
+def ensemble_members() -> list[str]:
+    """The ensemble's default members (every detector fitted on normal clips but those it leaves out unless
+    named, as `ast_ae`; all of them in an older checkout)."""
+    try:
+        from engine.detectors.ensemble.detector import default_members
+    except ImportError:
+        return [k for k in detector_keys() if k != ENSEMBLE]
+    return list(default_members())
+
+
 def parse_rows(detectors: list[str], sets: list[str]) -> tuple[list[Row], list[str]]:
     """Default rows for `detectors` (ensemble members added, so it can be built from them), then one row per
     --set "KEY:name=value [name=value ...]"."""
     notes, keys = [], list(dict.fromkeys(detectors))
     if ENSEMBLE in keys:
-        missing = [k for k in detector_keys() if k not in keys and k != ENSEMBLE]
+        missing = [k for k in ensemble_members() if k not in keys]
         if missing:
             notes.append(f"added the ensemble's members: {', '.join(missing)}")
         keys = [k for k in keys if k != ENSEMBLE] + missing + [ENSEMBLE]  # members are fitted first

@@ -195,5 +195,17 @@ def test_the_map_is_the_per_patch_error_on_the_ast_grid_and_frames_have_errors(t
         assert np.allclose(np.diff(spans[:, 0]), 0.16, atol=1e-4) or columns == 1, "a column every 16 frames"
         frames = errors[clip.clip_id]
         assert len(frames) == columns * 16 and np.all(np.isfinite(frames)) and np.all(frames >= 0)
-        # the frames' errors are the patches' errors spread over them: the same mean
-        assert frames.mean() == pytest.approx(detection.anomaly_map.mean(), rel=1e-4)
+        # the frames' raw errors are the patches' errors spread over them: the same mean (the map's rows are
+        # in units of the training clips' error of each row)
+        raw = detection.anomaly_map * detector.row_scale[:, None]
+        assert frames.mean() == pytest.approx(raw.mean(), rel=1e-4)
+
+
+def test_the_fit_estimate_knows_that_fine_tuning_the_published_ast_costs_far_more(toy_project, tmp_path):
+    from engine.fit_estimate import estimate_fit
+
+    clips = toy_project.clips()
+    scratch = estimate_fit(clips, ["ast_ae"]).seconds_by_detector["ast_ae"]
+    assert scratch > estimate_fit(clips, ["dcase_ae"], {"epochs": 20}).seconds_by_detector["dcase_ae"]
+    weights.add("ast", str(tiny_ast(tmp_path / "ast-tiny")))
+    assert estimate_fit(clips, ["ast_ae"]).seconds_by_detector["ast_ae"] > 20 * scratch

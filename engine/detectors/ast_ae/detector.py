@@ -17,7 +17,14 @@ import torch
 
 from engine.data.clip import Clip
 from engine.detectors.ast_ae.model import AstAutoEncoder, Forward
-from engine.detectors.ast_ae.scoring import ClipResult, LatentStats, clip_results, frame_errors, robust_scale
+from engine.detectors.ast_ae.scoring import (
+    ClipResult,
+    LatentStats,
+    clip_results,
+    frame_errors,
+    robust_scale,
+    row_scale,
+)
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.registry import register_detector
@@ -39,9 +46,9 @@ class AstAEConfig(DetectorConfig):
     #: fine-tuned), `scratch` (the small AST below, randomly initialised) or `auto` (pretrained when set up).
     encoder: str = "auto"
     #: The from-scratch AST: layers x hidden size, heads, window length in 10 ms frames, patch stride.
-    hidden_size: int = 192
+    hidden_size: int = 128
     layers: int = 4
-    heads: int = 3
+    heads: int = 4
     window_frames: int = 256
     stride: int = 16
     #: The decoder: each token is squeezed to `bottleneck` numbers before the patch is rebuilt.
@@ -95,6 +102,7 @@ class AstAEDetector(Detector):
         self.model: AstAutoEncoder | None = None  # built on first use: loading AST weights takes a while
         self.latent = LatentStats()
         self.error_median, self.error_mad = 0.0, 1.0
+        self.row_scale = np.ones(1)  # [F] the trained clips' mean error per map row
         self.held_out_scores, self.held_out_frames = np.zeros(0), np.zeros(0)
         self.held_out_ids: list[str] | None = []
 
@@ -184,10 +192,12 @@ class AstAEDetector(Detector):
         trained = [c for c in normals if c not in held]
         self._train(trained, windows, progress.child("", span=(0.05, 0.95)))
         results = clip_results(self.network(), trained, windows, self._batch())
+        self.row_scale = row_scale(list(results.values()))
+        results = {clip_id: r.per_row(self.row_scale) for clip_id, r in results.items()}
         self.latent = LatentStats.of([(c.domain, results[c.clip_id].z) for c in trained])
         self.error_median, self.error_mad = robust_scale([results[c.clip_id].error for c in trained])
         scored = held or trained  # one clip: nothing to hold out, its own score must do
-        held_results = results if not held else clip_results(self.network(), held, windows, self._batch())
+        held_results = results if not held else self._results(held, windows)
         self.held_out_scores = np.array([self._score(held_results[c.clip_id], c.domain) for c in scored])
         frames = np.concatenate([held_results[c.clip_id].lane for c in scored])
         if len(frames) > _KEPT_FRAMES:
@@ -197,6 +207,11 @@ class AstAEDetector(Detector):
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"ast_ae: trained on {len(trained)} clips, {len(held)} held out for the threshold")
         return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
+
+    def _results(self, clips: Sequence[Clip], windows: dict) -> dict[str, ClipResult]:
+        """Each clip's latents and its error map, every row in units of the trained clips' error of that row."""
+        found = clip_results(self.network(), clips, windows, self._batch())
+        return {clip_id: result.per_row(self.row_scale) for clip_id, result in found.items()}
 
     def _batch(self) -> int:
         return max(4 * self.config.batch_size, 16)
@@ -246,7 +261,7 @@ class AstAEDetector(Detector):
         it joins (as an unseen clip is), so its score joins the held-out ones."""
         windows = self._windows(clips, progress)
         clips = [c for c in clips if c.clip_id in windows]
-        results = clip_results(self.network(), clips, windows, self._batch())
+        results = self._results(clips, windows)
         new = [self._score(results[c.clip_id], "target") for c in clips]
         for clip in clips:
             self.latent.add("target", results[clip.clip_id].z)
@@ -267,7 +282,7 @@ class AstAEDetector(Detector):
 
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
         windows = self._windows(clips, progress)
-        results = clip_results(self.network(), [c for c in clips if c.clip_id in windows], windows, self._batch())
+        results = self._results([c for c in clips if c.clip_id in windows], windows)
         detections = []
         for clip in clips:
             if clip.clip_id not in results:
@@ -293,6 +308,7 @@ class AstAEDetector(Detector):
         state = {f"model.{k}": v for k, v in self.network().state_dict().items()}
         state.update(self.latent.state())
         state["error.scale"] = torch.tensor([self.error_median, self.error_mad], dtype=torch.float64)
+        state["error.rows"] = torch.from_numpy(np.asarray(self.row_scale, dtype=np.float64))
         state["held_out.clip_scores"] = torch.from_numpy(np.asarray(self.held_out_scores, dtype=np.float64))
         state["held_out.frame_scores"] = torch.from_numpy(np.asarray(self.held_out_frames, dtype=np.float64))
         return state
@@ -305,6 +321,7 @@ class AstAEDetector(Detector):
         self.model.eval()
         self.latent = LatentStats.from_state(state)
         self.error_median, self.error_mad = (float(v) for v in state["error.scale"])
+        self.row_scale = state["error.rows"].numpy()
         self.held_out_scores = state["held_out.clip_scores"].numpy()
         self.held_out_frames = state["held_out.frame_scores"].numpy()
         self.held_out_ids = None  # known again from the held-out scores saved with the model

@@ -1,7 +1,7 @@
 """The AST auto-encoder as plain torch modules: an Audio Spectrogram Transformer (transformers' `ASTModel`)
-encodes a window of the Kaldi filter bank into patch tokens; their mean is the latent z; a small decoder
-rebuilds every 16 x 16 log-mel patch from its own token squeezed through a narrow bottleneck, with z as
-context and a learnt embedding of the patch's frequency row.
+encodes a window of the Kaldi filter bank into patch tokens; the mean of the tokens, projected to a few
+numbers, is the latent z; a small decoder rebuilds every 16 x 16 log-mel patch from its own token squeezed
+through a narrow bottleneck, with z as context and a learnt embedding of the patch's frequency row.
 
 A window is the AST's input [W, 128] plus one more column that says which frames are real (1) and which are
 padding (0), so the validity of every patch travels with the window through batching: a patch counts only
@@ -21,7 +21,7 @@ from engine.encoders.ast import MEAN, STD
 @dataclass
 class Forward:
     """What one batch of windows gives: the rebuilt patches and the true ones [B, N, P*P], the latent
-    z [B, D] and which patches hold audio [B, N] (N = rows x columns, frequency-major as the AST's tokens)."""
+    z [B, b] and which patches hold audio [B, N] (N = rows x columns, frequency-major as the AST's tokens)."""
 
     reconstruction: torch.Tensor
     patches: torch.Tensor
@@ -51,18 +51,19 @@ def grid_shape(config) -> tuple[int, int]:
 
 
 class PatchDecoder(nn.Module):
-    """Token [D] -> bottleneck [b]; with z's own projection [b] and the row's embedding -> the patch [P*P]."""
+    """The mean token [D] -> z [b]; each token [D] -> its bottleneck [b]; both with the row's embedding -> the
+    patch [P*P]."""
 
     def __init__(self, hidden: int, rows: int, patch_values: int, bottleneck: int, width: int) -> None:
         super().__init__()
+        self.latent = nn.Linear(hidden, bottleneck)
         self.squeeze = nn.Linear(hidden, bottleneck)
-        self.context = nn.Linear(hidden, bottleneck)
         self.row = nn.Parameter(torch.zeros(rows, width))
         self.expand = nn.Linear(2 * bottleneck, width)
         self.out = nn.Sequential(nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, patch_values))
 
     def forward(self, tokens: torch.Tensor, z: torch.Tensor, rows: int) -> torch.Tensor:
-        code = torch.cat([self.squeeze(tokens), self.context(z)[:, None].expand(-1, tokens.shape[1], -1)], dim=-1)
+        code = torch.cat([self.squeeze(tokens), z[:, None].expand(-1, tokens.shape[1], -1)], dim=-1)
         hidden = self.expand(code).unflatten(1, (rows, -1)) + self.row[:rows, None]
         return self.out(hidden).flatten(1, 2)
 
@@ -91,7 +92,7 @@ class AstAutoEncoder(nn.Module):
         last = torch.arange(tokens.shape[1] // self.rows, device=windows.device) * self.strides[1] + self.patch - 1
         valid = (real[:, last] > 0.5)[:, None, :].expand(-1, self.rows, -1).flatten(1)
         weights = valid.to(tokens.dtype)[..., None]
-        z = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        z = self.decoder.latent((tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0))
         return Forward(self.decoder(tokens, z, self.rows), patches, z, valid)
 
 

@@ -4,6 +4,7 @@ robust scale of the reconstruction error; and per-frame errors for `earmark debu
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,18 +23,33 @@ VARIANCE_FLOOR = 0.01
 
 @dataclass
 class ClipResult:
-    """One clip through the network: z per window [n, D], the clip's reconstruction MSE (over every patch that
-    holds audio), the error map [F, T] with its rows' Hz and columns' seconds, and the frame lane [T]."""
+    """One clip through the network: z per window [n, b] and the error map [F, T] (each patch's mean squared
+    error) with its rows' Hz and columns' seconds."""
 
     z: np.ndarray
-    error: float
     map: np.ndarray
     freq_spans_hz: np.ndarray
     time_spans_s: np.ndarray
 
     @property
+    def error(self) -> float:
+        """The clip's reconstruction error: the mean over its patches (every one holds audio)."""
+        return float(self.map.mean())
+
+    @property
     def lane(self) -> np.ndarray:
         return self.map.mean(axis=0).astype(np.float32)
+
+    def per_row(self, scale: np.ndarray) -> ClipResult:
+        """The same with each map row divided by `scale` [F] (the training clips' mean error of that row)."""
+        return dataclasses.replace(self, map=(self.map / scale[:, None]).astype(np.float32))
+
+
+def row_scale(results: Sequence[ClipResult]) -> np.ndarray:
+    """[F] each map row's mean error over the clips' patches, so a row the network always rebuilds badly (a
+    restless band) counts no more than a quiet one (floored at a thousandth of the overall mean)."""
+    rows = np.concatenate([r.map for r in results], axis=1).mean(axis=1)
+    return np.maximum(rows, 1e-3 * float(rows.mean()) + 1e-12)
 
 
 def _run(model: AstAutoEncoder, windows: torch.Tensor, batch: int) -> list[Forward]:
@@ -67,10 +83,8 @@ def clip_results(model: AstAutoEncoder, clips: Sequence[Clip], windows: dict, ba
             columns = int(valid[index].reshape(rows, -1)[0].sum())
             grid_parts.append(errors[index].reshape(rows, -1)[:, :columns])
             spans.append(kaldi.column_spans_s(columns, patch, t_stride, start))
-        chosen = valid[first:last]
         results[clip.clip_id] = ClipResult(
-            z[first:last], float(errors[first:last][chosen].mean()),
-            np.ascontiguousarray(np.concatenate(grid_parts, axis=1), dtype=np.float32),
+            z[first:last], np.ascontiguousarray(np.concatenate(grid_parts, axis=1), dtype=np.float32),
             kaldi.row_spans_hz(rows, patch, f_stride), np.concatenate(spans).astype(np.float32))
         first = last
     return results
