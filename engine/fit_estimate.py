@@ -3,8 +3,8 @@
 The costs are seconds of computing per second of audio, measured on a 2-core CPU with Earmark's thread
 policy while other work was running (the demo data set: 9 groups of about 53 ten-second training clips):
 dcase_ae trained at about 24 ms per batch of 256 frames, that is 0.003 s per second of audio per epoch;
-ast_ae's small AST at about 50 ms per 2.56 s window, 0.02 s per second of audio per epoch (fine-tuning the
-published AST costs 65 times that: `AST_FINE_TUNING_COST`);
+ast_ae's small AST at about 50 ms per 2.56 s window, 0.02 s per second of audio per epoch, and fine-tuning
+an AST of the published size at about 13 s per 10.24 s window, 1.3 s (`AST_FINE_TUNING_COST`);
 knn and patch_memory fitted all 9 groups in about 7 s together; scoring the three took about 13 s for 270
 test clips. A detector without a measured cost gets a cautious default. A GPU is much faster for dcase_ae;
 the estimate errs long there. The ensemble costs what its members cost (only their scoring when they are
@@ -23,7 +23,7 @@ from engine.jobs import describe_duration
 #: Seconds of computing per second of training audio (per epoch for detectors that train for epochs).
 FIT_COST = {"knn": 0.0015, "patch_memory": 0.0015, "dcase_ae": 0.003, "ast_ae": 0.02}
 #: `ast_ae` fine-tuning AST weights of the published size (12 layers x 768) instead of its small AST from
-#: scratch (tests/bench/bench_ast_ae.py: 13 s per 10.24 s window on one loaded core, 70 times the default).
+#: scratch (tests/bench/bench_ast_ae.py: 9-13 s per 10.24 s window on one core, 70-170 times the default).
 AST_FINE_TUNING_COST = 1.3
 #: Seconds per second of test audio, per detector scored.
 SCORE_COST = 0.002

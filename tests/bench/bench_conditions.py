@@ -24,6 +24,9 @@ should keep it near or below 15 %.
 
 Full run: 10 s clips, 24 test clips per domain and label, sizes 3 10 50, seeds 0 1 2, each detector's own
 epochs. --quick: 4 s clips, 12 test clips per domain and label, the same sizes, seeds 0 1, at most 50 epochs.
+`ast_ae` trains a transformer in every cell and costs the most: its --quick row alone (`--detectors ast_ae
+--workers 1`) takes about 5.5 minutes on 2 shared cores (18 fits of 17.6 s and their scoring, 0.7 s each); it
+is not one of the ensemble's default members, so an ensemble row does not add it.
 Seeds vary both the data and each detector's own `seed` setting. Fit and score times exclude computing the
 log-mel features, which are cached for every clip before the clock starts (the app caches them likewise).
 `ensemble`, where registered, is built with `EnsembleDetector.from_members` from the members fitted in the same

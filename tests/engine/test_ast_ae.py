@@ -102,6 +102,25 @@ def test_a_cancelled_training_resumes_at_the_next_epoch_as_if_never_stopped(toy_
                                rtol=1e-5)
 
 
+def test_earmark_fit_resume_continues_a_cancelled_fit_of_a_project_at_the_next_epoch(toy_project, tmp_path):
+    from engine.detectors import runs
+
+    settings = {**SMALL, "epochs": "3"}
+    with pytest.raises(Cancelled):  # Cancel pressed once the first epoch is done
+        runs.fit(runs.Session(toy_project), "ast_ae", settings, group=GROUP, progress=_CancelAfter(1))
+    assert not results.latest_models(toy_project, "ast_ae"), "no model from a cancelled fit"
+    sets = [f"--set={k}={v}" for k, v in settings.items()]
+    assert main(["fit", str(toy_project.folder), "--detector", "ast_ae", "--group", GROUP, "--resume", *sets]) == 0
+    with Project.open(toy_project.folder) as project:
+        folder = results.model_folder(project, results.latest_models(project, "ast_ae")[GROUP])
+    model = Detector.load(folder)
+    assert model.info["resumed_from"] == 1
+    assert [row["epoch"] for row in json.loads((folder / "history.json").read_text())] == [1, 2, 3]
+    whole = _detector(tmp_path, epochs="3")
+    whole.fit(_clips(toy_project))
+    assert model.info["steps"] == whole.info["steps"], "the optimiser went on at epoch 2, not again from 1"
+
+
 def test_warm_up_epochs_leave_the_encoder_unchanged_and_it_trains_afterwards(toy_project, tmp_path):
     detector = _detector(tmp_path, epochs="3", warm_up_epochs="2")
     initial = _encoder_state(_detector(tmp_path))  # the same seed builds the same starting network

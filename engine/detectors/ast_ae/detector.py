@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -232,16 +233,18 @@ class AstAEDetector(Detector):
         rate = config.learning_rate or (5e-5 if self.info.get("encoder") == "pretrained" else 5e-4)
         loop = LoopConfig(epochs=config.epochs, patience=config.epochs + 1, batch_size=config.batch_size,
                           learning_rate=rate, seed=config.seed, warm_up_epochs=config.warm_up_epochs)
-        folder = self.training_folder
         with tempfile.TemporaryDirectory(prefix="earmark-ast_ae-") as scratch:
-            trainer = Trainer(model, Path(folder) if folder is not None else Path(scratch), loop, self.device,
-                              self._loss, None, "", self._signature(clips), label="ast_ae: ",
-                              branches=self.branches(), frozen=(config.freeze,) if config.freeze else (),
-                              warm_up=("encoder",) if config.warm_up_epochs else ())
-            resume = bool(self.resume)
-            outcome = trainer.finished(restore=True) if resume else None  # trained to the end, then killed
+            folder = Path(self.training_folder) if self.training_folder is not None else Path(scratch)
+            if not self.resume and self.training_folder is not None and folder.exists():
+                shutil.rmtree(folder)  # a fresh fit: nothing of an earlier one may be taken up
+            trainer = Trainer(model, folder, loop, self.device, self._loss, None, "", self._signature(clips),
+                              label="ast_ae: ", branches=self.branches(),
+                              frozen=(config.freeze,) if config.freeze else (),
+                              warm_up=("encoder",) if config.warm_up_epochs else (),
+                              durable=self.training_folder is not None)
+            outcome = trainer.finished(restore=True) if self.resume else None  # trained to the end, then killed
             if outcome is None:
-                outcome = trainer.run(data, {}, progress, resume=resume)
+                outcome = trainer.run(data, {}, progress, resume=self.resume and trainer.has_checkpoint())
         self.history = outcome.history
         self.info.update(epochs_trained=outcome.last_epoch, steps=outcome.steps, resumed_from=outcome.resumed_from,
                          final_loss=outcome.history[-1]["train_loss"] if outcome.history else None)
