@@ -35,7 +35,7 @@ from engine.jobs import Progress
 from engine.line_chart import Panel, write_chart
 from engine.store import results
 from engine.store.project import Project
-from engine.training import HISTORY
+from engine.training import HISTORY, history_csv
 
 SPLITS = ("ok", "ng")
 #: The label of each split's clips.
@@ -227,7 +227,7 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
                                                      "epochs": epochs}, indent=1))
     logs = logs_folder(project)
     table = logs / f"debug_freeze_{safe_name(branch)}.csv"
-    write_text_atomic(table, rows_csv(rows))
+    write_text_atomic(table, history_csv(rows, columns(rows)))
     chart = write_chart(table.with_suffix(".png"), curve_panels(rows, f"{detector} {group}, {branch} frozen"))
     return FreezeRun(detector, group, branch, rows, table, chart, folder)
 
@@ -268,15 +268,6 @@ def columns(rows: Sequence[Mapping[str, object]]) -> list[str]:
         return 4
 
     return sorted(seen, key=lambda key: (rank(key), seen.index(key)))
-
-
-def rows_csv(rows: Sequence[Mapping[str, object]]) -> str:
-    names = columns(rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows([cell(row.get(name)) for name in names] for row in rows)
-    return buffer.getvalue()
 
 
 def curve_panels(rows: Sequence[Mapping[str, object]], title: str) -> list[Panel]:
