@@ -33,6 +33,7 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&Train", "train_leak", "Train &leak classifier...", ("Ctrl+Shift+T",), "train_leak_dialog"),
     ("&Train", "train_sound", "Train s&ound classifier...", (), "train_sound_dialog"),
     ("&Train", "classifier_results", "Classifier &results...", (), "classifier_results_dialog"),
+    ("&Train", "training_curves", "Training c&urves...", (), "training_curves_dialog"),
     ("&Train", "cancel", "&Cancel job", ("Ctrl+.",), "cancel_job"),
     ("&View", "play", "Play / pause", ("Space",), "toggle_play"),
     ("&View", "play_selection", "Play selection", ("Shift+Space",), "play_selection"),

@@ -1,5 +1,5 @@
 """The supervised classifiers in the window (a mixin of `MainWindow`): Train > Train leak classifier...,
-Train sound classifier... and Classifier results..."""
+Train sound classifier..., Classifier results... and Training curves..."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,5 +47,17 @@ class ClassifierActions:
 
         dialog = ClassifierResultsDialog(trained_runs(self.project), self)
         dialog.setObjectName("classifier_results")
+        dialog.open()
+        return dialog
+
+    def training_curves_dialog(self) -> QDialog | None:
+        """Train > Training curves...: loss and gradient-norm curves of every trained model of the project."""
+        if not self._need_project():
+            return None
+        from app.training_curves import TrainingCurvesDialog
+        from engine.histories import training_histories
+
+        dialog = TrainingCurvesDialog(training_histories(self.project), self)
+        dialog.setObjectName("training_curves")
         dialog.open()
         return dialog

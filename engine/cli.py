@@ -13,6 +13,8 @@ from pathlib import Path
 from engine.cli_clips import add_field_options, field_values, stale_lines
 from engine.cli_clips import add_parser as add_set_parser
 from engine.cli_clips import cmd_set
+from engine.cli_debug import add_parser as add_debug_parser
+from engine.cli_debug import cmd_debug
 from engine.cli_errors import refuse_read_only, run_reported
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_results_parser(sub)
     add_relocate_parser(sub)
     add_repair_parser(sub)
+    add_debug_parser(sub)
     demo = sub.add_parser("demo", help="create the demo project from the synthetic data set and show it")
     demo.add_argument("--no-gui", action="store_true", help="build the demo and print its figures instead of "
                                                             "opening the window")
@@ -370,6 +373,6 @@ COMMANDS = {"toy": cmd_toy, "new": cmd_new, "import": cmd_import, "info": cmd_in
             "score": cmd_score, "enrol": cmd_enrol, "evaluate": cmd_evaluate, "export": cmd_export,
             "demo": cmd_demo, "weights": cmd_weights, "labels": cmd_labels, "train": cmd_train,
             "toy-set": cmd_toy_set, "set": cmd_set, "relocate": cmd_relocate, "open": cmd_open,
-            "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair}
+            "scores": cmd_scores, "propose": cmd_propose, "repair": cmd_repair, "debug": cmd_debug}
 #: Commands that compute with torch: their thread count is set first (engine.threads).
-COMPUTING = {"fit", "score", "enrol", "demo", "train"}
+COMPUTING = {"fit", "score", "enrol", "demo", "train", "debug"}

@@ -21,7 +21,7 @@ CANNOT_WRITE = (errno.EROFS, errno.EACCES, errno.EPERM)
 #: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
 #: the like for a sub-command.
 WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
-           "repair"}
+           "repair", "debug"}
 
 
 def refuse_read_only(args: argparse.Namespace) -> None:

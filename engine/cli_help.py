@@ -119,6 +119,25 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("Create the demo project from the synthetic data set (once), fit knn, patch_memory, dcase_ae and "
              "their ensemble, score and evaluate, and open the window on it; --no-gui prints the figures instead.",
              ("earmark demo", "earmark demo --no-gui --scale 0.02")),
+    "debug": ("Look inside a trained detector: train it with one branch frozen and read its loss and "
+              "gradient-norm curves, or compare its frame reconstruction error on a group's normal (ok) and "
+              "anomalous (ng) test clips.",
+              ("earmark debug freeze ~/earmark/pumps --detector ast_ae --branch encoder --epochs 10",)),
+    "debug freeze": ("Train a detector on one group's normal training clips with BRANCH frozen for every epoch, "
+                     "in a scratch folder (the project's models are not replaced), and write "
+                     "artifacts/logs/debug_freeze_BRANCH.csv (epoch, loss per part, gradient norm per branch) "
+                     "and a chart of the curves beside it (.png). A frozen branch has gradient norm 0.",
+                     ("earmark debug freeze ~/earmark/pumps --detector ast_ae --branch encoder --epochs 10",
+                      "earmark debug freeze ~/earmark/pumps --detector dcase_ae --branch decoder --epochs 5 "
+                      "--group fan/section_00")),
+    "debug splits": ("Write a group's normal test clips (ok) and anomalous test clips (ng) as "
+                     "artifacts/logs/debug_splits/GROUP/ok.csv and ng.csv (clip_id, path, domain, label) and "
+                     "print how many each holds. Edit the files to compare chosen clips with `debug recon`.",
+                     ("earmark debug splits ~/earmark/pumps --group fan/section_00",)),
+    "debug recon": ("Print the mean and standard deviation of the frame reconstruction MSE of the group's newest "
+                    "fitted model on its ok and ng split (written first when `debug splits` has not been run): "
+                    "anomalies should reconstruct worse.",
+                    ("earmark debug recon ~/earmark/pumps --detector ast_ae --group fan/section_00",)),
     # `set` and `relocate` describe themselves where they are defined; these say the same, for a parser
     # built without their texts.
     "set": ("Set the machine, section, domain, split and/or label of the clips chosen by ids, globs and --where "
