@@ -1,12 +1,12 @@
 """The window's menus and their keyboard shortcuts, in one table so Help > Keyboard shortcuts lists them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QLineEdit, QMainWindow, QMenu,
-                               QSlider, QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QAbstractSpinBox, QLineEdit, QMainWindow, QMenu, QSlider, QWidget
 
 Key = QKeySequence.StandardKey
 
@@ -96,8 +96,23 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
         action.setShortcuts(list(dict.fromkeys(QKeySequence(s) for s in shortcuts)))
         handler: Callable = getattr(window, method)
         action.triggered.connect(lambda _=False, h=handler: h())
-        if name in ("quit", "cancel", "fit_all", "play", "zoom_in", "toggle_map", "filter", "import_labels",
-                    "mark_start", "region_start", "class_1", "undo", "propose_clip", "label_classes", "train_leak"):
+        if name in (
+            "quit",
+            "cancel",
+            "fit_all",
+            "play",
+            "zoom_in",
+            "toggle_map",
+            "filter",
+            "import_labels",
+            "mark_start",
+            "region_start",
+            "class_1",
+            "undo",
+            "propose_clip",
+            "label_classes",
+            "train_leak",
+        ):
             menu.addSeparator()
         menu.addAction(action)
         window.addAction(action)  # shortcuts work wherever the focus is in the window
@@ -128,8 +143,7 @@ class TypingKeys(QObject):
             (spin and (key in ENTER or key in ARROWS))
             or (isinstance(watched, QLineEdit) and key in ENTER)
             or (isinstance(watched, QSlider) and (key in ARROWS or key in (K.Key_Home, K.Key_End)))
-            or (isinstance(watched, QAbstractItemView) and key in (K.Key_Up, K.Key_Down, K.Key_PageUp,
-                                                                   K.Key_PageDown))
+            or (isinstance(watched, QAbstractItemView) and key in (K.Key_Up, K.Key_Down, K.Key_PageUp, K.Key_PageDown))
         )
         if wanted:
             event.accept()  # the widget gets the key press; the shortcut does not fire

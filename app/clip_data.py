@@ -1,16 +1,17 @@
 """Reads what the window shows from the project (on the GUI thread, with its own connection): the clip
 table's rows and, for one clip, everything drawn over its spectrogram."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from app.views.clip_table import ClipRow
+from app.views.overlays import ClipDisplay, DetectorLanes
 from engine.data.clip import Clip
 from engine.errors import ArtifactError
 from engine.store import Project, results
-from app.views.clip_table import ClipRow
-from app.views.overlays import ClipDisplay, DetectorLanes
 
 
 def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[ClipRow]:
@@ -24,10 +25,17 @@ def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[Clip
         for clip_id in clip_ids:
             scores.update(results.clip_scores(project, clip_id))
     warnings = {m.model_id: m.warning for m in results.models(project) if m.warning}
-    return [ClipRow(clip, sources.get(clip.clip_id, ""), scores.get(clip.clip_id, {}),
-                    warnings={d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items()
-                              if s.model_id in warnings})
-            for clip in clips]
+    return [
+        ClipRow(
+            clip,
+            sources.get(clip.clip_id, ""),
+            scores.get(clip.clip_id, {}),
+            warnings={
+                d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items() if s.model_id in warnings
+            },
+        )
+        for clip in clips
+    ]
 
 
 def fitted_groups(project: Project) -> list[str]:
@@ -38,21 +46,43 @@ def fitted_groups(project: Project) -> list[str]:
 def clip_display(project: Project, clip_id: str) -> ClipDisplay:
     clip = project.clip(clip_id)
     # Labelled regions are added by the window's refresh_regions.
-    display = ClipDisplay(clip_id, clip.path, Path(clip.path).name, clip.duration_s, clip.sample_rate,
-                          truth=list(clip.anomaly_regions), channel=clip.channel)
+    display = ClipDisplay(
+        clip_id,
+        clip.path,
+        Path(clip.path).name,
+        clip.duration_s,
+        clip.sample_rate,
+        truth=list(clip.anomaly_regions),
+        channel=clip.channel,
+    )
     records = {m.model_id: m for m in results.models(project)}
     for detector, score in results.clip_scores(project, clip_id).get(clip_id, {}).items():
         record = records.get(score.model_id)
         lanes = _lanes(project, score.map_artifact, f"{detector} (model {score.model_id})", display.problems)
         display.lanes[detector] = DetectorLanes(
-            detector, score.score, score.decision, record.threshold if record else None,
-            lanes.get("frame_times", np.zeros(0)), lanes.get("frame_scores", np.zeros(0)),
-            results.frame_threshold(project, record) if record else None, lanes.get("anomaly_map"),
-            lanes.get("map_freq_spans_hz"), lanes.get("map_time_spans_s"), score.model_id)
-    parts = [clip.machine_type, f"section {clip.section_id}" if clip.section_id else None, clip.domain,
-             clip.split, clip.label]
-    display.caption = f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, " \
-                      f"{clip.duration_s:.1f} s, {audio_caption(clip)})"
+            detector,
+            score.score,
+            score.decision,
+            record.threshold if record else None,
+            lanes.get("frame_times", np.zeros(0)),
+            lanes.get("frame_scores", np.zeros(0)),
+            results.frame_threshold(project, record) if record else None,
+            lanes.get("anomaly_map"),
+            lanes.get("map_freq_spans_hz"),
+            lanes.get("map_time_spans_s"),
+            score.model_id,
+        )
+    parts = [
+        clip.machine_type,
+        f"section {clip.section_id}" if clip.section_id else None,
+        clip.domain,
+        clip.split,
+        clip.label,
+    ]
+    display.caption = (
+        f"{display.name}  ({', '.join(p for p in parts if p) or 'no metadata'}, "
+        f"{clip.duration_s:.1f} s, {audio_caption(clip)})"
+    )
     return display
 
 

@@ -5,6 +5,7 @@ Each change is one command on the window's undo stack (Ctrl+Z / Ctrl+Shift+Z) an
 at once through `engine.store.clip_fields`, on the GUI thread with the window's own connection (as label
 edits are). Models fitted on clips that changed are stale until refitted: the tree and the table say so.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,16 +15,32 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QUndoCommand
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QInputDialog, QLabel, QMenu, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.data.clip import DOMAINS, LABELS, SPLITS
-from engine.errors import EarmarkError
-from engine.store.health import database_error
-from engine.store.clip_fields import (FIELDS, FieldChange, current_fields, normalise_values, restore_fields,
-                                      set_fields, stale_models)
 from app import clip_data
 from app.views.clip_table import FIXED
+from engine.data.clip import DOMAINS, LABELS, SPLITS
+from engine.errors import EarmarkError
+from engine.store.clip_fields import (
+    FIELDS,
+    FieldChange,
+    current_fields,
+    normalise_values,
+    restore_fields,
+    set_fields,
+    stale_models,
+)
+from engine.store.health import database_error
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -54,6 +71,7 @@ class SetClipFields(QUndoCommand):
         def work() -> FieldChange:
             self.change = set_fields(self.owner.window.project, self.clip_ids, self.values)
             return self.change
+
         self._run(work)
         if self.change is not None and not self.change.changed:  # nothing to undo: not a step
             self.setObsolete(True)
@@ -199,8 +217,9 @@ class ClipProperties(QObject):
     def _ask(self, name: str) -> None:
         column = FIELDS[name]
         known = sorted({getattr(c, column) for c in self.window.project.clips() if getattr(c, column)})
-        value, ok = QInputDialog.getItem(self.window, f"Set {name}", f"{name.capitalize()} of the selected clips "
-                                                                     "(none clears it)", known, 0, True)
+        value, ok = QInputDialog.getItem(
+            self.window, f"Set {name}", f"{name.capitalize()} of the selected clips (none clears it)", known, 0, True
+        )
         if ok and value.strip():
             self.apply({name: value})
 
@@ -223,8 +242,9 @@ class ClipProperties(QObject):
             self._reselect(clip_ids, current)
         message = f"{text}: {change.changed} changed"
         if change.stale:
-            message += "; stale: refit " + ", ".join(f"{d} {g}" for _, d, g in change.stale) + \
-                       " (Train > Fit all detectors)"
+            message += (
+                "; stale: refit " + ", ".join(f"{d} {g}" for _, d, g in change.stale) + " (Train > Fit all detectors)"
+            )
         window._status(message)
         if current in change.before:
             window.show_clip(current)  # its caption names the new values
@@ -240,8 +260,11 @@ class ClipProperties(QObject):
     def _rescore_dropped(self, change: FieldChange) -> None:
         # Dropped files (source "inbox") given a machine or section are scored again by that group's models.
         rows = {row.clip.clip_id: row for row in self.window.table.model.rows}
-        moved = [clip_id for clip_id, before in change.before.items() if clip_id in rows
-                 and rows[clip_id].source == "inbox" and {"machine_type", "section_id"} & set(before)]
+        moved = [
+            clip_id
+            for clip_id, before in change.before.items()
+            if clip_id in rows and rows[clip_id].source == "inbox" and {"machine_type", "section_id"} & set(before)
+        ]
         if moved:
             self.window.rescore_clips(moved)
 

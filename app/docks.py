@@ -1,13 +1,22 @@
 """The jobs dock (each job's progress bar, message and Cancel button) and the log dock (what happened,
 including every skipped file and every error, with the time)."""
+
 from __future__ import annotations
 
 import logging
 import time
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.jobs import TimeLeft, describe_time_left
 
@@ -109,8 +118,10 @@ class LogPanel(QPlainTextEdit):
         self.lines.append(line)
         colour = {"error": "#c62828", "warning": "#ef6c00"}.get(level)
         text = line.replace("&", "&amp;").replace("<", "&lt;")
-        self.appendHtml(f"<span style='color:#888'>{stamp}</span> "
-                        + (f"<span style='color:{colour}'>{text}</span>" if colour else text))
+        self.appendHtml(
+            f"<span style='color:#888'>{stamp}</span> "
+            + (f"<span style='color:{colour}'>{text}</span>" if colour else text)
+        )
 
 
 class _Bridge(QObject):
@@ -126,5 +137,7 @@ class LogRelay(logging.Handler):
         self.bridge.record.connect(panel.add, Qt.ConnectionType.QueuedConnection)
 
     def emit(self, record: logging.LogRecord) -> None:
-        level = "error" if record.levelno >= logging.ERROR else "warning" if record.levelno >= logging.WARNING else "info"
+        level = (
+            "error" if record.levelno >= logging.ERROR else "warning" if record.levelno >= logging.WARNING else "info"
+        )
         self.bridge.record.emit(self.format(record), level)

@@ -9,6 +9,7 @@ others. Each job gets an `engine.jobs.Progress` whose updates reach the window a
 cancels a queued job at once and a running one at its next `progress.check()`. Jobs are recorded in the
 project's `jobs` table with how they ended.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -54,12 +55,12 @@ class Job:
 class EngineWorker(QObject):
     """Runs jobs on the engine thread. `submit` and `cancel` may be called from any thread."""
 
-    job_queued = Signal(int, str, str)          # job id, kind, title
+    job_queued = Signal(int, str, str)  # job id, kind, title
     job_started = Signal(int)
-    job_progress = Signal(int, int, int, str)   # job id, done, total, message
-    job_problem = Signal(int, str)              # an item the job skipped, and why
-    job_finished = Signal(int, object)          # job id, result
-    job_failed = Signal(int, str)               # job id, message
+    job_progress = Signal(int, int, int, str)  # job id, done, total, message
+    job_problem = Signal(int, str)  # an item the job skipped, and why
+    job_finished = Signal(int, object)  # job id, result
+    job_failed = Signal(int, str)  # job id, message
     job_cancelled = Signal(int)
     idle = Signal()
 

@@ -3,17 +3,17 @@
 Each function returns a job function `(worker, progress) -> result` that calls the engine only; the result
 is a plain value the window shows when the job's `job_finished` signal arrives on the GUI thread.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.engine_thread import EngineWorker, JobFunction
 from engine.errors import EarmarkError
 from engine.jobs import FIT_SHARE, Progress, spans
 from engine.store import Project
-
-from app.engine_thread import EngineWorker, JobFunction
 
 
 @dataclass
@@ -36,7 +36,7 @@ class DropResult:
 
 @dataclass
 class FitResult:
-    fitted: list[str]      # "detector group" per new model
+    fitted: list[str]  # "detector group" per new model
     scored: int
     warnings: list[str] = field(default_factory=list)  # "detector for group was fitted on only ..." per model
 
@@ -45,6 +45,7 @@ def open_project(project: Project) -> JobFunction:
     def run(worker: EngineWorker, progress: Progress) -> Project:
         worker.open_session(project)
         return project
+
     return run
 
 
@@ -52,12 +53,14 @@ def set_device(choice: str) -> JobFunction:
     def run(worker: EngineWorker, progress: Progress) -> str:
         worker.set_device(choice)
         return str(worker.session.device) if worker.session else choice
+
     return run
 
 
 def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
     """Import dropped files into the inbox and score them: each with its own group's models where its machine
     and section are known, else with `group`'s, else (None: auto) with the closest group's."""
+
     def run(worker: EngineWorker, progress: Progress) -> DropResult:
         from engine.data.importers import import_files
         from engine.detectors import drops
@@ -79,15 +82,18 @@ def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
         if not results.models(project):
             result.note = "not scored: no detector is fitted yet (Train > Fit all detectors)"
             return result
-        result.add(drops.score_drops(session, [project.clip(clip_id) for clip_id in inbox], group,
-                                     progress.child("scoring: ")))
+        result.add(
+            drops.score_drops(session, [project.clip(clip_id) for clip_id in inbox], group, progress.child("scoring: "))
+        )
         return result
+
     return run
 
 
 def rescore(clip_ids: Sequence[str]) -> JobFunction:
     """Score clips again with their own group's models (after their machine and section were set); a clip
     that still has none goes to the closest group, as a drop does."""
+
     def run(worker: EngineWorker, progress: Progress) -> DropResult:
         from engine.detectors import drops
 
@@ -96,14 +102,21 @@ def rescore(clip_ids: Sequence[str]) -> JobFunction:
         result = DropResult(list(clip_ids))
         result.add(drops.score_drops(session, [project.clip(clip_id) for clip_id in clip_ids], None, progress))
         return result
+
     return run
 
 
-def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: dict | None = None,
-                  then_score: bool = True, weights: Sequence[float] | None = None) -> JobFunction:
+def fit_detectors(
+    detectors: Sequence[str],
+    group: str | None = None,
+    settings: dict | None = None,
+    then_score: bool = True,
+    weights: Sequence[float] | None = None,
+) -> JobFunction:
     """Fit each detector (on every group, or one), then score the test clips with it. Each detector owns a
     share of the job's progress, in proportion to `weights` (its expected cost; equal shares without). The
     ensemble comes last and combines the members fitted just before it, rather than fitting them again."""
+
     def run(worker: EngineWorker, progress: Progress) -> FitResult:
         from engine.detectors import runs
 
@@ -111,21 +124,23 @@ def fit_detectors(detectors: Sequence[str], group: str | None = None, settings: 
         fitted, scored, warnings = [], 0, []
         tests = [c for c in session.project.clips(split="test") if group is None or c.group == group]
         fit_part = FIT_SHARE if then_score and tests else 1.0
-        ordered = sorted(zip(detectors, weights or [1.0] * len(detectors), strict=True),
-                         key=lambda pair: pair[0] == "ensemble")  # stable: the others keep their order
+        ordered = sorted(
+            zip(detectors, weights or [1.0] * len(detectors), strict=True), key=lambda pair: pair[0] == "ensemble"
+        )  # stable: the others keep their order
         fitted_now: dict | None = {} if "ensemble" in detectors and len(detectors) > 1 else None
-        for index, ((detector, _), (low, high)) in enumerate(zip(ordered, spans([w for _, w in ordered]),
-                                                                 strict=True)):
+        for index, ((detector, _), (low, high)) in enumerate(zip(ordered, spans([w for _, w in ordered]), strict=True)):
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
             middle = low + (high - low) * fit_part
-            models = runs.fit(session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)),
-                              fitted_now)
+            models = runs.fit(
+                session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)), fitted_now
+            )
             fitted += [f"{m.detector} {m.group_key}" for m in models]
             warnings += [m.warning for m in models if m.warning]
             if then_score and tests:
                 step = progress.child(f"{prefix}scoring: ", span=(middle, high))
                 scored += runs.score(session, detector, "test", group, step).scored
         return FitResult(fitted, scored, warnings)
+
     return run
 
 
@@ -136,21 +151,33 @@ def score_all(detectors: Sequence[str], split: str | None = "test") -> JobFuncti
         session = worker.require_session()
         if not detectors:
             raise EarmarkError("no detector is fitted yet; fit one first (Train > Fit all detectors)")
-        return sum(runs.score(session, d, split, progress=progress.child(f"{d}: ", i, len(detectors))).scored
-                   for i, d in enumerate(detectors))
+        return sum(
+            runs.score(session, d, split, progress=progress.child(f"{d}: ", i, len(detectors))).scored
+            for i, d in enumerate(detectors)
+        )
+
     return run
 
 
 def propose_all(choice) -> JobFunction:
     """Proposals on every clip the chosen detector scored (an `app.labelling.proposal_panel.ProposalChoice`)."""
+
     def run(worker: EngineWorker, progress: Progress) -> int:
         from engine.detectors.registry import finding_label
         from engine.labels import proposals
 
         session = worker.require_session()
-        return proposals.propose_all(session.project, choice.detector, progress, on_ratio=choice.on_ratio,
-                                     off_ratio=choice.off_ratio, min_duration_s=choice.min_duration_s,
-                                     merge_gap_s=choice.merge_gap_s, label=finding_label(choice.detector))
+        return proposals.propose_all(
+            session.project,
+            choice.detector,
+            progress,
+            on_ratio=choice.on_ratio,
+            off_ratio=choice.off_ratio,
+            min_duration_s=choice.min_duration_s,
+            merge_gap_s=choice.merge_gap_s,
+            label=finding_label(choice.detector),
+        )
+
     return run
 
 
@@ -160,6 +187,7 @@ def enrol(detector: str, clip_ids: Sequence[str]) -> JobFunction:
 
         models = runs.enrol(worker.require_session(), detector, clip_ids, progress)
         return [f"{m.detector} {m.group_key}" for m in models]
+
     return run
 
 
@@ -170,15 +198,18 @@ def import_data(source: str | None = None, files: Sequence[str] = ()) -> JobFunc
         project = worker.require_session().project
         report = import_files(project, files, progress) if files else import_source(project, source, None, progress)
         return report.lines()
+
     return run
 
 
 def locate_missing(folder: str) -> JobFunction:
     """Look for the project's missing recordings below `folder` and re-point those whose checksum matches."""
+
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.store.relocate import locate_missing as locate
 
         return locate(worker.require_session().project, folder, progress=progress).lines()
+
     return run
 
 
@@ -188,42 +219,51 @@ def export_dcase(out: str) -> JobFunction:
 
         written = export(worker.require_session().project, out)
         return [f"{detector}: {len(files)} file(s) in {files[0].parent}" for detector, files in written.items()]
+
     return run
 
 
 def build_demo(folder: Path, plan, detectors: Sequence[str] | None = None) -> JobFunction:
     """Make the demo project, or the part of it `detectors` names (engine.demo.build_demo)."""
+
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.demo import build_demo as build
         from engine.device import pick_device
 
         return build(folder, plan, pick_device(worker.device_choice), progress, detectors=detectors)
+
     return run
 
 
 def save_weights(name: str, value: str) -> JobFunction:
     """Check the weights by loading them, then remember them (engine.weights)."""
+
     def run(worker: EngineWorker, progress: Progress) -> str:
         from engine import weights
 
         progress.update(0, 1, f"loading {name} to check it")
         return weights.add(name, value)
+
     return run
 
 
 def train_leak(modes: Sequence[str], settings: dict, resume: bool = False) -> JobFunction:
     """Train the leak classifier in each mode from the project's labelled regions, then score every clip with
     it (its lane and proposals appear in the window). Returns the lines to show."""
+
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
         from engine.classifiers.leak import train_and_score
 
         return train_and_score(worker.require_session(), modes, settings, progress, resume)[1]
+
     return run
 
 
 def train_sound(settings: dict, resume: bool = False) -> JobFunction:
     def run(worker: EngineWorker, progress: Progress) -> list[str]:
-        from engine.classifiers.sound import sound_config, train_sound as train
+        from engine.classifiers.sound import sound_config
+        from engine.classifiers.sound import train_sound as train
 
         return train(worker.require_session(), sound_config(settings), progress, resume).lines()
+
     return run

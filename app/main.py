@@ -5,6 +5,7 @@ building the project in the background when it is not there yet; `earmark demo -
 the window to a file without a display. Every other sub-command is handed to `engine.cli` without
 importing Qt, so it runs on machines with no display and starts quickly.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         options = build_parser().parse_args(args)
         if options.screenshot is None and not display_available():
-            print("earmark: no display found, so the demo runs in the terminal (use --screenshot PNG to render "
-                  "the window to a file)", file=sys.stderr)
+            print(
+                "earmark: no display found, so the demo runs in the terminal (use --screenshot PNG to render "
+                "the window to a file)",
+                file=sys.stderr,
+            )
             options.no_gui = True
         else:
             return run_window(demo=options)

@@ -1,6 +1,7 @@
 """The main window: data-set tree, clip table, spectrogram with overlays, playback, drag and drop,
 menus, and the jobs and log docks. Engine work goes to the engine thread; this window only reads the
 project to show it."""
+
 from __future__ import annotations
 
 import logging
@@ -8,22 +9,25 @@ import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter,
-                               QVBoxLayout, QWidget, QHBoxLayout)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.errors import EarmarkError
-from engine.store import Project, results
 from app import clip_data, jobs, project_problems
 from app.actions import TypingKeys, build_menus
 from app.clip_properties import ClipProperties
 from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
 from app.labelling.window_labels import LabelActions
-from app.window_actions import WindowActions
-from app.window_classifiers import ClassifierActions
-from app.window_drops import DropActions
-from app.window_layout import (DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout,
-                               size_docks)
 from app.playback import Playback
 from app.settings import AppSettings
 from app.views.caption import ClipCaption
@@ -31,6 +35,12 @@ from app.views.clip_table import FIXED, ClipTable
 from app.views.dataset_tree import DatasetTree
 from app.views.overlay_controls import OverlayControls
 from app.views.spectrogram import SpectrogramView
+from app.window_actions import WindowActions
+from app.window_classifiers import ClassifierActions
+from app.window_drops import DropActions
+from app.window_layout import DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout, size_docks
+from engine.errors import EarmarkError
+from engine.store import Project, results
 
 log = logging.getLogger("earmark")
 
@@ -38,8 +48,8 @@ log = logging.getLogger("earmark")
 class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QMainWindow):
     project_opened = Signal(str)
     clip_shown = Signal(str)
-    job_ended = Signal(int, str)        # job id, done | failed | cancelled
-    drop_scored = Signal(object)        # jobs.DropResult, once its rows are in the table
+    job_ended = Signal(int, str)  # job id, done | failed | cancelled
+    drop_scored = Signal(object)  # jobs.DropResult, once its rows are in the table
 
     def __init__(self, settings: AppSettings | None = None, use_audio: bool | None = None) -> None:
         super().__init__()
@@ -62,8 +72,10 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.controls.detectors_changed.connect(self._detectors_changed)
         self.controls.overlay_changed.connect(lambda n, v, o: self.view.set_overlay(n, v, o))
         self.caption = ClipCaption("Open a project (File > Open) or drop audio files here.")
-        self.drop_group = QComboBox(toolTip="Dropped files without machine and section are scored by the "
-                                            "detectors fitted for this group (auto: the group they resemble most)")
+        self.drop_group = QComboBox(
+            toolTip="Dropped files without machine and section are scored by the "
+            "detectors fitted for this group (auto: the group they resemble most)"
+        )
         self.drop_group.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.drop_group.setMinimumContentsLength(12)
         self.drop_group.currentTextChanged.connect(self._drop_group_changed)
@@ -95,9 +107,11 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self._log_relay = LogRelay(self.log_panel)
         logging.getLogger("earmark").addHandler(self._log_relay)
         self.docks = {}
-        for name, title, widget, area in (("tree", "Data set", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea),
-                                          ("jobs", "Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                          ("log", "Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)):
+        for name, title, widget, area in (
+            ("tree", "Data set", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("jobs", "Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("log", "Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
             dock.setWidget(widget)
@@ -239,8 +253,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         worker = self.engine.worker
         if not worker.busy():
             return True
-        answer = QMessageBox.question(self, "Earmark", "Jobs are running or waiting on this project. Cancel "
-                                                       "them and open the other project?")
+        answer = QMessageBox.question(
+            self, "Earmark", "Jobs are running or waiting on this project. Cancel them and open the other project?"
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return False
         worker.cancel_all()
@@ -333,8 +348,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
     def score_files(self, paths: list[str]) -> int | None:
         """Import files into the inbox and score them at once, ahead of other queued jobs."""
         if self.project is None:
-            QMessageBox.information(self, "Earmark", "Open or create a project first: dropped files are "
-                                                     "imported into its inbox.")
+            QMessageBox.information(
+                self, "Earmark", "Open or create a project first: dropped files are imported into its inbox."
+            )
             return None
         if project_problems.refuse_read_only(self, "importing and scoring dropped files"):
             return None
@@ -342,8 +358,15 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if self.drop_group.currentText():
             self.settings.set_drop_group(str(self.project.folder), self.drop_group.currentText())
         names = ", ".join(Path(p).name for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-        return self.submit("drop", f"score {names}", jobs.drop_and_score(paths, group), self._dropped,
-                           urgent=True, files=paths, group=group)
+        return self.submit(
+            "drop",
+            f"score {names}",
+            jobs.drop_and_score(paths, group),
+            self._dropped,
+            urgent=True,
+            files=paths,
+            group=group,
+        )
 
     def _dropped(self, result: jobs.DropResult) -> None:
         for line in result.skipped:
@@ -392,8 +415,11 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.playback.stop()
         self.statusBar().showMessage("Stopping the running job ...")
         ended = self.engine.shutdown()
-        for signal in (self.engine.worker.job_finished, self.engine.worker.job_failed,
-                       self.engine.worker.job_cancelled):
+        for signal in (
+            self.engine.worker.job_finished,
+            self.engine.worker.job_failed,
+            self.engine.worker.job_cancelled,
+        ):
             signal.disconnect()  # late results must not reach a closed window
         self.view.shutdown()
         logging.getLogger("earmark").removeHandler(self._log_relay)

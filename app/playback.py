@@ -1,6 +1,7 @@
 """Playback of the shown clip with QtMultimedia: play / pause, play a selection, loop, stop, and a playhead
 position ~30 times a second. On a machine with no audio output the playhead still moves in real time (a
 clock stands in for the player) and `message` says why nothing is heard."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, QUrl, Signal
@@ -10,7 +11,7 @@ TICK_MS = 33
 
 class Playback(QObject):
     position_changed = Signal(float)  # seconds
-    state_changed = Signal(bool)      # playing or not
+    state_changed = Signal(bool)  # playing or not
     message = Signal(str)
 
     def __init__(self, parent: QObject | None = None, use_audio: bool | None = None) -> None:
@@ -142,7 +143,8 @@ class Playback(QObject):
         position = self._now()
         start, end = self.range
         at_end = position >= end - 0.002 or (
-            self.player is not None and self.player.mediaStatus() == self.player.MediaStatus.EndOfMedia)
+            self.player is not None and self.player.mediaStatus() == self.player.MediaStatus.EndOfMedia
+        )
         if at_end:
             if self.loop:
                 self.play(start, end)

@@ -5,6 +5,7 @@ a recent project, dropped from the recent list only if the user agrees); a read-
 browsing and listening with every editing action disabled and the reason shown; an SQLite error met while
 reading an open project is shown once and logged.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -15,11 +16,33 @@ from PySide6.QtWidgets import QMessageBox
 from engine.store.health import database_error, read_only_message
 
 #: Menu entries that change the project: disabled while a read-only project is open.
-EDITING_ACTIONS = ("import_dataset", "import_files", "locate_missing", "import_labels", "fit_all", "fit_one",
-                   "enrol", "score_all", "train_leak", "train_sound", "label_mode", "commit_region",
-                   "region_start", "region_end", "nudge_left", "nudge_right", "delete_region", "undo", "redo",
-                   "propose_clip", "accept_proposal", "reject_proposal", "accept_all", "label_classes",
-                   *(f"class_{n}" for n in range(1, 10)))
+EDITING_ACTIONS = (
+    "import_dataset",
+    "import_files",
+    "locate_missing",
+    "import_labels",
+    "fit_all",
+    "fit_one",
+    "enrol",
+    "score_all",
+    "train_leak",
+    "train_sound",
+    "label_mode",
+    "commit_region",
+    "region_start",
+    "region_end",
+    "nudge_left",
+    "nudge_right",
+    "delete_region",
+    "undo",
+    "redo",
+    "propose_clip",
+    "accept_proposal",
+    "reject_proposal",
+    "accept_all",
+    "label_classes",
+    *(f"class_{n}" for n in range(1, 10)),
+)
 
 
 def cannot_open(window, folder: str | Path, message: str) -> None:
@@ -29,8 +52,11 @@ def cannot_open(window, folder: str | Path, message: str) -> None:
     if not recent:
         QMessageBox.warning(window, "Earmark", message)
         return
-    answer = QMessageBox.question(window, "Earmark", f"{message}\n\nRemove {folder} from the recent projects? "
-                                                     "(The folder itself is left as it is.)")
+    answer = QMessageBox.question(
+        window,
+        "Earmark",
+        f"{message}\n\nRemove {folder} from the recent projects? (The folder itself is left as it is.)",
+    )
     if answer == QMessageBox.StandardButton.Yes:
         for entry in recent:
             window.settings.remove_recent(entry)

@@ -1,6 +1,7 @@
 """The window's own settings (recent projects, the group dropped files are scored with, spectrogram look, the
 detectors shown side by side, device, the window's size and dock layout), kept in `gui.ini` next to the
 weights settings in the user's config directory."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -103,8 +104,10 @@ class AppSettings:
         if saved_version != version:
             return None, None
         geometry, state = self._q.value("window/geometry"), self._q.value("window/state")
-        return (geometry if isinstance(geometry, QByteArray) else None,
-                state if isinstance(state, QByteArray) else None)
+        return (
+            geometry if isinstance(geometry, QByteArray) else None,
+            state if isinstance(state, QByteArray) else None,
+        )
 
     def set_window_layout(self, version: int, geometry: QByteArray, state: QByteArray) -> None:
         self._q.setValue("window/version", version)

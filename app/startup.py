@@ -1,6 +1,7 @@
 """Opening the window on the demo project: build it on the engine thread when it is missing (progress in
 the jobs dock), open it, show an anomalous test clip with its map, and, for `--screenshot`, render the
 window to a PNG and quit."""
+
 from __future__ import annotations
 
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from app import jobs
 from engine.demo import missing
 from engine.store import results
-from app import jobs
 
 
 def open_demo(window, options, outcome: dict) -> None:
@@ -41,15 +42,26 @@ def open_demo(window, options, outcome: dict) -> None:
 
     def build_the_rest(rest: list[str]) -> None:
         if rest:
-            demo_jobs.append(window.submit("demo", f"fit the demo's {', '.join(rest)}",
-                                           jobs.build_demo(folder, plan, rest), lambda _=None: window.refresh()))
+            demo_jobs.append(
+                window.submit(
+                    "demo",
+                    f"fit the demo's {', '.join(rest)}",
+                    jobs.build_demo(folder, plan, rest),
+                    lambda _=None: window.refresh(),
+                )
+            )
 
     if options.screenshot is not None:
         demo_jobs.append(window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened))
     elif len(todo) == len(plan.detectors):
-        demo_jobs.append(window.submit("demo", f"build the demo project ({todo[0]})",
-                                       jobs.build_demo(folder, plan, todo[:1]),
-                                       lambda _=None: (opened(), build_the_rest(todo[1:]))))
+        demo_jobs.append(
+            window.submit(
+                "demo",
+                f"build the demo project ({todo[0]})",
+                jobs.build_demo(folder, plan, todo[:1]),
+                lambda _=None: (opened(), build_the_rest(todo[1:])),
+            )
+        )
     else:
         opened()
         build_the_rest(todo)

@@ -1,6 +1,7 @@
 """Train > Training curves...: the per-epoch curves of every trained model of the project (the trained
 detectors dcase_ae and ast_ae, the classifiers, `earmark debug freeze` runs): loss per part with the training
 loss, gradient norm per branch, and the validation figures where a run has them."""
+
 from __future__ import annotations
 
 import math
@@ -8,18 +9,27 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListWidget, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.histories import Histories, TrainingHistory
 
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: Figures of a row that are not curves.
 NOT_CURVES = {"epoch", "seconds"}
-EMPTY = ("Nothing has been trained in this project yet. Training curves appear here once a detector that "
-         "trains a network (dcase_ae, ast_ae) is fitted, a classifier is trained (Train > Train leak classifier, "
-         "Train sound classifier) or `earmark debug freeze` has run.")
+EMPTY = (
+    "Nothing has been trained in this project yet. Training curves appear here once a detector that "
+    "trains a network (dcase_ae, ast_ae) is fitted, a classifier is trained (Train > Train leak classifier, "
+    "Train sound classifier) or `earmark debug freeze` has run."
+)
 
 
 def loss_keys(keys: Sequence[str]) -> list[str]:
@@ -110,8 +120,11 @@ class TrainingCurvesDialog(QDialog):
         losses, norms = loss_keys(keys), norm_keys(keys)
         others = [k for k in keys if k not in losses and k not in norms]
         seconds = sum(v for v in run.values("seconds") if not math.isnan(v))
-        self.summary.setText(f"{run.name}: {len(run.rows)} epoch(s)"
-                             + (f", {seconds:.1f} s of training" if seconds else "") + f"\n{run.path}")
+        self.summary.setText(
+            f"{run.name}: {len(run.rows)} epoch(s)"
+            + (f", {seconds:.1f} s of training" if seconds else "")
+            + f"\n{run.path}"
+        )
         self._draw(self.losses, run, losses, "no losses recorded")
         self._draw(self.norms, run, norms, "not recorded for this run")
         self._draw(self.figures, run, others, "")
@@ -124,8 +137,17 @@ class TrainingCurvesDialog(QDialog):
         epochs = run.epochs
         for index, key in enumerate(keys):
             colour = COLOURS[index % len(COLOURS)]
-            plot.plot(epochs, run.values(key), pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
-                      symbolBrush=colour, symbolPen=None, name=curve_name(key), connect="finite")
+            plot.plot(
+                epochs,
+                run.values(key),
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=colour,
+                symbolPen=None,
+                name=curve_name(key),
+                connect="finite",
+            )
         plot.enableAutoRange()
 
     def curves(self, plot: pg.PlotWidget) -> dict[str, tuple[list[float], list[float]]]:

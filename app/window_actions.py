@@ -1,23 +1,26 @@
 """What each menu entry and shortcut does: a mixin of `MainWindow`, kept apart so the window's set-up and
 its commands can each be read on their own."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from engine.errors import EarmarkError
-from engine.store import Project, results
 from app import jobs
 from app.dialogs.fit import FitDialog
 from app.dialogs.help import ShortcutsDialog
 from app.dialogs.settings import SettingsDialog
+from engine.errors import EarmarkError
+from engine.store import Project, results
 
 #: Fit all asks before a run expected to take longer than this (seconds).
 LONG_RUN_S = 60.0
 
-ABOUT = ("<b>Earmark</b> 0.1: machine-sound anomaly detection and labelling.<br>"
-         "Projects are SQLite files next to your recordings; audio is never copied or changed.")
+ABOUT = (
+    "<b>Earmark</b> 0.1: machine-sound anomaly detection and labelling.<br>"
+    "Projects are SQLite files next to your recordings; audio is never copied or changed."
+)
 
 
 class WindowActions:
@@ -54,16 +57,19 @@ class WindowActions:
         if self._need_project():
             folder = QFileDialog.getExistingDirectory(self, "Data set folder (DCASE layout, metadata.csv, folders)")
             if folder:
-                self.submit("import", f"import {Path(folder).name}", jobs.import_data(folder), self._imported,
-                            source=folder)
+                self.submit(
+                    "import", f"import {Path(folder).name}", jobs.import_data(folder), self._imported, source=folder
+                )
 
     def import_files_dialog(self) -> None:
         if self._need_project():
-            files, _ = QFileDialog.getOpenFileNames(self, "Audio files", "",
-                                                    "Audio (*.wav *.flac *.ogg *.mp3);;All files (*)")
+            files, _ = QFileDialog.getOpenFileNames(
+                self, "Audio files", "", "Audio (*.wav *.flac *.ogg *.mp3);;All files (*)"
+            )
             if files:
-                self.submit("import", f"import {len(files)} file(s)", jobs.import_data(files=files), self._imported,
-                            files=files)
+                self.submit(
+                    "import", f"import {len(files)} file(s)", jobs.import_data(files=files), self._imported, files=files
+                )
 
     def _imported(self, lines: list[str]) -> None:
         for line in lines:
@@ -73,8 +79,8 @@ class WindowActions:
         self.refresh()
 
     def locate_missing_dialog(self) -> None:
-        from engine.store.relocate import missing_clips
         from app.dialogs.locate import LocateMissingDialog
+        from engine.store.relocate import missing_clips
 
         if self._need_project():
             missing = missing_clips(self.project)
@@ -87,15 +93,21 @@ class WindowActions:
 
     def locate_missing(self, folder: str) -> int:
         """Search `folder` for the missing recordings as an engine job; the report goes to the log."""
-        return self.submit("relocate", "locate missing recordings", jobs.locate_missing(folder), self._imported,
-                           folder=folder)
+        return self.submit(
+            "relocate", "locate missing recordings", jobs.locate_missing(folder), self._imported, folder=folder
+        )
 
     def export_dcase_dialog(self) -> None:
         if self._need_project():
             folder = QFileDialog.getExistingDirectory(self, "Folder for the DCASE result files")
             if folder:
-                self.submit("export", "export DCASE results", jobs.export_dcase(folder),
-                            lambda lines: [self._status(line) for line in lines], out=folder)
+                self.submit(
+                    "export",
+                    "export DCASE results",
+                    jobs.export_dcase(folder),
+                    lambda lines: [self._status(line) for line in lines],
+                    out=folder,
+                )
 
     def settings_dialog(self) -> None:
         dialog = self.make_settings_dialog()
@@ -105,10 +117,17 @@ class WindowActions:
     def make_settings_dialog(self) -> SettingsDialog:
         """The dialog, wired: "Check and use" loads the weights on the engine thread and reports back."""
         import torch  # here: the window is drawn before torch is loaded
+
         dialog = SettingsDialog(self.settings.device, self.view.settings, torch.cuda.is_available(), self)
-        dialog.weights_requested.connect(lambda name, path: self.submit(
-            "weights", f"check {name} weights", jobs.save_weights(name, path),
-            lambda stored, n=name: dialog.weights[n].report(True, f"in use: {stored}"), path=path))
+        dialog.weights_requested.connect(
+            lambda name, path: self.submit(
+                "weights",
+                f"check {name} weights",
+                jobs.save_weights(name, path),
+                lambda stored, n=name: dialog.weights[n].report(True, f"in use: {stored}"),
+                path=path,
+            )
+        )
         watch = self.job_ended.connect(lambda job_id, status: self._weights_failed(dialog, job_id, status))
         dialog.finished.connect(lambda _result: self.job_ended.disconnect(watch))
         return dialog
@@ -141,16 +160,25 @@ class WindowActions:
             estimate = estimate_fit(self.project.clips(), keys)
             if estimate.seconds > LONG_RUN_S and not self._confirm_long_run(estimate.describe()):
                 return None
-            return self.submit("fit", "fit all detectors", jobs.fit_detectors(keys, weights=estimate.weights()),
-                               self._fitted, detectors=keys)
+            return self.submit(
+                "fit",
+                "fit all detectors",
+                jobs.fit_detectors(keys, weights=estimate.weights()),
+                self._fitted,
+                detectors=keys,
+            )
         return None
 
     def _confirm_long_run(self, estimate: str) -> bool:
-        answer = QMessageBox.question(self, "Fit all detectors", f"Fitting will take a while: {estimate}.\n\n"
-                                      "It runs in the background (the Jobs dock shows how far it is, and Cancel "
-                                      "stops it). Start now?",
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.Yes)
+        answer = QMessageBox.question(
+            self,
+            "Fit all detectors",
+            f"Fitting will take a while: {estimate}.\n\n"
+            "It runs in the background (the Jobs dock shows how far it is, and Cancel "
+            "stops it). Start now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def fit_detector_dialog(self) -> None:
@@ -161,9 +189,15 @@ class WindowActions:
             dialog = FitDialog(detector_keys(), groups, self)
             if dialog.exec():
                 detector, group, settings = dialog.chosen()
-                self.submit("fit", f"fit {detector}" + (f" on {group}" if group else ""),
-                            jobs.fit_detectors([detector], group, settings), self._fitted,
-                            detector=detector, group=group, settings=settings)
+                self.submit(
+                    "fit",
+                    f"fit {detector}" + (f" on {group}" if group else ""),
+                    jobs.fit_detectors([detector], group, settings),
+                    self._fitted,
+                    detector=detector,
+                    group=group,
+                    settings=settings,
+                )
 
     def _fitted(self, result: jobs.FitResult) -> None:
         for warning in result.warnings:
@@ -178,21 +212,36 @@ class WindowActions:
         clip_ids = self.table.selected_clip_ids()
         detectors = results.fitted_detectors(self.project)
         if not clip_ids or not detectors:
-            QMessageBox.information(self, "Earmark", "Select normal target-domain clips in the table, and fit a "
-                                                     "detector first; enrolling adds them to its fitted models.")
+            QMessageBox.information(
+                self,
+                "Earmark",
+                "Select normal target-domain clips in the table, and fit a "
+                "detector first; enrolling adds them to its fitted models.",
+            )
             return
-        detector, ok = QInputDialog.getItem(self, "Enrol target clips", f"Enrol {len(clip_ids)} clip(s) into",
-                                            detectors, 0, False)
+        detector, ok = QInputDialog.getItem(
+            self, "Enrol target clips", f"Enrol {len(clip_ids)} clip(s) into", detectors, 0, False
+        )
         if ok:
-            self.submit("enrol", f"enrol {len(clip_ids)} clip(s) into {detector}", jobs.enrol(detector, clip_ids),
-                        lambda models: (self._status(f"enrolled into {len(models)} model(s)"), self.refresh()),
-                        detector=detector, clips=clip_ids)
+            self.submit(
+                "enrol",
+                f"enrol {len(clip_ids)} clip(s) into {detector}",
+                jobs.enrol(detector, clip_ids),
+                lambda models: (self._status(f"enrolled into {len(models)} model(s)"), self.refresh()),
+                detector=detector,
+                clips=clip_ids,
+            )
 
     def score_all(self) -> int | None:
         if self._need_project():
             detectors = results.fitted_detectors(self.project)
-            return self.submit("score", "score all test clips", jobs.score_all(detectors),
-                               lambda n: (self._status(f"scored {n} clip(s)"), self.refresh()), detectors=detectors)
+            return self.submit(
+                "score",
+                "score all test clips",
+                jobs.score_all(detectors),
+                lambda n: (self._status(f"scored {n} clip(s)"), self.refresh()),
+                detectors=detectors,
+            )
         return None
 
     def cancel_job(self) -> None:

@@ -1,5 +1,6 @@
 """The supervised classifiers in the window (a mixin of `MainWindow`): Train > Train leak classifier...,
 Train sound classifier..., Classifier results... and Training curves..."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,16 +24,29 @@ class ClassifierActions:
         if not self._need_project():
             return None
         title = f"train leak classifier ({', '.join(modes)})" + (", resumed" if resume else "")
-        return self.submit("train", title, jobs.train_leak(list(modes), dict(settings or {}), resume),
-                           self._classifier_trained, modes=list(modes), settings=settings or {}, resume=resume)
+        return self.submit(
+            "train",
+            title,
+            jobs.train_leak(list(modes), dict(settings or {}), resume),
+            self._classifier_trained,
+            modes=list(modes),
+            settings=settings or {},
+            resume=resume,
+        )
 
     def train_sound_dialog(self) -> None:
         if self._need_project():
             dialog = TrainDialog("sound", self)
             if dialog.exec() == QDialog.DialogCode.Accepted:
                 _, settings, resume = dialog.chosen()
-                self.submit("train", "train sound classifier", jobs.train_sound(settings, resume),
-                            self._classifier_trained, settings=settings, resume=resume)
+                self.submit(
+                    "train",
+                    "train sound classifier",
+                    jobs.train_sound(settings, resume),
+                    self._classifier_trained,
+                    settings=settings,
+                    resume=resume,
+                )
 
     def _classifier_trained(self, lines: list[str]) -> None:
         self._status(lines[0] if lines else "trained")  # the status bar, and the log

@@ -1,5 +1,6 @@
 """The window's side of scoring drops: the "Score drops with" choice (auto, the closest group, by default),
 what the status line says about each scored drop, and scoring clips again once their group is known."""
+
 from __future__ import annotations
 
 from app import jobs
@@ -31,8 +32,9 @@ class DropActions:
         if self.project is None or not clip_ids:
             return None
         title = f"score {len(clip_ids)} clip(s) again" if len(clip_ids) > 1 else f"score {clip_ids[0]} again"
-        return self.submit("drop", title, jobs.rescore(list(clip_ids)), self._dropped, urgent=True,
-                           clips=list(clip_ids))
+        return self.submit(
+            "drop", title, jobs.rescore(list(clip_ids)), self._dropped, urgent=True, clips=list(clip_ids)
+        )
 
     def show_drop_verdicts(self, result: jobs.DropResult) -> None:
         """Say, per scored clip, which group's models scored it, how the group was found, and the scores."""

@@ -1,11 +1,12 @@
 """Where the window's docks sit, and the window's size and dock layout kept from one session to the next.
 
-The default layout is made for a laptop (1366 x 768): the data set on the left with the clip properties below it; the region table and the
-proposals as tabs of one dock on the right; the jobs and the log as tabs of one low dock at the bottom, so
-the spectrogram keeps most of the height. A layout saved at close is restored at start when it was saved
-by this layout version (an older or damaged one is ignored), and a window bigger than the screen it opens
-on is made to fit it.
+The default layout is made for a laptop (1366 x 768): the data set on the left with the clip properties below
+it; the region table and the proposals as tabs of one dock on the right; the jobs and the log as tabs of
+one low dock at the bottom, so the spectrogram keeps most of the height. A layout saved at close is restored
+at start when it was saved by this layout version (an older or damaged one is ignored), and a window bigger
+than the screen it opens on is made to fit it.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, Qt, QTimer

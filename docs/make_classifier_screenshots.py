@@ -5,6 +5,7 @@ and the proposals from it, and the Classifier results dialog.
 
     QT_QPA_PLATFORM=offscreen python docs/make_classifier_screenshots.py [docs]
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,8 +29,9 @@ def main(out: Path) -> int:
         source = generate_leaks(Path(temp) / "pipes", files_per_class=12, duration_s=10.0, seed=3)
         with Project.create(Path(temp) / "survey") as project:
             import_source(project, source)
-            labelled = [p for p in (source / "labels.csv").read_text().splitlines()[1:]
-                        if not p.startswith("leak_011")]  # one leak file stays unlabelled
+            labelled = [
+                p for p in (source / "labels.csv").read_text().splitlines()[1:] if not p.startswith("leak_011")
+            ]  # one leak file stays unlabelled
             (Path(temp) / "labels.csv").write_text("clip_id,file,start_s,end_s,label\n" + "\n".join(labelled))
             import_labels(project, [Path(temp) / "labels.csv"])
         window = MainWindow(use_audio=False)
@@ -40,8 +42,14 @@ def main(out: Path) -> int:
         window.train_leak(["binary"], {"epochs": "40"})
         wait(app, lambda: not window.engine.worker.busy(), 600000)
         window.table.select("leak_011")
-        wait(app, lambda: window.view.display is not None and window.view.display.clip_id == "leak_011"
-             and "leak_binary" in window.view.display.lanes)
+        wait(
+            app,
+            lambda: (
+                window.view.display is not None
+                and window.view.display.clip_id == "leak_011"
+                and "leak_binary" in window.view.display.lanes
+            ),
+        )
         wait(app, lambda: False, 500)
         window.proposal_panel.detector.setCurrentText("leak_binary")
         window.propose_clip()

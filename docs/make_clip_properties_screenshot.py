@@ -5,6 +5,7 @@ the knn column say "stale: refit".
 
     QT_QPA_PLATFORM=offscreen python docs/make_clip_properties_screenshot.py [docs/clip_properties.png]
 """
+
 from __future__ import annotations
 
 import sys

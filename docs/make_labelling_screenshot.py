@@ -4,6 +4,7 @@ classes made with the keyboard flow, a time-frequency box, and the region table.
 
     QT_QPA_PLATFORM=offscreen python docs/make_labelling_screenshot.py [projects/demo] [docs/labelling.png]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -75,5 +76,9 @@ def wait(app: QApplication, done, timeout_ms: int = 30000) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "projects/demo"),
-                  Path(sys.argv[2] if len(sys.argv) > 2 else "docs/labelling.png")))
+    sys.exit(
+        main(
+            Path(sys.argv[1] if len(sys.argv) > 1 else "projects/demo"),
+            Path(sys.argv[2] if len(sys.argv) > 2 else "docs/labelling.png"),
+        )
+    )

@@ -5,6 +5,7 @@ quits it. With no PROJECT, a small demo project is built first (the tests' size:
 
     python docs/make_laptop_screenshots.py [PROJECT] [docs]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -36,8 +37,9 @@ def capture(project: Path, out: Path, config: Path, *options: str) -> None:
     """Start the window on `project` (with x11_window.py's `options`), capture the screen into `out`, quit."""
     with xvfb(1366, 768) as display:
         command = [sys.executable, str(CHILD), str(project), *options]
-        child = subprocess.Popen(command, env=x_environment(display, config), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+        child = subprocess.Popen(
+            command, env=x_environment(display, config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         output = []
         for line in child.stdout:
             output.append(line)
@@ -64,5 +66,8 @@ def main(project: Path | None, folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else None,
-                  Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs"))
+    sys.exit(
+        main(
+            Path(sys.argv[1]) if len(sys.argv) > 1 else None, Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs"
+        )
+    )

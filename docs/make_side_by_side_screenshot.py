@@ -6,6 +6,7 @@ captured. With no PROJECT the project is built first (a few minutes on two cores
 
     python docs/make_side_by_side_screenshot.py [PROJECT] [docs/side_by_side.png]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from docs.make_laptop_screenshots import capture  # noqa: E402
-
 from engine.data.toy import ToyConfig  # noqa: E402
 from engine.demo import DemoPlan  # noqa: E402
 
@@ -46,5 +46,9 @@ def main(project: Path | None, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else None,
-                  Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "side_by_side.png"))
+    sys.exit(
+        main(
+            Path(sys.argv[1]) if len(sys.argv) > 1 else None,
+            Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "side_by_side.png",
+        )
+    )

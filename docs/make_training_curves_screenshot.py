@@ -5,6 +5,7 @@ gradient norm flat at zero, the decoder's moving). The whole 1366 x 768 screen i
 
     xvfb-run -a -s "-screen 0 1366x768x24" python docs/make_training_curves_screenshot.py [docs/training_curves.png]
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -24,14 +25,39 @@ def earmark(*args: object) -> None:
 
 
 def build(folder: Path) -> Path:
-    earmark("toy", folder / "toy", "--scale", "0.02", "--seed", "3", "--duration", "2", "--sections", "1",
-            "--machines", "fan")
+    earmark(
+        "toy",
+        folder / "toy",
+        "--scale",
+        "0.02",
+        "--seed",
+        "3",
+        "--duration",
+        "2",
+        "--sections",
+        "1",
+        "--machines",
+        "fan",
+    )
     earmark("new", folder / "plant")
     earmark("import", folder / "plant", folder / "toy")
     for detector in DETECTORS:
         earmark("fit", folder / "plant", "--detector", detector, "--set", "epochs=20", "--device", "cpu")
-    earmark("debug", "freeze", folder / "plant", "--detector", "ast_ae", "--branch", "encoder", "--epochs", "20",
-            "--group", GROUP, "--device", "cpu")
+    earmark(
+        "debug",
+        "freeze",
+        folder / "plant",
+        "--detector",
+        "ast_ae",
+        "--branch",
+        "encoder",
+        "--epochs",
+        "20",
+        "--group",
+        GROUP,
+        "--device",
+        "cpu",
+    )
     return folder / "plant"
 
 

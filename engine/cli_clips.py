@@ -1,5 +1,6 @@
 """`earmark set`: say what recordings are (machine, section, domain, split, label) without writing a CSV; and
 the same fields as `earmark import`'s defaults."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,24 +19,37 @@ def add_field_options(parser: argparse.ArgumentParser, defaults: bool = False) -
     parser.add_argument("--section", default=None, help=f"section {what}, e.g. 00")
     # Checked by clip_fields (exit 1 with the allowed values), not by argparse's choices (exit 2).
     for name, allowed in (("domain", DOMAINS), ("split", SPLITS), ("label", LABELS)):
-        parser.add_argument(f"--{name}", default=None, metavar="{" + ",".join((*allowed, *none)) + "}",
-                            help=f"{name} {what}")
+        parser.add_argument(
+            f"--{name}", default=None, metavar="{" + ",".join((*allowed, *none)) + "}", help=f"{name} {what}"
+        )
 
 
 def field_values(args: argparse.Namespace) -> dict[str, str]:
     """The field options given on the command line, as {field: value}."""
-    return {name: getattr(args, name) for name in ("machine", "section", "domain", "split", "label")
-            if getattr(args, name) is not None}
+    return {
+        name: getattr(args, name)
+        for name in ("machine", "section", "domain", "split", "label")
+        if getattr(args, name) is not None
+    }
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("set", help="set the machine, section, domain, split or label of clips")
     parser.add_argument("project", type=Path)
-    parser.add_argument("clips", nargs="*", metavar="CLIP_ID_OR_GLOB",
-                        help="clip ids or globs over clip ids and file names (any of them)")
-    parser.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
-                        help="only clips with this value (repeatable; fields machine, section, domain, split, "
-                             "label, source; VALUE none matches an empty field)")
+    parser.add_argument(
+        "clips",
+        nargs="*",
+        metavar="CLIP_ID_OR_GLOB",
+        help="clip ids or globs over clip ids and file names (any of them)",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only clips with this value (repeatable; fields machine, section, domain, split, "
+        "label, source; VALUE none matches an empty field)",
+    )
     add_field_options(parser)
 
 
@@ -52,15 +66,18 @@ def cmd_set(args: argparse.Namespace) -> int:
         clip_ids = select_clips(project, args.clips, where)
         change = set_fields(project, clip_ids, values)
     settings = ", ".join(f"{name}={value or 'none'}" for name, value in shown.items())
-    print(f"Set {settings} on {change.changed} clip(s) ({change.matched} matched, "
-          f"{change.matched - change.changed} already so).")
+    print(
+        f"Set {settings} on {change.changed} clip(s) ({change.matched} matched, "
+        f"{change.matched - change.changed} already so)."
+    )
     if change.stale:
-        print(f"{len(change.stale)} model(s) now stale, fitted before their clips changed; refit them with "
-              "`earmark fit " + f"{args.project} --detector NAME` (or Train > Fit all detectors in the window):")
+        print(
+            f"{len(change.stale)} model(s) now stale, fitted before their clips changed; refit them with "
+            "`earmark fit " + f"{args.project} --detector NAME` (or Train > Fit all detectors in the window):"
+        )
         for model_id, detector, group in change.stale:
             print(f"  {detector} {group} (model {model_id})")
     return 0
-
 
 
 def stale_lines(project) -> list[str]:
@@ -70,5 +87,7 @@ def stale_lines(project) -> list[str]:
     stale = stale_models(project)
     if not stale:
         return []
-    return [f"stale models (their clips changed since; refit with `earmark fit {project.folder} --detector NAME`): "
-            + ", ".join(f"{detector} {group}" for _, detector, group in stale)]
+    return [
+        f"stale models (their clips changed since; refit with `earmark fit {project.folder} --detector NAME`): "
+        + ", ".join(f"{detector} {group}" for _, detector, group in stale)
+    ]

@@ -2,6 +2,7 @@
 traceback (a user error, a damaged, read-only or busy project, a full disk, a folder that cannot be written),
 130 when interrupted and 141 when the reader of its output goes away. A command that would change a read-only
 project is refused before it does any work."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,19 @@ CANNOT_WRITE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 #: Commands that change the project (a read-only project refuses them at once); ("labels", "import") and
 #: the like for a sub-command.
-WRITING = {"import", "set", "fit", "score", "enrol", "train", "relocate", "propose", ("labels", "import"),
-           "repair", "debug"}
+WRITING = {
+    "import",
+    "set",
+    "fit",
+    "score",
+    "enrol",
+    "train",
+    "relocate",
+    "propose",
+    ("labels", "import"),
+    "repair",
+    "debug",
+}
 
 
 def refuse_read_only(args: argparse.Namespace) -> None:
@@ -55,8 +67,7 @@ def run_reported(args: argparse.Namespace, command: Callable[[], int]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("earmark: interrupted; the project keeps everything written before the interruption",
-              file=sys.stderr)
+        print("earmark: interrupted; the project keeps everything written before the interruption", file=sys.stderr)
         return 130
     # Only OSError reaches here: every SQLite error (sqlite3.OperationalError included, "database or disk is
     # full" too) is a sqlite3.DatabaseError and was answered by the clause above.

@@ -1,4 +1,5 @@
 """`earmark relocate`: point clips at recordings that were moved, checking each file's checksum."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ from engine.jobs import TerminalProgress
 
 
 def add_parser(sub) -> None:
-    relocate = sub.add_parser("relocate",
-                              help="point clips at recordings moved to another folder (checksums are checked)")
+    relocate = sub.add_parser(
+        "relocate", help="point clips at recordings moved to another folder (checksums are checked)"
+    )
     relocate.add_argument("project", type=Path)
     relocate.add_argument("old_prefix", metavar="OLD_PREFIX", help="the folder the clips' paths start with now")
     relocate.add_argument("new_prefix", metavar="NEW_PREFIX", type=Path, help="the folder they were moved to")

@@ -6,6 +6,7 @@ frame scores, as the window's P key makes them).
 Standard output carries only the table, so `earmark scores p --format json | jq ...` and `earmark evaluate
 p --format csv > figures.csv` work; messages go to standard error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,46 +21,102 @@ from engine.cli_clips import stale_lines
 from engine.csv_cells import cell
 from engine.errors import EarmarkError
 
-SCORE_COLUMNS = ("clip_id", "file", "machine", "section", "domain", "split", "label", "detector", "model",
-                 "score", "decision", "threshold", "normalised")
-FIGURE_COLUMNS = ("detector", "machine", "section", "auc_source", "auc_target", "pauc", "precision_source",
-                  "recall_source", "f1_source", "precision_target", "recall_target", "f1_target", "clips",
-                  "official_score")
+SCORE_COLUMNS = (
+    "clip_id",
+    "file",
+    "machine",
+    "section",
+    "domain",
+    "split",
+    "label",
+    "detector",
+    "model",
+    "score",
+    "decision",
+    "threshold",
+    "normalised",
+)
+FIGURE_COLUMNS = (
+    "detector",
+    "machine",
+    "section",
+    "auc_source",
+    "auc_target",
+    "pauc",
+    "precision_source",
+    "recall_source",
+    "f1_source",
+    "precision_target",
+    "recall_target",
+    "f1_target",
+    "clips",
+    "official_score",
+)
 
 
 def add_parser(sub) -> None:
-    scores = sub.add_parser("scores", help="each scored clip's score and decision, as CSV or JSON on standard "
-                                           "output")
+    scores = sub.add_parser("scores", help="each scored clip's score and decision, as CSV or JSON on standard output")
     scores.add_argument("project", type=Path)
-    scores.add_argument("--detector", action="append", default=None,
-                        help="only this detector (repeatable; default: every scored detector)")
-    scores.add_argument("--split", default="all", choices=("train", "test", "supplemental", "all"),
-                        help="which clips (default all)")
+    scores.add_argument(
+        "--detector",
+        action="append",
+        default=None,
+        help="only this detector (repeatable; default: every scored detector)",
+    )
+    scores.add_argument(
+        "--split", default="all", choices=("train", "test", "supplemental", "all"), help="which clips (default all)"
+    )
     scores.add_argument("--format", choices=("csv", "json"), default="csv", help="default csv")
 
-    propose = sub.add_parser("propose", help="propose regions where a detector's frame scores are high, as "
-                                             "the window's P key does")
+    propose = sub.add_parser(
+        "propose", help="propose regions where a detector's frame scores are high, as the window's P key does"
+    )
     propose.add_argument("project", type=Path)
     propose.add_argument("--detector", required=True, help="a detector that scored the clips")
-    propose.add_argument("--clip", dest="clips", nargs="+", action="extend", default=None, metavar="CLIP_ID",
-                         help="only these clips (default: every clip the detector scored)")
-    propose.add_argument("--on", type=float, default=1.0, metavar="RATIO",
-                         help="a region starts where the frame score reaches RATIO x the model's frame "
-                              "threshold (default 1.0)")
-    propose.add_argument("--off", type=float, default=None, metavar="RATIO",
-                         help="and ends where it falls below RATIO x the threshold (default 0.9 x the --on ratio)")
-    propose.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
-                         help="drop regions shorter than this (default 0.1)")
-    propose.add_argument("--merge-gap", type=float, default=None, metavar="SECONDS",
-                         help="join regions closer than this (default 1.0)")
+    propose.add_argument(
+        "--clip",
+        dest="clips",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="CLIP_ID",
+        help="only these clips (default: every clip the detector scored)",
+    )
+    propose.add_argument(
+        "--on",
+        type=float,
+        default=1.0,
+        metavar="RATIO",
+        help="a region starts where the frame score reaches RATIO x the model's frame threshold (default 1.0)",
+    )
+    propose.add_argument(
+        "--off",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="and ends where it falls below RATIO x the threshold (default 0.9 x the --on ratio)",
+    )
+    propose.add_argument(
+        "--min-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="drop regions shorter than this (default 0.1)",
+    )
+    propose.add_argument(
+        "--merge-gap", type=float, default=None, metavar="SECONDS", help="join regions closer than this (default 1.0)"
+    )
     propose.add_argument("--label", default=None, help="the proposals' label (default: as in the window)")
     propose.add_argument("--dry-run", action="store_true", help="print the proposals, store nothing")
 
 
 def add_evaluate_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "csv", "json"), default="text",
-                        help="text (default: tables for reading), csv (one row per detector, machine and "
-                             "section) or json")
+    parser.add_argument(
+        "--format",
+        choices=("text", "csv", "json"),
+        default="text",
+        help="text (default: tables for reading), csv (one row per detector, machine and section) or json",
+    )
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
@@ -68,18 +125,36 @@ def cmd_scores(args: argparse.Namespace) -> int:
     split = None if args.split == "all" else args.split
     with Project.open(args.project) as project:
         thresholds = {m.model_id: m.threshold for m in results.models(project)}
-        rows = [r for r in results.latest_scores(project, split=split)
-                if args.detector is None or r.detector in args.detector]
+        rows = [
+            r
+            for r in results.latest_scores(project, split=split)
+            if args.detector is None or r.detector in args.detector
+        ]
     if not rows:
         which = f"{' or '.join(args.detector)} " if args.detector else ""
         where = "" if split is None else f" of the {split} split"
-        raise EarmarkError(f"no {which}scores for clips{where} in {args.project}; run `earmark score "
-                           f"{args.project} --detector NAME` first")
-    records = [{"clip_id": r.clip_id, "file": r.path, "machine": r.machine_type, "section": r.section_id,
-                "domain": r.domain, "split": r.split, "label": r.label, "detector": r.detector,
-                "model": r.model_id, "score": float(r.score), "decision": "anomaly" if r.decision else "normal",
-                "threshold": _finite(thresholds.get(r.model_id)), "normalised": _finite(r.normalised)}
-               for r in rows]
+        raise EarmarkError(
+            f"no {which}scores for clips{where} in {args.project}; run `earmark score "
+            f"{args.project} --detector NAME` first"
+        )
+    records = [
+        {
+            "clip_id": r.clip_id,
+            "file": r.path,
+            "machine": r.machine_type,
+            "section": r.section_id,
+            "domain": r.domain,
+            "split": r.split,
+            "label": r.label,
+            "detector": r.detector,
+            "model": r.model_id,
+            "score": float(r.score),
+            "decision": "anomaly" if r.decision else "normal",
+            "threshold": _finite(thresholds.get(r.model_id)),
+            "normalised": _finite(r.normalised),
+        }
+        for r in rows
+    ]
     _write(records, SCORE_COLUMNS, args.format)
     return 0
 
@@ -88,17 +163,39 @@ def print_figures(reports, fmt: str) -> None:
     """`earmark evaluate --format csv|json`: the figures of `engine.evaluation.report.evaluate_project`, one
     record per detector, machine and section (JSON: one object per detector with its sections inside).
     Undefined figures (an AUC without both classes) are empty in CSV and null in JSON."""
+
     def section(s) -> dict:
-        return {"machine": s.machine_type, "section": s.section_id,
-                **{k: _finite(v) for k, v in s.as_dict().items() if k not in ("machine_type", "section_id")}}
+        return {
+            "machine": s.machine_type,
+            "section": s.section_id,
+            **{k: _finite(v) for k, v in s.as_dict().items() if k not in ("machine_type", "section_id")},
+        }
 
     if fmt == "json":
-        json.dump([{"detector": r.detector, "official_score": _finite(r.official), "clips": r.clips,
-                    "sections": [section(s) for s in r.sections]} for r in reports], sys.stdout, indent=2)
+        json.dump(
+            [
+                {
+                    "detector": r.detector,
+                    "official_score": _finite(r.official),
+                    "clips": r.clips,
+                    "sections": [section(s) for s in r.sections],
+                }
+                for r in reports
+            ],
+            sys.stdout,
+            indent=2,
+        )
         sys.stdout.write("\n")
         return
-    _write([{"detector": r.detector, **section(s), "official_score": _finite(r.official)}
-            for r in reports for s in r.sections], FIGURE_COLUMNS, fmt)
+    _write(
+        [
+            {"detector": r.detector, **section(s), "official_score": _finite(r.official)}
+            for r in reports
+            for s in r.sections
+        ],
+        FIGURE_COLUMNS,
+        fmt,
+    )
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
@@ -108,14 +205,23 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from engine.store import Project
 
     per_clip: list[tuple[str, list]] = []
-    options = {"on_ratio": args.on, "off_ratio": _default(args.off, proposals.DEFAULT_OFF_RATIO * args.on),
-               "min_duration_s": _default(args.min_duration, proposals.DEFAULT_MIN_DURATION_S),
-               "merge_gap_s": _default(args.merge_gap, proposals.DEFAULT_MERGE_GAP_S)}
+    options = {
+        "on_ratio": args.on,
+        "off_ratio": _default(args.off, proposals.DEFAULT_OFF_RATIO * args.on),
+        "min_duration_s": _default(args.min_duration, proposals.DEFAULT_MIN_DURATION_S),
+        "merge_gap_s": _default(args.merge_gap, proposals.DEFAULT_MERGE_GAP_S),
+    }
     with Project.open(args.project) as project, TerminalProgress(f"proposing with {args.detector}") as progress:
-        total = proposals.propose_all(project, args.detector, progress, clip_ids=args.clips,
-                                      label=args.label or finding_label(args.detector),
-                                      store=not args.dry_run, on_clip=lambda c, r: per_clip.append((c, r)),
-                                      **options)
+        total = proposals.propose_all(
+            project,
+            args.detector,
+            progress,
+            clip_ids=args.clips,
+            label=args.label or finding_label(args.detector),
+            store=not args.dry_run,
+            on_clip=lambda c, r: per_clip.append((c, r)),
+            **options,
+        )
     for line in progress.problems:
         print(line, file=sys.stderr)
     sys.stderr.flush()
@@ -123,8 +229,10 @@ def cmd_propose(args: argparse.Namespace) -> int:
         spans = ", ".join(f"{r.start_s:.2f}-{r.end_s:.2f} s" for r in regions)
         print(f"{clip_id}: {len(regions)} proposal(s){': ' + spans if spans else ''}")
     verb = "Found" if args.dry_run else "Stored"
-    print(f"{verb} {total} proposal(s) on {len(per_clip)} clip(s) from {args.detector}"
-          f"{' (dry run: nothing stored)' if args.dry_run else ''}")
+    print(
+        f"{verb} {total} proposal(s) on {len(per_clip)} clip(s) from {args.detector}"
+        f"{' (dry run: nothing stored)' if args.dry_run else ''}"
+    )
     return 0
 
 
@@ -160,8 +268,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for line in stale_lines(project):
             print(f"warning: {line}", file=sys.stderr)
     if not found:
-        raise EarmarkError(f"no scores for labelled test clips in {args.project}; run "
-                           f"`earmark score {args.project} --detector NAME` first")
+        raise EarmarkError(
+            f"no scores for labelled test clips in {args.project}; run "
+            f"`earmark score {args.project} --detector NAME` first"
+        )
     if args.format == "text":
         print("\n".join(found))
     else:

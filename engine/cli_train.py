@@ -1,6 +1,7 @@
 """`earmark train leak PROJECT` and `earmark train classifier PROJECT`: the supervised classifiers, trained
 from the project's labelled regions (leak) or its clips' classes (sound), resumable with --resume; and
 `earmark toy-set leaks|sounds OUT`, the synthetic sets they are measured on."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,23 +11,39 @@ from pathlib import Path
 def add_parser(sub) -> None:
     train = sub.add_parser("train", help="train a supervised classifier from the project's labels")
     what = train.add_subparsers(dest="train_what", metavar="CLASSIFIER", required=True)
-    leak = what.add_parser("leak", help="the leak detector (binary LEAK / NOLEAK, or 5 classes), from the "
-                                        "labelled regions; then score every clip with it")
+    leak = what.add_parser(
+        "leak",
+        help="the leak detector (binary LEAK / NOLEAK, or 5 classes), from the "
+        "labelled regions; then score every clip with it",
+    )
     leak.add_argument("project", type=Path)
-    leak.add_argument("--mode", choices=("binary", "multiclass", "both"), default="binary",
-                      help="binary (default), multiclass, or both (each in its own folder)")
-    classifier = what.add_parser("classifier", help="the sound classifier, from the classes of the clips "
-                                                    "(ESC-50 categories, EmoDB emotions, folder names)")
+    leak.add_argument(
+        "--mode",
+        choices=("binary", "multiclass", "both"),
+        default="binary",
+        help="binary (default), multiclass, or both (each in its own folder)",
+    )
+    classifier = what.add_parser(
+        "classifier",
+        help="the sound classifier, from the classes of the clips (ESC-50 categories, EmoDB emotions, folder names)",
+    )
     classifier.add_argument("project", type=Path)
     for parser in (leak, classifier):
         parser.add_argument("--resume", action="store_true", help="continue the last run from its checkpoint")
-        parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                            help="change a setting (repeatable), e.g. --set epochs=50 --set patience=10")
+        parser.add_argument(
+            "--set",
+            dest="settings",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="change a setting (repeatable), e.g. --set epochs=50 --set patience=10",
+        )
         parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"))
     leak.add_argument("--no-score", action="store_true", help="do not score the project's clips afterwards")
 
-    toy = sub.add_parser("toy-set", help="write a synthetic set for the classifiers: leaks (with labels.csv) "
-                                         "or sounds (ESC-50 layout)")
+    toy = sub.add_parser(
+        "toy-set", help="write a synthetic set for the classifiers: leaks (with labels.csv) or sounds (ESC-50 layout)"
+    )
     toy.add_argument("kind", choices=("leaks", "sounds"))
     toy.add_argument("out", type=Path)
     toy.add_argument("--count", type=int, default=20, help="files per class (default 20)")
@@ -63,10 +80,14 @@ def cmd_toy_set(args: argparse.Namespace) -> int:
     with TerminalProgress("synthesising") as progress:
         if args.kind == "leaks":
             generate_leaks(args.out, args.count, args.duration or 6.0, args.seed, progress=progress)
-            print(f"Wrote the leak set to {args.out}: import it with `earmark import PROJECT {args.out}`, then "
-                  f"its labels with `earmark labels import PROJECT {args.out / 'labels.csv'}`.")
+            print(
+                f"Wrote the leak set to {args.out}: import it with `earmark import PROJECT {args.out}`, then "
+                f"its labels with `earmark labels import PROJECT {args.out / 'labels.csv'}`."
+            )
         else:
             generate_sounds(args.out, args.count, args.duration or 2.0, args.seed, progress=progress)
-            print(f"Wrote the sound set (ESC-50 layout) to {args.out}: import it with "
-                  f"`earmark import PROJECT {args.out}`.")
+            print(
+                f"Wrote the sound set (ESC-50 layout) to {args.out}: import it with "
+                f"`earmark import PROJECT {args.out}`."
+            )
     return 0

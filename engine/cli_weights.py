@@ -1,4 +1,5 @@
 """`earmark weights list | add NAME PATH | remove NAME | check [NAME]`: the pretrained models Earmark uses."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,15 @@ def add_parser(sub) -> None:
     action.add_parser("list", help="the weights Earmark can use, where they are and where to get them")
     add = action.add_parser("add", help="check a weights folder or file, then remember it")
     add.add_argument("name", choices=("ast", "beats"))
-    add.add_argument("path", help="AST: a transformers folder (or a model id in the Hugging Face cache); "
-                                  "BEATs: the official .pt file")
-    add.add_argument("--allow-download", action="store_true",
-                     help="let AST model ids be fetched from the Hugging Face Hub when not cached (off by default)")
+    add.add_argument(
+        "path",
+        help="AST: a transformers folder (or a model id in the Hugging Face cache); BEATs: the official .pt file",
+    )
+    add.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let AST model ids be fetched from the Hugging Face Hub when not cached (off by default)",
+    )
     remove = action.add_parser("remove", help="forget the weights of NAME")
     remove.add_argument("name", choices=("ast", "beats"))
     check = action.add_parser("check", help="load the configured weights and say whether they work")

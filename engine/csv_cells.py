@@ -18,6 +18,7 @@ hurt), and `field_problem` turns the error beyond it into a sentence.
 JSON in a cell (attributes, a label file's JSON): `json_depth` says how deep it nests before it is parsed, so
 a hostile cell cannot exhaust the parser's stack.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,10 @@ def cell(value: object) -> str:
 def field_problem(error: csv.Error) -> str:
     """What a csv.Error means for the user, as a sentence (the caller names the file and line)."""
     if "field larger than field limit" in str(error):
-        return (f"a cell holds more than {MAX_FIELD_CHARS:,} characters, more than any label table needs: is "
-                "this a label file? Nothing was read from it")
+        return (
+            f"a cell holds more than {MAX_FIELD_CHARS:,} characters, more than any label table needs: is "
+            "this a label file? Nothing was read from it"
+        )
     return f"cannot be read as CSV ({error}); nothing was read from it"
 
 

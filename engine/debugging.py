@@ -11,6 +11,7 @@
 - `reconstruction` measures the frame reconstruction error of a fitted model on both splits: if anomalies
   do not reconstruct worse than normal clips, the score cannot tell them apart either.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,10 @@ def make_splits(project: Project, group: str) -> Splits:
     tests = [c for c in project.clips(split="test") if c.group == group]
     if not tests:
         known = sorted({c.group for c in project.clips(split="test")})
-        raise EarmarkError(f"group {group!r} has no test clips; groups that have some: {', '.join(known) or 'none'} "
-                           f"(`earmark info {project.folder}` lists what the project holds)")
+        raise EarmarkError(
+            f"group {group!r} has no test clips; groups that have some: {', '.join(known) or 'none'} "
+            f"(`earmark info {project.folder}` lists what the project holds)"
+        )
     chosen = {name: [c for c in tests if c.label == label] for name, label in SPLIT_LABELS.items()}
     folder = splits_folder(project, group)
     for name, clips in chosen.items():
@@ -93,11 +96,15 @@ def load_splits(project: Project, group: str, progress: Progress | None = None) 
         try:
             rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise EarmarkError(f"cannot read {path} ({exc}); write the splits again with `earmark debug splits "
-                               f"{project.folder} --group {group}`") from None
+            raise EarmarkError(
+                f"cannot read {path} ({exc}); write the splits again with `earmark debug splits "
+                f"{project.folder} --group {group}`"
+            ) from None
         if rows and "clip_id" not in rows[0]:
-            raise EarmarkError(f"{path} has no clip_id column; write the splits again with `earmark debug splits "
-                               f"{project.folder} --group {group}`")
+            raise EarmarkError(
+                f"{path} has no clip_id column; write the splits again with `earmark debug splits "
+                f"{project.folder} --group {group}`"
+            )
         found[name] = []
         for row in rows:
             clip_id = unescape_cell(row["clip_id"] or "")
@@ -127,8 +134,12 @@ def reconstructing_detectors() -> list[str]:
     return [k for k in detector_keys(None) if hasattr(detector_class(k), "frame_reconstruction_errors")]
 
 
-def reconstruction(session, detector: str, group: str, progress: Progress | None = None,
-                   ) -> tuple[Splits, list[SplitError]]:
+def reconstruction(
+    session,
+    detector: str,
+    group: str,
+    progress: Progress | None = None,
+) -> tuple[Splits, list[SplitError]]:
     """The mean and standard deviation of the frame reconstruction MSE of the group's newest `detector`
     model on its ok and ng split (`load_splits`)."""
     from engine.detectors.registry import detector_class
@@ -137,24 +148,36 @@ def reconstruction(session, detector: str, group: str, progress: Progress | None
     project = session.project
     if not hasattr(detector_class(detector), "frame_reconstruction_errors"):
         able = ", ".join(reconstructing_detectors()) or "none"
-        raise EarmarkError(f"{detector} does not reconstruct its input, so it has no reconstruction error to "
-                           f"compare; detectors that do: {able}")
+        raise EarmarkError(
+            f"{detector} does not reconstruct its input, so it has no reconstruction error to "
+            f"compare; detectors that do: {able}"
+        )
     record = results.model_for_group(results.latest_models(project, detector), group)
     if record is None:
-        raise EarmarkError(f"no fitted {detector} model for {group}; run `earmark fit {project.folder} --detector "
-                           f"{detector} --group {group}` first")
+        raise EarmarkError(
+            f"no fitted {detector} model for {group}; run `earmark fit {project.folder} --detector "
+            f"{detector} --group {group}` first"
+        )
     splits = load_splits(project, group, progress)
     model = session.model(record)
     clips = refresh_changed(project, [c for name in SPLITS for c in splits.clips[name]], progress, session.cache)
     errors = model.frame_reconstruction_errors(clips, progress.child(f"{detector} {group}: "))
     figures = []
     for name in SPLITS:
-        arrays = [np.asarray(errors[c.clip_id], dtype=np.float64).ravel() for c in splits.clips[name]
-                  if c.clip_id in errors]
+        arrays = [
+            np.asarray(errors[c.clip_id], dtype=np.float64).ravel() for c in splits.clips[name] if c.clip_id in errors
+        ]
         frames = np.concatenate(arrays) if arrays else np.zeros(0)
         frames = frames[np.isfinite(frames)]
-        figures.append(SplitError(name, len(arrays), len(frames), float(frames.mean()) if len(frames) else math.nan,
-                                  float(frames.std()) if len(frames) else math.nan))
+        figures.append(
+            SplitError(
+                name,
+                len(arrays),
+                len(frames),
+                float(frames.mean()) if len(frames) else math.nan,
+                float(frames.std()) if len(frames) else math.nan,
+            )
+        )
     return splits, figures
 
 
@@ -174,8 +197,15 @@ def freeze_folder(project: Project, detector: str, group: str, branch: str) -> P
     return logs_folder(project) / "debug_freeze" / safe_name(detector) / safe_name(group) / safe_name(branch)
 
 
-def freeze(session, detector: str, branch: str, epochs: int, group: str | None = None,
-           settings: Mapping[str, object] | None = None, progress: Progress | None = None) -> FreezeRun:
+def freeze(
+    session,
+    detector: str,
+    branch: str,
+    epochs: int,
+    group: str | None = None,
+    settings: Mapping[str, object] | None = None,
+    progress: Progress | None = None,
+) -> FreezeRun:
     """Train `detector` on a group's normal training clips with `branch` frozen for all `epochs`, in a scratch
     folder; write the epoch rows as `debug_freeze_<branch>.csv` and their chart as `.png` under the logs."""
     from engine.detectors.registry import detector_class, make_config
@@ -185,19 +215,23 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     project = session.project
     cls = detector_class(detector)
     if not _freezable(cls):
-        raise EarmarkError(f"{detector} does not train a network with branches, so none can be frozen; detectors "
-                           f"that do: {', '.join(_trained_detectors()) or 'none'}")
+        raise EarmarkError(
+            f"{detector} does not train a network with branches, so none can be frozen; detectors "
+            f"that do: {', '.join(_trained_detectors()) or 'none'}"
+        )
     if epochs < 1:
         raise EarmarkError("--epochs must be at least 1")
-    model = cls(make_config(detector, {**(settings or {}), "epochs": epochs}), cache=session.cache,
-                device=session.device)
+    model = cls(
+        make_config(detector, {**(settings or {}), "epochs": epochs}), cache=session.cache, device=session.device
+    )
     names = list(model.branches())
     if branch not in names:
         raise EarmarkError(f"{detector} has no branch {branch!r}; its branches are: {', '.join(names)}")
     model.config = dataclasses.replace(model.config, freeze=branch)
     grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
-    trainable = {g: clips for g, clips in grouped.items()
-                 if any(c.split == "train" and c.label != "anomaly" for c in clips)}
+    trainable = {
+        g: clips for g, clips in grouped.items() if any(c.split == "train" and c.label != "anomaly" for c in clips)
+    }
     if group is None and trainable:
         group = next(iter(trainable))
     if group not in trainable:
@@ -223,8 +257,10 @@ def freeze(session, detector: str, branch: str, epochs: int, group: str | None =
     if not rows:
         raise EarmarkError(f"{detector} kept no epoch figures while training; nothing to write")
     write_text_atomic(folder / HISTORY, json.dumps(rows, indent=1))
-    write_text_atomic(folder / RUN_FILE, json.dumps({"detector": detector, "group": group, "frozen": branch,
-                                                     "epochs": epochs}, indent=1))
+    write_text_atomic(
+        folder / RUN_FILE,
+        json.dumps({"detector": detector, "group": group, "frozen": branch, "epochs": epochs}, indent=1),
+    )
     logs = logs_folder(project)
     table = logs / f"debug_freeze_{safe_name(branch)}.csv"
     write_text_atomic(table, history_csv(rows, columns(rows)))

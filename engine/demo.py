@@ -2,6 +2,7 @@
 scored. The CLI (`earmark demo --no-gui`) and the window (`earmark demo`) build it with the same code;
 whatever is already there is reused, so a second run only opens it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -40,18 +41,33 @@ def missing(folder: Path, plan: DemoPlan) -> list[str]:
     if not (folder / "project.sqlite").is_file():
         return list(plan.detectors)
     with Project.open(folder) as project:
-        return [d for d in plan.detectors
-                if not (results.latest_models(project, d) and results.latest_scores(project, d, split="test"))]
+        return [
+            d
+            for d in plan.detectors
+            if not (results.latest_models(project, d) and results.latest_scores(project, d, split="test"))
+        ]
 
 
 #: Each step's share of a first build's time, measured on 2 cores (synthesis, import, then each detector's
 #: fit and score), so the job's one fraction and its time left move evenly.
-STEP_WEIGHTS = {"synthesising": 15.0, "importing": 3.0, "knn": 12.0, "patch_memory": 20.0, "dcase_ae": 90.0,
-                "ensemble": 4.0}
+STEP_WEIGHTS = {
+    "synthesising": 15.0,
+    "importing": 3.0,
+    "knn": 12.0,
+    "patch_memory": 20.0,
+    "dcase_ae": 90.0,
+    "ensemble": 4.0,
+}
 
 
-def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Progress | None = None,
-               say: Callable[[str], None] = lambda line: None, detectors: Sequence[str] | None = None) -> list:
+def build_demo(
+    folder: Path,
+    plan: DemoPlan,
+    device: torch.device,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    detectors: Sequence[str] | None = None,
+) -> list:
     """Make (or complete) the demo project in `folder`: the data set synthesised and imported, and each of
     `detectors` (default: the plan's) fitted and its test clips scored. Every step owns a share of
     `progress`; `say` hears what is being done. Returns the problems reported along the way (lines)."""
@@ -79,16 +95,25 @@ def build_demo(folder: Path, plan: DemoPlan, device: torch.device, progress: Pro
         session = runs.Session(project, device)
         # The ensemble combines the members fitted here (or by an earlier part of the build, such as the first
         # detector the window opens with) instead of fitting them again.
-        fitted_now = {(d, key): session.model(record) for d in plan.detectors if d != "ensemble"
-                      for key, record in results.latest_models(project, d).items()
-                      if "ensemble" in detectors and not record.stale}
+        fitted_now = {
+            (d, key): session.model(record)
+            for d in plan.detectors
+            if d != "ensemble"
+            for key, record in results.latest_models(project, d).items()
+            if "ensemble" in detectors and not record.stale
+        }
         for detector in detectors:
             low, high = share[detector]
             middle = low + (high - low) * FIT_SHARE
             if not results.latest_models(project, detector):
                 say(f"Fitting {detector} on every machine and section ...")
-                runs.fit(session, detector, plan.settings(detector),
-                         progress=progress.child(f"fitting {detector}: ", span=(low, middle)), fitted_now=fitted_now)
+                runs.fit(
+                    session,
+                    detector,
+                    plan.settings(detector),
+                    progress=progress.child(f"fitting {detector}: ", span=(low, middle)),
+                    fitted_now=fitted_now,
+                )
             if not results.latest_scores(project, detector, split="test"):
                 say(f"Scoring the test clips with {detector} ...")
                 step = progress.child(f"scoring {detector}: ", span=(middle, high))

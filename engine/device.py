@@ -3,6 +3,7 @@
 `EARMARK_DEVICE` (auto | cpu | cuda | mps) overrides the choice, as does the GUI's setting. Mixed precision
 is used on CUDA only; nothing in Earmark assumes a GPU.
 """
+
 from __future__ import annotations
 
 import contextlib

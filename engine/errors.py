@@ -3,6 +3,7 @@
 Every message says what was wrong and what to do about it; the GUI shows it in a dialog and the CLI
 prints it on one line and exits with status 1.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

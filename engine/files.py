@@ -6,6 +6,7 @@ temporary file sits beside it, so the rename stays on one file system) and the l
 over the link itself would silently turn a user's link (a settings file kept in a dotfiles repository, an
 export into a shared folder) into a plain copy.
 """
+
 from __future__ import annotations
 
 import errno
@@ -112,18 +113,25 @@ def disk_full(error: BaseException, path: Path) -> DiskFullError | None:
     numpy's "N requested and M written", SQLite's "database or disk is full"), naming the project that
     holds `path`; None for any other error."""
     text = str(error)
-    full = (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) \
-        or ("requested and" in text and "written" in text) or "database or disk is full" in text
+    full = (
+        (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))
+        or ("requested and" in text and "written" in text)
+        or "database or disk is full" in text
+    )
     if not full:
         return None
-    holder = next((folder for folder in (path, *path.parents) if (folder / "project.sqlite").is_file()),
-                  path if path.is_dir() else path.parent)
+    holder = next(
+        (folder for folder in (path, *path.parents) if (folder / "project.sqlite").is_file()),
+        path if path.is_dir() else path.parent,
+    )
     try:
         free = shutil.disk_usage(holder).free / 1e6
     except OSError:
         free = 0.0
-    return DiskFullError(f"the disk holding {holder} is full: {free:.0f} MB free; nothing half-written was kept: "
-                         "free some space and run the command again")
+    return DiskFullError(
+        f"the disk holding {holder} is full: {free:.0f} MB free; nothing half-written was kept: "
+        "free some space and run the command again"
+    )
 
 
 def remove_leftovers(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> list[Path]:
@@ -153,8 +161,9 @@ def remove_leftovers(folder: Path, older_than_s: float = LEFTOVER_AGE_S) -> list
 
 # -- names built from data ------------------------------------------------------------------------------------
 #: Names Windows refuses for a file whatever its ending ("CON.txt" is the console there).
-_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                       *(f"LPT{i}" for i in range(1, 10))})
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
 #: The longest name `safe_name` gives, in UTF-8 bytes: two of them and a fixed text still fit in the
 #: 255 bytes file systems allow (a DCASE result file names a machine type and a section).
 MAX_NAME_BYTES = 100
@@ -175,5 +184,5 @@ def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     if name and name == text and len(name.encode()) <= max_bytes:
         return name
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    keep = name.encode()[:max(0, max_bytes - len(digest) - 1)].decode("utf-8", "ignore").rstrip(".")
+    keep = name.encode()[: max(0, max_bytes - len(digest) - 1)].decode("utf-8", "ignore").rstrip(".")
     return f"{keep}-{digest}" if keep else digest

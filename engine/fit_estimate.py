@@ -9,6 +9,7 @@ cautious default. A GPU is much faster for dcase_ae;
 the estimate errs long there. The ensemble costs what its members cost (only their scoring when they are
 fitted in the same run: it combines those models instead of fitting them again).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -40,12 +41,19 @@ class FitEstimate:
 
     def describe(self) -> str:
         parts = ", ".join(f"{d} {describe_duration(s)}" for d, s in self.seconds_by_detector.items())
-        return (f"{len(self.detectors)} detector(s) x {self.groups} group(s) ({self.training_clips} training clips): "
-                f"about {describe_duration(self.seconds)} on a 2-core CPU ({parts})")
+        return (
+            f"{len(self.detectors)} detector(s) x {self.groups} group(s) ({self.training_clips} training clips): "
+            f"about {describe_duration(self.seconds)} on a 2-core CPU ({parts})"
+        )
 
 
-def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapping[str, object] | None = None,
-                 group: str | None = None, then_score: bool = True) -> FitEstimate:
+def estimate_fit(
+    clips: Sequence[Clip],
+    detectors: Sequence[str],
+    settings: Mapping[str, object] | None = None,
+    group: str | None = None,
+    then_score: bool = True,
+) -> FitEstimate:
     """The expected time to fit `detectors` on the normal training clips of `clips` (and score the tests)."""
     training = [c for c in clips if c.split in ("train", "supplemental") and (group is None or c.group == group)]
     tests = [c for c in clips if c.split == "test" and (group is None or c.group == group)]
@@ -59,8 +67,11 @@ def estimate_fit(clips: Sequence[Clip], detectors: Sequence[str], settings: Mapp
             config = make_config(detector, {})
         members = getattr(config, "members", None)
         if members:  # the ensemble: its members' costs, fitting none of them when they are fitted in the run
-            fit = 0.0 if set(members) <= set(detectors) else sum(
-                fit_seconds(m, make_config(m, config.settings_for(m)), train_s) for m in members)
+            fit = (
+                0.0
+                if set(members) <= set(detectors)
+                else sum(fit_seconds(m, make_config(m, config.settings_for(m)), train_s) for m in members)
+            )
             cost = fit + SCORE_COST * test_s * len(members)
         else:
             cost = fit_seconds(detector, config, train_s) + SCORE_COST * test_s

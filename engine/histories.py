@@ -6,6 +6,7 @@ Each trained model leaves a `history.json` (a list of epoch rows: `epoch`, `trai
 classifier's (`artifacts/classifiers/`) and in a `earmark debug freeze` run's (`artifacts/logs/debug_freeze/`).
 Each found is one `TrainingHistory`, named so that a person can tell them apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ class TrainingHistory:
         found = []
         for row in self.rows:
             value = row.get(key)
-            found.append(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
-                         else float("nan"))
+            found.append(
+                float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+            )
         return found
 
 
@@ -88,8 +90,9 @@ def training_histories(project: Project) -> Histories:
         elif kind == "classifiers":
             history.detector = parts[1] if len(parts) > 1 else ""
             seed = f", {parts[2].replace('_', ' ')}" if len(parts) > 2 else ""
-            history.name = (f"sound classifier{seed}" if history.detector == "sound" else history.detector) + \
-                " · training folder"
+            history.name = (
+                f"sound classifier{seed}" if history.detector == "sound" else history.detector
+            ) + " · training folder"
             sort = (order, history.detector, "", 0)
         elif kind == "logs" and (path.parent / RUN_FILE).is_file():
             history.name, history.detector, history.group = _debug_name(path.parent, history.name)

@@ -6,6 +6,7 @@ A long call takes a `Progress`, calls `progress.update(done, total, message)` as
 call carries on with the rest. The CLI uses `TerminalProgress` (a progress bar on stderr that appears only
 for work longer than a second), the GUI relays updates through Qt signals, and tests use `RecordingProgress`.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ class Progress:
     epoch k/K) roll up into one overall fraction, which the job hears as `(round(fraction * UNITS), UNITS)`.
     """
 
-    def __init__(self, callback: ProgressCallback | None = None,
-                 on_problem: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, callback: ProgressCallback | None = None, on_problem: Callable[[str], None] | None = None
+    ) -> None:
         self._callback = callback
         self._on_problem = on_problem
         self._cancel = threading.Event()
@@ -105,8 +107,14 @@ class Progress:
     def cancel(self) -> None:
         self._cancel.set()
 
-    def child(self, prefix: str = "", index: int | None = None, count: int | None = None, *,
-              span: tuple[float, float] | None = None) -> Progress:
+    def child(
+        self,
+        prefix: str = "",
+        index: int | None = None,
+        count: int | None = None,
+        *,
+        span: tuple[float, float] | None = None,
+    ) -> Progress:
         """A Progress for one step of this job: its updates reach this one with `prefix` before the message,
         its problems are this job's problems, and cancelling either cancels both.
 
@@ -189,7 +197,7 @@ class TimeLeft:
 
 
 def describe_duration(seconds: float) -> str:
-    """"40 s", "12 min", "2 h 05 min"."""
+    """ "40 s", "12 min", "2 h 05 min"."""
     if seconds < 60:
         return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)
@@ -197,7 +205,7 @@ def describe_duration(seconds: float) -> str:
 
 
 def describe_time_left(seconds: float | None) -> str:
-    """"about 4 min left" and the like; empty while the time left is not known."""
+    """ "about 4 min left" and the like; empty while the time left is not known."""
     if seconds is None:
         return ""
     return "less than a minute left" if seconds < 60 else f"about {describe_duration(seconds)} left"
@@ -220,9 +228,16 @@ class TerminalProgress(Progress):
             from tqdm import tqdm  # here, not at the top: commands that show no bar start faster
 
             interactive = sys.stderr.isatty()
-            self._bar = tqdm(total=1000, desc=self._description, delay=self._delay_s, file=sys.stderr,
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}", dynamic_ncols=True,
-                             leave=False, mininterval=0.1 if interactive else 5.0)
+            self._bar = tqdm(
+                total=1000,
+                desc=self._description,
+                delay=self._delay_s,
+                file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+                dynamic_ncols=True,
+                leave=False,
+                mininterval=0.1 if interactive else 5.0,
+            )
         fraction = min(max(done / total, 0.0), 1.0) if total > 0 else None
         left = describe_time_left(self._time_left.add(fraction)) if fraction is not None else ""
         self._bar.set_postfix_str(", ".join(part for part in (left, message) if part), refresh=False)

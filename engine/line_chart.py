@@ -6,6 +6,7 @@ A chart is one or more panels stacked top to bottom, each with its own axes, tit
 with a small built-in 5 x 7 pixel font (lower case, digits and the punctuation of numbers and setting names;
 capitals are drawn as small letters).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,18 @@ import numpy as np
 from engine.files import write_atomic
 
 #: The colours of successive curves (those of matplotlib's and pyqtgraph's usual cycle).
-COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 BLACK, GREY = (0, 0, 0), (225, 225, 225)
 SCALE = 2  # font pixels per glyph pixel
 ADVANCE = 6 * SCALE  # a glyph's width and the gap after it
@@ -29,33 +40,59 @@ LINE = 10 * SCALE
 
 # Each glyph: 7 rows of 5 columns, "#" drawn, and two more below the line for the letters that reach there.
 _GLYPHS = {
-    "a": "..... ..... .###. ....# .#### #...# .####", "b": "#.... #.... #.##. ##..# #...# #...# ####.",
-    "c": "..... ..... .###. #.... #.... #...# .###.", "d": "....# ....# .##.# #..## #...# #...# .####",
-    "e": "..... ..... .###. #...# ##### #.... .###.", "f": "..##. .#..# .#... ###.. .#... .#... .#...",
-    "g": "..... ..... .#### #...# #...# #...# .#### ....# .###.", "h": "#.... #.... #.##. ##..# #...# #...# #...#",
-    "i": "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.", "j": "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..",
-    "k": "#.... #.... #..#. #.#.. ##... #.#.. #..#.", "l": ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
-    "m": "..... ..... ##.#. #.#.# #.#.# #...# #...#", "n": "..... ..... #.##. ##..# #...# #...# #...#",
-    "o": "..... ..... .###. #...# #...# #...# .###.", "p": "..... ..... ####. #...# #...# #...# ####. #.... #....",
-    "q": "..... ..... .#### #...# #...# #...# .#### ....# ....#", "r": "..... ..... #.##. ##..# #.... #.... #....",
-    "s": "..... ..... .###. #.... .###. ....# ####.", "t": ".#... .#... ###.. .#... .#... .#..# ..##.",
-    "u": "..... ..... #...# #...# #...# #..## .##.#", "v": "..... ..... #...# #...# #...# .#.#. ..#..",
-    "w": "..... ..... #...# #...# #.#.# #.#.# .#.#.", "x": "..... ..... #...# .#.#. ..#.. .#.#. #...#",
-    "y": "..... ..... #...# #...# #...# #...# .#### ....# .###.", "z": "..... ..... ##### ...#. ..#.. .#... #####",
-    "0": ".###. #...# #..## #.#.# ##..# #...# .###.", "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
-    "2": ".###. #...# ....# ...#. ..#.. .#... #####", "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
-    "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.", "5": "##### #.... ####. ....# ....# #...# .###.",
-    "6": "..##. .#... #.... ####. #...# #...# .###.", "7": "##### ....# ...#. ..#.. .#... .#... .#...",
-    "8": ".###. #...# #...# .###. #...# #...# .###.", "9": ".###. #...# #...# .#### ....# ...#. .##..",
-    ".": "..... ..... ..... ..... ..... .##.. .##..", "-": "..... ..... ..... ##### ..... ..... .....",
-    "_": "..... ..... ..... ..... ..... ..... #####", ":": "..... .##.. .##.. ..... .##.. .##.. .....",
-    "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.", ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
-    "/": "..... ....# ...#. ..#.. .#... #.... .....", ",": "..... ..... ..... ..... .##.. ..#.. .#...",
-    "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....", "=": "..... ..... ##### ..... ##### ..... .....",
-    "?": ".###. #...# ....# ...#. ..#.. ..... ..#..", " ": "..... ..... ..... ..... ..... ..... .....",
+    "a": "..... ..... .###. ....# .#### #...# .####",
+    "b": "#.... #.... #.##. ##..# #...# #...# ####.",
+    "c": "..... ..... .###. #.... #.... #...# .###.",
+    "d": "....# ....# .##.# #..## #...# #...# .####",
+    "e": "..... ..... .###. #...# ##### #.... .###.",
+    "f": "..##. .#..# .#... ###.. .#... .#... .#...",
+    "g": "..... ..... .#### #...# #...# #...# .#### ....# .###.",
+    "h": "#.... #.... #.##. ##..# #...# #...# #...#",
+    "i": "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.",
+    "j": "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..",
+    "k": "#.... #.... #..#. #.#.. ##... #.#.. #..#.",
+    "l": ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
+    "m": "..... ..... ##.#. #.#.# #.#.# #...# #...#",
+    "n": "..... ..... #.##. ##..# #...# #...# #...#",
+    "o": "..... ..... .###. #...# #...# #...# .###.",
+    "p": "..... ..... ####. #...# #...# #...# ####. #.... #....",
+    "q": "..... ..... .#### #...# #...# #...# .#### ....# ....#",
+    "r": "..... ..... #.##. ##..# #.... #.... #....",
+    "s": "..... ..... .###. #.... .###. ....# ####.",
+    "t": ".#... .#... ###.. .#... .#... .#..# ..##.",
+    "u": "..... ..... #...# #...# #...# #..## .##.#",
+    "v": "..... ..... #...# #...# #...# .#.#. ..#..",
+    "w": "..... ..... #...# #...# #.#.# #.#.# .#.#.",
+    "x": "..... ..... #...# .#.#. ..#.. .#.#. #...#",
+    "y": "..... ..... #...# #...# #...# #...# .#### ....# .###.",
+    "z": "..... ..... ##### ...#. ..#.. .#... #####",
+    "0": ".###. #...# #..## #.#.# ##..# #...# .###.",
+    "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
+    "2": ".###. #...# ....# ...#. ..#.. .#... #####",
+    "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
+    "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.",
+    "5": "##### #.... ####. ....# ....# #...# .###.",
+    "6": "..##. .#... #.... ####. #...# #...# .###.",
+    "7": "##### ....# ...#. ..#.. .#... .#... .#...",
+    "8": ".###. #...# #...# .###. #...# #...# .###.",
+    "9": ".###. #...# #...# .#### ....# ...#. .##..",
+    ".": "..... ..... ..... ..... ..... .##.. .##..",
+    "-": "..... ..... ..... ##### ..... ..... .....",
+    "_": "..... ..... ..... ..... ..... ..... #####",
+    ":": "..... .##.. .##.. ..... .##.. .##.. .....",
+    "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
+    ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
+    "/": "..... ....# ...#. ..#.. .#... #.... .....",
+    ",": "..... ..... ..... ..... .##.. ..#.. .#...",
+    "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....",
+    "=": "..... ..... ##### ..... ##### ..... .....",
+    "?": ".###. #...# ....# ...#. ..#.. ..... ..#..",
+    " ": "..... ..... ..... ..... ..... ..... .....",
 }
-_FONT = {char: np.array([[c == "#" for c in row] for row in (rows.split() + ["....."] * 2)[:9]], dtype=bool)
-         for char, rows in _GLYPHS.items()}
+_FONT = {
+    char: np.array([[c == "#" for c in row] for row in (rows.split() + ["....."] * 2)[:9]], dtype=bool)
+    for char, rows in _GLYPHS.items()
+}
 
 
 @dataclass
@@ -93,8 +130,12 @@ def png_bytes(pixels: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 # -- drawing ---------------------------------------------------------------------------------------------------
@@ -120,19 +161,19 @@ def _draw_panel(image: np.ndarray, panel: Panel, top: int, height: int) -> None:
     for tick, label in zip(y_ticks, labels, strict=True):
         _, py = at(np.array([x0]), np.array([tick]))
         row = round(float(py[0]))
-        image[row, box[0]:box[2]] = GREY
-        image[row, box[0] - 5:box[0]] = BLACK
+        image[row, box[0] : box[2]] = GREY
+        image[row, box[0] - 5 : box[0]] = BLACK
         text(image, label, box[0] - 8 - ADVANCE * len(label), row - 3 * SCALE)
     for tick, label in zip(x_ticks, _labels(x_ticks, x_step), strict=True):
         px, _ = at(np.array([tick]), np.array([y0]))
         column = round(float(px[0]))
-        image[box[1]:box[3], column] = np.minimum(image[box[1]:box[3], column], GREY)
-        image[box[3]:box[3] + 5, column] = BLACK
+        image[box[1] : box[3], column] = np.minimum(image[box[1] : box[3], column], GREY)
+        image[box[3] : box[3] + 5, column] = BLACK
         text(image, label, column - ADVANCE * len(label) // 2, box[3] + 8)
     text(image, panel.x_label, (box[0] + box[2] - ADVANCE * len(panel.x_label)) // 2, box[3] + 10 + LINE)
-    image[box[1]:box[3] + 1, box[0]] = BLACK
-    image[box[3], box[0]:box[2] + 1] = BLACK
-    for index, (name, (cx, cy)) in enumerate(curves.items()):
+    image[box[1] : box[3] + 1, box[0]] = BLACK
+    image[box[3], box[0] : box[2] + 1] = BLACK
+    for index, (cx, cy) in enumerate(curves.values()):
         colour = COLOURS[index % len(COLOURS)]
         px, py = at(cx, cy)
         if len(px) == 1:
@@ -152,7 +193,7 @@ def _legend(image: np.ndarray, names: list[str], left: int, right: int, top: int
         if x > left and x + wide > right:
             x, y = left, y + LINE
         row = y + 3 * SCALE
-        image[row - 1:row + 2, x:x + 22] = COLOURS[index % len(COLOURS)]
+        image[row - 1 : row + 2, x : x + 22] = COLOURS[index % len(COLOURS)]
         text(image, name, x + 28, y)
         x += wide + 3 * ADVANCE
     return y + LINE if names else top
@@ -179,7 +220,7 @@ def _segment(image: np.ndarray, xa: float, ya: float, xb: float, yb: float, colo
 def _dot(image: np.ndarray, x: float, y: float, colour: tuple[int, int, int]) -> None:
     """A 2 x 2 pixel point: lines two pixels thick."""
     row, column = round(float(y)), round(float(x))
-    image[max(row - 1, 0):row + 1, max(column - 1, 0):column + 1] = colour
+    image[max(row - 1, 0) : row + 1, max(column - 1, 0) : column + 1] = colour
 
 
 # -- axes --------------------------------------------------------------------------------------------------------
@@ -189,8 +230,12 @@ def _finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> tuple[np.ndarray,
     return x[keep], y[keep]
 
 
-def _ticks(values: np.ndarray, integers: bool = False, count: int = 5, inside: bool = False,
-           ) -> tuple[list[float], tuple[float, float], float]:
+def _ticks(
+    values: np.ndarray,
+    integers: bool = False,
+    count: int = 5,
+    inside: bool = False,
+) -> tuple[list[float], tuple[float, float], float]:
     """Round tick values for `values`, the axis range and the step between ticks. The range is the outer ticks,
     or with `inside` the values' own range (epochs: the axis starts at the first and ends at the last)."""
     low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
@@ -198,8 +243,9 @@ def _ticks(values: np.ndarray, integers: bool = False, count: int = 5, inside: b
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / count
-    step = min(m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 5, 10)
-               if m * 10 ** math.floor(math.log10(raw)) >= raw)
+    step = min(
+        m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 5, 10) if m * 10 ** math.floor(math.log10(raw)) >= raw
+    )
     if integers:
         step = max(step, 1.0)
     start = math.ceil(low / step) if inside else math.floor(low / step)

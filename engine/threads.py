@@ -9,6 +9,7 @@ of spinning (OMP_WAIT_POLICY=PASSIVE), which the OpenMP runtime reads once, when
 `prefer_passive_waits()` runs before that at every entry point. $EARMARK_THREADS (a number) overrides the
 choice, and a user's own OMP_NUM_THREADS is respected.
 """
+
 from __future__ import annotations
 
 import os

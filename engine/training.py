@@ -4,7 +4,8 @@ curves, early stopping, checkpoints to resume from, and branches of a model froz
 warm-up epochs.
 
 A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
-figures per epoch: the training curves; `history.csv` holds the same rows for a spreadsheet) and `checkpoints/`: `last.pt`, written after every epoch (weights,
+figures per epoch: the training curves; `history.csv` holds the same rows for a spreadsheet) and
+`checkpoints/`: `last.pt`, written after every epoch (weights,
 optimiser, loss scaler, random-number state, the best so far, the step count and the history), and
 `epoch_NNN.pt`, the last few epochs (older ones are removed). A model whose epochs take milliseconds would
 spend most of its time writing them: `LoopConfig.checkpoint_every_s` then spaces them out (a kill loses at most
@@ -21,6 +22,7 @@ epoch's mean over its steps; 0 while the branch is frozen), `train_accuracy` (cl
 On CUDA the loop uses mixed precision, channels-last memory for image-like inputs and, when asked,
 `torch.compile`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +73,9 @@ class LoopConfig:
 
     def check(self, what: str) -> None:
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 2 or self.learning_rate <= 0:
-            raise EarmarkError(f"{what}: epochs >= 1, patience >= 1, batch_size >= 2 and learning_rate > 0 "
-                               "are required")
+            raise EarmarkError(
+                f"{what}: epochs >= 1, patience >= 1, batch_size >= 2 and learning_rate > 0 are required"
+            )
         if self.warm_up_epochs < 0:
             raise EarmarkError(f"{what}: warm_up_epochs must be 0 or more, not {self.warm_up_epochs}")
 
@@ -114,10 +117,22 @@ class Trainer:
     A frozen branch gets no gradient, is left out of the optimiser step (no weight decay, no momentum) and
     runs in eval mode (its batch-norm statistics stay as they are): its state does not change at all."""
 
-    def __init__(self, model: nn.Module, folder: str | Path, config: LoopConfig, device: torch.device,
-                 loss: LossFunction, evaluate: Callable[[nn.Module], dict] | None, metric: str, signature: str,
-                 label: str = "", branches: Mapping[str, nn.Module] | None = None, frozen: Collection[str] = (),
-                 warm_up: Collection[str] = (), durable: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        folder: str | Path,
+        config: LoopConfig,
+        device: torch.device,
+        loss: LossFunction,
+        evaluate: Callable[[nn.Module], dict] | None,
+        metric: str,
+        signature: str,
+        label: str = "",
+        branches: Mapping[str, nn.Module] | None = None,
+        frozen: Collection[str] = (),
+        warm_up: Collection[str] = (),
+        durable: bool = True,
+    ) -> None:
         self.model = model.to(device)
         self.folder = Path(folder)
         self.config = config
@@ -131,8 +146,9 @@ class Trainer:
         unknown = sorted((set(frozen) | set(warm_up)) - set(self.branches))
         if unknown:
             known = ", ".join(self.branches) or "none"
-            raise EarmarkError(f"{label.rstrip(': ') or 'training'}: no branch named {', '.join(unknown)}; "
-                               f"branches: {known}")
+            raise EarmarkError(
+                f"{label.rstrip(': ') or 'training'}: no branch named {', '.join(unknown)}; branches: {known}"
+            )
         self.frozen, self.warm_up = set(frozen), set(warm_up)
         #: fsync the files a resume reads (off for a folder removed after the run: nothing resumes there)
         self.durable = durable
@@ -143,20 +159,32 @@ class Trainer:
         """The branches frozen during `epoch` (counted from 1)."""
         return self.frozen | (self.warm_up if epoch <= self.config.warm_up_epochs else set())
 
-    def run(self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], progress: Progress,
-            resume: bool = False) -> Outcome:
+    def run(
+        self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], progress: Progress, resume: bool = False
+    ) -> Outcome:
         config, device = self.config, self.device
         cuda = device.type == "cuda"
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         forward = torch.compile(self.model) if config.compile and cuda else self.model
         # The fused kernel: one call for every parameter instead of a Python loop over them.
-        optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
-                                      weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda"))
+        optimiser = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            fused=device.type in ("cpu", "cuda"),
+        )
         scaler = torch.amp.GradScaler("cuda", enabled=cuda)
         generator = torch.Generator().manual_seed(config.seed)
-        state = {"epoch": 0, "best_score": float("-inf"), "best_epoch": 0, "bad_epochs": 0, "finished": False,
-                 "steps": 0, "history": []}
+        state = {
+            "epoch": 0,
+            "best_score": float("-inf"),
+            "best_epoch": 0,
+            "bad_epochs": 0,
+            "finished": False,
+            "steps": 0,
+            "history": [],
+        }
         resumed_from = None
         if resume:
             state = self._resume(optimiser, scaler, generator)
@@ -176,8 +204,7 @@ class Trainer:
         try:
             while not state["finished"] and state["epoch"] < config.epochs:
                 epoch = state["epoch"] + 1
-                row, seen = self._epoch(epoch, forward, optimiser, scaler, generator, inputs, targets, state,
-                                        progress)
+                row, seen = self._epoch(epoch, forward, optimiser, scaler, generator, inputs, targets, state, progress)
                 trained += seen
                 state["history"].append(row)
                 score = float(row[self.metric]) if self.evaluate is not None else -row["train_loss"]
@@ -209,12 +236,30 @@ class Trainer:
             self._freeze(set())
             self.model.eval()
         seconds = time.perf_counter() - started
-        return Outcome(state["best_epoch"], state["best_score"], state["epoch"],
-                       state["bad_epochs"] >= config.patience, state["history"], resumed_from, seconds,
-                       trained / seconds if seconds > 0 else 0.0, state["steps"])
+        return Outcome(
+            state["best_epoch"],
+            state["best_score"],
+            state["epoch"],
+            state["bad_epochs"] >= config.patience,
+            state["history"],
+            resumed_from,
+            seconds,
+            trained / seconds if seconds > 0 else 0.0,
+            state["steps"],
+        )
 
-    def _epoch(self, epoch: int, forward, optimiser, scaler, generator: torch.Generator, inputs: torch.Tensor,
-               targets: dict[str, torch.Tensor], state: dict, progress: Progress) -> tuple[dict, int]:
+    def _epoch(
+        self,
+        epoch: int,
+        forward,
+        optimiser,
+        scaler,
+        generator: torch.Generator,
+        inputs: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+        state: dict,
+        progress: Progress,
+    ) -> tuple[dict, int]:
         """Train one epoch and evaluate; returns its history row and the items it trained on."""
         config, device = self.config, self.device
         cuda = device.type == "cuda"
@@ -227,7 +272,7 @@ class Trainer:
         parts: dict[str, float] = {}
         norms: dict[str, list[torch.Tensor]] = {name: [] for name in self.branches}
         for batch in range(batches):
-            index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
+            index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             if len(index) < 2:  # batch norm needs two items
                 continue
             x = inputs[index].to(device, non_blocking=True)
@@ -258,16 +303,22 @@ class Trainer:
             now = time.perf_counter()
             if now - last_report > 0.2:
                 last_report = now
-                progress.update((epoch - 1) * batches + batch + 1, config.epochs * batches,
-                                f"{self.label}epoch {epoch}/{config.epochs}")
+                progress.update(
+                    (epoch - 1) * batches + batch + 1,
+                    config.epochs * batches,
+                    f"{self.label}epoch {epoch}/{config.epochs}",
+                )
         self.model.eval()
         figures = {}
         if self.evaluate is not None:
             with torch.inference_mode():
                 figures = self.evaluate(self.model)
-        row = {"epoch": epoch, "train_loss": total_loss / max(seen, 1),
-               **{f"loss_{part}": total / max(seen, 1) for part, total in parts.items()},
-               **{f"grad_norm_{name}": _mean_finite(values) for name, values in norms.items()}}
+        row = {
+            "epoch": epoch,
+            "train_loss": total_loss / max(seen, 1),
+            **{f"loss_{part}": total / max(seen, 1) for part, total in parts.items()},
+            **{f"grad_norm_{name}": _mean_finite(values) for name, values in norms.items()},
+        }
         if "class" in targets:
             row["train_accuracy"] = correct / max(seen, 1)
         row["seconds"] = time.perf_counter() - started
@@ -293,12 +344,17 @@ class Trainer:
 
     # -- files -------------------------------------------------------------------------------------------------
     def _checkpoint_of(self, state: dict, optimiser, scaler, generator: torch.Generator) -> dict:
-        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "signature": self.signature, "config": json.dumps(asdict(self.config)),
-                **{k: v for k, v in state.items() if k != "history"},
-                "history": json.dumps(state["history"])}
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimiser": optimiser.state_dict(),
+            "scaler": scaler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "signature": self.signature,
+            "config": json.dumps(asdict(self.config)),
+            **{k: v for k, v in state.items() if k != "history"},
+            "history": json.dumps(state["history"]),
+        }
 
     def _write(self, checkpoint: dict, best: dict[str, torch.Tensor] | None) -> None:
         """The best weights (when they changed), then the checkpoint, then the curves."""
@@ -313,7 +369,7 @@ class Trainer:
         # more than a small model's epoch), and history.json is written again from it at the next checkpoint.
         write_atomic(numbered, lambda handle: torch.save(checkpoint, handle), durable=False)
         copy_atomic(numbered, self.folder / LAST, self.durable)
-        for old in sorted(folder.glob("epoch_*.pt"))[:-self.config.keep_checkpoints or None]:
+        for old in sorted(folder.glob("epoch_*.pt"))[: -self.config.keep_checkpoints or None]:
             old.unlink()
         rows = json.loads(checkpoint["history"])
         for name, text in ((HISTORY, json.dumps(rows, indent=1)), (HISTORY_CSV, history_csv(rows))):
@@ -334,16 +390,23 @@ class Trainer:
             if restore:
                 self.model.load_state_dict(checkpoint["model"])
                 self.model.eval()
-            return Outcome(int(checkpoint["best_epoch"]), float(checkpoint["best_score"]), int(checkpoint["epoch"]),
-                           int(checkpoint["bad_epochs"]) >= self.config.patience, json.loads(checkpoint["history"]),
-                           steps=_steps(checkpoint))
+            return Outcome(
+                int(checkpoint["best_epoch"]),
+                float(checkpoint["best_score"]),
+                int(checkpoint["epoch"]),
+                int(checkpoint["bad_epochs"]) >= self.config.patience,
+                json.loads(checkpoint["history"]),
+                steps=_steps(checkpoint),
+            )
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise self._damaged(exc) from None
 
     def _damaged(self, reason: object = "") -> EarmarkError:
         said = f" ({reason})" if reason else ""
-        return EarmarkError(f"cannot read the checkpoint {self.folder / LAST}: the file is damaged or was not "
-                            f"written by Earmark{said}; train again without --resume")
+        return EarmarkError(
+            f"cannot read the checkpoint {self.folder / LAST}: the file is damaged or was not "
+            f"written by Earmark{said}; train again without --resume"
+        )
 
     def _read_checkpoint(self) -> dict:
         path = self.folder / LAST
@@ -360,20 +423,30 @@ class Trainer:
             raise EarmarkError(f"nothing to resume: {self.folder / LAST} does not exist; train without --resume first")
         checkpoint = self._read_checkpoint()
         if checkpoint.get("signature") != self.signature:
-            raise EarmarkError("the labels, the clips or the settings have changed since the checkpoint in "
-                               f"{self.folder} was made; train afresh (without --resume)")
+            raise EarmarkError(
+                "the labels, the clips or the settings have changed since the checkpoint in "
+                f"{self.folder} was made; train afresh (without --resume)"
+            )
         try:
             if checkpoint["finished"]:
-                raise EarmarkError(f"the training in {self.folder} already finished at epoch {checkpoint['epoch']} "
-                                   f"(best epoch {checkpoint['best_epoch']}); nothing to resume")
+                raise EarmarkError(
+                    f"the training in {self.folder} already finished at epoch {checkpoint['epoch']} "
+                    f"(best epoch {checkpoint['best_epoch']}); nothing to resume"
+                )
             self.model.load_state_dict(checkpoint["model"])
             optimiser.load_state_dict(checkpoint["optimiser"])
             scaler.load_state_dict(checkpoint["scaler"])
             generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["torch_rng"])
-            return {"epoch": int(checkpoint["epoch"]), "best_score": float(checkpoint["best_score"]),
-                    "best_epoch": int(checkpoint["best_epoch"]), "bad_epochs": int(checkpoint["bad_epochs"]),
-                    "finished": False, "steps": _steps(checkpoint), "history": json.loads(checkpoint["history"])}
+            return {
+                "epoch": int(checkpoint["epoch"]),
+                "best_score": float(checkpoint["best_score"]),
+                "best_epoch": int(checkpoint["best_epoch"]),
+                "bad_epochs": int(checkpoint["bad_epochs"]),
+                "finished": False,
+                "steps": _steps(checkpoint),
+                "history": json.loads(checkpoint["history"]),
+            }
         except EarmarkError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -389,8 +462,9 @@ def history_csv(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     writer = csv.writer(table)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in
-                         (row.get(column) for column in columns)])
+        writer.writerow(
+            [cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in (row.get(column) for column in columns)]
+        )
     return table.getvalue()
 
 

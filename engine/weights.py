@@ -5,6 +5,7 @@ the settings dialog) and the choice is kept in `weights.json` in the user's conf
 ($EARMARK_CONFIG_DIR overrides it). Every problem (no entry, a missing file, a file of the wrong kind)
 is an `EarmarkError` that says where to get the real weights and how to add them.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,19 @@ class WeightsKind:
 
 KINDS = {
     "ast": WeightsKind(
-        "ast", "an Audio Spectrogram Transformer in the transformers format (a folder with config.json and "
+        "ast",
+        "an Audio Spectrogram Transformer in the transformers format (a folder with config.json and "
         "model.safetensors or pytorch_model.bin), or a model id already in the Hugging Face cache",
         "get the folder of MIT/ast-finetuned-audioset-10-10-0.4593 from https://huggingface.co/MIT/"
         "ast-finetuned-audioset-10-10-0.4593 (for example `huggingface-cli download MIT/ast-finetuned-audioset-"
-        "10-10-0.4593 --local-dir ast`), then run `earmark weights add ast PATH`"),
+        "10-10-0.4593 --local-dir ast`), then run `earmark weights add ast PATH`",
+    ),
     "beats": WeightsKind(
-        "beats", "an official BEATs checkpoint file (.pt, a dict with 'cfg' and 'model')",
+        "beats",
+        "an official BEATs checkpoint file (.pt, a dict with 'cfg' and 'model')",
         "download BEATs_iter3_plus_AS2M.pt from https://github.com/microsoft/unilm/tree/master/beats, then run "
-        "`earmark weights add beats PATH`"),
+        "`earmark weights add beats PATH`",
+    ),
 }
 
 
@@ -120,8 +125,10 @@ def check(name: str, value: str | None = None) -> str:
 
         model = load_ast_model(value)
         config = model.config
-        return (f"AST, {config.num_hidden_layers} layers of width {config.hidden_size}, "
-                f"{config.num_mel_bins} mel bins x {config.max_length} frames")
+        return (
+            f"AST, {config.num_hidden_layers} layers of width {config.hidden_size}, "
+            f"{config.num_mel_bins} mel bins x {config.max_length} frames"
+        )
     if name == "beats":
         from engine.encoders.beats_model import load_beats_checkpoint
 

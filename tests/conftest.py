@@ -1,4 +1,5 @@
 """Shared fixtures: a small synthetic data set made by the project's own generator, and fresh projects."""
+
 from __future__ import annotations
 
 import os

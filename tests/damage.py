@@ -1,5 +1,6 @@
 """Damaged and read-only projects for tests: a page of garbage written over one page of a table, found the
 way SQLite itself lays the file out (`PRAGMA page_size` and the `dbstat` table), and a read-only bind mount."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,12 @@ def settle(database: Path) -> None:
 def table_pages(database: Path, table: str) -> list[tuple[int, int]]:
     """(page number, rows on it) of each leaf page of `table`, in file order."""
     with contextlib.closing(sqlite3.connect(str(database))) as conn:
-        return [(int(p), int(n)) for p, n in conn.execute(
-            "SELECT pageno, ncell FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", [table])]
+        return [
+            (int(p), int(n))
+            for p, n in conn.execute(
+                "SELECT pageno, ncell FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", [table]
+            )
+        ]
 
 
 def damage_page(database: Path, table: str, root: bool = False, index: int | None = None) -> int:
@@ -54,8 +59,10 @@ def read_only_mount(folder: Path, where: Path) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     bind = subprocess.run(["mount", "--bind", str(folder), str(where)], capture_output=True, text=True)
     if bind.returncode != 0:
-        pytest.skip(f"a read-only project needs a read-only bind mount, and mount --bind failed here "
-                    f"({bind.stderr.strip() or bind.returncode}); running as root bypasses file permissions")
+        pytest.skip(
+            f"a read-only project needs a read-only bind mount, and mount --bind failed here "
+            f"({bind.stderr.strip() or bind.returncode}); running as root bypasses file permissions"
+        )
     try:
         ro = subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], capture_output=True, text=True)
         if ro.returncode != 0 or os.access(where, os.W_OK):

@@ -1,4 +1,5 @@
 """Helpers that write small audio files for tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,9 @@ import numpy as np
 import soundfile as sf
 
 
-def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amplitude: float = 0.5,
-         channels: int = 1) -> np.ndarray:
+def tone(
+    seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amplitude: float = 0.5, channels: int = 1
+) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     x = amplitude * np.sin(2 * np.pi * freq * t)
     if channels == 1:
@@ -16,18 +18,30 @@ def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amplitude: 
     return np.stack([x * (c + 1) / channels for c in range(channels)], axis=1).astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray | None = None, sr: int = 16000, subtype: str = "PCM_16",
-              fmt: str | None = None) -> Path:
+def write_wav(
+    path: Path, samples: np.ndarray | None = None, sr: int = 16000, subtype: str = "PCM_16", fmt: str | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), tone(sr=sr) if samples is None else samples, sr, subtype=subtype, format=fmt)
     return path
 
 
 #: The BEATs_iter3 settings, scaled down so that a model builds and runs in milliseconds.
-TINY_BEATS = {"input_patch_size": 16, "embed_dim": 16, "encoder_embed_dim": 32, "encoder_layers": 2,
-              "encoder_attention_heads": 2, "encoder_ffn_embed_dim": 64, "conv_pos": 8, "conv_pos_groups": 4,
-              "relative_position_embedding": True, "gru_rel_pos": True, "deep_norm": True,
-              "layer_norm_first": False, "max_distance": 800}
+TINY_BEATS = {
+    "input_patch_size": 16,
+    "embed_dim": 16,
+    "encoder_embed_dim": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_embed_dim": 64,
+    "conv_pos": 8,
+    "conv_pos_groups": 4,
+    "relative_position_embedding": True,
+    "gru_rel_pos": True,
+    "deep_norm": True,
+    "layer_norm_first": False,
+    "max_distance": 800,
+}
 
 
 def tiny_ast(folder: Path, layers: int = 2) -> Path:
@@ -37,8 +51,7 @@ def tiny_ast(folder: Path, layers: int = 2) -> Path:
     from transformers import ASTConfig, ASTModel
 
     torch.manual_seed(0)
-    model = ASTModel(ASTConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                               intermediate_size=64))
+    model = ASTModel(ASTConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64))
     model.save_pretrained(folder)
     return folder
 
@@ -58,8 +71,14 @@ def tiny_beats(path: Path, **changes) -> Path:
     return path
 
 
-def write_hum(path: Path, seconds: float = 2.0, sr: int = 16000, seed: int = 0, burst: bool = False,
-              burst_span: tuple[float, float] = (0.3, 0.7)) -> Path:
+def write_hum(
+    path: Path,
+    seconds: float = 2.0,
+    sr: int = 16000,
+    seed: int = 0,
+    burst: bool = False,
+    burst_span: tuple[float, float] = (0.3, 0.7),
+) -> Path:
     """A machine-like recording: a hum and noise; with `burst`, a loud band of noise over `burst_span` (as
     fractions of the clip: an anomaly any detector should see)."""
     rng = np.random.default_rng(seed)

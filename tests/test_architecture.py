@@ -1,6 +1,7 @@
 """The engine stays headless and layered: import-linter's contracts (pyproject.toml) hold, and they do catch a
 breach: Qt in the engine, or the detector registry's old import cycle (the contract reaching up to the
 registry, a detector reaching up into the classifiers)."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
-                                                 "lint_imports_command()", "--no-cache"],
-                          cwd=root, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(root)})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-cache",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
 
 
 def copy_of_the_code(root: Path) -> Path:
@@ -47,8 +57,10 @@ def test_the_layers_catch_the_old_registry_cycle(tmp_path):
     reaching up into the classifiers' training code, as the leak detector once did: both are named."""
     copy_of_the_code(tmp_path)
     base = tmp_path / "engine" / "detectors" / "base.py"
-    base.write_text(base.read_text() + "\n\ndef load(key):\n    from engine.detectors.registry import detector_class\n"
-                    "\n    return detector_class(key)\n")
+    base.write_text(
+        base.read_text() + "\n\ndef load(key):\n    from engine.detectors.registry import detector_class\n"
+        "\n    return detector_class(key)\n"
+    )
     leak = tmp_path / "engine" / "detectors" / "leak" / "detector.py"
     leak.write_text(leak.read_text() + "\nfrom engine.classifiers.leak_data import labelled_segments  # noqa: E402\n")
 

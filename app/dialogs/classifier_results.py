@@ -1,5 +1,6 @@
 """Train > Classifier results...: the training curves of each trained classifier (loss, and the figure that
 chose the best epoch) and its confusion matrix on the validation data."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,8 +8,17 @@ from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 if TYPE_CHECKING:  # the training modules load only when a classifier is trained or its results are shown
     from engine.classifiers.reports import TrainedRun
@@ -54,8 +64,10 @@ class ClassifierResultsDialog(QDialog):
         layout.addWidget(buttons)
         self.choice.currentIndexChanged.connect(self.show_run)
         if not self.runs:
-            self.summary.setText("No classifier has been trained in this project yet: Train > Train leak classifier "
-                                 "or Train sound classifier.")
+            self.summary.setText(
+                "No classifier has been trained in this project yet: Train > Train leak classifier "
+                "or Train sound classifier."
+            )
         self.show_run(0)
 
     def show_run(self, index: int) -> None:
@@ -68,17 +80,25 @@ class ClassifierResultsDialog(QDialog):
         self.scores.clear()
         for key, name, colour in CURVES:
             self.losses.plot(epochs, [row[key] for row in run.history], pen=pg.mkPen(colour, width=2), name=name)
-        scores = ((run.metric, "#2ca02c"), ("val_accuracy" if "val_accuracy" in run.history[0] else "accuracy",
-                                            "#9467bd"))
+        scores = (
+            (run.metric, "#2ca02c"),
+            ("val_accuracy" if "val_accuracy" in run.history[0] else "accuracy", "#9467bd"),
+        )
         for key, colour in scores:
-            self.scores.plot(epochs, [row[key] for row in run.history], pen=pg.mkPen(colour, width=2),
-                             symbol="o", symbolSize=5, symbolBrush=colour, name=key.replace("_", " "))
+            self.scores.plot(
+                epochs,
+                [row[key] for row in run.history],
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=colour,
+                name=key.replace("_", " "),
+            )
         self.scores.addItem(pg.InfiniteLine(run.best_epoch, pen=pg.mkPen("#555", style=pg.QtCore.Qt.PenStyle.DashLine)))
         self._fill_matrix(run)
 
     def _fill_matrix(self, run: TrainedRun) -> None:
-        self.matrix_title.setText(f"Confusion matrix ({run.confusion_of}): rows are the truth, columns the "
-                                  "prediction")
+        self.matrix_title.setText(f"Confusion matrix ({run.confusion_of}): rows are the truth, columns the prediction")
         n = len(run.labels)
         self.matrix.clear()
         self.matrix.setRowCount(n)

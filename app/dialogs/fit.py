@@ -1,4 +1,5 @@
 """Train > Fit detector...: which detector, on which group (or all), with which settings."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Help > Keyboard shortcuts, built from the window's own actions so it can never disagree with them."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -11,9 +12,18 @@ class ShortcutsDialog(QDialog):
     def __init__(self, actions: Iterable[QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        rows = [(a.text().replace("&", ""), ", ".join(key for s in a.shortcuts()  # a standard key may be unbound
-                                                      if (key := s.toString(QKeySequence.SequenceFormat.NativeText))))
-                for a in actions if a.shortcuts()]
+        rows = [
+            (
+                a.text().replace("&", ""),
+                ", ".join(
+                    key
+                    for s in a.shortcuts()  # a standard key may be unbound
+                    if (key := s.toString(QKeySequence.SequenceFormat.NativeText))
+                ),
+            )
+            for a in actions
+            if a.shortcuts()
+        ]
         table = QTableWidget(len(rows), 2)
         table.setHorizontalHeaderLabels(["action", "keys"])
         for i, (text, keys) in enumerate(rows):

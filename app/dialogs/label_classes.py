@@ -5,6 +5,7 @@ is redrawn with the same class still selected, and `classes_changed` tells the m
 the store refuses (no name, a name already taken, removing a class that regions still carry) is explained in
 a red line inside the dialog and nothing is changed. The first nine classes, in order, are the keys 1-9.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -12,9 +13,22 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QDialog, QDialogButtonBox, QHBoxLayout,
-                               QHeaderView, QInputDialog, QLabel, QLineEdit, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QColorDialog,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.store import Project, labels
 from engine.store.health import database_error
@@ -61,8 +75,14 @@ class LabelClassesDialog(QDialog):
         self.down_button.clicked.connect(lambda: self._move_selected(1))
         self.remove_button.clicked.connect(self._remove_clicked)
         side = QVBoxLayout()
-        for button in (self.add_button, self.rename_button, self.colour_button, self.up_button, self.down_button,
-                       self.remove_button):
+        for button in (
+            self.add_button,
+            self.rename_button,
+            self.colour_button,
+            self.up_button,
+            self.down_button,
+            self.remove_button,
+        ):
             button.setAutoDefault(False)
             side.addWidget(button)
         side.addStretch(1)
@@ -114,8 +134,12 @@ class LabelClassesDialog(QDialog):
         for row, cls in enumerate(classes):
             swatch = QPixmap(16, 16)
             swatch.fill(QColor(cls.colour))
-            cells = (QTableWidgetItem(QIcon(swatch), ""), QTableWidgetItem(cls.shortcut or ""),
-                     QTableWidgetItem(cls.name), QTableWidgetItem(str(counts.get(cls.name, 0))))
+            cells = (
+                QTableWidgetItem(QIcon(swatch), ""),
+                QTableWidgetItem(cls.shortcut or ""),
+                QTableWidgetItem(cls.name),
+                QTableWidgetItem(str(counts.get(cls.name, 0))),
+            )
             cells[SWATCH].setData(Qt.ItemDataRole.UserRole, cls.colour)
             cells[SWATCH].setToolTip(cls.colour)
             for column in (KEY, COUNT):
@@ -166,6 +190,7 @@ class LabelClassesDialog(QDialog):
         def move() -> str:
             labels.move_label_class(self.project, name, position)
             return name
+
         return self._change(move)
 
     def remove_class(self, name: str) -> bool:
@@ -176,6 +201,7 @@ class LabelClassesDialog(QDialog):
         def remove() -> str | None:  # the class below takes the selection (or the one above, at the end)
             labels.remove_label_class(self.project, name)
             return rest[min(row, len(rest) - 1)] if rest else None
+
         removed = self._change(remove)
         if removed:
             self.class_removed.emit(name)
@@ -210,8 +236,9 @@ class LabelClassesDialog(QDialog):
         old = self.selected_name()
         if old is None:
             return
-        new, ok = QInputDialog.getText(self, "Rename label class", f"New name for {old!r}:",
-                                       QLineEdit.EchoMode.Normal, old)
+        new, ok = QInputDialog.getText(
+            self, "Rename label class", f"New name for {old!r}:", QLineEdit.EchoMode.Normal, old
+        )
         if ok:
             self.rename_class(old, new)
 

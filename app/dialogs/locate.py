@@ -3,13 +3,25 @@
 The search itself (by file name, preferring the same sub-folders, every checksum checked) runs as an engine
 job (`app.jobs.locate_missing`); this dialog only lists what is missing and takes the folder.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.data.clip import Clip
 
@@ -19,9 +31,11 @@ class LocateMissingDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Locate missing recordings")
         self.missing = list(missing)
-        intro = QLabel(f"{len(self.missing)} clip(s) point at files that no longer exist. Choose the folder "
-                       "they were moved to: each is looked for there by file name, and re-pointed only if its "
-                       "content (checksum) is unchanged.")
+        intro = QLabel(
+            f"{len(self.missing)} clip(s) point at files that no longer exist. Choose the folder "
+            "they were moved to: each is looked for there by file name, and re-pointed only if its "
+            "content (checksum) is unchanged."
+        )
         intro.setWordWrap(True)
         self.table = QTableWidget(len(self.missing), 2)
         self.table.setHorizontalHeaderLabels(["clip", "was at"])

@@ -1,15 +1,29 @@
 """The settings dialog: where to compute (auto / cpu / cuda), the AST and BEATs weights, and how the
 spectrogram is drawn. Weights are checked by loading them on the engine thread before they are kept."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine import weights
 from app.settings import SpectrogramSettings
 from app.views.overlays import MAP_COLOUR_MAPS, SPECTROGRAM_MAPS
+from engine import weights
 
 
 class WeightsRow(QWidget):
@@ -54,8 +68,9 @@ class WeightsRow(QWidget):
 class SettingsDialog(QDialog):
     weights_requested = Signal(str, str)
 
-    def __init__(self, device: str, spectrogram: SpectrogramSettings, cuda_available: bool,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, device: str, spectrogram: SpectrogramSettings, cuda_available: bool, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.device = QComboBox()
@@ -88,9 +103,15 @@ class SettingsDialog(QDialog):
         self.map_colour_map.setCurrentText(s.map_colour_map)
         look = QGroupBox("Spectrogram")
         form = QFormLayout(look)
-        for label, widget in (("FFT size", self.n_fft), ("Hop (samples)", self.hop), ("Mel bands", self.n_mels),
-                              ("dB floor", self.db_floor), ("dB ceiling", self.db_ceiling),
-                              ("Colour map", self.colour_map), ("Anomaly map colours", self.map_colour_map)):
+        for label, widget in (
+            ("FFT size", self.n_fft),
+            ("Hop (samples)", self.hop),
+            ("Mel bands", self.n_mels),
+            ("dB floor", self.db_floor),
+            ("dB ceiling", self.db_ceiling),
+            ("Colour map", self.colour_map),
+            ("Anomaly map colours", self.map_colour_map),
+        ):
             form.addRow(label, widget)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -112,8 +133,15 @@ class SettingsDialog(QDialog):
         floor, ceiling = self.db_floor.value(), self.db_ceiling.value()
         if ceiling <= floor:
             ceiling = floor + 10
-        return SpectrogramSettings(self.n_fft.value(), self.hop.value(), self.n_mels.value(), floor, ceiling,
-                                   self.colour_map.currentText(), self.map_colour_map.currentText())
+        return SpectrogramSettings(
+            self.n_fft.value(),
+            self.hop.value(),
+            self.n_mels.value(),
+            floor,
+            ceiling,
+            self.colour_map.currentText(),
+            self.map_colour_map.currentText(),
+        )
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:

@@ -1,10 +1,19 @@
 """Train > Train leak classifier... / Train sound classifier...: the mode, resume or not, and settings."""
+
 from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QPlainTextEdit,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QWidget,
+)
 
 from engine.detectors.registry import parse_settings
 from engine.errors import EarmarkError
@@ -45,19 +54,24 @@ class TrainDialog(QDialog):
         if self.kind == "leak":
             from engine.classifiers.leak import LeakConfig
 
-            head = ("Trains on the labelled regions (LEAK, NORMAL, QUIET, RANDOM, MECHANICAL), picks the epoch "
-                    "with the best file-level leak F1, then scores every clip: the leak probability becomes a "
-                    "lane and proposals. Binary: LEAK / NOLEAK; multiclass: five classes; both: one after the "
-                    "other.")
+            head = (
+                "Trains on the labelled regions (LEAK, NORMAL, QUIET, RANDOM, MECHANICAL), picks the epoch "
+                "with the best file-level leak F1, then scores every clip: the leak probability becomes a "
+                "lane and proposals. Binary: LEAK / NOLEAK; multiclass: five classes; both: one after the "
+                "other."
+            )
             fields = dataclasses.asdict(LeakConfig())
         else:
             from engine.classifiers.sound import SoundConfig
 
-            head = ("Trains on every clip with a class (ESC-50, EmoDB, folder names) with augmented variants "
-                    "kept with their clip, over several seeds; results under Train > Classifier results.")
+            head = (
+                "Trains on every clip with a class (ESC-50, EmoDB, folder names) with augmented variants "
+                "kept with their clip, over several seeds; results under Train > Classifier results."
+            )
             fields = dataclasses.asdict(SoundConfig())
-        shown = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in fields.items()
-                          if k != "mode")
+        shown = ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in fields.items() if k != "mode"
+        )
         return f"{head}\nSettings: {shown}"
 
     def chosen(self) -> tuple[list[str], dict, bool]:

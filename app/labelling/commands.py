@@ -7,6 +7,7 @@ project is no failure: the write waits for it (`LabelEditor._waiting`).
 Undoing the rejection of a proposal after the clip's proposals were computed again would bring back a
 proposal of an old set next to the new ones, so that is refused the same way.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -55,6 +56,7 @@ class CreateRegion(RegionCommand):
         def work() -> None:
             self.region = labels.add_region(self.editor.project, self.region)
             self.editor.last_added = self.region
+
         self._run(work)
 
     def undo(self) -> None:
@@ -64,8 +66,9 @@ class CreateRegion(RegionCommand):
 
 class DeleteRegion(RegionCommand):
     def __init__(self, editor: LabelEditor, region: Region, text: str = "") -> None:
-        super().__init__(editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s",
-                         region.clip_id)
+        super().__init__(
+            editor, text or f"delete {region.label} {region.start_s:.2f}-{region.end_s:.2f} s", region.clip_id
+        )
         self.region = region
         self.generation = editor.proposal_generation(region.clip_id)
 
@@ -102,6 +105,7 @@ class ChangeRegion(RegionCommand):
         def work() -> None:
             _check_proposals_unchanged(self, self.before["kind"])
             labels.update_region(self.editor.project, self.region_id, **self.before)
+
         self._run(work)
 
     def id(self) -> int:
@@ -118,8 +122,14 @@ class ChangeRegion(RegionCommand):
 class ChangeRegions(RegionCommand):
     """The same change to several regions of one clip in one transaction (accept every proposal)."""
 
-    def __init__(self, editor: LabelEditor, regions: list[Region], text: str,
-                 each: dict[int, dict] | None = None, **after: object) -> None:
+    def __init__(
+        self,
+        editor: LabelEditor,
+        regions: list[Region],
+        text: str,
+        each: dict[int, dict] | None = None,
+        **after: object,
+    ) -> None:
         """`after`: the change to every region; `each`: more changes to some regions, by region id."""
         super().__init__(editor, text, regions[0].clip_id)
         self.before = [(r.region_id, {name: getattr(r, name) for name in CHANGED_FIELDS}) for r in regions]
@@ -134,6 +144,7 @@ class ChangeRegions(RegionCommand):
         def work() -> None:
             _check_proposals_unchanged(self, self.before[0][1]["kind"])
             labels.update_regions(self.editor.project, self.before)
+
         self._run(work)
 
 

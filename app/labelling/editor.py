@@ -9,12 +9,14 @@ table, N / Shift+N, or the proposal the review moves on to), and says so in the 
 3.20-4.10 s from LEAK to NORMAL"). A region just added (Enter after [ ], or drawn with the mouse) is not
 left selected, so a key pressed after it chooses the class of the *next* region. Accepting a proposal keeps
 its label when that is one of the project's classes (the leak classifier's LEAK); an anomaly detector's
-finding (`engine.labels.proposals.ANOMALY_FINDING`) becomes the current class: what the user is labelling now, shown in the status line.
+finding (`engine.labels.proposals.ANOMALY_FINDING`) becomes the current class: what the user is labelling
+now, shown in the status line.
 
 An edit made while another Earmark process writes the project waits for it (the window keeps drawing but
 takes no keys or clicks meanwhile, so edits are written in the order they were made) and is never dropped
 for the lock; after a moment the status line says what it waits for.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,11 +25,11 @@ import sqlite3
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from app.labelling.commands import ChangeRegion, ChangeRegions, CreateRegion, DeleteRegion
 from engine.errors import EarmarkError
 from engine.labels.bounds import fit_to_clip
 from engine.store import Project, labels
 from engine.store.labels import Region
-from app.labelling.commands import ChangeRegion, ChangeRegions, CreateRegion, DeleteRegion
 
 #: Regions shorter than this are taken for a slip of the mouse or a double key press.
 MIN_REGION_S = 0.01
@@ -39,6 +41,7 @@ def _guarded(default: object = None):
     """An editor action that meets a damaged (or full, or locked) project while it reads or writes: the window
     shows the one database message (`database_failed`) and the action returns `default`, instead of the
     error escaping a Qt slot."""
+
     def wrap(method):
         @functools.wraps(method)
         def run(self: LabelEditor, *args, **kwargs):
@@ -47,13 +50,15 @@ def _guarded(default: object = None):
             except sqlite3.DatabaseError as exc:
                 self.database_failed.emit(exc)
                 return default
+
         return run
+
     return wrap
 
 
 class LabelEditor(QObject):
-    regions_changed = Signal(str, object)   # clip id, the region to select afterwards (or None)
-    selection_changed = Signal(object)      # region id or None
+    regions_changed = Signal(str, object)  # clip id, the region to select afterwards (or None)
+    selection_changed = Signal(object)  # region id or None
     marks_changed = Signal(object, object)  # pending start and end, each None when not set
     message = Signal(str)
     database_failed = Signal(object)  # an sqlite3.DatabaseError met reading the project: the window says it
@@ -159,8 +164,10 @@ class LabelEditor(QObject):
             self._noticed_s = 0.0
         if seconds >= first and (not self._noticed_s or seconds - self._noticed_s >= every):
             self._noticed_s = seconds
-            self.report(f"Waiting for another Earmark process to finish writing the project ({seconds:.0f} s); "
-                        "the edit is kept and written as soon as it can be")
+            self.report(
+                f"Waiting for another Earmark process to finish writing the project ({seconds:.0f} s); "
+                "the edit is kept and written as soon as it can be"
+            )
         QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
 
     def changed(self, clip_id: str, region_id: int | None) -> None:
@@ -193,16 +200,21 @@ class LabelEditor(QObject):
         self.select(None)
 
     @_guarded(False)
-    def create(self, start: float, end: float, low_hz: float | None = None, high_hz: float | None = None,
-               label: str | None = None) -> bool:
+    def create(
+        self,
+        start: float,
+        end: float,
+        low_hz: float | None = None,
+        high_hz: float | None = None,
+        label: str | None = None,
+    ) -> bool:
         if not self._ready():
             return False
         label = label or self.current_class
         if label is None:
             self.report("Add a label class first (Label > Label classes...)")
             return False
-        fitted = self._fit(Region(self.clip_id, start, end, label, "manual", low_hz, high_hz),
-                           "Not added")
+        fitted = self._fit(Region(self.clip_id, start, end, label, "manual", low_hz, high_hz), "Not added")
         if fitted is None:
             return False
         region, warning = fitted
@@ -219,14 +231,16 @@ class LabelEditor(QObject):
 
     # -- changing ------------------------------------------------------------------------------------------
     @_guarded()
-    def edit_bounds(self, region_id: int, start: float, end: float, low_hz: float | None = None,
-                    high_hz: float | None = None) -> None:
+    def edit_bounds(
+        self, region_id: int, start: float, end: float, low_hz: float | None = None, high_hz: float | None = None
+    ) -> None:
         """A region dragged or resized with the mouse."""
         region = self._region(region_id)
         if region is None:
             return
-        fitted = self._fit(Region(region.clip_id, start, end, region.label, region.kind, low_hz, high_hz),
-                           "Not changed")
+        fitted = self._fit(
+            Region(region.clip_id, start, end, region.label, region.kind, low_hz, high_hz), "Not changed"
+        )
         if fitted is None:
             self.changed(region.clip_id, region.region_id)  # redrawn where it was
             return
@@ -238,8 +252,7 @@ class LabelEditor(QObject):
             self.changed(region.clip_id, region.region_id)  # redrawn where it was
             return
         moved = abs((end - start) - region.duration_s) < 1e-6
-        self._change(region, "move" if moved else "resize", start_s=start, end_s=end, low_hz=low_hz,
-                     high_hz=high_hz)
+        self._change(region, "move" if moved else "resize", start_s=start, end_s=end, low_hz=low_hz, high_hz=high_hz)
 
     @_guarded()
     def set_edge(self, edge: str, seconds: float) -> None:
@@ -302,8 +315,10 @@ class LabelEditor(QObject):
             self.report("Add a label class first (Label > Label classes...)")
             return
         self._change(region, f"accept {label} {_span(region)}", kind="manual", label=label)
-        self.report(f"Accepted {_span(region)} as {label}" + (
-            f" (proposed as {region.label}?)" if label != region.label else ""))
+        self.report(
+            f"Accepted {_span(region)} as {label}"
+            + (f" (proposed as {region.label}?)" if label != region.label else "")
+        )
         self._select_next_proposal(region)
 
     def accepted_label(self, proposal: Region) -> str | None:
@@ -333,13 +348,23 @@ class LabelEditor(QObject):
         if None in chosen.values():
             self.report("Add a label class first (Label > Label classes...)")
             return 0
-        self.stack.push(ChangeRegions(self, pending, f"accept {len(pending)} proposal(s)",
-                                      {i: {"label": label} for i, label in chosen.items()}, kind="manual"))
+        self.stack.push(
+            ChangeRegions(
+                self,
+                pending,
+                f"accept {len(pending)} proposal(s)",
+                {i: {"label": label} for i, label in chosen.items()},
+                kind="manual",
+            )
+        )
         return len(pending)
 
     def _select_next_proposal(self, after: Region) -> None:
-        pending = [r for r in labels.regions(self.project, after.clip_id, ("proposal",))
-                   if r.start_s >= after.start_s and r.region_id != after.region_id]
+        pending = [
+            r
+            for r in labels.regions(self.project, after.clip_id, ("proposal",))
+            if r.start_s >= after.start_s and r.region_id != after.region_id
+        ]
         region_id = pending[0].region_id if pending else None
         self.changed(after.clip_id, region_id)
 
@@ -396,4 +421,3 @@ class LabelEditor(QObject):
 
 def _span(region: Region) -> str:
     return f"{region.start_s:.2f}-{region.end_s:.2f} s"
-

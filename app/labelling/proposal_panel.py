@@ -4,16 +4,30 @@ each a slider with a number box; and the review queue's settings (what N visits,
 
 Moving a slider re-proposes the shown clip at once; "Propose on all clips" runs on the engine thread.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout,
-                               QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
-REVIEW_MODES = {"proposals": "pending proposals", "flagged": "clips the detector flags",
-                "unlabelled": "clips without labels"}
+REVIEW_MODES = {
+    "proposals": "pending proposals",
+    "flagged": "clips the detector flags",
+    "unlabelled": "clips without labels",
+}
 
 
 @dataclass(frozen=True)
@@ -30,8 +44,7 @@ class SliderBox(QWidget):
 
     changed = Signal(float)
 
-    def __init__(self, low: float, high: float, step: float, value: float, suffix: str = "",
-                 name: str = "") -> None:
+    def __init__(self, low: float, high: float, step: float, value: float, suffix: str = "", name: str = "") -> None:
         super().__init__()
         self.step = step
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -65,7 +78,7 @@ class SliderBox(QWidget):
 
 
 class ProposalPanel(QWidget):
-    settings_changed = Signal()         # re-propose the shown clip
+    settings_changed = Signal()  # re-propose the shown clip
     propose_clip_requested = Signal()
     propose_all_requested = Signal()
     accept_all_requested = Signal()
@@ -89,10 +102,13 @@ class ProposalPanel(QWidget):
             self.review_mode.addItem(text, key)
         self.play_on_arrival = QCheckBox("play on arrival", objectName="play_on_arrival")
         buttons = QGridLayout()  # two rows, so the dock fits beside the spectrogram on a laptop
-        for place, (text, signal, name) in enumerate((
+        for place, (text, signal, name) in enumerate(
+            (
                 ("Propose (P)", self.propose_clip_requested, "propose_clip"),
                 ("Accept all (Shift+A)", self.accept_all_requested, "accept_all"),
-                ("Propose on all clips", self.propose_all_requested, "propose_all"))):
+                ("Propose on all clips", self.propose_all_requested, "propose_all"),
+            )
+        ):
             button = QPushButton(text, objectName=name)
             button.clicked.connect(signal.emit)
             buttons.addWidget(button, place // 2, place % 2)
@@ -123,8 +139,13 @@ class ProposalPanel(QWidget):
         detector = self.detector.currentText()
         if not detector:
             return None
-        return ProposalChoice(detector, self.on.value(), min(self.off.value(), self.on.value()),
-                              self.min_duration.value(), self.merge_gap.value())
+        return ProposalChoice(
+            detector,
+            self.on.value(),
+            min(self.off.value(), self.on.value()),
+            self.min_duration.value(),
+            self.merge_gap.value(),
+        )
 
     def mode(self) -> str:
         return self.review_mode.currentData()
@@ -132,5 +153,6 @@ class ProposalPanel(QWidget):
     def _changed(self, _value: float) -> None:
         if self.off.value() > self.on.value():  # hysteresis needs off <= on: follow the one dragged
             (self.off if self.sender() is self.on else self.on).set_value(
-                self.on.value() if self.sender() is self.on else self.off.value())
+                self.on.value() if self.sender() is self.on else self.off.value()
+            )
         self.settings_changed.emit()

@@ -2,18 +2,28 @@
 duration, label, kind, confidence and source model. A click jumps to the region, a double click plays it;
 the label and kind boxes filter the rows, and the selected rows are what "Export selected regions" writes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.store.labels import KINDS, Region
 from app.views.overlays import TRUTH_COLOUR
 from app.views.region_items import UNCLASSED_COLOUR
+from engine.store.labels import KINDS, Region
 
 COLUMNS = ("clip", "start", "end", "duration", "label", "kind", "confidence", "model")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -28,8 +38,9 @@ class RegionTableModel(QAbstractTableModel):
         self.models: dict[int, str] = {}
         self.names: dict[str, str] = {}
 
-    def set_regions(self, regions: Sequence[Region], colours: dict[str, str], models: dict[int, str],
-                    names: dict[str, str]) -> None:
+    def set_regions(
+        self, regions: Sequence[Region], colours: dict[str, str], models: dict[int, str], names: dict[str, str]
+    ) -> None:
         self.beginResetModel()
         self.regions, self.colours, self.models, self.names = list(regions), colours, models, names
         self.endResetModel()
@@ -72,10 +83,16 @@ class RegionTableModel(QAbstractTableModel):
         return None
 
     def _value(self, region: Region, column: str):
-        return {"clip": self.names.get(region.clip_id, region.clip_id), "start": region.start_s,
-                "end": region.end_s, "duration": region.duration_s, "label": region.label, "kind": region.kind,
-                "confidence": region.confidence,
-                "model": self.models.get(region.model_id, "") if region.model_id is not None else ""}[column]
+        return {
+            "clip": self.names.get(region.clip_id, region.clip_id),
+            "start": region.start_s,
+            "end": region.end_s,
+            "duration": region.duration_s,
+            "label": region.label,
+            "kind": region.kind,
+            "confidence": region.confidence,
+            "model": self.models.get(region.model_id, "") if region.model_id is not None else "",
+        }[column]
 
 
 class RegionFilter(QSortFilterProxyModel):
@@ -104,9 +121,9 @@ class RegionFilter(QSortFilterProxyModel):
 class RegionTable(QWidget):
     """Signals carry the region; the window decides how to jump to it and play it."""
 
-    region_chosen = Signal(object)    # Region: jump to it
-    region_played = Signal(object)    # Region: play it
-    scope_changed = Signal(bool)      # True: the whole project
+    region_chosen = Signal(object)  # Region: jump to it
+    region_played = Signal(object)  # Region: play it
+    scope_changed = Signal(bool)  # True: the whole project
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,8 +170,14 @@ class RegionTable(QWidget):
         layout.addLayout(scope)
         layout.addWidget(self.view)
 
-    def set_regions(self, regions: Sequence[Region], colours: dict[str, str], models: dict[int, str],
-                    names: dict[str, str], selected: int | None = None) -> None:
+    def set_regions(
+        self,
+        regions: Sequence[Region],
+        colours: dict[str, str],
+        models: dict[int, str],
+        names: dict[str, str],
+        selected: int | None = None,
+    ) -> None:
         label = self.label_box.currentText()
         self.label_box.blockSignals(True)
         self.label_box.clear()

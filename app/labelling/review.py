@@ -2,6 +2,7 @@
 sort and filter, as the user sees it) and, inside a clip, time. Three queues: pending proposals (every
 proposal region of the project), clips the viewed detector flags as anomalous, and clips without any
 manual label."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,8 +17,15 @@ class Stop:
     region_id: int | None = None
 
 
-def next_stop(project: Project, order: Sequence[str], mode: str, current_clip: str | None,
-              current_region: int | None, step: int = 1, detector: str | None = None) -> Stop | None:
+def next_stop(
+    project: Project,
+    order: Sequence[str],
+    mode: str,
+    current_clip: str | None,
+    current_region: int | None,
+    step: int = 1,
+    detector: str | None = None,
+) -> Stop | None:
     """The stop after (step=1) or before (step=-1) the current clip and region, or None at the end."""
     stops = _stops(project, order, mode, detector)
     if not stops:
@@ -32,8 +40,12 @@ def next_stop(project: Project, order: Sequence[str], mode: str, current_clip: s
     return behind[-1] if behind else None
 
 
-def _stops(project: Project, order: Sequence[str], mode: str, detector: str | None,
-           ) -> list[tuple[Stop, float]]:
+def _stops(
+    project: Project,
+    order: Sequence[str],
+    mode: str,
+    detector: str | None,
+) -> list[tuple[Stop, float]]:
     shown = set(order)
     rank = {clip_id: i for i, clip_id in enumerate(order)}
     if mode == "proposals":

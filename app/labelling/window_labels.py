@@ -1,5 +1,6 @@
 """The labelling side of the main window (a mixin of `MainWindow`): the label editor, the region table and
 proposals docks, and what the Label menu's keys do."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -8,20 +9,22 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMessageBox
 
-from engine.detectors.registry import finding_label
-from engine.errors import EarmarkError
-from engine.labels import proposals
-from engine.store import labels, results
-from engine.store.labels import Region
 from app import jobs, project_problems
 from app.dialogs.label_classes import LabelClassesDialog
 from app.labelling.editor import LabelEditor
 from app.labelling.proposal_panel import ProposalChoice, ProposalPanel
 from app.labelling.region_table import RegionTable
 from app.labelling.review import next_stop
+from engine.detectors.registry import finding_label
+from engine.errors import EarmarkError
+from engine.labels import proposals
+from engine.store import labels, results
+from engine.store.labels import Region
 
-LABEL_FILTERS = ("Audacity labels (*.txt);;Raven selection table (*.selections.txt);;Praat TextGrid (*.TextGrid);;"
-                 "CSV (*.csv);;JSON (*.json)")
+LABEL_FILTERS = (
+    "Audacity labels (*.txt);;Raven selection table (*.selections.txt);;Praat TextGrid (*.TextGrid);;"
+    "CSV (*.csv);;JSON (*.json)"
+)
 FORMAT_OF_FILTER = {"Audacity": "audacity", "Raven": "raven", "Praat": "textgrid", "CSV": "csv", "JSON": "json"}
 
 
@@ -40,8 +43,11 @@ class LabelActions:
         self.region_table.region_chosen.connect(self.go_to_region)
         self.region_table.region_played.connect(self.play_region)
         self.region_table.scope_changed.connect(lambda _: self.refresh_regions())
-        self.proposal_panel = ProposalPanel(ProposalChoice(
-            "", 1.0, proposals.DEFAULT_OFF_RATIO, proposals.DEFAULT_MIN_DURATION_S, proposals.DEFAULT_MERGE_GAP_S))
+        self.proposal_panel = ProposalPanel(
+            ProposalChoice(
+                "", 1.0, proposals.DEFAULT_OFF_RATIO, proposals.DEFAULT_MIN_DURATION_S, proposals.DEFAULT_MERGE_GAP_S
+            )
+        )
         self.proposal_panel.settings_changed.connect(self._proposal_timer_start)
         self.proposal_panel.propose_clip_requested.connect(self.propose_clip)
         self.proposal_panel.accept_all_requested.connect(self.accept_all_proposals)
@@ -49,8 +55,10 @@ class LabelActions:
         self._proposal_timer = QTimer(self, singleShot=True, interval=30, timeout=self.propose_clip)
         self.view.levels_dragged.connect(self._levels_dragged)
         self.proposal_panel.settings_changed.connect(self.show_proposal_levels)
-        for name, title, widget in (("regions", "Regions", self.region_table),
-                                    ("proposals", "Proposals and review", self.proposal_panel)):
+        for name, title, widget in (
+            ("regions", "Regions", self.region_table),
+            ("proposals", "Proposals and review", self.proposal_panel),
+        ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
             dock.setWidget(widget)
@@ -116,8 +124,12 @@ class LabelActions:
         on = not self.view.label_mode
         self.view.set_label_mode(on)
         self.actions_by_name["label_mode"].setChecked(on)
-        self._status("Label mode: drag to draw a region (Shift+drag: a time-frequency box); drag a region to "
-                     "move it, its edges to resize" if on else "Label mode off: drags pan the view")
+        self._status(
+            "Label mode: drag to draw a region (Shift+drag: a time-frequency box); drag a region to "
+            "move it, its edges to resize"
+            if on
+            else "Label mode off: drags pan the view"
+        )
 
     def mark_start(self) -> None:
         self.editor.mark_start(self.view.playhead_s)
@@ -208,9 +220,18 @@ class LabelActions:
             return
         try:
             found = proposals.lane_proposals(
-                display.clip_id, display.duration_s, lanes.frame_times, lanes.frame_scores, lanes.frame_threshold,
-                lanes.model_id, finding_label(choice.detector), choice.on_ratio, choice.off_ratio,
-                choice.min_duration_s, choice.merge_gap_s)
+                display.clip_id,
+                display.duration_s,
+                lanes.frame_times,
+                lanes.frame_scores,
+                lanes.frame_threshold,
+                lanes.model_id,
+                finding_label(choice.detector),
+                choice.on_ratio,
+                choice.off_ratio,
+                choice.min_duration_s,
+                choice.merge_gap_s,
+            )
             stored = labels.replace_proposals(self.project, display.clip_id, lanes.model_id, found)
         except EarmarkError as exc:
             self._status(str(exc))
@@ -260,8 +281,13 @@ class LabelActions:
         if not self._need_project() or choice is None:
             return
         self.editor.proposals_recomputed()
-        self.submit("propose", f"propose regions with {choice.detector}", jobs.propose_all(choice),
-                    self._proposed_all, detector=choice.detector)
+        self.submit(
+            "propose",
+            f"propose regions with {choice.detector}",
+            jobs.propose_all(choice),
+            self._proposed_all,
+            detector=choice.detector,
+        )
 
     def _proposed_all(self, written: int) -> None:
         self.editor.proposals_recomputed()
@@ -274,8 +300,9 @@ class LabelActions:
         mode = self.proposal_panel.mode()
         order = self.table.visible_clip_ids()
         current = self.view.display.clip_id if self.view.display else None
-        stop = next_stop(self.project, order, mode, current, self.editor.selected, step,
-                         self.controls.first.currentText() or None)
+        stop = next_stop(
+            self.project, order, mode, current, self.editor.selected, step, self.controls.first.currentText() or None
+        )
         if stop is None:
             hint = " (Propose on all clips first)" if mode == "proposals" else ""
             self._status(f"No {'more' if step > 0 else 'earlier'} stops in the review queue{hint}")
@@ -326,8 +353,9 @@ class LabelActions:
     def export_selected_regions(self) -> None:
         self.export_labels_dialog(selected_only=True)
 
-    def write_labels(self, path: Path, fmt: str, chosen: list[Region] | None = None,
-                     whole_project: bool = False) -> list[Path]:
+    def write_labels(
+        self, path: Path, fmt: str, chosen: list[Region] | None = None, whole_project: bool = False
+    ) -> list[Path]:
         """Export the chosen regions, else the manual labels of the shown clip (of every clip with
         `whole_project`, or in CSV and JSON, which hold many clips in one file)."""
         from engine.labels import exchange
@@ -340,8 +368,10 @@ class LabelActions:
         except EarmarkError as exc:
             QMessageBox.warning(self, "Earmark", str(exc))
             return []
-        self._status(f"exported labels to {', '.join(str(p) for p in written[:3])}"
-                     + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
+        self._status(
+            f"exported labels to {', '.join(str(p) for p in written[:3])}"
+            + (f" and {len(written) - 3} more" if len(written) > 3 else "")
+        )
         return written
 
     def import_labels_dialog(self) -> None:
@@ -384,6 +414,7 @@ class LabelActions:
 def _class_key(position: int):
     def choose(self: LabelActions) -> None:
         self.editor.choose_class(position)
+
     choose.__name__ = f"class_{position + 1}"
     return choose
 

@@ -1,6 +1,7 @@
 """The line above the spectrogram naming the shown clip: the whole text is kept (and is the tool tip), and
 what does not fit is cut from the middle, so on a narrow window both the start of the file name and the
 end of the line (duration, sample rate, channels) stay in view and the window does not have to widen."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt

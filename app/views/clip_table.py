@@ -2,15 +2,23 @@
 normalised against each model's training normals so detectors on different scales compare) and the
 decision of the detector being viewed; sortable, filtered by text and by the node chosen in the data-set
 tree."""
+
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 import math
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from PySide6.QtCore import (QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex,
-                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
@@ -138,21 +146,28 @@ class ClipTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
             return row.clip.path
         if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str) and value.endswith("(guessed)"):
-            return ("Scored by the models of the fitted group this recording resembles most; set its machine and "
-                    "section to score it with its own group's models")
+            return (
+                "Scored by the models of the fitted group this recording resembles most; set its machine and "
+                "section to score it with its own group's models"
+            )
         if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
             detector = self.detectors[index.column() - len(FIXED)]
             found, notes = row.scores.get(detector), [row.warnings.get(detector)]
             if found is not None and found.model_id in self.stale_models:
                 notes.insert(0, f"stale: refit (the clips model {found.model_id} was fitted on have changed since)")
             if found is not None and self.normalised and found.normalised is None:
-                notes.insert(0, "no normalised score: score the clip again (a model fitted before normalised "
-                                "scores were kept must be fitted again)")
+                notes.insert(
+                    0,
+                    "no normalised score: score the clip again (a model fitted before normalised "
+                    "scores were kept must be fitted again)",
+                )
             return "\n".join(n for n in notes if n) or None
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
             qa = row.clip.qa
-            return (f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
-                    f"{qa.silence_ratio:.0%} silent")
+            return (
+                f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
+                f"{qa.silence_ratio:.0%} silent"
+            )
         return None
 
     def _value(self, row: ClipRow, column: int):
@@ -160,10 +175,20 @@ class ClipTableModel(QAbstractTableModel):
         machine, section = clip.machine_type, clip.section_id
         guessed = clip.attributes.get(drops.GUESSED_GROUP) if machine is None or section is None else None
         if guessed:  # a drop with no group of its own: the group whose models scored it, said to be a guess
-            machine, section = (own if own is not None else f"{part} (guessed)" if part else None
-                                for own, part in zip((machine, section), drops.group_fields(guessed)))
-        fixed = (row.name, machine, section, clip.domain, clip.split, clip.label,
-                 qa_text(clip.duration_s, clip.qa), clip.duration_s)
+            machine, section = (
+                own if own is not None else f"{part} (guessed)" if part else None
+                for own, part in zip((machine, section), drops.group_fields(guessed), strict=False)
+            )
+        fixed = (
+            row.name,
+            machine,
+            section,
+            clip.domain,
+            clip.split,
+            clip.label,
+            qa_text(clip.duration_s, clip.qa),
+            clip.duration_s,
+        )
         if column < len(FIXED):
             return fixed[column]
         if column < len(FIXED) + len(self.detectors):
@@ -266,8 +291,10 @@ class ClipTable(QWidget):
 
     def visible_clip_ids(self) -> list[str]:
         """The clips the table shows, in its order (sort and filters as the user set them)."""
-        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()].clip.clip_id
-                for row in range(self.proxy.rowCount())]
+        return [
+            self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()].clip.clip_id
+            for row in range(self.proxy.rowCount())
+        ]
 
     def selected_clip_ids(self) -> list[str]:
         return [row.clip.clip_id for row in self.selected_rows()]
@@ -275,15 +302,22 @@ class ClipTable(QWidget):
     def selected_rows(self) -> list[ClipRow]:
         """The selected rows in the table's order. Read from the selection's row ranges: selectedRows() takes
         quadratic time when thousands of rows are selected."""
-        shown = sorted({row for span in self.view.selectionModel().selection()
-                        for row in range(span.top(), span.bottom() + 1)})
+        shown = sorted(
+            {row for span in self.view.selectionModel().selection() for row in range(span.top(), span.bottom() + 1)}
+        )
         return [self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()] for row in shown]
 
     def select_clips(self, clip_ids) -> None:
         """Select these clips' rows (those the filters show), as few row ranges as they make."""
-        shown = sorted(index.row() for index in (self.proxy.mapFromSource(self.model.index(row, 0))
-                                                 for row in map(self.model.row_of, clip_ids) if row is not None)
-                       if index.isValid())
+        shown = sorted(
+            index.row()
+            for index in (
+                self.proxy.mapFromSource(self.model.index(row, 0))
+                for row in map(self.model.row_of, clip_ids)
+                if row is not None
+            )
+            if index.isValid()
+        )
         selection = QItemSelection()
         last_column = self.model.columnCount() - 1
         start = 0
@@ -291,8 +325,9 @@ class ClipTable(QWidget):
             if i + 1 == len(shown) or shown[i + 1] != row + 1:  # the end of a run of adjacent rows
                 selection.select(self.proxy.index(shown[start], 0), self.proxy.index(row, last_column))
                 start = i + 1
-        self.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect
-                                          | QItemSelectionModel.SelectionFlag.Rows)
+        self.view.selectionModel().select(
+            selection, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
 
     def resize_columns(self) -> None:
         """Fit the columns to their contents, judged on the first rows (all rows would take seconds)."""

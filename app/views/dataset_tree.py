@@ -1,5 +1,6 @@
 """The data-set tree: machine > section > domain > split with clip counts, plus the inbox of dropped files.
 Choosing a node filters the clip table to it (`filter_chosen(where)`)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -60,8 +61,12 @@ class DatasetTree(QTreeWidget):
     @staticmethod
     def _label(level: str, value: str | None) -> str:
         if value is None:
-            return {"machine_type": "(no machine)", "section_id": "(no section)", "domain": "(no domain)",
-                    "split": "(no split)"}[level]
+            return {
+                "machine_type": "(no machine)",
+                "section_id": "(no section)",
+                "domain": "(no domain)",
+                "split": "(no split)",
+            }[level]
         return f"section {value}" if level == "section_id" else value
 
     def mark_stale(self, groups: set[str]) -> None:

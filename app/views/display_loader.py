@@ -2,6 +2,7 @@
 is shown, and full-resolution detail for the visible window as the user zooms. Results come back as
 signals (queued onto the GUI thread); a result for a clip or a window that is no longer wanted is dropped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,9 @@ class DisplayLoader(QObject):
         self._pool.submit(self._overview, self._request, path, config, self._progress, channel)
         return self._request
 
-    def load_detail(self, path: str, start_s: float, end_s: float, config: display.DisplayConfig,
-                    channel: int | None = None) -> None:
+    def load_detail(
+        self, path: str, start_s: float, end_s: float, config: display.DisplayConfig, channel: int | None = None
+    ) -> None:
         if self._closed:
             return
         self._detail += 1
@@ -66,8 +68,9 @@ class DisplayLoader(QObject):
         if request == self._request:
             self.overview_ready.emit(request, tile, envelope)
 
-    def _detail_job(self, request: int, detail: int, path: str, start_s: float, end_s: float, config,
-                    channel: int | None = None) -> None:
+    def _detail_job(
+        self, request: int, detail: int, path: str, start_s: float, end_s: float, config, channel: int | None = None
+    ) -> None:
         if request != self._request or detail != self._detail:
             return  # the user has moved on before this started
         try:

@@ -3,6 +3,7 @@ more), and each overlay's visibility and opacity.
 
 The strip is a tool bar: on a narrow window (a laptop) what does not fit goes behind its >> button instead of
 making the whole window wider."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,8 +18,8 @@ NO_DETECTOR = "none"
 
 
 class OverlayControls(QWidget):
-    detectors_changed = Signal(str, str, str, bool)    # first, second, third ("" for none), side by side
-    overlay_changed = Signal(str, bool, float)         # name, visible, opacity
+    detectors_changed = Signal(str, str, str, bool)  # first, second, third ("" for none), side by side
+    overlay_changed = Signal(str, bool, float)  # name, visible, opacity
 
     def __init__(self, opacity: dict[str, float], parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -1,5 +1,6 @@
 """What is drawn over a clip's spectrogram, as plain data: each detector's lanes and map, the ground-truth
 and labelled regions; and the colour maps. The main window fills a `ClipDisplay` from the project."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,8 +12,13 @@ from engine.audio.display import hz_to_mel
 from engine.store.labels import Region
 
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
-OVERLAY_TITLES = {"map": "Anomaly map", "lane": "Frame-score lane", "truth": "Ground-truth regions",
-                  "labels": "Labelled regions", "playhead": "Playhead"}
+OVERLAY_TITLES = {
+    "map": "Anomaly map",
+    "lane": "Frame-score lane",
+    "truth": "Ground-truth regions",
+    "labels": "Labelled regions",
+    "playhead": "Playhead",
+}
 DEFAULT_OPACITY = {"map": 0.6, "lane": 1.0, "truth": 0.2, "labels": 0.35, "playhead": 1.0}
 
 SPECTROGRAM_MAPS = ("grey_r", "grey", "viridis", "magma", "cividis")
@@ -133,8 +139,9 @@ def short_number(value: float, digits: int = 2) -> str:
     return f"{value:.3g}" if size >= 0.01 or size == 0 else f"{value:.1g}"
 
 
-def raster_map(lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128,
-               max_columns: int = 4000) -> tuple[np.ndarray, tuple[float, float]] | None:
+def raster_map(
+    lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128, max_columns: int = 4000
+) -> tuple[np.ndarray, tuple[float, float]] | None:
     """The anomaly map drawn on the spectrogram's grid: `rows` rows evenly spaced in mel between mel_low and
     mel_high, columns of equal time covering the map's time spans. Cells the map does not cover are NaN.
     Returns the [rows, columns] image (row 0 lowest) and its (start_s, end_s)."""

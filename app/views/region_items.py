@@ -7,6 +7,7 @@ a region with a frequency band is a box (a rectangle ROI in seconds x mel). In l
 can be dragged (move) and their edges pulled (resize); each drag ends in one `edited` call, which the
 label editor turns into one undoable, saved edit. Outside label mode nothing moves, so a drag pans.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,8 +33,11 @@ def region_text(region: Region, sources: dict[int, str]) -> str:
     if region.kind != "proposal":
         return region.label
     source = sources.get(region.model_id) if region.model_id is not None else None
-    return f"{region.label}?" + (f" ({source})" if source else "") + (
-        f" {region.confidence:.0%}" if region.confidence is not None else "")
+    return (
+        f"{region.label}?"
+        + (f" ({source})" if source else "")
+        + (f" {region.confidence:.0%}" if region.confidence is not None else "")
+    )
 
 
 class DrawingViewBox(pg.ViewBox):
@@ -66,8 +70,7 @@ class DrawingViewBox(pg.ViewBox):
             self.removeItem(self._rubber)
             self._rubber = None
             if rect.width() > 0:
-                self.drawn.emit(rect.left(), rect.right(), rect.top() if box else None,
-                                rect.bottom() if box else None)
+                self.drawn.emit(rect.left(), rect.right(), rect.top() if box else None, rect.bottom() if box else None)
 
     def _rect(self, a: QPointF, b: QPointF, box: bool) -> QRectF:
         (x0, x1), (y0, y1) = sorted((a.x(), b.x())), sorted((a.y(), b.y()))
@@ -90,9 +93,18 @@ class RegionItems:
             self.plot.removeItem(item)
         self.items, self.by_id = [], {}
 
-    def draw(self, regions: list[Region], colours: dict[str, str], opacity: float, visible: bool,
-             editable: bool, selected: int | None, duration_s: float, mel_range: tuple[float, float],
-             sources: dict[int, str] | None = None) -> None:
+    def draw(
+        self,
+        regions: list[Region],
+        colours: dict[str, str],
+        opacity: float,
+        visible: bool,
+        editable: bool,
+        selected: int | None,
+        duration_s: float,
+        mel_range: tuple[float, float],
+        sources: dict[int, str] | None = None,
+    ) -> None:
         """`sources`: the detector of each model (by id) whose proposals are drawn, named in their captions."""
         self.clear()
         for region in regions:
@@ -100,16 +112,20 @@ class RegionItems:
             proposal = region.kind == "proposal"
             fill = QColor(colour)
             fill.setAlphaF(opacity * (0.45 if proposal else 1.0))
-            pen = pg.mkPen(colour, width=2 if not proposal else 1.5,
-                           style=Qt.PenStyle.DashLine if proposal else Qt.PenStyle.SolidLine)
+            pen = pg.mkPen(
+                colour,
+                width=2 if not proposal else 1.5,
+                style=Qt.PenStyle.DashLine if proposal else Qt.PenStyle.SolidLine,
+            )
             if region.region_id == selected:
                 pen = SELECTED_PEN
             movable = editable and region.kind == "manual"
             if region.is_box:
                 item = self._box(region, pen, movable, duration_s, mel_range)
             else:
-                item = pg.LinearRegionItem((region.start_s, region.end_s), movable=movable, brush=fill, pen=pen,
-                                           bounds=(0, duration_s))
+                item = pg.LinearRegionItem(
+                    (region.start_s, region.end_s), movable=movable, brush=fill, pen=pen, bounds=(0, duration_s)
+                )
                 item.sigRegionChangeFinished.connect(lambda it, r=region: self._time_edited(r, it))
             item.setZValue(12 if region.region_id == selected else 11)
             item.setVisible(visible)
@@ -117,8 +133,12 @@ class RegionItems:
             self.items.append(item)
             self.by_id[region.region_id] = item
             text = region_text(region, sources or {})
-            caption = pg.TextItem(text, color=colour if region.region_id != selected else "#000000",
-                                  anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 170))
+            caption = pg.TextItem(
+                text,
+                color=colour if region.region_id != selected else "#000000",
+                anchor=(0, 0),
+                fill=pg.mkBrush(255, 255, 255, 170),
+            )
             top = hz_to_mel(region.high_hz) if region.is_box else mel_range[1]
             caption.setPos(region.start_s, float(top))
             caption.setZValue(13)
@@ -126,12 +146,18 @@ class RegionItems:
             self.plot.addItem(caption)
             self.items.append(caption)
 
-    def _box(self, region: Region, pen, movable: bool, duration_s: float,
-             mel_range: tuple[float, float]) -> pg.ROI:
+    def _box(self, region: Region, pen, movable: bool, duration_s: float, mel_range: tuple[float, float]) -> pg.ROI:
         low, high = float(hz_to_mel(region.low_hz)), float(hz_to_mel(region.high_hz))
-        roi = pg.RectROI((region.start_s, low), (region.end_s - region.start_s, high - low), pen=pen,
-                         movable=movable, resizable=movable, rotatable=False, removable=False,
-                         maxBounds=QRectF(0, mel_range[0], duration_s, mel_range[1] - mel_range[0]))
+        roi = pg.RectROI(
+            (region.start_s, low),
+            (region.end_s - region.start_s, high - low),
+            pen=pen,
+            movable=movable,
+            resizable=movable,
+            rotatable=False,
+            removable=False,
+            maxBounds=QRectF(0, mel_range[0], duration_s, mel_range[1] - mel_range[0]),
+        )
         if not movable:
             for handle in roi.getHandles():
                 roi.removeHandle(handle)
@@ -146,6 +172,10 @@ class RegionItems:
     def _box_edited(self, region: Region, roi: pg.ROI) -> None:
         (x, y), (w, h) = roi.pos(), roi.size()
         low, high = float(mel_to_hz(y)), float(mel_to_hz(y + h))
-        if (abs(x - region.start_s) > 1e-9 or abs(x + w - region.end_s) > 1e-9
-                or abs(low - region.low_hz) > 1e-3 or abs(high - region.high_hz) > 1e-3):
+        if (
+            abs(x - region.start_s) > 1e-9
+            or abs(x + w - region.end_s) > 1e-9
+            or abs(low - region.low_hz) > 1e-3
+            or abs(high - region.high_hz) > 1e-3
+        ):
             self.edited(region.region_id, float(x), float(x + w), max(0.0, low), high)

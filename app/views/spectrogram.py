@@ -7,6 +7,7 @@ the same clip, linked in time and frequency with the first.
 Audio is never read on the GUI thread: `DisplayLoader` computes the overview when a clip is shown and the
 full-resolution detail of the visible window as the user zooms into a long recording.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +15,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
-from engine.store.labels import Region
 from app.settings import SpectrogramSettings
 from app.views.display_loader import DisplayLoader
 from app.views.overlays import DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay
 from app.views.spectrogram_panel import Panel
+from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
+from engine.store.labels import Region
 
 #: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
 DETAIL_COLUMNS = 6000
@@ -30,14 +31,14 @@ COLUMNS = 3
 class SpectrogramView(QWidget):
     """`show_clip(display)` draws a clip; `set_detectors(a, b, c)` picks the maps; overlays via `set_overlay`."""
 
-    overview_shown = Signal(str)     # clip id, once its spectrogram is drawn
+    overview_shown = Signal(str)  # clip id, once its spectrogram is drawn
     detail_shown = Signal(float, float)
-    seek_requested = Signal(float)   # the user clicked a time
+    seek_requested = Signal(float)  # the user clicked a time
     load_failed = Signal(str)
-    region_clicked = Signal(int)     # a labelled region's id (a click outside every region sends nothing)
+    region_clicked = Signal(int)  # a labelled region's id (a click outside every region sends nothing)
     region_edited = Signal(int, float, float, object, object)  # id, start_s, end_s, low_hz, high_hz
-    region_drawn = Signal(float, float, object, object)         # start_s, end_s, low_hz, high_hz (None: no box)
-    levels_dragged = Signal(float, float)                        # the proposal on and off levels, dragged
+    region_drawn = Signal(float, float, object, object)  # start_s, end_s, low_hz, high_hz (None: no box)
+    levels_dragged = Signal(float, float)  # the proposal on and off levels, dragged
 
     def __init__(self, settings: SpectrogramSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,7 +103,10 @@ class SpectrogramView(QWidget):
 
     def apply_settings(self, settings: SpectrogramSettings) -> None:
         recompute = (settings.n_fft, settings.hop_length, settings.n_mels) != (
-            self.settings.n_fft, self.settings.hop_length, self.settings.n_mels)
+            self.settings.n_fft,
+            self.settings.hop_length,
+            self.settings.n_mels,
+        )
         self.settings = settings
         if self.display is not None:
             if recompute:  # computed again with the new grid
@@ -129,8 +133,9 @@ class SpectrogramView(QWidget):
             self.set_marks(None, None)
             self.set_playhead(0.0)
             main = self.panels[0].plot
-            main.setLimits(xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0],
-                           yMax=self.mel_range()[1])
+            main.setLimits(
+                xMin=0, xMax=max(display.duration_s, 1e-3), yMin=self.mel_range()[0], yMax=self.mel_range()[1]
+            )
             main.setRange(xRange=(0, display.duration_s), yRange=self.mel_range(), padding=0)
             request = self.loader.load(display.path, self.display_config(), display.channel)
             self._request_clip = {request: display.clip_id}
@@ -139,7 +144,7 @@ class SpectrogramView(QWidget):
 
     def set_detectors(self, first: str | None, *others: str | None) -> None:
         """The first column's detector and, side by side, the others' (None: that column is not shown)."""
-        self.detectors = (first, *others[:COLUMNS - 1], *(None,) * (COLUMNS - 1 - len(others)))
+        self.detectors = (first, *others[: COLUMNS - 1], *(None,) * (COLUMNS - 1 - len(others)))
         self._set_side_by_side(self.side_by_side)
         self._draw_lanes()
 
@@ -171,10 +176,17 @@ class SpectrogramView(QWidget):
         truth = [(s, e, TRUTH_COLOUR) for s, e in display.truth] if display else []
         for panel in self.panels:
             panel.set_truth(truth, self._opacity["truth"], self._visible["truth"])
-            panel.labels.draw(display.regions if display else [], display.colours if display else {},
-                              self._opacity["labels"], self._visible["labels"], self.label_mode,
-                              self.selected_region, display.duration_s if display else 0.0, self.mel_range(),
-                              display.sources if display else {})
+            panel.labels.draw(
+                display.regions if display else [],
+                display.colours if display else {},
+                self._opacity["labels"],
+                self._visible["labels"],
+                self.label_mode,
+                self.selected_region,
+                display.duration_s if display else 0.0,
+                self.mel_range(),
+                display.sources if display else {},
+            )
 
     # -- labelled regions --------------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
@@ -185,8 +197,13 @@ class SpectrogramView(QWidget):
             panel.lane.setMaximumHeight(min(110, max(50, round(0.17 * height))))
         self.wave.setMaximumHeight(min(90, max(72, round(0.17 * height))))  # the time axis takes ~35 px of it
 
-    def set_regions(self, regions: list[Region], colours: dict[str, str], selected: int | None = None,
-                    sources: dict[int, str] | None = None) -> None:
+    def set_regions(
+        self,
+        regions: list[Region],
+        colours: dict[str, str],
+        selected: int | None = None,
+        sources: dict[int, str] | None = None,
+    ) -> None:
         """The shown clip's labelled regions changed (an edit, an undo, new proposals): redraw them. Drawn
         on the next turn of the event loop, since the item whose drag caused the edit is still in use.
         `sources`: each proposing model's detector, by model id."""
@@ -329,8 +346,11 @@ class SpectrogramView(QWidget):
                 if self.display is not None and 0 <= seconds <= self.display.duration_s:
                     mel = float(point.y()) if item in plots else None
                     region = self.region_at(seconds, mel)
-                    self.selection = (region.start_s, region.end_s) if region else next(
-                        ((s, e) for s, e in self.display.truth if s <= seconds <= e), None)
+                    self.selection = (
+                        (region.start_s, region.end_s)
+                        if region
+                        else next(((s, e) for s, e in self.display.truth if s <= seconds <= e), None)
+                    )
                     if region is not None:
                         self.region_clicked.emit(region.region_id)
                     self.seek_requested.emit(seconds)
@@ -341,8 +361,12 @@ class SpectrogramView(QWidget):
         only counts when the point is inside its band (or no band is known)."""
         if self.display is None:
             return None
-        hits = [r for r in self.display.regions if r.start_s <= seconds <= r.end_s and (
-            mel is None or not r.is_box or hz_to_mel(r.low_hz) <= mel <= hz_to_mel(r.high_hz))]
+        hits = [
+            r
+            for r in self.display.regions
+            if r.start_s <= seconds <= r.end_s
+            and (mel is None or not r.is_box or hz_to_mel(r.low_hz) <= mel <= hz_to_mel(r.high_hz))
+        ]
         hits.sort(key=lambda r: (r.kind != "manual", r.end_s - r.start_s))
         return hits[0] if hits else None
 
@@ -404,9 +428,13 @@ class SpectrogramView(QWidget):
         if self.detail is not None and self.detail.start_s <= start and end <= self.detail.end_s:
             return
         margin = 0.25 * (end - start)
-        self.loader.load_detail(self.display.path, max(0.0, start - margin),
-                                min(self.display.duration_s, end + margin), self.display_config(),
-                                self.display.channel)
+        self.loader.load_detail(
+            self.display.path,
+            max(0.0, start - margin),
+            min(self.display.duration_s, end + margin),
+            self.display_config(),
+            self.display.channel,
+        )
 
     def shutdown(self) -> None:
         self._detail_timer.stop()

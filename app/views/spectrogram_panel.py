@@ -1,6 +1,7 @@
 """One column of the spectrogram view: a spectrogram plot with one detector's anomaly map and colour bar
 over it, the ground-truth and labelled regions, the playhead, and that detector's frame-score lane below;
 and the Hz axis of a mel-placed image."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -9,19 +10,46 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from engine.audio.display import SpectrogramTile, hz_to_mel, mel_to_hz
 from app.settings import SpectrogramSettings
-from app.views.overlays import (THRESHOLD_COLOUR, DetectorLanes, colour_bar_ticks, map_colour_map, map_levels,
-                                raster_map, short_number, spectrogram_colour_map)
+from app.views.overlays import (
+    THRESHOLD_COLOUR,
+    DetectorLanes,
+    colour_bar_ticks,
+    map_colour_map,
+    map_levels,
+    raster_map,
+    short_number,
+    spectrogram_colour_map,
+)
 from app.views.region_items import DrawingViewBox, RegionItems
+from engine.audio.display import SpectrogramTile, hz_to_mel, mel_to_hz
 
 if TYPE_CHECKING:
     from app.views.spectrogram import SpectrogramView
 
 #: The width of a colour bar's scale: room for "thr" and three digits, so three columns fit a laptop screen.
 COLOUR_BAR_AXIS_WIDTH = 34
-TICKS_HZ = (0, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000,
-            16000, 20000, 24000)
+TICKS_HZ = (
+    0,
+    100,
+    200,
+    300,
+    500,
+    700,
+    1000,
+    1500,
+    2000,
+    3000,
+    4000,
+    5000,
+    6000,
+    8000,
+    10000,
+    12000,
+    16000,
+    20000,
+    24000,
+)
 
 
 class HzAxis(pg.AxisItem):
@@ -102,8 +130,9 @@ class Panel:
         self.plot.addItem(self.map_image)
         # The colour bar has a layout column of its own, so every plot of a column is as wide as the others
         # (linked plots line up their time axes by screen position).
-        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=map_colour_map("inferno"), interactive=False,
-                                          width=12)
+        self.colour_bar = pg.ColorBarItem(
+            values=(0, 1), colorMap=map_colour_map("inferno"), interactive=False, width=12
+        )
         self.colour_bar.axis.setWidth(COLOUR_BAR_AXIS_WIDTH)  # three columns side by side fit a laptop screen
         self.colour_bar.setToolTip("The anomaly map's colour scale; the red line (thr): the model's frame threshold")
         self.colour_bar.setImageItem(self.map_image)
@@ -121,20 +150,32 @@ class Panel:
         self.lane.setXLink(self.plot)
         self.lane.setMouseEnabled(x=True, y=False)
         self.curve = self.lane.plot(pen=pg.mkPen("#1565c0", width=1.5))
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
-                                              label="threshold", labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]})
+        self.threshold_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen("#d32f2f", width=1, style=pg.QtCore.Qt.DashLine),
+            label="threshold",
+            labelOpts={"position": 0.98, "color": "#d32f2f", "anchors": [(1, 1), (1, 1)]},
+        )
         self.lane.addItem(self.threshold_line)
         self.threshold_line.setZValue(16)  # over the proposal levels: at ratio 1 the on level lies on it
         # The proposal levels, drawn on the lane of the detector that proposes; dragging them re-proposes.
-        self.levels = {name: pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(colour, width=2),
-                                             hoverPen=pg.mkPen(colour, width=4), label=name,
-                                             labelOpts={"position": where, "color": colour, "anchors": [(0, 1), (0, 1)]})
-                       for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.16))}
+        self.levels = {
+            name: pg.InfiniteLine(
+                angle=0,
+                movable=True,
+                pen=pg.mkPen(colour, width=2),
+                hoverPen=pg.mkPen(colour, width=4),
+                label=name,
+                labelOpts={"position": where, "color": colour, "anchors": [(0, 1), (0, 1)]},
+            )
+            for name, colour, where in (("on", "#ef6c00", 0.03), ("off", "#f9a825", 0.16))
+        }
         for line in self.levels.values():
             line.setVisible(False)
             line.setZValue(15)
-            line.sigPositionChanged.connect(lambda _line: view.levels_dragged.emit(
-                self.levels["on"].value(), self.levels["off"].value()))
+            line.sigPositionChanged.connect(
+                lambda _line: view.levels_dragged.emit(self.levels["on"].value(), self.levels["off"].value())
+            )
             self.lane.addItem(line)
         self.playheads = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#00c853", width=2)) for _ in range(2)]
         self.plot.addItem(self.playheads[0])
@@ -143,8 +184,9 @@ class Panel:
             line.setZValue(20)
         self.truth: list[pg.LinearRegionItem] = []
         self.labels = RegionItems(self.plot, view.region_edited.emit)
-        self.marks = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd600", width=2, style=pg.QtCore.Qt.DashLine))
-                      for _ in range(2)]
+        self.marks = [
+            pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd600", width=2, style=pg.QtCore.Qt.DashLine)) for _ in range(2)
+        ]
         for line in self.marks:
             line.setZValue(19)
             line.setVisible(False)
@@ -160,8 +202,12 @@ class Panel:
         image.setColorMap(spectrogram_colour_map(settings.colour_map))
         image.setRect(tile.start_s, tile.mel_low, tile.end_s - tile.start_s, tile.mel_high - tile.mel_low)
 
-    def set_lanes(self, lanes: DetectorLanes | None, mel_range: tuple[float, float], settings: SpectrogramSettings,
-                  ) -> None:
+    def set_lanes(
+        self,
+        lanes: DetectorLanes | None,
+        mel_range: tuple[float, float],
+        settings: SpectrogramSettings,
+    ) -> None:
         self.lanes = lanes
         narrow = sum(panel.attached for panel in self.view.panels) > 1
         # A title is as wide as its text at least: side by side it is short, so the columns fit a laptop.
@@ -177,8 +223,9 @@ class Panel:
             self.colour_bar.setColorMap(map_colour_map(settings.map_colour_map))
             self.colour_bar.setLevels((low, high))
             self._mark_threshold(low, high, lanes.frame_threshold)
-            self.map_image.setImage(np.nan_to_num(image, nan=low - abs(high - low)), autoLevels=False,
-                                    levels=(low, high))
+            self.map_image.setImage(
+                np.nan_to_num(image, nan=low - abs(high - low)), autoLevels=False, levels=(low, high)
+            )
             self.map_image.setRect(start, mel_range[0], end - start, mel_range[1] - mel_range[0])
             self.map_image.setVisible(self.view.overlay_visible("map"))
             self.colour_bar.setVisible(self.view.overlay_visible("map"))

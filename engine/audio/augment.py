@@ -1,5 +1,6 @@
 """Waveform augmentations: background noise at a chosen SNR, white noise, pitch shift, time stretch, reverb
 and gain. Each is deterministic for a given seed, so a variant of a clip can be cached."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
         return signal.copy()
     if len(noise) < len(signal):
         noise = np.tile(noise, int(np.ceil(len(signal) / len(noise))))
-    noise = noise[:len(signal)]
+    noise = noise[: len(signal)]
     signal_power = float(np.mean(signal.astype(np.float64) ** 2))
     noise_power = float(np.mean(noise.astype(np.float64) ** 2))
     if noise_power <= 0.0 or signal_power <= 0.0:
@@ -53,7 +54,7 @@ def reverb(signal: np.ndarray, sample_rate: int, decay_s: float = 0.3, wet: floa
     length = max(1, int(decay_s * sample_rate))
     rng = np.random.default_rng(seed)
     response = rng.standard_normal(length) * np.exp(-6.9 * np.arange(length) / length)  # -60 dB at decay_s
-    tail = fftconvolve(signal, response)[:len(signal)]
+    tail = fftconvolve(signal, response)[: len(signal)]
     tail *= np.sqrt(np.mean(np.square(signal)) / (np.mean(np.square(tail)) + 1e-12))
     return ((1 - wet) * signal + wet * tail).astype(np.float32)
 

@@ -28,6 +28,7 @@ Conventions (the GUI places images and curves by them):
 * Envelope: sample k sits at time k / sample_rate; a bucket's time is the mean of its samples' times.
   Channels are mixed to mono (their mean), or the clip's chosen channel is taken, as `load_audio` does.
 """
+
 from __future__ import annotations
 
 import math
@@ -159,8 +160,14 @@ def spectrogram(samples: np.ndarray, sample_rate: int, start_s: float, config: D
     return _full_resolution(padded, pad, len(samples), sample_rate, start_s, config)
 
 
-def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig,
-           buckets: int = 4000, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
+def detail(
+    path: str | Path,
+    start_s: float,
+    end_s: float,
+    config: DisplayConfig,
+    buckets: int = 4000,
+    channel: int | None = None,
+) -> tuple[SpectrogramTile, Envelope]:
     """Full-resolution tile and envelope of [start_s, end_s] (clamped to the file), reading only that window
     and the half-frame of context either side that the FFT needs.
 
@@ -173,9 +180,10 @@ def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig
     pad = config.n_fft // 2 + config.hop_length
     read_from, read_to = max(first - pad, 0), min(last + pad, info.frames)
     audio = _read_mono(info, read_from, read_to - read_from, channel)
-    padded = np.concatenate([np.zeros(pad - (first - read_from), np.float32), audio,
-                             np.zeros(pad - (read_to - last), np.float32)])
-    inner = padded[pad:pad + last - first]
+    padded = np.concatenate(
+        [np.zeros(pad - (first - read_from), np.float32), audio, np.zeros(pad - (read_to - last), np.float32)]
+    )
+    inner = padded[pad : pad + last - first]
     if not np.isfinite(inner).all():
         raise AudioError(info.path, "holds NaN or infinite samples; re-export it from the recorder's software")
     tile = _full_resolution(padded, pad, last - first, info.sample_rate, first / info.sample_rate, config)
@@ -188,8 +196,13 @@ def detail(path: str | Path, start_s: float, end_s: float, config: DisplayConfig
     return tile, meter.result()
 
 
-def overview(path: str | Path, config: DisplayConfig, buckets: int = 8000,
-             progress: Progress | None = None, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
+def overview(
+    path: str | Path,
+    config: DisplayConfig,
+    buckets: int = 8000,
+    progress: Progress | None = None,
+    channel: int | None = None,
+) -> tuple[SpectrogramTile, Envelope]:
     """Whole-file tile of at most `overview_columns` columns and an envelope of `buckets` buckets.
 
     A file whose full resolution fits in `overview_columns` columns gets exactly `detail` of the whole file.
@@ -212,8 +225,10 @@ def overview(path: str | Path, config: DisplayConfig, buckets: int = 8000,
 
 # --- full resolution -----------------------------------------------------------------------------------------
 
-def _full_resolution(padded: np.ndarray, pad: int, n: int, sample_rate: int, start_s: float,
-                     config: DisplayConfig) -> SpectrogramTile:
+
+def _full_resolution(
+    padded: np.ndarray, pad: int, n: int, sample_rate: int, start_s: float, config: DisplayConfig
+) -> SpectrogramTile:
     """Frames centred in each hop-wide column of padded[pad:pad + n]; `pad` samples of context either side."""
     hop, n_fft = config.hop_length, config.n_fft
     columns = -(-n // hop)
@@ -226,14 +241,16 @@ def _full_resolution(padded: np.ndarray, pad: int, n: int, sample_rate: int, sta
     mel = np.empty((columns, config.n_mels), dtype=np.float32)
     basis = _mel_basis(sample_rate, config.n_fft, config.n_mels, config.f_min, config.top_hz(sample_rate))
     for at in range(0, columns, _FFT_BATCH):
-        mel[at:at + _FFT_BATCH] = _power(windows[at:at + _FFT_BATCH], n_fft) @ basis
+        mel[at : at + _FFT_BATCH] = _power(windows[at : at + _FFT_BATCH], n_fft) @ basis
     return _tile(mel, start_s, start_s + columns * hop / sample_rate, sample_rate, config)
 
 
 # --- streaming overview --------------------------------------------------------------------------------------
 
-def _stream_overview(info: AudioInfo, config: DisplayConfig, buckets: int,
-                     progress: Progress | None, channel: int | None = None) -> tuple[SpectrogramTile, Envelope]:
+
+def _stream_overview(
+    info: AudioInfo, config: DisplayConfig, buckets: int, progress: Progress | None, channel: int | None = None
+) -> tuple[SpectrogramTile, Envelope]:
     n, n_fft, sr = info.frames, config.n_fft, info.sample_rate
     columns, per_column = config.overview_columns, config.frames_per_column
     total_frames = columns * per_column
@@ -270,11 +287,14 @@ def _stream_overview(info: AudioInfo, config: DisplayConfig, buckets: int,
                 if at_end or next_frame == total_frames:
                     break
                 keep_from = max(int(starts[next_frame]) - tail_origin, 0)
-                tail = buffer[min(keep_from, len(buffer)):].copy()
+                tail = buffer[min(keep_from, len(buffer)) :].copy()
                 tail_origin += min(keep_from, len(buffer))
     except sf.LibsndfileError as exc:
-        raise AudioError(info.path, f"cannot be decoded after {decoded / sr:.2f} s ({_libsndfile_reason(exc)}); "
-                                    "the file is probably truncated or damaged") from None
+        raise AudioError(
+            info.path,
+            f"cannot be decoded after {decoded / sr:.2f} s ({_libsndfile_reason(exc)}); "
+            "the file is probably truncated or damaged",
+        ) from None
     if decoded < n:
         raise AudioError(info.path, f"truncated: the header promises {n} frames but only {decoded} could be decoded")
     if progress is not None:
@@ -303,7 +323,7 @@ class _EnvelopeMeter:
         end = start + len(block)
         b0 = int(np.searchsorted(self.edges, start, side="right")) - 1
         b1 = int(np.searchsorted(self.edges, end - 1, side="right")) - 1
-        cuts = np.concatenate([[0], self.edges[b0 + 1:b1 + 1] - start])
+        cuts = np.concatenate([[0], self.edges[b0 + 1 : b1 + 1] - start])
         span = slice(b0, b1 + 1)
         self.low[span] = np.minimum(self.low[span], np.minimum.reduceat(block, cuts))
         self.high[span] = np.maximum(self.high[span], np.maximum.reduceat(block, cuts))
@@ -318,12 +338,13 @@ class _EnvelopeMeter:
 
 # --- shared pieces -------------------------------------------------------------------------------------------
 
+
 def _power(windows: np.ndarray, n_fft: int) -> np.ndarray:
     """|rfft|^2 of Hann-windowed frames [frames, n_fft] -> [frames, n_fft // 2 + 1] float32."""
     import scipy.fft  # pocketfft in float32 on both cores: ~6x numpy.fft here
 
     spectrum = scipy.fft.rfft(windows * _hann(n_fft), axis=1, workers=-1)
-    return spectrum.real ** 2 + spectrum.imag ** 2
+    return spectrum.real**2 + spectrum.imag**2
 
 
 def _tile(mel: np.ndarray, start_s: float, end_s: float, sample_rate: int, config: DisplayConfig) -> SpectrogramTile:
@@ -334,8 +355,14 @@ def _tile(mel: np.ndarray, start_s: float, end_s: float, sample_rate: int, confi
     np.maximum(mel, np.float32(-config.top_db), out=mel)  # float32 rounding would leave -100.00001
     low, high = hz_to_mel(config.f_min), hz_to_mel(config.top_hz(sample_rate))
     half = (high - low) / (config.n_mels + 1) / 2  # half the spacing of the filters' centres
-    return SpectrogramTile(db=np.ascontiguousarray(mel.T, dtype=np.float32), start_s=float(start_s),
-                           end_s=float(end_s), mel_low=low + half, mel_high=high - half, sample_rate=int(sample_rate))
+    return SpectrogramTile(
+        db=np.ascontiguousarray(mel.T, dtype=np.float32),
+        start_s=float(start_s),
+        end_s=float(end_s),
+        mel_low=low + half,
+        mel_high=high - half,
+        sample_rate=int(sample_rate),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -356,10 +383,18 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: f
     with warnings.catch_warnings():
         # Too many bands for the FFT leaves some filters empty; those rows just read -top_db.
         warnings.simplefilter("ignore", UserWarning)
-        bank = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max,
-                                   htk=False, norm="slaney", dtype=np.float64)
+        bank = librosa.filters.mel(
+            sr=sample_rate,
+            n_fft=n_fft,
+            n_mels=n_mels,
+            fmin=f_min,
+            fmax=f_max,
+            htk=False,
+            norm="slaney",
+            dtype=np.float64,
+        )
     amplitude_scale = 2.0 / float(_hann(n_fft).astype(np.float64).sum())
-    basis = np.ascontiguousarray((bank * (sample_rate / n_fft) * amplitude_scale ** 2).T, dtype=np.float32)
+    basis = np.ascontiguousarray((bank * (sample_rate / n_fft) * amplitude_scale**2).T, dtype=np.float32)
     basis.setflags(write=False)
     return basis
 
@@ -371,8 +406,10 @@ def _window(info: AudioInfo, start_s: float, end_s: float) -> tuple[int, int]:
     first = max(round(start_s * info.sample_rate), 0)
     last = min(round(end_s * info.sample_rate), info.frames)
     if first >= last:
-        raise AudioError(info.path, f"the window {start_s:.3f} s to {end_s:.3f} s lies outside the file "
-                                    f"(0 to {info.duration_s:.3f} s)")
+        raise AudioError(
+            info.path,
+            f"the window {start_s:.3f} s to {end_s:.3f} s lies outside the file (0 to {info.duration_s:.3f} s)",
+        )
     return first, last
 
 
@@ -395,9 +432,12 @@ def _read_mono(info: AudioInfo, first: int, count: int, channel: int | None = No
                 f.seek(first)
             data = f.read(frames=count, dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
-        raise AudioError(info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); "
-                                    "the file is probably truncated or damaged") from None
+        raise AudioError(
+            info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); the file is probably truncated or damaged"
+        ) from None
     if len(data) < count:
-        raise AudioError(info.path, f"truncated: the header promises {info.frames} frames but only "
-                                    f"{first + len(data)} could be decoded")
+        raise AudioError(
+            info.path,
+            f"truncated: the header promises {info.frames} frames but only {first + len(data)} could be decoded",
+        )
     return np.ascontiguousarray(_mono(data, channel))

@@ -4,6 +4,7 @@ The cache lives in `artifacts/features/<config key>/<checksum[:2]>/<checksum>.np
 and far finer than the dB resolution anybody listens to). A clip that cannot be read is reported through
 `progress.problem` and left out of the result, so one corrupt file never stops a batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -62,8 +63,12 @@ class FeatureCache:
                 dropped += 1
         return dropped
 
-    def features(self, clips: Sequence[Clip], spec: FeatureSpec, progress: Progress | None = None,
-                 ) -> dict[str, np.ndarray]:
+    def features(
+        self,
+        clips: Sequence[Clip],
+        spec: FeatureSpec,
+        progress: Progress | None = None,
+    ) -> dict[str, np.ndarray]:
         """clip_id -> float32 feature array, for every clip that could be read (the rest are reported)."""
         progress = progress or Progress()
         found: dict[str, np.ndarray] = {}
@@ -81,10 +86,13 @@ class FeatureCache:
         progress.update(done, total, f"{spec.key}: {done} cached")
         with ThreadPoolExecutor(self._loaders) as pool:
             for start in range(0, len(missing), BATCH):
-                batch = missing[start:start + BATCH]
+                batch = missing[start : start + BATCH]
                 loaded = load_clips(batch, spec.sample_rate, progress, pool)
-                good = _long_enough(spec, [(clip, audio) for clip, audio in zip(batch, loaded, strict=True)
-                                           if audio is not None], progress)
+                good = _long_enough(
+                    spec,
+                    [(clip, audio) for clip, audio in zip(batch, loaded, strict=True) if audio is not None],
+                    progress,
+                )
                 for clip, array in self._compute(good, spec):
                     found[clip.clip_id] = array
                     self._store(spec, clip, array)
@@ -113,8 +121,11 @@ class FeatureCache:
         save_npy_atomic(target, array.astype(np.float16), durable=False)
 
 
-def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progress: Progress,
-                 ) -> list[tuple[Clip, np.ndarray]]:
+def _long_enough(
+    spec: FeatureSpec,
+    loaded: list[tuple[Clip, np.ndarray]],
+    progress: Progress,
+) -> list[tuple[Clip, np.ndarray]]:
     """Audio too short for the spectrogram's padding would fail the whole batch; it is named and left out.
     (Detectors skip such clips before they get here, with their own minimum; this guards every other caller.)"""
     need = getattr(spec, "min_samples", None)
@@ -125,17 +136,21 @@ def _long_enough(spec: FeatureSpec, loaded: list[tuple[Clip, np.ndarray]], progr
     for clip, audio in loaded:
         if len(audio) < fewest:
             rate = spec.sample_rate
-            progress.problem(f"{clip.clip_id}: skipped, too short for a spectrogram: {len(audio) / rate:.3f} s, "
-                             f"needs {fewest / rate:.3f} s")
+            progress.problem(
+                f"{clip.clip_id}: skipped, too short for a spectrogram: {len(audio) / rate:.3f} s, "
+                f"needs {fewest / rate:.3f} s"
+            )
         else:
             kept.append((clip, audio))
     return kept
 
 
-def load_clips(clips: Sequence[Clip], sample_rate: int, progress: Progress,
-               pool: ThreadPoolExecutor | None = None) -> list[np.ndarray | None]:
+def load_clips(
+    clips: Sequence[Clip], sample_rate: int, progress: Progress, pool: ThreadPoolExecutor | None = None
+) -> list[np.ndarray | None]:
     """Each clip's samples at `sample_rate`, or None for a clip that cannot be read (reported through
     `progress.problem`). With a thread pool, files are decoded in parallel."""
+
     def load(clip: Clip) -> np.ndarray | AudioError:
         try:
             return load_audio(clip.path, sample_rate, channel=clip.channel)[0]

@@ -3,6 +3,7 @@
 A feature config is a frozen dataclass; its `key` (name plus a hash of every field) names its cache folder,
 so changing any parameter can never return stale features.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +73,16 @@ def _mel_transform(config: LogMelConfig, device_type: str, device_index: int | N
     import torchaudio
 
     transform = torchaudio.transforms.MelSpectrogram(
-        sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels,
-        power=config.power, f_min=config.f_min, f_max=config.f_max, center=True, pad_mode="reflect",
-        norm="slaney", mel_scale="slaney")
+        sample_rate=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        power=config.power,
+        f_min=config.f_min,
+        f_max=config.f_max,
+        center=True,
+        pad_mode="reflect",
+        norm="slaney",
+        mel_scale="slaney",
+    )
     return transform.to(torch.device(device_type, device_index) if device_index is not None else device_type)

@@ -4,6 +4,7 @@ Everything goes through libsndfile (the `soundfile` package): WAV (8/16/24/32-bi
 float), FLAC, OGG/Vorbis and MP3. Any problem with a file raises `AudioError` naming the file and the reason,
 so an importer can report it and carry on with the rest of a batch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,17 @@ MAX_SAMPLES_PER_BYTE = {"MP3": 1000, "MPEG": 1000, "OGG": 5000, "FLAC": 20000}
 #: Any other format or encoding: as generous as for MP3.
 OTHER_MAX_SAMPLES_PER_BYTE = 1000
 #: Uncompressed encodings need at least this many bytes per sample.
-MIN_BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
-                        "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+MIN_BYTES_PER_SAMPLE = {
+    "PCM_S8": 1,
+    "PCM_U8": 1,
+    "PCM_16": 2,
+    "PCM_24": 3,
+    "PCM_32": 4,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "ULAW": 1,
+    "ALAW": 1,
+}
 #: A whole-file decode may take `DECODE_BASE_S` plus the lesser of 1 / `MIN_DECODE_SPEED` of the audio's
 #: duration and the file's size at `MIN_DECODE_BYTES_PER_S` before it is abandoned: any machine decodes far
 #: faster, so only a file that misleads the decoder reaches the limit (the size bounds a lying header).
@@ -87,15 +97,22 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(path, f"not a readable audio file ({_libsndfile_reason(exc)}); "
-                               "Earmark reads WAV, FLAC, OGG and MP3") from None
+        raise AudioError(
+            path, f"not a readable audio file ({_libsndfile_reason(exc)}); Earmark reads WAV, FLAC, OGG and MP3"
+        ) from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(path, "has no samples (zero length)")
     if info.format in ("WAV", "WAVEX"):
         _check_wav_not_truncated(path, size)
     _check_plausible(path, size, int(info.frames), int(info.channels), str(info.format), str(info.subtype))
-    return AudioInfo(path=path, sample_rate=int(info.samplerate), channels=int(info.channels),
-                     frames=int(info.frames), format=str(info.format), subtype=str(info.subtype))
+    return AudioInfo(
+        path=path,
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        format=str(info.format),
+        subtype=str(info.subtype),
+    )
 
 
 def decode_time_limit(info: AudioInfo) -> float:
@@ -107,8 +124,14 @@ def decode_time_limit(info: AudioInfo) -> float:
     return DECODE_BASE_S + min(info.duration_s / MIN_DECODE_SPEED, size / MIN_DECODE_BYTES_PER_S)
 
 
-def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int | None = None,
-               start_s: float = 0.0, duration_s: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    *,
+    channel: int | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+) -> tuple[np.ndarray, int]:
     """Load a clip, or a time window of it, as float32 mono samples.
 
     `channel=None` mixes all channels down to mono; an integer picks that channel (0-based). Only the
@@ -122,14 +145,18 @@ def load_audio(path: str | Path, sample_rate: int | None = None, *, channel: int
         raise AudioError(info.path, f"invalid window: start {start_s} s, duration {duration_s} s")
     first = int(round(start_s * info.sample_rate))
     if first >= info.frames:
-        raise AudioError(info.path, f"window starts at {start_s:.3f} s, after the end "
-                                    f"({info.duration_s:.3f} s)")
-    count = info.frames - first if duration_s is None else min(int(round(duration_s * info.sample_rate)),
-                                                                info.frames - first)
+        raise AudioError(info.path, f"window starts at {start_s:.3f} s, after the end ({info.duration_s:.3f} s)")
+    count = (
+        info.frames - first
+        if duration_s is None
+        else min(int(round(duration_s * info.sample_rate)), info.frames - first)
+    )
     data = _read_frames(info, first, count)
     if data.shape[0] < count:
-        raise AudioError(info.path, f"truncated: the header promises {info.frames} frames but only "
-                                    f"{first + data.shape[0]} could be decoded")
+        raise AudioError(
+            info.path,
+            f"truncated: the header promises {info.frames} frames but only {first + data.shape[0]} could be decoded",
+        )
     samples = data.mean(axis=1) if channel is None else data[:, channel]
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     _check_finite(info.path, samples)
@@ -144,8 +171,9 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
     if rate_in == rate_out:
         return np.asarray(samples, dtype=np.float32)
-    return np.asarray(soxr.resample(np.asarray(samples, dtype=np.float32), rate_in, rate_out, quality="HQ"),
-                      dtype=np.float32)
+    return np.asarray(
+        soxr.resample(np.asarray(samples, dtype=np.float32), rate_in, rate_out, quality="HQ"), dtype=np.float32
+    )
 
 
 def scan(path: str | Path, time_limit_s: float | None = None) -> tuple[AudioInfo, QA]:
@@ -167,15 +195,21 @@ def scan(path: str | Path, time_limit_s: float | None = None) -> tuple[AudioInfo
                     _check_finite(info.path, block)  # raises, naming the problem
                 decoded += block.shape[0]
                 if time.monotonic() > deadline:
-                    raise AudioError(info.path, f"decoding took longer than {limit:.0f} s (stopped after "
-                                                f"{decoded / info.sample_rate:.1f} s of audio)")
+                    raise AudioError(
+                        info.path,
+                        f"decoding took longer than {limit:.0f} s (stopped after "
+                        f"{decoded / info.sample_rate:.1f} s of audio)",
+                    )
     except sf.LibsndfileError as exc:
         where = f" after {decoded / info.sample_rate:.2f} s" if decoded else ""
-        raise AudioError(info.path, f"cannot be decoded{where} ({_libsndfile_reason(exc)}); "
-                                    "the file is probably truncated or damaged") from None
+        raise AudioError(
+            info.path,
+            f"cannot be decoded{where} ({_libsndfile_reason(exc)}); the file is probably truncated or damaged",
+        ) from None
     if decoded < info.frames:
-        raise AudioError(info.path, f"truncated: the header promises {info.frames} frames "
-                                    f"but only {decoded} could be decoded")
+        raise AudioError(
+            info.path, f"truncated: the header promises {info.frames} frames but only {decoded} could be decoded"
+        )
     return info, meter.result()
 
 
@@ -244,9 +278,12 @@ class _QAMeter:
             self._carry = np.zeros(0, dtype=np.float32)
         mean_square = self.sum_squares / max(self.samples, 1)
         rms_dbfs = 10.0 * math.log10(mean_square) if mean_square > 0 else -math.inf
-        return QA(rms=max(rms_dbfs, -200.0), peak=self.peak,
-                  clipping_ratio=self.clipped / max(self.samples, 1),
-                  silence_ratio=self.silent_frames / max(self.frames, 1))
+        return QA(
+            rms=max(rms_dbfs, -200.0),
+            peak=self.peak,
+            clipping_ratio=self.clipped / max(self.samples, 1),
+            silence_ratio=self.silent_frames / max(self.frames, 1),
+        )
 
 
 def _read_frames(info: AudioInfo, first: int, count: int) -> np.ndarray:
@@ -256,8 +293,9 @@ def _read_frames(info: AudioInfo, first: int, count: int) -> np.ndarray:
                 f.seek(first)
             return f.read(frames=count, dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
-        raise AudioError(info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); "
-                                    "the file is probably truncated or damaged") from None
+        raise AudioError(
+            info.path, f"cannot be decoded ({_libsndfile_reason(exc)}); the file is probably truncated or damaged"
+        ) from None
 
 
 def _check_plausible(path: Path, size: int, frames: int, channels: int, fmt: str, subtype: str) -> None:
@@ -268,8 +306,11 @@ def _check_plausible(path: Path, size: int, frames: int, channels: int, fmt: str
     else:
         plausible = samples <= MAX_SAMPLES_PER_BYTE.get(fmt, OTHER_MAX_SAMPLES_PER_BYTE) * size
     if not plausible:
-        raise AudioError(path, f"header claims {frames:.3g} frames x {channels} channel(s) in "
-                               f"{_size_text(size)}, far more than the file can hold; its header is wrong")
+        raise AudioError(
+            path,
+            f"header claims {frames:.3g} frames x {channels} channel(s) in "
+            f"{_size_text(size)}, far more than the file can hold; its header is wrong",
+        )
 
 
 def _size_text(size: int) -> str:
@@ -298,8 +339,9 @@ def _check_wav_not_truncated(path: Path, size: int) -> None:
             if chunk_id == b"data":
                 available = size - position - 8
                 if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise AudioError(path, f"truncated: the data chunk promises {chunk_size} bytes but "
-                                           f"the file holds {available}")
+                    raise AudioError(
+                        path, f"truncated: the data chunk promises {chunk_size} bytes but the file holds {available}"
+                    )
                 return
             position += 8 + chunk_size + (chunk_size & 1)
 

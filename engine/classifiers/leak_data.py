@@ -7,6 +7,7 @@ region), for file-level voting. A file is LEAK when LEAK regions make up at leas
 The cut set is cached in `artifacts/classifiers/segments/`, keyed by the regions and the settings, so
 training again on unchanged labels reads one file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,23 +41,30 @@ def class_of(label: str, mode: str) -> str | None:
 
 @dataclass
 class SegmentSet:
-    x: np.ndarray            # [N, n_mels, segment_frames] log-mel dB
-    classes: np.ndarray      # [N] index into `names`
-    files: np.ndarray        # [N] clip ids
-    long_ids: np.ndarray     # [N] long-segment id, unique within the file
+    x: np.ndarray  # [N, n_mels, segment_frames] log-mel dB
+    classes: np.ndarray  # [N] index into `names`
+    files: np.ndarray  # [N] clip ids
+    long_ids: np.ndarray  # [N] long-segment id, unique within the file
     names: tuple[str, ...]
-    truth: dict[str, bool]   # clip id -> the file is LEAK
+    truth: dict[str, bool]  # clip id -> the file is LEAK
     splits: dict[str, str | None]  # clip id -> the clip's split in the project
 
     def subset(self, files: set[str]) -> SegmentSet:
         keep = np.isin(self.files, sorted(files))
-        return SegmentSet(self.x[keep], self.classes[keep], self.files[keep], self.long_ids[keep], self.names,
-                          {f: t for f, t in self.truth.items() if f in files},
-                          {f: s for f, s in self.splits.items() if f in files})
+        return SegmentSet(
+            self.x[keep],
+            self.classes[keep],
+            self.files[keep],
+            self.long_ids[keep],
+            self.names,
+            {f: t for f, t in self.truth.items() if f in files},
+            {f: s for f, s in self.splits.items() if f in files},
+        )
 
 
-def labelled_segments(project: Project, mode: str, settings: SegmentSettings, cache: FeatureCache,
-                      progress: Progress) -> SegmentSet:
+def labelled_segments(
+    project: Project, mode: str, settings: SegmentSettings, cache: FeatureCache, progress: Progress
+) -> SegmentSet:
     """Every short segment of the project's labelled regions that `mode` can use."""
     names = classes_for(mode)
     usable = [(r, class_of(r.label, mode)) for r in stored_regions(project, kinds=("manual",))]
@@ -65,12 +73,16 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
     if ignored:
         progress.problem(f"labels not used by the {mode} leak classifier: {', '.join(ignored)}")
     if not usable:
-        raise EarmarkError(f"no labelled regions to train the {mode} leak classifier on: label stretches of "
-                           f"clips as {' / '.join(MULTICLASS)} (Label menu), or import label files")
+        raise EarmarkError(
+            f"no labelled regions to train the {mode} leak classifier on: label stretches of "
+            f"clips as {' / '.join(MULTICLASS)} (Label menu), or import label files"
+        )
     labelled_clips = {r.clip_id for r, _ in usable}
     # A recording changed on disk since it was labelled is read again (and named) before it is cut.
-    clips = {c.clip_id: c for c in refresh_changed(project, [c for c in project.clips() if c.clip_id in labelled_clips],
-                                                   progress, cache)}
+    clips = {
+        c.clip_id: c
+        for c in refresh_changed(project, [c for c in project.clips() if c.clip_id in labelled_clips], progress, cache)
+    }
     usable = [(r, name) for r, name in usable if r.clip_id in clips]
     key = _cache_key(mode, settings, [(clips[r.clip_id].checksum, r.start_s, r.end_s, n) for r, n in usable])
     cached = project.artifacts / "classifiers" / "segments" / f"{key}.npz"
@@ -94,8 +106,10 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
         last = int(min(mel.shape[1], np.floor(region.end_s * frames_per_s)))
         starts, cut, long_in_region = cut_segments(mel, first, last, settings, stride=width)
         if not len(starts):
-            progress.problem(f"{region.clip_id}: a {name} region of {region.end_s - region.start_s:.2f} s is "
-                             f"shorter than one segment ({width / frames_per_s:.2f} s) and was left out")
+            progress.problem(
+                f"{region.clip_id}: a {name} region of {region.end_s - region.start_s:.2f} s is "
+                f"shorter than one segment ({width / frames_per_s:.2f} s) and was left out"
+            )
             continue
         xs.append(cut)
         classes.append(np.full(len(starts), names.index(name)))
@@ -104,12 +118,19 @@ def labelled_segments(project: Project, mode: str, settings: SegmentSettings, ca
         labelled[region.clip_id][0] += len(starts) if name == LEAK else 0
         labelled[region.clip_id][1] += len(starts)
     if not xs:
-        raise EarmarkError("none of the labelled regions gave a segment (unreadable audio, or regions shorter "
-                           f"than {width / frames_per_s:.2f} s)")
-    result = SegmentSet(np.concatenate(xs).astype(np.float32), np.concatenate(classes),
-                        np.concatenate(files).astype(str), np.concatenate(long_ids), names,
-                        {clip: leak * 2 >= total for clip, (leak, total) in labelled.items()},
-                        {clip: clips[clip].split for clip in labelled})
+        raise EarmarkError(
+            "none of the labelled regions gave a segment (unreadable audio, or regions shorter "
+            f"than {width / frames_per_s:.2f} s)"
+        )
+    result = SegmentSet(
+        np.concatenate(xs).astype(np.float32),
+        np.concatenate(classes),
+        np.concatenate(files).astype(str),
+        np.concatenate(long_ids),
+        names,
+        {clip: leak * 2 >= total for clip, (leak, total) in labelled.items()},
+        {clip: clips[clip].split for clip in labelled},
+    )
     _write(cached, result)
     return result
 
@@ -128,12 +149,27 @@ def data_signature(segments: SegmentSet) -> str:
 
 def _write(path: Path, s: SegmentSet) -> None:
     truth = json.dumps({"truth": s.truth, "splits": s.splits})
-    save_npz_atomic(path, {"x": s.x.astype(np.float16), "classes": s.classes, "files": s.files,
-                           "long_ids": s.long_ids, "meta": np.array(truth)})
+    save_npz_atomic(
+        path,
+        {
+            "x": s.x.astype(np.float16),
+            "classes": s.classes,
+            "files": s.files,
+            "long_ids": s.long_ids,
+            "meta": np.array(truth),
+        },
+    )
 
 
 def _read(path: Path, names: tuple[str, ...]) -> SegmentSet:
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
-        return SegmentSet(data["x"].astype(np.float32), data["classes"], data["files"].astype(str),
-                          data["long_ids"], names, meta["truth"], meta["splits"])
+        return SegmentSet(
+            data["x"].astype(np.float32),
+            data["classes"],
+            data["files"].astype(str),
+            data["long_ids"],
+            names,
+            meta["truth"],
+            meta["splits"],
+        )

@@ -1,5 +1,6 @@
 """The sound classifiers' torch modules: a plain spectrogram CNN and a residual CNN with optional SE or CBAM
 attention. (The leak CNN is the leak detector's: `engine.detectors.leak.model`.)"""
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,12 @@ class SpectrogramCNN(nn.Module):
         super().__init__()
         blocks, channels = [], 1
         for scale in (1, 2, 4, 4):
-            blocks += [nn.Conv2d(channels, width * scale, 3, padding=1), nn.BatchNorm2d(width * scale),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(channels, width * scale, 3, padding=1),
+                nn.BatchNorm2d(width * scale),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             channels = width * scale
         self.features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(channels, n_classes))
@@ -29,8 +34,13 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
         hidden = max(4, channels // reduction)
-        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
@@ -57,13 +67,20 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels_in: int, channels_out: int, attention: str) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out),
-            nn.ReLU(inplace=True), nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels_out))
-        self.attention = {"se": SqueezeExcite, "cbam": CBAM}[attention](channels_out) if attention != "none" \
-            else nn.Identity()
-        self.skip = nn.Identity() if channels_in == channels_out else nn.Sequential(
-            nn.Conv2d(channels_in, channels_out, 1, bias=False), nn.BatchNorm2d(channels_out))
+            nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels_out),
+        )
+        self.attention = (
+            {"se": SqueezeExcite, "cbam": CBAM}[attention](channels_out) if attention != "none" else nn.Identity()
+        )
+        self.skip = (
+            nn.Identity()
+            if channels_in == channels_out
+            else nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, bias=False), nn.BatchNorm2d(channels_out))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.attention(self.body(x)) + self.skip(x))
@@ -79,8 +96,9 @@ class ResidualCNN(nn.Module):
         super().__init__()
         if attention not in self.ATTENTION:
             raise ValueError(f"attention must be one of {', '.join(self.ATTENTION)}")
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
         layers, channels = [], width
         for index, scale in enumerate((1, 2, 4, 4)):
             layers.append(ResidualBlock(channels, width * scale, attention))
@@ -88,7 +106,9 @@ class ResidualCNN(nn.Module):
             if index < 3:
                 layers.append(nn.MaxPool2d(2))
         self.blocks = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(channels, n_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(channels, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         return self.head(self.blocks(self.stem(x))), None

@@ -5,6 +5,7 @@ or padded to `clip_seconds`; each variant (noise, pitch, stretch, reverb, gain) 
 fixed settings, so it is cached by the project's feature cache like any feature. The variants of a clip keep
 its clip id as their group: a split puts them all on the clip's side.
 """
+
 from __future__ import annotations
 
 import hashlib

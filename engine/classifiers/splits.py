@@ -2,6 +2,7 @@
 a group (its source clip, or its speaker), and a group lies wholly on one side. Splits are stratified by
 class where the counts allow. `audit` checks a split after the fact and fails loudly if any group lies on
 both sides: the mistake that lets a model be validated on a pitch-shifted copy of a training clip."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -19,15 +20,16 @@ class LeakageError(EarmarkError):
 
 @dataclass(frozen=True)
 class Split:
-    train: list[int]          # item indices
+    train: list[int]  # item indices
     validation: list[int]
 
     def groups(self, groups: Sequence[str]) -> tuple[set[str], set[str]]:
         return {groups[i] for i in self.train}, {groups[i] for i in self.validation}
 
 
-def grouped_split(groups: Sequence[str], labels: Sequence[str], validation_fraction: float = 0.2,
-                  seed: int = 0) -> Split:
+def grouped_split(
+    groups: Sequence[str], labels: Sequence[str], validation_fraction: float = 0.2, seed: int = 0
+) -> Split:
     """Whole groups to each side, about `validation_fraction` of each class's groups to validation (at least
     one where a class has two or more groups). A group's class is its items' most common label."""
     if not 0 < validation_fraction < 1:
@@ -55,7 +57,9 @@ def grouped_split(groups: Sequence[str], labels: Sequence[str], validation_fract
 
 def split_by_value(groups: Sequence[str], values: Sequence[str | None], held_out: str) -> Split:
     """Items whose value (an ESC-50 fold, a project split) is `held_out` to validation, the rest to training."""
-    split = Split([i for i, v in enumerate(values) if v != held_out], [i for i, v in enumerate(values) if v == held_out])
+    split = Split(
+        [i for i, v in enumerate(values) if v != held_out], [i for i, v in enumerate(values) if v == held_out]
+    )
     return audit(split, groups)
 
 
@@ -65,9 +69,13 @@ def audit(split: Split, groups: Sequence[str]) -> Split:
     both = sorted(train & validation)
     if both:
         shown = ", ".join(both[:5]) + (f" and {len(both) - 5} more" if len(both) > 5 else "")
-        raise LeakageError(f"leaky split: {len(both)} source clip(s) have variants on both the training and the "
-                           f"validation side ({shown}); split by source clip, never by variant")
+        raise LeakageError(
+            f"leaky split: {len(both)} source clip(s) have variants on both the training and the "
+            f"validation side ({shown}); split by source clip, never by variant"
+        )
     if not split.train or not split.validation:
-        raise EarmarkError(f"the split leaves {'no training' if not split.train else 'no validation'} items; "
-                           "label or import more clips")
+        raise EarmarkError(
+            f"the split leaves {'no training' if not split.train else 'no validation'} items; "
+            "label or import more clips"
+        )
     return split

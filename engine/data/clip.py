@@ -1,4 +1,5 @@
 """The `Clip` record: one recording in a project, with its metadata and QA figures."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -50,8 +51,7 @@ class Clip:
             if not 0 <= start < end:
                 raise ValueError(f"anomaly region ({start}, {end}) must have 0 <= start < end")
         object.__setattr__(self, "attributes", {str(k): str(v) for k, v in self.attributes.items()})
-        object.__setattr__(self, "anomaly_regions",
-                           tuple((float(s), float(e)) for s, e in self.anomaly_regions))
+        object.__setattr__(self, "anomaly_regions", tuple((float(s), float(e)) for s, e in self.anomaly_regions))
 
     @property
     def channel_caption(self) -> str:

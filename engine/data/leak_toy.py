@@ -9,6 +9,7 @@ whine). It writes the WAV files, a `metadata.csv` (split train/test, the class a
 The sound set (`generate_sounds`) is laid out as ESC-50 (`audio/` and `meta/esc50.csv` with five folds), so
 it is read by the same importer as the real data set.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,14 @@ LEAK_RATE = 8000
 SOUND_RATE = 16000
 
 
-def generate_leaks(out: str | Path, files_per_class: int = 20, duration_s: float = 6.0, seed: int = 0,
-                   test_fraction: float = 0.3, progress: Progress | None = None) -> Path:
+def generate_leaks(
+    out: str | Path,
+    files_per_class: int = 20,
+    duration_s: float = 6.0,
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    progress: Progress | None = None,
+) -> Path:
     """Write the leak set into `out`; returns the folder. A share `test_fraction` of each class is 'test'."""
     progress = progress or Progress()
     out = Path(out)
@@ -49,9 +56,20 @@ def generate_leaks(out: str | Path, files_per_class: int = 20, duration_s: float
         rows.append({"relative_path": f"audio/{name}.wav", "clip_id": name, "split": split, "class": label})
         progress.update(index + 1, total, name)
     _write_csv(out / "metadata.csv", ["relative_path", "clip_id", "split", "class"], rows)
-    _write_csv(out / "labels.csv", ["clip_id", "file", "start_s", "end_s", "label"],
-               [{"clip_id": r["clip_id"], "file": Path(r["relative_path"]).name, "start_s": 0.0,
-                 "end_s": duration_s, "label": r["class"]} for r in rows])
+    _write_csv(
+        out / "labels.csv",
+        ["clip_id", "file", "start_s", "end_s", "label"],
+        [
+            {
+                "clip_id": r["clip_id"],
+                "file": Path(r["relative_path"]).name,
+                "start_s": 0.0,
+                "end_s": duration_s,
+                "label": r["class"],
+            }
+            for r in rows
+        ],
+    )
     return out
 
 
@@ -81,8 +99,14 @@ def leak_sound(label: str, n: int, sr: int, rng: np.random.Generator) -> np.ndar
     return (x / (np.abs(x).max() + 1e-9) * rng.uniform(0.2, 0.8)).astype(np.float32)
 
 
-def generate_sounds(out: str | Path, clips_per_class: int = 20, duration_s: float = 2.0, seed: int = 0,
-                    classes: Sequence[str] = SOUND_CLASSES, progress: Progress | None = None) -> Path:
+def generate_sounds(
+    out: str | Path,
+    clips_per_class: int = 20,
+    duration_s: float = 2.0,
+    seed: int = 0,
+    classes: Sequence[str] = SOUND_CLASSES,
+    progress: Progress | None = None,
+) -> Path:
     """Write a small ESC-50-shaped set into `out` (five folds, `meta/esc50.csv`); returns the folder."""
     progress = progress or Progress()
     out = Path(out)
@@ -98,11 +122,21 @@ def generate_sounds(out: str | Path, clips_per_class: int = 20, duration_s: floa
         audio = _sound(classes[target], n, SOUND_RATE, np.random.default_rng(rng.integers(2**32)))
         name = f"{fold}-{100000 + number}-A-{target}.wav"
         sf.write(out / "audio" / name, audio, SOUND_RATE, subtype="PCM_16")
-        rows.append({"filename": name, "fold": fold, "target": target, "category": classes[target],
-                     "esc10": "False", "src_file": 100000 + number, "take": "A"})
+        rows.append(
+            {
+                "filename": name,
+                "fold": fold,
+                "target": target,
+                "category": classes[target],
+                "esc10": "False",
+                "src_file": 100000 + number,
+                "take": "A",
+            }
+        )
         progress.update(index + 1, total, name)
-    _write_csv(out / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"],
-               rows)
+    _write_csv(
+        out / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"], rows
+    )
     return out
 
 
@@ -120,8 +154,9 @@ def _sound(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     elif kind == "hiss":
         x = _bandpass(rng.standard_normal(n), rng.uniform(2000, 3500), rng.uniform(5000, 7000), sr)
     elif kind == "siren":
-        x = np.sin(2 * np.pi * np.cumsum(rng.uniform(600, 900) + 300 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
-                   / sr)
+        x = np.sin(
+            2 * np.pi * np.cumsum(rng.uniform(600, 900) + 300 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t)) / sr
+        )
     else:
         raise ValueError(f"unknown sound class {kind!r}")
     x = x / (_rms(x) + 1e-9) * 0.05 * 10 ** (rng.uniform(-12, 3) / 20) + background
@@ -145,7 +180,7 @@ def _events(n: int, sr: int, rng: np.random.Generator, rate: float | None = None
     for start in rng.integers(0, max(1, n - sr // 5), count):
         length = int(sr * rng.uniform(0.02, 0.15))
         burst = rng.standard_normal(length) * np.exp(-np.arange(length) / (length / 4))
-        x[start:start + length] += burst[:n - start] * rng.uniform(0.5, 2.0)
+        x[start : start + length] += burst[: n - start] * rng.uniform(0.5, 2.0)
     return x
 
 

@@ -3,6 +3,7 @@
 A flag does not stop a clip from being imported; it is named in the import report and shown in the clip
 table, so a user can find the recording that was cut short, left the microphone off or overloaded it.
 """
+
 from __future__ import annotations
 
 import math

@@ -13,6 +13,7 @@ clogging, looseness; engine.data.toy_faults) that change the whole clip a little
 seed and the clip's place in the plan, so the same seed gives the same files on any machine and with any
 number of worker processes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,10 +43,31 @@ SPEEDS = {"source": (1, 2), "target": (3,)}
 LOADS = {"source": (1, 2), "target": (2, 3)}
 #: Clips per section at scale 1 (DCASE 2025 train counts; 50 per domain and label in test).
 SOURCE_TRAIN, TARGET_TRAIN, TEST_EACH, SUPPLEMENTAL_EACH = 990, 10, 50, 50
-COLUMNS = ("clip_id", "relative_path", "machine_type", "section_id", "domain", "split", "label", "is_anomaly",
-           "anomaly_type", "anomaly_kind", "anomaly_regions", "speed_level", "load_level", "mic_position_id",
-           "noise_id", "snr_db", "supp_type", "sample_rate", "duration_s", "qa_rms", "qa_peak", "qa_clipping_ratio",
-           "qa_silence_ratio")
+COLUMNS = (
+    "clip_id",
+    "relative_path",
+    "machine_type",
+    "section_id",
+    "domain",
+    "split",
+    "label",
+    "is_anomaly",
+    "anomaly_type",
+    "anomaly_kind",
+    "anomaly_regions",
+    "speed_level",
+    "load_level",
+    "mic_position_id",
+    "noise_id",
+    "snr_db",
+    "supp_type",
+    "sample_rate",
+    "duration_s",
+    "qa_rms",
+    "qa_peak",
+    "qa_clipping_ratio",
+    "qa_silence_ratio",
+)
 LEVEL_DBFS = -20.0
 #: Which anomalies a data set holds: the family name -> its kinds.
 FAMILIES = {"transient": TRANSIENT_KINDS, "stationary": STATIONARY_KINDS}
@@ -78,11 +100,15 @@ class ToyConfig:
         if unknown or not self.machines:
             raise EarmarkError(f"machine types must be among {', '.join(MACHINES)}")
         if self.anomalies not in ANOMALY_CHOICES:
-            raise EarmarkError(f"anomalies must be one of {', '.join(ANOMALY_CHOICES)} (transient events, "
-                               f"stationary faults or both), not {self.anomalies!r}")
+            raise EarmarkError(
+                f"anomalies must be one of {', '.join(ANOMALY_CHOICES)} (transient events, "
+                f"stationary faults or both), not {self.anomalies!r}"
+            )
         if self.train_counts is not None and (len(self.train_counts) != 2 or min(self.train_counts) < 1):
-            raise EarmarkError(f"training counts must be two numbers of at least 1 (source, target normal clips "
-                               f"per section), not {self.train_counts}")
+            raise EarmarkError(
+                f"training counts must be two numbers of at least 1 (source, target normal clips "
+                f"per section), not {self.train_counts}"
+            )
         if self.test_each is not None and self.test_each < 1:
             raise EarmarkError(f"test clips per domain and label must be at least 1, not {self.test_each}")
 
@@ -109,8 +135,10 @@ class ClipPlan:
     @property
     def stem(self) -> str:
         kind = self.label if self.split != "supplemental" else self.supp_type
-        return (f"section_{self.section:02d}_{self.domain}_{self.split}_{kind}_{self.index:04d}"
-                f"_spd_{self.speed}_load_{self.load}_mic_{self.mic}_noise_{self.noise or 'none'}")
+        return (
+            f"section_{self.section:02d}_{self.domain}_{self.split}_{kind}_{self.index:04d}"
+            f"_spd_{self.speed}_load_{self.load}_mic_{self.mic}_noise_{self.noise or 'none'}"
+        )
 
     @property
     def relative_path(self) -> str:
@@ -119,10 +147,16 @@ class ClipPlan:
 
 def counts(scale: float) -> dict[str, int]:
     """Clips per section and kind at a scale (rounded half up, with the floors of the contract)."""
+
     def scaled(n: int) -> int:
         return int(math.floor(n * scale + 0.5))
-    return {"source_train": max(1, scaled(SOURCE_TRAIN)), "target_train": max(3, scaled(TARGET_TRAIN)),
-            "test_each": max(5, scaled(TEST_EACH)), "supplemental_each": max(2, scaled(SUPPLEMENTAL_EACH))}
+
+    return {
+        "source_train": max(1, scaled(SOURCE_TRAIN)),
+        "target_train": max(3, scaled(TARGET_TRAIN)),
+        "test_each": max(5, scaled(TEST_EACH)),
+        "supplemental_each": max(2, scaled(SUPPLEMENTAL_EACH)),
+    }
 
 
 def section_counts(config: ToyConfig) -> dict[str, int]:
@@ -157,28 +191,45 @@ def plan(config: ToyConfig) -> list[ClipPlan]:
     for machine in config.machines:
         machine_code = MACHINES.index(machine)
         for section in range(config.sections):
-            jobs = [("source", "train", "normal", None, n["source_train"]),
-                    ("target", "train", "normal", None, n["target_train"])]
+            jobs = [
+                ("source", "train", "normal", None, n["source_train"]),
+                ("target", "train", "normal", None, n["target_train"]),
+            ]
             for domain in ("source", "target"):
-                jobs += [(domain, "test", "normal", None, n["test_each"]),
-                         (domain, "test", "anomaly", None, n["test_each"])]
-            jobs += [(None, "supplemental", None, "noise", n["supplemental_each"]),
-                     (None, "supplemental", None, "machine", n["supplemental_each"])]
+                jobs += [
+                    (domain, "test", "normal", None, n["test_each"]),
+                    (domain, "test", "anomaly", None, n["test_each"]),
+                ]
+            jobs += [
+                (None, "supplemental", None, "noise", n["supplemental_each"]),
+                (None, "supplemental", None, "machine", n["supplemental_each"]),
+            ]
             for job, (domain, split, label, supp, count) in enumerate(jobs):
                 for index in range(count):
                     seed = (config.seed, machine_code, section, job, index)
                     rng = np.random.default_rng(seed)
                     dom = domain or ("source", "target")[index % 2]
                     noise = None if supp == "machine" else str(rng.choice(NOISES[dom]))
-                    out.append(ClipPlan(
-                        machine=machine, section=section, domain=dom, split=split, label=label, index=index,
-                        speed=int(rng.choice(SPEEDS[dom])), load=int(rng.choice(LOADS[dom])),
-                        mic=int(rng.choice(MICS[dom])), noise=noise,
-                        snr_db=None if supp else round(float(rng.uniform(*SNR_DB[dom])), 2),
-                        supp_type=supp,
-                        anomaly=_anomaly(config, section, job, index, dom, n["test_each"]) if label == "anomaly"
-                        else None,
-                        seed=seed))
+                    out.append(
+                        ClipPlan(
+                            machine=machine,
+                            section=section,
+                            domain=dom,
+                            split=split,
+                            label=label,
+                            index=index,
+                            speed=int(rng.choice(SPEEDS[dom])),
+                            load=int(rng.choice(LOADS[dom])),
+                            mic=int(rng.choice(MICS[dom])),
+                            noise=noise,
+                            snr_db=None if supp else round(float(rng.uniform(*SNR_DB[dom])), 2),
+                            supp_type=supp,
+                            anomaly=_anomaly(config, section, job, index, dom, n["test_each"])
+                            if label == "anomaly"
+                            else None,
+                            seed=seed,
+                        )
+                    )
     return out
 
 
@@ -211,8 +262,9 @@ def render(item: ClipPlan, config: ToyConfig) -> tuple[np.ndarray, list[tuple[fl
 
 def section_sound(item: ClipPlan, config: ToyConfig) -> SectionSound:
     """The fixed character of the clip's machine section (the same for every clip of the section)."""
-    return SectionSound.draw(item.machine, np.random.default_rng((config.seed, 7, MACHINES.index(item.machine),
-                                                                  item.section)))
+    return SectionSound.draw(
+        item.machine, np.random.default_rng((config.seed, 7, MACHINES.index(item.machine), item.section))
+    )
 
 
 def _write_clip(item: ClipPlan, config: ToyConfig, out_dir: str) -> dict[str, str]:
@@ -222,23 +274,36 @@ def _write_clip(item: ClipPlan, config: ToyConfig, out_dir: str) -> dict[str, st
     sf.write(str(path), samples, config.sample_rate, subtype="PCM_16")
     qa = measure_qa(samples, config.sample_rate)
     row = {
-        "clip_id": f"{item.machine}/{item.split}/{item.stem}", "relative_path": item.relative_path,
-        "machine_type": item.machine, "section_id": f"{item.section:02d}", "domain": item.domain,
-        "split": item.split, "label": item.label or "",
+        "clip_id": f"{item.machine}/{item.split}/{item.stem}",
+        "relative_path": item.relative_path,
+        "machine_type": item.machine,
+        "section_id": f"{item.section:02d}",
+        "domain": item.domain,
+        "split": item.split,
+        "label": item.label or "",
         "is_anomaly": "" if item.label is None else str(int(item.label == "anomaly")),
-        "anomaly_type": item.anomaly or "", "anomaly_kind": anomaly_kind_of(item.anomaly),
+        "anomaly_type": item.anomaly or "",
+        "anomaly_kind": anomaly_kind_of(item.anomaly),
         "anomaly_regions": json.dumps([[round(a, 4), round(b, 4)] for a, b in regions]),
-        "speed_level": item.speed, "load_level": item.load, "mic_position_id": item.mic,
-        "noise_id": item.noise or "", "snr_db": "" if item.snr_db is None else item.snr_db,
-        "supp_type": item.supp_type or "", "sample_rate": config.sample_rate, "duration_s": config.duration_s,
-        "qa_rms": round(qa.rms, 3), "qa_peak": round(qa.peak, 5), "qa_clipping_ratio": round(qa.clipping_ratio, 6),
+        "speed_level": item.speed,
+        "load_level": item.load,
+        "mic_position_id": item.mic,
+        "noise_id": item.noise or "",
+        "snr_db": "" if item.snr_db is None else item.snr_db,
+        "supp_type": item.supp_type or "",
+        "sample_rate": config.sample_rate,
+        "duration_s": config.duration_s,
+        "qa_rms": round(qa.rms, 3),
+        "qa_peak": round(qa.peak, 5),
+        "qa_clipping_ratio": round(qa.clipping_ratio, 6),
         "qa_silence_ratio": round(qa.silence_ratio, 4),
     }
     return {key: str(value) for key, value in row.items()}
 
 
-def generate(out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Progress | None = None,
-             workers: int | None = None) -> Path:
+def generate(
+    out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Progress | None = None, workers: int | None = None
+) -> Path:
     """Write the data set under `out_dir` and return the path of its metadata.csv (written last)."""
     progress = progress or Progress()
     out = Path(out_dir)
@@ -260,8 +325,7 @@ def generate(out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Pro
         context = multiprocessing.get_context("spawn")  # safe also when called from a GUI's worker thread
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             try:
-                for row in pool.map(_write_clip, items, [config] * len(items), [str(out)] * len(items),
-                                    chunksize=8):
+                for row in pool.map(_write_clip, items, [config] * len(items), [str(out)] * len(items), chunksize=8):
                     rows.append(row)
                     progress.update(len(rows), len(items), row["relative_path"])
             except BaseException:  # cancelled or interrupted: drop the clips still queued
@@ -272,6 +336,7 @@ def generate(out_dir: str | Path, config: ToyConfig = ToyConfig(), progress: Pro
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    (out / "toy_config.json").write_text(json.dumps({**asdict(config), "counts_per_section": section_counts(config)},
-                                                    indent=2))
+    (out / "toy_config.json").write_text(
+        json.dumps({**asdict(config), "counts_per_section": section_counts(config)}, indent=2)
+    )
     return metadata

@@ -23,6 +23,7 @@ the overall level stays within 3 dB of the same clip without the fault. Every fu
 numpy Generator after the normal signal has been drawn, so a clip with a fault and the same clip without it
 share every other sample of randomness.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,8 +61,15 @@ def defect_rate(sound: SectionSound, speed: int) -> float:
     return rotation_rate(sound, speed)
 
 
-def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionSound, speed: int, sr: int,
-              rng: np.random.Generator) -> np.ndarray:
+def add_fault(
+    kind: str,
+    machine: np.ndarray,
+    phase: np.ndarray,
+    sound: SectionSound,
+    speed: int,
+    sr: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The machine signal with the stationary fault `kind` over the whole clip.
 
     `phase` is the shaft's phase in radians at every sample (see toy_sounds.machine_sound), so the fault's
@@ -78,8 +86,9 @@ def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionS
     elif kind == "misalignment":
         depth = rng.uniform(0.10, 0.20)
         x = machine * (1 + depth * np.sin(2 * phase + _near(rng)))
-        x += _orders(phase, {k: a * rng.uniform(0.07, 0.14) for k, a in ((2.0, 1.0), (3.0, 0.5), (4.0, 0.3))},
-                     machine, sr, rng)
+        x += _orders(
+            phase, {k: a * rng.uniform(0.07, 0.14) for k, a in ((2.0, 1.0), (3.0, 0.5), (4.0, 0.3))}, machine, sr, rng
+        )
     elif kind == "bearing_wear":
         x = machine + _worn_race(machine, sound, speed, sr, rng)
     elif kind == "clogging":
@@ -96,14 +105,15 @@ def add_fault(kind: str, machine: np.ndarray, phase: np.ndarray, sound: SectionS
     return _within_level(x, level)
 
 
-def _orders(phase: np.ndarray, amplitudes: dict[float, float], machine: np.ndarray, sr: int,
-            rng: np.random.Generator) -> np.ndarray:
+def _orders(
+    phase: np.ndarray, amplitudes: dict[float, float], machine: np.ndarray, sr: int, rng: np.random.Generator
+) -> np.ndarray:
     """Tones at orders of the shaft, each raising the machine's own energy within a sixth of an octave of it
     by 2-6 dB, and never above its amplitude in `amplitudes` (relative to the machine's RMS): a few dB where
     the machine already has a line or a floor, little where it has nothing (behind the background noise)."""
     n = len(phase)
     out = np.zeros(n)
-    power = np.abs(np.fft.rfft(machine)) ** 2 * 2 / n ** 2  # mean-square contribution of each bin
+    power = np.abs(np.fft.rfft(machine)) ** 2 * 2 / n**2  # mean-square contribution of each bin
     freqs = np.fft.rfftfreq(n, 1 / sr)
     rate = (phase[-1] - phase[0]) / (2 * np.pi * (n - 1) / sr)
     for order, amplitude in amplitudes.items():
@@ -118,8 +128,7 @@ def _near(rng: np.random.Generator) -> float:
     return rng.uniform(-np.pi / 4, np.pi / 4)
 
 
-def _worn_race(machine: np.ndarray, sound: SectionSound, speed: int, sr: int,
-               rng: np.random.Generator) -> np.ndarray:
+def _worn_race(machine: np.ndarray, sound: SectionSound, speed: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Band noise a few kHz up, pulsing at the defect rate, that raises that band by 2-6 dB.
 
     The band lies above the machine's own ring or hiss where the sample rate allows, and the floor stays at
@@ -131,8 +140,9 @@ def _worn_race(machine: np.ndarray, sound: SectionSound, speed: int, sr: int,
     rise_db = rng.uniform(2.0, 6.0)
     wanted = rms(bandpass(machine, low, high, sr)) * np.sqrt(10 ** (rise_db / 10) - 1)
     t = np.arange(n) / sr
-    pulses = np.exp(rng.uniform(1.0, 2.0) * np.cos(2 * np.pi * defect_rate(sound, speed) * t
-                                                   + rng.uniform(0, 2 * np.pi)))
+    pulses = np.exp(
+        rng.uniform(1.0, 2.0) * np.cos(2 * np.pi * defect_rate(sound, speed) * t + rng.uniform(0, 2 * np.pi))
+    )
     floor = bandpass(rng.standard_normal(n), low, high, sr) * pulses
     return floor * min(wanted, 0.3 * rms(machine)) / max(rms(floor), 1e-12)
 
@@ -181,10 +191,12 @@ def signature_db(kind: str, samples: np.ndarray, sound: SectionSound, speed: int
         power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
         freqs = np.fft.rfftfreq(len(x), 1 / sr)
         octaves = np.arange(7.0)  # bands centred on 125 Hz ... 8 kHz, those below Nyquist
-        centres = 125.0 * 2 ** octaves
+        centres = 125.0 * 2**octaves
         octaves = octaves[centres * np.sqrt(2) < sr / 2]
-        levels = [10 * np.log10(power[(freqs >= 125.0 * 2 ** (o - 0.5)) & (freqs < 125.0 * 2 ** (o + 0.5))].sum()
-                                + 1e-30) for o in octaves]
+        levels = [
+            10 * np.log10(power[(freqs >= 125.0 * 2 ** (o - 0.5)) & (freqs < 125.0 * 2 ** (o + 0.5))].sum() + 1e-30)
+            for o in octaves
+        ]
         return float(np.polyfit(octaves, levels, 1)[0])
     raise ValueError(f"unknown stationary fault {kind!r}")
 

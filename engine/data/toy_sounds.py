@@ -1,6 +1,7 @@
 """Signal synthesis for the synthetic data set: machines, background noises, microphone positions and
 anomalies. Every function takes a numpy Generator, so a clip is fully determined by its seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,28 +23,47 @@ class SectionSound:
     """The fixed character of one machine section (one physical unit)."""
 
     machine: str
-    rotation_hz: float   # fan: shaft speed; bearing: shaft speed
-    count: int           # fan: blades; bearing: rolling elements
-    rolloff: float       # fan: harmonic roll-off; valve: cycle period in seconds
+    rotation_hz: float  # fan: shaft speed; bearing: shaft speed
+    count: int  # fan: blades; bearing: rolling elements
+    rolloff: float  # fan: harmonic roll-off; valve: cycle period in seconds
     resonance_hz: float  # bearing: ring frequency; valve: hiss band centre; fan: flow band centre
-    level: float         # broadband share
+    level: float  # broadband share
 
     @staticmethod
     def draw(machine: str, rng: np.random.Generator) -> SectionSound:
         if machine == "fan":
-            return SectionSound(machine, rng.uniform(18, 32), int(rng.choice([5, 6, 7, 9])),
-                                rng.uniform(0.9, 1.5), rng.uniform(900, 2500), rng.uniform(0.3, 0.6))
+            return SectionSound(
+                machine,
+                rng.uniform(18, 32),
+                int(rng.choice([5, 6, 7, 9])),
+                rng.uniform(0.9, 1.5),
+                rng.uniform(900, 2500),
+                rng.uniform(0.3, 0.6),
+            )
         if machine == "bearing":
-            return SectionSound(machine, rng.uniform(20, 35), int(rng.integers(7, 13)),
-                                rng.uniform(0, 1), rng.uniform(1800, 4000), rng.uniform(0.1, 0.3))
+            return SectionSound(
+                machine,
+                rng.uniform(20, 35),
+                int(rng.integers(7, 13)),
+                rng.uniform(0, 1),
+                rng.uniform(1800, 4000),
+                rng.uniform(0.1, 0.3),
+            )
         if machine == "valve":
-            return SectionSound(machine, rng.uniform(80, 180), 1, rng.uniform(1.2, 2.5),
-                                rng.uniform(1500, 4000), rng.uniform(0.05, 0.15))
+            return SectionSound(
+                machine,
+                rng.uniform(80, 180),
+                1,
+                rng.uniform(1.2, 2.5),
+                rng.uniform(1500, 4000),
+                rng.uniform(0.05, 0.15),
+            )
         raise ValueError(f"unknown machine type {machine!r}")
 
 
-def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def machine_sound(
+    sound: SectionSound, speed: int, load: int, n: int, sr: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """The clean machine signal and its shaft's phase in radians at every sample (the valve's: its thump
     tone's), which the stationary faults lock their orders to."""
     t = np.arange(n) / sr
@@ -56,7 +76,7 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         x = 0.3 * np.sin(phase)
         for k in range(1, 9):
             if k * sound.count * rotation < sr / 2.2:
-                x += np.sin(k * sound.count * phase + rng.uniform(0, 2 * np.pi)) / k ** sound.rolloff
+                x += np.sin(k * sound.count * phase + rng.uniform(0, 2 * np.pi)) / k**sound.rolloff
         flow = bandpass(coloured_noise("pink", n, sr, rng), 200, min(4000, sr / 2.5), sr)
         return x + flow * rms(x) * sound.level * load_f / rms(flow), phase
     if sound.machine == "bearing":
@@ -82,10 +102,10 @@ def machine_sound(sound: SectionSound, speed: int, load: int, n: int, sr: int,
         b = min(n, int((start + open_s) * sr))
         x[a:b] += 0.4 * load_f * hiss[a:b] * _fade(b - a, ramp)
         click = rng.standard_normal(int(0.005 * sr)) * np.exp(-np.arange(int(0.005 * sr)) / (0.001 * sr))
-        x[a:a + len(click)] += click[: n - a]
+        x[a : a + len(click)] += click[: n - a]
         thump = np.sin(2 * np.pi * sound.rotation_hz * np.arange(int(0.08 * sr)) / sr)
         thump *= np.exp(-np.arange(len(thump)) / (0.02 * sr)) * 0.8 * load_f
-        x[b:b + len(thump)] += thump[: n - b]
+        x[b : b + len(thump)] += thump[: n - b]
         start += period * (1 + 0.03 * rng.standard_normal())
     return x + sound.level * rms(x) * rng.standard_normal(n), 2 * np.pi * sound.rotation_hz * t
 
@@ -95,20 +115,21 @@ def coloured_noise(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.n
     if kind in ("white", "pink", "brown"):
         spectrum = np.fft.rfft(rng.standard_normal(n))
         freqs = np.maximum(np.fft.rfftfreq(n, 1 / sr), 20.0)
-        spectrum *= {"white": 1.0, "pink": freqs ** -0.5, "brown": freqs ** -1.0}[kind]
+        spectrum *= {"white": 1.0, "pink": freqs**-0.5, "brown": freqs**-1.0}[kind]
         x = np.fft.irfft(spectrum, n)
     elif kind == "hum":
         t = np.arange(n) / sr
         mains = rng.choice([50.0, 60.0])
-        x = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3))
-                for k in range(1, 8)) + 0.05 * rng.standard_normal(n)
+        x = sum(
+            rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3)) for k in range(1, 8)
+        ) + 0.05 * rng.standard_normal(n)
     elif kind == "impulse":
         x = 0.05 * rng.standard_normal(n)
         count = rng.poisson(rng.uniform(3, 10) * n / sr)
         burst = int(0.004 * sr)
         decay = np.exp(-np.arange(burst) / (0.001 * sr))
         for at in rng.integers(0, max(1, n - burst), count):
-            x[at:at + burst] += rng.uniform(0.5, 2.0) * rng.standard_normal(burst) * decay
+            x[at : at + burst] += rng.uniform(0.5, 2.0) * rng.standard_normal(burst) * decay
     elif kind == "babble":
         t = np.arange(n) / sr
         x = np.zeros(n)
@@ -142,8 +163,9 @@ def microphone(x: np.ndarray, position: int, sr: int) -> np.ndarray:
     raise ValueError(f"unknown microphone position {position}")
 
 
-def add_anomaly(kind: str, machine: np.ndarray, sr: int,
-                rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def add_anomaly(
+    kind: str, machine: np.ndarray, sr: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The machine signal with one transient anomaly of `kind` added, and the time spans it covers."""
     n = len(machine)
     duration = n / sr

@@ -5,6 +5,7 @@ band, a band's part of a k-NN distance) gives a map [bands, frames] whose column
 the map is in the units of the frame lane, so the model's frame threshold colours it. Stored maps are kept
 small by averaging groups of neighbouring bands (which keeps every column's mean) to about `MAP_ROWS` rows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,12 +31,21 @@ def map_fields(found: BandMap | None) -> dict[str, np.ndarray | None]:
     """A `Detection`'s map arguments (anomaly_map and its grid) from a map, or None for each without one."""
     if found is None:
         return {"anomaly_map": None, "map_freq_spans_hz": None, "map_time_spans_s": None}
-    return {"anomaly_map": found.values, "map_freq_spans_hz": found.freq_spans_hz,
-            "map_time_spans_s": found.time_spans_s}
+    return {
+        "anomaly_map": found.values,
+        "map_freq_spans_hz": found.freq_spans_hz,
+        "map_time_spans_s": found.time_spans_s,
+    }
 
 
-def band_map(shares: np.ndarray, features: LogMelConfig, times: np.ndarray, duration_s: float | None,
-             bands_per_share: int = 1, rows: int = MAP_ROWS) -> BandMap:
+def band_map(
+    shares: np.ndarray,
+    features: LogMelConfig,
+    times: np.ndarray,
+    duration_s: float | None,
+    bands_per_share: int = 1,
+    rows: int = MAP_ROWS,
+) -> BandMap:
     """The map from per-frame band shares [T, S] (share s covers `bands_per_share` neighbouring mel bands of
     `features`, lowest first), their frame centres `times` [T] (one hop apart), pooled to about `rows` rows."""
     values, group = pool_rows(np.asarray(shares, dtype=np.float32).T, rows)

@@ -11,11 +11,12 @@ The same held-out scores put every detector's scores on one scale: `Detection.no
 as a z-score against the held-out scores of its domain (see `engine.detectors.normalisation`, which says why
 a z-score and not the median and MAD).
 """
+
 from __future__ import annotations
 
 import dataclasses
-import math
 import json
+import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -115,12 +116,20 @@ class Detector(ABC):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         # A detector fitted on normal clips must say how; one trained from labels has nothing to fit here.
-        if cls.key and cls.learning is Learning.ONE_CLASS and (cls._fit is Detector._fit
-                                                                or cls._enrol is Detector._enrol):
+        if (
+            cls.key
+            and cls.learning is Learning.ONE_CLASS
+            and (cls._fit is Detector._fit or cls._enrol is Detector._enrol)
+        ):
             raise TypeError(f"{cls.__name__} learns {cls.learning.value}: it must implement _fit and _enrol")
 
-    def __init__(self, config: DetectorConfig | None = None, *, cache: FeatureCache | None = None,
-                 device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        *,
+        cache: FeatureCache | None = None,
+        device: torch.device | None = None,
+    ) -> None:
         self.config = config if config is not None else self.Config()
         self.device = device or pick_device()
         self.cache = cache or FeatureCache(None, self.device)
@@ -140,22 +149,26 @@ class Detector(ABC):
     def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Fit on one group's clips: its normal training clips (and supplemental clips, where used)."""
         if self.learning is not Learning.ONE_CLASS:
-            raise EarmarkError(f"{self.key} is trained from labels, not fitted on normal clips: "
-                               f"{self.how_to_train()}")
+            raise EarmarkError(f"{self.key} is trained from labels, not fitted on normal clips: {self.how_to_train()}")
         progress = progress or Progress()
         clips = long_enough(self, clips, progress)
         normals = [c for c in clips if c.split == "train" and c.label != "anomaly"]
         if not normals:
-            raise EarmarkError(f"{self.key}: no normal training clips to fit on; mark some with `earmark set "
-                               "PROJECT 'pump_*' --split train --label normal` (or Clip properties > Use as "
-                               "normal training clips) for this machine and section first")
+            raise EarmarkError(
+                f"{self.key}: no normal training clips to fit on; mark some with `earmark set "
+                "PROJECT 'pump_*' --split train --label normal` (or Clip properties > Use as "
+                "normal training clips) for this machine and section first"
+            )
         supplemental = [c for c in clips if c.split == "supplemental"]
         self.held_out_by_clip, self.held_out_domains = {}, {}
         training = self._fit(normals, supplemental, progress)
         self._learn_thresholds(training)
         self._learn_normalisation(training, normals)
-        self.info.update(trained_on=len(normals), source=sum(c.domain == "source" for c in normals),
-                         target=sum(c.domain == "target" for c in normals))
+        self.info.update(
+            trained_on=len(normals),
+            source=sum(c.domain == "source" for c in normals),
+            target=sum(c.domain == "target" for c in normals),
+        )
         self.info.pop("warning", None)
         if len(normals) < FEW_NORMALS:
             self.info["warning"] = few_normals_warning(len(normals))
@@ -163,8 +176,10 @@ class Detector(ABC):
     def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Add a few target-domain normal clips without refitting."""
         if self.learning is not Learning.ONE_CLASS:
-            raise EarmarkError(f"{self.key} learns from labels, not by enrolment: label the clips and train it "
-                               f"again ({self.how_to_train()})")
+            raise EarmarkError(
+                f"{self.key} learns from labels, not by enrolment: label the clips and train it "
+                f"again ({self.how_to_train()})"
+            )
         self._require_fitted()
         progress = progress or Progress()
         # A clip the model already holds (fitted on it or enrolled before) would count twice in its memory and
@@ -174,8 +189,10 @@ class Detector(ABC):
             progress.problem(f"{clip_id}: not enrolled, the model already holds it")
         clips = [c for c in long_enough(self, clips, progress) if c.label != "anomaly" and c.clip_id not in known]
         if not clips:
-            raise EarmarkError(f"{self.key}: nothing to enrol; choose normal clips of the target domain that the "
-                               "model does not hold yet")
+            raise EarmarkError(
+                f"{self.key}: nothing to enrol; choose normal clips of the target domain that the "
+                "model does not hold yet"
+            )
         training = self._enrol(clips, progress)
         self._learn_thresholds(training)
         self._learn_normalisation(training, clips)
@@ -189,12 +206,14 @@ class Detector(ABC):
         domains = {c.clip_id: c.domain for c in clips}
         for detection in detections:
             detection.decision = self._decide(detection.score)
-            detection.normalised = normalised_score(detection.score, domains.get(detection.clip_id),
-                                                    self.info.get("normalisation"))
+            detection.normalised = normalised_score(
+                detection.score, domains.get(detection.clip_id), self.info.get("normalisation")
+            )
             if detection.decision and self.frame_threshold is not None:
                 try:
-                    detection.regions = propose_regions(detection.frame_times, detection.frame_scores,
-                                                        self.frame_threshold, self.config)
+                    detection.regions = propose_regions(
+                        detection.frame_times, detection.frame_scores, self.frame_threshold, self.config
+                    )
                 except EarmarkError:  # a lane with nothing finite in it: the score stands without regions
                     detection.regions = []
         return detections
@@ -246,8 +265,9 @@ class Detector(ABC):
         self.held_out_domains.update({c.clip_id: c.domain for c in clips})
         ids = training.clip_ids
         if ids is not None and len(ids) == len(training.clip_scores):
-            self.held_out_by_clip = {clip_id: float(score) for clip_id, score in zip(ids, training.clip_scores,
-                                                                                    strict=True)}
+            self.held_out_by_clip = {
+                clip_id: float(score) for clip_id, score in zip(ids, training.clip_scores, strict=True)
+            }
             self.info["normalisation"] = domain_stats(self.held_out_by_clip, self.held_out_domains)
         else:
             self.held_out_by_clip = {}
@@ -280,26 +300,40 @@ class Detector(ABC):
         folder = Path(folder)
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
         save_safetensors_atomic(folder / STATE_FILE, state)
-        meta = {"detector": self.key, "config": dataclasses.asdict(self.config), "threshold": self.threshold,
-                "frame_threshold": self.frame_threshold, "info": self.info,
-                # a list, not a mapping: the keys of a mapping would be sorted on writing, and a detector's
-                # enrolment pairs these ids with its own held-out arrays by position
-                "held_out": [[clip_id, score, self.held_out_domains.get(clip_id)]
-                             for clip_id, score in self.held_out_by_clip.items()]}
+        meta = {
+            "detector": self.key,
+            "config": dataclasses.asdict(self.config),
+            "threshold": self.threshold,
+            "frame_threshold": self.frame_threshold,
+            "info": self.info,
+            # a list, not a mapping: the keys of a mapping would be sorted on writing, and a detector's
+            # enrolment pairs these ids with its own held-out arrays by position
+            "held_out": [
+                [clip_id, score, self.held_out_domains.get(clip_id)] for clip_id, score in self.held_out_by_clip.items()
+            ],
+        }
         write_text_atomic(folder / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
         if self.history:  # the training curves, beside the model they made
             write_text_atomic(folder / HISTORY_FILE, json.dumps(self.history, indent=1))
         return folder
 
     @classmethod
-    def from_saved(cls, folder: Path, meta: dict, state: dict[str, torch.Tensor], *,
-                   cache: FeatureCache | None = None, device: torch.device | None = None) -> Detector:
+    def from_saved(
+        cls,
+        folder: Path,
+        meta: dict,
+        state: dict[str, torch.Tensor],
+        *,
+        cache: FeatureCache | None = None,
+        device: torch.device | None = None,
+    ) -> Detector:
         """The detector that `read_saved(folder)` read (`engine.detectors.registry.load_model` picks the
         class by the key saved). Settings or weights that do not fit raise `ArtifactError`."""
         known = {f.name for f in dataclasses.fields(cls.Config)}
         try:
-            detector = cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in known}),
-                           cache=cache, device=device)
+            detector = cls(
+                cls.Config(**{k: v for k, v in meta["config"].items() if k in known}), cache=cache, device=device
+            )
             detector.threshold = meta["threshold"]
             detector.frame_threshold = meta.get("frame_threshold")
             detector.info = meta.get("info", {})
@@ -327,8 +361,11 @@ def read_saved(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise _damaged(folder, f"{Path(exc.filename or folder).name} is missing") from None
     except (OSError, ValueError, SafetensorError) as exc:
         raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None
-    missing = [key for key, kind in (("detector", str), ("config", dict), ("threshold", (int, float)))
-               if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)]
+    missing = [
+        key
+        for key, kind in (("detector", str), ("config", dict), ("threshold", (int, float)))
+        if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)
+    ]
     if missing:
         raise _damaged(folder, f"{CONFIG_FILE} has no valid {', '.join(repr(m) for m in missing)}")
     return meta, state
@@ -340,8 +377,10 @@ def _damaged(folder: Path, reason: str) -> ArtifactError:
 
 def few_normals_warning(count: int) -> str:
     """What a user is told about a group fitted on fewer than `FEW_NORMALS` normal clips."""
-    return (f"fitted on only {count} normal clip(s): its threshold rests on {count} held-out score(s) and "
-            f"may flag many normal clips; {FEW_NORMALS} or more normal training clips are advised")
+    return (
+        f"fitted on only {count} normal clip(s): its threshold rests on {count} held-out score(s) and "
+        f"may flag many normal clips; {FEW_NORMALS} or more normal training clips are advised"
+    )
 
 
 def gamma_threshold(scores: np.ndarray, quantile: float) -> float:
@@ -382,8 +421,11 @@ def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
     # (The range is measured with the interquartile spread: one score far below the rest inflates the
     # standard deviation until any fit passes.)
     lower, upper = np.quantile(scores, [0.25, 0.75])
-    if (not np.isfinite(value) or value < np.quantile(scores, quantile / 2)
-            or value > scores.max() + 3 * max((upper - lower) / 1.349, 1e-12 * max(1.0, abs(empirical)))):
+    if (
+        not np.isfinite(value)
+        or value < np.quantile(scores, quantile / 2)
+        or value > scores.max() + 3 * max((upper - lower) / 1.349, 1e-12 * max(1.0, abs(empirical)))
+    ):
         return empirical
     # Nor may it leave many more of the scores above it than the quantile says (1.5 times, and one score of
     # slack for a small group): scores of two clusters (target clips against mostly-source statistics) or a
@@ -400,8 +442,9 @@ def _gamma_quantile(scores: np.ndarray, quantile: float) -> float:
     return value
 
 
-def propose_regions(times: np.ndarray, scores: np.ndarray, threshold: float,
-                    config: DetectorConfig) -> list[tuple[float, float, float]]:
+def propose_regions(
+    times: np.ndarray, scores: np.ndarray, threshold: float, config: DetectorConfig
+) -> list[tuple[float, float, float]]:
     """The stretches a flagged clip's frame scores point at, as (start_s, end_s, peak): the labelling
     flow's proposal rule (on at the frame threshold, hysteresis below it), with this detector's merge gap
     and shortest region."""

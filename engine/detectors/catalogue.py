@@ -4,6 +4,7 @@ key (the ensemble) can look them up without importing the registry above it. The
 (`engine.detectors.registry`) is the one module that imports every detector folder and fills `CATALOGUE`;
 everything above the detectors asks the registry.
 """
+
 from __future__ import annotations
 
 import dataclasses

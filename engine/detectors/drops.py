@@ -24,6 +24,7 @@ of 48 new recordings (chance: 16) and the right group for 11; the distance found
 group (machine and section) for 27. (Synthetic set at scale 0.02, 2 s clips, 3 machines x 2 sections, two
 new recordings per test kind: `tests/bench/bench_drop_groups.py`.)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -101,8 +102,10 @@ class DropVerdict:
             closest = f"closest of {len(self.resemblance)} group{'s' if len(self.resemblance) != 1 else ''}"
             ratio = self.resemblance.get(self.group)
             if self.unlike_every_group:
-                return (f"{UNLIKE_TEXT} (even the closest group is {ratio:.1f}x its threshold away); "
-                        f"scored by {self.group} (guessed: {closest})")
+                return (
+                    f"{UNLIKE_TEXT} (even the closest group is {ratio:.1f}x its threshold away); "
+                    f"scored by {self.group} (guessed: {closest})"
+                )
             return f"scored by {self.group} (guessed: {closest}, {ratio:.1f}x its threshold away)"
         return f"scored by {self.group} ({'its own group' if self.how == OWN else 'the group chosen for drops'})"
 
@@ -121,8 +124,12 @@ def candidate_groups(project: Project) -> list[str]:
     return sorted({m.group_key for m in results.models(project) if m.group_key != results.ALL_GROUPS})
 
 
-def score_drops(session, clips: Sequence[Clip], group: str | None = None, progress: Progress | None = None,
-                ) -> list[DropVerdict]:
+def score_drops(
+    session,
+    clips: Sequence[Clip],
+    group: str | None = None,
+    progress: Progress | None = None,
+) -> list[DropVerdict]:
     """Score dropped clips: each by its own group's models when its machine and section are known and fitted,
     else by `group` (the user's choice) or, with no choice, by the closest group. Stores the scores of the
     models that scored each clip (earlier scores of other groups' models are removed) and keeps the verdict
@@ -135,11 +142,14 @@ def score_drops(session, clips: Sequence[Clip], group: str | None = None, progre
     clips = refresh_changed(project, clips, progress, session.cache)  # before matching: a changed file is read again
     fitted = candidate_groups(project)
     if not fitted and not results.models(project):
-        raise EarmarkError("no detector is fitted yet; fit one (Train > Fit all detectors, or `earmark fit "
-                           f"{project.folder}`) before scoring dropped files")
+        raise EarmarkError(
+            "no detector is fitted yet; fit one (Train > Fit all detectors, or `earmark fit "
+            f"{project.folder}`) before scoring dropped files"
+        )
     if group is not None and group not in fitted and group != results.ALL_GROUPS:
-        raise EarmarkError(f"no detector is fitted for {group}; choose another group to score drops with, or "
-                           "auto (closest group)")
+        raise EarmarkError(
+            f"no detector is fitted for {group}; choose another group to score drops with, or auto (closest group)"
+        )
     verdicts: dict[str, DropVerdict] = {}
     unknown: list[Clip] = []
     for clip in clips:
@@ -156,8 +166,9 @@ def score_drops(session, clips: Sequence[Clip], group: str | None = None, progre
                 continue  # unreadable: reported by the feature cache
             distances, ratios = measured[clip.clip_id]
             closest = min(distances, key=distances.get)
-            verdicts[clip.clip_id] = DropVerdict(clip.clip_id, closest, GUESSED, distances, ratios,
-                                                 all(r > UNLIKE_RATIO for r in ratios.values()))
+            verdicts[clip.clip_id] = DropVerdict(
+                clip.clip_id, closest, GUESSED, distances, ratios, all(r > UNLIKE_RATIO for r in ratios.values())
+            )
     by_group: dict[str, list[Clip]] = {}
     for clip in clips:
         if clip.clip_id in verdicts:
@@ -173,8 +184,12 @@ def score_drops(session, clips: Sequence[Clip], group: str | None = None, progre
     return done
 
 
-def resemblance(session, clips: Sequence[Clip], groups: Sequence[str], progress: Progress | None = None,
-                ) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+def resemblance(
+    session,
+    clips: Sequence[Clip],
+    groups: Sequence[str],
+    progress: Progress | None = None,
+) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
     """clip_id -> (group -> distance to the group's nearest normal training clip, group -> that distance /
     the group's threshold), see the module's docstring. Groups with fewer than two normal training clips
     have no threshold and are left out (reported)."""
@@ -183,8 +198,9 @@ def resemblance(session, clips: Sequence[Clip], groups: Sequence[str], progress:
     progress = progress or Progress()
     encoder = make_encoder(ENCODER, session.cache)
     vectors = {k: e.clip for k, e in encoder.encode(clips, progress).items()}
-    found: dict[str, tuple[dict[str, float], dict[str, float]]] = {c.clip_id: ({}, {}) for c in clips
-                                                                     if c.clip_id in vectors}
+    found: dict[str, tuple[dict[str, float], dict[str, float]]] = {
+        c.clip_id: ({}, {}) for c in clips if c.clip_id in vectors
+    }
     compared = 0
     for key in groups:
         reference = _reference(session, encoder, key, progress)
@@ -197,8 +213,10 @@ def resemblance(session, clips: Sequence[Clip], groups: Sequence[str], progress:
             distances[key] = float(np.linalg.norm(bank - vectors[clip_id], axis=1).min())
             ratios[key] = distances[key] / threshold
     if groups and not compared:
-        raise EarmarkError("no fitted group has two or more normal training clips to compare drops with; choose "
-                           "the group in \"Score drops with\", or set the drop's machine and section")
+        raise EarmarkError(
+            "no fitted group has two or more normal training clips to compare drops with; choose "
+            'the group in "Score drops with", or set the drop\'s machine and section'
+        )
     return {k: v for k, v in found.items() if v[0]}
 
 
@@ -210,8 +228,11 @@ _KEEP_REFERENCES = 24
 def _reference(session, encoder, group: str, progress: Progress) -> tuple[np.ndarray, float] | None:
     """The group's normal training clip vectors and its threshold; built once per set of clips."""
     machine, section = group_fields(group)
-    normals = [c for c in session.project.clips(machine_type=machine, section_id=section, split="train")
-               if c.label != "anomaly"]
+    normals = [
+        c
+        for c in session.project.clips(machine_type=machine, section_id=section, split="train")
+        if c.label != "anomaly"
+    ]
     digest = hashlib.sha1("\n".join(sorted(c.checksum or c.clip_id for c in normals)).encode()).hexdigest()
     key = (str(session.project.folder), group, digest)
     if key in _REFERENCES:
@@ -237,13 +258,13 @@ def _nearest_other(bank: np.ndarray) -> np.ndarray:
     rows = np.arange(len(bank))
     if len(rows) > _MOST_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, _MOST_ROWS, replace=False))
-    squared = (bank ** 2).sum(1)
+    squared = (bank**2).sum(1)
     nearest = np.empty(len(rows))
     for start in range(0, len(rows), 512):
-        block = rows[start:start + 512]
+        block = rows[start : start + 512]
         distances = squared[block, None] + squared[None, :] - 2 * bank[block] @ bank.T
         distances[np.arange(len(block)), block] = np.inf
-        nearest[start:start + len(block)] = np.sqrt(np.maximum(distances.min(1), 0.0))
+        nearest[start : start + len(block)] = np.sqrt(np.maximum(distances.min(1), 0.0))
     return nearest
 
 
@@ -255,14 +276,22 @@ def forget_other_groups(project: Project, clip_ids: Sequence[str], group: str) -
     """Remove the clips' scores from models of other groups (a drop first guessed as one group, then scored
     as another): the table shows a detector's newest model's score, which may be the stale one."""
     db = project.db
-    stale = [(model_id, clip_id, artifact) for clip_id in clip_ids for model_id, artifact in db.execute(
-        "SELECT s.model_id, s.map_artifact FROM scores s JOIN models m ON m.model_id = s.model_id "
-        "WHERE s.clip_id = ? AND m.group_key NOT IN (?, ?)", [clip_id, group, results.ALL_GROUPS]).fetchall()]
+    stale = [
+        (model_id, clip_id, artifact)
+        for clip_id in clip_ids
+        for model_id, artifact in db.execute(
+            "SELECT s.model_id, s.map_artifact FROM scores s JOIN models m ON m.model_id = s.model_id "
+            "WHERE s.clip_id = ? AND m.group_key NOT IN (?, ?)",
+            [clip_id, group, results.ALL_GROUPS],
+        ).fetchall()
+    ]
     if not stale:
         return
     with db.atomic():
-        db.conn.executemany("DELETE FROM scores WHERE model_id = ? AND clip_id = ?",
-                            [(model_id, clip_id) for model_id, clip_id, _ in stale])
+        db.conn.executemany(
+            "DELETE FROM scores WHERE model_id = ? AND clip_id = ?",
+            [(model_id, clip_id) for model_id, clip_id, _ in stale],
+        )
     for *_, artifact in stale:
         results.remove_artifact(project, artifact)
 
@@ -282,5 +311,7 @@ def remember(project: Project, verdicts: Sequence[DropVerdict]) -> None:
                 attributes[GUESSED_GROUP] = verdict.group
             if verdict.unlike_every_group:
                 attributes[UNLIKE] = "yes"
-            db.execute("UPDATE clips SET attributes = ? WHERE clip_id = ?",
-                       [json.dumps(attributes, sort_keys=True), verdict.clip_id])
+            db.execute(
+                "UPDATE clips SET attributes = ? WHERE clip_id = ?",
+                [json.dumps(attributes, sort_keys=True), verdict.clip_id],
+            )

@@ -5,6 +5,7 @@ itself; an auto-encoder has learnt to rebuild it), so thresholds are learnt from
 did not see them. Memory banks leave one clip out at a time (or one fold of clips, for large groups); trained
 models hold a fold out. The folds are drawn here, the same way for every detector.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ A clip shorter than that cannot be turned into features at all (the spectrogram'
 gives fewer frames than the model looks at, so it is skipped with its reason and the rest of its group goes
 on, instead of failing the whole group.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,8 +22,11 @@ def min_duration_s(detector) -> float:
     encoder's), times the frames it stacks (`config.frames`); an encoder may state its own minimum."""
     config = detector.config
     encoder = getattr(detector, "encoder", None)
-    features = (getattr(config, "features", None) or getattr(getattr(config, "segments", None), "features", None)
-                or getattr(encoder, "config", None))
+    features = (
+        getattr(config, "features", None)
+        or getattr(getattr(config, "segments", None), "features", None)
+        or getattr(encoder, "config", None)
+    )
     if isinstance(features, LogMelConfig):
         frames = getattr(config, "frames", 1)
         frames = frames if isinstance(frames, int) and frames > 0 else 1
@@ -36,8 +40,9 @@ def long_enough(detector, clips: Sequence[Clip], progress: Progress) -> list[Cli
     kept = []
     for clip in clips:
         if clip.duration_s < need:
-            progress.problem(f"{clip.clip_id}: skipped, too short for {detector.key}: {clip.duration_s:.2f} s, "
-                             f"needs {need:.2f} s")
+            progress.problem(
+                f"{clip.clip_id}: skipped, too short for {detector.key}: {clip.duration_s:.2f} s, needs {need:.2f} s"
+            )
         else:
             kept.append(clip)
     return kept

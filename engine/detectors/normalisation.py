@@ -17,6 +17,7 @@ scores ranks worse (AUC robust 0.76, z-score 0.86 on all normals; 0.74 and 0.72 
 skew moves the mean, which shifts 0 by the same amount for every clip of a domain and leaves rankings
 within it unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -5,6 +5,7 @@ This module sits on top of `engine.detectors`: it imports each detector's folder
 contract (`engine.detectors.base`) and the detectors never import it; everything above them (runs, the CLI,
 the window, the classifiers' training) asks it. A new detector is one import and one entry here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -24,8 +25,16 @@ from engine.detectors.patch_memory import PatchMemoryDetector
 from engine.errors import EarmarkError
 from engine.labels.proposals import ANOMALY_FINDING
 
-__all__ = ["CATALOGUE", "configure", "detector_class", "detector_keys", "finding_label", "load_model",
-           "make_config", "parse_settings"]
+__all__ = [
+    "CATALOGUE",
+    "configure",
+    "detector_class",
+    "detector_keys",
+    "finding_label",
+    "load_model",
+    "make_config",
+    "parse_settings",
+]
 
 CATALOGUE.add(
     AstAEDetector,
@@ -63,8 +72,9 @@ def finding_label(key: str) -> str:
         return ANOMALY_FINDING
 
 
-def load_model(folder: str | Path, *, cache: FeatureCache | None = None,
-               device: torch.device | None = None) -> Detector:
+def load_model(
+    folder: str | Path, *, cache: FeatureCache | None = None, device: torch.device | None = None
+) -> Detector:
     """The model saved in `folder` by `Detector.save`, as the detector class its `model.json` names.
     Missing, truncated or inconsistent files raise `ArtifactError` naming the folder and saying to fit
     again; a detector this version does not know raises `EarmarkError`."""

@@ -3,6 +3,7 @@
 These are the calls the CLI and the GUI's engine thread make. Each takes a `Progress`; a clip that cannot
 be read is reported through `progress.problem` and the rest go on.
 """
+
 from __future__ import annotations
 
 import csv
@@ -79,9 +80,15 @@ def groups_of(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
     return dict(sorted(grouped.items()))
 
 
-def fit(session: Session, detector: str, settings: Mapping[str, object] | None = None, group: str | None = None,
-        progress: Progress | None = None, fitted_now: dict[tuple[str, str], Detector] | None = None,
-        resume: bool = False) -> list[results.ModelRecord]:
+def fit(
+    session: Session,
+    detector: str,
+    settings: Mapping[str, object] | None = None,
+    group: str | None = None,
+    progress: Progress | None = None,
+    fitted_now: dict[tuple[str, str], Detector] | None = None,
+    resume: bool = False,
+) -> list[results.ModelRecord]:
     """Fit `detector` on every group with normal training clips (or just `group`); one new model each.
 
     `fitted_now`, where given, collects each new model by (detector, group) for the rest of a run that fits
@@ -91,28 +98,34 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
     interrupted continue from their checkpoints (the others train afresh)."""
     progress = progress or Progress()
     if detector_class(detector).learning is not Learning.ONE_CLASS:
-        raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: run "
-                           f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)")
+        raise EarmarkError(
+            f"{detector} is trained from labelled regions, not fitted on normal clips: run "
+            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)"
+        )
     project = session.project
     if detector == ensemble.KEY and "members" not in (settings or {}):
         settings = {**(settings or {}), **ensemble.fitted_members(results.fitted_detectors(project))}
     config = make_config(detector, settings)
     grouped = groups_of([c for c in project.clips() if c.split in ("train", "supplemental")])
-    trainable = {g: clips for g, clips in grouped.items()
-                 if any(c.split == "train" and c.label != "anomaly" for c in clips)}
+    trainable = {
+        g: clips for g, clips in grouped.items() if any(c.split == "train" and c.label != "anomaly" for c in clips)
+    }
     if group is not None:
         if group not in trainable:
             known = ", ".join(trainable) or "none"
             raise EarmarkError(f"group {group!r} has no normal training clips; groups that have some: {known}")
         trainable = {group: trainable[group]}
     if not trainable:
-        raise EarmarkError(f"{project.folder} has no normal training clips (split train, label normal); say which "
-                           f"clips are, e.g. `earmark set {project.folder} 'pump_*' --machine pump --split train "
-                           "--label normal` (or Clip properties > Use as normal training clips in the window), "
-                           "or import them with `earmark import PROJECT FOLDER --split train --label normal`")
+        raise EarmarkError(
+            f"{project.folder} has no normal training clips (split train, label normal); say which "
+            f"clips are, e.g. `earmark set {project.folder} 'pump_*' --machine pump --split train "
+            "--label normal` (or Clip properties > Use as normal training clips in the window), "
+            "or import them with `earmark import PROJECT FOLDER --split train --label normal`"
+        )
     # Only the groups to fit are checked for changed files (a changed one is read again before fitting).
-    trainable = groups_of(refresh_changed(project, [c for clips in trainable.values() for c in clips], progress,
-                                          session.cache))
+    trainable = groups_of(
+        refresh_changed(project, [c for clips in trainable.values() for c in clips], progress, session.cache)
+    )
     folders = training_folders(project, detector, trainable, resume)
     fitted = []
     before = fitting_snapshots(project)
@@ -134,33 +147,45 @@ def fit(session: Session, detector: str, settings: Mapping[str, object] | None =
         if fitting_snapshots(project).get(key) != before.get(key):  # changed meanwhile (Clip properties)
             mark_stale(project, {key})
             record = replace(record, stale=True)
-            progress.problem(f"{detector} {key}: its clips changed while it was fitted; the new model is marked "
-                             "stale, fit it again")
+            progress.problem(
+                f"{detector} {key}: its clips changed while it was fitted; the new model is marked stale, fit it again"
+            )
         fitted.append(record)
     return fitted
 
 
-def training_folders(project: Project, detector: str, groups: Mapping[str, object], resume: bool,
-                     ) -> dict[str, Path]:
+def training_folders(
+    project: Project,
+    detector: str,
+    groups: Mapping[str, object],
+    resume: bool,
+) -> dict[str, Path]:
     """Where each group of a detector that trains in epochs trains; with `resume`, a clear error when no
     group has anything to resume."""
     if not callable(getattr(detector_class(detector), "branches", None)):
         if resume:
-            raise EarmarkError(f"{detector} does not train in epochs: there is nothing to resume; fit it without "
-                               "--resume")
+            raise EarmarkError(
+                f"{detector} does not train in epochs: there is nothing to resume; fit it without --resume"
+            )
         return {}
     folders = {key: detector_workspace(project.artifacts, detector, key) for key in groups}
     if resume and not any(has_checkpoints(folder) for folder in folders.values()):
         where = project.artifacts / "training" / detector
-        raise EarmarkError(f"nothing to resume: no interrupted {detector} training in {where}; fit without "
-                           "--resume")
+        raise EarmarkError(f"nothing to resume: no interrupted {detector} training in {where}; fit without --resume")
     return folders
 
 
 def save_model(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:
     """Write a fitted or trained model's files, then record it: no row points at unwritten weights."""
-    model_id, _ = results.add_model(project, model.key, group, asdict(model.config), model.threshold,
-                                    {**model.info, **(metrics or {})}, write=model.save)
+    model_id, _ = results.add_model(
+        project,
+        model.key,
+        group,
+        asdict(model.config),
+        model.threshold,
+        {**model.info, **(metrics or {})},
+        write=model.save,
+    )
     return next(m for m in results.models(project, model.key) if m.model_id == model_id)
 
 
@@ -168,8 +193,12 @@ def load(session: Session, record: results.ModelRecord) -> Detector:
     return session.model(record)
 
 
-def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Progress | None = None,
-          ) -> list[results.ModelRecord]:
+def enrol(
+    session: Session,
+    detector: str,
+    clip_ids: Sequence[str],
+    progress: Progress | None = None,
+) -> list[results.ModelRecord]:
     """Add target-domain normal clips to the newest model of each clip's group; saved as a new model."""
     progress = progress or Progress()
     project = session.project
@@ -178,18 +207,24 @@ def enrol(session: Session, detector: str, clip_ids: Sequence[str], progress: Pr
     updated = []
     for key, group_clips in groups_of(clips).items():
         if key not in latest:
-            raise EarmarkError(f"no fitted {detector} model for {key}; run `earmark fit {project.folder} "
-                               f"--detector {detector}` first")
+            raise EarmarkError(
+                f"no fitted {detector} model for {key}; run `earmark fit {project.folder} --detector {detector}` first"
+            )
         # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
-        model = load_model(results.model_folder(project, latest[key]), cache=session.cache,
-                              device=session.device)
+        model = load_model(results.model_folder(project, latest[key]), cache=session.cache, device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
         updated.append(save_model(project, model, key, {"enrolled_into": latest[key].model_id}))
     return updated
 
 
-def score(session: Session, detector: str, split: str | None = "test", group: str | None = None,
-          progress: Progress | None = None, clips: Sequence[Clip] | None = None) -> ScoreRun:
+def score(
+    session: Session,
+    detector: str,
+    split: str | None = "test",
+    group: str | None = None,
+    progress: Progress | None = None,
+    clips: Sequence[Clip] | None = None,
+) -> ScoreRun:
     """Score the clips of `split` (or the given clips) with the newest model of their group, store the
     scores and each clip's frame scores, and write `scores.csv` and `metrics.json` for the run."""
     progress = progress or Progress()
@@ -197,8 +232,10 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
     detector_class(detector)  # an unknown name fails here, before any work
     latest = results.latest_models(project, detector)
     if not latest:
-        raise EarmarkError(f"no fitted {detector} model in {project.folder}; run "
-                           f"`earmark fit {project.folder} --detector {detector}` first")
+        raise EarmarkError(
+            f"no fitted {detector} model in {project.folder}; run "
+            f"`earmark fit {project.folder} --detector {detector}` first"
+        )
     if clips is None:
         clips = project.clips(split=split) if split else project.clips()
     clips = refresh_changed(project, clips, progress, session.cache)
@@ -208,15 +245,13 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
     if not grouped:
         what = f"{split} clips" if split else "clips"
         where = f" in group {group!r}" if group else ""
-        raise EarmarkError(f"no {what} to score{where}; `earmark info {project.folder}` lists what the "
-                           "project holds")
+        raise EarmarkError(f"no {what} to score{where}; `earmark info {project.folder}` lists what the project holds")
     detections: list[Detection] = []
     scored_groups = []
     for index, (key, group_clips) in enumerate(grouped.items()):
         record = results.model_for_group(latest, key)
         if record is None:
-            progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, no fitted {detector} model for "
-                             "this group")
+            progress.problem(f"{key}: {len(group_clips)} clip(s) not scored, no fitted {detector} model for this group")
             continue
         step = progress.child(f"{detector} {key} ({index + 1}/{len(grouped)}): ", index, len(grouped))
         try:
@@ -229,15 +264,20 @@ def score(session: Session, detector: str, split: str | None = "test", group: st
         detections += found
         scored_groups.append(key)
     if not detections:
-        said = progress.problems[:3] + ([f"and {len(progress.problems) - 3} more"] if len(progress.problems) > 3
-                                        else [])
+        said = progress.problems[:3] + (
+            [f"and {len(progress.problems) - 3} more"] if len(progress.problems) > 3 else []
+        )
         raise EarmarkError(f"no clip could be scored with {detector}: {'; '.join(said) or 'no clip was readable'}")
     folder = _write_run(project, detector, {d.clip_id: d for d in detections}, clips)
     return ScoreRun(detector, len(detections), scored_groups, folder, detections)
 
 
-def score_with_group(session: Session, group: str, clips: Sequence[Clip], progress: Progress | None = None,
-                     ) -> dict[str, Detection]:
+def score_with_group(
+    session: Session,
+    group: str,
+    clips: Sequence[Clip],
+    progress: Progress | None = None,
+) -> dict[str, Detection]:
     """Score `clips` with the newest model of every detector fitted for `group`, whatever their own group
     (files dropped on the window have none); store the scores. Returns the detection per detector (of the
     last clip; `score_clips_with_group` gives every clip's)."""
@@ -247,15 +287,20 @@ def score_with_group(session: Session, group: str, clips: Sequence[Clip], progre
     return found
 
 
-def score_clips_with_group(session: Session, group: str, clips: Sequence[Clip], progress: Progress | None = None,
-                           ) -> dict[str, dict[str, Detection]]:
+def score_clips_with_group(
+    session: Session,
+    group: str,
+    clips: Sequence[Clip],
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Detection]]:
     """`score_with_group`, returning clip_id -> detector -> detection for every clip scored."""
     progress = progress or Progress()
     project = session.project
     clips = refresh_changed(project, clips, progress, session.cache)
     found: dict[str, dict[str, Detection]] = {}
-    records = {d: results.model_for_group(results.latest_models(project, d), group)
-               for d in results.fitted_detectors(project)}
+    records = {
+        d: results.model_for_group(results.latest_models(project, d), group) for d in results.fitted_detectors(project)
+    }
     detectors = [d for d, record in records.items() if record is not None]
     if not detectors:
         raise EarmarkError(f"no detector is fitted for {group}; fit one (Train > Fit all detectors) first")
@@ -278,13 +323,24 @@ def _store(project: Project, model_id: int, clips: Sequence[Clip], detections: S
     checksums = {c.clip_id: c.checksum or c.clip_id for c in clips}
     rows = []
     for d in detections:
-        arrays = {"frame_scores": d.frame_scores, "frame_times": d.frame_times,
-                  "regions": np.asarray(d.regions, dtype=np.float64).reshape(-1, 3)}
+        arrays = {
+            "frame_scores": d.frame_scores,
+            "frame_times": d.frame_times,
+            "regions": np.asarray(d.regions, dtype=np.float64).reshape(-1, 3),
+        }
         if d.anomaly_map is not None:
-            arrays.update(anomaly_map=d.anomaly_map, map_freq_spans_hz=d.map_freq_spans_hz,
-                          map_time_spans_s=d.map_time_spans_s)
-        rows.append((d.clip_id, d.score, d.decision, results.save_lanes(project, model_id, checksums[d.clip_id],
-                                                                        arrays), d.normalised))
+            arrays.update(
+                anomaly_map=d.anomaly_map, map_freq_spans_hz=d.map_freq_spans_hz, map_time_spans_s=d.map_time_spans_s
+            )
+        rows.append(
+            (
+                d.clip_id,
+                d.score,
+                d.decision,
+                results.save_lanes(project, model_id, checksums[d.clip_id], arrays),
+                d.normalised,
+            )
+        )
     results.write_scores(project, model_id, rows)
 
 
@@ -296,15 +352,31 @@ def _write_run(project: Project, detector: str, detections: dict[str, Detection]
     scored = [c for c in clips if c.clip_id in detections]
     table = io.StringIO(newline="")
     writer = csv.writer(table)
-    writer.writerow(["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score",
-                     "decision", "normalised"])
+    writer.writerow(
+        ["clip_id", "file", "machine_type", "section_id", "domain", "split", "label", "score", "decision", "normalised"]
+    )
     for clip in scored:
         d = detections[clip.clip_id]
-        writer.writerow([*map(cell, (clip.clip_id, Path(clip.path).name, clip.machine_type, clip.section_id,
-                                     clip.domain, clip.split, clip.label or "")), f"{d.score:.6g}", int(d.decision),
-                         "" if math.isnan(d.normalised) else f"{d.normalised:.4g}"])
-    report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision)
-                                      for c in scored])
+        writer.writerow(
+            [
+                *map(
+                    cell,
+                    (
+                        clip.clip_id,
+                        Path(clip.path).name,
+                        clip.machine_type,
+                        clip.section_id,
+                        clip.domain,
+                        clip.split,
+                        clip.label or "",
+                    ),
+                ),
+                f"{d.score:.6g}",
+                int(d.decision),
+                "" if math.isnan(d.normalised) else f"{d.normalised:.4g}",
+            ]
+        )
+    report = evaluate_rows(detector, [(c, detections[c.clip_id].score, detections[c.clip_id].decision) for c in scored])
     # Written into a temporary folder renamed when complete: a run folder is whole or absent, even after a kill
     # (a temporary one left by a kill is removed when the project opens).
     partial = folder.with_name(f".run.{uuid.uuid4().hex[:8]}.part")

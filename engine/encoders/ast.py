@@ -8,6 +8,7 @@ stride 10 make a 12 x 101 grid (frequency x time) per window; the chosen layers'
 the patch vectors. Weights come from a local folder in the transformers format or from the Hugging Face
 cache, offline unless the user allows downloads (see `engine.weights`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,8 +46,10 @@ def load_ast_model(location: str, allow_download: bool | None = None):
     if looks_like_path and not path.exists():
         raise EarmarkError(f"AST weights not found at {path}; {where}")
     if path.is_file() or (path.is_dir() and not (path / "config.json").is_file()):
-        raise EarmarkError(f"{path} is not an AST model folder in the transformers format (it needs config.json "
-                           f"and model.safetensors); {where}")
+        raise EarmarkError(
+            f"{path} is not an AST model folder in the transformers format (it needs config.json "
+            f"and model.safetensors); {where}"
+        )
     try:
         config = ASTConfig.from_pretrained(location, local_files_only=not allow_download)
         if config.model_type != ASTConfig.model_type:
@@ -72,8 +75,10 @@ class AstEncoder(PatchTransformerEncoder):
         self.window_frames = config.max_length
         self.patch, self.f_stride, self.t_stride = config.patch_size, config.frequency_stride, config.time_stride
         if config.num_mel_bins != kaldi.N_MELS:
-            raise EarmarkError(f"this AST expects {config.num_mel_bins} mel bins; Earmark feeds the original "
-                               f"{kaldi.N_MELS}. {weights.KINDS['ast'].where}")
+            raise EarmarkError(
+                f"this AST expects {config.num_mel_bins} mel bins; Earmark feeds the original "
+                f"{kaldi.N_MELS}. {weights.KINDS['ast'].where}"
+            )
         self.rows = (config.num_mel_bins - self.patch) // self.f_stride + 1
         self.cols = (config.max_length - self.patch) // self.t_stride + 1
         self.window_hop = self.cols * self.t_stride  # the next window's first column follows on the grid

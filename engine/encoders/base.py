@@ -4,6 +4,7 @@ Every patch row has a frequency span in Hz and every patch column a time span in
 computed per patch is a box on the spectrogram. Encoders read audio and cache features through the
 project's `FeatureCache`; `embed_waveforms` serves audio that exists only in memory (augmented copies).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -45,8 +46,13 @@ class Encoder(ABC):
             self.layers = tuple(layers)
 
     @abstractmethod
-    def encode(self, clips: Sequence[Clip], progress: Progress | None = None, *, patches: bool = False,
-               ) -> dict[str, Embedding]:
+    def encode(
+        self,
+        clips: Sequence[Clip],
+        progress: Progress | None = None,
+        *,
+        patches: bool = False,
+    ) -> dict[str, Embedding]:
         """clip_id -> Embedding for every readable clip; unreadable clips go to `progress.problem`."""
 
     @abstractmethod

@@ -6,6 +6,7 @@ Povey windows every 10 ms), normalised with mean 15.41663 and twice the standard
 that grid are the patch vectors. The architecture lives in `beats_model.py`; weights come from the file
 set up with `earmark weights add beats PATH`.
 """
+
 from __future__ import annotations
 
 import numpy as np

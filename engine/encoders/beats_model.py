@@ -13,6 +13,7 @@ subtraction, the gated relative position bias computed once in layer 0 and share
 dropout and layer drop included. Not reproduced: the layer-wise gradient decay (`GradMultiply`, a training-only
 gradient scaling) and the official random initialisation; weights are meant to come from a checkpoint.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,8 +79,12 @@ def fbank(waveforms: Tensor) -> Tensor:
     `preprocess`: T = 1 + (N - 400) // 160 frames of 25 ms every 10 ms."""
     from torchaudio.compliance import kaldi
 
-    banks = [kaldi.fbank(w.unsqueeze(0) * 2 ** 15, num_mel_bins=N_MELS, sample_frequency=SAMPLE_RATE,
-                         frame_length=25, frame_shift=10) for w in waveforms]
+    banks = [
+        kaldi.fbank(
+            w.unsqueeze(0) * 2**15, num_mel_bins=N_MELS, sample_frequency=SAMPLE_RATE, frame_length=25, frame_shift=10
+        )
+        for w in waveforms
+    ]
     return (torch.stack(banks, dim=0) - FBANK_MEAN) / (2 * FBANK_STD)
 
 
@@ -105,8 +110,15 @@ def _gelu_accurate(x: Tensor) -> Tensor:  # the tanh approximation
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
 
 
-_ACTIVATIONS = {"relu": F.relu, "gelu": _gelu, "gelu_fast": _gelu_accurate, "gelu_accurate": _gelu_accurate,
-                "tanh": torch.tanh, "linear": lambda x: x, "glu": lambda x: x}
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": _gelu,
+    "gelu_fast": _gelu_accurate,
+    "gelu_accurate": _gelu_accurate,
+    "tanh": torch.tanh,
+    "linear": lambda x: x,
+    "glu": lambda x: x,
+}
 
 
 class _GLULinear(nn.Module):
@@ -119,7 +131,7 @@ class _GLULinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.linear(x)
-        return x[..., :self.output_dim] * F.silu(x[..., self.output_dim:])
+        return x[..., : self.output_dim] * F.silu(x[..., self.output_dim :])
 
 
 class _WeightNormConv1d(nn.Module):
@@ -152,13 +164,14 @@ class MultiheadAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"encoder_embed_dim {dim} is not divisible by encoder_attention_heads {heads}")
         self.num_heads, self.head_dim = heads, dim // heads
-        self.scaling = self.head_dim ** -0.5
+        self.scaling = self.head_dim**-0.5
         self.dropout = cfg.attention_dropout
         self.num_buckets, self.max_distance = cfg.num_buckets, cfg.max_distance
         self.has_relative_attention_bias = cfg.relative_position_embedding
         if self.has_relative_attention_bias:
-            self.relative_attention_bias = (shared_bias if shared_bias is not None
-                                            else nn.Embedding(cfg.num_buckets, heads))
+            self.relative_attention_bias = (
+                shared_bias if shared_bias is not None else nn.Embedding(cfg.num_buckets, heads)
+            )
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
         self.q_proj = nn.Linear(dim, dim)
@@ -174,8 +187,9 @@ class MultiheadAttention(nn.Module):
         buckets = (relative > 0).to(torch.long) * half
         relative = relative.abs()
         max_exact = half // 2
-        large = max_exact + (torch.log(relative.float() / max_exact) / math.log(self.max_distance / max_exact)
-                             * (half - max_exact)).to(torch.long)
+        large = max_exact + (
+            torch.log(relative.float() / max_exact) / math.log(self.max_distance / max_exact) * (half - max_exact)
+        ).to(torch.long)
         large = torch.minimum(large, torch.full_like(large, half - 1))
         return buckets + torch.where(relative < max_exact, relative, large)
 
@@ -185,8 +199,12 @@ class MultiheadAttention(nn.Module):
         buckets = self._buckets(relative).to(self.relative_attention_bias.weight.device)
         return self.relative_attention_bias(buckets).permute(2, 0, 1)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, position_bias: Tensor | None = None,
-                ) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        position_bias: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
         """x [B, N, D] -> (attended [B, N, D], the ungated position bias [1, H, N, N] for the next layer)."""
         b, n, d = x.shape
         h, hd = self.num_heads, self.head_dim
@@ -235,8 +253,12 @@ class TransformerLayer(nn.Module):
         x = F.dropout(self.activation(self.fc1(x)), p=self.cfg.activation_dropout, training=self.training)
         return F.dropout(self.fc2(x), p=self.cfg.dropout, training=self.training)
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None, position_bias: Tensor | None,
-                ) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self,
+        x: Tensor,
+        padding_mask: Tensor | None,
+        position_bias: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
         p = self.cfg.dropout
         if self.cfg.layer_norm_first:
             attended, position_bias = self.self_attn(self.self_attn_layer_norm(x), padding_mask, position_bias)
@@ -254,8 +276,9 @@ class TransformerEncoder(nn.Module):
     def __init__(self, cfg: BEATsConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.pos_conv = nn.Sequential(_WeightNormConv1d(cfg.encoder_embed_dim, cfg.conv_pos, cfg.conv_pos_groups),
-                                      nn.GELU())  # keys encoder.pos_conv.0.{weight_g,weight_v,bias}
+        self.pos_conv = nn.Sequential(
+            _WeightNormConv1d(cfg.encoder_embed_dim, cfg.conv_pos, cfg.conv_pos_groups), nn.GELU()
+        )  # keys encoder.pos_conv.0.{weight_g,weight_v,bias}
         first = TransformerLayer(cfg)
         shared = first.self_attn.relative_attention_bias if cfg.relative_position_embedding else None
         self.layers = nn.ModuleList([first] + [TransformerLayer(cfg, shared) for _ in range(cfg.encoder_layers - 1)])
@@ -287,10 +310,12 @@ class BEATs(nn.Module):
         if cfg.deep_norm and cfg.layer_norm_first:
             raise ValueError("deep_norm and layer_norm_first cannot both be set")
         self.cfg = cfg
-        self.post_extract_proj = (nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim)
-                                  if cfg.embed_dim != cfg.encoder_embed_dim else None)
-        self.patch_embedding = nn.Conv2d(1, cfg.embed_dim, kernel_size=cfg.input_patch_size,
-                                         stride=cfg.input_patch_size, bias=cfg.conv_bias)
+        self.post_extract_proj = (
+            nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
+        )
+        self.patch_embedding = nn.Conv2d(
+            1, cfg.embed_dim, kernel_size=cfg.input_patch_size, stride=cfg.input_patch_size, bias=cfg.conv_bias
+        )
         self.encoder = TransformerEncoder(cfg)
         self.layer_norm = nn.LayerNorm(cfg.embed_dim)
         self.predictor = nn.Linear(cfg.encoder_embed_dim, cfg.predictor_class) if cfg.finetuned_model else None
@@ -359,15 +384,22 @@ def load_beats_checkpoint(path: str | Path, device: str | torch.device | None = 
         raise fail(f"cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a file that is not a checkpoint
         if "weights only load failed" in str(exc).lower():
-            raise fail("not a readable PyTorch checkpoint: it holds Python objects besides tensors and plain "
-                       "values, which Earmark does not unpickle") from None
+            raise fail(
+                "not a readable PyTorch checkpoint: it holds Python objects besides tensors and plain "
+                "values, which Earmark does not unpickle"
+            ) from None
         raise fail("not a readable PyTorch checkpoint (the file is of another kind, or damaged)") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("cfg"), dict) \
-            or not isinstance(checkpoint.get("model"), dict):
-        found = (f"keys {_first(sorted(map(str, checkpoint)), 5) or '(none)'}" if isinstance(checkpoint, dict)
-                 else f"a {type(checkpoint).__name__}")
-        raise fail(f"not a BEATs checkpoint: expected a dict with a 'cfg' dict and a 'model' state dict, "
-                   f"found {found}")
+    if (
+        not isinstance(checkpoint, dict)
+        or not isinstance(checkpoint.get("cfg"), dict)
+        or not isinstance(checkpoint.get("model"), dict)
+    ):
+        found = (
+            f"keys {_first(sorted(map(str, checkpoint)), 5) or '(none)'}"
+            if isinstance(checkpoint, dict)
+            else f"a {type(checkpoint).__name__}"
+        )
+        raise fail(f"not a BEATs checkpoint: expected a dict with a 'cfg' dict and a 'model' state dict, found {found}")
     state = checkpoint["model"]
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise fail("not a BEATs checkpoint: its 'model' entry holds values that are not tensors")
@@ -380,10 +412,15 @@ def load_beats_checkpoint(path: str | Path, device: str | torch.device | None = 
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        raise fail(f"its weights do not match the BEATs model its 'cfg' describes: {len(missing)} missing "
-                   f"({_first(missing) or 'none'}), {len(unexpected)} unexpected ({_first(unexpected) or 'none'})")
-    wrong = [f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}"
-             for k, v in expected.items() if state[k].shape != v.shape]
+        raise fail(
+            f"its weights do not match the BEATs model its 'cfg' describes: {len(missing)} missing "
+            f"({_first(missing) or 'none'}), {len(unexpected)} unexpected ({_first(unexpected) or 'none'})"
+        )
+    wrong = [
+        f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if state[k].shape != v.shape
+    ]
     if wrong:
         raise fail(f"{len(wrong)} weights have the wrong shape for its 'cfg' ({_first(wrong, 2)})")
     try:

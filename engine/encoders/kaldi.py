@@ -4,6 +4,7 @@ Both models take 128 Kaldi mel bins (25 ms Hann/Povey windows every 10 ms, 20 Hz
 torchaudio, and cut that image into 16 x 16 patches; a patch row covers a run of mel bins and a patch
 column a run of frames, so each patch is a box on the spectrogram.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,13 +28,22 @@ def ast_fbank(waveform: torch.Tensor) -> torch.Tensor:
     waveform = waveform - waveform.mean()
     if waveform.numel() < int(FRAME_LENGTH_S * SAMPLE_RATE):  # Kaldi needs one whole window
         waveform = torch.nn.functional.pad(waveform, (0, int(FRAME_LENGTH_S * SAMPLE_RATE) - waveform.numel()))
-    return kaldi.fbank(waveform[None], htk_compat=True, sample_frequency=SAMPLE_RATE, use_energy=False,
-                       window_type="hanning", num_mel_bins=N_MELS, dither=0.0,
-                       frame_shift=FRAME_SHIFT_S * 1000, frame_length=FRAME_LENGTH_S * 1000)
+    return kaldi.fbank(
+        waveform[None],
+        htk_compat=True,
+        sample_frequency=SAMPLE_RATE,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=N_MELS,
+        dither=0.0,
+        frame_shift=FRAME_SHIFT_S * 1000,
+        frame_length=FRAME_LENGTH_S * 1000,
+    )
 
 
 def mel_points_hz(n_mels: int = N_MELS, low_hz: float = LOW_HZ, high_hz: float = SAMPLE_RATE / 2) -> np.ndarray:
     """The n_mels + 2 corner frequencies of Kaldi's triangular filters: bin b spans points b to b + 2."""
+
     def mel(hz: float) -> float:
         return 1127.0 * math.log(1.0 + hz / 700.0)
 

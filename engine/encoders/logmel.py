@@ -8,6 +8,7 @@
   are compared by cosine similarity, and on dB values every patch points the same way (the level offset
   dominates); on the synthetic set the patch memory's official score was 0.54 on dB and 0.73 on amplitudes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,13 @@ class LogMelEncoder(Encoder):
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
-    def encode(self, clips: Sequence[Clip], progress: Progress | None = None, *, patches: bool = False,
-               ) -> dict[str, Embedding]:
+    def encode(
+        self,
+        clips: Sequence[Clip],
+        progress: Progress | None = None,
+        *,
+        patches: bool = False,
+    ) -> dict[str, Embedding]:
         features = self.cache.features(clips, self.config, progress)
         return {clip_id: self.embed_features(mel, patches=patches) for clip_id, mel in features.items()}
 
@@ -52,8 +58,11 @@ class LogMelEncoder(Encoder):
         rank = int(0.95 * (mel.shape[1] - 1))  # the 95th percentile, nearest rank (a partition, not a sort)
         clip = np.concatenate([mel.mean(axis=1), mel.std(axis=1), np.partition(mel, rank, axis=1)[:, rank]])
         frames = mel.reshape(mel.shape[0] // 2, 2, -1).mean(axis=1).T
-        embedding = Embedding(clip=clip.astype(np.float32), frames=np.ascontiguousarray(frames, dtype=np.float32),
-                              frame_times=self.config.frame_times(mel.shape[1]))
+        embedding = Embedding(
+            clip=clip.astype(np.float32),
+            frames=np.ascontiguousarray(frames, dtype=np.float32),
+            frame_times=self.config.frame_times(mel.shape[1]),
+        )
         if patches:
             self._add_patches(embedding, mel)
         return embedding

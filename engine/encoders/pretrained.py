@@ -5,6 +5,7 @@ placed at their own time, so the patch grid of a long recording is the windows' 
 selected layers' patch tokens form the grid; the clip vector is their mean (mean pooling), and each frame
 vector is the mean of one patch column over frequency.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -46,8 +47,9 @@ class PatchTransformerEncoder(Encoder):
         self.location = location or weights.location(self.name)
         self.model = _shared_model(type(self).load_model, self.location, str(cache.device))
         depth = self.depth()
-        self.layers = tuple(layers) or tuple(sorted({max(1, round(layer * depth / 12))
-                                                     for layer in self.default_layers}))
+        self.layers = tuple(layers) or tuple(
+            sorted({max(1, round(layer * depth / 12)) for layer in self.default_layers})
+        )
         self.layer_indices = layer_indices(self.layers, depth, f"this {self.name} model")
 
     @property
@@ -87,8 +89,13 @@ class PatchTransformerEncoder(Encoder):
     def column_spans_s(self, columns: int, offset_frames: int) -> np.ndarray: ...
 
     # -- the shared work ------------------------------------------------------------------------------------
-    def encode(self, clips: Sequence[Clip], progress: Progress | None = None, *, patches: bool = False,
-               ) -> dict[str, Embedding]:
+    def encode(
+        self,
+        clips: Sequence[Clip],
+        progress: Progress | None = None,
+        *,
+        patches: bool = False,
+    ) -> dict[str, Embedding]:
         progress = progress or Progress()
         result: dict[str, Embedding] = {}
         for index, clip in enumerate(clips):
@@ -104,9 +111,12 @@ class PatchTransformerEncoder(Encoder):
 
     def _embed(self, audio: np.ndarray, patches: bool) -> Embedding:
         frames = self.features(torch.from_numpy(audio))
-        starts = [s for s in range(0, max(1, len(frames)), self.window_hop)
-                  if s == 0 or len(frames) - s >= self.min_window_frames]
-        windows = [self.window_input(frames[s:s + self.window_frames]) for s in starts]
+        starts = [
+            s
+            for s in range(0, max(1, len(frames)), self.window_hop)
+            if s == 0 or len(frames) - s >= self.min_window_frames
+        ]
+        windows = [self.window_input(frames[s : s + self.window_frames]) for s in starts]
         outputs: list[torch.Tensor] = []  # per window: [L, F, Tp, D]
         with torch.inference_mode():
             first = 0
@@ -126,8 +136,11 @@ class PatchTransformerEncoder(Encoder):
             spans.append(self.column_spans_s(keep, start))
         grid = torch.cat(grid_parts, dim=2).numpy()  # [L, F, Tp, D]
         time_spans = np.concatenate(spans)
-        embedding = Embedding(clip=grid.mean(axis=(0, 1, 2)), frames=np.ascontiguousarray(grid.mean(axis=(0, 1))),
-                              frame_times=time_spans.mean(axis=1))
+        embedding = Embedding(
+            clip=grid.mean(axis=(0, 1, 2)),
+            frames=np.ascontiguousarray(grid.mean(axis=(0, 1))),
+            frame_times=time_spans.mean(axis=1),
+        )
         if patches:
             embedding.patches = grid
             embedding.freq_spans_hz = self.row_spans_hz(grid.shape[1])

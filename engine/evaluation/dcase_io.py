@@ -7,6 +7,7 @@ Machine type, section and detector come from the data and go into file and folde
 `safe_name` (a machine type `../x` names a file inside the output folder, not beside it); a wav name that a
 spreadsheet would take for a formula is escaped (`engine.csv_cells`), and `read_results` takes that off.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,10 @@ def write_results(folder: Path, rows: Sequence) -> list[Path]:
     for (machine, section), section_rows in sorted(by_section.items()):
         score_name, decision_name = result_names(machine, section)
         scores, decisions = io.StringIO(), io.StringIO()
-        score_writer, decision_writer = csv.writer(scores, lineterminator="\n"), csv.writer(decisions,
-                                                                                            lineterminator="\n")
+        score_writer, decision_writer = (
+            csv.writer(scores, lineterminator="\n"),
+            csv.writer(decisions, lineterminator="\n"),
+        )
         for row in section_rows:
             name = escape_cell(Path(row.path).name)
             score_writer.writerow([name, repr(float(row.score))])
@@ -56,11 +59,14 @@ def export_dcase(project, out: str | Path, detector: str | None = None) -> dict[
     rows = results.latest_scores(project, detector=detector, split="test")
     if not rows:
         what = f"{detector} scores" if detector else "scores"
-        raise EarmarkError(f"no {what} for test clips in {project.folder}; run `earmark score "
-                           f"{project.folder} --detector NAME` first")
+        raise EarmarkError(
+            f"no {what} for test clips in {project.folder}; run `earmark score {project.folder} --detector NAME` first"
+        )
     names = [detector] if detector else sorted({r.detector for r in rows})
-    return {name: write_results(out if detector else out / safe_name(name), [r for r in rows if r.detector == name])
-            for name in names}
+    return {
+        name: write_results(out if detector else out / safe_name(name), [r for r in rows if r.detector == name])
+        for name in names
+    }
 
 
 def read_results(path: str | Path) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ must share some time, however little.
 Matching is one to one and maximal: as many pairs as possible, and among those the largest total IoU
 (the assignment problem, solved with scipy's Hungarian method).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -49,19 +50,23 @@ class EventScores:
         return cls(precision, recall, f1, tp, fp, fn)
 
     def as_dict(self) -> dict:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "tp": self.tp,
-                "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 def _as_spans(spans: Iterable[Sequence[float]]) -> np.ndarray:
     # Proposals may come as (start, end, peak, ...) or as objects with start_s / end_s.
-    rows = [(float(s.start_s), float(s.end_s)) if hasattr(s, "start_s") else (float(s[0]), float(s[1]))
-            for s in spans]
+    rows = [(float(s.start_s), float(s.end_s)) if hasattr(s, "start_s") else (float(s[0]), float(s[1])) for s in spans]
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
 
-def iou_matrix(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]]
-               ) -> tuple[np.ndarray, np.ndarray]:
+def iou_matrix(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     """IoU [P, T] of every predicted span with every true span, and their intersections [P, T] in seconds."""
     p, t = _as_spans(predicted), _as_spans(truth)
     inter = np.clip(np.minimum(p[:, None, 1], t[None, :, 1]) - np.maximum(p[:, None, 0], t[None, :, 0]), 0, None)
@@ -71,8 +76,9 @@ def iou_matrix(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[fl
     return iou, inter
 
 
-def match_events(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]],
-                 min_iou: float = DEFAULT_MIN_IOU) -> list[tuple[int, int, float]]:
+def match_events(
+    predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]], min_iou: float = DEFAULT_MIN_IOU
+) -> list[tuple[int, int, float]]:
     """One-to-one matches (predicted index, truth index, IoU) between spans of one clip.
 
     A pair may match when its IoU is at least `min_iou` (with `min_iou=0`: when the spans overlap at all).
@@ -92,19 +98,21 @@ def match_events(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[
     bonus = float(min(iou.shape) + 1)
     weights = np.where(eligible, bonus + iou, 0.0)
     rows, cols = linear_sum_assignment(weights, maximize=True)
-    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if eligible[r, c]]
+    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols, strict=True) if eligible[r, c]]
 
 
-def event_counts(predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]],
-                 min_iou: float = DEFAULT_MIN_IOU) -> tuple[int, int, int]:
+def event_counts(
+    predicted: Iterable[Sequence[float]], truth: Iterable[Sequence[float]], min_iou: float = DEFAULT_MIN_IOU
+) -> tuple[int, int, int]:
     """(tp, fp, fn) of one clip."""
     predicted, truth = _as_spans(predicted), _as_spans(truth)
     tp = len(match_events(predicted, truth, min_iou))
     return tp, len(predicted) - tp, len(truth) - tp
 
 
-def event_f1(clips: Iterable[tuple[Iterable[Sequence[float]], Iterable[Sequence[float]]]],
-             min_iou: float = DEFAULT_MIN_IOU) -> EventScores:
+def event_f1(
+    clips: Iterable[tuple[Iterable[Sequence[float]], Iterable[Sequence[float]]]], min_iou: float = DEFAULT_MIN_IOU
+) -> EventScores:
     """Precision, recall and F1 over clips, each given as (predicted spans, true spans); counts are pooled.
     A normal clip is (its proposals, []): every proposal on it is a false positive."""
     tp = fp = fn = 0

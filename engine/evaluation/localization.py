@@ -1,8 +1,8 @@
 """How well a detector's frame scores point at the anomaly, where the truth regions are known.
 
 Two figures per detector, over the anomalous clips that carry `anomaly_regions`:
-- **frame AUROC**: the AUROC of frame scores against the region mask, pooled over the clips of one model group (their scores share one scale), then
-  averaged over groups;
+- **frame AUROC**: the AUROC of frame scores against the region mask, pooled over the clips of one model
+  group (their scores share one scale), then averaged over groups;
 - **top-frame hit rate**: the share of those clips whose highest-scoring frame lies inside a region.
 A frame stands for the stretch from halfway to the frame before to halfway to the frame after; it is
 positive when that stretch overlaps a region. Coarse lanes (a patch grid every 0.32 s) and fine ones
@@ -11,6 +11,7 @@ positive when that stretch overlaps a region. Coarse lanes (a patch grid every 0
 faults (imbalance, a worn bearing, ...) that span the whole clip: with no normal frame inside the clip there is
 nothing to locate, and their top frame would be a hit whatever the detector did.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ class LocalizationResult:
         def number(value: float):
             return None if math.isnan(value) else value
 
-        return {"detector": self.detector, "frame_auroc": number(self.frame_auroc),
-                "top_frame_hit_rate": number(self.top_frame_hit_rate), "clips": self.clips}
+        return {
+            "detector": self.detector,
+            "frame_auroc": number(self.frame_auroc),
+            "top_frame_hit_rate": number(self.top_frame_hit_rate),
+            "clips": self.clips,
+        }
 
 
 def frame_edges(times: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +93,14 @@ def localize(detector: str, clips: Sequence[LocalizedClip]) -> LocalizationResul
         hits.append(bool(mask[np.flatnonzero(finite)[np.argmax(scores[finite])]]))
         per_clip.append((scores[finite], mask[finite]))
     aurocs = [auc(mask, scores) for scores, mask in per_clip if mask.any()]
-    return LocalizationResult(detector, float(np.mean(aurocs)) if aurocs else math.nan,
-                              float(np.mean(hits)) if hits else math.nan, len(hits))
+    return LocalizationResult(
+        detector, float(np.mean(aurocs)) if aurocs else math.nan, float(np.mean(hits)) if hits else math.nan, len(hits)
+    )
 
 
-def localize_project(project, detectors: Sequence[str] | None = None, split: str = "test",
-                     problems: list[str] | None = None) -> list[LocalizationResult]:
+def localize_project(
+    project, detectors: Sequence[str] | None = None, split: str = "test", problems: list[str] | None = None
+) -> list[LocalizationResult]:
     """Localization figures for each detector with stored frame scores on anomalous clips with regions. A
     clip whose lanes file is missing or damaged is left out and named in `problems`."""
     from engine.errors import ArtifactError
@@ -110,8 +117,10 @@ def localize_project(project, detectors: Sequence[str] | None = None, split: str
                 lanes = results.load_lanes(project, row.map_artifact)
             except ArtifactError as exc:
                 if problems is not None:
-                    problems.append(f"{name} {row.clip_id}: left out of localization, {exc} (`earmark score "
-                                    f"{project.folder} --detector {name}`)")
+                    problems.append(
+                        f"{name} {row.clip_id}: left out of localization, {exc} (`earmark score "
+                        f"{project.folder} --detector {name}`)"
+                    )
                 continue
             clip = truth[row.clip_id]
             clips.append(LocalizedClip(lanes["frame_times"], lanes["frame_scores"], clip.anomaly_regions))
@@ -123,8 +132,10 @@ def localize_project(project, detectors: Sequence[str] | None = None, split: str
 def format_localization(results: Sequence[LocalizationResult]) -> list[str]:
     if not results:
         return []
-    lines = ["Localization (anomalous test clips with known regions):",
-             f"  {'detector':<14} {'frame AUROC':>11} {'top frame in region':>20} {'clips':>6}"]
+    lines = [
+        "Localization (anomalous test clips with known regions):",
+        f"  {'detector':<14} {'frame AUROC':>11} {'top frame in region':>20} {'clips':>6}",
+    ]
     for r in sorted(results, key=lambda r: -1 if math.isnan(r.frame_auroc) else r.frame_auroc, reverse=True):
         auroc = "  -  " if math.isnan(r.frame_auroc) else f"{r.frame_auroc:.3f}"
         hits = "  -  " if math.isnan(r.top_frame_hit_rate) else f"{r.top_frame_hit_rate:.0%}"

@@ -6,6 +6,7 @@
   of every machine, each floored at the smallest positive float first;
 - decisions (score > threshold): precision, recall and F1 per domain, over that domain's clips.
 """
+
 from __future__ import annotations
 
 import sys
@@ -83,6 +84,7 @@ def precision_recall_f1(labels: Sequence[bool], decisions: Sequence[bool]) -> tu
 
 def section_result(machine_type: str, section_id: str, clips: Sequence[ScoredClip]) -> SectionResult:
     """Every official figure of one section from its scored test clips."""
+
     def subset(keep) -> tuple[list[bool], list[float], list[bool]]:
         chosen = [c for c in clips if keep(c)]
         return [c.is_anomaly for c in chosen], [c.score for c in chosen], [c.decision for c in chosen]
@@ -96,8 +98,20 @@ def section_result(machine_type: str, section_id: str, clips: Sequence[ScoredCli
     nothing = (float("nan"),) * 3
     p_s, r_s, f_s = precision_recall_f1(decided_s[0], decided_s[2]) if decided_s[0] else nothing
     p_t, r_t, f_t = precision_recall_f1(decided_t[0], decided_t[2]) if decided_t[0] else nothing
-    return SectionResult(machine_type, section_id, auc(labels_s, scores_s), auc(labels_t, scores_t),
-                         pauc(labels_all, scores_all), p_s, r_s, f_s, p_t, r_t, f_t, len(clips))
+    return SectionResult(
+        machine_type,
+        section_id,
+        auc(labels_s, scores_s),
+        auc(labels_t, scores_t),
+        pauc(labels_all, scores_all),
+        p_s,
+        r_s,
+        f_s,
+        p_t,
+        r_t,
+        f_t,
+        len(clips),
+    )
 
 
 def official_score(sections: Sequence[SectionResult]) -> float:

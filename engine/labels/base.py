@@ -2,6 +2,7 @@
 could not use, number parsing that tolerates other tools' habits, and the text of a file whatever its
 encoding (Praat writes UTF-16, Raven and Audacity on Windows sometimes write the system code page).
 """
+
 from __future__ import annotations
 
 import codecs

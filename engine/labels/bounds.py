@@ -11,6 +11,7 @@ stored, it would break what reads regions later (cutting training segments overf
 duration where that is more (an hour's recording may drift by a few seconds); up to `NYQUIST_SLACK`
 (1 %) above the Nyquist frequency.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
     """`region` held to its clip (`duration_s` seconds long, recorded at `sample_rate`): as it is, or
     clamped with a warning saying how; a LabelError (PastTheEnd for times) when it lies absurdly outside.
     A duration or sample rate that is unknown (None or 0) bounds nothing."""
-    values = {"a start": region.start_s, "an end": region.end_s, "a low frequency": region.low_hz,
-              "a high frequency": region.high_hz}
+    values = {
+        "a start": region.start_s,
+        "an end": region.end_s,
+        "a low frequency": region.low_hz,
+        "a high frequency": region.high_hz,
+    }
     for what, value in values.items():
         if value is not None and not math.isfinite(float(value)):
             raise LabelError(f"has {what} of {value}, not a finite number")
@@ -50,8 +55,9 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
     said = []
     if start < 0:
         if start < -END_SLACK_S or end <= 0:
-            raise LabelError(f"cannot start at {start:g} s, before the start of {clip}; times are seconds from "
-                             "its start")
+            raise LabelError(
+                f"cannot start at {start:g} s, before the start of {clip}; times are seconds from its start"
+            )
         said.append(f"started at {start:g} s, before the start of {clip}: it now starts there, at 0 s")
         start = 0.0
     if duration_s and duration_s > 0:
@@ -69,11 +75,14 @@ def fit_to_clip(region: Region, duration_s: float | None, sample_rate: float | N
         nyquist = sample_rate / 2
         if high > nyquist * (1 + NYQUIST_SLACK) or low >= nyquist:
             edge = low if low >= nyquist else high
-            raise LabelError(f"reaches {edge:g} Hz, above the highest frequency of {clip} ({nyquist:g} Hz, "
-                             f"half its sample rate of {sample_rate:g} Hz)")
+            raise LabelError(
+                f"reaches {edge:g} Hz, above the highest frequency of {clip} ({nyquist:g} Hz, "
+                f"half its sample rate of {sample_rate:g} Hz)"
+            )
         if high > nyquist:
-            said.append(f"reached {high:g} Hz, above the highest frequency of {clip}: it now stops there, at "
-                        f"{nyquist:g} Hz")
+            said.append(
+                f"reached {high:g} Hz, above the highest frequency of {clip}: it now stops there, at {nyquist:g} Hz"
+            )
             high = float(nyquist)
     if not said:
         return region, None

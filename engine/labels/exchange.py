@@ -5,6 +5,7 @@ any number of clips and name each region's clip. An import finds each file's cli
 and reports the bad ones (`<file>:<line>: what is wrong`), skips regions the project already has (so
 importing a file twice adds nothing) and stores the rest in one transaction.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,7 @@ class LabelImport:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"imported {len(self.added)} region(s) from {self.files} file(s); "
-                f"{self.duplicates} already present")
+        return f"imported {len(self.added)} region(s) from {self.files} file(s); {self.duplicates} already present"
 
     def lines(self) -> list[str]:
         """The summary, then each problem and each warning (as `engine.cli.print_report` prints an import)."""
@@ -58,13 +58,21 @@ class LabelImport:
 def format_for_path(path: str | Path) -> str:
     """The label format a file's name says it holds."""
     name = Path(path).name.lower()
-    for ending, fmt in ((".csv", "csv"), (".json", "json"), (".textgrid", "textgrid"),
-                        (".selections.txt", "raven"), (".txt", "audacity"), (".lab", "audacity")):
+    for ending, fmt in (
+        (".csv", "csv"),
+        (".json", "json"),
+        (".textgrid", "textgrid"),
+        (".selections.txt", "raven"),
+        (".txt", "audacity"),
+        (".lab", "audacity"),
+    ):
         if name.endswith(ending):
             return fmt
-    raise LabelError(f"cannot tell the label format of {Path(path).name!r}: name it .txt or .lab (Audacity), "
-                     ".selections.txt (Raven), .TextGrid (Praat), .csv or .json, or choose the format "
-                     f"(--format {'|'.join(FORMATS)})")
+    raise LabelError(
+        f"cannot tell the label format of {Path(path).name!r}: name it .txt or .lab (Audacity), "
+        ".selections.txt (Raven), .TextGrid (Praat), .csv or .json, or choose the format "
+        f"(--format {'|'.join(FORMATS)})"
+    )
 
 
 def _check_format(fmt: str) -> str:
@@ -74,9 +82,15 @@ def _check_format(fmt: str) -> str:
 
 
 # -- export -------------------------------------------------------------------------------------------------------
-def export_labels(project: Project, out: str | Path, fmt: str | None = None, regions: list[Region] | None = None,
-                  kinds: Sequence[str] = ("manual",), clip_ids: Iterable[str] | None = None,
-                  labels: Iterable[str] | None = None) -> list[Path]:
+def export_labels(
+    project: Project,
+    out: str | Path,
+    fmt: str | None = None,
+    regions: list[Region] | None = None,
+    kinds: Sequence[str] = ("manual",),
+    clip_ids: Iterable[str] | None = None,
+    labels: Iterable[str] | None = None,
+) -> list[Path]:
     """Write regions to label files and return the files written. `regions` given: exactly those (a
     user's selection); else the project's regions of `kinds`, narrowed to `clip_ids` and `labels`.
 
@@ -94,8 +108,10 @@ def export_labels(project: Project, out: str | Path, fmt: str | None = None, reg
         targets = {next(iter(by_clip)): out}
     else:
         if out.suffix and not out.is_dir() and _looks_like_label_file(out):
-            raise LabelError(f"{len(by_clip)} clips have regions to export and a {fmt} file holds one clip; give "
-                             f"a folder instead of {out.name} (each clip gets its own file there)")
+            raise LabelError(
+                f"{len(by_clip)} clips have regions to export and a {fmt} file holds one clip; give "
+                f"a folder instead of {out.name} (each clip gets its own file there)"
+            )
         names = file_stems(clips.values())
         targets = {cid: out / f"{names[cid]}{PER_CLIP[fmt]}" for cid in by_clip}
     written = []
@@ -105,9 +121,14 @@ def export_labels(project: Project, out: str | Path, fmt: str | None = None, reg
     return written
 
 
-def export_text(project: Project, fmt: str, regions: list[Region] | None = None,
-                kinds: Sequence[str] = ("manual",), clip_ids: Iterable[str] | None = None,
-                labels: Iterable[str] | None = None) -> str:
+def export_text(
+    project: Project,
+    fmt: str,
+    regions: list[Region] | None = None,
+    kinds: Sequence[str] = ("manual",),
+    clip_ids: Iterable[str] | None = None,
+    labels: Iterable[str] | None = None,
+) -> str:
     """What `export_labels` would write, as text (for standard output), choosing regions the same way.
 
     CSV and JSON take any number of clips. Audacity, Raven and TextGrid files do not name their clip, so
@@ -120,9 +141,11 @@ def export_text(project: Project, fmt: str, regions: list[Region] | None = None,
         return _table_text(fmt, chosen, clips)
     by_clip = _by_clip(chosen)
     if len(by_clip) > 1:
-        raise LabelError(f"{len(by_clip)} clips have regions to export, and a {fmt} file holds one clip without "
-                         "naming it; choose one clip (--clip ID), or --format csv or json (each row names its "
-                         "clip), or give a folder instead of -")
+        raise LabelError(
+            f"{len(by_clip)} clips have regions to export, and a {fmt} file holds one clip without "
+            "naming it; choose one clip (--clip ID), or --format csv or json (each row names its "
+            "clip), or give a folder instead of -"
+        )
     clip_id, found = next(iter(by_clip.items()))
     return _clip_text(fmt, found, clips[clip_id])
 
@@ -147,13 +170,20 @@ def _clip_text(fmt: str, regions: list[Region], clip: Clip) -> str:
     return formats.write_textgrid(regions, clip.duration_s)
 
 
-def _choose(project: Project, clips: dict[str, Clip], regions: list[Region] | None, kinds: Sequence[str],
-            clip_ids: Iterable[str] | None, labels: Iterable[str] | None) -> list[Region]:
+def _choose(
+    project: Project,
+    clips: dict[str, Clip],
+    regions: list[Region] | None,
+    kinds: Sequence[str],
+    clip_ids: Iterable[str] | None,
+    labels: Iterable[str] | None,
+) -> list[Region]:
     if regions is not None:
         unknown = sorted({r.clip_id for r in regions} - set(clips))
         if unknown:
-            raise LabelError(f"no clip {unknown[0]!r} in the project; the selection holds regions of another "
-                             "project's clips")
+            raise LabelError(
+                f"no clip {unknown[0]!r} in the project; the selection holds regions of another project's clips"
+            )
         chosen = list(regions)
     else:
         bad = [k for k in kinds if k not in KINDS] if kinds else ["(none)"]
@@ -170,8 +200,10 @@ def _choose(project: Project, clips: dict[str, Clip], regions: list[Region] | No
     if not chosen and regions is not None:
         raise LabelError("nothing to export: the selection holds no regions; select some first")
     if not chosen:
-        raise LabelError(f"nothing to export: no {' or '.join(kinds)} regions match; draw or import some, or "
-                         "choose other kinds, clips or labels")
+        raise LabelError(
+            f"nothing to export: no {' or '.join(kinds)} regions match; draw or import some, or "
+            "choose other kinds, clips or labels"
+        )
     return sorted(chosen, key=lambda r: (r.clip_id, r.start_s, r.end_s, r.label))
 
 
@@ -191,8 +223,12 @@ def file_stems(clips: Iterable[Clip]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for clip in clips:
         counts[Path(clip.path).stem] = counts.get(Path(clip.path).stem, 0) + 1
-    return {clip.clip_id: safe_name(Path(clip.path).stem) if counts[Path(clip.path).stem] == 1
-            else f"{safe_name(Path(clip.path).stem)}__{safe_name(clip.clip_id)}" for clip in clips}
+    return {
+        clip.clip_id: safe_name(Path(clip.path).stem)
+        if counts[Path(clip.path).stem] == 1
+        else f"{safe_name(Path(clip.path).stem)}__{safe_name(clip.clip_id)}"
+        for clip in clips
+    }
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -203,8 +239,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # -- import -------------------------------------------------------------------------------------------------------
-def import_labels(project: Project, paths: Sequence[str | Path], fmt: str | None = None,
-                  clip_id: str | None = None) -> LabelImport:
+def import_labels(
+    project: Project, paths: Sequence[str | Path], fmt: str | None = None, clip_id: str | None = None
+) -> LabelImport:
     """Read label files (or folders of them) into the project as manual regions. `clip_id` names the clip
     of the per-clip formats' files (else their names must match one clip's audio file), and takes the
     rows of CSV and JSON files that name no clip of the project."""
@@ -234,8 +271,7 @@ def import_labels(project: Project, paths: Sequence[str | Path], fmt: str | None
                 continue
             known.setdefault(_bucket(region), []).append(region)  # a repeat later in this call is one too
             new.append(region)
-        report.problems += [f"{path}:{line}: {what}" if line else f"{path}: {what}"
-                            for line, what in read.problems]
+        report.problems += [f"{path}:{line}: {what}" if line else f"{path}: {what}" for line, what in read.problems]
         report.warnings += [f"{path}:{line}: {what}" for line, what in read.warnings]
     if new:
         report.added = add_regions(project, new)
@@ -267,8 +303,9 @@ def _files(paths: Sequence[str | Path], fmt: str | None, report: LabelImport) ->
             continue
         inside = [(c, fmt or format_for_path(c)) for c in children if _looks_like_label_file(c)]
         if not inside:
-            report.problems.append(f"{path}: no label files in this folder (.txt, .lab, .selections.txt, "
-                                   ".TextGrid, .csv, .json)")
+            report.problems.append(
+                f"{path}: no label files in this folder (.txt, .lab, .selections.txt, .TextGrid, .csv, .json)"
+            )
         found += inside
     return found
 
@@ -281,8 +318,10 @@ def _read_file(path: Path, fmt: str, sniff: bool, clips: dict[str, Clip], clip_i
         fmt = _sniff(text, fmt)
     if fmt in PER_CLIP:
         readers: dict[str, Callable[[str], ReadResult]] = {
-            "audacity": formats.read_audacity, "textgrid": formats.read_textgrid,
-            "raven": lambda t: formats.read_raven(t, clip.sample_rate)}
+            "audacity": formats.read_audacity,
+            "textgrid": formats.read_textgrid,
+            "raven": lambda t: formats.read_raven(t, clip.sample_rate),
+        }
         result = readers[fmt](text)
         rows = [(row.line, replace(row.region, clip_id=clip.clip_id), row.warning) for row in result.rows]
     else:
@@ -339,11 +378,13 @@ def _clip_for_file(path: Path, clips: dict[str, Clip]) -> Clip:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise LabelError(f"the name {stem!r} matches no clip's audio file; pass the clip it belongs to "
-                         "(--clip CLIP_ID)")
+        raise LabelError(
+            f"the name {stem!r} matches no clip's audio file; pass the clip it belongs to (--clip CLIP_ID)"
+        )
     shown = ", ".join(repr(c.clip_id) for c in matches[:3]) + (", ..." if len(matches) > 3 else "")
-    raise LabelError(f"the name {stem!r} matches {len(matches)} clips ({shown}); pass the clip it belongs to "
-                     "(--clip CLIP_ID)")
+    raise LabelError(
+        f"the name {stem!r} matches {len(matches)} clips ({shown}); pass the clip it belongs to (--clip CLIP_ID)"
+    )
 
 
 def _by_file_name(clips: Iterable[Clip]) -> dict[str, list[Clip]]:
@@ -353,8 +394,9 @@ def _by_file_name(clips: Iterable[Clip]) -> dict[str, list[Clip]]:
     return by_name
 
 
-def _clip_for_row(named: str, file: str, clips: dict[str, Clip], by_name: dict[str, list[Clip]],
-                  fallback: str | None) -> Clip | str:
+def _clip_for_row(
+    named: str, file: str, clips: dict[str, Clip], by_name: dict[str, list[Clip]], fallback: str | None
+) -> Clip | str:
     """A CSV or JSON row's clip: by its clip_id, else by its audio file's name; else what is wrong."""
     if named in clips:
         return clips[named]
@@ -365,8 +407,10 @@ def _clip_for_row(named: str, file: str, clips: dict[str, Clip], by_name: dict[s
     if fallback is not None:
         return clips[fallback]
     if len(matches) > 1:
-        return (f"{len(matches)} clips have the audio file name {base!r}; give the row's clip_id, or pass the "
-                "clip (--clip CLIP_ID)")
+        return (
+            f"{len(matches)} clips have the audio file name {base!r}; give the row's clip_id, or pass the "
+            "clip (--clip CLIP_ID)"
+        )
     if not named and not base:
         return "the row names no clip; give its clip_id or file, or pass the clip (--clip CLIP_ID)"
     said = " or ".join(f"{what} {value!r}" for what, value in (("clip_id", named), ("file", base)) if value)
@@ -388,5 +432,4 @@ def _same(new: Region, old: Region, tolerance: float, boxes: bool) -> bool:
         return True
     if new.is_box != old.is_box:
         return False
-    return not new.is_box or (abs(new.low_hz - old.low_hz) <= tolerance
-                              and abs(new.high_hz - old.high_hz) <= tolerance)
+    return not new.is_box or (abs(new.low_hz - old.low_hz) <= tolerance and abs(new.high_hz - old.high_hz) <= tolerance)

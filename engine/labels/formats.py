@@ -10,6 +10,7 @@ file belongs to, and storing what was read, is `engine.labels.exchange`'s part.
 - Praat TextGrid: `engine.labels.textgrid`.
 - CSV and JSON, which hold the regions of many clips: `engine.labels.tables`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,8 +20,19 @@ from engine.labels.tables import read_csv, read_json, write_csv, write_json
 from engine.labels.textgrid import read_textgrid, write_textgrid
 from engine.store.labels import Region
 
-__all__ = ["RAVEN_HEADER", "read_audacity", "read_csv", "read_json", "read_raven", "read_textgrid",
-           "write_audacity", "write_csv", "write_json", "write_raven", "write_textgrid"]
+__all__ = [
+    "RAVEN_HEADER",
+    "read_audacity",
+    "read_csv",
+    "read_json",
+    "read_raven",
+    "read_textgrid",
+    "write_audacity",
+    "write_csv",
+    "write_json",
+    "write_raven",
+    "write_textgrid",
+]
 
 
 def _in_time_order(regions: Sequence[Region]) -> list[Region]:
@@ -54,8 +66,7 @@ def read_audacity(text: str) -> ReadResult:
             if previous == "label":
                 _attach_frequencies(entries, result, line_no, fields)
             elif previous != "bad label":  # after a bad label line it goes unread with it
-                result.problem(line_no, "a frequency line (starting with \\) must follow the label line it "
-                                        "belongs to")
+                result.problem(line_no, "a frequency line (starting with \\) must follow the label line it belongs to")
             previous = "frequency"
             continue
         try:
@@ -71,13 +82,18 @@ def read_audacity(text: str) -> ReadResult:
     for line_no, start, end, label, low, high in entries:
         if line_no is None:  # its frequency line was bad: already reported
             continue
-        result.add(line_no, Region(NO_CLIP, start, end, label, low_hz=low, high_hz=high),
-                   missing_label="no label after the start and end times; write one after a tab")
+        result.add(
+            line_no,
+            Region(NO_CLIP, start, end, label, low_hz=low, high_hz=high),
+            missing_label="no label after the start and end times; write one after a tab",
+        )
     if not result.rows and lines > 1 and unreadable == lines:
         # Nothing on any line: the file is something else, and one line saying so beats one per line.
         first_line, first = result.problems[0]
-        what = (f"{first}; no line of this file could be read: is it an Audacity label track (start, end, "
-                "label separated by tabs)?")
+        what = (
+            f"{first}; no line of this file could be read: is it an Audacity label track (start, end, "
+            "label separated by tabs)?"
+        )
         result.problems = [(first_line, what)]
     return result
 
@@ -98,8 +114,16 @@ def _attach_frequencies(entries: list[list], result: ReadResult, line_no: int, f
 
 
 # -- Raven ----------------------------------------------------------------------------------------------------
-RAVEN_HEADER = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
-                "High Freq (Hz)", "Annotation")
+RAVEN_HEADER = (
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Annotation",
+)
 #: Names users give Raven's annotation column; matched without regard to case.
 ANNOTATION_COLUMNS = ("Annotation", "Label", "Class")
 #: How far from 0 Hz and the Nyquist frequency a selection may be and still mean "the whole band".
@@ -111,8 +135,20 @@ def write_raven(regions: Sequence[Region], sample_rate: float) -> str:
     rows = ["\t".join(RAVEN_HEADER)]
     for selection, r in enumerate(_in_time_order(regions), 1):
         low, high = (r.low_hz, r.high_hz) if r.is_box else (0.0, sample_rate / 2)
-        rows.append("\t".join([str(selection), "Spectrogram 1", "1", repr(float(r.start_s)), repr(float(r.end_s)),
-                               repr(float(low)), repr(float(high)), one_line(r.label)]))
+        rows.append(
+            "\t".join(
+                [
+                    str(selection),
+                    "Spectrogram 1",
+                    "1",
+                    repr(float(r.start_s)),
+                    repr(float(r.end_s)),
+                    repr(float(low)),
+                    repr(float(high)),
+                    one_line(r.label),
+                ]
+            )
+        )
     return "".join(f"{row}\n" for row in rows)
 
 
@@ -132,16 +168,20 @@ def read_raven(text: str, sample_rate: float | None = None) -> ReadResult:
 
     begin, end = column("Begin Time (s)"), column("End Time (s)")
     if begin is None or end is None:
-        result.problem(header_no, "not a Raven selection table: its first line names no 'Begin Time (s)' and "
-                                  "'End Time (s)' columns; save the table from Raven with them")
+        result.problem(
+            header_no,
+            "not a Raven selection table: its first line names no 'Begin Time (s)' and "
+            "'End Time (s)' columns; save the table from Raven with them",
+        )
         return result
     annotation = column(*ANNOTATION_COLUMNS)
     if annotation is None:
-        result.problem(header_no, "the table has no annotation column (Annotation, Label or Class); add one "
-                                  "holding each selection's label")
+        result.problem(
+            header_no,
+            "the table has no annotation column (Annotation, Label or Class); add one holding each selection's label",
+        )
         return result
-    view, selection, low, high = column("View"), column("Selection"), column("Low Freq (Hz)"), \
-        column("High Freq (Hz)")
+    view, selection, low, high = column("View"), column("Selection"), column("Low Freq (Hz)"), column("High Freq (Hz)")
     rows = [(n, line.split("\t")) for n, line in lines[1:]]
 
     def cell(cells: list[str], index: int | None) -> str:
@@ -165,10 +205,19 @@ def read_raven(text: str, sample_rate: float | None = None) -> ReadResult:
         except BadValue as exc:
             result.problem(line_no, str(exc))
             continue
-        result.add(line_no, Region(NO_CLIP, start, stop, cell(cells, annotation),
-                                   low_hz=box[0] if box else None, high_hz=box[1] if box else None),
-                   missing_label=f"selection {number_ or '?'} has no annotation; write its label in the "
-                                 f"{names[annotation]!r} column")
+        result.add(
+            line_no,
+            Region(
+                NO_CLIP,
+                start,
+                stop,
+                cell(cells, annotation),
+                low_hz=box[0] if box else None,
+                high_hz=box[1] if box else None,
+            ),
+            missing_label=f"selection {number_ or '?'} has no annotation; write its label in the "
+            f"{names[annotation]!r} column",
+        )
     return result
 
 

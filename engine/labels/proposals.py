@@ -11,6 +11,7 @@ scale of its scores (not its offset: for a model whose normal frames score far a
 reaches down into its background sooner); `propose_clip` and `propose_all` read a project's stored lanes and write the
 proposals into its region store, replacing that model's earlier proposals on each clip.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,14 +54,20 @@ class ProposalSettings:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.on) and math.isfinite(self.off)):
-            raise LabelError(f"proposal levels must be numbers (on {self.on}, off {self.off}); the model may "
-                             "have no usable frame threshold, so fit it again")
+            raise LabelError(
+                f"proposal levels must be numbers (on {self.on}, off {self.off}); the model may "
+                "have no usable frame threshold, so fit it again"
+            )
         if self.off > self.on:
-            raise LabelError(f"the level that ends a proposal ({self.off:.4g}) is above the level that starts "
-                             f"one ({self.on:.4g}); set the off level at or below the on level")
+            raise LabelError(
+                f"the level that ends a proposal ({self.off:.4g}) is above the level that starts "
+                f"one ({self.on:.4g}); set the off level at or below the on level"
+            )
         if not (self.min_duration_s >= 0 and self.merge_gap_s >= 0):
-            raise LabelError("the shortest proposal and the gap that joins two must be 0 s or more (got "
-                             f"{self.min_duration_s} s and {self.merge_gap_s} s)")
+            raise LabelError(
+                "the shortest proposal and the gap that joins two must be 0 s or more (got "
+                f"{self.min_duration_s} s and {self.merge_gap_s} s)"
+            )
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,9 @@ def robust_spread(scores: np.ndarray) -> float:
     return std if std > 0 else max(1e-12, 1e-9 * float(np.abs(finite).max()))
 
 
-def propose(frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[float] | np.ndarray,
-            settings: ProposalSettings) -> list[Proposal]:
+def propose(
+    frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[float] | np.ndarray, settings: ProposalSettings
+) -> list[Proposal]:
     """Proposed regions of one lane, in time order.
 
     Hysteresis, as a Schmitt trigger: a region opens at a frame scoring at or above `settings.on` and stays
@@ -110,8 +118,10 @@ def propose(frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[fl
     times = np.asarray(frame_times, dtype=np.float64)
     scores = np.asarray(frame_scores, dtype=np.float64)
     if times.ndim != 1 or times.shape != scores.shape:
-        raise LabelError(f"a lane needs one time per frame score (got {times.shape} times and {scores.shape} "
-                         "scores); score the clip again")
+        raise LabelError(
+            f"a lane needs one time per frame score (got {times.shape} times and {scores.shape} "
+            "scores); score the clip again"
+        )
     n = len(times)
     if n == 0:
         return []
@@ -151,14 +161,20 @@ def propose(frame_times: Sequence[float] | np.ndarray, frame_scores: Sequence[fl
     begin, end, peaks = begin[kept], end[kept], peaks[kept]
     spread = robust_spread(scores)
     confidence = 1.0 / (1.0 + np.exp(-np.clip((peaks - settings.on) / spread, -700, 700)))
-    return [Proposal(float(b), float(e), float(p), float(c))
-            for b, e, p, c in zip(begin, end, peaks, confidence, strict=True)]
+    return [
+        Proposal(float(b), float(e), float(p), float(c))
+        for b, e, p, c in zip(begin, end, peaks, confidence, strict=True)
+    ]
 
 
-def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | np.ndarray,
-                 on_ratio: float = 1.0, off_ratio: float = DEFAULT_OFF_RATIO,
-                 min_duration_s: float = DEFAULT_MIN_DURATION_S, merge_gap_s: float = DEFAULT_MERGE_GAP_S,
-                 ) -> ProposalSettings:
+def settings_for(
+    frame_threshold: float | None,
+    frame_scores: Sequence[float] | np.ndarray,
+    on_ratio: float = 1.0,
+    off_ratio: float = DEFAULT_OFF_RATIO,
+    min_duration_s: float = DEFAULT_MIN_DURATION_S,
+    merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+) -> ProposalSettings:
     """Levels as multiples of the model's frame threshold: on = on_ratio x threshold, off = off_ratio x
     threshold. With the defaults a region starts where the model itself would call a frame anomalous.
 
@@ -169,15 +185,18 @@ def settings_for(frame_threshold: float | None, frame_scores: Sequence[float] | 
     it instead: on = q - (on_ratio - 1) x |q|, so the order of the levels still holds.
     """
     if off_ratio > on_ratio:
-        raise LabelError(f"the off ratio ({off_ratio}) must not be above the on ratio ({on_ratio}): a proposal "
-                         "ends at a level at or below the one that starts it")
+        raise LabelError(
+            f"the off ratio ({off_ratio}) must not be above the on ratio ({on_ratio}): a proposal "
+            "ends at a level at or below the one that starts it"
+        )
     reference = frame_threshold
     if reference is None or not math.isfinite(reference) or reference <= 0:
         scores = np.asarray(frame_scores, dtype=np.float64)
         finite = scores[np.isfinite(scores)]
         if finite.size == 0:
-            raise LabelError("the lane has no finite frame scores and the model no frame threshold; score the "
-                             "clip again")
+            raise LabelError(
+                "the lane has no finite frame scores and the model no frame threshold; score the clip again"
+            )
         reference = float(np.quantile(finite, FALLBACK_QUANTILE))
     if reference > 0:
         on, off = on_ratio * reference, off_ratio * reference
@@ -198,11 +217,19 @@ def _record(models: dict[int, results.ModelRecord], detector: str, model_id: int
     return models[model_id]
 
 
-def clip_proposals(project: Project, clip_id: str, score: results.ClipScore, detector: str,
-                   on_ratio: float = 1.0, off_ratio: float = DEFAULT_OFF_RATIO,
-                   min_duration_s: float = DEFAULT_MIN_DURATION_S, merge_gap_s: float = DEFAULT_MERGE_GAP_S,
-                   label: str | None = None, models: dict[int, results.ModelRecord] | None = None,
-                   duration_s: float | None = None) -> list[Region]:
+def clip_proposals(
+    project: Project,
+    clip_id: str,
+    score: results.ClipScore,
+    detector: str,
+    on_ratio: float = 1.0,
+    off_ratio: float = DEFAULT_OFF_RATIO,
+    min_duration_s: float = DEFAULT_MIN_DURATION_S,
+    merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+    label: str | None = None,
+    models: dict[int, results.ModelRecord] | None = None,
+    duration_s: float | None = None,
+) -> list[Region]:
     """The proposals of one clip's stored score (`results.clip_scores`) as regions, without writing them;
     `label` defaults to `ANOMALY_FINDING` (a classifier's callers pass its finding:
     `engine.detectors.registry.finding_label`). `models` (the detector's records by id) and the
@@ -216,14 +243,34 @@ def clip_proposals(project: Project, clip_id: str, score: results.ClipScore, det
     models = models if models is not None else {m.model_id: m for m in results.models(project, detector)}
     threshold = results.frame_threshold(project, _record(models, detector, score.model_id))
     duration_s = duration_s if duration_s is not None else project.clip(clip_id).duration_s
-    return lane_proposals(clip_id, duration_s, times, values, threshold, score.model_id, label, on_ratio, off_ratio,
-                          min_duration_s, merge_gap_s)
+    return lane_proposals(
+        clip_id,
+        duration_s,
+        times,
+        values,
+        threshold,
+        score.model_id,
+        label,
+        on_ratio,
+        off_ratio,
+        min_duration_s,
+        merge_gap_s,
+    )
 
 
-def lane_proposals(clip_id: str, duration_s: float, frame_times, frame_scores, frame_threshold: float | None,
-                   model_id: int | None, label: str, on_ratio: float = 1.0, off_ratio: float = DEFAULT_OFF_RATIO,
-                   min_duration_s: float = DEFAULT_MIN_DURATION_S, merge_gap_s: float = DEFAULT_MERGE_GAP_S,
-                   ) -> list[Region]:
+def lane_proposals(
+    clip_id: str,
+    duration_s: float,
+    frame_times,
+    frame_scores,
+    frame_threshold: float | None,
+    model_id: int | None,
+    label: str,
+    on_ratio: float = 1.0,
+    off_ratio: float = DEFAULT_OFF_RATIO,
+    min_duration_s: float = DEFAULT_MIN_DURATION_S,
+    merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+) -> list[Region]:
     """One lane's proposals as regions of its clip (ends kept inside the clip), for a lane already in
     memory: the window re-proposes the shown clip this way on every slider move."""
     settings = settings_for(frame_threshold, frame_scores, on_ratio, off_ratio, min_duration_s, merge_gap_s)
@@ -231,30 +278,45 @@ def lane_proposals(clip_id: str, duration_s: float, frame_times, frame_scores, f
     for p in propose(frame_times, frame_scores, settings):
         end = min(p.end_s, duration_s) if duration_s else p.end_s  # the last frame's stretch may pass the end
         if end > p.start_s:
-            regions.append(Region(clip_id, p.start_s, end, label, kind="proposal", model_id=model_id,
-                                  confidence=p.confidence))
+            regions.append(
+                Region(clip_id, p.start_s, end, label, kind="proposal", model_id=model_id, confidence=p.confidence)
+            )
     return regions
 
 
-def propose_clip(project: Project, clip_id: str, detector: str, on_ratio: float = 1.0,
-                 off_ratio: float = DEFAULT_OFF_RATIO, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-                 merge_gap_s: float = DEFAULT_MERGE_GAP_S, label: str | None = None) -> list[Region]:
+def propose_clip(
+    project: Project,
+    clip_id: str,
+    detector: str,
+    on_ratio: float = 1.0,
+    off_ratio: float = DEFAULT_OFF_RATIO,
+    min_duration_s: float = DEFAULT_MIN_DURATION_S,
+    merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+    label: str | None = None,
+) -> list[Region]:
     """Propose regions on one clip from its newest `detector` score and store them (replacing that model's
     earlier proposals on the clip; manual and truth regions stay). `label` defaults to `ANOMALY_FINDING` (see
     `clip_proposals`). Returns the regions as stored."""
     score = results.clip_scores(project, clip_id).get(clip_id, {}).get(detector)
     if score is None:
         raise LabelError(f"{clip_id} has no {detector} score; score it with {detector} first")
-    found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s, merge_gap_s,
-                           label)
+    found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s, merge_gap_s, label)
     return labels.replace_proposals(project, clip_id, score.model_id, found)
 
 
-def propose_all(project: Project, detector: str, progress: Progress | None = None,
-                clip_ids: Iterable[str] | None = None, on_ratio: float = 1.0,
-                off_ratio: float = DEFAULT_OFF_RATIO, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-                merge_gap_s: float = DEFAULT_MERGE_GAP_S, label: str | None = None, store: bool = True,
-                on_clip: Callable[[str, list[Region]], None] | None = None) -> int:
+def propose_all(
+    project: Project,
+    detector: str,
+    progress: Progress | None = None,
+    clip_ids: Iterable[str] | None = None,
+    on_ratio: float = 1.0,
+    off_ratio: float = DEFAULT_OFF_RATIO,
+    min_duration_s: float = DEFAULT_MIN_DURATION_S,
+    merge_gap_s: float = DEFAULT_MERGE_GAP_S,
+    label: str | None = None,
+    store: bool = True,
+    on_clip: Callable[[str, list[Region]], None] | None = None,
+) -> int:
     """Propose regions on every clip `detector` scored (or on `clip_ids`); returns how many were written.
 
     Each clip is one transaction, so a cancelled run (`progress.check()` raises `Cancelled`) keeps the
@@ -283,8 +345,19 @@ def propose_all(project: Project, detector: str, progress: Progress | None = Non
             progress.problem(f"{clip_id}: no {detector} score, no proposals")
         else:
             try:
-                found = clip_proposals(project, clip_id, score, detector, on_ratio, off_ratio, min_duration_s,
-                                       merge_gap_s, label, models, durations.get(clip_id))
+                found = clip_proposals(
+                    project,
+                    clip_id,
+                    score,
+                    detector,
+                    on_ratio,
+                    off_ratio,
+                    min_duration_s,
+                    merge_gap_s,
+                    label,
+                    models,
+                    durations.get(clip_id),
+                )
             except (LabelError, ArtifactError, OSError, KeyError, ValueError) as exc:
                 progress.problem(f"{clip_id}: {exc}")
             else:

@@ -3,6 +3,7 @@ its audio file's name (file), so the file can be read into another project holdi
 
 Numbers are written as Python's shortest round-trip text, so a round trip keeps every bit of a time.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,16 +22,30 @@ JSON_FORMAT, JSON_VERSION = "earmark-labels", 1
 #: stack on it (RecursionError) long before it ran out of memory.
 MAX_JSON_DEPTH = 32
 #: Other names the columns go by in tables made by hand or by other tools (matched without regard to case).
-_ALIASES = {"clip_id": ("clip_id", "clip"), "file": ("file", "filename", "file_name", "path"),
-            "start_s": ("start_s", "start", "begin", "onset"), "end_s": ("end_s", "end", "stop", "offset"),
-            "low_hz": ("low_hz", "low"), "high_hz": ("high_hz", "high"),
-            "label": ("label", "annotation", "class")}
+_ALIASES = {
+    "clip_id": ("clip_id", "clip"),
+    "file": ("file", "filename", "file_name", "path"),
+    "start_s": ("start_s", "start", "begin", "onset"),
+    "end_s": ("end_s", "end", "stop", "offset"),
+    "low_hz": ("low_hz", "low"),
+    "high_hz": ("high_hz", "high"),
+    "label": ("label", "annotation", "class"),
+}
 
 
 def _record(r: Region, files: Mapping[str, str]) -> dict:
-    return {"clip_id": r.clip_id, "file": files.get(r.clip_id, ""), "start_s": r.start_s, "end_s": r.end_s,
-            "low_hz": r.low_hz, "high_hz": r.high_hz, "label": r.label, "kind": r.kind,
-            "confidence": r.confidence, "model_id": r.model_id}
+    return {
+        "clip_id": r.clip_id,
+        "file": files.get(r.clip_id, ""),
+        "start_s": r.start_s,
+        "end_s": r.end_s,
+        "low_hz": r.low_hz,
+        "high_hz": r.high_hz,
+        "label": r.label,
+        "kind": r.kind,
+        "confidence": r.confidence,
+        "model_id": r.model_id,
+    }
 
 
 def write_csv(regions: Sequence[Region], files: Mapping[str, str]) -> str:
@@ -79,11 +94,15 @@ def _read_rows(result: ReadResult, reader) -> None:
             continue
         if header is None:
             header = [c.strip().lower() for c in cells]
-            columns = {key: next((header.index(n) for n in names if n in header), None)
-                       for key, names in _ALIASES.items()}
+            columns = {
+                key: next((header.index(n) for n in names if n in header), None) for key, names in _ALIASES.items()
+            }
             if columns["start_s"] is None or columns["end_s"] is None or columns["label"] is None:
-                result.problem(reader.line_num, "the first line names no start_s, end_s and label columns; a "
-                                                f"label table has the header {','.join(COLUMNS)}")
+                result.problem(
+                    reader.line_num,
+                    "the first line names no start_s, end_s and label columns; a "
+                    f"label table has the header {','.join(COLUMNS)}",
+                )
                 return
             continue
 
@@ -96,14 +115,16 @@ def read_json(text: str) -> ReadResult:
     result = ReadResult()
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
-        result.problem(0, f"nests lists and objects {depth} deep; an Earmark label file nests 3 (the file, its "
-                          "regions list, each region) and this one is not read")
+        result.problem(
+            0,
+            f"nests lists and objects {depth} deep; an Earmark label file nests 3 (the file, its "
+            "regions list, each region) and this one is not read",
+        )
         return result
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        result.problem(exc.lineno, f"not valid JSON ({exc.msg} at column {exc.colno}); is it an Earmark "
-                                   "label file?")
+        result.problem(exc.lineno, f"not valid JSON ({exc.msg} at column {exc.colno}); is it an Earmark label file?")
         return result
     except ValueError as exc:  # a number too long to convert (Python's limit on digits), say
         result.problem(0, f"not readable as JSON ({str(exc).split(';')[0]}); is it an Earmark label file?")
@@ -115,13 +136,18 @@ def read_json(text: str) -> ReadResult:
             result.problem(1, f"a {kind!r} file, not Earmark labels ({JSON_FORMAT!r})")
             return result
         if isinstance(version, int) and version > JSON_VERSION:
-            result.problem(1, f"written by a newer Earmark (label file version {version}; this one reads "
-                              f"{JSON_VERSION}); update Earmark to read it")
+            result.problem(
+                1,
+                f"written by a newer Earmark (label file version {version}; this one reads "
+                f"{JSON_VERSION}); update Earmark to read it",
+            )
             return result
         items = data.get("regions")
     if not isinstance(items, list):
-        result.problem(1, 'no "regions" list; an Earmark label file is {"format": "earmark-labels", '
-                          '"version": 1, "regions": [...]}')
+        result.problem(
+            1,
+            'no "regions" list; an Earmark label file is {"format": "earmark-labels", "version": 1, "regions": [...]}',
+        )
         return result
     lines = _element_lines(text)
     for index, item in enumerate(items):
@@ -129,13 +155,13 @@ def read_json(text: str) -> ReadResult:
         if not isinstance(item, dict):
             result.problem(line, "a region is an object with start_s, end_s and label (and clip_id or file)")
             continue
-        _add(result, line, {key: next((item[n] for n in names if n in item), None)
-                            for key, names in _ALIASES.items()})
+        _add(result, line, {key: next((item[n] for n in names if n in item), None) for key, names in _ALIASES.items()})
     return result
 
 
 def _add(result: ReadResult, line: int, fields: Mapping[str, object]) -> None:
     """One row or object: checked, then kept or reported."""
+
     def text(key: str) -> str:
         value = fields.get(key)
         return "" if value is None else str(value).strip()
@@ -150,8 +176,12 @@ def _add(result: ReadResult, line: int, fields: Mapping[str, object]) -> None:
     except BadValue as exc:
         result.problem(line, str(exc))
         return
-    result.add(line, Region(text("clip_id") or NO_CLIP, start, end, text("label"), low_hz=low, high_hz=high),
-               file=text("file"), missing_label="no label; write the region's label in the label column")
+    result.add(
+        line,
+        Region(text("clip_id") or NO_CLIP, start, end, text("label"), low_hz=low, high_hz=high),
+        file=text("file"),
+        missing_label="no label; write the region's label in the label column",
+    )
 
 
 def _given(fields: Mapping[str, object], key: str) -> object:

@@ -10,6 +10,7 @@ values, one per line). They hold the same values in the same order, so one token
 keeps quoted strings, numbers and the <exists>/<absent> flag, and drops the long layout's names
 (`xmin =`, `item [1]:`).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -31,15 +32,33 @@ def write_textgrid(regions: Sequence[Region], duration_s: float) -> str:
     """A long-format TextGrid from 0 to the clip's duration (or the last region's end, if later)."""
     xmax = max([float(duration_s), *(float(r.end_s) for r in regions)])
     tiers = _tiers(regions)
-    out = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {_num(xmax)}",
-           "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    out = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {_num(xmax)}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
     for index, (name, on_tier) in enumerate(tiers, 1):
         intervals = _tile(on_tier, xmax)
-        out += [f"    item [{index}]:", '        class = "IntervalTier"', f"        name = {_quote(name)}",
-                "        xmin = 0", f"        xmax = {_num(xmax)}", f"        intervals: size = {len(intervals)}"]
+        out += [
+            f"    item [{index}]:",
+            '        class = "IntervalTier"',
+            f"        name = {_quote(name)}",
+            "        xmin = 0",
+            f"        xmax = {_num(xmax)}",
+            f"        intervals: size = {len(intervals)}",
+        ]
         for number, (start, end, text) in enumerate(intervals, 1):
-            out += [f"        intervals [{number}]:", f"            xmin = {_num(start)}",
-                    f"            xmax = {_num(end)}", f"            text = {_quote(text)}"]
+            out += [
+                f"        intervals [{number}]:",
+                f"            xmin = {_num(start)}",
+                f"            xmax = {_num(end)}",
+                f"            text = {_quote(text)}",
+            ]
     return "".join(f"{line}\n" for line in out)
 
 
@@ -102,8 +121,10 @@ def read_textgrid(text: str) -> ReadResult:
         header = [tokens.take("text"), tokens.take("text")]
         # Old versions of Praat named the short layout "ooTextFile short".
         if header[0].value not in ("ooTextFile", "ooTextFile short") or header[1].value != "TextGrid":
-            raise _Broken(header[0].line, 'not a Praat TextGrid: it does not start with File type = "ooTextFile" '
-                                          'and Object class = "TextGrid"')
+            raise _Broken(
+                header[0].line,
+                'not a Praat TextGrid: it does not start with File type = "ooTextFile" and Object class = "TextGrid"',
+            )
         tokens.take("number"), tokens.take("number")
         if tokens.take("flag").value != "<exists>":
             return result
@@ -125,16 +146,22 @@ def _read_tier(tokens: _Tokens, result: ReadResult) -> None:
         result.problem(kind.line, f"point tier {name!r} left out: its points mark instants, not regions")
         return
     if kind.value != "IntervalTier":
-        raise _Broken(kind.line, f"a tier of class {kind.value!r}; a TextGrid holds IntervalTier and TextTier "
-                                 "tiers only (save it again from Praat)")
+        raise _Broken(
+            kind.line,
+            f"a tier of class {kind.value!r}; a TextGrid holds IntervalTier and TextTier "
+            "tiers only (save it again from Praat)",
+        )
     label = _TIER_SUFFIX.sub("", name).strip()
     for _ in range(size):
         start, end, interval = tokens.take("number"), tokens.take("number"), tokens.take("text")
         words = str(interval.value).strip()
         if not words:  # a gap between regions
             continue
-        result.add(start.line, Region(NO_CLIP, float(start.value), float(end.value), label or words),
-                   missing_label="an interval with no label")
+        result.add(
+            start.line,
+            Region(NO_CLIP, float(start.value), float(end.value), label or words),
+            missing_label="an interval with no label",
+        )
 
 
 class _Tokens:
@@ -167,8 +194,9 @@ class _Tokens:
             raise _Broken(self._last_line, f"the TextGrid ends early (a {kind} was due); save it again from Praat")
         self._last_line = token.line
         if token.kind != kind:
-            raise _Broken(token.line, f"a {kind} was due here but the TextGrid has {token.value!r}; save it "
-                                      "again from Praat")
+            raise _Broken(
+                token.line, f"a {kind} was due here but the TextGrid has {token.value!r}; save it again from Praat"
+            )
         return token
 
     def count(self) -> int:

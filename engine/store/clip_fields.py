@@ -5,6 +5,7 @@ The CLI's `earmark set` and the window's Clip properties dock both come here. A 
 fields changed no longer describes its group: it is marked stale (`models.stale`) until its group is fitted
 again (the newer model is not stale). Importing new training clips into a fitted group does the same.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -17,8 +18,7 @@ from engine.errors import EarmarkError
 from engine.store.project import Project
 
 #: The names users write (CLI flags, --where, import defaults) and the `clips` columns they change.
-FIELDS = {"machine": "machine_type", "section": "section_id", "domain": "domain", "split": "split",
-          "label": "label"}
+FIELDS = {"machine": "machine_type", "section": "section_id", "domain": "domain", "split": "split", "label": "label"}
 #: What a value may be, for the fields that have a fixed set; "none" clears the field.
 CHOICES = {"domain": DOMAINS, "split": SPLITS, "label": LABELS}
 #: Fields `--where` can test besides FIELDS: where a clip came from ("inbox" for dropped files).
@@ -78,35 +78,47 @@ def parse_where(items: Iterable[str]) -> dict[str, str | None]:
         elif name in FIELDS:
             where[FIELDS[name]] = normalise_value(name, value)
         else:
-            raise EarmarkError(f"--where {item!r}: unknown field {name!r}; choose one of "
-                               f"{', '.join([*FIELDS, *WHERE_EXTRA])}")
+            raise EarmarkError(
+                f"--where {item!r}: unknown field {name!r}; choose one of {', '.join([*FIELDS, *WHERE_EXTRA])}"
+            )
     return where
 
 
-def select_clips(project: Project, patterns: Sequence[str] = (), where: Mapping[str, str | None] | None = None,
-                 ) -> list[str]:
+def select_clips(
+    project: Project,
+    patterns: Sequence[str] = (),
+    where: Mapping[str, str | None] | None = None,
+) -> list[str]:
     """Clip ids, in import order, matching any of `patterns` (a clip id, or a glob over clip ids or file
     names) and every `where` filter ({column: value}, None matching an empty field). Each pattern must match
     a clip; with no pattern, the filters alone choose (and at least one is needed, so a missing argument
     never changes every clip)."""
     where = dict(where or {})
     if not patterns and not where:
-        raise EarmarkError("say which clips: give clip ids or globs (e.g. 'pump_*', or '*' for every clip) "
-                           "or --where FIELD=VALUE")
+        raise EarmarkError(
+            "say which clips: give clip ids or globs (e.g. 'pump_*', or '*' for every clip) or --where FIELD=VALUE"
+        )
     condition = " AND ".join(f"{column} IS ?" for column in where) or "1"
-    rows = project.db.execute(f"SELECT clip_id, path FROM clips WHERE {condition} ORDER BY rowid",
-                              list(where.values())).fetchall()
+    rows = project.db.execute(
+        f"SELECT clip_id, path FROM clips WHERE {condition} ORDER BY rowid", list(where.values())
+    ).fetchall()
     if not patterns:
         return [clip_id for clip_id, _ in rows]
     chosen: set[str] = set()
     for pattern in patterns:
-        found = {clip_id for clip_id, path in rows
-                 if clip_id == pattern or fnmatch.fnmatchcase(clip_id, pattern)
-                 or fnmatch.fnmatchcase(os.path.basename(path), pattern)}
+        found = {
+            clip_id
+            for clip_id, path in rows
+            if clip_id == pattern
+            or fnmatch.fnmatchcase(clip_id, pattern)
+            or fnmatch.fnmatchcase(os.path.basename(path), pattern)
+        }
         if not found:
             scope = " with " + ", ".join(f"{k}={v or EMPTY}" for k, v in where.items()) if where else ""
-            raise EarmarkError(f"no clip{scope} matches {pattern!r} (clip id, or a glob over clip ids and "
-                               "file names); nothing was changed")
+            raise EarmarkError(
+                f"no clip{scope} matches {pattern!r} (clip id, or a glob over clip ids and "
+                "file names); nothing was changed"
+            )
         chosen |= found
     return [clip_id for clip_id, _ in rows if clip_id in chosen]
 
@@ -147,14 +159,18 @@ def _field_rows(project: Project, clip_ids: Sequence[str]):
     variables)."""
     ids = list(clip_ids)
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         yield project.db.execute_returning_dicts(
-            f"SELECT clip_id, {', '.join(FIELDS.values())} FROM clips WHERE clip_id IN "
-            f"({', '.join('?' * len(chunk))})", chunk)
+            f"SELECT clip_id, {', '.join(FIELDS.values())} FROM clips WHERE clip_id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
 
 
-def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unmark: Sequence[int] = (),
-           ) -> FieldChange:
+def _apply(
+    project: Project,
+    wanted: Mapping[str, Mapping[str, str | None]],
+    unmark: Sequence[int] = (),
+) -> FieldChange:
     db = project.db
     if not wanted:
         return FieldChange(0)
@@ -165,8 +181,7 @@ def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unm
             current.update({row.pop("clip_id"): row for row in rows})
         missing = [clip_id for clip_id in ids if clip_id not in current]
         if missing:
-            raise EarmarkError(f"no clip {missing[0]!r} in {project.folder} (removed meanwhile?); nothing was "
-                               "changed")
+            raise EarmarkError(f"no clip {missing[0]!r} in {project.folder} (removed meanwhile?); nothing was changed")
         before: dict[str, dict[str, str | None]] = {}
         touched_groups: set[str] = set()
         for clip_id in ids:
@@ -175,13 +190,14 @@ def _apply(project: Project, wanted: Mapping[str, Mapping[str, str | None]], unm
             if new == old:
                 continue
             before[clip_id] = {column: old[column] for column in wanted[clip_id] if new[column] != old[column]}
-            db.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in before[clip_id])} WHERE clip_id = ?",
-                       [*(new[c] for c in before[clip_id]), clip_id])
+            db.execute(
+                f"UPDATE clips SET {', '.join(f'{c} = ?' for c in before[clip_id])} WHERE clip_id = ?",
+                [*(new[c] for c in before[clip_id]), clip_id],
+            )
             touched_groups |= _groups_touched(old, new)
         stale = _mark_stale(project, touched_groups)
         if unmark:  # after marking: an undo gives these back the clips they were fitted on
-            db.execute(f"UPDATE models SET stale = 0 WHERE model_id IN ({', '.join('?' * len(unmark))})",
-                       list(unmark))
+            db.execute(f"UPDATE models SET stale = 0 WHERE model_id IN ({', '.join('?' * len(unmark))})", list(unmark))
             stale = [entry for entry in stale if entry[0] not in set(unmark)]
     return FieldChange(len(ids), before, stale)
 
@@ -220,10 +236,13 @@ def _mark_stale(project: Project, groups: set[str]) -> list[tuple[int, str, str]
     rows = project.db.execute(
         "SELECT model_id, detector, group_key FROM models WHERE stale = 0 AND model_id IN "
         f"(SELECT max(model_id) FROM models WHERE group_key IN ({marks}) GROUP BY detector, group_key) "
-        "ORDER BY detector, group_key", sorted(groups)).fetchall()
+        "ORDER BY detector, group_key",
+        sorted(groups),
+    ).fetchall()
     if rows:
-        project.db.execute(f"UPDATE models SET stale = 1 WHERE model_id IN ({', '.join('?' * len(rows))})",
-                           [row[0] for row in rows])
+        project.db.execute(
+            f"UPDATE models SET stale = 1 WHERE model_id IN ({', '.join('?' * len(rows))})", [row[0] for row in rows]
+        )
     return [(int(model_id), detector, group) for model_id, detector, group in rows]
 
 
@@ -232,8 +251,8 @@ def fitting_snapshots(project: Project) -> dict[str, frozenset]:
     domain and label), by group: compared before and after a fit, it tells whether the clips changed
     meanwhile."""
     rows = project.db.execute_returning_dicts(
-        f"SELECT clip_id, checksum, {', '.join(FIELDS.values())} FROM clips "
-        "WHERE split IN ('train', 'supplemental')")
+        f"SELECT clip_id, checksum, {', '.join(FIELDS.values())} FROM clips WHERE split IN ('train', 'supplemental')"
+    )
     found: dict[str, set] = {}
     for row in rows:
         if (view := _fitting_view(row)) is not None:
@@ -252,5 +271,6 @@ def stale_models(project: Project) -> list[tuple[int, str, str]]:
     """The newest model of each detector and group that is stale, as (model_id, detector, group)."""
     rows = project.db.execute(
         "SELECT model_id, detector, group_key FROM models WHERE stale = 1 AND model_id IN "
-        "(SELECT max(model_id) FROM models GROUP BY detector, group_key) ORDER BY detector, group_key")
+        "(SELECT max(model_id) FROM models GROUP BY detector, group_key) ORDER BY detector, group_key"
+    )
     return [(int(model_id), detector, group) for model_id, detector, group in rows]

@@ -4,6 +4,7 @@ A clip row keeps the file's path, checksum, size and modification time. These ar
 change them after import; the callers (`engine.store.relocate`, `engine.data.changes`, the importers) decide
 what changed and why.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,10 @@ class FileStamp:
 
 def paths_by_checksum(project: Project) -> dict[str, tuple[str, str]]:
     """checksum -> (clip_id, path) of every clip in the project."""
-    return {checksum: (clip_id, path) for checksum, clip_id, path in
-            project.db.execute("SELECT checksum, clip_id, path FROM clips")}
+    return {
+        checksum: (clip_id, path)
+        for checksum, clip_id, path in project.db.execute("SELECT checksum, clip_id, path FROM clips")
+    }
 
 
 def repoint(project: Project, moves: Iterable[tuple[str, str, FileStamp]]) -> int:
@@ -58,14 +61,31 @@ def record_stamps(project: Project, stamps: Iterable[tuple[str, FileStamp]]) -> 
 def record_reread(project: Project, clip_id: str, checksum: str, info: AudioInfo, qa: QA, stamp: FileStamp) -> None:
     """A file that changed on disk was read again: its new checksum, format, length, QA figures and stamp."""
     db = project.db
-    lanes = [artifact for (artifact,) in db.execute("SELECT map_artifact FROM scores WHERE clip_id = ?", [clip_id])
-             if artifact]
+    lanes = [
+        artifact
+        for (artifact,) in db.execute("SELECT map_artifact FROM scores WHERE clip_id = ?", [clip_id])
+        if artifact
+    ]
     with db.atomic():
-        db.execute("UPDATE clips SET checksum = ?, format = ?, channels = ?, sample_rate = ?, duration_s = ?, "
-                   "qa_rms = ?, qa_peak = ?, qa_clipping_ratio = ?, qa_silence_ratio = ?, file_size = ?, "
-                   "file_mtime = ? WHERE clip_id = ?",
-                   [checksum, info.format_name, info.channels, info.sample_rate, info.duration_s, qa.rms, qa.peak,
-                    qa.clipping_ratio, qa.silence_ratio, stamp.size, stamp.mtime, clip_id])
+        db.execute(
+            "UPDATE clips SET checksum = ?, format = ?, channels = ?, sample_rate = ?, duration_s = ?, "
+            "qa_rms = ?, qa_peak = ?, qa_clipping_ratio = ?, qa_silence_ratio = ?, file_size = ?, "
+            "file_mtime = ? WHERE clip_id = ?",
+            [
+                checksum,
+                info.format_name,
+                info.channels,
+                info.sample_rate,
+                info.duration_s,
+                qa.rms,
+                qa.peak,
+                qa.clipping_ratio,
+                qa.silence_ratio,
+                stamp.size,
+                stamp.mtime,
+                clip_id,
+            ],
+        )
         # Scores computed from the old content would stand beside the new one unmarked: they go.
         db.execute("DELETE FROM scores WHERE clip_id = ?", [clip_id])
     for artifact in lanes:  # their lanes and maps go with them (after the commit: a failed write keeps both)

@@ -5,6 +5,7 @@ by another process all reach Python as `sqlite3.DatabaseError`. `database_error`
 `ProjectError` that names the project, says that nothing was changed and what to do, so that neither the
 command line nor the window ever shows a raw `database disk image is malformed`.
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,11 +41,15 @@ class ReadOnlyProject(ProjectError):
 def damaged_message(folder: Path, detail: str) -> str:
     reason = read_only_reason(folder)
     if reason:  # repair writes beside the file: it must run on a writable copy
-        return (f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. The project is read-only "
-                f"({reason}): copy the project folder to a writable place and run `earmark repair` on the copy "
-                "to recover what can still be read")
-    return (f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. Run `earmark repair "
-            f"{folder}` to recover what can still be read into a fresh file (the damaged one is kept aside)")
+        return (
+            f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. The project is read-only "
+            f"({reason}): copy the project folder to a writable place and run `earmark repair` on the copy "
+            "to recover what can still be read"
+        )
+    return (
+        f"{folder / 'project.sqlite'} is damaged ({detail}); nothing was changed. Run `earmark repair "
+        f"{folder}` to recover what can still be read into a fresh file (the damaged one is kept aside)"
+    )
 
 
 def primary_code(exc: sqlite3.Error) -> int | None:
@@ -75,8 +80,10 @@ def database_error(folder: str | Path, exc: sqlite3.Error) -> EarmarkError:
     if code == SQLITE_READONLY or "readonly database" in text:
         return ReadOnlyProject(read_only_message(folder, read_only_reason(folder) or text))
     if code in (SQLITE_BUSY, SQLITE_LOCKED) or "locked" in text:
-        return ProjectError(f"{folder} is busy: another Earmark process is writing to it ({text}); nothing was "
-                            "changed here; try again when it has finished")
+        return ProjectError(
+            f"{folder} is busy: another Earmark process is writing to it ({text}); nothing was "
+            "changed here; try again when it has finished"
+        )
     if code == SQLITE_FULL or "database or disk is full" in text:  # the same line as a full disk elsewhere
         return disk_full(exc, folder) or ProjectError(f"the disk holding {folder} is full ({text})")
     if (code == SQLITE_IOERR or "disk i/o error" in text.lower()) and _nearly_full(folder):
@@ -122,8 +129,10 @@ def read_only_reason(folder: Path) -> str | None:
 
 def read_only_message(folder: Path, reason: str, action: str = "") -> str:
     doing = f"{action} changes the project" if action else "this changes the project"
-    return (f"{folder} is read-only: {reason}. Earmark can browse it, play its clips and export elsewhere, "
-            f"but {doing}; copy the project folder to a writable place to change it")
+    return (
+        f"{folder} is read-only: {reason}. Earmark can browse it, play its clips and export elsewhere, "
+        f"but {doing}; copy the project folder to a writable place to change it"
+    )
 
 
 def read_only_uri(database: Path) -> str:
@@ -142,7 +151,9 @@ def read_only_uri(database: Path) -> str:
         # immutable, SQLite would ignore them and show older data as if it were current; without the -shm
         # file, which cannot be created here, the log cannot be read at all.
         folder = database.parent
-        raise ReadOnlyProject(f"{folder} is read-only, and its latest changes are in {wal.name}, which cannot "
-                              "be read on a read-only disk; copy the project folder to a writable place to "
-                              "open it")
+        raise ReadOnlyProject(
+            f"{folder} is read-only, and its latest changes are in {wal.name}, which cannot "
+            "be read on a read-only disk; copy the project folder to a writable place to "
+            "open it"
+        )
     return f"{path}?immutable=1"

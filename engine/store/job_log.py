@@ -4,6 +4,7 @@ The GUI's engine thread records every job here, so a project says afterwards wha
 cancelled; a job still marked running when the project is next opened was cut short (the process died)
 and is marked failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ def start(project: Project, kind: str, params: dict | None = None) -> int:
     with project.db.atomic():
         cursor = project.db.execute(
             "INSERT INTO jobs (kind, params, status, created_at) VALUES (?, ?, 'running', ?)",
-            [kind, json.dumps(params or {}, sort_keys=True, default=str), now()])
+            [kind, json.dumps(params or {}, sort_keys=True, default=str), now()],
+        )
     return int(cursor.lastrowid)
 
 
@@ -25,8 +27,10 @@ def finish(project: Project, job_id: int, status: str, message: str = "") -> Non
     if status not in ENDINGS:
         raise ValueError(f"a job ends as one of {', '.join(ENDINGS)}, not {status!r}")
     with project.db.atomic():
-        project.db.execute("UPDATE jobs SET status = ?, message = ?, finished_at = ? WHERE job_id = ?",
-                           [status, message, now(), job_id])
+        project.db.execute(
+            "UPDATE jobs SET status = ?, message = ?, finished_at = ? WHERE job_id = ?",
+            [status, message, now(), job_id],
+        )
 
 
 def recover(project: Project) -> int:
@@ -34,7 +38,9 @@ def recover(project: Project) -> int:
     with project.db.atomic():
         cursor = project.db.execute(
             "UPDATE jobs SET status = 'failed', message = 'interrupted: the application ended during the job', "
-            "finished_at = ? WHERE status IN ('queued', 'running')", [now()])
+            "finished_at = ? WHERE status IN ('queued', 'running')",
+            [now()],
+        )
     return cursor.rowcount
 
 

@@ -9,6 +9,7 @@ GUI's undo stack calls these same functions to undo and redo.
 Label classes give a label its colour and its shortcut key: the first nine classes, in their order, are
 keys 1-9.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -20,8 +21,22 @@ from engine.store.project import LabelClass, Project, now
 KINDS = ("truth", "manual", "proposal")
 #: Colours given to classes added without one (imports naming new labels), in turn: none red or orange, the
 #: ground truth's colour on the spectrogram.
-PALETTE = ("#f032e6", "#3cb44b", "#4363d8", "#469990", "#911eb4", "#42d4f4", "#bfef45", "#000075",
-           "#808000", "#dcbeff", "#a9a9a9", "#aaffc3", "#fabed4", "#e6beff")
+PALETTE = (
+    "#f032e6",
+    "#3cb44b",
+    "#4363d8",
+    "#469990",
+    "#911eb4",
+    "#42d4f4",
+    "#bfef45",
+    "#000075",
+    "#808000",
+    "#dcbeff",
+    "#a9a9a9",
+    "#aaffc3",
+    "#fabed4",
+    "#e6beff",
+)
 #: Proposal pieces shorter than this, left over beside a label, are not worth a look.
 MIN_PIECE_S = 0.05
 EDITABLE = ("start_s", "end_s", "low_hz", "high_hz", "label", "kind", "model_id", "confidence")
@@ -72,8 +87,14 @@ def check_region(region: Region) -> Region:
         raise LabelError("a time-frequency box needs both a low and a high frequency")
     if low is not None and not 0 <= float(low) < float(high):
         raise LabelError(f"a box's frequencies must rise from low to high (got {low} to {high} Hz)")
-    return replace(region, start_s=start, end_s=end, label=region.label.strip(),
-                   low_hz=None if low is None else float(low), high_hz=None if high is None else float(high))
+    return replace(
+        region,
+        start_s=start,
+        end_s=end,
+        label=region.label.strip(),
+        low_hz=None if low is None else float(low),
+        high_hz=None if high is None else float(high),
+    )
 
 
 # -- reading --------------------------------------------------------------------------------------------------
@@ -84,8 +105,13 @@ def region(project: Project, region_id: int) -> Region:
     return _from_row(rows[0])
 
 
-def regions(project: Project, clip_id: str | None = None, kinds: Sequence[str] = KINDS,
-            labels: Sequence[str] | None = None, model_id: int | None = None) -> list[Region]:
+def regions(
+    project: Project,
+    clip_id: str | None = None,
+    kinds: Sequence[str] = KINDS,
+    labels: Sequence[str] | None = None,
+    model_id: int | None = None,
+) -> list[Region]:
     """Regions of one clip (or the whole project), of the given kinds and labels, by clip then time."""
     where, values = [f"kind IN ({', '.join('?' for _ in kinds)})"], list(kinds)
     if clip_id is not None:
@@ -98,14 +124,16 @@ def regions(project: Project, clip_id: str | None = None, kinds: Sequence[str] =
         where.append("model_id = ?")
         values.append(model_id)
     rows = project.db.execute_returning_dicts(
-        f"SELECT * FROM regions WHERE {' AND '.join(where)} ORDER BY clip_id, start_s, region_id", values)
+        f"SELECT * FROM regions WHERE {' AND '.join(where)} ORDER BY clip_id, start_s, region_id", values
+    )
     return [_from_row(row) for row in rows]
 
 
 def label_counts(project: Project) -> dict[str, int]:
     """How many manual regions carry each label."""
-    return dict(project.db.execute(
-        "SELECT label, count(*) FROM regions WHERE kind = 'manual' GROUP BY label").fetchall())
+    return dict(
+        project.db.execute("SELECT label, count(*) FROM regions WHERE kind = 'manual' GROUP BY label").fetchall()
+    )
 
 
 # -- writing regions ----------------------------------------------------------------------------------------
@@ -126,8 +154,21 @@ def add_regions(project: Project, new: Iterable[Region]) -> list[Region]:
             cursor = db.execute(
                 "INSERT INTO regions (region_id, clip_id, start_s, end_s, low_hz, high_hz, label, kind, model_id, "
                 "confidence, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [r.region_id, r.clip_id, r.start_s, r.end_s, r.low_hz, r.high_hz, r.label, r.kind, r.model_id,
-                 r.confidence, stamp, stamp])
+                [
+                    r.region_id,
+                    r.clip_id,
+                    r.start_s,
+                    r.end_s,
+                    r.low_hz,
+                    r.high_hz,
+                    r.label,
+                    r.kind,
+                    r.model_id,
+                    r.confidence,
+                    stamp,
+                    stamp,
+                ],
+            )
             stored.append(replace(r, region_id=int(cursor.lastrowid)))
     return stored
 
@@ -143,10 +184,22 @@ def update_region(project: Project, region_id: int, **changes: object) -> Region
     with db.atomic():
         if updated.kind == "manual":
             _ensure_classes(project, [updated.label])
-        db.execute("UPDATE regions SET start_s = ?, end_s = ?, low_hz = ?, high_hz = ?, label = ?, kind = ?, "
-                   "model_id = ?, confidence = ?, updated_at = ? WHERE region_id = ?",
-                   [updated.start_s, updated.end_s, updated.low_hz, updated.high_hz, updated.label, updated.kind,
-                    updated.model_id, updated.confidence, now(), region_id])
+        db.execute(
+            "UPDATE regions SET start_s = ?, end_s = ?, low_hz = ?, high_hz = ?, label = ?, kind = ?, "
+            "model_id = ?, confidence = ?, updated_at = ? WHERE region_id = ?",
+            [
+                updated.start_s,
+                updated.end_s,
+                updated.low_hz,
+                updated.high_hz,
+                updated.label,
+                updated.kind,
+                updated.model_id,
+                updated.confidence,
+                now(),
+                region_id,
+            ],
+        )
     return updated
 
 
@@ -164,19 +217,20 @@ def delete_region(project: Project, region_id: int) -> Region:
     return current
 
 
-def replace_proposals(project: Project, clip_id: str, model_id: int | None, proposals: Iterable[Region]
-                      ) -> list[Region]:
+def replace_proposals(
+    project: Project, clip_id: str, model_id: int | None, proposals: Iterable[Region]
+) -> list[Region]:
     """A clip's proposals from one model, replaced by `proposals` in one transaction. Stretches already
     labelled are cut out of them (an accepted proposal is not proposed again); pieces shorter than
     `MIN_PIECE_S` that remain are dropped."""
-    new = [check_region(replace(p, clip_id=clip_id, kind="proposal", model_id=model_id, region_id=None))
-           for p in proposals]
+    new = [
+        check_region(replace(p, clip_id=clip_id, kind="proposal", model_id=model_id, region_id=None)) for p in proposals
+    ]
     db = project.db
     with db.atomic():
         labelled = [(m.start_s, m.end_s) for m in regions(project, clip_id, ("manual",))]
         new = [piece for p in new for piece in _cut(p, labelled)]
-        db.execute("DELETE FROM regions WHERE clip_id = ? AND kind = 'proposal' AND model_id IS ?",
-                   [clip_id, model_id])
+        db.execute("DELETE FROM regions WHERE clip_id = ? AND kind = 'proposal' AND model_id IS ?", [clip_id, model_id])
         stored = add_regions(project, new) if new else []
     return stored
 
@@ -225,8 +279,9 @@ def rename_label_class(project: Project, old: str, new: str) -> LabelClass:
     db = project.db
     with db.atomic():
         db.execute("UPDATE label_classes SET name = ? WHERE name = ?", [new, old])
-        db.execute("UPDATE regions SET label = ?, updated_at = ? WHERE label = ? AND kind != 'truth'",
-                   [new, now(), old])
+        db.execute(
+            "UPDATE regions SET label = ?, updated_at = ? WHERE label = ? AND kind != 'truth'", [new, now(), old]
+        )
     return replace(current, name=new)
 
 
@@ -252,11 +307,9 @@ def move_label_class(project: Project, name: str, position: int) -> list[LabelCl
 def remove_label_class(project: Project, name: str) -> None:
     """Remove a class no region uses (relabel or delete its regions first)."""
     label_class(project, name)
-    used = project.db.execute("SELECT count(*) FROM regions WHERE label = ? AND kind != 'truth'",
-                              [name]).fetchone()[0]
+    used = project.db.execute("SELECT count(*) FROM regions WHERE label = ? AND kind != 'truth'", [name]).fetchone()[0]
     if used:
-        raise LabelError(f"{used} region(s) are labelled {name!r}; relabel or delete them before removing "
-                         "the class")
+        raise LabelError(f"{used} region(s) are labelled {name!r}; relabel or delete them before removing the class")
     with project.db.atomic():
         project.db.execute("DELETE FROM label_classes WHERE name = ?", [name])
         _renumber(project, [c.name for c in project.label_classes()])
@@ -271,19 +324,32 @@ def _ensure_classes(project: Project, names: Iterable[str], colour: str | None =
         if name in known:
             continue
         chosen = colour or PALETTE[position % len(PALETTE)]
-        project.db.execute("INSERT INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
-                           [name, chosen, str(position + 1) if position < 9 else None, position])
+        project.db.execute(
+            "INSERT INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
+            [name, chosen, str(position + 1) if position < 9 else None, position],
+        )
         known.add(name)
         position += 1
 
 
 def _renumber(project: Project, names: Sequence[str]) -> None:
     for position, name in enumerate(names):
-        project.db.execute("UPDATE label_classes SET position = ?, shortcut = ? WHERE name = ?",
-                           [position, str(position + 1) if position < 9 else None, name])
+        project.db.execute(
+            "UPDATE label_classes SET position = ?, shortcut = ? WHERE name = ?",
+            [position, str(position + 1) if position < 9 else None, name],
+        )
 
 
 def _from_row(row: dict) -> Region:
-    return Region(clip_id=row["clip_id"], start_s=row["start_s"], end_s=row["end_s"], label=row["label"],
-                  kind=row["kind"], low_hz=row["low_hz"], high_hz=row["high_hz"], model_id=row["model_id"],
-                  confidence=row["confidence"], region_id=row["region_id"])
+    return Region(
+        clip_id=row["clip_id"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        label=row["label"],
+        kind=row["kind"],
+        low_hz=row["low_hz"],
+        high_hz=row["high_hz"],
+        model_id=row["model_id"],
+        confidence=row["confidence"],
+        region_id=row["region_id"],
+    )

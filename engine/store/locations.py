@@ -1,4 +1,5 @@
 """Where projects go by default: `projects/` in a source checkout, the user's data directory otherwise."""
+
 from __future__ import annotations
 
 from pathlib import Path

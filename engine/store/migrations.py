@@ -3,6 +3,7 @@
 `meta.schema_version` records the last one applied. A new migration is appended to `MIGRATIONS`; an
 existing one is never edited once released.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,7 +16,9 @@ APP_ID = "earmark"
 
 
 def _v1_initial(db: sqlite_utils.Database) -> None:
-    _run_statements(db, """
+    _run_statements(
+        db,
+        """
         CREATE TABLE IF NOT EXISTS meta (
             key TEXT PRIMARY KEY,
             value TEXT
@@ -94,20 +97,30 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
             created_at TEXT NOT NULL,
             PRIMARY KEY (model_id, clip_id)
         );
-        """)
+        """,
+    )
     # None of them red or orange: red is the ground truth's colour on the spectrogram.
-    defaults = [("LEAK", "#f032e6", "1"), ("NORMAL", "#3cb44b", "2"), ("QUIET", "#4363d8", "3"),
-                ("RANDOM", "#469990", "4"), ("MECHANICAL", "#911eb4", "5")]
+    defaults = [
+        ("LEAK", "#f032e6", "1"),
+        ("NORMAL", "#3cb44b", "2"),
+        ("QUIET", "#4363d8", "3"),
+        ("RANDOM", "#469990", "4"),
+        ("MECHANICAL", "#911eb4", "5"),
+    ]
     for position, (name, colour, shortcut) in enumerate(defaults):
-        db.execute("INSERT OR IGNORE INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
-                   [name, colour, shortcut, position])
+        db.execute(
+            "INSERT OR IGNORE INTO label_classes (name, colour, shortcut, position) VALUES (?, ?, ?, ?)",
+            [name, colour, shortcut, position],
+        )
 
 
 def _v2_region_ids_never_reused(db: sqlite_utils.Database) -> None:
     """Region ids are kept by the GUI's undo stack (undoing a delete puts the region back under its id), so a
     deleted region's id must never be handed to a new region: AUTOINCREMENT. SQLite cannot add it to a
     table, so the table is copied."""
-    _run_statements(db, """
+    _run_statements(
+        db,
+        """
         CREATE TABLE regions_v2 (
             region_id INTEGER PRIMARY KEY AUTOINCREMENT,
             clip_id TEXT NOT NULL REFERENCES clips (clip_id) ON DELETE CASCADE,
@@ -129,7 +142,8 @@ def _v2_region_ids_never_reused(db: sqlite_utils.Database) -> None:
         ALTER TABLE regions_v2 RENAME TO regions;
         CREATE INDEX IF NOT EXISTS regions_clip ON regions (clip_id, kind);
         CREATE INDEX IF NOT EXISTS regions_label ON regions (label)
-        """)
+        """,
+    )
 
 
 def _v3_stale_models(db: sqlite_utils.Database) -> None:
@@ -165,9 +179,13 @@ def _run_statements(db: sqlite_utils.Database, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_region_ids_never_reused,
-                                                            _v3_stale_models, _v4_file_stamps_and_channel,
-                                                            _v5_normalised_scores]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+    _v2_region_ids_never_reused,
+    _v3_stale_models,
+    _v4_file_stamps_and_channel,
+    _v5_normalised_scores,
+]
 LATEST_VERSION = len(MIGRATIONS)
 
 
@@ -183,7 +201,8 @@ def schema_version(db: sqlite_utils.Database) -> int:
         raise ProjectError(
             f"{database_name(db)} records schema version {row[0]!r} in its meta table, which is not a "
             f"number; nothing was changed. Run `earmark repair` on the project to rebuild the file with this "
-            f"Earmark's schema (the old file is kept aside)") from None
+            f"Earmark's schema (the old file is kept aside)"
+        ) from None
 
 
 def database_name(db: sqlite_utils.Database) -> str:

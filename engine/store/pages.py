@@ -5,6 +5,7 @@ are intact. This reads every table-leaf page of the file by SQLite's documented 
 page header, cell pointers, varints, records, overflow chains), leaving out the pages on the free list
 (deleted data must not come back) and the pages the caller already read through SQLite.
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,7 +27,7 @@ class _File:
 
     def page(self, number: int) -> bytes:
         start = (number - 1) * self.page_size
-        return self.data[start:start + self.page_size]
+        return self.data[start : start + self.page_size]
 
     def free_pages(self) -> set[int]:
         """The free list's trunk and leaf pages (as far as it can be followed)."""
@@ -36,7 +37,7 @@ class _File:
             free.add(trunk)
             page = self.page(trunk)
             count = min(int.from_bytes(page[4:8], "big"), (self.usable - 8) // 4)
-            free.update(int.from_bytes(page[8 + 4 * i:12 + 4 * i], "big") for i in range(count))
+            free.update(int.from_bytes(page[8 + 4 * i : 12 + 4 * i], "big") for i in range(count))
             trunk = int.from_bytes(page[0:4], "big")
         return free
 
@@ -44,20 +45,20 @@ class _File:
         """A cell's payload, following its overflow chain when it does not fit on the page."""
         limit = self.usable - 35
         if size <= limit:
-            return page[offset:offset + size]
+            return page[offset : offset + size]
         least = (self.usable - 12) * 32 // 255 - 23
         local = least + (size - least) % (self.usable - 4)
         if local > limit:
             local = least
-        parts = [page[offset:offset + local]]
-        following = int.from_bytes(page[offset + local:offset + local + 4], "big")
+        parts = [page[offset : offset + local]]
+        following = int.from_bytes(page[offset + local : offset + local + 4], "big")
         remaining, seen = size - local, set()
         while remaining > 0:
             if not 1 < following <= self.pages or following in seen:
                 raise ValueError("a broken overflow chain")
             seen.add(following)
             overflow = self.page(following)
-            parts.append(overflow[4:4 + min(remaining, self.usable - 4)])
+            parts.append(overflow[4 : 4 + min(remaining, self.usable - 4)])
             remaining -= self.usable - 4
             following = int.from_bytes(overflow[0:4], "big")
         return b"".join(parts)
@@ -87,16 +88,16 @@ def _record(payload: bytes) -> list:
             values.append(None)
         elif serial <= 6:
             width = (0, 1, 2, 3, 4, 6, 8)[serial]
-            values.append(int.from_bytes(payload[body:body + width], "big", signed=True))
+            values.append(int.from_bytes(payload[body : body + width], "big", signed=True))
             body += width
         elif serial == 7:
-            values.append(struct.unpack(">d", payload[body:body + 8])[0])
+            values.append(struct.unpack(">d", payload[body : body + 8])[0])
             body += 8
         elif serial in (8, 9):
             values.append(serial - 8)
         elif serial >= 12:
             width = (serial - 12) // 2
-            chunk = payload[body:body + width]
+            chunk = payload[body : body + width]
             values.append(chunk.decode("utf-8") if serial % 2 else bytes(chunk))
             body += width
         else:
@@ -118,10 +119,10 @@ def leaf_rows(database: Path, skip: set[int]) -> Iterator[tuple[int, list]]:
         header = 100 if number == 1 else 0
         if page[header] != TABLE_LEAF:
             continue
-        cells = int.from_bytes(page[header + 3:header + 5], "big")
+        cells = int.from_bytes(page[header + 3 : header + 5], "big")
         for i in range(cells):
             try:
-                offset = int.from_bytes(page[header + 8 + 2 * i:header + 10 + 2 * i], "big")
+                offset = int.from_bytes(page[header + 8 + 2 * i : header + 10 + 2 * i], "big")
                 size, at = _varint(page, offset)
                 rowid, at = _varint(page, at)
                 values = _record(file.payload(page, at, size))

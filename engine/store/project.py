@@ -10,6 +10,7 @@ and then wanted to write would get "database is locked" at once while another pr
 let a reader with an old snapshot upgrade, so its busy timeout does not apply); asking for the lock first
 lets SQLite's busy timeout wait, and `BEGIN IMMEDIATE` is retried with a growing pause beyond that.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
@@ -52,7 +53,7 @@ class LabelClass:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -154,15 +155,20 @@ class Project:
             if version > LATEST_VERSION:
                 raise ProjectError(
                     f"{folder} was written by a newer Earmark (schema {version}; this version reads up to "
-                    f"{LATEST_VERSION}); update Earmark to open it")
+                    f"{LATEST_VERSION}); update Earmark to open it"
+                )
             problems = health.quick_check(db.conn)
             if problems:
                 raise health.DamagedProject(folder, "; ".join(problems[:2]))
             if version < LATEST_VERSION:
                 if project.read_only:
-                    raise health.ReadOnlyProject(health.read_only_message(
-                        folder, project.read_only, f"bringing it up to this Earmark's schema ({version} to "
-                                                   f"{LATEST_VERSION})"))
+                    raise health.ReadOnlyProject(
+                        health.read_only_message(
+                            folder,
+                            project.read_only,
+                            f"bringing it up to this Earmark's schema ({version} to {LATEST_VERSION})",
+                        )
+                    )
                 migrate(db)
         except sqlite3.DatabaseError as exc:
             project.close()
@@ -184,8 +190,13 @@ class Project:
         if db is None:
             # Each thread only uses its own connection; check_same_thread=False just lets close() end them all.
             # Implicit transactions (a bare INSERT before conn.commit()) take the write lock first as well.
-            conn = sqlite3.connect(self._target, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                   isolation_level="IMMEDIATE", uri=bool(self.read_only))
+            conn = sqlite3.connect(
+                self._target,
+                timeout=BUSY_TIMEOUT_S,
+                check_same_thread=False,
+                isolation_level="IMMEDIATE",
+                uri=bool(self.read_only),
+            )
             conn.execute("PRAGMA foreign_keys = ON")
             db = ProjectDatabase(conn, self)
             self._local.db = db
@@ -220,11 +231,16 @@ class Project:
                 callback(waited)
                 continue
             if waited >= WRITE_WAIT_S:
-                raise ProjectError(f"another Earmark process has been writing {self.folder} for {waited:.0f} s; "
-                                   "nothing was changed: try again when it has finished") from None
+                raise ProjectError(
+                    f"another Earmark process has been writing {self.folder} for {waited:.0f} s; "
+                    "nothing was changed: try again when it has finished"
+                ) from None
             if not noticed:  # a command line: say why it seems to hang, once
-                print(f"earmark: waiting for another Earmark process to finish writing {self.folder} ...",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"earmark: waiting for another Earmark process to finish writing {self.folder} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 noticed = True
             time.sleep(pause)
             pause = min(pause * 2, longest)
@@ -261,12 +277,35 @@ class Project:
         rows, regions = [], []
         for clip in clips:
             qa = clip.qa or QA(float("nan"), float("nan"), float("nan"), float("nan"))
-            rows.append([clip.clip_id, clip.path, clip.checksum, clip.format, clip.channels, clip.sample_rate,
-                         clip.duration_s, clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label,
-                         json.dumps(dict(clip.attributes), sort_keys=True), qa.rms, qa.peak, qa.clipping_ratio,
-                         qa.silence_ratio, source, stamp, clip.file_size, clip.file_mtime, clip.channel])
-            regions += [[clip.clip_id, start, end, "anomaly", "truth", stamp, stamp]
-                        for start, end in clip.anomaly_regions]
+            rows.append(
+                [
+                    clip.clip_id,
+                    clip.path,
+                    clip.checksum,
+                    clip.format,
+                    clip.channels,
+                    clip.sample_rate,
+                    clip.duration_s,
+                    clip.machine_type,
+                    clip.section_id,
+                    clip.domain,
+                    clip.split,
+                    clip.label,
+                    json.dumps(dict(clip.attributes), sort_keys=True),
+                    qa.rms,
+                    qa.peak,
+                    qa.clipping_ratio,
+                    qa.silence_ratio,
+                    source,
+                    stamp,
+                    clip.file_size,
+                    clip.file_mtime,
+                    clip.channel,
+                ]
+            )
+            regions += [
+                [clip.clip_id, start, end, "anomaly", "truth", stamp, stamp] for start, end in clip.anomaly_regions
+            ]
         db = self.db
         with db.atomic():
             held = self.held_checksums(row[2] for row in rows)
@@ -278,10 +317,14 @@ class Project:
                 "INSERT INTO clips (clip_id, path, checksum, format, channels, sample_rate, duration_s, "
                 "machine_type, section_id, domain, split, label, attributes, qa_rms, qa_peak, "
                 "qa_clipping_ratio, qa_silence_ratio, source, imported_at, file_size, file_mtime, channel) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             db.conn.executemany(
                 "INSERT INTO regions (clip_id, start_s, end_s, label, kind, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", regions)
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                regions,
+            )
         return len(rows)
 
     def held_checksums(self, checksums: Iterable[str]) -> dict[str, str]:
@@ -289,9 +332,12 @@ class Project:
         wanted = list(dict.fromkeys(checksums))
         held: dict[str, str] = {}
         for start in range(0, len(wanted), 500):  # under SQLite's limit on parameters
-            chunk = wanted[start:start + 500]
-            held.update(self.db.execute(f"SELECT checksum, clip_id FROM clips WHERE checksum IN "
-                                        f"({', '.join('?' for _ in chunk)})", chunk).fetchall())
+            chunk = wanted[start : start + 500]
+            held.update(
+                self.db.execute(
+                    f"SELECT checksum, clip_id FROM clips WHERE checksum IN ({', '.join('?' for _ in chunk)})", chunk
+                ).fetchall()
+            )
         return held
 
     def clips(self, **where: str | None) -> list[Clip]:
@@ -304,8 +350,10 @@ class Project:
         values = list(where.values())
         regions: dict[str, list[tuple[float, float]]] = {}
         for clip_id, start, end in self.db.execute(  # the truth regions of just these clips
-                "SELECT r.clip_id, r.start_s, r.end_s FROM regions r JOIN clips c ON c.clip_id = r.clip_id "
-                f"WHERE r.kind = 'truth' AND {condition} ORDER BY r.clip_id, r.start_s", values):
+            "SELECT r.clip_id, r.start_s, r.end_s FROM regions r JOIN clips c ON c.clip_id = r.clip_id "
+            f"WHERE r.kind = 'truth' AND {condition} ORDER BY r.clip_id, r.start_s",
+            values,
+        ):
             regions.setdefault(clip_id, []).append((start, end))
         rows = self.db.execute_returning_dicts(f"SELECT * FROM clips c WHERE {condition} ORDER BY c.rowid", values)
         return [self._clip_from_row(row, regions.get(row["clip_id"], ())) for row in rows]
@@ -322,20 +370,39 @@ class Project:
             "SELECT machine_type, section_id, domain, split, label, count(*) AS clips, "
             "sum(duration_s) AS duration_s FROM clips "
             "GROUP BY machine_type, section_id, domain, split, label "
-            "ORDER BY machine_type, section_id, domain, split, label")
+            "ORDER BY machine_type, section_id, domain, split, label"
+        )
 
     def label_classes(self) -> list[LabelClass]:
-        return [LabelClass(r["name"], r["colour"], r["shortcut"], r["position"]) for r in
-                self.db.execute_returning_dicts("SELECT * FROM label_classes ORDER BY position")]
+        return [
+            LabelClass(r["name"], r["colour"], r["shortcut"], r["position"])
+            for r in self.db.execute_returning_dicts("SELECT * FROM label_classes ORDER BY position")
+        ]
 
     @staticmethod
     def _clip_from_row(row: dict, regions: Iterable[tuple[float, float]]) -> Clip:
-        qa = None if row["qa_rms"] is None else QA(row["qa_rms"], row["qa_peak"], row["qa_clipping_ratio"],
-                                                    row["qa_silence_ratio"])
-        return Clip(clip_id=row["clip_id"], path=row["path"], sample_rate=row["sample_rate"],
-                    duration_s=row["duration_s"], machine_type=row["machine_type"],
-                    section_id=row["section_id"], domain=row["domain"], split=row["split"], label=row["label"],
-                    attributes=json.loads(row["attributes"]), anomaly_regions=tuple(regions), qa=qa,
-                    checksum=row["checksum"], channels=row["channels"] or 1, format=row["format"] or "",
-                    channel=row.get("channel"), file_size=row.get("file_size"), file_mtime=row.get("file_mtime"))
-
+        qa = (
+            None
+            if row["qa_rms"] is None
+            else QA(row["qa_rms"], row["qa_peak"], row["qa_clipping_ratio"], row["qa_silence_ratio"])
+        )
+        return Clip(
+            clip_id=row["clip_id"],
+            path=row["path"],
+            sample_rate=row["sample_rate"],
+            duration_s=row["duration_s"],
+            machine_type=row["machine_type"],
+            section_id=row["section_id"],
+            domain=row["domain"],
+            split=row["split"],
+            label=row["label"],
+            attributes=json.loads(row["attributes"]),
+            anomaly_regions=tuple(regions),
+            qa=qa,
+            checksum=row["checksum"],
+            channels=row["channels"] or 1,
+            format=row["format"] or "",
+            channel=row.get("channel"),
+            file_size=row.get("file_size"),
+            file_mtime=row.get("file_mtime"),
+        )

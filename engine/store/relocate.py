@@ -2,6 +2,7 @@
 (File > Locate missing recordings...). Every new file's checksum is checked against the clip's before the
 clip is pointed at it, so a different recording under the same name is never taken for the old one.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,16 +30,21 @@ class RelocateReport:
     missing: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"Re-pointed {self.repointed} clip(s); {self.in_place} already in place; {len(self.mismatched)} "
-               f"with different content (left as they were); {len(self.missing)} not found."]
-        out += [f"  different content: {clip_id}: {path} (checksum differs; not re-pointed)"
-                for clip_id, path in self.mismatched]
+        out = [
+            f"Re-pointed {self.repointed} clip(s); {self.in_place} already in place; {len(self.mismatched)} "
+            f"with different content (left as they were); {len(self.missing)} not found."
+        ]
+        out += [
+            f"  different content: {clip_id}: {path} (checksum differs; not re-pointed)"
+            for clip_id, path in self.mismatched
+        ]
         out += [f"  not found: {clip_id}: {path}" for clip_id, path in self.missing]
         return out
 
 
-def relocate(project: Project, old_prefix: str | Path, new_prefix: str | Path,
-             progress: Progress | None = None) -> RelocateReport:
+def relocate(
+    project: Project, old_prefix: str | Path, new_prefix: str | Path, progress: Progress | None = None
+) -> RelocateReport:
     """Point every clip whose path lies under `old_prefix` at the same relative path under `new_prefix`,
     if the file there has the clip's checksum."""
     progress = progress or Progress()
@@ -51,8 +57,10 @@ def relocate(project: Project, old_prefix: str | Path, new_prefix: str | Path,
         old = os.path.realpath(old)
         clips = _under(project.clips(), old)
     if not clips:
-        raise EarmarkError(f"no clip of {project.folder} lies under {old}; `earmark info` lists the project's "
-                           "clips, and their paths are in the clip table")
+        raise EarmarkError(
+            f"no clip of {project.folder} lies under {old}; `earmark info` lists the project's "
+            "clips, and their paths are in the clip table"
+        )
     targets = {c.clip_id: new / os.path.relpath(c.path, old) for c in clips}
     return _verify_and_repoint(project, clips, targets, progress)
 
@@ -62,8 +70,9 @@ def missing_clips(project: Project) -> list[Clip]:
     return [c for c in project.clips() if not os.path.exists(c.path)]
 
 
-def locate_missing(project: Project, folder: str | Path, clip_ids: Sequence[str] | None = None,
-                   progress: Progress | None = None) -> RelocateReport:
+def locate_missing(
+    project: Project, folder: str | Path, clip_ids: Sequence[str] | None = None, progress: Progress | None = None
+) -> RelocateReport:
     """Look for the missing recordings (or just `clip_ids`) below `folder`, by file name, preferring the
     candidate whose path ends like the clip's old path; re-point those whose checksum matches."""
     progress = progress or Progress()
@@ -96,8 +105,9 @@ def locate_missing(project: Project, folder: str | Path, clip_ids: Sequence[str]
     return verified
 
 
-def _verify_and_repoint(project: Project, clips: Sequence[Clip], targets: dict[str, Path],
-                        progress: Progress) -> RelocateReport:
+def _verify_and_repoint(
+    project: Project, clips: Sequence[Clip], targets: dict[str, Path], progress: Progress
+) -> RelocateReport:
     report = RelocateReport()
     moves = []
     for done, clip in enumerate(clips, start=1):

@@ -12,13 +12,14 @@ straight from the file (`engine.store.pages`). The report says per table how man
 how many were lost (counted from an index where the table itself cannot be counted). Audio and `artifacts/`
 are not touched.
 """
+
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
@@ -37,8 +38,8 @@ MAX_ROWID = 2**63 - 1
 class TableReport:
     name: str
     recovered: int = 0
-    lost: int | None = 0          # None: some rows were lost and how many cannot be told
-    refused: int = 0              # rows read but refused by the schema (a duplicate key, a failed CHECK)
+    lost: int | None = 0  # None: some rows were lost and how many cannot be told
+    refused: int = 0  # rows read but refused by the schema (a duplicate key, a failed CHECK)
 
 
 @dataclass
@@ -51,8 +52,10 @@ class RepairReport:
 
     def lines(self) -> list[str]:
         if not self.repaired:
-            return [f"{self.folder / DB_NAME} passes SQLite's checks and its schema is readable; nothing to "
-                    "repair (nothing was changed)"]
+            return [
+                f"{self.folder / DB_NAME} passes SQLite's checks and its schema is readable; nothing to "
+                "repair (nothing was changed)"
+            ]
         lines = [f"Repaired {self.folder / DB_NAME}; the damaged file is kept as {self.damaged_copy}"]
         for table in self.tables:
             lost = "some lost (how many cannot be told)" if table.lost is None else f"{table.lost} lost"
@@ -102,7 +105,7 @@ def repair(folder: str | Path, force: bool = False) -> RepairReport:
 def _repair_locked(folder: Path, database: Path, locked: bool) -> RepairReport:
     leftovers = guard.remove_leftovers(folder, locked)
     guard.check_space(database)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     damaged = folder / f"{DB_NAME}.damaged-{stamp}"
     for number in range(2, 1000):  # an earlier repair's copy is never overwritten
         if not damaged.exists():
@@ -122,8 +125,10 @@ def _repair_locked(folder: Path, database: Path, locked: bool) -> RepairReport:
         logged = Path(f"{damaged}-wal").is_file() and Path(f"{damaged}-wal").stat().st_size > 0
         _rebuild(damaged, fresh, report, read_pages=not logged)
         if not any(t.recovered for t in report.tables):
-            raise ProjectError(f"nothing in {database} can be read any more; it was left as it was. Make a new "
-                               "project and import the audio again")
+            raise ProjectError(
+                f"nothing in {database} can be read any more; it was left as it was. Make a new "
+                "project and import the audio again"
+            )
     except BaseException as exc:  # the project stays as it was, without a second copy of it
         for path in (fresh, damaged):
             for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
@@ -150,8 +155,9 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pag
         source_tables = _source_tables(source, report)
         version = _source_version(source)
         if version is not None and version > LATEST_VERSION:
-            raise ProjectError(f"{report.folder} was written by a newer Earmark (schema {version}); repair it "
-                               "with that version")
+            raise ProjectError(
+                f"{report.folder} was written by a newer Earmark (schema {version}); repair it with that version"
+            )
         for name in known:
             if name == "sqlite_sequence":
                 continue
@@ -166,15 +172,18 @@ def _rebuild(source_path: Path, fresh_path: Path, report: RepairReport, read_pag
         report.problems += guard.drop_lost_models(fresh)  # the next fit may reuse a lost model's id
         fresh.execute("REINDEX")
         fresh.commit()
-        problems = health.quick_check(fresh) or [r[0] for r in fresh.execute("PRAGMA integrity_check").fetchall()
-                                                 if r[0] != "ok"]
+        problems = health.quick_check(fresh) or [
+            r[0] for r in fresh.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"
+        ]
         if problems:
             raise ProjectError(f"the rebuilt file fails SQLite's check ({problems[0]}); nothing was changed")
         dangling = fresh.execute("PRAGMA foreign_key_check").fetchall()
         if dangling:
             tables = sorted({row[0] for row in dangling})
-            report.problems.append(f"{len(dangling)} row(s) of {', '.join(tables)} refer to clips that were "
-                                   "lost; they are kept (import the audio again to see them)")
+            report.problems.append(
+                f"{len(dangling)} row(s) of {', '.join(tables)} refer to clips that were "
+                "lost; they are kept (import the audio again to see them)"
+            )
         fresh.execute("PRAGMA journal_mode = WAL")
     finally:
         source.close()
@@ -206,8 +215,9 @@ def _source_version(source: sqlite3.Connection) -> int | None:
         return None
 
 
-def _copy_table(source: sqlite3.Connection, fresh: sqlite3.Connection, name: str, table: TableReport,
-                report: RepairReport) -> None:
+def _copy_table(
+    source: sqlite3.Connection, fresh: sqlite3.Connection, name: str, table: TableReport, report: RepairReport
+) -> None:
     try:
         source_columns = [r[1] for r in source.execute(f'PRAGMA table_info("{name}")').fetchall()]
     except sqlite3.DatabaseError as exc:
@@ -286,6 +296,7 @@ def _rows(source: sqlite3.Connection, name: str, columns: str) -> Iterator[tuple
 def _next_readable(source: sqlite3.Connection, name: str, start: int) -> int | None:
     """The smallest rowid from which reading forward works again (rows from `start` up to it sit on damaged
     pages), or None when nothing from `start` on can be read."""
+
     def readable(first: int) -> bool:
         try:
             source.execute(f'SELECT rowid FROM "{name}" WHERE rowid >= ? ORDER BY rowid LIMIT 1', [first]).fetchall()
@@ -310,8 +321,9 @@ def _next_readable(source: sqlite3.Connection, name: str, start: int) -> int | N
     return high
 
 
-def _recover_from_pages(source_path: Path, source: sqlite3.Connection, fresh: sqlite3.Connection,
-                        report: RepairReport) -> None:
+def _recover_from_pages(
+    source_path: Path, source: sqlite3.Connection, fresh: sqlite3.Connection, report: RepairReport
+) -> None:
     """Rows SQLite could not reach (under a damaged root or interior page) read from the leaf pages
     themselves. A row is taken for a table that lost rows when its values fit that table's columns and no
     other's, and its rowid is not there yet."""
@@ -338,14 +350,16 @@ def _recover_from_pages(source_path: Path, source: sqlite3.Connection, fresh: sq
         if len(fits) != 1:
             continue
         name = fits[0]
-        columns = [column for column, _, _, _ in shapes[name]][:len(values)]
+        columns = [column for column, _, _, _ in shapes[name]][: len(values)]
         if fresh.execute(f'SELECT 1 FROM "{name}" WHERE rowid = ?', [rowid]).fetchone():
             continue
-        values = [rowid if alias else v for v, (_, _, _, alias) in zip(values, shapes[name])]
+        values = [rowid if alias else v for v, (_, _, _, alias) in zip(values, shapes[name], strict=False)]
         quoted = ", ".join(f'"{c}"' for c in columns)
         try:
-            fresh.execute(f'INSERT INTO "{name}" (rowid, {quoted}) VALUES (?, {", ".join("?" for _ in columns)})',
-                          [rowid, *values])
+            fresh.execute(
+                f'INSERT INTO "{name}" (rowid, {quoted}) VALUES (?, {", ".join("?" for _ in columns)})',
+                [rowid, *values],
+            )
         except sqlite3.IntegrityError:
             continue
         table = damaged[name]
@@ -367,8 +381,10 @@ def _shape(source: sqlite3.Connection, fresh: sqlite3.Connection, name: str) -> 
     wanted = {r[1] for r in fresh.execute(f'PRAGMA table_info("{name}")')}
     if any(r[1] not in wanted for r in info):
         return None
-    return [(r[1], (r[2] or "").upper(), bool(r[3]), len(keys) == 1 and r[5] and (r[2] or "").upper() == "INTEGER")
-            for r in info]
+    return [
+        (r[1], (r[2] or "").upper(), bool(r[3]), len(keys) == 1 and r[5] and (r[2] or "").upper() == "INTEGER")
+        for r in info
+    ]
 
 
 def _fits(values: list, shape: list[tuple]) -> bool:
@@ -376,7 +392,7 @@ def _fits(values: list, shape: list[tuple]) -> bool:
     columns added later may be missing at the end)."""
     if not values or len(values) > len(shape):
         return False
-    for value, (_, kind, not_null, alias) in zip(values, shape):
+    for value, (_, kind, not_null, alias) in zip(values, shape, strict=False):
         if alias:
             if value is not None:
                 return False
@@ -389,15 +405,17 @@ def _fits(values: list, shape: list[tuple]) -> bool:
             return False
         elif ("TEXT" in kind or "CHAR" in kind) and not isinstance(value, str):
             return False
-    return all(not not_null for _, _, not_null, _ in shape[len(values):]) or len(values) == len(shape)
+    return all(not not_null for _, _, not_null, _ in shape[len(values) :]) or len(values) == len(shape)
 
 
 def _count(source: sqlite3.Connection, name: str) -> int | None:
     """How many rows the table had: counted by SQLite (it may count an index), else by each of its indexes."""
     attempts = [f'SELECT count(*) FROM "{name}"']
     try:
-        attempts += [f'SELECT count(*) FROM "{name}" INDEXED BY "{r[1]}"'
-                     for r in source.execute(f'PRAGMA index_list("{name}")').fetchall()]
+        attempts += [
+            f'SELECT count(*) FROM "{name}" INDEXED BY "{r[1]}"'
+            for r in source.execute(f'PRAGMA index_list("{name}")').fetchall()
+        ]
     except sqlite3.DatabaseError:
         pass
     for sql in attempts:
@@ -406,4 +424,3 @@ def _count(source: sqlite3.Connection, name: str) -> int | None:
         except sqlite3.DatabaseError:
             continue
     return None
-

@@ -11,6 +11,7 @@
   model ids are reused by the next `fit`, and a new model must not inherit a lost one's scores. Region ids,
   which are never reused, keep their counter.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -51,8 +52,10 @@ def lock(database: Path) -> sqlite3.Connection | None:
             raise
         if attempt + 1 < LOCK_TRIES:
             time.sleep(LOCK_WAIT_S)
-    raise ProjectError(f"{folder} is open in another Earmark process (a window or a command): close the "
-                       f"window and other Earmark processes on {folder} first; nothing was changed")
+    raise ProjectError(
+        f"{folder} is open in another Earmark process (a window or a command): close the "
+        f"window and other Earmark processes on {folder} first; nothing was changed"
+    )
 
 
 def remove_leftovers(folder: Path, locked: bool) -> int:
@@ -77,9 +80,11 @@ def check_space(database: Path) -> None:
     needed = 2 * size + (1 << 20)
     free = shutil.disk_usage(folder).free
     if free < needed:
-        raise ProjectError(f"the disk holding {folder} has {free / 1e6:.1f} MB free and repairing needs about "
-                           f"{needed / 1e6:.1f} MB (a copy of the damaged file and a fresh one); nothing was "
-                           f"changed: free some space and run `earmark repair {folder}` again")
+        raise ProjectError(
+            f"the disk holding {folder} has {free / 1e6:.1f} MB free and repairing needs about "
+            f"{needed / 1e6:.1f} MB (a copy of the damaged file and a fresh one); nothing was "
+            f"changed: free some space and run `earmark repair {folder}` again"
+        )
 
 
 def drop_lost_models(fresh: sqlite3.Connection) -> list[str]:

@@ -4,12 +4,12 @@ Model weights live in `artifacts/models/<detector>/<group>/<model_id>/`; each sc
 (and anomaly map, where the detector makes one) in `artifacts/scores/<model_id>/<checksum>.npz`. Paths in
 the tables are relative to the project folder, so a project can be moved.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 import shutil
 import sqlite3
 import uuid
@@ -73,8 +73,15 @@ class ScoreRow:
 ALL_GROUPS = "all"
 
 
-def add_model(project: Project, detector: str, group_key: str, config: dict, threshold: float,
-              metrics: dict | None = None, write: Callable[[Path], object] | None = None) -> tuple[int, Path]:
+def add_model(
+    project: Project,
+    detector: str,
+    group_key: str,
+    config: dict,
+    threshold: float,
+    metrics: dict | None = None,
+    write: Callable[[Path], object] | None = None,
+) -> tuple[int, Path]:
     """Record a model whose files `write(folder)` puts into the folder it is given; returns its id and folder.
 
     The files are written into a temporary folder first; the row is inserted, and the folder renamed to the
@@ -93,8 +100,15 @@ def add_model(project: Project, detector: str, group_key: str, config: dict, thr
                 cursor = db.execute(
                     "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
                     "VALUES (?, ?, ?, '', ?, ?, ?)",
-                    [detector, group_key, json.dumps(config, sort_keys=True), threshold,
-                     json.dumps(metrics or {}), now()])
+                    [
+                        detector,
+                        group_key,
+                        json.dumps(config, sort_keys=True),
+                        threshold,
+                        json.dumps(metrics or {}),
+                        now(),
+                    ],
+                )
                 model_id = int(cursor.lastrowid)
                 relative = Path("artifacts") / "models" / detector / safe_name(group_key) / str(model_id)
                 db.execute("UPDATE models SET artifact = ? WHERE model_id = ?", [relative.as_posix(), model_id])
@@ -104,9 +118,12 @@ def add_model(project: Project, detector: str, group_key: str, config: dict, thr
                 os.replace(temporary, folder)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
-        if folder is not None and not project.db.execute(
+        if (
+            folder is not None
+            and not project.db.execute(
                 "SELECT 1 FROM models WHERE artifact = ?", [folder.relative_to(project.folder).as_posix()]
-                ).fetchone():
+            ).fetchone()
+        ):
             shutil.rmtree(folder, ignore_errors=True)  # renamed, but the row was not committed
         raise
     return model_id, folder
@@ -127,8 +144,10 @@ def artifact_path(project: Project, relative: str, remedy: str = "score the clip
     as written, not on links: an `artifacts` folder linked to another disk stays usable."""
     normal = os.path.normpath(relative) if relative else ""
     if not normal or normal == "." or os.path.isabs(normal) or normal.split(os.sep)[0] == "..":
-        raise ArtifactError(f"the project {project.folder} records a file at {relative!r}, outside the project "
-                            f"folder; it is not followed: {remedy}")
+        raise ArtifactError(
+            f"the project {project.folder} records a file at {relative!r}, outside the project "
+            f"folder; it is not followed: {remedy}"
+        )
     return project.folder / normal
 
 
@@ -156,9 +175,20 @@ def remove_leftovers(project: Project) -> list[Path]:
 def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
     where, values = ("WHERE detector = ?", [detector]) if detector else ("", [])
     rows = project.db.execute_returning_dicts(f"SELECT * FROM models {where} ORDER BY model_id", values)
-    return [ModelRecord(r["model_id"], r["detector"], r["group_key"], json.loads(r["config"]), r["artifact"],
-                        r["threshold"], json.loads(r["metrics"]), r["created_at"], bool(r.get("stale")))
-            for r in rows]
+    return [
+        ModelRecord(
+            r["model_id"],
+            r["detector"],
+            r["group_key"],
+            json.loads(r["config"]),
+            r["artifact"],
+            r["threshold"],
+            json.loads(r["metrics"]),
+            r["created_at"],
+            bool(r.get("stale")),
+        )
+        for r in rows
+    ]
 
 
 def latest_models(project: Project, detector: str) -> dict[str, ModelRecord]:
@@ -188,8 +218,19 @@ def write_scores(project: Project, model_id: int, rows: Sequence[tuple]) -> None
         db.conn.executemany(
             "INSERT OR REPLACE INTO scores (model_id, clip_id, score, decision, map_artifact, normalised, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(model_id, row[0], float(row[1]), int(row[2]), row[3], _finite_or_none(row[4] if len(row) > 4 else None),
-              stamp) for row in rows])
+            [
+                (
+                    model_id,
+                    row[0],
+                    float(row[1]),
+                    int(row[2]),
+                    row[3],
+                    _finite_or_none(row[4] if len(row) > 4 else None),
+                    stamp,
+                )
+                for row in rows
+            ],
+        )
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -215,8 +256,7 @@ def load_lanes(project: Project, map_artifact: str) -> dict[str, np.ndarray]:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         state = "missing" if not path.exists() else f"damaged ({type(exc).__name__}: {exc})"
-        raise ArtifactError(f"the frame scores in {path} are {state}; score the clips again to rewrite "
-                            "them") from None
+        raise ArtifactError(f"the frame scores in {path} are {state}; score the clips again to rewrite them") from None
 
 
 @dataclass(frozen=True)
@@ -235,7 +275,9 @@ def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[
     where, values = ("WHERE s.clip_id = ?", [clip_id]) if clip_id else ("", [])
     rows = project.db.execute(
         "SELECT s.clip_id, m.detector, s.model_id, s.score, s.decision, s.map_artifact, s.normalised FROM scores s "
-        f"JOIN models m ON m.model_id = s.model_id {where} ORDER BY s.model_id", values).fetchall()
+        f"JOIN models m ON m.model_id = s.model_id {where} ORDER BY s.model_id",
+        values,
+    ).fetchall()
     found: dict[str, dict[str, ClipScore]] = {}
     for clip, detector, model_id, score, decision, artifact, normalised in rows:  # newer models overwrite older
         found.setdefault(clip, {})[detector] = ClipScore(model_id, score, bool(decision), artifact, normalised)
@@ -275,5 +317,7 @@ def latest_scores(project: Project, detector: str | None = None, split: str | No
         "c.label, s.score, s.decision, s.map_artifact, s.normalised FROM scores s "
         "JOIN models m ON m.model_id = s.model_id JOIN clips c ON c.clip_id = s.clip_id "
         "WHERE s.model_id IN (SELECT max(model_id) FROM models GROUP BY detector, group_key) "
-        f"AND {condition} ORDER BY m.detector, c.machine_type, c.section_id, c.rowid", values).fetchall()
+        f"AND {condition} ORDER BY m.detector, c.machine_type, c.section_id, c.rowid",
+        values,
+    ).fetchall()
     return [ScoreRow(*row[:10], bool(row[10]), row[11], row[12]) for row in rows]

@@ -1,5 +1,6 @@
 """Fixtures for the window: a small demo project built by the demo's own code, copied per test, and the
 main window on it (offscreen, no audio device), checked at teardown for a still-running engine thread."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,8 +15,7 @@ from engine.jobs import Progress
 from tests.helpers import write_hum
 
 #: The demo at a size a test can build in seconds: two machines, one section, 2 s clips.
-TINY_DEMO = DemoPlan(ToyConfig(scale=0.012, seed=5, duration_s=2.0, sections=1, machines=("fan", "valve")),
-                     ae_epochs=2)
+TINY_DEMO = DemoPlan(ToyConfig(scale=0.012, seed=5, duration_s=2.0, sections=1, machines=("fan", "valve")), ae_epochs=2)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,15 @@
 """The line above the spectrogram says what audio is shown: its sample rate and its channels, and for a file
 of several channels which one is used (the mono mix unless the import picked one)."""
+
 from __future__ import annotations
 
 import numpy as np
 import soundfile as sf
 
+from app.clip_data import audio_caption, clip_display
 from engine.data.clip import Clip
 from engine.data.importers import import_files
 from engine.store import Project
-from app.clip_data import audio_caption, clip_display
 
 
 def test_a_stereo_recording_is_shown_as_the_mono_mix_of_its_two_channels(tmp_path):

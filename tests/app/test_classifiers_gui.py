@@ -1,6 +1,7 @@
 """Training from labels drawn in the window, end to end: a technician opens a project of unlabelled pipe
 recordings, marks whole clips as LEAK or NORMAL with the keyboard, trains the leak classifier from the Train
 menu's call, and gets its leak-probability lane, its proposals and its results dialog."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,14 @@ from tests.app.test_main_window import select_clip
 Key = Qt.Key
 #: Each file with its class key: LEAK is class 1, NORMAL class 2. The *_000 files are the test split; the
 #: *_003 files stay unlabelled.
-MARKED = {"leak_000": Key.Key_1, "leak_001": Key.Key_1, "leak_002": Key.Key_1,
-          "normal_000": Key.Key_2, "normal_001": Key.Key_2, "normal_002": Key.Key_2}
+MARKED = {
+    "leak_000": Key.Key_1,
+    "leak_001": Key.Key_1,
+    "leak_002": Key.Key_1,
+    "normal_000": Key.Key_2,
+    "normal_001": Key.Key_2,
+    "normal_002": Key.Key_2,
+}
 
 
 @pytest.fixture
@@ -79,10 +86,10 @@ def test_labels_drawn_with_the_keyboard_train_the_leak_classifier_whose_lane_and
     record = results.latest_models(window.project, "leak_binary")[results.ALL_GROUPS]
     assert results.frame_threshold(window.project, record) == 0.5
     lane = results.load_lanes(window.project, scores["leak_003"].map_artifact)
-    expected = lane_proposals("leak_003", 4.0, lane["frame_times"], lane["frame_scores"], 0.5, record.model_id,
-                              "LEAK")
+    expected = lane_proposals("leak_003", 4.0, lane["frame_times"], lane["frame_scores"], 0.5, record.model_id, "LEAK")
     assert proposed and [(p.start_s, p.end_s, p.label) for p in proposed] == [
-        (p.start_s, p.end_s, p.label) for p in expected]
+        (p.start_s, p.end_s, p.label) for p in expected
+    ]
     assert all(p.model_id == record.model_id and 0.5 <= p.confidence <= 1 for p in proposed)
 
     # Train > Classifier results: the curves and the confusion matrix of the validation files.

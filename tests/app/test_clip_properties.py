@@ -1,5 +1,6 @@
 """Plain recordings organised in the window: select rows, say what they are in Clip properties or the table's
 context menu, undo and redo, fit, and see models go stale when their training clips change."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -46,8 +47,9 @@ def select_rows(window, prefix: str) -> list[str]:
         index = table.proxy.index(row, 0)
         if table.model.rows[table.proxy.mapToSource(index).row()].clip.clip_id.startswith(prefix):
             selection.select(index, index)
-    table.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect
-                                       | QItemSelectionModel.SelectionFlag.Rows)
+    table.view.selectionModel().select(
+        selection, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+    )
     return sorted(table.selected_clip_ids())
 
 
@@ -97,6 +99,7 @@ def test_clips_are_organised_undone_redone_and_fitted_from_the_window(qtbot, win
     assert (pump.text(0), pump.text(1)) == ("pump", "12")
 
     from engine.detectors import registry
+
     monkeypatch.setattr(registry, "detector_keys", lambda learning=None: ["knn"])
     fit_all(qtbot, window)
     [model] = results.models(window.project, "knn")

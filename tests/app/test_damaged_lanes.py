@@ -1,6 +1,7 @@
 """A clip whose stored frame scores were cut short (a kill while they were written, before writes were atomic)
 still shows in the window: its spectrogram, its scores and every other detector's lanes, with one line in the
 log naming the damaged file and saying to score again."""
+
 from __future__ import annotations
 
 from engine.store import Project, results
@@ -9,8 +10,9 @@ from engine.store import Project, results
 def test_the_window_shows_a_clip_with_a_truncated_lanes_file_and_says_so(qtbot, window, project_folder):
     with Project.open(project_folder) as project:
         scores = results.clip_scores(project)
-        clip_id, by_detector = next((c, s) for c, s in scores.items() if len(s) >= 2
-                                    and all(score.map_artifact for score in s.values()))
+        clip_id, by_detector = next(
+            (c, s) for c, s in scores.items() if len(s) >= 2 and all(score.map_artifact for score in s.values())
+        )
     damaged_detector, damaged = sorted(by_detector.items())[0]
     lanes_file = project_folder / damaged.map_artifact
     data = lanes_file.read_bytes()

@@ -1,5 +1,6 @@
 """The window and a damaged project: it never aborts. A damaged recent project is named in a message when the
 window starts, the window opens empty, and the project leaves the recent list only if the user agrees."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ def empty_window(qtbot):
 
 @pytest.mark.parametrize("agree", [False, True])
 def test_a_damaged_recent_project_is_named_and_leaves_the_recent_list_only_if_the_user_agrees(
-        empty_window, damaged_demo, monkeypatch, agree):
+    empty_window, damaged_demo, monkeypatch, agree
+):
     window = empty_window
     window.settings.add_recent(str(damaged_demo.resolve()))
     asked: list[str] = []
@@ -111,8 +113,22 @@ def test_earmark_starts_on_a_damaged_recent_project_without_aborting(damaged_dem
 
 def test_the_demo_on_a_damaged_demo_project_says_so_in_one_line(damaged_demo, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "app.main", "demo", "--project", str(damaged_demo), "--screenshot",
-                           str(tmp_path / "shot.png")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.main",
+            "demo",
+            "--project",
+            str(damaged_demo),
+            "--screenshot",
+            str(tmp_path / "shot.png"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("earmark: error: ")]

@@ -1,6 +1,7 @@
 """Dropping recordings with no machine or section on a project with fan and valve fitted: the table and the
 status line say which group's models scored each drop, that the group was guessed, or that the drop is unlike
 every trained group; once the user says what a drop is, it is scored again by its own group's models."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.data.toy import plan, render
-from engine.store import results
 from app.views.clip_table import FIXED
 from app.window_drops import AUTO_GROUP
+from engine.data.toy import plan, render
+from engine.store import results
 from tests.app.conftest import TINY_DEMO
 from tests.app.test_main_window import drop
 
@@ -57,8 +58,9 @@ def test_a_drop_is_shown_as_scored_by_the_group_it_resembles(qtbot, window, tmp_
     assert status.startswith(f"{clip_id}: scored by fan/section_00 (guessed: closest of 2 groups")
     # Its scores are the fan models', and the guess is still shown by the next window on this project.
     records = {m.model_id: m.group_key for m in results.models(window.project)}
-    assert {records[s.model_id] for s in window.table.model.rows[window.table.model.row_of(clip_id)].scores.values()} \
-        == {"fan/section_00"}
+    assert {
+        records[s.model_id] for s in window.table.model.rows[window.table.model.row_of(clip_id)].scores.values()
+    } == {"fan/section_00"}
     window.refresh()
     assert cell(window, clip_id, "machine") == "fan (guessed)"
 

@@ -1,5 +1,6 @@
 """A user fits a detector in the window on a machine with only 4 normal recordings: the log says the group was
 fitted on few clips, and the score column's tooltip says it for every clip that model scored."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

@@ -1,6 +1,7 @@
 """A job run from the window on a full disk ends with the same one line as on the command line ("the disk
 holding PROJECT is full: N MB free"), not as an unexpected failure, and the project keeps what it had. The
 project lives on a small tmpfs (see `tests.engine.test_full_disk`, skipped where it cannot be mounted)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -19,8 +20,7 @@ def project_folder(small_disk):  # noqa: F811
     return folder
 
 
-def test_an_import_from_the_window_onto_a_full_disk_ends_with_the_one_line(qtbot, window, project_folder,
-                                                                           toy_dataset):
+def test_an_import_from_the_window_onto_a_full_disk_ends_with_the_one_line(qtbot, window, project_folder, toy_dataset):
     fill(project_folder.parent, leave=16 * 1024)  # room to work, not for 222 clips
     with qtbot.waitSignal(window.engine.worker.job_failed, timeout=60000) as failed:
         window.submit("import", "import the toy set", jobs.import_data(str(toy_dataset)))

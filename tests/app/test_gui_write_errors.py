@@ -1,6 +1,7 @@
 """Writes made on the window's own thread (reading a label file, new proposals, a region edit, the label
 classes dialog) meet a project damaged under their feet: the user gets the one message saying the file is
 damaged and how to repair it, never SQLite's raw text or a traceback, and the window goes on."""
+
 from __future__ import annotations
 
 import sys
@@ -8,9 +9,9 @@ import sys
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from engine.store.labels import Region
 from app.dialogs.label_classes import LabelClassesDialog
 from app.labelling.commands import CreateRegion
+from engine.store.labels import Region
 from tests.app.test_main_window import anomalous_test_clip, select_clip
 from tests.damage import damage_page
 

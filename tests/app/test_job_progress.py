@@ -1,5 +1,6 @@
 """The Jobs dock shows a job as one overall fraction: nested steps (detector, section, epoch) roll up into
 its bar, with the innermost step's message and the time left; Fit all says how long it will take first."""
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,9 @@ def test_epoch_66_of_the_first_section_of_the_first_detector_shows_as_two_percen
 
     job = window.submit("fit", "fit all detectors", fit_all_like)
     try:
-        qtbot.waitUntil(lambda: job in window.jobs_panel.rows and window.jobs_panel.rows[job].bar.value() > 0,
-                        timeout=5000)
+        qtbot.waitUntil(
+            lambda: job in window.jobs_panel.rows and window.jobs_panel.rows[job].bar.value() > 0, timeout=5000
+        )
         row = window.jobs_panel.rows[job]
         shown = (row.bar.value() / row.bar.maximum(), row.bar.text(), row.message.text())
     finally:
@@ -61,15 +63,18 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
     assert window.fit_all() is None  # "No": nothing starts
     from engine.detectors.registry import detector_keys
 
-    assert f"{len(detector_keys())} detector(s) x {groups} group(s)" in asked[0] and "about " in asked[0] and "dcase_ae" in asked[0]
+    assert (
+        f"{len(detector_keys())} detector(s) x {groups} group(s)" in asked[0]
+        and "about " in asked[0]
+        and "dcase_ae" in asked[0]
+    )
     with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
-        job = window.fit_all()      # "Yes": the fit runs
+        job = window.fit_all()  # "Yes": the fit runs
     assert job is not None and ended.args == [job, "done"]
     assert window.jobs_panel.rows[job].bar.value() == window.jobs_panel.rows[job].bar.maximum()
 
 
-def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path,
-                                                                                      monkeypatch):
+def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path, monkeypatch):
     from app.main_window import MainWindow
     from app.startup import open_demo
     from engine import cli
@@ -95,7 +100,9 @@ def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_f
         qtbot.waitUntil(lambda: window.project is not None, timeout=120000)
         assert fitted_when_opened == [["knn"]]  # the window opened on the project before the slow detectors
         qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae, ensemble" in window.job_titles.values())
-        qtbot.waitUntil(lambda: len(results.fitted_detectors(window.project)) == 4 and not window.engine.worker.busy(),
-                        timeout=120000)
+        qtbot.waitUntil(
+            lambda: len(results.fitted_detectors(window.project)) == 4 and not window.engine.worker.busy(),
+            timeout=120000,
+        )
     finally:
         window.shutdown()

@@ -1,6 +1,7 @@
 """A labelling session killed right after an edit loses nothing: a real child process runs the window,
 makes edits with the keyboard, says so, and is killed with SIGKILL (no clean-up of any kind runs); the
 project then holds every edit and passes SQLite's integrity check."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,13 @@ def test_a_process_killed_right_after_an_edit_loses_nothing(demo_copy, tmp_path)
     script.write_text(CHILD)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(Path(__file__).parents[2])}
     env["EARMARK_CONFIG_DIR"] = str(tmp_path / "config")  # the child's recent-projects list stays its own
-    child = subprocess.Popen([sys.executable, str(script), str(demo_copy)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(demo_copy)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         line = ""
@@ -77,7 +83,9 @@ def test_a_process_killed_right_after_an_edit_loses_nothing(demo_copy, tmp_path)
     clip_id = line.split(maxsplit=1)[1].strip()
     with sqlite3.connect(demo_copy / "project.sqlite") as db:
         classes = [name for (name,) in db.execute("SELECT name FROM label_classes ORDER BY position")]
-        rows = db.execute("SELECT start_s, end_s, label FROM regions WHERE clip_id = ? AND kind = 'manual' "
-                          "ORDER BY start_s", [clip_id]).fetchall()
+        rows = db.execute(
+            "SELECT start_s, end_s, label FROM regions WHERE clip_id = ? AND kind = 'manual' ORDER BY start_s",
+            [clip_id],
+        ).fetchall()
         assert rows == [(0.25, 0.75, classes[0]), (1.0, 1.25, classes[2])]
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

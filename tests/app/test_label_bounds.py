@@ -1,6 +1,7 @@
 """The label editor holds regions to the clip as a label import does: a region drawn or dragged far past the
 clip's end or above its highest frequency is refused with the reason in the status line, one a little past
 is clamped to the clip and said so, and nothing absurd reaches the project."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,12 +30,19 @@ def editor(qtbot, tmp_path):
         yield editor
 
 
-@pytest.mark.parametrize("bounds", [(0.5, 1e12, None, None), (0.5, 1e308, None, None),
-                                    (0.5, 1.0, 100.0, 1e300), (0.5, 1.0, 9000.0, 9500.0),
-                                    (0.5, float("inf"), None, None), (0.5, 1.0, 100.0, float("nan")),
-                                    (-1e12, 1.0, None, None)],
-                         ids=["end 1e12 s", "end 1e308 s", "1e300 Hz", "above Nyquist", "end inf", "NaN Hz",
-                              "start -1e12 s"])
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        (0.5, 1e12, None, None),
+        (0.5, 1e308, None, None),
+        (0.5, 1.0, 100.0, 1e300),
+        (0.5, 1.0, 9000.0, 9500.0),
+        (0.5, float("inf"), None, None),
+        (0.5, 1.0, 100.0, float("nan")),
+        (-1e12, 1.0, None, None),
+    ],
+    ids=["end 1e12 s", "end 1e308 s", "1e300 Hz", "above Nyquist", "end inf", "NaN Hz", "start -1e12 s"],
+)
 def test_the_editor_refuses_a_region_far_outside_the_clip(editor, bounds):
     assert not editor.create(*bounds)
     assert manual(editor.project) == [] and editor.said[-1].startswith("Not added: the region ")

@@ -1,6 +1,7 @@
 """The label classes dialog: every change goes straight to the project through the store, the list follows
 it with the same class selected, shortcuts 1-9 follow the order, and a refused change is explained in the
 dialog with nothing changed."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,26 +9,43 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QColorDialog, QInputDialog, QLabel
 
+from app.dialogs.label_classes import NAME, SWATCH, LabelClassesDialog
 from engine.audio.io import QA
 from engine.data.clip import Clip
 from engine.store import Project, labels
 from engine.store.labels import Region
-
-from app.dialogs.label_classes import NAME, SWATCH, LabelClassesDialog
 
 DEFAULTS = ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"]
 
 
 @pytest.fixture
 def project(tmp_path):
-    clip = Clip(clip_id="fan/test/clip_1", path="/data/clip_1.wav", sample_rate=16000, duration_s=10.0,
-                machine_type="fan", section_id="00", domain="source", split="test", label="anomaly",
-                attributes={}, anomaly_regions=((1.0, 1.5),), qa=QA(-20.0, 0.5, 0.0, 0.1), checksum="sum1",
-                format="WAV/PCM_16")
+    clip = Clip(
+        clip_id="fan/test/clip_1",
+        path="/data/clip_1.wav",
+        sample_rate=16000,
+        duration_s=10.0,
+        machine_type="fan",
+        section_id="00",
+        domain="source",
+        split="test",
+        label="anomaly",
+        attributes={},
+        anomaly_regions=((1.0, 1.5),),
+        qa=QA(-20.0, 0.5, 0.0, 0.1),
+        checksum="sum1",
+        format="WAV/PCM_16",
+    )
     with Project.create(tmp_path / "p") as project:
         project.add_clips([clip], source="test")
-        labels.add_regions(project, [Region(clip.clip_id, 2.0, 3.0, "LEAK"), Region(clip.clip_id, 5.0, 6.0, "LEAK"),
-                                     Region(clip.clip_id, 7.0, 8.0, "QUIET")])
+        labels.add_regions(
+            project,
+            [
+                Region(clip.clip_id, 2.0, 3.0, "LEAK"),
+                Region(clip.clip_id, 5.0, 6.0, "LEAK"),
+                Region(clip.clip_id, 7.0, 8.0, "QUIET"),
+            ],
+        )
         yield project
 
 
@@ -78,8 +96,7 @@ def test_add_puts_a_new_class_last_with_the_next_key_and_a_colour(qtbot, dialog,
     assert _names(project) == [*DEFAULTS, "SQUEAK", "HISS"]
 
 
-def test_a_duplicate_or_empty_name_is_refused_in_the_dialog_and_nothing_changes(qtbot, dialog, project,
-                                                                                 monkeypatch):
+def test_a_duplicate_or_empty_name_is_refused_in_the_dialog_and_nothing_changes(qtbot, dialog, project, monkeypatch):
     _ask(monkeypatch, "leak")
     with qtbot.assertNotEmitted(dialog.classes_changed):
         dialog.add_button.click()

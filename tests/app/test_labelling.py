@@ -1,6 +1,7 @@
 """A technician labels with the keyboard: marks a leak with [ and ], commits it with Enter, resizes, moves,
 relabels and deletes it, undoes and redoes; every step is in the project database at once. Proposals from a
 detector are accepted and rejected with A and R, and N walks the review queue."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -10,8 +11,8 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from engine.store import labels
 from app.dialogs.label_classes import LabelClassesDialog
+from engine.store import labels
 from tests.app.test_main_window import anomalous_test_clip, select_clip
 
 Key = Qt.Key
@@ -22,8 +23,9 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 def manual_rows(window) -> list[tuple]:
     """What a second connection (another process) reads from the project file: committed rows only."""
     with sqlite3.connect(window.project.db_path) as db:
-        return db.execute("SELECT region_id, start_s, end_s, label FROM regions WHERE kind = 'manual' "
-                          "ORDER BY region_id").fetchall()
+        return db.execute(
+            "SELECT region_id, start_s, end_s, label FROM regions WHERE kind = 'manual' ORDER BY region_id"
+        ).fetchall()
 
 
 def press(qtbot, window, key: Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
@@ -37,8 +39,14 @@ def put_playhead(window, seconds: float) -> None:
     assert window.view.playhead_s == pytest.approx(seconds)
 
 
-def drag(qtbot, window, start: tuple[float, float], end: tuple[float, float], modifier=Qt.KeyboardModifier.NoModifier,
-         column: int = 0) -> None:
+def drag(
+    qtbot,
+    window,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    modifier=Qt.KeyboardModifier.NoModifier,
+    column: int = 0,
+) -> None:
     """A mouse drag on a column's spectrogram from (seconds, mel) to (seconds, mel), as the mouse sends it."""
     view, box = window.view.graphics, window.view.panels[column].view_box
     points = [view.mapFromScene(box.mapViewToScene(QPointF(*p))) for p in (start, end)]
@@ -46,8 +54,10 @@ def drag(qtbot, window, start: tuple[float, float], end: tuple[float, float], mo
 
     def send(kind: QEvent.Type, point, button, buttons) -> None:
         point = QPointF(point)
-        QApplication.sendEvent(view.viewport(), QMouseEvent(kind, point, view.mapToGlobal(point), button, buttons,
-                                                            modifier))
+        QApplication.sendEvent(
+            view.viewport(), QMouseEvent(kind, point, view.mapToGlobal(point), button, buttons, modifier)
+        )
+
     send(QEvent.Type.MouseButtonPress, points[0], left, left)
     for step in range(1, 11):
         send(QEvent.Type.MouseMove, points[0] + (points[1] - points[0]) * step / 10, none, left)
@@ -64,12 +74,18 @@ def clip_with_frames_under_threshold(window) -> str:
     from engine.store import results
 
     def covered(lanes, on_ratio: float) -> float:
-        found = propose(lanes.frame_times, lanes.frame_scores,
-                        settings_for(lanes.frame_threshold, lanes.frame_scores, on_ratio, min(0.9, on_ratio)))
+        found = propose(
+            lanes.frame_times,
+            lanes.frame_scores,
+            settings_for(lanes.frame_threshold, lanes.frame_scores, on_ratio, min(0.9, on_ratio)),
+        )
         return sum(p.end_s - p.start_s for p in found)
 
-    rows = [r for r in results.latest_scores(window.project, "patch_memory", split="test")
-            if r.label == "anomaly" and r.decision]
+    rows = [
+        r
+        for r in results.latest_scores(window.project, "patch_memory", split="test")
+        if r.label == "anomaly" and r.decision
+    ]
     for row in sorted(rows, key=lambda r: -r.score):
         lanes = clip_data.clip_display(window.project, row.clip_id).lanes["patch_memory"]
         if covered(lanes, 0.2) > covered(lanes, 1.0):
@@ -114,13 +130,13 @@ def test_keyboard_flow_create_resize_move_relabel_delete_undo_redo_each_saved_at
     step = window._step()
     press(qtbot, window, Key.Key_Right, CTRL)
     press(qtbot, window, Key.Key_Right, CTRL)  # two nudges: one undo step
-    (_, start, end, _), = manual_rows(window)
+    ((_, start, end, _),) = manual_rows(window)
     assert start == pytest.approx(0.5 + 2 * step) and end == pytest.approx(1.4 + 2 * step)
     press(qtbot, window, Key.Key_Delete)
     assert manual_rows(window) == []
 
     press(qtbot, window, Key.Key_Z, CTRL)  # the region comes back under its id
-    (rid, start, end, label), = manual_rows(window)
+    ((rid, start, end, label),) = manual_rows(window)
     assert rid == region_id and label == classes[1] and start == pytest.approx(0.5 + 2 * step)
     press(qtbot, window, Key.Key_Z, CTRL)  # the nudges
     assert manual_rows(window) == [(region_id, 0.5, 1.4, classes[1])]
@@ -143,7 +159,7 @@ def test_overlapping_regions_and_a_time_frequency_box_drawn_in_label_mode(qtbot,
     assert window.view.label_mode and window.actions_by_name["label_mode"].isChecked()
     view_box = window.view.panels[0].view_box
     low_mel, high_mel = window.view.mel_range()
-    view_box.drawn.emit(0.2, 1.2, None, None)                    # a drag across the spectrogram
+    view_box.drawn.emit(0.2, 1.2, None, None)  # a drag across the spectrogram
     span = high_mel - low_mel
     view_box.drawn.emit(0.8, 1.6, low_mel + 0.2 * span, low_mel + 0.6 * span)  # Shift+drag: a box, overlapping
     stored = labels.regions(window.project, clip_id, ("manual",))
@@ -189,8 +205,13 @@ def test_a_mouse_drag_in_label_mode_draws_a_region_and_dragging_it_moves_it(qtbo
     assert moved.duration_s == pytest.approx(drawn.duration_s)
     assert window.editor.stack.undoText() == "move"
     low, high = window.view.mel_range()
-    drag(qtbot, window, (1.5, low + 0.2 * (high - low)), (1.9, low + 0.5 * (high - low)),
-         Qt.KeyboardModifier.ShiftModifier)  # Shift: a time-frequency box
+    drag(
+        qtbot,
+        window,
+        (1.5, low + 0.2 * (high - low)),
+        (1.9, low + 0.5 * (high - low)),
+        Qt.KeyboardModifier.ShiftModifier,
+    )  # Shift: a time-frequency box
     box = labels.regions(window.project, clip_id, ("manual",))[-1]
     assert box.is_box and box.start_s == pytest.approx(1.5, abs=0.01)
 
@@ -209,15 +230,23 @@ def test_proposals_accept_reject_and_the_review_queue(qtbot, labelling):
     covered = sum(p.duration_s for p in proposals)
     panel.on.slider.setValue(panel.on.slider.minimum())
     assert panel.off.value() <= panel.on.value() == pytest.approx(0.2)  # the off level follows (hysteresis)
-    qtbot.waitUntil(lambda: sum(p.duration_s for p in labels.regions(window.project, clip_id, ("proposal",)))
-                    > covered, timeout=3000)
+    qtbot.waitUntil(
+        lambda: sum(p.duration_s for p in labels.regions(window.project, clip_id, ("proposal",))) > covered,
+        timeout=3000,
+    )
     proposals = labels.regions(window.project, clip_id, ("proposal",))
 
     # Three proposals of the model, as a lower level would give them.
     model_id = proposals[0].model_id
-    labels.replace_proposals(window.project, clip_id, model_id, [
-        labels.Region(clip_id, start, start + 0.2, "LEAK", "proposal", model_id=model_id, confidence=0.7)
-        for start in (0.2, 0.8, 1.4)])
+    labels.replace_proposals(
+        window.project,
+        clip_id,
+        model_id,
+        [
+            labels.Region(clip_id, start, start + 0.2, "LEAK", "proposal", model_id=model_id, confidence=0.7)
+            for start in (0.2, 0.8, 1.4)
+        ],
+    )
     window.refresh_regions()
     press(qtbot, window, Key.Key_N)  # the first pending proposal of the queue
     first = window.editor.selected
@@ -267,8 +296,13 @@ def test_dragging_the_on_level_on_the_lane_re_proposes(qtbot, labelling):
     on_line.setValue(level)
     expected = max(0.2, level / lanes.frame_threshold)  # as a multiple of the threshold, within the slider's range
     assert window.proposal_panel.on.value() == pytest.approx(expected, abs=0.01)
-    qtbot.waitUntil(lambda: sum(r.duration_s for r in labels.regions(window.project, clip_id, ("proposal",)))
-                    > sum(r.duration_s for r in before), timeout=3000)
+    qtbot.waitUntil(
+        lambda: (
+            sum(r.duration_s for r in labels.regions(window.project, clip_id, ("proposal",)))
+            > sum(r.duration_s for r in before)
+        ),
+        timeout=3000,
+    )
     window.controls.first.setCurrentText("knn")  # another detector's lane: no proposal levels on it
     assert not on_line.isVisible()
 
@@ -280,8 +314,9 @@ def test_proposing_another_clip_keeps_a_rejection_undoable(qtbot, labelling):
     (proposal, *_) = labels.regions(window.project, clip_id, ("proposal",))
     window.editor.select(proposal.region_id)
     press(qtbot, window, Key.Key_R)
-    other = next(r.clip.clip_id for r in window.table.model.rows if r.clip.clip_id != clip_id and
-                 "patch_memory" in r.scores)
+    other = next(
+        r.clip.clip_id for r in window.table.model.rows if r.clip.clip_id != clip_id and "patch_memory" in r.scores
+    )
     select_clip(qtbot, window, other)
     press(qtbot, window, Key.Key_P)  # the other clip's proposals: this clip's set is unchanged
     press(qtbot, window, Key.Key_Z, CTRL)
@@ -305,8 +340,7 @@ def test_keys_typed_into_inputs_go_to_them_not_to_the_shortcuts(qtbot, labelling
     window.table.filter_box.setFocus()
     qtbot.keyClicks(window.table.filter_box, "anomaly 2")  # letters and digits are text, not shortcuts
     qtbot.keyClick(window.table.filter_box, Key.Key_Return)
-    assert window.table.filter_box.text() == "anomaly 2" and labels.regions(window.project, clip_id,
-                                                                            ("manual",)) == []
+    assert window.table.filter_box.text() == "anomaly 2" and labels.regions(window.project, clip_id, ("manual",)) == []
     assert window.editor.marks == [0.5, 1.0] and not window.view.label_mode
     window.controls.first.setFocus()  # a drop-down that has the focus leaves the labelling keys alone
     press_on = window.controls.first
@@ -424,8 +458,9 @@ def test_the_review_queue_visits_flagged_or_unlabelled_clips_in_the_tables_order
     panel.play_on_arrival.setChecked(False)
     panel.review_mode.setCurrentIndex(panel.review_mode.findData("flagged"))
     detector = window.controls.first.currentText()
-    flagged = [row.clip.clip_id for row in window.table.model.rows if detector in row.scores
-               and row.scores[detector].decision]
-    expected = next(c for c in order[start + 1:] if c in flagged)
+    flagged = [
+        row.clip.clip_id for row in window.table.model.rows if detector in row.scores and row.scores[detector].decision
+    ]
+    expected = next(c for c in order[start + 1 :] if c in flagged)
     press(qtbot, window, Key.Key_N)
     assert window.view.display.clip_id == expected

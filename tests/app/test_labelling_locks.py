@@ -1,6 +1,7 @@
 """A technician labels while another Earmark process writes the same project (an import, a scoring run): the
 edit waits for the other writer, the status line says so, and the region is in the project once the other
 process is done. Before, the edit was dropped at once ("database is locked ... this step is dropped")."""
+
 from __future__ import annotations
 
 import sqlite3

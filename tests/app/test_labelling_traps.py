@@ -3,15 +3,16 @@
 status line says what changed. Proposals from an anomaly detector say what the detector found ("anomaly?",
 the detector named), never a class she did not choose; accepting one gives it the class she is labelling
 with. The label classes' colours are never the ground truth's red."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from app.views.overlays import TRUTH_COLOUR
 from engine.labels.proposals import ANOMALY_FINDING
 from engine.store import labels
 from engine.store.labels import PALETTE
-from app.views.overlays import TRUTH_COLOUR
 from tests.app.test_labelling import labelling, manual_rows, press, put_playhead  # noqa: F401 (a fixture)
 
 Key = Qt.Key
@@ -64,13 +65,13 @@ def test_an_anomaly_detectors_proposals_say_what_it_found_and_take_the_chosen_cl
 
     # On the spectrogram: "anomaly? (patch_memory) 80%"; in the region table: "anomaly?".
     qtbot.waitUntil(lambda: proposed[0].region_id in window.view.panels[0].labels.by_id)
-    captions = [item.textItem.toPlainText() for item in window.view.panels[0].labels.items
-                if hasattr(item, "textItem")]
+    captions = [item.textItem.toPlainText() for item in window.view.panels[0].labels.items if hasattr(item, "textItem")]
     assert f"anomaly? (patch_memory) {proposed[0].confidence:.0%}" in captions
     assert not any(c.startswith(tuple(classes)) for c in captions)
     table = window.region_table.model
-    shown = [table.data(table.index(row, 4)) for row in range(table.rowCount())
-             if table.regions[row].kind == "proposal"]
+    shown = [
+        table.data(table.index(row, 4)) for row in range(table.rowCount()) if table.regions[row].kind == "proposal"
+    ]
     assert set(shown) == {"anomaly?"}
 
     press(qtbot, window, Key.Key_2)  # nothing selected: the class to label with
@@ -79,8 +80,11 @@ def test_an_anomaly_detectors_proposals_say_what_it_found_and_take_the_chosen_cl
     press(qtbot, window, Key.Key_A)
     accepted = labels.region(window.project, chosen)
     assert (accepted.kind, accepted.label) == ("manual", classes[1])
-    assert window.statusBar().currentMessage().startswith(f"Accepted {accepted.start_s:.2f}-{accepted.end_s:.2f} s "
-                                                          f"as {classes[1]}")
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .startswith(f"Accepted {accepted.start_s:.2f}-{accepted.end_s:.2f} s as {classes[1]}")
+    )
     if labels.regions(window.project, clip_id, ("proposal",)):
         press(qtbot, window, Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
         assert {r.label for r in labels.regions(window.project, clip_id, ("manual",))} == {classes[1]}

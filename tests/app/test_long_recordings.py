@@ -1,5 +1,6 @@
 """A long recording opens with its overview at once, and the visible window is drawn in detail as the
 user zooms in; the screenshot command renders the window with a clip and its map."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ from PySide6.QtGui import QImage
 
 from engine.data.importers import import_files
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +25,7 @@ def test_a_long_recording_shows_an_overview_then_detail_of_the_zoomed_window(qtb
         for minute in range(minutes):
             block = 0.02 * rng.standard_normal(60 * rate)
             if minute == 7:  # a knock half-way through minute 7
-                block[30 * rate:30 * rate + rate // 10] += 0.8
+                block[30 * rate : 30 * rate + rate // 10] += 0.8
             out.write(block.astype(np.float32))
     report = import_files(window.project, [path])
     window.refresh()
@@ -58,11 +58,30 @@ def test_the_screenshot_command_renders_the_window_with_a_clip_and_its_map(demo_
     png = tmp_path / "window.png"
     toy = TINY_DEMO.toy
     result = subprocess.run(
-        [sys.executable, "-m", "app.main", "demo", "--project", str(demo_copy), "--scale", str(toy.scale),
-         "--seed", str(toy.seed), "--duration", str(toy.duration_s), "--ae-epochs", str(TINY_DEMO.ae_epochs),
-         "--screenshot", str(png)],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"})
+        [
+            sys.executable,
+            "-m",
+            "app.main",
+            "demo",
+            "--project",
+            str(demo_copy),
+            "--scale",
+            str(toy.scale),
+            "--seed",
+            str(toy.seed),
+            "--duration",
+            str(toy.duration_s),
+            "--ae-epochs",
+            str(TINY_DEMO.ae_epochs),
+            "--screenshot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Saved a screenshot of the window to {png}" in result.stdout
     image = QImage(str(png))
@@ -78,9 +97,14 @@ def test_the_screenshot_command_renders_the_window_with_a_clip_and_its_map(demo_
 def test_opening_a_folder_that_is_not_a_project_says_so_without_opening_a_window(tmp_path):
     not_a_project = tmp_path / "empty"
     not_a_project.mkdir()
-    result = subprocess.run([sys.executable, "-m", "app.main", "open", str(not_a_project)], capture_output=True,
-                            text=True, timeout=120, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"})
+    result = subprocess.run(
+        [sys.executable, "-m", "app.main", "open", str(not_a_project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert result.returncode == 1
     assert f"earmark: error: no project at {not_a_project}; create one with `earmark new" in result.stderr
 
@@ -88,10 +112,25 @@ def test_opening_a_folder_that_is_not_a_project_says_so_without_opening_a_window
 def test_a_device_this_machine_lacks_is_refused_before_the_window_opens(tmp_path):
     # Apple's GPU never exists on Linux or Windows; on a Mac the same check refuses a missing CUDA.
     device = "cuda" if sys.platform == "darwin" else "mps"
-    result = subprocess.run([sys.executable, "-m", "app.main", "demo", "--project", str(tmp_path / "demo"),
-                             "--device", device, "--screenshot", str(tmp_path / "x.png")],
-                            capture_output=True, text=True, timeout=120, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.main",
+            "demo",
+            "--project",
+            str(tmp_path / "demo"),
+            "--device",
+            device,
+            "--screenshot",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert result.returncode == 1
     assert f"earmark: error: device '{device}' was asked for but" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "demo").exists()

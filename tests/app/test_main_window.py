@@ -1,5 +1,6 @@
 """The window as a user drives it: open the demo project, pick a clip, look at its map and lanes, switch
 overlays, drop files, start a fit and cancel it, and the keyboard shortcuts."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -11,7 +12,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from engine.store import job_log, results
-
 from tests.app.conftest import write_tone
 
 
@@ -23,8 +23,11 @@ def select_clip(qtbot, window, clip_id: str) -> None:
 def anomalous_test_clip(window) -> str:
     rows = [r for r in results.latest_scores(window.project, "patch_memory", split="test") if r.label == "anomaly"]
     # a short event: a stationary fault's region is the whole clip, with nothing around it to tell apart
-    with_regions = {c.clip_id for c in window.project.clips(split="test", label="anomaly")
-                    if c.anomaly_regions and c.attributes.get("anomaly_kind") != "stationary"}
+    with_regions = {
+        c.clip_id
+        for c in window.project.clips(split="test", label="anomaly")
+        if c.anomaly_regions and c.attributes.get("anomaly_kind") != "stationary"
+    }
     return max((r for r in rows if r.clip_id in with_regions), key=lambda r: r.score).clip_id
 
 
@@ -33,12 +36,14 @@ def drop(window, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     where = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(where.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        where.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dragEnterEvent(enter)
     assert enter.isAccepted()
-    window.dropEvent(QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                                Qt.KeyboardModifier.NoModifier))
+    window.dropEvent(
+        QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    )
 
 
 def test_the_demo_project_opens_with_its_data_set_tree_and_every_detector_as_a_column(window):
@@ -47,8 +52,9 @@ def test_the_demo_project_opens_with_its_data_set_tree_and_every_detector_as_a_c
     assert root.text(0) == "All clips" and root.text(1) == str(len(clips))
     assert sorted(root.child(i).text(0) for i in range(root.childCount())) == ["fan", "valve"]
     assert window.table.model.rowCount() == len(clips)
-    headers = [window.table.model.headerData(c, Qt.Orientation.Horizontal) for c in
-               range(window.table.model.columnCount())]
+    headers = [
+        window.table.model.headerData(c, Qt.Orientation.Horizontal) for c in range(window.table.model.columnCount())
+    ]
     assert {"dcase_ae", "ensemble", "knn", "patch_memory"} <= set(headers)
     assert headers[-1] == "decision (patch_memory)"
     # Choosing a node filters the table to it.
@@ -66,8 +72,9 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
     assert abs(tile.end_s - clip.duration_s) < 0.05
     panel = view.panels[0]
     assert panel.map_image.isVisible() and panel.map_image.image is not None
-    stored = results.load_lanes(window.project, results.clip_scores(window.project, clip_id)[clip_id]
-                                ["patch_memory"].map_artifact)
+    stored = results.load_lanes(
+        window.project, results.clip_scores(window.project, clip_id)[clip_id]["patch_memory"].map_artifact
+    )
     x, y = panel.curve.getData()
     assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
@@ -85,8 +92,10 @@ def test_a_lane_stored_without_a_map_is_shown_alone(qtbot, window):
     clip_id = anomalous_test_clip(window)
     artifact = results.clip_scores(window.project, clip_id)[clip_id]["knn"].map_artifact
     lanes = results.load_lanes(window.project, artifact)
-    np.savez(window.project.folder / artifact,
-             **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))})
+    np.savez(
+        window.project.folder / artifact,
+        **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))},
+    )
     select_clip(qtbot, window, clip_id)
     panel = window.view.panels[0]
     window.controls.first.setCurrentText("knn")
@@ -118,8 +127,10 @@ def test_overlays_hide_show_and_fade(qtbot, window):
 
 def test_dropped_files_go_to_the_inbox_and_their_scores_appear(qtbot, window, tmp_path):
     window.drop_group.setCurrentText("fan/section_00")
-    files = [write_tone(tmp_path / "pump_a.wav", 2.0, seed=1), write_tone(tmp_path / "pump_b.wav", 2.0, seed=2,
-                                                                          burst=True)]
+    files = [
+        write_tone(tmp_path / "pump_a.wav", 2.0, seed=1),
+        write_tone(tmp_path / "pump_b.wav", 2.0, seed=2, burst=True),
+    ]
     with qtbot.waitSignal(window.drop_scored, timeout=30000) as blocker:
         drop(window, files)
     result = blocker.args[0]
@@ -165,8 +176,11 @@ def test_a_fit_can_be_cancelled_and_leaves_the_project_consistent(qtbot, window)
     models_before = {m.model_id for m in results.models(project)}
     scores_before = project.db.execute("SELECT count(*) FROM scores").fetchone()[0]
     job = window.submit("fit", "fit dcase_ae", jobs.fit_detectors(["dcase_ae"], settings={"epochs": 500}))
-    with qtbot.waitSignal(window.engine.worker.job_progress, timeout=20000,
-                          check_params_cb=lambda job_id, done, total, message: job_id == job and done > 0):
+    with qtbot.waitSignal(
+        window.engine.worker.job_progress,
+        timeout=20000,
+        check_params_cb=lambda job_id, done, total, message: job_id == job and done > 0,
+    ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
         qtbot.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)  # Train > Cancel job
@@ -191,8 +205,11 @@ def test_the_cancel_buttons_of_the_jobs_dock_stop_a_running_job_and_drop_a_waiti
 
     running = window.submit("fit", "fit dcase_ae", jobs.fit_detectors(["dcase_ae"], settings={"epochs": 500}))
     waiting = window.submit("score", "score all test clips", jobs.score_all(["knn"]))
-    with qtbot.waitSignal(window.engine.worker.job_progress, timeout=20000,
-                          check_params_cb=lambda job_id, done, total, message: job_id == running):
+    with qtbot.waitSignal(
+        window.engine.worker.job_progress,
+        timeout=20000,
+        check_params_cb=lambda job_id, done, total, message: job_id == running,
+    ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=5000) as ended:
         window.jobs_panel.rows[waiting].cancel.click()
@@ -205,8 +222,7 @@ def test_the_cancel_buttons_of_the_jobs_dock_stop_a_running_job_and_drop_a_waiti
     assert [row["status"] for row in job_log.jobs(window.project)][-1] == "cancelled"
 
 
-def test_a_dropped_file_that_is_already_a_data_set_clip_is_shown_and_not_scored_by_another_group(
-        qtbot, window):
+def test_a_dropped_file_that_is_already_a_data_set_clip_is_shown_and_not_scored_by_another_group(qtbot, window):
     clip = window.project.clips(machine_type="valve", split="test")[0]
     window.drop_group.setCurrentText("fan/section_00")
     before = results.clip_scores(window.project, clip.clip_id)[clip.clip_id]

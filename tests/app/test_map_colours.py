@@ -1,6 +1,7 @@
 """The colours of an anomaly map over the spectrogram: a normal clip stays mostly transparent, the cells of a
 slightly anomalous clip that pass the threshold stand out, and a clip far above the threshold everywhere is
 still readable (its strongest cells differ from its weakest) with the threshold on the colour scale."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,16 @@ THRESHOLD = 4.0
 
 def lanes_with(anomaly_map: np.ndarray) -> DetectorLanes:
     frames = anomaly_map.shape[1]
-    return DetectorLanes("patch_memory", float(anomaly_map.max()), bool(anomaly_map.max() > THRESHOLD), None,
-                         np.arange(frames, dtype=np.float64), anomaly_map.max(axis=0), THRESHOLD, anomaly_map)
+    return DetectorLanes(
+        "patch_memory",
+        float(anomaly_map.max()),
+        bool(anomaly_map.max() > THRESHOLD),
+        None,
+        np.arange(frames, dtype=np.float64),
+        anomaly_map.max(axis=0),
+        THRESHOLD,
+        anomaly_map,
+    )
 
 
 def opacity(values: np.ndarray, levels: tuple[float, float]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """In the window: File > Locate missing recordings... finds moved files and re-points their clips (checksums
 checked, as an engine job), and the clip table's QA column names recordings that are too short or silent."""
+
 from __future__ import annotations
 
 import shutil

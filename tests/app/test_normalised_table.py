@@ -1,6 +1,7 @@
 """An analyst compares detectors whose raw scores live on different scales: View > Normalised scores makes
 every score column show the clip's score against that model's training normals, the headers say so, and
 the window remembers the choice next time it opens."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,11 @@ DETECTORS = ("dcase_ae", "knn", "patch_memory")
 
 def _column(window, detector: str) -> int:
     model = window.table.model
-    return next(c for c in range(model.columnCount())
-                if str(model.headerData(c, Qt.Orientation.Horizontal)).split(" ")[0] == detector)
+    return next(
+        c
+        for c in range(model.columnCount())
+        if str(model.headerData(c, Qt.Orientation.Horizontal)).split(" ")[0] == detector
+    )
 
 
 def _cells(window, detector: str) -> dict[str, str]:
@@ -69,8 +73,9 @@ def test_the_window_remembers_showing_normalised_scores(qtbot, window):
 
 def test_a_score_from_before_normalised_scores_shows_an_empty_cell_that_says_why(window):
     clip_id, score = next(iter(_scored(window, "knn").items()))
-    window.project.db.execute("UPDATE scores SET normalised = NULL WHERE model_id = ? AND clip_id = ?",
-                              [score.model_id, clip_id])
+    window.project.db.execute(
+        "UPDATE scores SET normalised = NULL WHERE model_id = ? AND clip_id = ?", [score.model_id, clip_id]
+    )
     window.project.db.conn.commit()
     model = window.table.model
     row = model.row_of(clip_id)  # the row as the table reads it from the project

@@ -1,5 +1,6 @@
 """The Qt binding keeps Python's reference counts right: PySide6 6.12.0 dropped a reference to None on
 every call of a method that returns nothing, which aborts a long-running window on Python 3.11."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """A read-only project in the window: it opens for browsing and listening, every editing action is disabled,
 the reason is shown, and a dropped file is refused with the reason instead of failing half-way."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,8 +28,20 @@ def test_a_read_only_project_opens_for_browsing_with_editing_disabled(window, pr
     assert not window.job_errors  # opening it wrote nothing and failed nothing
     assert "(read-only)" in window.windowTitle()
     assert any("is read-only: it is on a read-only file system" in line for line in window.log_panel.lines)
-    editing = ("import_dataset", "import_files", "import_labels", "fit_all", "score_all", "label_mode",
-               "commit_region", "delete_region", "class_1", "undo", "accept_proposal", "label_classes")
+    editing = (
+        "import_dataset",
+        "import_files",
+        "import_labels",
+        "fit_all",
+        "score_all",
+        "label_mode",
+        "commit_region",
+        "delete_region",
+        "class_1",
+        "undo",
+        "accept_proposal",
+        "label_classes",
+    )
     assert [name for name in editing if window.actions_by_name[name].isEnabled()] == []
     for name in ("play", "export_dcase", "export_labels", "next_clip", "toggle_map"):
         assert window.actions_by_name[name].isEnabled()

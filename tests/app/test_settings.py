@@ -1,9 +1,9 @@
 """The settings dialog: weights are checked by loading them on the engine thread before they are used,
 a bad file is refused with the reason, and spectrogram settings redraw the clip and are remembered."""
+
 from __future__ import annotations
 
 from engine import weights
-
 from tests.helpers import tiny_ast
 
 

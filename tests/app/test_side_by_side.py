@@ -1,6 +1,7 @@
 """An analyst compares detectors on one clip: side by side (V) shows up to three columns, each with its own
 detector's map, colour bar and lane, linked in time and frequency; a click seeks and a drag draws a region in
 any of them; the choice stays for the next clip and the next start; the colour bar marks the threshold."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Train > Training curves...: an analyst opens a project where dcase_ae was fitted, a leak classifier trained
 and a debug run made with the encoder frozen, picks each run from the list and reads its loss per part and
 gradient norm per branch; a project where nothing was trained yet says so."""
+
 from __future__ import annotations
 
 import json
@@ -14,25 +15,59 @@ from engine.store import Project, results
 
 GROUP = "fan/section_00"
 #: Epoch rows as the training loop writes them into history.json.
-AE_ROWS = [{"epoch": e, "train_loss": 2.0 / e, "loss_reconstruction": 2.0 / e, "grad_norm_encoder": 1.5 / e,
-            "grad_norm_decoder": 3.0 / e, "seconds": 0.5} for e in (1, 2, 3)]
-FROZEN_ROWS = [{"epoch": e, "train_loss": 1.0 + 1 / e, "loss_reconstruction": 1.0 + 1 / e, "grad_norm_encoder": 0.0,
-                "grad_norm_decoder": 0.8 / e, "seconds": 0.4} for e in (1, 2)]
+AE_ROWS = [
+    {
+        "epoch": e,
+        "train_loss": 2.0 / e,
+        "loss_reconstruction": 2.0 / e,
+        "grad_norm_encoder": 1.5 / e,
+        "grad_norm_decoder": 3.0 / e,
+        "seconds": 0.5,
+    }
+    for e in (1, 2, 3)
+]
+FROZEN_ROWS = [
+    {
+        "epoch": e,
+        "train_loss": 1.0 + 1 / e,
+        "loss_reconstruction": 1.0 + 1 / e,
+        "grad_norm_encoder": 0.0,
+        "grad_norm_decoder": 0.8 / e,
+        "seconds": 0.4,
+    }
+    for e in (1, 2)
+]
 #: A classifier's rows from before gradient norms were logged: validation figures, no grad_norm_*.
-LEAK_ROWS = [{"epoch": e, "train_loss": 0.7 / e, "train_accuracy": 0.5 + 0.1 * e, "val_loss": 0.8 / e,
-              "file_leak_f1": 0.4 + 0.2 * e} for e in (1, 2)]
+LEAK_ROWS = [
+    {
+        "epoch": e,
+        "train_loss": 0.7 / e,
+        "train_accuracy": 0.5 + 0.1 * e,
+        "val_loss": 0.8 / e,
+        "file_leak_f1": 0.4 + 0.2 * e,
+    }
+    for e in (1, 2)
+]
 
 
 def write_histories(folder: Path) -> Path:
     with Project.create(folder) as project:
-        results.add_model(project, "dcase_ae", GROUP, {}, 1.0, {}, write=lambda path: (
-            (path / "history.json").write_text(json.dumps(AE_ROWS))))
+        results.add_model(
+            project,
+            "dcase_ae",
+            GROUP,
+            {},
+            1.0,
+            {},
+            write=lambda path: (path / "history.json").write_text(json.dumps(AE_ROWS)),
+        )
         artifacts = project.artifacts
     debug = artifacts / "logs" / "debug_freeze" / "dcase_ae" / safe_name(GROUP) / "encoder"
     debug.mkdir(parents=True)
     (debug / "history.json").write_text(json.dumps(FROZEN_ROWS))
-    (debug / "run.json").write_text(json.dumps({"detector": "dcase_ae", "group": GROUP, "frozen": "encoder",
-                                                "epochs": 2}))
+    (debug / "run.json").write_text(
+        json.dumps({"detector": "dcase_ae", "group": GROUP, "frozen": "encoder", "epochs": 2})
+    )
     fold = artifacts / "training" / "dcase_ae" / safe_name(GROUP) / "fold_1"  # a threshold fold's network
     fold.mkdir(parents=True)
     (fold / "history.json").write_text(json.dumps(AE_ROWS[:2]))
@@ -65,17 +100,23 @@ def test_every_trained_run_is_listed_by_name_and_shows_its_loss_and_gradient_cur
     dialog = open_curves(qtbot, window)
 
     names = [dialog.runs_list.item(i).text() for i in range(dialog.runs_list.count())]
-    assert names == ["dcase_ae · fan/section_00 · model 1", "dcase_ae · fan/section_00 · training folder, fold 1",
-                     "leak_binary · training folder", "dcase_ae · fan/section_00 · debug run, encoder frozen"]
+    assert names == [
+        "dcase_ae · fan/section_00 · model 1",
+        "dcase_ae · fan/section_00 · training folder, fold 1",
+        "leak_binary · training folder",
+        "dcase_ae · fan/section_00 · debug run, encoder frozen",
+    ]
     assert "training/dcase_ae/broken/history.json" in dialog.unreadable.text()  # named, not shown
 
     # The fitted model: loss per part beside the total, gradient norm per branch, nothing else.
     assert dialog.curves(dialog.losses) == {
         "training loss (total)": ([1.0, 2.0, 3.0], [r["train_loss"] for r in AE_ROWS]),
-        "reconstruction": ([1.0, 2.0, 3.0], [r["loss_reconstruction"] for r in AE_ROWS])}
+        "reconstruction": ([1.0, 2.0, 3.0], [r["loss_reconstruction"] for r in AE_ROWS]),
+    }
     assert dialog.curves(dialog.norms) == {
         "encoder": ([1.0, 2.0, 3.0], [r["grad_norm_encoder"] for r in AE_ROWS]),
-        "decoder": ([1.0, 2.0, 3.0], [r["grad_norm_decoder"] for r in AE_ROWS])}
+        "decoder": ([1.0, 2.0, 3.0], [r["grad_norm_decoder"] for r in AE_ROWS]),
+    }
     assert dialog.figures.isHidden()
 
     # The debug run: the frozen encoder's gradient is a flat zero.
@@ -117,8 +158,9 @@ def test_a_run_with_gaps_draws_what_it_has(qtbot, tmp_path):
     with Project.create(folder) as project:
         run = project.artifacts / "training" / "dcase_ae" / "x"
         run.mkdir(parents=True)
-        (run / "history.json").write_text(json.dumps([{"epoch": 1, "train_loss": 1.0, "val_auc": 0.6},
-                                                      {"epoch": 2, "train_loss": 0.5}]))
+        (run / "history.json").write_text(
+            json.dumps([{"epoch": 1, "train_loss": 1.0, "val_auc": 0.6}, {"epoch": 2, "train_loss": 0.5}])
+        )
         dialog = TrainingCurvesDialog(training_histories(project))
     qtbot.addWidget(dialog)
 

@@ -1,14 +1,15 @@
 """The window on a small screen and from one session to the next: it can be narrower than a laptop's screen,
 its docks share the sides as tabs, and the size and dock layout a user left it in come back at the next
 start, fitted to the screen; a layout saved by an older version, or damaged, is ignored."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QRect
 from PySide6.QtWidgets import QTabBar
 
+from app import window_layout
 from app.main_window import MainWindow
 from app.settings import AppSettings
-from app import window_layout
 from app.window_layout import LAYOUT_VERSION, available_area
 
 
@@ -36,8 +37,11 @@ def test_a_laptop_sized_window_with_the_docks_as_tabs(qtbot):
 
 
 def drawn_tab_bars(window: MainWindow) -> list[tuple[str, ...]]:
-    return sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in window.findChildren(QTabBar)
-                  if bar.parent() is window and bar.isVisible())
+    return sorted(
+        tuple(bar.tabText(i) for i in range(bar.count()))
+        for bar in window.findChildren(QTabBar)
+        if bar.parent() is window and bar.isVisible()
+    )
 
 
 def test_each_group_of_tabbed_docks_has_one_tab_bar_drawn(qtbot):
@@ -58,11 +62,11 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar_drawn(qtbot):
 def test_the_size_and_the_dock_layout_come_back_at_the_next_start(qtbot):
     window = new_window(qtbot)
     window.resize(760, 520)
-    window.docks["log"].raise_()             # the log in front of the jobs
+    window.docks["log"].raise_()  # the log in front of the jobs
     window.docks["proposals"].raise_()
-    window.docks["tree"].hide()              # closed by its title bar's button
+    window.docks["tree"].hide()  # closed by its title bar's button
     qtbot.waitUntil(lambda: "log" in front(window))
-    assert window.close()                    # saved as the window closes
+    assert window.close()  # saved as the window closes
     again = new_window(qtbot)
     try:
         assert (again.width(), again.height()) == (760, 520)

@@ -4,6 +4,7 @@ Ctrl+Q, pressed as a user presses it (an X key event), quits. (On X11 the standa
 given twice, the shortcut was ambiguous and did nothing.)
 
 Skipped only when no X server can be started here, with the reason."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ def _read_layout(child: subprocess.Popen, lines: list[str]) -> dict | None:
     for line in child.stdout:
         lines.append(line)
         if line.startswith("LAYOUT "):
-            return json.loads(line[len("LAYOUT "):])
+            return json.loads(line[len("LAYOUT ") :])
     return None
 
 
@@ -51,7 +52,8 @@ def _check_docks(layout: dict) -> None:
         assert not dock["floating"], name
         # In front: the dock itself is on the screen; behind another: its tab is, one click away.
         assert (dock["visible"] and _inside(dock["rect"], screen)) or (
-            dock["tab"] is not None and _inside(dock["tab"], screen)), (name, dock)
+            dock["tab"] is not None and _inside(dock["tab"], screen)
+        ), (name, dock)
     spectrogram = layout["spectrogram"]
     assert _inside(spectrogram, screen)
     assert spectrogram[3] >= 0.4 * SCREEN[1], f"the spectrogram is {spectrogram[3]} px tall"
@@ -64,7 +66,7 @@ def _check_columns(layout: dict) -> None:
     for *rect, _title in columns:
         assert _inside(rect, spectrogram), (rect, spectrogram)
         assert rect[2] >= 0.25 * spectrogram[2], f"a column is {rect[2]} px wide of {spectrogram[2]}"
-    for left, right in zip(columns, columns[1:]):
+    for left, right in zip(columns, columns[1:], strict=False):
         assert left[0] + left[2] <= right[0] + 1, "columns overlap"
 
 
@@ -76,9 +78,13 @@ def _run_window(project, tmp_path, options: list[str], check) -> None:
         pytest.skip(f"no X server: {exc}")
     child = None
     try:
-        child = subprocess.Popen([sys.executable, str(CHILD), str(project), *options],
-                                 env=x_environment(display, tmp_path), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), str(project), *options],
+            env=x_environment(display, tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         lines: list[str] = []
         found: dict = {}
         reader = threading.Thread(target=lambda: found.setdefault("layout", _read_layout(child, lines)), daemon=True)

@@ -8,6 +8,7 @@ Then the window runs until the user quits it; the exit status is the console scr
 
     DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling] [--side-by-side]
 """
+
 from __future__ import annotations
 
 import json
@@ -34,23 +35,39 @@ def report(window) -> dict:
                 tabs[bar.tabText(index)] = _rect(QRect(bar.mapToGlobal(rect.topLeft()), rect.size()))
     docks = {}
     for name, dock in window.docks.items():
-        docks[name] = {"title": dock.windowTitle(), "visible": dock.isVisible() and not dock.visibleRegion().isEmpty(),
-                       "floating": dock.isFloating(), "rect": _global(dock), "tab": tabs.get(dock.windowTitle())}
+        docks[name] = {
+            "title": dock.windowTitle(),
+            "visible": dock.isVisible() and not dock.visibleRegion().isEmpty(),
+            "floating": dock.isFloating(),
+            "rect": _global(dock),
+            "tab": tabs.get(dock.windowTitle()),
+        }
     keys: dict[str, list[str]] = {}
     for action in window.actions():
         for sequence in action.shortcuts():
             keys.setdefault(sequence.toString(), []).append(action.objectName())
     screen = window.screen().geometry()
     graphics = window.view.graphics
-    columns = [[*_rect(QRect(graphics.mapToGlobal(rect.topLeft()), rect.size())), panel.plot.titleLabel.text]
-               for panel in window.view.shown_panels()
-               for rect in [graphics.mapFromScene(panel.colour_bar.sceneBoundingRect().united(
-                   panel.plot.sceneBoundingRect())).boundingRect()]]
-    return {"screen": _rect(screen), "available": _rect(window.screen().availableGeometry()),
-            "frame": _rect(window.frameGeometry()), "minimum": [window.minimumSizeHint().width(),
-                                                                 window.minimumSizeHint().height()],
-            "docks": docks, "spectrogram": _global(window.view), "columns": columns, "caption": window.caption.text(),
-            "twice": {k: v for k, v in keys.items() if len(v) > 1}}
+    columns = [
+        [*_rect(QRect(graphics.mapToGlobal(rect.topLeft()), rect.size())), panel.plot.titleLabel.text]
+        for panel in window.view.shown_panels()
+        for rect in [
+            graphics.mapFromScene(
+                panel.colour_bar.sceneBoundingRect().united(panel.plot.sceneBoundingRect())
+            ).boundingRect()
+        ]
+    ]
+    return {
+        "screen": _rect(screen),
+        "available": _rect(window.screen().availableGeometry()),
+        "frame": _rect(window.frameGeometry()),
+        "minimum": [window.minimumSizeHint().width(), window.minimumSizeHint().height()],
+        "docks": docks,
+        "spectrogram": _global(window.view),
+        "columns": columns,
+        "caption": window.caption.text(),
+        "twice": {k: v for k, v in keys.items() if len(v) > 1},
+    }
 
 
 def label_some(window) -> None:

@@ -2,6 +2,7 @@
 bindings make ambiguous, a window's frame on a laptop-sized screen): Xvfb on a free display, and key presses
 sent through the server's XTest extension (libXtst, by ctypes: no extra Python package), so they travel the
 same way as a user's keys: X server, Qt's xcb platform, the shortcut map, the action."""
+
 from __future__ import annotations
 
 import ctypes
@@ -34,8 +35,11 @@ def xvfb(width: int = 1366, height: int = 768) -> Iterator[str]:
         raise NoXServer("Xvfb is not installed (apt-get install xvfb)")
     for _attempt in range(3):  # another process may take the display number between the check and the start
         display = f":{_free_display()}"
-        server = subprocess.Popen([binary, display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = subprocess.Popen(
+            [binary, display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
         deadline = time.monotonic() + 10
         while server.poll() is None and not socket.exists() and time.monotonic() < deadline:
@@ -96,6 +100,7 @@ def x_environment(display: str, config_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", EARMARK_CONFIG_DIR=str(config_dir), OMP_NUM_THREADS="1")
     env.pop("WAYLAND_DISPLAY", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
-                                                    env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")) if p
+    )
     return env

@@ -17,6 +17,7 @@ The data: one section of the project's synthetic set, `--clips` normal source tr
    extrapolated from the time per window (a 10 s clip is one window at this size, four at the default).
 With `--device cuda` the same runs on the GPU, with mixed precision (the Trainer's AMP).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,18 +65,28 @@ def seconds_per_window(detector: AstAEDetector, clips, steps: int) -> float:
     from engine.training import LoopConfig, Trainer
 
     windows = detector._windows(clips, Progress())
-    data = torch.cat(list(w for w, _ in windows.values()))[:2 * steps]
+    data = torch.cat(list(w for w, _ in windows.values()))[: 2 * steps]
     loop = LoopConfig(epochs=2, patience=3, batch_size=2, learning_rate=5e-5)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer(detector.network(), folder, loop, detector.device, detector._loss, None, "", "bench",
-                          branches=detector.branches())
+        trainer = Trainer(
+            detector.network(),
+            folder,
+            loop,
+            detector.device,
+            detector._loss,
+            None,
+            "",
+            "bench",
+            branches=detector.branches(),
+        )
         outcome = trainer.run(data, {}, Progress())
     return outcome.history[-1]["seconds"] / len(data)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clips", type=int, default=20, help="10 s training clips in the group")
     parser.add_argument("--steps", type=int, default=2, help="timed steps at the published size")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -84,14 +95,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         os.environ["EARMARK_CONFIG_DIR"] = str(root / "config")  # the published-size weights stay in here
-        config = ToyConfig(scale=0.01, seed=0, duration_s=10.0, sections=1, machines=("fan",), test_each=1,
-                           train_counts=(args.clips, 1))
+        config = ToyConfig(
+            scale=0.01,
+            seed=0,
+            duration_s=10.0,
+            sections=1,
+            machines=("fan",),
+            test_each=1,
+            train_counts=(args.clips, 1),
+        )
         project = project_for(root, "ast_ae", config)
-        clips = [c for c in project.clips() if c.split == "train" and c.domain == "source"][:args.clips]
+        clips = [c for c in project.clips() if c.split == "train" and c.domain == "source"][: args.clips]
         cache = FeatureCache(root / "features", device)
-        print(f"ast_ae epoch time on {device.type} ({torch.get_num_threads()} threads"
-              f"{', ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}): one group of {len(clips)} "
-              f"10 s clips; load average at start {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"ast_ae epoch time on {device.type} ({torch.get_num_threads()} threads"
+            f"{', ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}): one group of {len(clips)} "
+            f"10 s clips; load average at start {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
         baseline = dcase_epoch(clips, cache, device)
         print(f"  dcase_ae (defaults, the baseline): {baseline:.2f} s per epoch", flush=True)
@@ -99,9 +120,12 @@ def main() -> None:
         epoch, windows, trained = ast_default_epoch(clips, cache, device)
         default = AstAEDetector(AstAEConfig(), cache=cache, device=device)
         per_window = seconds_per_window(default, clips, args.steps)
-        print(f"  ast_ae default (4 x 128 from scratch): {epoch:.2f} s per epoch ({trained} clips, {windows} windows "
-              f"of 2.56 s; {1000 * per_window:.0f} ms per window in the {args.steps}-step timing): "
-              f"{epoch / baseline:.1f} x dcase_ae", flush=True)
+        print(
+            f"  ast_ae default (4 x 128 from scratch): {epoch:.2f} s per epoch ({trained} clips, {windows} windows "
+            f"of 2.56 s; {1000 * per_window:.0f} ms per window in the {args.steps}-step timing): "
+            f"{epoch / baseline:.1f} x dcase_ae",
+            flush=True,
+        )
 
         from transformers import ASTConfig, ASTModel
 
@@ -110,13 +134,15 @@ def main() -> None:
         torch.manual_seed(0)
         ASTModel(ASTConfig()).save_pretrained(root / "ast-published-size")
         weights.add("ast", str(root / "ast-published-size"))
-        published = AstAEDetector(dataclasses.replace(AstAEConfig(), encoder="pretrained"), cache=cache,
-                                  device=device)
+        published = AstAEDetector(dataclasses.replace(AstAEConfig(), encoder="pretrained"), cache=cache, device=device)
         per_window = seconds_per_window(published, clips, args.steps)
         big_epoch = per_window * trained  # one 10.24 s window per 10 s clip
-        print(f"  ast_ae at the published size (12 x 768, stride 10, 1024 frames): {per_window:.2f} s per window "
-              f"({args.steps} steps of 2), so about {big_epoch:.1f} s per epoch of the same {trained} clips: "
-              f"{big_epoch / baseline:.0f} x dcase_ae, {big_epoch / epoch:.0f} x the default ast_ae", flush=True)
+        print(
+            f"  ast_ae at the published size (12 x 768, stride 10, 1024 frames): {per_window:.2f} s per window "
+            f"({args.steps} steps of 2), so about {big_epoch:.1f} s per epoch of the same {trained} clips: "
+            f"{big_epoch / baseline:.0f} x dcase_ae, {big_epoch / epoch:.0f} x the default ast_ae",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

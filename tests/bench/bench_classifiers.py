@@ -13,6 +13,7 @@
    with SE attention over several seeds (fold 1 held out); accuracy and macro F1, mean ± spread, against the
    same logistic-regression baseline on mean log-mel spectra.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def bare_loop_rate(segments: int, epochs: int = 3, batch: int = 512) -> float:
     for _ in range(epochs):
         order = torch.randperm(segments)
         for start in range(0, segments, batch):
-            index = order[start:start + batch]
+            index = order[start : start + batch]
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x[index])[0], y[index])
             loss.backward()
@@ -78,27 +79,40 @@ def leak_part(folder: Path, files: int, epochs: int) -> None:
         import_source(project, source)
         import_labels(project, [source / "labels.csv"])
         clips = project.clips()
-        print(f"leak set: {len(clips)} files of 6 s ({files} per class), "
-              f"{sum(c.split == 'test' for c in clips)} held out (test split)")
+        print(
+            f"leak set: {len(clips)} files of 6 s ({files} per class), "
+            f"{sum(c.split == 'test' for c in clips)} held out (test split)"
+        )
         rows = []
         for mode in ("binary", "multiclass"):
             trained = train_leak(Session(project), leak_config(mode, {"epochs": epochs, "patience": 15}), Progress())
             m = trained.meta
-            rows.append((f"LeakCNN {mode}", m["best_file_leak_f1"], m["best_epoch_figures"]["file_precision"],
-                         m["best_epoch_figures"]["file_recall"], trained.outcome.items_per_second,
-                         f"best epoch {m['best_epoch']} of {m['epochs_run']}"))
+            rows.append(
+                (
+                    f"LeakCNN {mode}",
+                    m["best_file_leak_f1"],
+                    m["best_epoch_figures"]["file_precision"],
+                    m["best_epoch_figures"]["file_recall"],
+                    trained.outcome.items_per_second,
+                    f"best epoch {m['best_epoch']} of {m['epochs_run']}",
+                )
+            )
             segments = m["train_segments"]
         spectra = FeatureCache(project.artifacts / "features", torch.device("cpu")).features(
-            clips, leak_config("binary").segments.features)
-        truth, predicted = mean_spectrum_baseline(clips, spectra, lambda c: int(c.attributes["class"] == "LEAK"),
-                                                  lambda c: c.split != "test")
+            clips, leak_config("binary").segments.features
+        )
+        truth, predicted = mean_spectrum_baseline(
+            clips, spectra, lambda c: int(c.attributes["class"] == "LEAK"), lambda c: c.split != "test"
+        )
         baseline_f1 = f1_score(truth, predicted)
         bare = bare_loop_rate(segments)
     print("\n| leak model | file-level leak F1 | precision | recall | training segments/s | note |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, f1, precision, recall, rate, note in rows:
-        print(f"| {name} | {f1:.3f} | {precision:.3f} | {recall:.3f} | {rate:.0f} ({rate / bare:.2f} of a bare loop) "
-              f"| {note} |")
+        print(
+            f"| {name} | {f1:.3f} | {precision:.3f} | {recall:.3f} | {rate:.0f} ({rate / bare:.2f} of a bare loop) "
+            f"| {note} |"
+        )
     print(f"| baseline: logistic regression on mean log-mel | {baseline_f1:.3f} | | | | per file |")
     print(f"bare PyTorch loop on the same model and batch size: {bare:.0f} segments/s")
 
@@ -115,19 +129,35 @@ def sound_part(folder: Path, count: int, seeds: str, epochs: int) -> None:
         print("| --- | --- | --- | --- | --- |")
         for architecture, attention in (("cnn", "none"), ("resnet", "se")):
             started = time.perf_counter()
-            trained = train_sound(Session(project), sound_config({"architecture": architecture, "attention": attention,
-                                                         "epochs": epochs, "seeds": seeds, "clip_seconds": 2.0}))
+            trained = train_sound(
+                Session(project),
+                sound_config(
+                    {
+                        "architecture": architecture,
+                        "attention": attention,
+                        "epochs": epochs,
+                        "seeds": seeds,
+                        "clip_seconds": 2.0,
+                    }
+                ),
+            )
             s = trained.summary
-            print(f"| {s['model']} | {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± "
-                  f"{s['macro_f1_std']:.3f} | {len(s['seeds'])} | {s['items_per_second']:.0f} "
-                  f"({time.perf_counter() - started:.0f} s in all) |")
+            print(
+                f"| {s['model']} | {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± "
+                f"{s['macro_f1_std']:.3f} | {len(s['seeds'])} | {s['items_per_second']:.0f} "
+                f"({time.perf_counter() - started:.0f} s in all) |"
+            )
         config = sound_config({"clip_seconds": 2.0})
         spectra = FeatureCache(project.artifacts / "features", torch.device("cpu")).features(
-            clips, ClipImage(config.features, "original", 2.0))
-        truth, predicted = mean_spectrum_baseline(clips, spectra, lambda c: c.attributes["class"],
-                                                  lambda c: c.attributes["fold"] != "1")
-        print(f"| baseline: logistic regression on mean log-mel | {accuracy_score(truth, predicted):.3f} | "
-              f"{f1_score(truth, predicted, average='macro'):.3f} | | |")
+            clips, ClipImage(config.features, "original", 2.0)
+        )
+        truth, predicted = mean_spectrum_baseline(
+            clips, spectra, lambda c: c.attributes["class"], lambda c: c.attributes["fold"] != "1"
+        )
+        print(
+            f"| baseline: logistic regression on mean log-mel | {accuracy_score(truth, predicted):.3f} | "
+            f"{f1_score(truth, predicted, average='macro'):.3f} | | |"
+        )
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ log-mel features, which are cached for every clip before the clock starts (the a
 cell (every other detector's default row), so its fit time is its members' fit times plus the combination.
 A detector that fails on a cell is reported in that cell and the run goes on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,6 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-
 sys.path.insert(0, os.environ.get("EARMARK_SOURCE", str(Path(__file__).resolve().parents[2])))
 
 from engine.audio.feature_cache import FeatureCache  # noqa: E402
@@ -60,7 +60,18 @@ from engine.store import Project  # noqa: E402
 
 # The report beside this file, found also when EARMARK_SOURCE puts an older checkout (and its tests) first.
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-from conditions_report import DOMAINS, ENSEMBLE, FAMILIES, cell_aucs, cell_flagged, finite, render, summarise, tables, verdicts  # noqa: E402,I001
+from conditions_report import (
+    DOMAINS,
+    ENSEMBLE,
+    FAMILIES,
+    cell_aucs,
+    cell_flagged,
+    finite,
+    render,
+    summarise,
+    tables,
+    verdicts,
+)  # noqa: E402,I001
 
 MACHINES = ("fan", "bearing", "valve")
 TARGET_AVAILABLE = 10  # DCASE's target-domain training clips per section
@@ -98,11 +109,18 @@ def toy_config(plan: Plan, seed: int, machine: str) -> tuple[ToyConfig, str]:
     base = dict(seed=seed, duration_s=plan.duration_s, sections=1, machines=(machine,))
     if {"anomalies", "train_counts", "test_each"} <= fields:
         # A clip depends only on the seed and its place in the plan: one machine alone gives the same clips.
-        return ToyConfig(**base, scale=0.01, anomalies="all", test_each=plan.test_each,
-                         train_counts=(max(plan.sizes), TARGET_AVAILABLE)), ""
+        return ToyConfig(
+            **base,
+            scale=0.01,
+            anomalies="all",
+            test_each=plan.test_each,
+            train_counts=(max(plan.sizes), TARGET_AVAILABLE),
+        ), ""
     scale = max(plan.sizes) / 990
-    return ToyConfig(**base, scale=scale), (f"this generator has no train_counts/test_each/anomalies: scale {scale:.3f}"
-                                            " (3 target clips, 5 test clips per domain and label, transients only)")
+    return ToyConfig(**base, scale=scale), (
+        f"this generator has no train_counts/test_each/anomalies: scale {scale:.3f}"
+        " (3 target clips, 5 test clips per domain and label, transients only)"
+    )
 
 
 def family_of(clip) -> str | None:
@@ -119,8 +137,10 @@ def training_set(clips: list, size: int) -> list:
     """The first `size` normal training clips of each domain (nested over sizes), and every supplemental clip."""
     chosen = []
     for domain in DOMAINS:
-        normals = sorted((c for c in clips if c.split == "train" and c.domain == domain and c.label != "anomaly"),
-                         key=lambda c: c.clip_id)
+        normals = sorted(
+            (c for c in clips if c.split == "train" and c.domain == domain and c.label != "anomaly"),
+            key=lambda c: c.clip_id,
+        )
         chosen += normals[:size]
     return chosen + [c for c in clips if c.split == "supplemental"]
 
@@ -140,8 +160,11 @@ def config_for(row: Row, seed: int, plan: Plan):
 def feature_spec(detector):
     """The log-mel settings a detector reads (as engine.detectors.min_duration finds them), or None."""
     config, encoder = detector.config, getattr(detector, "encoder", None)
-    return (getattr(config, "features", None) or getattr(getattr(config, "segments", None), "features", None)
-            or getattr(encoder, "config", None))
+    return (
+        getattr(config, "features", None)
+        or getattr(getattr(config, "segments", None), "features", None)
+        or getattr(encoder, "config", None)
+    )
 
 
 def ensemble_fit(cls, detector, fitted: dict, train: list, seed: int, plan: Plan):
@@ -161,6 +184,7 @@ def ensemble_fit(cls, detector, fitted: dict, train: list, seed: int, plan: Plan
                 member.fit(train)
                 members.append(member)
         return cls.from_members(members, config)
+
     return fit, sum(seconds for _, seconds in reused.values())
 
 
@@ -179,8 +203,11 @@ def measure(fit, test: list) -> tuple[dict, object]:
         cell["error"] = f"{type(exc).__name__}: {exc}"
         return cell, None
     by_id = {d.clip_id: d for d in detections}
-    cell["scored"] = [(c.clip_id, c.domain, family_of(c), float(by_id[c.clip_id].score),
-                       bool(by_id[c.clip_id].decision)) for c in test if c.clip_id in by_id]
+    cell["scored"] = [
+        (c.clip_id, c.domain, family_of(c), float(by_id[c.clip_id].score), bool(by_id[c.clip_id].decision))
+        for c in test
+        if c.clip_id in by_id
+    ]
     cell["unscored"] = len(test) - len(cell["scored"])
     return cell, fitted
 
@@ -205,9 +232,14 @@ def run_unit(seed: int, machine: str, plan: Plan, rows: list[Row], data_root: st
             train = training_set(clips, size)
             fitted: dict[str, tuple[object, float]] = {}
             for row in rows:
-                cell = {"detector": row.label, "seed": seed, "machine": machine, "size": size,
-                        "train_source": sum(c.domain == "source" and c.split == "train" for c in train),
-                        "train_target": sum(c.domain == "target" and c.split == "train" for c in train)}
+                cell = {
+                    "detector": row.label,
+                    "seed": seed,
+                    "machine": machine,
+                    "size": size,
+                    "train_source": sum(c.domain == "source" and c.split == "train" for c in train),
+                    "train_target": sum(c.domain == "target" and c.split == "train" for c in train),
+                }
                 try:
                     cls = detector_class(row.key)
                     detector = cls(config_for(row, seed, plan), cache=cache)
@@ -224,7 +256,9 @@ def run_unit(seed: int, machine: str, plan: Plan, rows: list[Row], data_root: st
                         figures["fit_s"] += reused
                     cell["members"] = list(detector.config.members)
                 else:
-                    figures, fitted_one = measure(lambda: (detector.fit(train), detector)[1], test)
+                    figures, fitted_one = measure(
+                        lambda detector=detector, train=train: (detector.fit(train), detector)[1], test
+                    )
                 cells.append({**cell, **figures})
                 if fitted_one is not None and not row.settings:
                     fitted[row.key] = (fitted_one, figures["fit_s"])
@@ -263,39 +297,62 @@ def parse_rows(detectors: list[str], sets: list[str]) -> tuple[list[Row], list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter clips, fewer test clips, seeds 0 1, <= 50 epochs")
     parser.add_argument("--detectors", nargs="+", default=None, help="default: every unsupervised detector")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="DETECTOR:name=value",
-                        help="a variant of a detector's settings, shown as its own row (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="DETECTOR:name=value",
+        help="a variant of a detector's settings, shown as its own row (repeatable)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="at most this many epochs for trained detectors")
     parser.add_argument("--duration", type=float, default=None, help="clip length in seconds")
     parser.add_argument("--test-each", type=int, default=None, help="test clips per domain and label")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes, one (seed, machine) each at a time")
-    parser.add_argument("--data", type=Path, default=None, help="keep (and reuse) the generated clips here; reuse them only with the same generator")
+    parser.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes, one (seed, machine) each at a time"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="keep (and reuse) the generated clips here; reuse them only with the same generator",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every cell and the summary here")
     parser.add_argument("--markdown", action="store_true", help="also print the tables as Markdown (README)")
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
-    plan = Plan(args.duration or base.duration_s, args.test_each or base.test_each,
-                tuple(args.sizes or base.sizes), tuple(args.seeds if args.seeds is not None else base.seeds),
-                args.epochs if args.epochs is not None else base.max_epochs)
+    plan = Plan(
+        args.duration or base.duration_s,
+        args.test_each or base.test_each,
+        tuple(args.sizes or base.sizes),
+        tuple(args.seeds if args.seeds is not None else base.seeds),
+        args.epochs if args.epochs is not None else base.max_epochs,
+    )
     rows, notes = parse_rows(args.detectors or detector_keys(), args.sets)
     load = os.getloadavg()
-    print(f"condition matrix{' (--quick)' if args.quick else ''}: {len(rows)} rows x {len(MACHINES)} machines x "
-          f"sizes {list(plan.sizes)} x seeds {list(plan.seeds)}; {plan.duration_s:g} s clips, {plan.test_each} test "
-          f"clips per domain and label; epochs {'each detector' + chr(39) + 's own' if plan.max_epochs is None else f'<= {plan.max_epochs}'}; "
-          f"{args.workers} worker(s); load average at start {load[0]:.2f}", flush=True)
+    epochs = "each detector's own" if plan.max_epochs is None else f"<= {plan.max_epochs}"
+    print(
+        f"condition matrix{' (--quick)' if args.quick else ''}: {len(rows)} rows x {len(MACHINES)} machines x "
+        f"sizes {list(plan.sizes)} x seeds {list(plan.seeds)}; {plan.duration_s:g} s clips, {plan.test_each} test "
+        f"clips per domain and label; epochs {epochs}; "
+        f"{args.workers} worker(s); load average at start {load[0]:.2f}",
+        flush=True,
+    )
     print(f"  training size n: the first n source and min(n, {TARGET_AVAILABLE}) target normal clips of the section")
     for note in notes:
         print(f"  {note}")
     started = time.perf_counter()
-    cpu_before = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                        resource.getrusage(resource.RUSAGE_CHILDREN)))
+    cpu_before = sum(
+        u.ru_utime + u.ru_stime
+        for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
     units = [(seed, machine) for seed in plan.seeds for machine in MACHINES]
     results = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -311,25 +368,49 @@ def main() -> None:
             try:
                 found = result()
             except Exception as exc:  # the unit's data could not be made: its cells fail, the rest go on
-                found = {"seed": unit[0], "machine": unit[1], "note": "",
-                         "cells": [{"detector": r.label, "seed": unit[0], "machine": unit[1], "size": s,
-                                    "error": f"{type(exc).__name__}: {exc}", "fit_s": None, "score_s": None}
-                                   for r in rows for s in plan.sizes]}
+                found = {
+                    "seed": unit[0],
+                    "machine": unit[1],
+                    "note": "",
+                    "cells": [
+                        {
+                            "detector": r.label,
+                            "seed": unit[0],
+                            "machine": unit[1],
+                            "size": s,
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "fit_s": None,
+                            "score_s": None,
+                        }
+                        for r in rows
+                        for s in plan.sizes
+                    ],
+                }
             results.append(found)
             errors = [f"{c['detector']} n={c['size']}: {c['error']}" for c in found["cells"] if c.get("error")]
-            print(f"  seed {unit[0]} {unit[1]:<8} done at {time.perf_counter() - started:6.0f} s"
-                  + (f"; failed: {'; '.join(errors)}" if errors else "") + (f" ({found['note']})" if found["note"] else ""),
-                  flush=True)
+            print(
+                f"  seed {unit[0]} {unit[1]:<8} done at {time.perf_counter() - started:6.0f} s"
+                + (f"; failed: {'; '.join(errors)}" if errors else "")
+                + (f" ({found['note']})" if found["note"] else ""),
+                flush=True,
+            )
         if args.workers > 1:
             pool.shutdown()
     wall = time.perf_counter() - started
     # CPU seconds of this process and its finished workers: what the run costs whatever else loads the machine.
-    cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN))) - cpu_before
+    cpu = (
+        sum(
+            u.ru_utime + u.ru_stime
+            for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+        )
+        - cpu_before
+    )
     cells = [c for r in results for c in r["cells"]]
     summary = summarise([r.label for r in rows], cells, plan.sizes, plan.seeds)
-    print(f"\nwall time {wall:.0f} s, CPU time {cpu:.0f} s (all processes); load average at end "
-          f"{os.getloadavg()[0]:.2f}\n")
+    print(
+        f"\nwall time {wall:.0f} s, CPU time {cpu:.0f} s (all processes); load average at end "
+        f"{os.getloadavg()[0]:.2f}\n"
+    )
     for header, lines in tables(summary, plan.sizes):
         print("\n".join(render(header, lines, markdown=False)) + "\n")
     print("\n".join(verdicts(summary)))
@@ -338,12 +419,27 @@ def main() -> None:
         for header, lines in tables(summary, plan.sizes):
             print("\n".join(render(header, lines, markdown=True)) + "\n")
     if args.json:
-        clean = [{k: v for k, v in c.items() if k != "scored"}
-                 | {"auc": {f"{f}/{d}": a for (f, d), a in cell_aucs(c).items()}, "normals_flagged": cell_flagged(c)}
-                 for c in cells]
-        args.json.write_text(json.dumps(finite({"plan": dataclasses.asdict(plan), "wall_s": wall, "cpu_s": cpu,
-                                                "load_at_start": load[0], "summary": summary, "cells": clean}),
-                                        indent=1))
+        clean = [
+            {k: v for k, v in c.items() if k != "scored"}
+            | {"auc": {f"{f}/{d}": a for (f, d), a in cell_aucs(c).items()}, "normals_flagged": cell_flagged(c)}
+            for c in cells
+        ]
+        args.json.write_text(
+            json.dumps(
+                finite(
+                    {
+                        "plan": dataclasses.asdict(plan),
+                        "wall_s": wall,
+                        "cpu_s": cpu,
+                        "load_at_start": load[0],
+                        "summary": summary,
+                        "cells": clean,
+                    }
+                ),
+                indent=1,
+            )
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ for the detectors' scores relative to their thresholds (the median over the thre
 landed in the right machine and the right group; how many machine recordings and how many other sounds were
 called unlike every trained group; and the time `score_drops` took.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,17 @@ DETECTORS = (("knn", {}), ("patch_memory", {}), ("dcase_ae", {"epochs": 3}))
 def other_sounds(folder: Path, rate: int, seconds: float) -> list[Path]:
     rng = np.random.default_rng(4)
     t = np.arange(int(rate * seconds)) / rate
-    sounds = {"chirp": 0.8 * np.sin(2 * np.pi * (200 + 1500 * t) * t),
-              "loud_hiss": np.clip(0.5 * rng.standard_normal(t.size), -1, 1),
-              "hiss": 0.3 * rng.standard_normal(t.size), "quiet_hiss": 0.03 * rng.standard_normal(t.size),
-              "square": 0.5 * np.sign(np.sin(2 * np.pi * 440 * t)),
-              "hum": 0.1 * np.sin(2 * np.pi * 120 * t) + 0.02 * rng.standard_normal(t.size),
-              "warble": 0.3 * np.sin(2 * np.pi * (150 + 50 * np.sin(2 * np.pi * 3 * t)) * t)
-              * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))}
+    sounds = {
+        "chirp": 0.8 * np.sin(2 * np.pi * (200 + 1500 * t) * t),
+        "loud_hiss": np.clip(0.5 * rng.standard_normal(t.size), -1, 1),
+        "hiss": 0.3 * rng.standard_normal(t.size),
+        "quiet_hiss": 0.03 * rng.standard_normal(t.size),
+        "square": 0.5 * np.sign(np.sin(2 * np.pi * 440 * t)),
+        "hum": 0.1 * np.sin(2 * np.pi * 120 * t) + 0.02 * rng.standard_normal(t.size),
+        "warble": 0.3
+        * np.sin(2 * np.pi * (150 + 50 * np.sin(2 * np.pi * 3 * t)) * t)
+        * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)),
+    }
     for name, samples in sounds.items():
         sf.write(folder / f"other_{name}.wav", samples.astype(np.float32), rate)
     return [folder / f"other_{name}.wav" for name in sounds]
@@ -87,18 +92,27 @@ def main() -> None:
                 for found in session.model(record).score(clips):
                     by_score[found.clip_id].setdefault(group, []).append(found.score / record.threshold)
         machine_clips = [c for c in clips if Path(c.path).stem in truth]
-        for name, pick in (("log-mel distance (the window's rule)", lambda c: verdicts[c.clip_id].group),
-                           ("detector score / threshold", lambda c: min(
-                               by_score[c.clip_id], key=lambda g: float(np.median(by_score[c.clip_id][g]))))):
+        for name, pick in (
+            ("log-mel distance (the window's rule)", lambda c: verdicts[c.clip_id].group),
+            (
+                "detector score / threshold",
+                lambda c: min(by_score[c.clip_id], key=lambda g: float(np.median(by_score[c.clip_id][g]))),
+            ),
+        ):
             group = sum(pick(c) == truth[Path(c.path).stem] for c in machine_clips)
             machine = sum(pick(c).split("/")[0] == truth[Path(c.path).stem].split("/")[0] for c in machine_clips)
             print(f"{name}: right machine {machine}/{len(machine_clips)}, right group {group}/{len(machine_clips)}")
         unlike = [c for c in machine_clips if verdicts[c.clip_id].unlike_every_group]
         others = [c for c in clips if c not in machine_clips]
         print(f"machine recordings called unlike every trained group: {len(unlike)}/{len(machine_clips)}")
-        print("other sounds called unlike: " + ", ".join(
-            f"{Path(c.path).stem[6:]} {'yes' if verdicts[c.clip_id].unlike_every_group else 'no'} "
-            f"({min(verdicts[c.clip_id].resemblance.values()):.1f}x)" for c in others))
+        print(
+            "other sounds called unlike: "
+            + ", ".join(
+                f"{Path(c.path).stem[6:]} {'yes' if verdicts[c.clip_id].unlike_every_group else 'no'} "
+                f"({min(verdicts[c.clip_id].resemblance.values()):.1f}x)"
+                for c in others
+            )
+        )
         print(f"score_drops: {took:.1f} s for {len(clips)} drops ({len(drops.candidate_groups(project))} groups)")
         project.close()
 

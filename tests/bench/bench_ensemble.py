@@ -12,6 +12,7 @@ anomalies, the share of test normals flagged and decision F1. Prints one JSON li
 means over the cells. `--anomalies`, and `max(sizes)` source and 10 target training clips with `--test-each`
 test clips per domain and label, are passed to the generator where it has those options (else `--scale`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def cells(project: Project, sizes: list[int]):
         train = sorted((c for c in clips if c.split == "train" and c.label != "anomaly"), key=lambda c: c.clip_id)
         test = [c for c in clips if c.split == "test"]
         for size in sizes:
-            chosen = ([c for c in train if c.domain == "source"][:size]
-                      + [c for c in train if c.domain == "target"][:size])
+            chosen = [c for c in train if c.domain == "source"][:size] + [c for c in train if c.domain == "target"][
+                :size
+            ]
             yield group, size, chosen, test
 
 
@@ -96,8 +98,9 @@ def main() -> None:
                 for group, size, train, test in cells(project, sizes):
                     members = []
                     for key in MEMBERS:
-                        member = detector_class(key)(make_config(key, {"epochs": args.ae_epochs} if key == "dcase_ae"
-                                                                  else {}), cache=cache)
+                        member = detector_class(key)(
+                            make_config(key, {"epochs": args.ae_epochs} if key == "dcase_ae" else {}), cache=cache
+                        )
                         started = time.perf_counter()
                         member.fit(train)
                         seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
@@ -111,12 +114,23 @@ def main() -> None:
                             rows.setdefault(name, []).append(figures(test, ensemble.score(test)))
                     print(f"# {group} size {size} seed {seed} done", file=sys.stderr, flush=True)
     for name, found in rows.items():
-        by = {f"{what}_{domain}": float(np.mean([r[domain][what] for r in found]))
-              for domain in ("source", "target") for what in ("auc", "flagged", "f1")}
+        by = {
+            f"{what}_{domain}": float(np.mean([r[domain][what] for r in found]))
+            for domain in ("source", "target")
+            for what in ("auc", "flagged", "f1")
+        }
         mean_auc = float(np.mean([r[d]["auc"] for r in found for d in ("source", "target")]))
-        print(json.dumps({"detector": name, "cells": 2 * len(found), "mean_auc": round(mean_auc, 4),
-                          **{k: round(v, 4) for k, v in by.items()},
-                          "fit_s": round(seconds.get(name, 0.0), 1)}))
+        print(
+            json.dumps(
+                {
+                    "detector": name,
+                    "cells": 2 * len(found),
+                    "mean_auc": round(mean_auc, 4),
+                    **{k: round(v, 4) for k, v in by.items()},
+                    "fit_s": round(seconds.get(name, 0.0), 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Prints the time of the changed-file check (one stat per clip) over N imported cl
 reading those clips from the project (which every run does anyway), and the wall time of `earmark import`
 of a folder with the 1.7 kB MP3 whose header claims 4.9e12 frames among 8 good files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,20 +49,30 @@ def main() -> None:
             start = time.perf_counter()
             refresh_changed(project, clips)
             check_s = time.perf_counter() - start
-        print(f"{args.clips} clips: changed-file check {check_s * 1000:.1f} ms ({check_s / args.clips * 1e6:.1f} us "
-              f"per clip); reading the clips from the project {read_s * 1000:.1f} ms")
+        print(
+            f"{args.clips} clips: changed-file check {check_s * 1000:.1f} ms ({check_s / args.clips * 1e6:.1f} us "
+            f"per clip); reading the clips from the project {read_s * 1000:.1f} ms"
+        )
 
         folder = recordings(root / "batch", {"liar.mp3": "test,normal", "blip.wav": "test,anomaly"})
         lying_mp3(folder / "liar.mp3")
         sf.write(folder / "blip.wav", np.zeros(160, np.float32), 16000)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        subprocess.run([sys.executable, "-m", "app.main", "new", str(root / "p2")], check=True, env=env,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "app.main", "new", str(root / "p2")], check=True, env=env, capture_output=True
+        )
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "app.main", "import", str(root / "p2"), str(folder)], env=env,
-                              capture_output=True, text=True, timeout=600)
-        print(f"earmark import of 9 files with the lying MP3: {time.perf_counter() - start:.2f} s wall "
-              f"(process start included): {done.stdout.strip()}")
+        done = subprocess.run(
+            [sys.executable, "-m", "app.main", "import", str(root / "p2"), str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        print(
+            f"earmark import of 9 files with the lying MP3: {time.perf_counter() - start:.2f} s wall "
+            f"(process start included): {done.stdout.strip()}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
    full-resolution detail after zooming to 10 s, and the process's peak memory (with the window, torch and
    Qt loaded; the same process before the file is opened is the baseline).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,12 +98,12 @@ def drops(app, window, root: Path, count: int) -> None:
         window.clip_shown.connect(shown.append)
         start = time.perf_counter()
         window.score_files([str(path)])
-        wait_for(app, lambda: got)
+        wait_for(app, lambda: got)  # noqa: B023 (called before the loop moves on)
         scored = time.perf_counter() - start
         clip_id = got[0].clip_ids[0]
         row = window.table.model.rows[window.table.model.row_of(clip_id)]
         assert "knn" in row.scores and window.view.display.clip_id == clip_id
-        wait_for(app, lambda: clip_id in shown)
+        wait_for(app, lambda: clip_id in shown)  # noqa: B023 (called before the loop moves on)
         window.drop_scored.disconnect(got.append)
         window.clip_shown.disconnect(shown.append)
         if index:  # the first drop loads the model: warm-up
@@ -120,11 +121,15 @@ def drops(app, window, root: Path, count: int) -> None:
             if i:
                 bare.append(time.perf_counter() - start)
     median, bare_median = statistics.median(times), statistics.median(bare)
-    print(f"drop -> score shown (10 s clip, warm knn): median {1000 * median:.0f} ms, slowest "
-          f"{1000 * max(times):.0f} ms over {len(times)} drops")
+    print(
+        f"drop -> score shown (10 s clip, warm knn): median {1000 * median:.0f} ms, slowest "
+        f"{1000 * max(times):.0f} ms over {len(times)} drops"
+    )
     print(f"  spectrogram of the dropped clip drawn too: median {1000 * statistics.median(drawn):.0f} ms")
-    print(f"  baseline, engine alone (import + score): median {1000 * bare_median:.0f} ms; "
-          f"window / engine {median / bare_median:.2f}")
+    print(
+        f"  baseline, engine alone (import + score): median {1000 * bare_median:.0f} ms; "
+        f"window / engine {median / bare_median:.2f}"
+    )
 
 
 def stalls(app, window) -> None:
@@ -150,8 +155,7 @@ def stalls(app, window) -> None:
         ended = []
         window.job_ended.connect(lambda job_id, status: ended.append(status))
         window.submit("fit", "fit knn", jobs.fit_detectors(["knn"]), window._fitted)
-        window.submit("fit", "fit dcase_ae", jobs.fit_detectors(["dcase_ae"], settings={"epochs": 20}),
-                      window._fitted)
+        window.submit("fit", "fit dcase_ae", jobs.fit_detectors(["dcase_ae"], settings={"epochs": 20}), window._fitted)
         wait_for(app, lambda: len(ended) >= 2, timeout_s=900)
         assert ended == ["done", "done"], ended
 
@@ -159,18 +163,20 @@ def stalls(app, window) -> None:
     start = time.perf_counter()
     busy_gap, ticks = longest_gap(fitting)
     seconds = time.perf_counter() - start
-    print(f"longest event-loop stall while fitting knn + dcase_ae ({seconds:.0f} s, {ticks} ticks): "
-          f"{1000 * busy_gap:.0f} ms; idle baseline {1000 * idle_gap:.0f} ms")
+    print(
+        f"longest event-loop stall while fitting knn + dcase_ae ({seconds:.0f} s, {ticks} ticks): "
+        f"{1000 * busy_gap:.0f} ms; idle baseline {1000 * idle_gap:.0f} ms"
+    )
 
 
 def hour_file(minutes: float) -> None:
     """Run in a fresh process so that its peak memory is its own."""
     from PySide6.QtWidgets import QApplication
 
-    from engine.data.importers import import_files
-    from engine.store import Project
     from app.engine_thread import preload_engine
     from app.main_window import MainWindow
+    from engine.data.importers import import_files
+    from engine.store import Project
 
     preload_engine()
     root = Path(tempfile.mkdtemp(prefix="earmark-hour-"))
@@ -190,7 +196,7 @@ def hour_file(minutes: float) -> None:
     window.clip_shown.connect(shown.append)
     start = time.perf_counter()
     window.table.select(clip_id)
-    wait_for(app, lambda: clip_id in shown)
+    wait_for(app, lambda: clip_id in shown)  # noqa: B023 (called before the loop moves on)
     opened = time.perf_counter() - start
     details = []
     window.view.detail_shown.connect(lambda a, b: details.append(time.perf_counter()))
@@ -198,11 +204,15 @@ def hour_file(minutes: float) -> None:
     window.view.set_visible_range(1800.0, 1810.0)
     wait_for(app, lambda: details)
     detail = details[0] - start
-    print(f"one-hour file ({minutes:.0f} min at 16 kHz, {path.stat().st_size / 1e6:.0f} MB): import {imported:.2f} s; "
-          f"select -> overview drawn {opened:.2f} s; zoom to 10 s -> detail drawn {1000 * detail:.0f} ms (incl. "
-          f"the 120 ms debounce)")
-    print(f"  memory: {before:.0f} MB with the window open before the file, {rss_mb():.0f} MB after; "
-          f"process peak {peak_mb():.0f} MB")
+    print(
+        f"one-hour file ({minutes:.0f} min at 16 kHz, {path.stat().st_size / 1e6:.0f} MB): import {imported:.2f} s; "
+        f"select -> overview drawn {opened:.2f} s; zoom to 10 s -> detail drawn {1000 * detail:.0f} ms (incl. "
+        f"the 120 ms debounce)"
+    )
+    print(
+        f"  memory: {before:.0f} MB with the window open before the file, {rss_mb():.0f} MB after; "
+        f"process peak {peak_mb():.0f} MB"
+    )
     window.shutdown()
 
 

@@ -6,6 +6,7 @@ Prints the generator's time, the import throughput (clips/s), the floor (reading
 once, the least an import that checks every sample can do) and their ratio, and the time of a second import
 that finds every clip already present.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,12 +52,16 @@ def main() -> None:
             import_source(project, data)
             again = time.perf_counter() - start
     assert report.added == clips
-    print(f"machine: {os.cpu_count()} CPU cores; data set: scale {args.scale}, {clips} clips of "
-          f"{config.duration_s:g} s at {config.sample_rate} Hz")
+    print(
+        f"machine: {os.cpu_count()} CPU cores; data set: scale {args.scale}, {clips} clips of "
+        f"{config.duration_s:g} s at {config.sample_rate} Hz"
+    )
     print(f"generate:         {generated:6.1f} s  ({clips / generated:6.1f} clips/s)")
     print(f"floor (read+decode each file once): {floor:6.2f} s  ({clips / floor:6.1f} clips/s)")
-    print(f"import:           {imported:6.2f} s  ({clips / imported:6.1f} clips/s)  "
-          f"= {floor / imported:.2f} x the floor's throughput")
+    print(
+        f"import:           {imported:6.2f} s  ({clips / imported:6.1f} clips/s)  "
+        f"= {floor / imported:.2f} x the floor's throughput"
+    )
     print(f"import again:     {again:6.2f} s  (every clip recognised by checksum)")
 
 

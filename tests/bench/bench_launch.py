@@ -7,6 +7,7 @@ start. Offscreen by default (QT_QPA_PLATFORM=offscreen), or under a real X serve
 
     python tests/bench/bench_launch.py [--runs 5] [--xvfb]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,7 @@ main([])
 
 def launch_once(env: dict[str, str]) -> float:
     start = time.time()
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     for line in out.stdout.splitlines():
         if line.startswith("PAINT "):
             return float(line.split()[1]) - start
@@ -68,16 +68,21 @@ def main() -> int:
     xvfb = None
     if args.xvfb:
         display = ":97"
-        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1366x768x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        xvfb = subprocess.Popen(
+            ["Xvfb", display, "-screen", "0", "1366x768x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
         env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb")
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
     try:
         times = [launch_once(env) for _ in range(args.runs)]
-        print(f"launch to first paint ({'Xvfb' if args.xvfb else 'offscreen'}, {args.runs} runs): "
-              f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
+        print(
+            f"launch to first paint ({'Xvfb' if args.xvfb else 'offscreen'}, {args.runs} runs): "
+            f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s"
+        )
         for module in ("PySide6.QtWidgets", "app.main_window", "torch", "engine.detectors.runs"):
             print(f"import {module}: {import_seconds(module, env):.2f} s (fresh process)")
         load = os.getloadavg()[0]

@@ -13,6 +13,7 @@ and scores the test clips. For each normalisation:
   mean);
 - the AUC of the mean of the detectors' normalised scores (what the ensemble does with them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,9 @@ def z_stats(scores: np.ndarray) -> list[float] | None:
     return score_stats(scores)
 
 
-def normalise(score: float, domain: str | None, held: dict[str, float], domains: dict[str, str | None],
-              stats_of) -> float:
+def normalise(
+    score: float, domain: str | None, held: dict[str, float], domains: dict[str, str | None], stats_of
+) -> float:
     values = {d: np.array([s for c, s in held.items() if domains.get(c) == d]) for d in ("source", "target")}
     chosen = stats_of(values[domain]) if domain in values and len(values[domain]) >= MIN_PER_DOMAIN else None
     chosen = chosen or stats_of(np.array(list(held.values())))
@@ -81,30 +83,37 @@ def run(scale: float, seed: int, few: int | None, work: Path) -> dict:
                 detector.fit(train)
                 for clip, d in zip(test, detector.score(test), strict=True):
                     row = found.setdefault(clip.clip_id, {"label": clip.label == "anomaly", "group": group})
-                    row[key] = {"raw": d.score,
-                                "z": normalise(d.score, clip.domain, detector.held_out_by_clip,
-                                               detector.held_out_domains, z_stats),
-                                "robust": normalise(d.score, clip.domain, detector.held_out_by_clip,
-                                                    detector.held_out_domains, robust_stats)}
+                    row[key] = {
+                        "raw": d.score,
+                        "z": normalise(
+                            d.score, clip.domain, detector.held_out_by_clip, detector.held_out_domains, z_stats
+                        ),
+                        "robust": normalise(
+                            d.score, clip.domain, detector.held_out_by_clip, detector.held_out_domains, robust_stats
+                        ),
+                    }
     return found
 
 
 def report(rows: list[dict]) -> None:
     labels = np.array([r["label"] for r in rows])
     groups = np.array([r["group"] for r in rows])
-    print(f"{'detector':14} {'scale':7} {'normal median':>13} {'normal > 3':>10} {'pooled AUC':>10} "
-          f"{'group AUC':>9}")
+    print(f"{'detector':14} {'scale':7} {'normal median':>13} {'normal > 3':>10} {'pooled AUC':>10} {'group AUC':>9}")
     for key in DETECTORS:
         for scale in ("raw", "z", "robust"):
             values = np.array([r[key][scale] for r in rows])
             per_group = [auc(labels[groups == g], values[groups == g]) for g in np.unique(groups)]
             normal = values[~labels]
-            print(f"{key:14} {scale:7} {np.median(normal):13.2f} {np.mean(normal > 3):10.1%} "
-                  f"{auc(labels, values):10.3f} {np.mean(per_group):9.3f}")
+            print(
+                f"{key:14} {scale:7} {np.median(normal):13.2f} {np.mean(normal > 3):10.1%} "
+                f"{auc(labels, values):10.3f} {np.mean(per_group):9.3f}"
+            )
     for scale in ("z", "robust"):
         fused = np.array([np.mean([r[key][scale] for key in DETECTORS]) for r in rows])
-        print(f"{'mean fusion':14} {scale:7} {'':13} {'':10} {auc(labels, fused):10.3f} "
-              f"{np.mean([auc(labels[groups == g], fused[groups == g]) for g in np.unique(groups)]):9.3f}")
+        print(
+            f"{'mean fusion':14} {scale:7} {'':13} {'':10} {auc(labels, fused):10.3f} "
+            f"{np.mean([auc(labels[groups == g], fused[groups == g]) for g in np.unique(groups)]):9.3f}"
+        )
 
 
 def main() -> None:
@@ -118,8 +127,10 @@ def main() -> None:
             rows = []
             for seed in range(args.seeds):
                 rows += list(run(args.scale, seed, few, Path(folder)).values())
-            print(f"\n== fitted on {'all normal training clips' if few is None else f'{few} source clips'} "
-                  f"({args.seeds} seeds, {len(rows)} test clips)")
+            print(
+                f"\n== fitted on {'all normal training clips' if few is None else f'{few} source clips'} "
+                f"({args.seeds} seeds, {len(rows)} test clips)"
+            )
             report(rows)
 
 

@@ -12,6 +12,7 @@ its official score and localization beside knn and dcase_ae on the synthetic set
 3. Quality: official score and localization (per-clip frame AUROC, share of anomalous clips whose top frame
    lies in a region) of patch_memory (logmel, 3 target clips), knn and dcase_ae, per seed at scale 0.05.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,12 @@ def peak_memory() -> None:
     root = str(Path(__file__).resolve().parents[2])
     print(f"\n{'chunk_mb':>9} {'peak MB above tensors':>22}   (one search: 1212 x 36360 patches, width 768)")
     for chunk in (1, 4, 16, 64, 256):
-        result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT.format(root=root, chunk=chunk)],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT.format(root=root, chunk=chunk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         print(f"{chunk:9d} {float(result.stdout.strip()):22.1f}")
 
 
@@ -103,8 +108,10 @@ def quality(root: Path, seeds: list[int], ae_epochs: int) -> None:
         located = {r.detector: r for r in localize_project(project)}
         for name in plans:
             figures[name].append((official[name], located[name].frame_auroc, located[name].top_frame_hit_rate))
-            print(f"seed {seed}  {name:<13} official {official[name]:.3f}  frame AUROC "
-                  f"{located[name].frame_auroc:.3f}  top frame in region {located[name].top_frame_hit_rate:.0%}")
+            print(
+                f"seed {seed}  {name:<13} official {official[name]:.3f}  frame AUROC "
+                f"{located[name].frame_auroc:.3f}  top frame in region {located[name].top_frame_hit_rate:.0%}"
+            )
         project.close()
     print(f"\nmean over seeds {seeds} (dcase_ae at {ae_epochs} epochs):")
     for name, rows in figures.items():

@@ -13,6 +13,7 @@ and the original is never opened), for every detector with stored test scores:
 3. With `--sweep`: F1 at both criteria over a grid of off ratio, shortest region and merge gap (on = the
    model's frame threshold), the grid the defaults were chosen from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,11 @@ def copy_project(source: Path, target: Path) -> Path:
 def load(project: Project) -> dict[str, list[tuple]]:
     """detector -> [(frame_times, frame_scores, frame_threshold, truth spans, duration, seconds to load)]
     for anomalous test clips with truth regions and normal test clips."""
-    clips = {c.clip_id: c for c in project.clips(split="test")
-             if c.label == "normal" or (c.label == "anomaly" and c.anomaly_regions)}
+    clips = {
+        c.clip_id: c
+        for c in project.clips(split="test")
+        if c.label == "normal" or (c.label == "anomaly" and c.anomaly_regions)
+    }
     found: dict[str, list[tuple]] = {}
     for detector in results.fitted_detectors(project):
         records = {m.model_id: m for m in results.models(project, detector)}
@@ -59,9 +63,16 @@ def load(project: Project) -> dict[str, list[tuple]]:
             start = time.perf_counter()
             lanes = results.load_lanes(project, row.map_artifact)
             seconds = time.perf_counter() - start
-            found.setdefault(detector, []).append((
-                lanes["frame_times"], lanes["frame_scores"], results.frame_threshold(project, records[row.model_id]),
-                list(clip.anomaly_regions), clip.duration_s, seconds))
+            found.setdefault(detector, []).append(
+                (
+                    lanes["frame_times"],
+                    lanes["frame_scores"],
+                    results.frame_threshold(project, records[row.model_id]),
+                    list(clip.anomaly_regions),
+                    clip.duration_s,
+                    seconds,
+                )
+            )
     return found
 
 
@@ -78,13 +89,17 @@ def judge(items: list[tuple], **ratios: float) -> tuple:
 def quality(data: dict[str, list[tuple]], ratios: dict[str, float]) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in ratios.items())
     print(f"\nEvent-level scores ({shown}); counts pooled over clips:")
-    print(f"  {'detector':<14}{'clips':>6}{'P@.3':>7}{'R@.3':>7}{'F1@.3':>7}{'tp':>5}{'fp':>5}{'fn':>5}"
-          f"{'  fp on normals':>16}{'P any':>7}{'R any':>7}{'F1 any':>7}")
+    print(
+        f"  {'detector':<14}{'clips':>6}{'P@.3':>7}{'R@.3':>7}{'F1@.3':>7}{'tp':>5}{'fp':>5}{'fn':>5}"
+        f"{'  fp on normals':>16}{'P any':>7}{'R any':>7}{'F1 any':>7}"
+    )
     for detector, items in sorted(data.items()):
         strict, loose, normal_fp = judge(items, **ratios)
-        print(f"  {detector:<14}{len(items):>6}{strict.precision:>7.3f}{strict.recall:>7.3f}{strict.f1:>7.3f}"
-              f"{strict.tp:>5}{strict.fp:>5}{strict.fn:>5}{normal_fp:>16}{loose.precision:>7.3f}"
-              f"{loose.recall:>7.3f}{loose.f1:>7.3f}")
+        print(
+            f"  {detector:<14}{len(items):>6}{strict.precision:>7.3f}{strict.recall:>7.3f}{strict.f1:>7.3f}"
+            f"{strict.tp:>5}{strict.fp:>5}{strict.fn:>5}{normal_fp:>16}{loose.precision:>7.3f}"
+            f"{loose.recall:>7.3f}{loose.f1:>7.3f}"
+        )
 
 
 def cost(data: dict[str, list[tuple]], ratios: dict[str, float]) -> None:
@@ -97,22 +112,27 @@ def cost(data: dict[str, list[tuple]], ratios: dict[str, float]) -> None:
             proposals.propose(times, scores, proposals.settings_for(threshold, scores, **ratios))
             timings.append(time.perf_counter() - start)
         proposing = statistics.median(timings)
-        print(f"  {detector:<14} {len(items[0][0]):>6} frames: settings_for + propose {proposing * 1e6:7.0f} us, "
-              f"loading the lane {loading * 1e6:7.0f} us, ratio {proposing / loading:.2f}")
+        print(
+            f"  {detector:<14} {len(items[0][0]):>6} frames: settings_for + propose {proposing * 1e6:7.0f} us, "
+            f"loading the lane {loading * 1e6:7.0f} us, ratio {proposing / loading:.2f}"
+        )
     rng = np.random.default_rng(0)
     times = np.arange(100_000) * 0.032
     scores = np.convolve(rng.gamma(2.0, 1.0, times.size), np.ones(9) / 9, mode="same")
     for level in (2.5, 3.0, 4.0):
-        settings = proposals.ProposalSettings(level, 0.8 * level, ratios.get("min_duration_s", 0.2),
-                                              ratios.get("merge_gap_s", 1.0))
+        settings = proposals.ProposalSettings(
+            level, 0.8 * level, ratios.get("min_duration_s", 0.2), ratios.get("merge_gap_s", 1.0)
+        )
         found = proposals.propose(times, scores, settings)
         runs = []
         for _ in range(20):
             start = time.perf_counter()
             proposals.propose(times, scores, settings)
             runs.append(time.perf_counter() - start)
-        print(f"  100k-frame lane, on {level} ({len(found)} regions): propose {statistics.median(runs) * 1e3:.2f} ms "
-              f"(max {max(runs) * 1e3:.2f} ms)")
+        print(
+            f"  100k-frame lane, on {level} ({len(found)} regions): propose {statistics.median(runs) * 1e3:.2f} ms "
+            f"(max {max(runs) * 1e3:.2f} ms)"
+        )
 
 
 def writing(project: Project, detector: str, ratios: dict[str, float]) -> None:
@@ -120,8 +140,10 @@ def writing(project: Project, detector: str, ratios: dict[str, float]) -> None:
     written = proposals.propose_all(project, detector, **ratios)
     seconds = time.perf_counter() - start
     scored = len(results.latest_scores(project, detector))
-    print(f"\npropose_all({detector}) on the copy: {written} proposals on {scored} clips in {seconds:.2f} s "
-          f"({seconds / max(scored, 1) * 1e3:.1f} ms per clip, reading lanes and writing one transaction each)")
+    print(
+        f"\npropose_all({detector}) on the copy: {written} proposals on {scored} clips in {seconds:.2f} s "
+        f"({seconds / max(scored, 1) * 1e3:.1f} ms per clip, reading lanes and writing one transaction each)"
+    )
 
 
 def sweep(data: dict[str, list[tuple]], on_ratio: float) -> None:
@@ -134,8 +156,9 @@ def sweep(data: dict[str, list[tuple]], on_ratio: float) -> None:
             for off in offs:
                 cells = []
                 for gap in gaps:
-                    strict, loose, _ = judge(items, on_ratio=on_ratio, off_ratio=off, min_duration_s=minimum,
-                                             merge_gap_s=gap)
+                    strict, loose, _ = judge(
+                        items, on_ratio=on_ratio, off_ratio=off, min_duration_s=minimum, merge_gap_s=gap
+                    )
                     cells.append(f"{strict.f1:.3f}/{loose.f1:.3f}")
                 print(f"    off {off:<4}" + " " * (len(detector) + 21) + "".join(f"{c:>14}" for c in cells))
 
@@ -149,16 +172,24 @@ def main() -> None:
     parser.add_argument("--merge-gap", type=float, default=proposals.DEFAULT_MERGE_GAP_S)
     parser.add_argument("--sweep", action="store_true", help="print the grid the defaults were chosen from")
     args = parser.parse_args()
-    ratios = {"on_ratio": args.on_ratio, "off_ratio": args.off_ratio, "min_duration_s": args.min_duration,
-              "merge_gap_s": args.merge_gap}
-    with tempfile.TemporaryDirectory() as temporary, \
-            Project.open(copy_project(args.project, Path(temporary))) as project:
+    ratios = {
+        "on_ratio": args.on_ratio,
+        "off_ratio": args.off_ratio,
+        "min_duration_s": args.min_duration,
+        "merge_gap_s": args.merge_gap,
+    }
+    with (
+        tempfile.TemporaryDirectory() as temporary,
+        Project.open(copy_project(args.project, Path(temporary))) as project,
+    ):
         data = load(project)
         if not data:
             sys.exit(f"{args.project} has no stored test scores; fit and score detectors first")
         anomalous = sum(bool(item[3]) for item in next(iter(data.values())))
-        print(f"{args.project}: {anomalous} anomalous test clips with truth regions, "
-              f"{len(next(iter(data.values()))) - anomalous} normal test clips")
+        print(
+            f"{args.project}: {anomalous} anomalous test clips with truth regions, "
+            f"{len(next(iter(data.values()))) - anomalous} normal test clips"
+        )
         quality(data, ratios)
         cost(data, ratios)
         writing(project, max(data, key=lambda d: judge(data[d], **ratios)[0].f1), ratios)

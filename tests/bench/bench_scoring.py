@@ -10,6 +10,7 @@ detector's official score on the synthetic set.
 2. Fitting `knn` on one group of 1000 normal training clips: cold (features computed) and warm (cached).
 3. Official score of each detector on the synthetic set (scale 0.05) for each seed, and their mean.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,9 +79,12 @@ def quality(root: Path, seeds: list[int], ae_epochs: int) -> None:
         project = project_for(root, f"quality-{seed}", ToyConfig(scale=0.05, seed=seed))
         cache = FeatureCache(project.artifacts / "features")
         groups = runs.groups_of(project.clips())
-        variants = {"knn (DN, MemMixup)": ("knn", {}, None), "knn (no DN)": ("knn", {"domain_norm": False}, None),
-                    "knn (augmented bank)": ("knn", {"augment": True}, None),
-                    "dcase_ae (MSE)": ("dcase_ae", {"epochs": ae_epochs}, None)}
+        variants = {
+            "knn (DN, MemMixup)": ("knn", {}, None),
+            "knn (no DN)": ("knn", {"domain_norm": False}, None),
+            "knn (augmented bank)": ("knn", {"augment": True}, None),
+            "dcase_ae (MSE)": ("dcase_ae", {"epochs": ae_epochs}, None),
+        }
         rows: dict[str, list] = {name: [] for name in [*variants, "dcase_ae (Mahalanobis)"]}
         for clips in groups.values():
             test = [c for c in clips if c.split == "test"]
@@ -90,14 +94,16 @@ def quality(root: Path, seeds: list[int], ae_epochs: int) -> None:
                 rows[name] += [(c, d.score, d.decision) for c, d in zip(test, detector.score(test), strict=True)]
                 if key == "dcase_ae":  # the same trained network, scored the selective-Mahalanobis way
                     detector.switch_mode("mahalanobis", clips)
-                    rows["dcase_ae (Mahalanobis)"] += [(c, d.score, d.decision)
-                                                       for c, d in zip(test, detector.score(test), strict=True)]
+                    rows["dcase_ae (Mahalanobis)"] += [
+                        (c, d.score, d.decision) for c, d in zip(test, detector.score(test), strict=True)
+                    ]
         for name, scored in rows.items():
             figures.setdefault(name, []).append(evaluate_rows(name, scored).official)
-        print(f"seed {seed}: " + ", ".join(f"{name} {values[-1]:.3f}" for name, values in figures.items()),
-              flush=True)
-    print(f"\nofficial score on the synthetic set (scale 0.05, seeds {', '.join(map(str, seeds))}; dcase_ae "
-          f"{ae_epochs} epochs)")
+        print(f"seed {seed}: " + ", ".join(f"{name} {values[-1]:.3f}" for name, values in figures.items()), flush=True)
+    print(
+        f"\nofficial score on the synthetic set (scale 0.05, seeds {', '.join(map(str, seeds))}; dcase_ae "
+        f"{ae_epochs} epochs)"
+    )
     for name, values in sorted(figures.items(), key=lambda item: -statistics.mean(item[1])):
         print(f"  {name:<24} mean {statistics.mean(values):.3f}   per seed " + " ".join(f"{v:.3f}" for v in values))
 

@@ -8,6 +8,7 @@ Each setting runs in a fresh process (OpenMP reads its settings when torch is im
 
     python tests/bench/bench_threads.py [--steps 30] [--no-busy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,11 +63,21 @@ SETTINGS = ("policy", "1 thread", "default")
 
 
 def measure(setting: str, steps: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS",
-                                                             "EARMARK_THREADS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "EARMARK_THREADS")
+    }
     env["PYTHONPATH"] = str(REPO)
-    out = subprocess.run([sys.executable, "-c", CHILD, setting, str(steps)], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, setting, str(steps)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -85,16 +96,20 @@ def main() -> int:
         if busy is not None:
             busy.kill()
             busy.wait()
-    print(f"{os.cpu_count()} cores, {'with' if busy else 'without'} a busy process spinning a core, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{os.cpu_count()} cores, {'with' if busy else 'without'} a busy process spinning a core, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'setting':10} {'threads':>7} {'train step (ms)':>16} {'knn scoring (ms)':>17}")
     for setting, r in results.items():
         print(f"{setting:10} {r['threads']:>7} {r['train_ms']:>16.1f} {r['knn_ms']:>17.1f}")
     base = results["default"]
     for setting in ("policy", "1 thread"):
         r = results[setting]
-        print(f"{setting} vs torch's default: training {base['train_ms'] / r['train_ms']:.1f}x faster, "
-              f"k-NN scoring {base['knn_ms'] / r['knn_ms']:.1f}x faster")
+        print(
+            f"{setting} vs torch's default: training {base['train_ms'] / r['train_ms']:.1f}x faster, "
+            f"k-NN scoring {base['knn_ms'] / r['knn_ms']:.1f}x faster"
+        )
     return 0
 
 

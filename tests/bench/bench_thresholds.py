@@ -9,6 +9,7 @@ clips per domain and label), with shorter clips and fewer sections so it runs in
 "all": each detector fitted on every training normal of the group (the demo); "few": on the group's first
 4 source-domain normals, scored on test clips of the source domain (the conditions it was recorded in).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def measure(project: Project, key: str, setting: str, epochs: int, features: Pat
         if setting == "few":
             train = sorted((c for c in train if c.domain == "source"), key=lambda c: c.clip_id)[:FEW]
             test = [c for c in test if c.domain == "source"]
-        detector = detector_class(key)(make_config(key, {"epochs": epochs} if key == "dcase_ae" else {}),
-                                       cache=FeatureCache(features))
+        detector = detector_class(key)(
+            make_config(key, {"epochs": epochs} if key == "dcase_ae" else {}), cache=FeatureCache(features)
+        )
         started = time.perf_counter()
         detector.fit(train)
         seconds += time.perf_counter() - started
@@ -54,9 +56,12 @@ def measure(project: Project, key: str, setting: str, epochs: int, features: Pat
             flags["anomaly" if clip.label == "anomaly" else clip.domain].append(detection.decision)
         aucs.append(auc([c.label == "anomaly" for c in test], [d.score for d in detections]))
     normals = flags["source"] + flags["target"]
-    return {"normals_flagged": float(np.mean(normals)),
-            **{f"{k}_flagged": float(np.mean(v)) if v else None for k, v in flags.items()},
-            "mean_auc": float(np.mean(aucs)), "fit_s": round(seconds, 1)}
+    return {
+        "normals_flagged": float(np.mean(normals)),
+        **{f"{k}_flagged": float(np.mean(v)) if v else None for k, v in flags.items()},
+        "mean_auc": float(np.mean(aucs)),
+        "fit_s": round(seconds, 1),
+    }
 
 
 def main() -> None:
@@ -72,20 +77,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         data = args.data or Path(scratch) / "toy"
         if not (data / "metadata.csv").is_file():
-            generate(data, ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration,
-                                     sections=args.sections))
+            generate(
+                data, ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration, sections=args.sections)
+            )
         with Project.create(Path(scratch) / "project") as project:
             import_source(project, data, "metadata")
             results = {}
             for key in args.detectors:
                 for setting in ("all", "few"):
-                    results[f"{key}/{setting}"] = found = measure(project, key, setting, args.ae_epochs,
-                                                                  Path(scratch) / "features")
+                    results[f"{key}/{setting}"] = found = measure(
+                        project, key, setting, args.ae_epochs, Path(scratch) / "features"
+                    )
                     target = "-" if found["target_flagged"] is None else f"{found['target_flagged']:.2f}"
-                    print(f"{key:13s} {setting:4s} normals flagged {found['normals_flagged']:.2f} (source "
-                          f"{found['source_flagged']:.2f}, target {target}), anomalies "
-                          f"flagged {found['anomaly_flagged']:.2f}, mean AUC {found['mean_auc']:.3f}, "
-                          f"fit {found['fit_s']} s", flush=True)
+                    print(
+                        f"{key:13s} {setting:4s} normals flagged {found['normals_flagged']:.2f} (source "
+                        f"{found['source_flagged']:.2f}, target {target}), anomalies "
+                        f"flagged {found['anomaly_flagged']:.2f}, mean AUC {found['mean_auc']:.3f}, "
+                        f"fit {found['fit_s']} s",
+                        flush=True,
+                    )
     print(json.dumps(results, indent=1))
 
 

@@ -10,6 +10,7 @@ level change (median / max; the contract is at most +3 dB), and the oracle AUC o
 normal clips against *other* clips with the fault, i.e. how far a detector that knew exactly where to look
 could get.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,13 @@ from engine.evaluation.metrics import auc  # noqa: E402
 
 #: The direction a signature moves in where it is not up: a choked fan loses its highs.
 DOWN = {("clogging", "fan")}
-FED = {"imbalance": "1x line", "misalignment": "2x line", "looseness": "half orders 0.5x-5.5x",
-       "bearing_wear": "2.4-6.4 kHz band", "clogging": "largest octave-band change"}
+FED = {
+    "imbalance": "1x line",
+    "misalignment": "2x line",
+    "looseness": "half orders 0.5x-5.5x",
+    "bearing_wear": "2.4-6.4 kHz band",
+    "clogging": "largest octave-band change",
+}
 
 
 def fed_level(kind: str, x: np.ndarray, sound: SectionSound, speed: int, sr: int) -> np.ndarray:
@@ -45,8 +51,12 @@ def fed_level(kind: str, x: np.ndarray, sound: SectionSound, speed: int, sr: int
         return np.array([10 * np.log10(power[near].sum() + 1e-30)])
     if kind == "bearing_wear":
         return np.array([10 * np.log10(power[(freqs >= 2400) & (freqs <= 6400)].sum() + 1e-30)])
-    return np.array([10 * np.log10(power[(freqs >= 125 * 2 ** (o - 0.5)) & (freqs < 125 * 2 ** (o + 0.5))].sum()
-                                   + 1e-30) for o in range(7)])
+    return np.array(
+        [
+            10 * np.log10(power[(freqs >= 125 * 2 ** (o - 0.5)) & (freqs < 125 * 2 ** (o + 0.5))].sum() + 1e-30)
+            for o in range(7)
+        ]
+    )
 
 
 def main() -> None:
@@ -56,14 +66,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     half = args.clips // 2
-    print("| machine | fault | signature change, median (min..max) | fed line / band, median dB | "
-          "level change dB, median / max | oracle AUC |")
+    print(
+        "| machine | fault | signature change, median (min..max) | fed line / band, median dB | "
+        "level change dB, median / max | oracle AUC |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for machine in MACHINES:
-        config = ToyConfig(scale=0.01, seed=args.seed, duration_s=args.duration, sections=1, machines=(machine,),
-                           anomalies="stationary", test_each=2 * half)
+        config = ToyConfig(
+            scale=0.01,
+            seed=args.seed,
+            duration_s=args.duration,
+            sections=1,
+            machines=(machine,),
+            anomalies="stationary",
+            test_each=2 * half,
+        )
         normals = [p for p in plan(config) if p.split == "test" and p.label == "normal" and p.section == 0]
-        source, target = normals[:2 * half], normals[2 * half:]
+        source, target = normals[: 2 * half], normals[2 * half :]
         paired, others = source[:half] + target[:half], source[half:] + target[half:]
         clean = {p.stem: render(p, config)[0] for p in paired}
         for kind in STATIONARY_KINDS:
@@ -79,13 +98,15 @@ def main() -> None:
                 levels.append(20 * np.log10(rms(b) / rms(a)))
                 normal_sig.append(sign * before)
                 broken_other = render(dataclasses.replace(other, anomaly=kind), config)[0]
-                fault_sig.append(sign * signature_db(kind, broken_other, section_sound(other, config), other.speed,
-                                                     sr))
+                fault_sig.append(sign * signature_db(kind, broken_other, section_sound(other, config), other.speed, sr))
             oracle = auc(np.r_[np.zeros(len(normal_sig)), np.ones(len(fault_sig))], np.r_[normal_sig, fault_sig])
             unit = "dB/oct" if kind == "clogging" else "dB"
-            print(f"| {machine} | {kind} | {np.median(changes):+.1f} {unit} ({min(changes):+.1f}..{max(changes):+.1f}) "
-                  f"| {FED[kind]}: {np.median(fed):+.1f} | {np.median(levels):+.2f} / {max(levels):+.2f} "
-                  f"| {oracle:.2f} |", flush=True)
+            print(
+                f"| {machine} | {kind} | {np.median(changes):+.1f} {unit} ({min(changes):+.1f}..{max(changes):+.1f}) "
+                f"| {FED[kind]}: {np.median(fed):+.1f} | {np.median(levels):+.2f} / {max(levels):+.2f} "
+                f"| {oracle:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

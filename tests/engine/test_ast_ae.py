@@ -2,6 +2,7 @@
 synthetic set and keeps its curves; a cancelled training resumes at the next epoch; warm-up epochs leave the
 encoder untouched; AST weights set up with `earmark weights add ast` are where the encoder starts; a saved
 model scores as it did; its maps lie on the AST patch grid."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import torch
 from engine import weights
 from engine.audio.feature_cache import FeatureCache
 from engine.cli import main
-from engine.detectors.base import Detector
 from engine.detectors.registry import detector_class, load_model, make_config
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress
@@ -23,8 +23,14 @@ from tests.helpers import tiny_ast
 
 GROUP = "fan/section_00"
 #: A from-scratch AST small enough to train in seconds on a CPU; every other setting is the default.
-SMALL = {"hidden_size": "32", "layers": "1", "heads": "2", "window_frames": "64", "decoder_width": "32",
-         "batch_size": "4"}
+SMALL = {
+    "hidden_size": "32",
+    "layers": "1",
+    "heads": "2",
+    "window_frames": "64",
+    "decoder_width": "32",
+    "batch_size": "4",
+}
 
 
 def _clips(project, split=None):
@@ -104,8 +110,7 @@ def test_a_cancelled_training_resumes_at_the_next_epoch_as_if_never_stopped(toy_
     assert resumed.info["steps"] == whole.info["steps"] > 0
     assert _same(resumed.branches()["decoder"].state_dict(), whole.branches()["decoder"].state_dict())
     test = _clips(toy_project, "test")
-    np.testing.assert_allclose([d.score for d in resumed.score(test)], [d.score for d in whole.score(test)],
-                               rtol=1e-5)
+    np.testing.assert_allclose([d.score for d in resumed.score(test)], [d.score for d in whole.score(test)], rtol=1e-5)
 
 
 def test_earmark_fit_resume_continues_a_cancelled_fit_of_a_project_at_the_next_epoch(toy_project, tmp_path):
@@ -136,7 +141,7 @@ def test_warm_up_epochs_leave_the_encoder_unchanged_and_it_trains_afterwards(toy
     by_epoch = {}
     for epoch in (1, 2, 3):
         state = torch.load(checkpoints / f"epoch_{epoch:03d}.pt", weights_only=True)["model"]
-        by_epoch[epoch] = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        by_epoch[epoch] = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
     assert _same(by_epoch[1], initial) and _same(by_epoch[2], initial), "frozen for the warm-up epochs"
     assert not _same(by_epoch[3], initial), "trained after them"
     norms = [row["grad_norm_encoder"] for row in detector.history]
@@ -199,8 +204,9 @@ def test_the_score_combines_the_whitened_latent_distance_and_the_mad_scaled_erro
     test = _clips(toy_project, "test")
     scores = {}
     for weights_set in ((0.7, 0.3), (1.0, 0.0), (0.0, 1.0)):
-        detector = _detector(tmp_path, epochs="1", latent_weight=str(weights_set[0]),
-                             reconstruction_weight=str(weights_set[1]))
+        detector = _detector(
+            tmp_path, epochs="1", latent_weight=str(weights_set[0]), reconstruction_weight=str(weights_set[1])
+        )
         detector.fit(clips)
         scores[weights_set] = np.array([d.score for d in detector.score(test)])
     np.testing.assert_allclose(scores[(0.7, 0.3)], 0.7 * scores[(1.0, 0.0)] + 0.3 * scores[(0.0, 1.0)], rtol=1e-4)
@@ -238,8 +244,9 @@ def test_the_fit_estimate_knows_that_fine_tuning_the_published_ast_costs_far_mor
 
 def test_the_ensemble_takes_ast_ae_only_when_named():
     assert "ast_ae" not in make_config("ensemble").members, "a transformer per group would multiply its fit time"
-    named = make_config("ensemble", {"members": "knn,ast_ae", "weights": "ast_ae:2",
-                                     "member_settings": "ast_ae.epochs=3"})
+    named = make_config(
+        "ensemble", {"members": "knn,ast_ae", "weights": "ast_ae:2", "member_settings": "ast_ae.epochs=3"}
+    )
     assert named.members == ("knn", "ast_ae") and named.settings_for("ast_ae") == {"epochs": "3"}
 
 
@@ -252,8 +259,13 @@ def test_a_clip_shorter_than_one_patch_is_reported_and_the_rest_are_scored(toy_p
     detector = _detector(tmp_path, epochs="1")
     detector.fit(_clips(toy_project))
     test = _clips(toy_project, "test")[:2]
-    short = dataclasses.replace(test[0], clip_id="short", path=str(write_wav(tmp_path / "short.wav", tone(0.1))),
-                                duration_s=0.1, checksum="1" * 64)
+    short = dataclasses.replace(
+        test[0],
+        clip_id="short",
+        path=str(write_wav(tmp_path / "short.wav", tone(0.1))),
+        duration_s=0.1,
+        checksum="1" * 64,
+    )
     progress = RecordingProgress()
     detections = detector.score([short, *test], progress)
     assert [d.clip_id for d in detections] == [c.clip_id for c in test]

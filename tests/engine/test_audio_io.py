@@ -1,4 +1,5 @@
 """The audio loader: every format and subtype a user brings, windows, channels, resampling, QA, bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ from engine.errors import AudioError
 from tests.helpers import tone, write_wav
 
 LOSSLESS = [
-    ("WAV", "PCM_U8", 1 / 64), ("WAV", "PCM_16", 1e-3), ("WAV", "PCM_24", 1e-5), ("WAV", "PCM_32", 1e-6),
-    ("WAV", "FLOAT", 1e-7), ("WAV", "DOUBLE", 1e-7), ("FLAC", "PCM_16", 1e-3), ("FLAC", "PCM_24", 1e-5),
+    ("WAV", "PCM_U8", 1 / 64),
+    ("WAV", "PCM_16", 1e-3),
+    ("WAV", "PCM_24", 1e-5),
+    ("WAV", "PCM_32", 1e-6),
+    ("WAV", "FLOAT", 1e-7),
+    ("WAV", "DOUBLE", 1e-7),
+    ("FLAC", "PCM_16", 1e-3),
+    ("FLAC", "PCM_24", 1e-5),
 ]
 
 
@@ -36,7 +43,7 @@ def test_lossy_files_keep_level_and_pitch(tmp_path, fmt, subtype):
 
     assert rate == 16000
     assert abs(len(samples) - len(original)) < 0.1 * 16000
-    assert abs(np.sqrt(np.mean(samples ** 2)) - 0.5 / np.sqrt(2)) < 0.05
+    assert abs(np.sqrt(np.mean(samples**2)) - 0.5 / np.sqrt(2)) < 0.05
     spectrum = np.abs(np.fft.rfft(samples))
     assert abs(np.argmax(spectrum) * 16000 / len(samples) - 1000) < 5
 
@@ -121,12 +128,23 @@ BAD_FILES = {
     "empty": (lambda d: _file(d / "empty.wav", b""), "empty"),
     "text named .wav": (lambda d: _file(d / "notes.wav", b"not audio"), "not a readable audio file"),
     "truncated wav": (lambda d: _truncated(write_wav(d / "cut.wav", tone(1.0)), 0.5), "truncated"),
-    "truncated flac": (lambda d: _truncated(write_wav(d / "cut.flac", np.random.default_rng(1).uniform(
-        -0.5, 0.5, 32000).astype(np.float32), fmt="FLAC"), 0.5), "truncated"),
-    "NaN samples": (lambda d: write_wav(d / "nan.wav", np.array([0.1, np.nan, 0.2] * 100, np.float32),
-                                        subtype="FLOAT"), "NaN"),
-    "Inf samples": (lambda d: write_wav(d / "inf.wav", np.array([0.1, np.inf, 0.2] * 100, np.float32),
-                                        subtype="FLOAT"), "infinite"),
+    "truncated flac": (
+        lambda d: _truncated(
+            write_wav(
+                d / "cut.flac", np.random.default_rng(1).uniform(-0.5, 0.5, 32000).astype(np.float32), fmt="FLAC"
+            ),
+            0.5,
+        ),
+        "truncated",
+    ),
+    "NaN samples": (
+        lambda d: write_wav(d / "nan.wav", np.array([0.1, np.nan, 0.2] * 100, np.float32), subtype="FLOAT"),
+        "NaN",
+    ),
+    "Inf samples": (
+        lambda d: write_wav(d / "inf.wav", np.array([0.1, np.inf, 0.2] * 100, np.float32), subtype="FLOAT"),
+        "infinite",
+    ),
     "zero length": (lambda d: write_wav(d / "zero.wav", np.zeros(0, np.float32)), "zero length"),
     "a folder": (lambda d: _folder(d / "dir.wav"), "folder"),
 }

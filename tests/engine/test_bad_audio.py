@@ -1,6 +1,7 @@
 """Bad audio never stalls a batch: a file whose header lies is named and skipped, a clip too short for a
 detector is skipped with the reason while its group is scored, QA flags are reported, `--channel` picks a
 channel. Commands that could hang run in a subprocess with a time limit."""
+
 from __future__ import annotations
 
 import os
@@ -29,13 +30,20 @@ HANG_LIMIT_S = 120
 
 
 def earmark(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_LIMIT_S)
+    return subprocess.run(
+        [sys.executable, "-m", "app.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=HANG_LIMIT_S,
+    )
 
 
 def lying_mp3(path: Path) -> Path:
     """A 1.7 kB MPEG-1 layer III file (four empty frames) whose Xing header claims 4.29e9 MP3 frames:
     libsndfile believes it and reads it as 4.9e12 samples of silence."""
+
     def frame(payload: bytes = b"") -> bytes:
         return bytes([0xFF, 0xFB, 0x90, 0xC4]) + payload.ljust(413, b"\x00")  # 128 kb/s, 44.1 kHz, mono
 
@@ -227,8 +235,9 @@ def test_features_of_a_batch_holding_a_clip_too_short_for_them_are_computed_for_
     assert progress.problems == ["blip: skipped, too short for a spectrogram: 0.010 s, needs 0.032 s"]
 
 
-@pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "OPUS"), ("MP3", "MPEG_LAYER_III"),
-                                          ("WAV", "IMA_ADPCM")])
+@pytest.mark.parametrize(
+    "fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "OPUS"), ("MP3", "MPEG_LAYER_III"), ("WAV", "IMA_ADPCM")]
+)
 def test_a_minute_of_digital_silence_compresses_well_and_is_still_believed(tmp_path, fmt, subtype):
     path = tmp_path / f"silence.{fmt.lower()}"
     sf.write(str(path), np.zeros((8000 * 60, 2), np.float32), 8000, format=fmt, subtype=subtype)

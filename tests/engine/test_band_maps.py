@@ -1,6 +1,7 @@
 """Maps of the detectors that split a frame score over mel bands (`dcase_ae`, `knn` on log-mel frames): a
 whine in a normal hum lights the cell of its pitch and time, in the units of the frame lane; the grid tiles
 the clip; a stored map stays small."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,15 +32,16 @@ def _hum(seconds: float, seed: int) -> np.ndarray:
 QUICK_AE = {"epochs": 30, "batch_size": 32, "cross_fit_below": 1}
 
 
-@pytest.mark.parametrize("key,settings", [("dcase_ae", {**QUICK_AE, "mode": "mse"}),
-                                          ("dcase_ae", {**QUICK_AE, "mode": "mahalanobis"}),
-                                          ("knn", {})])
+@pytest.mark.parametrize(
+    "key,settings",
+    [("dcase_ae", {**QUICK_AE, "mode": "mse"}), ("dcase_ae", {**QUICK_AE, "mode": "mahalanobis"}), ("knn", {})],
+)
 def test_the_map_lights_the_pitch_and_time_of_a_whine_in_the_units_of_the_lane(key, settings, tmp_path):
     normals = [_clip(tmp_path, f"normal{i}", _hum(4.0, i)) for i in range(6)]
     query = _hum(4.0, 9)
     t = np.arange(int(0.4 * RATE)) / RATE
     start = int(2.5 * RATE)
-    query[start:start + len(t)] += 0.3 * np.sin(2 * np.pi * 3000 * t)  # a 3 kHz whine from 2.5 to 2.9 s
+    query[start : start + len(t)] += 0.3 * np.sin(2 * np.pi * 3000 * t)  # a 3 kHz whine from 2.5 to 2.9 s
     detector = detector_class(key)(make_config(key, settings), cache=FeatureCache(None))
     detector.fit(normals)
     [detection] = detector.score([_clip(tmp_path, "whine", query, split="test")])

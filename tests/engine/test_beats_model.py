@@ -1,6 +1,7 @@
 """The BEATs re-implementation: official checkpoints (state-dict names and shapes of microsoft/unilm's beats code)
 load strictly and give the same outputs as the model they were saved from, tokens come out in the official order,
 the fbank front end is the official one, and every bad file fails with a clear `EarmarkError`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,31 +21,54 @@ from engine.errors import EarmarkError
 from tests.helpers import TINY_BEATS as TINY
 
 #: The cfg of the published BEATs_iter3 / BEATs_iter3_plus_AS2M checkpoints (the fields that differ from the defaults).
-ITER3 = {"input_patch_size": 16, "relative_position_embedding": True, "gru_rel_pos": True, "deep_norm": True,
-         "max_distance": 800}
+ITER3 = {
+    "input_patch_size": 16,
+    "relative_position_embedding": True,
+    "gru_rel_pos": True,
+    "deep_norm": True,
+    "max_distance": 800,
+}
 
 #: State-dict keys of the official model (microsoft/unilm beats/BEATs.py and backbone.py), with their shapes for
 #: the BEATs_iter3 settings: top level, then layers 0 and 1 (layer 0's relative_attention_bias is shared by every
 #: layer, and the official state dict repeats it under each layer's name).
 OFFICIAL_SHAPES = {
-    "post_extract_proj.weight": (768, 512), "post_extract_proj.bias": (768,),
+    "post_extract_proj.weight": (768, 512),
+    "post_extract_proj.bias": (768,),
     "patch_embedding.weight": (512, 1, 16, 16),
-    "layer_norm.weight": (512,), "layer_norm.bias": (512,),
-    "encoder.pos_conv.0.weight_g": (1, 1, 128), "encoder.pos_conv.0.weight_v": (768, 48, 128),
+    "layer_norm.weight": (512,),
+    "layer_norm.bias": (512,),
+    "encoder.pos_conv.0.weight_g": (1, 1, 128),
+    "encoder.pos_conv.0.weight_v": (768, 48, 128),
     "encoder.pos_conv.0.bias": (768,),
-    "encoder.layer_norm.weight": (768,), "encoder.layer_norm.bias": (768,),
-    **{f"encoder.layers.{i}.{name}": shape for i in (0, 1) for name, shape in {
-        "self_attn.relative_attention_bias.weight": (320, 12),
-        "self_attn.grep_a": (1, 12, 1, 1),
-        "self_attn.grep_linear.weight": (8, 64), "self_attn.grep_linear.bias": (8,),
-        "self_attn.q_proj.weight": (768, 768), "self_attn.q_proj.bias": (768,),
-        "self_attn.k_proj.weight": (768, 768), "self_attn.k_proj.bias": (768,),
-        "self_attn.v_proj.weight": (768, 768), "self_attn.v_proj.bias": (768,),
-        "self_attn.out_proj.weight": (768, 768), "self_attn.out_proj.bias": (768,),
-        "self_attn_layer_norm.weight": (768,), "self_attn_layer_norm.bias": (768,),
-        "fc1.weight": (3072, 768), "fc1.bias": (3072,), "fc2.weight": (768, 3072), "fc2.bias": (768,),
-        "final_layer_norm.weight": (768,), "final_layer_norm.bias": (768,),
-    }.items()},
+    "encoder.layer_norm.weight": (768,),
+    "encoder.layer_norm.bias": (768,),
+    **{
+        f"encoder.layers.{i}.{name}": shape
+        for i in (0, 1)
+        for name, shape in {
+            "self_attn.relative_attention_bias.weight": (320, 12),
+            "self_attn.grep_a": (1, 12, 1, 1),
+            "self_attn.grep_linear.weight": (8, 64),
+            "self_attn.grep_linear.bias": (8,),
+            "self_attn.q_proj.weight": (768, 768),
+            "self_attn.q_proj.bias": (768,),
+            "self_attn.k_proj.weight": (768, 768),
+            "self_attn.k_proj.bias": (768,),
+            "self_attn.v_proj.weight": (768, 768),
+            "self_attn.v_proj.bias": (768,),
+            "self_attn.out_proj.weight": (768, 768),
+            "self_attn.out_proj.bias": (768,),
+            "self_attn_layer_norm.weight": (768,),
+            "self_attn_layer_norm.bias": (768,),
+            "fc1.weight": (3072, 768),
+            "fc1.bias": (3072,),
+            "fc2.weight": (768, 3072),
+            "fc2.bias": (768,),
+            "final_layer_norm.weight": (768,),
+            "final_layer_norm.bias": (768,),
+        }.items()
+    },
 }
 
 
@@ -132,7 +156,7 @@ def test_tokens_come_out_time_major_with_eight_frequency_rows():
         model.layer_outputs(x)
         hook.remove()
         t, f = 2, 5  # the patch of frames 32..47 and mel bands 80..95
-        patch = model.patch_embedding(x[:, None, t * 16:(t + 1) * 16, f * 16:(f + 1) * 16]).flatten(1)
+        patch = model.patch_embedding(x[:, None, t * 16 : (t + 1) * 16, f * 16 : (f + 1) * 16]).flatten(1)
         tokens = captured[0]
         assert tokens.shape == (1, 4 * 8, 16)
         torch.testing.assert_close(tokens[:, t * 8 + f], model.layer_norm(patch))
@@ -157,12 +181,12 @@ def test_fbank_frames_and_values_are_the_official_preprocessing(n_samples):
     waves = torch.rand(2, n_samples) * 0.2 - 0.1
     out = fbank(waves)
     assert out.shape == (2, 1 + (n_samples - 400) // 160, 128)
-    by_hand = kaldi.fbank(waves[1:2] * 32768, num_mel_bins=128, sample_frequency=16000, frame_length=25,
-                          frame_shift=10)
+    by_hand = kaldi.fbank(waves[1:2] * 32768, num_mel_bins=128, sample_frequency=16000, frame_length=25, frame_shift=10)
     assert torch.equal(out[1], (by_hand - 15.41663) / (2 * 6.55582))
 
 
 # --- files that are not usable BEATs checkpoints --------------------------------------------------------------
+
 
 def _assert_clear(excinfo, *phrases):
     message = str(excinfo.value)
@@ -210,8 +234,12 @@ def test_renamed_key_is_a_clear_error(tmp_path):
     torch.save({"cfg": dataclasses.asdict(cfg), "model": state}, path)
     with pytest.raises(EarmarkError) as excinfo:
         load_beats_checkpoint(path)
-    _assert_clear(excinfo, "do not match", "1 missing (encoder.layers.0.fc1.weight)",
-                  "1 unexpected (encoder.layers.0.fc1.weight_renamed)")
+    _assert_clear(
+        excinfo,
+        "do not match",
+        "1 missing (encoder.layers.0.fc1.weight)",
+        "1 unexpected (encoder.layers.0.fc1.weight_renamed)",
+    )
 
 
 def test_weights_of_the_wrong_shape_for_the_cfg_are_a_clear_error(tmp_path):

@@ -2,6 +2,7 @@
 generator, imported with its labels, trained in each mode for a few epochs, resumed from its checkpoint after
 a cancel, and judged per file by voting worked out by hand; the sound classifier trained with grouped
 augmentation, and a leaky split refused."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,8 @@ def test_long_segments_average_their_short_segments():
 
 
 def test_a_file_is_leak_when_at_least_half_of_its_long_segments_pass():
-    assert file_is_leak([0.6, 0.4]) is True            # one of two: exactly half
-    assert file_is_leak([0.6, 0.4, 0.3]) is False      # one of three
+    assert file_is_leak([0.6, 0.4]) is True  # one of two: exactly half
+    assert file_is_leak([0.6, 0.4, 0.3]) is False  # one of three
     assert file_is_leak([0.5, 0.5, 0.1, 0.1]) is True  # reaching the threshold passes
     assert file_is_leak([0.49, 0.49]) is False
     assert file_is_leak([]) is False
@@ -88,11 +89,15 @@ def test_each_mode_trains_from_labelled_regions_and_scores_clips(leak_project, m
     assert folder.name == f"leak_{mode}"
     assert (folder / "best.safetensors").is_file() and (folder / "checkpoints" / "last.pt").is_file()
     assert sorted(p.name for p in (folder / "checkpoints").glob("epoch_*.pt")) == [
-        "epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
+        "epoch_001.pt",
+        "epoch_002.pt",
+        "epoch_003.pt",
+    ]
     meta = json.loads((folder / "model_meta.json").read_text())
     assert meta["mode"] == mode and meta["binary_mode"] == (mode == "binary")
-    assert meta["class_names"] == (["NOLEAK", "LEAK"] if mode == "binary" else
-                                   ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"])
+    assert meta["class_names"] == (
+        ["NOLEAK", "LEAK"] if mode == "binary" else ["LEAK", "NORMAL", "QUIET", "RANDOM", "MECHANICAL"]
+    )
     assert meta["leak_idx"] == 0 and meta["leak_class_name"] == "LEAK"
     history = json.loads((folder / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -129,7 +134,10 @@ def test_training_resumes_from_last_at_the_next_epoch(leak_project):
     # The optimiser went on from where it stopped (4 epochs of steps, not 2): resumed, not restarted.
     assert int(last["optimiser"]["state"][0]["step"]) == 4 * steps_per_epoch
     assert sorted(p.name for p in (folder / "checkpoints").glob("epoch_*.pt")) == [
-        "epoch_002.pt", "epoch_003.pt", "epoch_004.pt"]  # rolling: the newest three
+        "epoch_002.pt",
+        "epoch_003.pt",
+        "epoch_004.pt",
+    ]  # rolling: the newest three
     with pytest.raises(EarmarkError, match="already finished at epoch 4"):
         train_leak(Session(leak_project), config, resume=True)
 
@@ -181,8 +189,9 @@ def test_bad_training_data_gives_a_clear_error_and_keeps_the_labels(tmp_path, le
 def test_segments_are_cached(leak_project, monkeypatch):
     train_leak(Session(leak_project), leak_config("binary", {"epochs": 1}))
     assert list((leak_project.artifacts / "classifiers" / "segments").glob("*.npz"))
-    monkeypatch.setattr("engine.audio.feature_cache.FeatureCache.features",
-                        lambda *a, **k: pytest.fail("features computed again"))
+    monkeypatch.setattr(
+        "engine.audio.feature_cache.FeatureCache.features", lambda *a, **k: pytest.fail("features computed again")
+    )
     train_leak(Session(leak_project), leak_config("binary", {"epochs": 1}))
 
 
@@ -196,7 +205,7 @@ def test_the_audit_rejects_a_split_with_one_clip_on_both_sides():
 
 
 def test_grouped_split_keeps_groups_whole_and_stratifies():
-    groups = [f"clip{i // 3}" for i in range(60)]              # 20 clips x 3 variants
+    groups = [f"clip{i // 3}" for i in range(60)]  # 20 clips x 3 variants
     labels_ = ["dog" if i // 3 < 10 else "cat" for i in range(60)]
     split = grouped_split(groups, labels_, 0.2, seed=4)
     train, validation = split.groups(groups)
@@ -212,9 +221,19 @@ def test_sound_classifier_trains_over_seeds_with_grouped_augmentation(tmp_path):
     with Project.create(tmp_path / "p") as project:
         report = import_source(project, source)
         assert report.format == "esc50" and report.added == 25
-        trained = train_sound(Session(project), sound_config({"epochs": "2", "seeds": "0,1", "clip_seconds": "1",
-                                                     "architecture": "resnet", "attention": "cbam",
-                                                     "augment": "noise,gain"}))
+        trained = train_sound(
+            Session(project),
+            sound_config(
+                {
+                    "epochs": "2",
+                    "seeds": "0,1",
+                    "clip_seconds": "1",
+                    "architecture": "resnet",
+                    "attention": "cbam",
+                    "augment": "noise,gain",
+                }
+            ),
+        )
     summary = json.loads((trained.folder / "summary.json").read_text())
     assert summary["seeds"] == [0, 1] and len(summary["runs"]) == 2
     assert summary["split"] == "fold 1 held out" and summary["leakage_audit"] == "passed"

@@ -1,4 +1,5 @@
 """The `earmark` command as a user types it: toy, new, import, info, demo; exit codes and messages."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def earmark(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "app.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
 
 
 def test_toy_new_import_info_and_import_again(tmp_path):
@@ -54,10 +61,13 @@ def test_bad_files_are_named_on_stderr_and_the_project_still_opens(tmp_path):
     assert earmark("info", tmp_path / "p").returncode == 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("info", "/no/such/project"), "no project at /no/such/project"),
-    (("import", "/no/such/project", "."), "no project at"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("info", "/no/such/project"), "no project at /no/such/project"),
+        (("import", "/no/such/project", "."), "no project at"),
+    ],
+)
 def test_user_errors_exit_1_with_one_line(args, message):
     result = earmark(*args)
     assert result.returncode == 1
@@ -77,10 +87,12 @@ def test_bad_usage_exits_2(tmp_path):
 
 
 def test_headless_commands_do_not_load_qt_or_torch(tmp_path):
-    code = ("import sys; from app.main import main; "
-            f"rc = main(['new', {str(tmp_path / 'p')!r}]); "
-            "loaded = [m for m in ('PySide6', 'pyqtgraph', 'shiboken6', 'torch') if m in sys.modules]; "
-            "print(rc, loaded)")
+    code = (
+        "import sys; from app.main import main; "
+        f"rc = main(['new', {str(tmp_path / 'p')!r}]); "
+        "loaded = [m for m in ('PySide6', 'pyqtgraph', 'shiboken6', 'torch') if m in sys.modules]; "
+        "print(rc, loaded)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip().endswith("0 []"), result.stderr
 
@@ -97,7 +109,7 @@ def test_demo_creates_the_project_once_and_shows_it(tmp_path):
     assert all(f"Fitting {name}" in first.stdout for name in ("knn", "patch_memory", "dcase_ae", "ensemble"))
     lines = first.stdout.splitlines()
     official = lines.index("Official score (harmonic mean of every AUC source, AUC target and pAUC):")
-    scores = [line.split() for line in lines[official + 1:official + 5]]
+    scores = [line.split() for line in lines[official + 1 : official + 5]]
     assert sorted(s[0] for s in scores) == ["dcase_ae", "ensemble", "knn", "patch_memory"]
     assert all(0 <= float(s[1]) <= 1 for s in scores)
     assert "Localization (anomalous test clips with known regions):" in lines
@@ -142,14 +154,16 @@ def test_fit_score_evaluate_and_export_from_the_command_line(tmp_path, toy_datas
     assert table[1].split()[:3] == ["knn", "fan", "00"]
     official = table.index("Official score (harmonic mean of every AUC source, AUC target and pAUC):")
     localization = table.index("Localization (anomalous test clips with known regions):")
-    for block in (table[official + 1:official + 3], table[localization + 2:localization + 4]):
+    for block in (table[official + 1 : official + 3], table[localization + 2 : localization + 4]):
         assert sorted(line.split()[0] for line in block) == ["knn", "patch_memory"]
-    assert all(0 <= float(line.split()[1]) <= 1 for line in table[official + 1:official + 3])
+    assert all(0 <= float(line.split()[1]) <= 1 for line in table[official + 1 : official + 3])
     # 1 s clips: a patch column is 0.5 s wide, so the frame AUROC may be undefined ("-"); the hit rate is not.
-    assert all(line.split()[2].endswith("%") for line in table[localization + 2:localization + 4])
+    assert all(line.split()[2].endswith("%") for line in table[localization + 2 : localization + 4])
     assert exported.returncode == 0
     assert sorted(p.name for p in (tmp_path / "results" / "knn").iterdir()) == [
-        "anomaly_score_fan_section_00_test.csv", "decision_result_fan_section_00_test.csv"]
+        "anomaly_score_fan_section_00_test.csv",
+        "decision_result_fan_section_00_test.csv",
+    ]
 
 
 def test_train_leak_from_imported_labels_then_resume_and_bad_settings(tmp_path):

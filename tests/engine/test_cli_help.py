@@ -1,5 +1,6 @@
 """Finding one's way around `earmark` from the terminal: --version, -h, open --help, and a description with
 examples on every command's help."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -58,8 +59,7 @@ def test_help_lists_every_command(capsys):
 
 def test_every_command_and_action_has_a_description_and_an_example():
     assert {"labels export", "export dcase", "weights add", "train leak"} <= set(COMMANDS)
-    missing = [key for key, parser in COMMANDS.items()
-               if len(parser.description or "") < 20 or not examples(parser)]
+    missing = [key for key, parser in COMMANDS.items() if len(parser.description or "") < 20 or not examples(parser)]
     assert not missing, f"commands without a description or an example (add them to engine/cli_help.py): {missing}"
 
 

@@ -1,5 +1,6 @@
 """Where `earmark` writes: label export to standard output with `-`, and files written through a symbolic
 link (the link stays, the file it points at gets the new content)."""
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,10 @@ def labelled(tmp_path, toy_dataset):
     assert earmark(["import", str(folder), str(toy_dataset)]) == 0
     with Project.open(folder) as project:
         first, second = (c.clip_id for c in project.clips(machine_type="fan", section_id="00")[:2])
-        labels.add_regions(project, [Region(first, 0.1, 0.4, "rattle"), Region(first, 0.5, 0.9, "hiss"),
-                                     Region(second, 0.2, 0.3, "rattle")])
+        labels.add_regions(
+            project,
+            [Region(first, 0.1, 0.4, "rattle"), Region(first, 0.5, 0.9, "hiss"), Region(second, 0.2, 0.3, "rattle")],
+        )
     return folder, first, second
 
 

@@ -1,5 +1,6 @@
 """Results out of the command line for other programs and for labelling: `earmark scores`, `earmark evaluate
 --format csv|json`, and `earmark propose` storing what the window's P key stores."""
+
 from __future__ import annotations
 
 import csv
@@ -45,14 +46,31 @@ def test_scores_as_csv_give_every_scored_clip_with_its_decision_and_threshold(sc
         stored = results.latest_scores(project, detector="knn")
         model = results.latest_models(project, "knn")[GROUP]
         clips = {c.clip_id: c for c in project.clips(machine_type="fan", section_id="00")}
-    assert list(rows[0]) == ["clip_id", "file", "machine", "section", "domain", "split", "label", "detector",
-                             "model", "score", "decision", "threshold", "normalised"]
+    assert list(rows[0]) == [
+        "clip_id",
+        "file",
+        "machine",
+        "section",
+        "domain",
+        "split",
+        "label",
+        "detector",
+        "model",
+        "score",
+        "decision",
+        "threshold",
+        "normalised",
+    ]
     assert sorted(r["clip_id"] for r in rows) == sorted(clips) == sorted(s.clip_id for s in stored)
     assert {r["split"] for r in rows} == {"train", "test", "supplemental"} & {c.split for c in clips.values()}
     for row in rows:
         clip = clips[row["clip_id"]]
         assert (row["machine"], row["section"], row["domain"], row["label"]) == (
-            "fan", "00", clip.domain, clip.label or "")  # a supplemental clip has no label: an empty cell
+            "fan",
+            "00",
+            clip.domain,
+            clip.label or "",
+        )  # a supplemental clip has no label: an empty cell
         assert row["detector"] == "knn" and int(row["model"]) == model.model_id
         assert float(row["threshold"]) == model.threshold
         assert row["decision"] == ("anomaly" if float(row["score"]) > model.threshold else "normal")
@@ -88,14 +106,25 @@ def test_evaluate_as_csv_and_json_gives_the_figures_of_each_section(scored, caps
     with Project.open(scored) as project:
         expected = {r.detector: r for r in evaluate_project(project)}
 
-    assert [(r["detector"], r["machine"], r["section"]) for r in rows] == [("knn", "fan", "00"),
-                                                                           ("patch_memory", "fan", "00")]
+    assert [(r["detector"], r["machine"], r["section"]) for r in rows] == [
+        ("knn", "fan", "00"),
+        ("patch_memory", "fan", "00"),
+    ]
     assert [r["detector"] for r in reports] == ["knn", "patch_memory"]
     for row, report in zip(rows, reports, strict=True):
         truth = expected[row["detector"]]
         section = truth.sections[0]
-        for name in ("auc_source", "auc_target", "pauc", "precision_source", "recall_source", "f1_source",
-                     "precision_target", "recall_target", "f1_target"):
+        for name in (
+            "auc_source",
+            "auc_target",
+            "pauc",
+            "precision_source",
+            "recall_source",
+            "f1_source",
+            "precision_target",
+            "recall_target",
+            "f1_target",
+        ):
             assert float(row[name]) == report["sections"][0][name] == getattr(section, name)
         assert float(row["official_score"]) == report["official_score"] == truth.official
         assert 0 <= truth.official <= 1 and int(row["clips"]) == report["clips"] == truth.clips
@@ -129,8 +158,9 @@ def test_propose_dry_run_prints_each_clip_and_stores_nothing(scored, capsys):
         assert labels.regions(project, kinds=("proposal",)) == []
     counts = {line.split(": ")[0]: int(line.split(": ")[1].split()[0]) for line in lines[:-1]}
     assert sorted(counts) == sorted(scored_clips)
-    assert lines[-1] == (f"Found {sum(counts.values())} proposal(s) on {len(counts)} clip(s) from patch_memory "
-                         "(dry run: nothing stored)")
+    assert lines[-1] == (
+        f"Found {sum(counts.values())} proposal(s) on {len(counts)} clip(s) from patch_memory (dry run: nothing stored)"
+    )
     assert sum(counts.values()) > 0
 
 
@@ -154,8 +184,27 @@ def test_propose_on_chosen_clips_with_other_levels(copy, capsys):
     with Project.open(copy) as project:
         anomalous = [c.clip_id for c in project.clips(machine_type="fan", section_id="00", label="anomaly")][:2]
     capsys.readouterr()
-    assert earmark(["propose", str(copy), "--detector", "patch_memory", "--clip", *anomalous,
-                    "--on", "0.5", "--off", "0.4", "--merge-gap", "0", "--label", "rattle"]) == 0
+    assert (
+        earmark(
+            [
+                "propose",
+                str(copy),
+                "--detector",
+                "patch_memory",
+                "--clip",
+                *anomalous,
+                "--on",
+                "0.5",
+                "--off",
+                "0.4",
+                "--merge-gap",
+                "0",
+                "--label",
+                "rattle",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     with Project.open(copy) as project:
         stored = labels.regions(project, kinds=("proposal",))

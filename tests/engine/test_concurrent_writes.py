@@ -2,6 +2,7 @@
 the same folder at once add each file once. The other processes are real: a child Python holding SQLite's
 write lock, `earmark labels import` and `earmark import` run as subprocesses; the import race is also played
 step by step with a second connection writing between one import's look at the project and its write."""
+
 from __future__ import annotations
 
 import os
@@ -37,16 +38,26 @@ def _env() -> dict[str, str]:
 
 
 def _earmark(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app.main", *args], cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.main", *args],
+        cwd=ROOT,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 class WriteLock:
     """Another process in the middle of a long write (a big import): it holds the write lock until released."""
 
     def __init__(self, project: Path) -> None:
-        self.child = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(project / "project.sqlite")],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(project / "project.sqlite")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.child.stdout.readline().strip() == "locked"
 
     def release(self) -> None:
@@ -96,9 +107,9 @@ def test_label_imports_during_another_process_long_write_all_land(plant, tmp_pat
     with Project.open(plant) as project:
         stored = labels.regions(project, kinds=("manual",))
         assert sorted((r.clip_id, r.label) for r in stored) == sorted(
-            [(f"pump_{n}", "leak") for n in range(4)] + [(f"pump_{n}", f"rattle_{n}") for n in range(4)])
-        assert {c.name for c in project.label_classes()} >= {"leak", "rattle_0", "rattle_1", "rattle_2",
-                                                            "rattle_3"}
+            [(f"pump_{n}", "leak") for n in range(4)] + [(f"pump_{n}", f"rattle_{n}") for n in range(4)]
+        )
+        assert {c.name for c in project.label_classes()} >= {"leak", "rattle_0", "rattle_1", "rattle_2", "rattle_3"}
         # The long write committed too: nobody's work was lost.
         assert project.db.execute("SELECT value FROM meta WHERE key = 'long_write'").fetchone() == ("in progress",)
 
@@ -168,7 +179,6 @@ def test_two_imports_of_the_same_folder_at_once_add_each_file_once(plant, record
         assert report.clip_ids == others[0].clip_ids
         assert project.count_clips() == 4 + 3
         assert project.db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-
 
 
 def test_two_earmark_imports_of_one_folder_started_together_both_succeed(plant, tmp_path):

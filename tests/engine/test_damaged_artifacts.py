@@ -1,6 +1,7 @@
 """What a user meets when a file the project refers to is cut short, damaged, or recorded outside the project:
 one clear line naming it and saying what to do (score again, fit again), and the rest of the work goes on.
 And what is left behind by a killed process: cleaned when the project opens."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,11 @@ def test_a_model_json_without_config_gives_a_clear_error(fitted, capsys):
     meta = json.loads(meta_file.read_text())
     del meta["config"]
     meta_file.write_text(json.dumps(meta))
-    with pytest.raises(EarmarkError, match=r"the model in .* is damaged: model.json has no valid 'config'; "
-                                           r"fit the detector again"):
+    with pytest.raises(
+        EarmarkError,
+        match=r"the model in .* is damaged: model.json has no valid 'config'; "
+        r"fit the detector again",
+    ):
         load_model(model_folder(fitted))
     assert main(["score", str(fitted.folder), "--detector", "knn", "--group", GROUP]) == 1
     err = capsys.readouterr().err
@@ -105,8 +109,10 @@ def test_lanes_recorded_outside_the_project_are_refused(fitted, tmp_path):
     np.savez(outside, frame_scores=np.ones(3), frame_times=np.arange(3.0))
     relative = os.path.relpath(outside, fitted.folder)
     with fitted.db.atomic():
-        fitted.db.execute("UPDATE scores SET map_artifact = ? WHERE model_id = ? AND clip_id = ?",
-                          [relative, row.model_id, row.clip_id])
+        fitted.db.execute(
+            "UPDATE scores SET map_artifact = ? WHERE model_id = ? AND clip_id = ?",
+            [relative, row.model_id, row.clip_id],
+        )
     with pytest.raises(EarmarkError, match="outside the project folder"):
         results.load_lanes(fitted, relative)
 
@@ -114,10 +120,10 @@ def test_lanes_recorded_outside_the_project_are_refused(fitted, tmp_path):
 def test_leftover_temporary_files_are_removed_when_the_project_opens(fitted):
     folder = fitted.folder
     lanes = results.latest_scores(fitted)[0].map_artifact
-    killed_score = (folder / lanes).with_name(".abc.npz.0123abcd.part")       # a lanes file cut by a kill
+    killed_score = (folder / lanes).with_name(".abc.npz.0123abcd.part")  # a lanes file cut by a kill
     killed_cache = folder / "artifacts" / "features" / "x" / "ab" / "abcd.npy.part.npy"  # an older cache write
     killed_fit = folder / "artifacts" / "models" / "knn" / safe_name("fan/section_00") / ".model.89abcdef.part"
-    being_written = (folder / lanes).with_name(".def.npz.4567cdef.part")      # another process, right now
+    being_written = (folder / lanes).with_name(".def.npz.4567cdef.part")  # another process, right now
     for path in (killed_score, killed_cache, being_written):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"PK\x03\x04 half")

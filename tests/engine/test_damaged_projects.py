@@ -1,6 +1,7 @@
 """A project whose project.sqlite has one damaged page: every command says so in one line and changes
 nothing, and `earmark repair` brings back every row that was not on the damaged page. A schema version that
 is not a number is named the same way."""
+
 from __future__ import annotations
 
 import shutil
@@ -51,10 +52,19 @@ def damaged(scored_project, tmp_path) -> tuple[Path, dict[str, int], int]:
     return folder, before, lost
 
 
-READING = [["info"], ["scores"], ["evaluate"], ["labels", "export", "{p}", "{out}/labels.csv"],
-           ["export", "dcase", "{p}", "{out}/dcase"]]
-WRITING = [["fit", "{p}", "--detector", "knn"], ["score", "{p}", "--detector", "knn"],
-           ["set", "{p}", "*", "--label", "normal"], ["import", "{p}", "{out}"]]
+READING = [
+    ["info"],
+    ["scores"],
+    ["evaluate"],
+    ["labels", "export", "{p}", "{out}/labels.csv"],
+    ["export", "dcase", "{p}", "{out}/dcase"],
+]
+WRITING = [
+    ["fit", "{p}", "--detector", "knn"],
+    ["score", "{p}", "--detector", "knn"],
+    ["set", "{p}", "*", "--label", "normal"],
+    ["import", "{p}", "{out}"],
+]
 
 
 def _command(words: list[str], folder: Path, out: Path) -> list[str]:
@@ -100,8 +110,13 @@ def test_damage_met_after_opening_is_named_the_same_way(damaged, tmp_path, capsy
 
 def test_the_console_script_prints_no_traceback_for_a_damaged_project(damaged):
     folder, _, _ = damaged
-    done = subprocess.run([sys.executable, "-m", "app.main", "info", str(folder)], capture_output=True,
-                          text=True, cwd=Path(__file__).parents[2], timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.main", "info", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("earmark: error: ") and "is damaged" in done.stderr
@@ -182,8 +197,7 @@ def test_region_ids_are_not_reused_after_a_repair(damaged):
 
 
 @pytest.mark.parametrize("value", ["abc", "", "5.5"])
-def test_a_schema_version_that_is_not_a_number_is_named_and_repair_mends_it(scored_project, tmp_path, capsys,
-                                                                              value):
+def test_a_schema_version_that_is_not_a_number_is_named_and_repair_mends_it(scored_project, tmp_path, capsys, value):
     folder = tmp_path / "edited"
     shutil.copytree(scored_project, folder)
     with sqlite3.connect(str(folder / "project.sqlite")) as conn:

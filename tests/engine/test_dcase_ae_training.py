@@ -3,6 +3,7 @@ gave on a fixed seed, a fit cancelled after epoch 2 of 4 resumed to the optimise
 uninterrupted fit (from the project's training folder, also with `earmark fit --resume`), clear refusals when
 there is nothing to resume or the settings changed, a frozen branch, per-frame reconstruction errors, and the
 training curves saved beside the model."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,16 @@ from engine.training import LAST, detector_workspace
 REPO = Path(__file__).resolve().parents[2]
 GROUP = "fan/section_00"
 #: Eight source and three target normals: a cross-fitted group (five fold networks and the one kept).
-TOY = ToyConfig(scale=0.01, seed=7, duration_s=1.0, sections=1, machines=("fan",), train_counts=(8, 3),
-                test_each=6, anomalies="transient")
+TOY = ToyConfig(
+    scale=0.01,
+    seed=7,
+    duration_s=1.0,
+    sections=1,
+    machines=("fan",),
+    train_counts=(8, 3),
+    test_each=6,
+    anomalies="transient",
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +61,7 @@ def fan(tmp_path, fan_set):
 def StopAfter(text: str) -> Progress:  # noqa: N802  (reads as the class it stands for)
     """A job cancelled once a message with `text` has reached it (the end of an epoch), as the window's
     Cancel button cancels: the next `check()` raises `Cancelled`."""
+
     def hear(done: int, total: int, message: str) -> None:
         if text in message:
             job.cancel()
@@ -62,8 +72,10 @@ def StopAfter(text: str) -> Progress:  # noqa: N802  (reads as the class it stan
 
 def steps_by_network(project: Project) -> dict[str, int]:
     folder = detector_workspace(project.artifacts, "dcase_ae", GROUP)
-    return {path.parent.parent.name: int(torch.load(path, weights_only=True)["steps"])
-            for path in sorted(folder.glob(f"*/{LAST}"))}
+    return {
+        path.parent.parent.name: int(torch.load(path, weights_only=True)["steps"])
+        for path in sorted(folder.glob(f"*/{LAST}"))
+    }
 
 
 def test_the_figures_on_a_fixed_seed_are_those_of_its_own_loop(fan):
@@ -126,8 +138,14 @@ def test_resume_says_when_there_is_nothing_to_resume_or_the_settings_changed(fan
 
 def test_earmark_fit_resume_continues_a_cancelled_fit(fan):
     def earmark(*args) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.main", *map(str, args)], capture_output=True, text=True,
-                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "app.main", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=300,
+        )
 
     nothing = earmark("fit", fan.folder, "--detector", "dcase_ae", "--set", "epochs=3", "--resume")
     assert nothing.returncode == 1 and "nothing to resume" in nothing.stderr and "Traceback" not in nothing.stderr

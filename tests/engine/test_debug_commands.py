@@ -1,5 +1,6 @@
 """`earmark debug freeze|splits|recon` as a user types them on a small synthetic project: the freeze run's CSV
 and chart, the ok / ng split files and their counts, and the reconstruction error of each split."""
+
 from __future__ import annotations
 
 import csv
@@ -17,16 +18,27 @@ from tests.engine.test_cli import earmark
 
 GROUP = "fan/section_00"
 #: The trained detectors, with the parts of their loss (each logged as loss_<part>) and a short training.
-DETECTORS = {"ast_ae": (("latent", "reconstruction"), "epochs=10"),
-             "dcase_ae": (("reconstruction",), "epochs=20")}
+DETECTORS = {"ast_ae": (("latent", "reconstruction"), "epochs=10"), "dcase_ae": (("reconstruction",), "epochs=20")}
 
 
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory) -> Path:
     """A project of one machine and section: 13 normal training clips, 10 normal and 10 anomalous test clips."""
     folder = tmp_path_factory.mktemp("debug")
-    made = earmark("toy", folder / "toy", "--scale", "0.01", "--seed", "3", "--duration", "1", "--sections", "1",
-                   "--machines", "fan")
+    made = earmark(
+        "toy",
+        folder / "toy",
+        "--scale",
+        "0.01",
+        "--seed",
+        "3",
+        "--duration",
+        "1",
+        "--sections",
+        "1",
+        "--machines",
+        "fan",
+    )
     assert made.returncode == 0, made.stderr
     assert earmark("new", folder / "plant").returncode == 0
     assert earmark("import", folder / "plant", folder / "toy").returncode == 0
@@ -45,24 +57,40 @@ def png_size(path: Path) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, at = {}, 8
     while at < len(data):
-        length, kind = struct.unpack(">I4s", data[at:at + 8])
-        body = data[at + 8:at + 8 + length]
-        assert struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + 8 + length]
+        assert struct.unpack(">I", data[at + 8 + length : at + 12 + length])[0] == zlib.crc32(kind + body)
         chunks[kind] = chunks.get(kind, b"") + body
         at += 12 + length
     width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
     assert (depth, colour) == (8, 2) and b"IEND" in chunks
     rows = zlib.decompress(chunks[b"IDAT"])
     assert len(rows) == height * (1 + 3 * width)
-    pixels = {bytes(rows[at:at + 3]) for r in range(height) for at in range(r * (1 + 3 * width) + 1,
-                                                                           (r + 1) * (1 + 3 * width), 3)}
+    pixels = {
+        bytes(rows[at : at + 3])
+        for r in range(height)
+        for at in range(r * (1 + 3 * width) + 1, (r + 1) * (1 + 3 * width), 3)
+    }
     assert {bytes(COLOURS[0]), bytes(COLOURS[1])} <= pixels  # the first two curves were drawn
     return width, height
 
 
 def frozen_run(plant: Path, detector: str, branch: str) -> list[dict[str, str]]:
-    done = earmark("debug", "freeze", plant, "--detector", detector, "--branch", branch, "--epochs", "3",
-                   "--group", GROUP, "--device", "cpu")
+    done = earmark(
+        "debug",
+        "freeze",
+        plant,
+        "--detector",
+        detector,
+        "--branch",
+        branch,
+        "--epochs",
+        "3",
+        "--group",
+        GROUP,
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     logs = plant / "artifacts" / "logs"
     assert f"Wrote {logs / f'debug_freeze_{branch}.csv'} and {logs / f'debug_freeze_{branch}.png'}" in done.stdout
@@ -72,8 +100,7 @@ def frozen_run(plant: Path, detector: str, branch: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("detector", DETECTORS)
 @pytest.mark.parametrize(("frozen", "free"), [("encoder", "decoder"), ("decoder", "encoder")])
-def test_freeze_writes_the_curves_with_the_frozen_branch_still_and_the_other_learning(plant, detector, frozen,
-                                                                                      free):
+def test_freeze_writes_the_curves_with_the_frozen_branch_still_and_the_other_learning(plant, detector, frozen, free):
     parts = [f"loss_{part}" for part in DETECTORS[detector][0]]
     with Project.open(plant) as project:
         models = results.models(project)
@@ -130,7 +157,8 @@ def recon_figures(stdout: str) -> dict[str, tuple[float, float, int, int]]:
     """split -> (mean, std, frames, clips) from `debug recon`'s lines."""
     found = {}
     for name, mean, std, frames, clips in re.findall(
-            r"^  (ok|ng): mean (\S+), std (\S+) over (\d+) frame\(s\) of (\d+) clip\(s\)$", stdout, re.MULTILINE):
+        r"^  (ok|ng): mean (\S+), std (\S+) over (\d+) frame\(s\) of (\d+) clip\(s\)$", stdout, re.MULTILINE
+    ):
         found[name] = (float(mean), float(std), int(frames), int(clips))
     return found
 
@@ -140,8 +168,9 @@ def test_recon_prints_mean_and_spread_of_frame_error_on_each_split(plant, detect
     earmark("debug", "splits", plant, "--group", GROUP)  # as written, whatever an earlier test did to them
     missing = earmark("debug", "recon", plant, "--detector", detector, "--group", GROUP)
     assert missing.returncode == 1 and f"no fitted {detector} model for fan/section_00" in missing.stderr
-    fitted = earmark("fit", plant, "--detector", detector, "--group", GROUP, "--set", DETECTORS[detector][1],
-                     "--device", "cpu")
+    fitted = earmark(
+        "fit", plant, "--detector", detector, "--group", GROUP, "--set", DETECTORS[detector][1], "--device", "cpu"
+    )
     assert fitted.returncode == 0, fitted.stderr
 
     done = earmark("debug", "recon", plant, "--detector", detector, "--group", GROUP, "--device", "cpu")

@@ -4,6 +4,7 @@ fitted on a group's normal clips (one-class) or trained from labels through its 
 threshold, saves and loads to the same scores, and fails clearly where its way of learning does not apply.
 The detectors are taken from the registry, so a detector added there is covered without touching this file
 (give it quick settings in `QUICK` where its defaults are slow)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,10 +38,21 @@ from engine.store import Project, results
 
 #: Settings that keep each detector quick on the small data sets; every other setting is its default. For a
 #: detector fitted on normal clips they are its config; for one trained from labels, its training's.
-QUICK = {"dcase_ae": {"epochs": 3}, "ensemble": {"member_settings": "dcase_ae.epochs=3"},
-         "leak_binary": {"epochs": 6, "batch_size": 128}, "leak_multiclass": {"epochs": 6, "batch_size": 128},
-         "ast_ae": {"epochs": 2, "hidden_size": 32, "layers": 1, "heads": 2, "window_frames": 64,
-                    "decoder_width": 32, "batch_size": 4}}
+QUICK = {
+    "dcase_ae": {"epochs": 3},
+    "ensemble": {"member_settings": "dcase_ae.epochs=3"},
+    "leak_binary": {"epochs": 6, "batch_size": 128},
+    "leak_multiclass": {"epochs": 6, "batch_size": 128},
+    "ast_ae": {
+        "epochs": 2,
+        "hidden_size": 32,
+        "layers": 1,
+        "heads": 2,
+        "window_frames": 64,
+        "decoder_width": 32,
+        "batch_size": 4,
+    },
+}
 GROUP = "fan/section_00"
 ALL = detector_keys(None)
 SUPERVISED = detector_keys(Learning.SUPERVISED)
@@ -88,14 +100,18 @@ def _trained(key, toy_project, tmp_path, request, **settings) -> Trained:
         progress = RecordingProgress()
         detector.fit(_group(toy_project), progress)
         assert progress.updates, "fitting reports progress"
-        return Trained(detector, _group(toy_project, "test"),
-                       [c for c in _group(toy_project, "train") if c.label == "normal"])
+        return Trained(
+            detector, _group(toy_project, "test"), [c for c in _group(toy_project, "train") if c.label == "normal"]
+        )
     with Project.open(request.getfixturevalue("leak_survey")) as survey:
         record = results.models(survey, key)[-1]
         detector = load_model(results.model_folder(survey, record), cache=FeatureCache(tmp_path / "features"))
         clips = survey.clips()
-    return Trained(detector, [c for c in clips if c.split == "test"],
-                   [c for c in clips if c.split == "train" and c.attributes.get("class") != "LEAK"])
+    return Trained(
+        detector,
+        [c for c in clips if c.split == "test"],
+        [c for c in clips if c.split == "train" and c.attributes.get("class") != "LEAK"],
+    )
 
 
 def test_every_detector_of_the_issue_is_registered():
@@ -114,8 +130,16 @@ def test_every_detector_folder_is_in_the_catalogue():
 
 def test_a_detector_fitted_on_normal_clips_must_say_how():
     with pytest.raises(TypeError, match="must implement _fit and _enrol"):
-        type("Lazy", (Detector,), {"key": "lazy", "_detect": KnnDetector._detect,
-                                   "state_dict": KnnDetector.state_dict, "load_state_dict": KnnDetector.load_state_dict})
+        type(
+            "Lazy",
+            (Detector,),
+            {
+                "key": "lazy",
+                "_detect": KnnDetector._detect,
+                "state_dict": KnnDetector.state_dict,
+                "load_state_dict": KnnDetector.load_state_dict,
+            },
+        )
 
 
 @pytest.fixture(params=ALL)
@@ -123,8 +147,9 @@ def key(request):
     return request.param
 
 
-def test_a_trained_detector_gives_a_detection_per_clip_with_frame_scores_and_a_decision(key, toy_project, tmp_path,
-                                                                                       request):
+def test_a_trained_detector_gives_a_detection_per_clip_with_frame_scores_and_a_decision(
+    key, toy_project, tmp_path, request
+):
     trained = _trained(key, toy_project, tmp_path, request)
     detector = trained.detector
     assert detector.threshold is not None and np.isfinite(detector.threshold)
@@ -172,8 +197,9 @@ def test_every_detection_carries_an_anomaly_map_in_the_units_of_its_frame_lane(k
         nearest = np.abs(detection.frame_times[None, :] - times.mean(axis=1)[:, None]).argmin(axis=1)
         lane = detection.frame_scores[nearest]
         tolerance = 1e-3 * np.abs(lane) + 1e-4 * np.abs(lane).max()
-        assert (np.all(np.abs(grid.mean(axis=0) - lane) <= tolerance)
-                or np.all(np.abs(grid.max(axis=0) - lane) <= tolerance)), f"{key}'s map columns are not its lane"
+        assert np.all(np.abs(grid.mean(axis=0) - lane) <= tolerance) or np.all(
+            np.abs(grid.max(axis=0) - lane) <= tolerance
+        ), f"{key}'s map columns are not its lane"
 
 
 def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_path, request):
@@ -185,8 +211,9 @@ def test_a_saved_model_loads_and_gives_the_same_scores(key, toy_project, tmp_pat
     assert (folder / "history.json").is_file() == bool(detector.history)
     loaded = load_model(folder, cache=FeatureCache(tmp_path / "features"))
     assert type(loaded) is type(detector) and loaded.threshold == detector.threshold
-    np.testing.assert_allclose([d.score for d in loaded.score(test)], [d.score for d in detector.score(test)],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        [d.score for d in loaded.score(test)], [d.score for d in detector.score(test)], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_enrolling_target_clips_adds_them_without_refitting(key, toy_project, tmp_path, request):
@@ -265,8 +292,7 @@ def test_the_threshold_is_the_90th_percentile_of_a_gamma_fitted_to_training_scor
 
     scores = scipy.stats.gamma.rvs(3.0, loc=1.0, scale=0.5, size=4000, random_state=0)
     # The fitted gamma's 90th percentile is close to the true one (3.0 shape, loc 1, scale 0.5).
-    assert gamma_threshold(scores, 0.9) == pytest.approx(scipy.stats.gamma.ppf(0.9, 3.0, loc=1.0, scale=0.5),
-                                                         rel=0.02)
+    assert gamma_threshold(scores, 0.9) == pytest.approx(scipy.stats.gamma.ppf(0.9, 3.0, loc=1.0, scale=0.5), rel=0.02)
     assert gamma_threshold(np.array([2.0, 2.0, 2.0]), 0.9) == 2.0
 
 
@@ -305,6 +331,7 @@ def test_the_auto_encoder_switches_mode_without_training_again(toy_project, tmp_
     switched.switch_mode("mahalanobis", clips)
     fitted = _detector("dcase_ae", tmp_path, mode="mahalanobis")
     fitted.fit(clips)  # same seed, same network: switching must equal fitting in that mode
-    np.testing.assert_allclose([d.score for d in switched.score(test)], [d.score for d in fitted.score(test)],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [d.score for d in switched.score(test)], [d.score for d in fitted.score(test)], rtol=1e-4
+    )
     assert switched.threshold == pytest.approx(fitted.threshold, rel=1e-4)

@@ -1,4 +1,5 @@
 """The spectrogram view's data: mel tiles and waveform envelopes, at full resolution and as a streamed overview."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -128,7 +129,7 @@ def test_detail_is_the_window_asked_for_at_full_resolution(tmp_path):
     end_tile, _ = detail(path, 29.0, 45.0, CONFIG)  # clamped to the file's end
     assert 0 <= end_tile.end_s - 30.0 < hop_s
     _, short = detail(path, 10.0, 10.1, CONFIG)  # a short window gives the samples themselves
-    np.testing.assert_array_equal(short.low, x[10 * SR:int(10.1 * SR)])
+    np.testing.assert_array_equal(short.low, x[10 * SR : int(10.1 * SR)])
     np.testing.assert_array_equal(short.low, short.high)
     with pytest.raises(AudioError, match="outside the file"):
         detail(path, 31.0, 32.0, CONFIG)
@@ -141,8 +142,12 @@ def test_overview_of_a_short_file_is_detail_of_the_whole_file(tmp_path):
     whole, whole_envelope = detail(path, 0.0, 10.0, CONFIG)
 
     np.testing.assert_array_equal(tile.db, whole.db)
-    assert (tile.start_s, tile.end_s, tile.mel_low, tile.mel_high) == (whole.start_s, whole.end_s,
-                                                                       whole.mel_low, whole.mel_high)
+    assert (tile.start_s, tile.end_s, tile.mel_low, tile.mel_high) == (
+        whole.start_s,
+        whole.end_s,
+        whole.mel_low,
+        whole.mel_high,
+    )
     np.testing.assert_array_equal(envelope.high, whole_envelope.high)
     np.testing.assert_array_equal(envelope.times, whole_envelope.times)
 

@@ -1,6 +1,7 @@
 """Files dropped on the window with no machine or section: scored by the models of the group they resemble
 most, said to be guessed, or said to be unlike every trained group; a drop of a known group is scored by
 that group's models. The drops are new recordings written outside the data set."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,11 @@ FAN, VALVE = "fan/section_00", "valve/section_00"
 
 def new_recording(folder: Path, machine: str, name: str, label: str = "normal", take: int = 900) -> Path:
     """A fresh recording of the synthetic set's machine (section 00): same machine, new noise and speed."""
-    item = next(i for i in plan(SMALL_TOY) if i.machine == machine and i.section == 0 and i.split == "test"
-                and i.label == label and i.domain == "source")
+    item = next(
+        i
+        for i in plan(SMALL_TOY)
+        if i.machine == machine and i.section == 0 and i.split == "test" and i.label == label and i.domain == "source"
+    )
     item = dataclasses.replace(item, index=take, seed=(*item.seed[:-1], take))
     samples, _ = render(item, SMALL_TOY)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,8 +78,7 @@ def test_a_drop_unlike_every_group_is_marked_so(fitted, tmp_path):
     rng = np.random.default_rng(4)
     t = np.arange(SMALL_TOY.sample_rate) / SMALL_TOY.sample_rate
     (tmp_path / "odd").mkdir()
-    sf.write(tmp_path / "odd" / "chirp.wav", (0.8 * np.sin(2 * np.pi * (200 + 3000 * t) * t)).astype(np.float32),
-             16000)
+    sf.write(tmp_path / "odd" / "chirp.wav", (0.8 * np.sin(2 * np.pi * (200 + 3000 * t) * t)).astype(np.float32), 16000)
     loud_hiss = np.clip(0.5 * rng.standard_normal(t.size), -1, 1)
     sf.write(tmp_path / "odd" / "hiss.wav", loud_hiss.astype(np.float32), 16000)
     clips = drop(fitted, tmp_path / "odd" / "chirp.wav", tmp_path / "odd" / "hiss.wav")
@@ -99,16 +102,16 @@ def test_a_drop_of_a_known_group_is_scored_by_its_group_without_guessing(fitted,
     assert "the group chosen for drops" in first.describe()
     # The user says what it is: machine and section set afterwards, then scored again.
     with project.db.atomic():
-        project.db.execute("UPDATE clips SET machine_type = 'fan', section_id = '00' WHERE clip_id = ?",
-                           [clip.clip_id])
+        project.db.execute("UPDATE clips SET machine_type = 'fan', section_id = '00' WHERE clip_id = ?", [clip.clip_id])
     [verdict] = drops.score_drops(fitted, [project.clip(clip.clip_id)], group=VALVE)
     assert verdict.group == FAN and verdict.how == drops.OWN and not verdict.guessed and not verdict.resemblance
     assert verdict.describe() == "scored by fan/section_00 (its own group)"
     stored = results.clip_scores(project, clip.clip_id)[clip.clip_id]
     models = {m.model_id: m.group_key for m in results.models(project)}
     assert {models[s.model_id] for s in stored.values()} == {FAN}  # the valve models' scores are gone
-    attributes = json.loads(project.db.execute("SELECT attributes FROM clips WHERE clip_id = ?",
-                                               [clip.clip_id]).fetchone()[0])
+    attributes = json.loads(
+        project.db.execute("SELECT attributes FROM clips WHERE clip_id = ?", [clip.clip_id]).fetchone()[0]
+    )
     assert attributes[drops.SCORED_BY] == FAN and drops.GUESSED_GROUP not in attributes
 
 

@@ -3,6 +3,7 @@ the members' normalised scores, a threshold that leaves most unseen normals alon
 combines the members it has just fitted instead of fitting them twice. Data: the small synthetic set of
 tests/conftest.py (3 machines x 2 sections; per group 10 source and 3 target normal training clips, 5 test
 clips per domain and label, 1 s clips; transient and stationary anomalies, or transient only where said)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,13 +69,20 @@ def test_the_score_is_the_fusion_of_the_members_normalised_scores(fusion, toy_pr
     def fuse(values):
         values = np.asarray(values)
         weights = np.array([shifted if c.domain == "target" else base for c in test]).T
-        return {"mean": lambda: (values * weights).sum(0) / weights.sum(0),
-                "min": lambda: values.min(0), "max": lambda: values.max(0)}[fusion]()
+        return {
+            "mean": lambda: (values * weights).sum(0) / weights.sum(0),
+            "min": lambda: values.min(0),
+            "max": lambda: values.max(0),
+        }[fusion]()
 
     # Per domain: each member's own normalised score; pooled: against both domains' held-out scores at once.
-    normalised = {"domain": [[d.normalised for d in detections] for detections in found],
-                  "pooled": [[normalised_score(d.score, None, m.info["normalisation"]) for d in detections]
-                             for m, detections in zip(members, found, strict=True)]}
+    normalised = {
+        "domain": [[d.normalised for d in detections] for detections in found],
+        "pooled": [
+            [normalised_score(d.score, None, m.info["normalisation"]) for d in detections]
+            for m, detections in zip(members, found, strict=True)
+        ],
+    }
     for normalise_by, values in normalised.items():
         expected = fuse(values)
         assert np.isfinite(expected).all()
@@ -97,7 +105,8 @@ def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_projec
         assert ensemble.member_weights("source") == pytest.approx(base)
         assert ensemble.member_weights(None) == pytest.approx(base)
         assert ensemble.member_weights("target") == pytest.approx(
-            [w / (1 + s) ** power for w, s in zip(base, shifts, strict=True)])
+            [w / (1 + s) ** power for w, s in zip(base, shifts, strict=True)]
+        )
     # A member's target weight falls as its shift grows: 1, 1/8, 1/27 of its weight at shifts 0, 1 and 2.
     knn = members[0]
     for shift, share in ((0.0, 1.0), (1.0, 1 / 8), (2.0, 1 / 27)):
@@ -108,6 +117,7 @@ def test_a_member_whose_score_moves_with_the_domain_weighs_less_there(toy_projec
     # The threshold's held-out scores are fused with the weights of each clip's domain: a target clip's is
     # its members' left-out normalised scores weighted with the target weights.
     from engine.detectors.ensemble.detector import left_out_normalised
+
     left_out = [left_out_normalised(m) for m in members]
     for clip_id, fused in ensemble.held_out_by_clip.items():
         weights = ensemble.member_weights(ensemble.held_out_domains.get(clip_id))
@@ -176,8 +186,9 @@ def test_members_that_agree_rank_anomalies_at_least_as_well_together(transient_p
             scores = {d.clip_id: d.score for d in detector.score(test)}
             for domain in ("source", "target"):
                 clips = [c for c in test if c.domain == domain]
-                found.setdefault(detector.key, []).append(auc([c.label == "anomaly" for c in clips],
-                                                              [scores[c.clip_id] for c in clips]))
+                found.setdefault(detector.key, []).append(
+                    auc([c.label == "anomaly" for c in clips], [scores[c.clip_id] for c in clips])
+                )
     means = {key: float(np.mean(values)) for key, values in found.items()}
     assert min(means["knn"], means["patch_memory"]) > 0.75, "the members agree: both rank these well"
     # 12 AUCs of 5 + 5 clips: one swapped pair moves one of them by 0.04, the mean by 0.003
@@ -201,8 +212,9 @@ def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_pat
     ensemble = _fitted("ensemble", source_only, tmp_path, members=QUICK_MEMBERS)
     loaded = load_model(ensemble.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     # Each member's held-out scores come back in its own order (its enrolment pairs them with its arrays).
-    assert [list(m.held_out_by_clip.items()) for m in loaded.members] == [list(m.held_out_by_clip.items())
-                                                                          for m in ensemble.members]
+    assert [list(m.held_out_by_clip.items()) for m in loaded.members] == [
+        list(m.held_out_by_clip.items()) for m in ensemble.members
+    ]
     target = [c for c in _group(toy_project, split="train") if c.domain == "target"]
     # Fitted without target clips, no member shows a domain shift: the target weights are the weights.
     assert loaded.member_weights("target") == pytest.approx(loaded.member_weights("source"))
@@ -212,7 +224,8 @@ def test_a_saved_ensemble_enrols_target_clips_after_loading(toy_project, tmp_pat
     # With the target clips enrolled the shifts are measured and the target weights learnt again.
     shifts = [domain_shift(m.info["normalisation"]) for m in loaded.members]
     assert loaded.member_weights("target") == pytest.approx(
-        [w / (1 + s) ** 3 for w, s in zip(loaded.member_weights("source"), shifts, strict=True)])
+        [w / (1 + s) ** 3 for w, s in zip(loaded.member_weights("source"), shifts, strict=True)]
+    )
     assert loaded.member_weights("target") != pytest.approx(loaded.member_weights("source"))
 
 
@@ -226,8 +239,11 @@ def test_fit_all_combines_the_members_it_has_just_fitted(toy_project):
     assert [m.key for m in ensemble.members] == ["knn", "patch_memory"], "the project's fitted detectors"
     test = _group(toy_project, split="test")
     for member in ensemble.members:  # the very models fitted just before, not fitted again
-        np.testing.assert_allclose([d.score for d in member.score(test)],
-                                   [d.score for d in fitted_now[(member.key, GROUP)].score(test)], rtol=1e-5)
+        np.testing.assert_allclose(
+            [d.score for d in member.score(test)],
+            [d.score for d in fitted_now[(member.key, GROUP)].score(test)],
+            rtol=1e-5,
+        )
     assert fitted_now[("ensemble", GROUP)].members == [fitted_now[("knn", GROUP)], fitted_now[("patch_memory", GROUP)]]
     assert results.latest_models(toy_project, "ensemble")[GROUP].threshold == pytest.approx(record.threshold)
 

@@ -1,6 +1,7 @@
 """Recordings that change or move after import: a changed file is read again before scoring (new checksum,
 features computed again, named); moved files are re-pointed by `earmark relocate`, by re-importing the
 moved folder, or by looking for them in a folder, and every new file's checksum is checked."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def earmark(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "app.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
 
 
 def noise(seconds: float, seed: int, level: float = 0.1) -> np.ndarray:

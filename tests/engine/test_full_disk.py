@@ -4,6 +4,7 @@ was half written and leaves the project's tables as they were.
 The project lives on a small tmpfs mounted for the test (mounting needs root, or the capability to mount; the
 tests are skipped, with that reason, where it is missing). The disk is then filled by a plain file, leaving a
 few kilobytes: the command under test runs out of space in its own writes, as it would on a real disk."""
+
 from __future__ import annotations
 
 import errno
@@ -30,8 +31,12 @@ def small_disk(tmp_path) -> Path:
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount_point)],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"cannot mount a small tmpfs to fill: {exc}")
     if done.returncode != 0:
@@ -62,8 +67,10 @@ def fill(disk: Path, leave: int) -> None:
 
 def snapshot(folder: Path) -> tuple[list, list]:
     with sqlite3.connect(folder / "project.sqlite") as db:
-        return (db.execute("SELECT * FROM models ORDER BY model_id").fetchall(),
-                db.execute("SELECT * FROM scores ORDER BY model_id, clip_id").fetchall())
+        return (
+            db.execute("SELECT * FROM models ORDER BY model_id").fetchall(),
+            db.execute("SELECT * FROM scores ORDER BY model_id, clip_id").fetchall(),
+        )
 
 
 def partial_files(folder: Path) -> list[Path]:
@@ -73,8 +80,9 @@ def partial_files(folder: Path) -> list[Path]:
 def assert_stopped_with_one_line(status: int, err: str, folder: Path) -> None:
     assert status == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert re.fullmatch(rf"earmark: error: the disk holding {re.escape(str(folder))} is full: \d+ MB free; .*",
-                        lines[-1]), err
+    assert re.fullmatch(
+        rf"earmark: error: the disk holding {re.escape(str(folder))} is full: \d+ MB free; .*", lines[-1]
+    ), err
     assert "Traceback" not in err
 
 
@@ -122,8 +130,9 @@ def test_a_database_write_on_a_full_disk_gives_the_same_line(project_on_small_di
         rows = [(clip_id, 1.0, True, "x" * 4000, 0.0) for clip_id in clips]
         with pytest.raises(EarmarkError) as raised:
             results.write_scores(project, model.model_id, rows)
-        assert re.match(rf"the disk holding {re.escape(str(project_on_small_disk))} is full: \d+ MB free",
-                        str(raised.value)), repr(raised.value)
+        assert re.match(
+            rf"the disk holding {re.escape(str(project_on_small_disk))} is full: \d+ MB free", str(raised.value)
+        ), repr(raised.value)
         assert project.db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
 
 
@@ -159,5 +168,6 @@ def test_creating_a_project_on_a_full_disk_says_the_disk_is_full(small_disk):
     fill(small_disk, leave=0)
     with pytest.raises(EarmarkError) as raised:
         Project.create(small_disk / "project").close()
-    assert re.match(rf"the disk holding {re.escape(str(small_disk))}(/project)? is full: \d+ MB free",
-                    str(raised.value)), raised.value
+    assert re.match(
+        rf"the disk holding {re.escape(str(small_disk))}(/project)? is full: \d+ MB free", str(raised.value)
+    ), raised.value

@@ -2,6 +2,7 @@
 label files are bounded: a data set whose metadata names a machine `x/../../../escaped`, a label of
 `=HYPERLINK(...)`, a 50 MB CSV cell, JSON nested 100 000 deep, regions ending at 1e308 s or 1e12 s on a 3 s
 clip, and a box at 1e300 Hz are each named and kept out, while the good rows beside them are imported."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,14 @@ from engine.store import labels as store
 from engine.store.labels import Region
 from tests.helpers import tone, write_wav
 
-FORMULAS = ["=HYPERLINK(\"http://example.com/x\",\"open\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
-            "'=already quoted", "''-twice"]
+FORMULAS = [
+    '=HYPERLINK("http://example.com/x","open")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "'=already quoted",
+    "''-twice",
+]
 
 
 @pytest.fixture
@@ -31,8 +38,9 @@ def scored(tmp_path) -> Project:
     is a formula, with one stored score for that test clip (as `earmark score` leaves it)."""
     audio = tmp_path / "audio"
     write_wav(audio / "=cmd.wav", tone(1.0))
-    (audio / "metadata.csv").write_text("file,machine_type,section_id,split,label\n"
-                                        "=cmd.wav,x/../../../escaped,../00,test,normal\n")
+    (audio / "metadata.csv").write_text(
+        "file,machine_type,section_id,split,label\n=cmd.wav,x/../../../escaped,../00,test,normal\n"
+    )
     with Project.create(tmp_path / "project") as project:
         import_source(project, audio)
         clip = project.clips()[0]
@@ -62,8 +70,23 @@ def test_export_dcase_keeps_a_machine_type_with_dotdot_inside_the_output_folder(
 
 
 def test_safe_names_are_readable_bounded_and_distinct():
-    hostile = ["../../etc/passwd", "..", ".", ".hidden", "CON", "nul.txt", "a/b", "a\\b", "a:b", "x" * 400,
-               "Lüfter_" * 60, "", "~root", "a..b", "-rf"]
+    hostile = [
+        "../../etc/passwd",
+        "..",
+        ".",
+        ".hidden",
+        "CON",
+        "nul.txt",
+        "a/b",
+        "a\\b",
+        "a:b",
+        "x" * 400,
+        "Lüfter_" * 60,
+        "",
+        "~root",
+        "a..b",
+        "-rf",
+    ]
     names = [safe_name(text) for text in hostile]
     for name in names:
         assert name and "/" not in name and "\\" not in name and ".." not in name
@@ -71,13 +94,22 @@ def test_safe_names_are_readable_bounded_and_distinct():
         assert name.split(".")[0].upper() not in ("CON", "NUL")
     assert len(set(names + ["a_b"])) == len(hostile) + 1  # "a/b", "a\\b" and "a_b" are three names
     assert [safe_name(t) for t in ("fan", "00", "section_00_source_test_normal_0001", "pump~1a2b3c4d")] == [
-        "fan", "00", "section_00_source_test_normal_0001", "pump~1a2b3c4d"]  # ordinary names are kept
+        "fan",
+        "00",
+        "section_00_source_test_normal_0001",
+        "pump~1a2b3c4d",
+    ]  # ordinary names are kept
 
 
 def test_a_clip_whose_file_name_starts_with_a_dot_exports_a_label_file_that_imports_back(tmp_path):
     with Project.create(tmp_path / "project") as project:
-        import_files(project, [write_wav(tmp_path / "audio" / ".pump.wav", tone(2.0)),
-                               write_wav(tmp_path / "audio" / "CON.wav", tone(2.0, freq=300.0))])
+        import_files(
+            project,
+            [
+                write_wav(tmp_path / "audio" / ".pump.wav", tone(2.0)),
+                write_wav(tmp_path / "audio" / "CON.wav", tone(2.0, freq=300.0)),
+            ],
+        )
         for clip in project.clips():
             store.add_region(project, Region(clip.clip_id, 0.5, 1.0, "LEAK"))
 
@@ -92,8 +124,9 @@ def test_a_clip_whose_file_name_starts_with_a_dot_exports_a_label_file_that_impo
 # -- formula cells ----------------------------------------------------------------------------------------------
 def test_csv_label_export_escapes_formula_cells_and_imports_them_back_unchanged(scored, tmp_path):
     clip = scored.clips()[0]
-    store.add_regions(scored, [Region(clip.clip_id, 0.1 * i, 0.1 * i + 0.05, label) for i, label in
-                               enumerate(FORMULAS)])
+    store.add_regions(
+        scored, [Region(clip.clip_id, 0.1 * i, 0.1 * i + 0.05, label) for i, label in enumerate(FORMULAS)]
+    )
     path = tmp_path / "labels.csv"
 
     exchange.export_labels(scored, path)
@@ -153,7 +186,7 @@ def stored(project: Project) -> list[tuple]:
 
 def test_a_50_mb_csv_cell_is_named_and_nothing_of_that_file_is_imported(pump, tmp_path):
     hostile, good = tmp_path / "hostile.csv", tmp_path / "good.csv"
-    hostile.write_text("clip_id,start_s,end_s,label\npump,0.1,0.2,LEAK\npump,0.3,0.4,\"" + "x" * 50_000_000 + "\"\n")
+    hostile.write_text('clip_id,start_s,end_s,label\npump,0.1,0.2,LEAK\npump,0.3,0.4,"' + "x" * 50_000_000 + '"\n')
     good.write_text("clip_id,start_s,end_s,label\npump,1.0,1.5,LEAK\n")
 
     report = exchange.import_labels(pump, [hostile, good])
@@ -171,18 +204,22 @@ def test_json_nested_100000_deep_is_named_not_a_recursion_error(pump, tmp_path):
     report = exchange.import_labels(pump, [hostile, good])
 
     assert stored(pump) == [(1.0, 2.0, None, None, "LEAK")]
-    assert report.problems == [f"{hostile}: nests lists and objects 100001 deep; an Earmark label file nests 3 "
-                               "(the file, its regions list, each region) and this one is not read"]
+    assert report.problems == [
+        f"{hostile}: nests lists and objects 100001 deep; an Earmark label file nests 3 "
+        "(the file, its regions list, each region) and this one is not read"
+    ]
 
 
 def test_end_times_of_1e308_and_1e12_are_refused_and_a_little_past_the_end_is_clamped(pump, tmp_path):
     path = tmp_path / "ends.csv"
-    path.write_text("clip_id,start_s,end_s,label\n"
-                    "pump,0.5,1e308,LEAK\n"
-                    "pump,0.5,1e12,LEAK\n"
-                    "pump,0.5,3.4,LEAK\n"   # 0.4 s past the 3 s clip: a little (up to 0.5 s)
-                    "pump,0.5,4.0,LEAK\n"   # 1 s past: too far
-                    "pump,1.0,2.0,QUIET\n")
+    path.write_text(
+        "clip_id,start_s,end_s,label\n"
+        "pump,0.5,1e308,LEAK\n"
+        "pump,0.5,1e12,LEAK\n"
+        "pump,0.5,3.4,LEAK\n"  # 0.4 s past the 3 s clip: a little (up to 0.5 s)
+        "pump,0.5,4.0,LEAK\n"  # 1 s past: too far
+        "pump,1.0,2.0,QUIET\n"
+    )
 
     report = exchange.import_labels(pump, [path])
 
@@ -196,11 +233,13 @@ def test_end_times_of_1e308_and_1e12_are_refused_and_a_little_past_the_end_is_cl
 
 def test_a_box_at_1e300_hz_is_refused_and_one_a_little_above_nyquist_is_clamped(pump, tmp_path):
     table, track = tmp_path / "boxes.csv", tmp_path / "pump.txt"
-    table.write_text("clip_id,start_s,end_s,low_hz,high_hz,label\n"
-                     "pump,0.5,1.0,100,1e300,LEAK\n"
-                     "pump,0.5,1.0,9000,10000,LEAK\n"
-                     "pump,0.5,1.0,100,8040,LEAK\n"     # 0.5 % above 8 kHz: a little (up to 1 %)
-                     "pump,1.0,2.0,100,4000,QUIET\n")
+    table.write_text(
+        "clip_id,start_s,end_s,low_hz,high_hz,label\n"
+        "pump,0.5,1.0,100,1e300,LEAK\n"
+        "pump,0.5,1.0,9000,10000,LEAK\n"
+        "pump,0.5,1.0,100,8040,LEAK\n"  # 0.5 % above 8 kHz: a little (up to 1 %)
+        "pump,1.0,2.0,100,4000,QUIET\n"
+    )
     track.write_text("2.0\t2.5\tHISS\n\\\t100\t1e300\n")  # Audacity's frequency line
 
     report = exchange.import_labels(pump, [table, track])
@@ -209,8 +248,9 @@ def test_a_box_at_1e300_hz_is_refused_and_one_a_little_above_nyquist_is_clamped(
     assert [p.split(": ")[0] for p in report.problems] == [f"{table}:2", f"{table}:3", f"{track}:1"]
     assert "reaches 1e+300 Hz, above the highest frequency of clip 'pump' (8000 Hz" in report.problems[0]
     assert "reaches 9000 Hz" in report.problems[1] and "1e+300 Hz" in report.problems[2]
-    assert report.warnings == [f"{table}:4: reached 8040 Hz, above the highest frequency of clip 'pump': it now "
-                               "stops there, at 8000 Hz"]
+    assert report.warnings == [
+        f"{table}:4: reached 8040 Hz, above the highest frequency of clip 'pump': it now stops there, at 8000 Hz"
+    ]
 
 
 def test_a_region_ending_at_1e308_s_stored_by_an_older_earmark_is_cut_at_the_clip_end(tmp_path):
@@ -238,10 +278,12 @@ def test_a_start_a_little_before_0_s_is_clamped_and_one_far_before_is_refused(pu
     report = exchange.import_labels(pump, [path])
 
     assert stored(pump) == [(0.0, 1.0, None, None, "LEAK")]
-    assert report.problems == [f"{path}:2: cannot start at -1e+300 s, before the start of the clip; times are "
-                               "seconds from its start"]
-    assert report.warnings == [f"{path}:1: started at -0.2 s, before the start of the clip: it now starts there, "
-                               "at 0 s"]
+    assert report.problems == [
+        f"{path}:2: cannot start at -1e+300 s, before the start of the clip; times are seconds from its start"
+    ]
+    assert report.warnings == [
+        f"{path}:1: started at -0.2 s, before the start of the clip: it now starts there, at 0 s"
+    ]
 
 
 def test_a_metadata_cell_nested_thousands_deep_is_named_and_the_rest_imported(tmp_path, capsys):
@@ -249,9 +291,11 @@ def test_a_metadata_cell_nested_thousands_deep_is_named_and_the_rest_imported(tm
     for name in ("a", "b"):
         write_wav(audio / f"{name}.wav", tone(0.5))
     deep = "[" * 5000 + "]" * 5000
-    (audio / "metadata.csv").write_text("relative_path,machine_type,section_id,split,is_anomaly,anomaly_regions\n"
-                                        f"a.wav,valve,0,test,1,{deep}\n"
-                                        "b.wav,valve,0,test,1,\"[[0.1, 0.2]]\"\n")
+    (audio / "metadata.csv").write_text(
+        "relative_path,machine_type,section_id,split,is_anomaly,anomaly_regions\n"
+        f"a.wav,valve,0,test,1,{deep}\n"
+        'b.wav,valve,0,test,1,"[[0.1, 0.2]]"\n'
+    )
     project = tmp_path / "project"
     assert cli.main(["new", str(project)]) == 0
     status = cli.main(["import", str(project), str(audio)])

@@ -1,4 +1,5 @@
 """Importers: every layout comes in with its metadata, twice is the same as once, bad files are named."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,7 @@ def test_the_synthetic_set_imports_with_all_its_metadata_and_only_once(project, 
     report = import_source(project, toy_dataset)
 
     assert report.format == "metadata" and report.added == len(rows) and not report.problems
-    expected = Counter((r["machine_type"], r["section_id"], r["domain"], r["split"], r["label"] or None)
-                       for r in rows)
+    expected = Counter((r["machine_type"], r["section_id"], r["domain"], r["split"], r["label"] or None) for r in rows)
     got = Counter((c.machine_type, c.section_id, c.domain, c.split, c.label) for c in project.clips())
     assert got == expected
     anomaly = project.clips(label="anomaly")[0]
@@ -64,26 +64,59 @@ def test_a_folder_with_bad_files_imports_the_good_ones_and_names_the_bad(tmp_pat
         assert sorted(c.clip_id for c in project.clips()) == ["pump_a", "pump_b"]
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("section_00_source_train_normal_0001_vel_6_loc_A",
-     dict(section_id="00", domain="source", split="train", label="normal", index="0001",
-          attributes={"vel": "6", "loc": "A"})),
-    ("section_02_target_test_anomaly_0012_car_C1_spd_1_mic_2",
-     dict(section_id="02", domain="target", split="test", label="anomaly", index="0012",
-          attributes={"car": "C1", "spd": "1", "mic": "2"})),
-    ("section_00_source_train_normal_0000_noAttribute",
-     dict(section_id="00", domain="source", split="train", label="normal", index="0000", attributes={})),
-    ("section_01_target_test_normal_0003",
-     dict(section_id="01", domain="target", split="test", label="normal", index="0003", attributes={})),
-    ("section_00_0042", dict(section_id="00", domain=None, split=None, label=None, index="0042", attributes={})),
-    ("section_00_source_supplemental_noise_0002_mic_1",
-     dict(section_id="00", domain="source", split="supplemental", label=None, index="0002",
-          attributes={"supp_type": "noise", "mic": "1"})),
-    ("normal_id_00_00000001", dict(section_id="00", domain=None, label="normal", index="00000001", attributes={})),
-    ("anomaly_id_04_00000123", dict(section_id="04", domain=None, label="anomaly", index="00000123",
-                                    attributes={})),
-    ("id_05_00000000", dict(section_id="05", label=None, index="00000000")),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "section_00_source_train_normal_0001_vel_6_loc_A",
+            dict(
+                section_id="00",
+                domain="source",
+                split="train",
+                label="normal",
+                index="0001",
+                attributes={"vel": "6", "loc": "A"},
+            ),
+        ),
+        (
+            "section_02_target_test_anomaly_0012_car_C1_spd_1_mic_2",
+            dict(
+                section_id="02",
+                domain="target",
+                split="test",
+                label="anomaly",
+                index="0012",
+                attributes={"car": "C1", "spd": "1", "mic": "2"},
+            ),
+        ),
+        (
+            "section_00_source_train_normal_0000_noAttribute",
+            dict(section_id="00", domain="source", split="train", label="normal", index="0000", attributes={}),
+        ),
+        (
+            "section_01_target_test_normal_0003",
+            dict(section_id="01", domain="target", split="test", label="normal", index="0003", attributes={}),
+        ),
+        ("section_00_0042", dict(section_id="00", domain=None, split=None, label=None, index="0042", attributes={})),
+        (
+            "section_00_source_supplemental_noise_0002_mic_1",
+            dict(
+                section_id="00",
+                domain="source",
+                split="supplemental",
+                label=None,
+                index="0002",
+                attributes={"supp_type": "noise", "mic": "1"},
+            ),
+        ),
+        ("normal_id_00_00000001", dict(section_id="00", domain=None, label="normal", index="00000001", attributes={})),
+        (
+            "anomaly_id_04_00000123",
+            dict(section_id="04", domain=None, label="anomaly", index="00000123", attributes={}),
+        ),
+        ("id_05_00000000", dict(section_id="05", label=None, index="00000000")),
+    ],
+)
 def test_dcase_name_grammar(name, expected):
     parsed = parse_name(name)
     assert parsed is not None
@@ -108,16 +141,19 @@ def _dcase_tree(root):
     write_wav(root / "ToyDrone" / "test" / "section_00_0000.wav", tone(0.5, freq=160))
     write_wav(root / "ToyDrone" / "test" / "section_00_0001.wav", tone(0.5, freq=170))
     truth = root / "evaluator"
-    for kind, rows in {"ground_truth_data": ["section_00_0000.wav,1", "section_00_0001.wav,0"],
-                       "ground_truth_domain": ["section_00_0000.wav,1", "section_00_0001.wav,0"],
-                       "ground_truth_attributes": [
-                           "section_00_0000.wav,section_00_target_test_anomaly_0012_car_C1_spd_1",
-                           "section_00_0001.wav,section_00_source_test_normal_0031_car_B2_spd_2"]}.items():
+    for kind, rows in {
+        "ground_truth_data": ["section_00_0000.wav,1", "section_00_0001.wav,0"],
+        "ground_truth_domain": ["section_00_0000.wav,1", "section_00_0001.wav,0"],
+        "ground_truth_attributes": [
+            "section_00_0000.wav,section_00_target_test_anomaly_0012_car_C1_spd_1",
+            "section_00_0001.wav,section_00_source_test_normal_0031_car_B2_spd_2",
+        ],
+    }.items():
         (truth / kind).mkdir(parents=True)
         (truth / kind / "ground_truth_ToyDrone_section_00_test.csv").write_text("\n".join(rows) + "\n")
     (root / "fan" / "attributes_00.csv").write_text(
-        "file_name,d1p,d1v,d2p,d2v\n"
-        "fan/train/section_00_source_train_normal_0000_m-n_W.wav,m-n,W,rpm,1200\n")
+        "file_name,d1p,d1v,d2p,d2v\nfan/train/section_00_source_train_normal_0000_m-n_W.wav,m-n,W,rpm,1200\n"
+    )
 
 
 def test_dcase_layouts_2020_to_2025_import_with_names_attributes_and_ground_truth(project, tmp_path):
@@ -131,7 +167,12 @@ def test_dcase_layouts_2020_to_2025_import_with_names_attributes_and_ground_trut
     clips = {c.clip_id: c for c in project.clips()}
     train = clips["fan/train/section_00_source_train_normal_0000_m-n_W"]
     assert (train.machine_type, train.section_id, train.domain, train.split, train.label) == (
-        "fan", "00", "source", "train", "normal")
+        "fan",
+        "00",
+        "source",
+        "train",
+        "normal",
+    )
     assert train.attributes == {"m-n": "W", "rpm": "1200"}
     assert clips["fan/test/section_00_source_test_anomaly_0000_m-n_W"].label == "anomaly"
     assert clips["fan/test/section_00_target_test_normal_0001_noAttribute"].attributes == {}
@@ -140,7 +181,9 @@ def test_dcase_layouts_2020_to_2025_import_with_names_attributes_and_ground_trut
     hidden = clips["ToyDrone/test/section_00_0000"]
     assert (hidden.domain, hidden.label, hidden.attributes) == ("target", "anomaly", {"car": "C1", "spd": "1"})
     assert (clips["ToyDrone/test/section_00_0001"].domain, clips["ToyDrone/test/section_00_0001"].label) == (
-        "source", "normal")
+        "source",
+        "normal",
+    )
 
     assert import_source(project, root).added == 0
 
@@ -222,11 +265,12 @@ def test_metadata_rows_with_problems_are_named_by_line_and_the_rest_imported(pro
         write_wav(root / f"{name}.wav", tone(0.5, freq=freq))
     (root / "metadata.csv").write_text(
         "relative_path,machine_type,section_id,domain,split,is_anomaly,anomaly_regions,site\n"
-        "a.wav,valve,0,source,test,1,\"[[0.1, 0.2]]\",north\n"
+        'a.wav,valve,0,source,test,1,"[[0.1, 0.2]]",north\n'
         "b.wav,valve,0,elsewhere,test,0,[],north\n"
         "c.wav,valve,0,target,test,0,[[0.3]],north\n"
         "missing.wav,valve,0,target,test,0,[],north\n"
-        "d.wav,valve,1,target,train,false,,south\n")
+        "d.wav,valve,1,target,train,false,,south\n"
+    )
 
     report = import_source(project, root)
 
@@ -236,8 +280,12 @@ def test_metadata_rows_with_problems_are_named_by_line_and_the_rest_imported(pro
     assert "anomaly_regions" in reasons["metadata.csv line 4"]
     assert "file not found" in reasons["metadata.csv line 5"]
     a, d = project.clip("a"), project.clip("d")
-    assert (a.section_id, a.label, a.anomaly_regions, a.attributes) == ("00", "anomaly", ((0.1, 0.2),),
-                                                                        {"site": "north"})
+    assert (a.section_id, a.label, a.anomaly_regions, a.attributes) == (
+        "00",
+        "anomaly",
+        ((0.1, 0.2),),
+        {"site": "north"},
+    )
     assert (d.section_id, d.domain, d.split, d.label) == ("01", "target", "train", "normal")
 
 
@@ -277,15 +325,24 @@ _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 
 @settings(max_examples=200, deadline=None)
-@given(section=st.integers(0, 99), domain=st.sampled_from(["source", "target"]),
-       split=st.sampled_from(["train", "test"]), label=st.sampled_from(["normal", "anomaly"]),
-       index=st.integers(0, 9999),
-       attributes=st.dictionaries(_token.filter(lambda t: not t.isdigit()), _token, max_size=4))
+@given(
+    section=st.integers(0, 99),
+    domain=st.sampled_from(["source", "target"]),
+    split=st.sampled_from(["train", "test"]),
+    label=st.sampled_from(["normal", "anomaly"]),
+    index=st.integers(0, 9999),
+    attributes=st.dictionaries(_token.filter(lambda t: not t.isdigit()), _token, max_size=4),
+)
 def test_any_modern_dcase_name_parses_back_to_its_parts(section, domain, split, label, index, attributes):
     pairs = "_".join(f"{key}_{value}" for key, value in attributes.items()) or "noAttribute"
     parsed = parse_name(f"section_{section:02d}_{domain}_{split}_{label}_{index:04d}_{pairs}")
     assert (parsed.section_id, parsed.domain, parsed.split, parsed.label, parsed.index) == (
-        f"{section:02d}", domain, split, label, f"{index:04d}")
+        f"{section:02d}",
+        domain,
+        split,
+        label,
+        f"{index:04d}",
+    )
     assert parsed.attributes == attributes
 
 
@@ -299,17 +356,19 @@ def test_esc50_is_checked_against_the_disk_and_keeps_class_and_fold(project, tmp
     with open(root / "meta" / "esc50.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
-        writer.writerows([[name, fold, target, category, "False", "100", "A"]
-                          for name, fold, target, category in rows])
+        writer.writerows([[name, fold, target, category, "False", "100", "A"] for name, fold, target, category in rows])
 
     assert detect_format(root) == "esc50"
     report = import_source(project, root)
     assert report.added == 2
-    assert report.checks == ["ESC-50 check: 3 metadata row(s), 3 audio file(s); 2 match, 1 row(s) without a file, "
-                             "1 file(s) without a row; 2 class(es), 2 fold(s)"]
+    assert report.checks == [
+        "ESC-50 check: 3 metadata row(s), 3 audio file(s); 2 match, 1 row(s) without a file, "
+        "1 file(s) without a row; 2 class(es), 2 fold(s)"
+    ]
     assert sorted(str(p) for p in report.problems) == [
         "audio/5-999-A-9.wav: not listed in meta/esc50.csv",
-        "meta/esc50.csv line 4: 3-102-A-0.wav: listed, but not in audio/"]
+        "meta/esc50.csv line 4: 3-102-A-0.wav: listed, but not in audio/",
+    ]
     clip = project.clip("1-100-A-0")
     assert clip.attributes["class"] == "dog" and clip.attributes["fold"] == "1"
 
@@ -322,8 +381,14 @@ def test_emodb_reads_the_emotion_from_the_sixth_character(project, tmp_path):
     write_wav(root / "wav" / "notes.wav", tone(0.3, freq=700))  # not an EmoDB name: reported, left out
     report = import_source(project, root, "emodb")
     assert report.added == 4 and [p.where for p in report.problems] == ["wav/notes.wav"]
-    assert report.checks == ["EmoDB check: 5 audio file(s), 4 with an EmoDB name, 1 without; 3 speaker(s); "
-                             "anger 1, happiness 1, neutral 1, sadness 1"]
+    assert report.checks == [
+        "EmoDB check: 5 audio file(s), 4 with an EmoDB name, 1 without; 3 speaker(s); "
+        "anger 1, happiness 1, neutral 1, sadness 1"
+    ]
     assert {c.clip_id: c.attributes["class"] for c in project.clips()} == {
-        "03a01Wa": "anger", "03a01Fa": "happiness", "10b02Nc": "neutral", "16a05Tb": "sadness"}
+        "03a01Wa": "anger",
+        "03a01Fa": "happiness",
+        "10b02Nc": "neutral",
+        "16a05Tb": "sadness",
+    }
     assert project.clip("10b02Nc").attributes["speaker"] == "10"

@@ -7,6 +7,7 @@ write (they take microseconds), so the child kills itself with SIGKILL at a rand
 of the run instead: a write to a file in the project, an fsync or a rename. A first run, not killed, counts
 those steps; each repetition then picks one at random. Nothing runs after the kill: no handler, no clean-up.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,13 @@ def run_child(tmp_path: Path, project: Path, kill_at: int, *argv: str) -> subpro
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(script), str(project), str(kill_at), str(tmp_path / "steps"),
-                           *argv], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), str(project), str(kill_at), str(tmp_path / "steps"), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def count_steps(tmp_path: Path, project: Path, *argv: str) -> int:
@@ -118,8 +124,11 @@ def scored_project(toy_project) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", [("score", "--detector", "knn", "--group", "fan/section_00"),
-                                     ("fit", "--detector", "knn")], ids=["rescore", "fit"])
+@pytest.mark.parametrize(
+    "command",
+    [("score", "--detector", "knn", "--group", "fan/section_00"), ("fit", "--detector", "knn")],
+    ids=["rescore", "fit"],
+)
 def test_a_command_killed_at_any_write_leaves_a_project_that_works(command, scored_project, tmp_path, capsys):
     argv = (command[0], str(scored_project), *command[1:])
     steps = count_steps(tmp_path, scored_project, *argv)

@@ -1,6 +1,7 @@
 """Label exchange: every format gives back the regions it was given (to the precision it keeps), other
 tools' files are read as those tools write them, bad lines are named and skipped, nothing is imported
 twice, and `earmark labels export | import` says what it did."""
+
 from __future__ import annotations
 
 import re
@@ -129,8 +130,9 @@ def test_textgrid_tiers_have_no_gaps_or_overlaps():
     text = formats.write_textgrid(regions, 3.0)
     blocks = text.split("item [")[2:]
     for block in blocks:
-        numbers = [float(line.split("=")[1]) for line in block.splitlines()
-                   if line.strip().startswith(("xmin", "xmax"))]
+        numbers = [
+            float(line.split("=")[1]) for line in block.splitlines() if line.strip().startswith(("xmin", "xmax"))
+        ]
         tier_min, tier_max, bounds = numbers[0], numbers[1], numbers[2:]
         assert (tier_min, tier_max) == (0.0, 3.0)
         assert bounds[0] == 0.0 and bounds[-1] == 3.0
@@ -139,33 +141,45 @@ def test_textgrid_tiers_have_no_gaps_or_overlaps():
 
 # -- other tools' files ---------------------------------------------------------------------------------------------
 def test_audacity_frequency_lines_make_boxes():
-    text = ("1.000000\t2.500000\tLEAK\n"
-            "\\\t100.500000\t2000.000000\n"
-            "3\t4\tQUIET\n"
-            "5,5\t6,25\tRANDOM\n"  # a decimal comma, as Audacity writes in some locales
-            "\\\t-1.000000\t-1.000000\n")  # Audacity's "no frequency"
+    text = (
+        "1.000000\t2.500000\tLEAK\n"
+        "\\\t100.500000\t2000.000000\n"
+        "3\t4\tQUIET\n"
+        "5,5\t6,25\tRANDOM\n"  # a decimal comma, as Audacity writes in some locales
+        "\\\t-1.000000\t-1.000000\n"
+    )  # Audacity's "no frequency"
     rows = formats.read_audacity(text).rows
 
     assert [(r.line, r.region.label, r.region.start_s, r.region.end_s) for r in rows] == [
-        (1, "LEAK", 1.0, 2.5), (3, "QUIET", 3.0, 4.0), (4, "RANDOM", 5.5, 6.25)]
+        (1, "LEAK", 1.0, 2.5),
+        (3, "QUIET", 3.0, 4.0),
+        (4, "RANDOM", 5.5, 6.25),
+    ]
     assert (rows[0].region.low_hz, rows[0].region.high_hz) == (100.5, 2000.0)
     assert not rows[1].region.is_box and not rows[2].region.is_box
 
 
 def test_raven_columns_are_found_by_name_and_waveform_rows_are_not_read_twice():
-    text = ("Begin Time (s)\tSelection\tHigh Freq (Hz)\tView\tEnd Time (s)\tBegin File\tLow Freq (Hz)\tChannel\t"
-            "Label\tDelta Time (s)\n"
-            "1.5\t1\t0\tWaveform 1\t2.5\tpump.wav\t0\t1\tLEAK\t1.0\n"
-            "1.5\t1\t3000\tSpectrogram 1\t2.5\tpump.wav\t500\t1\tLEAK\t1.0\n"
-            "0.2\t2\t8000.3\tSpectrogram 1\t0.4\tpump.wav\t0\t1\tQUIET\t0.2\n"  # the whole band: time-only
-            "0.9\t3\t0\tWaveform 1\t1.1\tpump.wav\t0\t1\tNORMAL\t0.2\n"  # a selection only in the waveform
-            "1.9\t4\t900\tSpectrogram 1\t2.1\tpump.wav\t100\t1\t\t0.2\n")  # no annotation
+    text = (
+        "Begin Time (s)\tSelection\tHigh Freq (Hz)\tView\tEnd Time (s)\tBegin File\tLow Freq (Hz)\tChannel\t"
+        "Label\tDelta Time (s)\n"
+        "1.5\t1\t0\tWaveform 1\t2.5\tpump.wav\t0\t1\tLEAK\t1.0\n"
+        "1.5\t1\t3000\tSpectrogram 1\t2.5\tpump.wav\t500\t1\tLEAK\t1.0\n"
+        "0.2\t2\t8000.3\tSpectrogram 1\t0.4\tpump.wav\t0\t1\tQUIET\t0.2\n"  # the whole band: time-only
+        "0.9\t3\t0\tWaveform 1\t1.1\tpump.wav\t0\t1\tNORMAL\t0.2\n"  # a selection only in the waveform
+        "1.9\t4\t900\tSpectrogram 1\t2.1\tpump.wav\t100\t1\t\t0.2\n"
+    )  # no annotation
     result = formats.read_raven(text, sample_rate=16000)
 
-    got = [(r.line, r.region.label, r.region.start_s, r.region.end_s, r.region.low_hz, r.region.high_hz)
-           for r in result.rows]
-    assert got == [(3, "LEAK", 1.5, 2.5, 500.0, 3000.0), (4, "QUIET", 0.2, 0.4, None, None),
-                   (5, "NORMAL", 0.9, 1.1, None, None)]
+    got = [
+        (r.line, r.region.label, r.region.start_s, r.region.end_s, r.region.low_hz, r.region.high_hz)
+        for r in result.rows
+    ]
+    assert got == [
+        (3, "LEAK", 1.5, 2.5, 500.0, 3000.0),
+        (4, "QUIET", 0.2, 0.4, None, None),
+        (5, "NORMAL", 0.9, 1.1, None, None),
+    ]
     assert len(result.problems) == 1 and result.problems[0][0] == 6 and "annotation" in result.problems[0][1]
 
 
@@ -174,7 +188,7 @@ def test_a_raven_table_without_an_annotation_column_says_so():
     assert result.rows == [] and len(result.problems) == 1 and "Annotation, Label or Class" in result.problems[0][1]
 
 
-SHORT_TEXTGRID = '''File type = "ooTextFile"
+SHORT_TEXTGRID = """File type = "ooTextFile"
 Object class = "TextGrid"
 
 0
@@ -213,35 +227,44 @@ Object class = "TextGrid"
 1
 1.5
 "click"
-'''
+"""
 
 
 def test_praat_short_format_is_read_with_tier_names_or_interval_texts():
     result = formats.read_textgrid(SHORT_TEXTGRID)
 
     assert [(r.region.label, r.region.start_s, r.region.end_s) for r in result.rows] == [
-        ("LEAK", 0.5, 1.25), ("QUIET", 0.0, 2.0)]
+        ("LEAK", 0.5, 1.25),
+        ("QUIET", 0.0, 2.0),
+    ]
     assert len(result.problems) == 1 and "point tier 'clicks'" in result.problems[0][1]
 
 
 def test_textgrids_and_raven_tables_saved_as_txt_are_recognised(labelled, tmp_path):
     (tmp_path / "pump.txt").write_text(SHORT_TEXTGRID)
-    (tmp_path / "fan.txt").write_text("Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
-                                      "High Freq (Hz)\tAnnotation\n1\tSpectrogram 1\t1\t0.5\t0.6\t0\t4000\tQUIET\n")
+    (tmp_path / "fan.txt").write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
+        "High Freq (Hz)\tAnnotation\n1\tSpectrogram 1\t1\t0.5\t0.6\t0\t4000\tQUIET\n"
+    )
 
     report = exchange.import_labels(labelled, [tmp_path])
 
     assert sorted((r.clip_id, r.label, r.start_s, r.is_box) for r in report.added) == [
-        ("fan", "QUIET", 0.5, False), ("pump", "LEAK", 0.5, False), ("pump", "QUIET", 0.0, False)]
+        ("fan", "QUIET", 0.5, False),
+        ("pump", "LEAK", 0.5, False),
+        ("pump", "QUIET", 0.0, False),
+    ]
     assert len(report.problems) == 1 and "point tier" in report.problems[0]
 
 
 def test_a_utf16_long_format_textgrid_written_by_praat_is_imported(labelled, tmp_path):
-    text = ('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0 \nxmax = 3 \ntiers? <exists> \n'
-            'size = 1 \nitem []: \n    item [1]:\n        class = "IntervalTier" \n        name = "Grüße ""x""" \n'
-            '        xmin = 0 \n        xmax = 3 \n        intervals: size = 2 \n        intervals [1]:\n'
-            '            xmin = 0 \n            xmax = 1.2345678 \n            text = "a" \n'
-            '        intervals [2]:\n            xmin = 1.2345678 \n            xmax = 3 \n            text = "" \n')
+    text = (
+        'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0 \nxmax = 3 \ntiers? <exists> \n'
+        'size = 1 \nitem []: \n    item [1]:\n        class = "IntervalTier" \n        name = "Grüße ""x""" \n'
+        "        xmin = 0 \n        xmax = 3 \n        intervals: size = 2 \n        intervals [1]:\n"
+        '            xmin = 0 \n            xmax = 1.2345678 \n            text = "a" \n'
+        '        intervals [2]:\n            xmin = 1.2345678 \n            xmax = 3 \n            text = "" \n'
+    )
     path = tmp_path / "pump.TextGrid"
     path.write_bytes(text.encode("utf-16"))  # with a byte-order mark, as Praat writes it
 
@@ -255,30 +278,28 @@ def test_csv_rows_find_their_clip_by_file_name_and_json_problems_name_lines(labe
     table = tmp_path / "hand.csv"
     table.write_text("file,start,end,label\n/elsewhere/fan.wav,0.5,0.7,RANDOM\nmissing.wav,0.5,0.7,RANDOM\n")
     listing = tmp_path / "hand.json"
-    listing.write_text('{"format": "earmark-labels", "version": 1, "regions": [\n'
-                       '  {"clip_id": "pump", "start_s": 0, "end_s": 0.5, "label": "QUIET"},\n'
-                       '  {"clip_id": "pump", "start_s": 1, "end_s": "soon", "label": "QUIET"}\n]}\n')
+    listing.write_text(
+        '{"format": "earmark-labels", "version": 1, "regions": [\n'
+        '  {"clip_id": "pump", "start_s": 0, "end_s": 0.5, "label": "QUIET"},\n'
+        '  {"clip_id": "pump", "start_s": 1, "end_s": "soon", "label": "QUIET"}\n]}\n'
+    )
 
     report = exchange.import_labels(labelled, [table, listing])
 
-    assert sorted((r.clip_id, r.label, r.start_s) for r in report.added) == [("fan", "RANDOM", 0.5),
-                                                                             ("pump", "QUIET", 0.0)]
+    assert sorted((r.clip_id, r.label, r.start_s) for r in report.added) == [
+        ("fan", "RANDOM", 0.5),
+        ("pump", "QUIET", 0.0),
+    ]
     assert report.problems == [
         f"{table}:3: no clip of the project has file 'missing.wav'; check the name, or pass the clip (--clip CLIP_ID)",
-        f"{listing}:3: end_s 'soon' is not a number"]
+        f"{listing}:3: end_s 'soon' is not a number",
+    ]
 
 
 # -- problems -------------------------------------------------------------------------------------------------------
 def test_bad_lines_are_reported_by_line_and_the_good_ones_kept(labelled, tmp_path):
     path = tmp_path / "pump.txt"
-    path.write_text("0.1\t0.2\tLEAK\n"
-                    "abc\t2\tLEAK\n"
-                    "3\t2\tLEAK\n"
-                    "-1\t1\tLEAK\n"
-                    "1\t2\t\n"
-                    "9\t9.5\tLEAK\n"
-                    "\n"
-                    "2.5\t3.2\tQUIET\n")
+    path.write_text("0.1\t0.2\tLEAK\nabc\t2\tLEAK\n3\t2\tLEAK\n-1\t1\tLEAK\n1\t2\t\n9\t9.5\tLEAK\n\n2.5\t3.2\tQUIET\n")
 
     report = exchange.import_labels(labelled, [path])
 
@@ -336,9 +357,10 @@ def test_a_file_that_is_not_an_audacity_track_is_one_problem(labelled, tmp_path)
 
 
 def test_format_for_path_knows_the_names_and_says_which_exist():
-    assert [exchange.format_for_path(n) for n in ("a.csv", "a.JSON", "a.textgrid", "a.Table.1.selections.txt",
-                                                  "a.txt", "a.lab")] == [
-        "csv", "json", "textgrid", "raven", "audacity", "audacity"]
+    assert [
+        exchange.format_for_path(n)
+        for n in ("a.csv", "a.JSON", "a.textgrid", "a.Table.1.selections.txt", "a.txt", "a.lab")
+    ] == ["csv", "json", "textgrid", "raven", "audacity", "audacity"]
     with pytest.raises(LabelError, match=re.escape("(--format audacity|raven|textgrid|csv|json)")):
         exchange.format_for_path("a.wav")
 
@@ -369,8 +391,21 @@ def test_export_filters_by_clip_kind_and_label_and_refuses_when_nothing_matches(
 def test_cli_exports_and_imports_labels(labelled, tmp_path, capsys):
     folder = str(labelled.folder)
 
-    exported = cli.main(["labels", "export", folder, str(tmp_path / "out"), "--format", "textgrid",
-                         "--clip", "pump", "--label", "LEAK", "QUIET"])
+    exported = cli.main(
+        [
+            "labels",
+            "export",
+            folder,
+            str(tmp_path / "out"),
+            "--format",
+            "textgrid",
+            "--clip",
+            "pump",
+            "--label",
+            "LEAK",
+            "QUIET",
+        ]
+    )
     out = capsys.readouterr().out
     imported = cli.main(["labels", "import", folder, str(tmp_path / "out")])
     said = capsys.readouterr()

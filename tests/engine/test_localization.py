@@ -1,5 +1,6 @@
 """Localization figures worked by hand: which frames count as inside a region, the per-clip frame AUROC,
 and whether the top frame lands in a region."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def test_frame_auroc_and_top_frame_hits_by_hand():
 
 def test_clips_without_regions_or_frames_do_not_count():
     times = np.arange(4) + 0.5
-    result = localize("x", [LocalizedClip(times, np.ones(4), ()), LocalizedClip(np.zeros(0), np.zeros(0),
-                                                                                  ((0.0, 1.0),))])
+    result = localize(
+        "x", [LocalizedClip(times, np.ones(4), ()), LocalizedClip(np.zeros(0), np.zeros(0), ((0.0, 1.0),))]
+    )
     assert result.clips == 0 and math.isnan(result.frame_auroc)
     assert "-" in format_localization([result])[2]
 

@@ -1,6 +1,7 @@
 """Scores on one scale: every detector measures a clip against the scores its own training normals got
 when it had not seen them, per domain, so an analyst can compare detectors whose raw scores live on
 different scales (and the ensemble can add them up)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,10 @@ def _detector(key, tmp_path, **settings):
 
 
 def _clips(project, split, domain=None):
-    return sorted((c for c in project.clips(split=split)
-                   if c.group == GROUP and (domain is None or c.domain == domain)), key=lambda c: c.clip_id)
+    return sorted(
+        (c for c in project.clips(split=split) if c.group == GROUP and (domain is None or c.domain == domain)),
+        key=lambda c: c.clip_id,
+    )
 
 
 @pytest.mark.parametrize("key", list(UNSUPERVISED))
@@ -127,7 +130,8 @@ def test_frame_scores_are_normalised_by_the_held_out_frame_scores(toy_project, t
     mean, std = detector.info["frame_normalisation"]
     [detection] = detector.score(_clips(toy_project, "test")[:1])
     assert detector.normalise_frames(detection.frame_scores) == pytest.approx(
-        (detection.frame_scores - mean) / std, rel=1e-4, abs=1e-4)
+        (detection.frame_scores - mean) / std, rel=1e-4, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("key", list(UNSUPERVISED))
@@ -143,8 +147,9 @@ def test_normal_test_clips_centre_near_zero_and_anomalies_lie_higher(key, toy_pr
 
 
 @pytest.mark.parametrize("key, settings", [("knn", {}), ("ensemble", {"members": "knn,patch_memory"})])
-def test_a_clip_enrolled_twice_is_named_and_skipped_and_the_model_keeps_every_clips_score(key, settings, toy_project,
-                                                                                        tmp_path):
+def test_a_clip_enrolled_twice_is_named_and_skipped_and_the_model_keeps_every_clips_score(
+    key, settings, toy_project, tmp_path
+):
     from engine.errors import EarmarkError
     from engine.jobs import Progress
 

@@ -1,6 +1,7 @@
 """Normalised scores kept with the project: fitted and scored from the terminal, each clip's normalised score
 is stored beside its raw score, written to the run's scores.csv and printed by `earmark scores`; a project
 made before normalised scores existed opens, migrates, and shows none for its old scores."""
+
 from __future__ import annotations
 
 import csv

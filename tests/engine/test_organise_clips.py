@@ -1,5 +1,6 @@
 """A folder of plain WAVs, organised without a metadata.csv: folder conventions, import defaults, `earmark set`
 (ids, globs, --where), its refusals, and models that go stale when their training clips change."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,16 +47,44 @@ def test_plain_wavs_go_from_new_to_evaluated_with_import_flags_and_set(tmp_path,
     assert status == 1 and "no normal training clips" in err
     assert f"earmark set {project} 'pump_*' --machine pump --split train --label normal" in err
 
-    status, out, _ = earmark(capsys, "import", project, recordings / "monday", "--machine", "pump", "--section",
-                             "0", "--domain", "source", "--split", "train", "--label", "normal")
+    status, out, _ = earmark(
+        capsys,
+        "import",
+        project,
+        recordings / "monday",
+        "--machine",
+        "pump",
+        "--section",
+        "0",
+        "--domain",
+        "source",
+        "--split",
+        "train",
+        "--label",
+        "normal",
+    )
     assert status == 0 and "Imported 6 clip(s)" in out
-    status, out, _ = earmark(capsys, "set", project, "hum_*", "knock_*", "--machine", "pump", "--section", "00",
-                             "--domain", "source", "--split", "test")
+    status, out, _ = earmark(
+        capsys,
+        "set",
+        project,
+        "hum_*",
+        "knock_*",
+        "--machine",
+        "pump",
+        "--section",
+        "00",
+        "--domain",
+        "source",
+        "--split",
+        "test",
+    )
     assert status == 0 and "on 8 clip(s)" in out
     status, out, _ = earmark(capsys, "set", project, "knock_*.wav", "--where", "split=test", "--label", "anomaly")
     assert status == 0 and "on 4 clip(s)" in out
-    status, out, _ = earmark(capsys, "set", project, "--where", "split=test", "--where", "label=none",
-                             "--label", "normal")
+    status, out, _ = earmark(
+        capsys, "set", project, "--where", "split=test", "--where", "label=none", "--label", "normal"
+    )
     assert status == 0 and "on 4 clip(s)" in out
 
     status, out, _ = earmark(capsys, "fit", project, "--detector", "knn")
@@ -69,10 +98,14 @@ def test_plain_wavs_go_from_new_to_evaluated_with_import_flags_and_set(tmp_path,
     assert float(row[3]) == pytest.approx(1.0)  # every knock above every hum: a burst is no subtle fault
 
     with Project.open(project) as p:
-        summary = {(r["machine_type"], r["section_id"], r["domain"], r["split"], r["label"]): r["clips"]
-                   for r in p.summary()}
-    assert summary == {("pump", "00", "source", "test", "anomaly"): 4, ("pump", "00", "source", "test", "normal"): 4,
-                       ("pump", "00", "source", "train", "normal"): 6}
+        summary = {
+            (r["machine_type"], r["section_id"], r["domain"], r["split"], r["label"]): r["clips"] for r in p.summary()
+        }
+    assert summary == {
+        ("pump", "00", "source", "test", "anomaly"): 4,
+        ("pump", "00", "source", "test", "normal"): 4,
+        ("pump", "00", "source", "train", "normal"): 6,
+    }
 
 
 def test_folder_names_say_split_label_section_and_machine_at_any_depth(project, tmp_path):
@@ -152,12 +185,16 @@ def test_set_by_id_and_clearing_a_field(project, recordings):
     assert change.matched == change.changed == 1 and project.clip("tuesday/knock_0").label == "anomaly"
     assert cleared.changed == 6
     assert {(c.split, c.label) for c in project.clips(machine_type="pump") if c.clip_id.startswith("monday")} == {
-        (None, None)}
+        (None, None)
+    }
 
 
 def test_changing_training_clips_makes_models_stale_until_refitted(project, recordings, capsys):
-    import_source(project, recordings / "monday", defaults={"machine": "pump", "section": "00",
-                                                             "split": "train", "label": "normal"})
+    import_source(
+        project,
+        recordings / "monday",
+        defaults={"machine": "pump", "section": "00", "split": "train", "label": "normal"},
+    )
     import_source(project, recordings / "tuesday", defaults={"machine": "pump", "section": "00", "split": "test"})
     session = runs.Session(project)
     runs.fit(session, "knn")
@@ -190,11 +227,17 @@ def test_changing_training_clips_makes_models_stale_until_refitted(project, reco
     assert stale_models(project) == []
 
     # A recording to score is no training clip; another normal recording of the pump is.
-    import_files(project, [write_hum(recordings / "wednesday" / "wed_0.wav", seed=300)], defaults={
-        "machine": "pump", "section": "00", "split": "test"})
+    import_files(
+        project,
+        [write_hum(recordings / "wednesday" / "wed_0.wav", seed=300)],
+        defaults={"machine": "pump", "section": "00", "split": "test"},
+    )
     assert stale_models(project) == []
-    import_files(project, [write_hum(recordings / "wednesday" / "wed_1.wav", seed=301)], defaults={
-        "machine": "pump", "section": "00", "split": "train", "label": "normal"})
+    import_files(
+        project,
+        [write_hum(recordings / "wednesday" / "wed_1.wav", seed=301)],
+        defaults={"machine": "pump", "section": "00", "split": "train", "label": "normal"},
+    )
     assert stale_models(project) == [(latest.model_id, "knn", "pump/section_00")]
 
 
@@ -203,8 +246,11 @@ def test_a_model_whose_clips_change_while_it_is_fitted_is_saved_stale(project, r
     fitted on clips that changed meanwhile must not pass for fresh."""
     from engine.detectors.knn.detector import KnnDetector
 
-    import_source(project, recordings / "monday", defaults={"machine": "pump", "section": "00",
-                                                             "split": "train", "label": "normal"})
+    import_source(
+        project,
+        recordings / "monday",
+        defaults={"machine": "pump", "section": "00", "split": "train", "label": "normal"},
+    )
     fit = KnnDetector.fit
 
     def fit_while_the_user_edits(self, clips, progress=None):

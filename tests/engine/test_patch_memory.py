@@ -1,6 +1,7 @@
 """The patch memory: the blocked nearest-patch search gives the exact answer within its memory budget, the
 map points at the right time and frequency, the support is chosen as documented, and on generated data
 with known anomaly regions its map localizes anomalies better than the k-NN frame lane."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,11 +35,12 @@ def test_the_blocked_search_equals_the_full_similarity_matrix(budget_mb):
     torch.testing.assert_close(max_cosine(queries, memory, budget_mb, q_owner, m_owner), sims.max(dim=1).values)
 
 
-@pytest.mark.parametrize("queries,memory,budget_mb", [(1212, 3636, 1.0), (1212, 200_000, 64.0), (5, 7, 64.0),
-                                                      (1212, 3636, 0.001)])
+@pytest.mark.parametrize(
+    "queries,memory,budget_mb", [(1212, 3636, 1.0), (1212, 200_000, 64.0), (5, 7, 64.0), (1212, 3636, 0.001)]
+)
 def test_a_block_of_similarities_never_exceeds_the_budget(queries, memory, budget_mb):
     rows, columns = block_shape(queries, memory, budget_mb)
-    budget = budget_mb * 2 ** 20
+    budget = budget_mb * 2**20
     assert rows * columns * 4 <= max(budget, 4), "one block fits in the budget"
     # ...and is no smaller than it needs to be: the whole matrix, or at least half the budget.
     assert (rows, columns) == (queries, memory) or rows * columns * 4 >= budget / 2
@@ -60,7 +62,7 @@ def test_the_map_lights_up_where_and_at_what_pitch_the_anomaly_is(tmp_path):
     query = _hum(4.0, 9)
     t = np.arange(int(0.4 * 16000)) / 16000
     start = int(2.5 * 16000)
-    query[start:start + len(t)] += 0.3 * np.sin(2 * np.pi * 3000 * t)  # a 3 kHz whine from 2.5 to 2.9 s
+    query[start : start + len(t)] += 0.3 * np.sin(2 * np.pi * 3000 * t)  # a 3 kHz whine from 2.5 to 2.9 s
     detector = PatchMemoryDetector(cache=FeatureCache(None))
     detector.fit(support)
     [detection] = detector.score([_clip(tmp_path, "whine", query, split="test")])
@@ -114,7 +116,9 @@ def test_the_patch_map_finds_the_anomaly_more_often_than_the_knn_frame_lane(loca
     figures = {r.detector: r for r in localize_project(localization_project)}
     knn, patch = figures["knn"], figures["patch_memory"]
     assert patch.clips == knn.clips >= 15
-    print(f"top frame in a region: patch_memory {patch.top_frame_hit_rate:.2f}, knn {knn.top_frame_hit_rate:.2f}; "
-          f"frame AUROC: patch_memory {patch.frame_auroc:.3f}, knn {knn.frame_auroc:.3f}")
+    print(
+        f"top frame in a region: patch_memory {patch.top_frame_hit_rate:.2f}, knn {knn.top_frame_hit_rate:.2f}; "
+        f"frame AUROC: patch_memory {patch.frame_auroc:.3f}, knn {knn.frame_auroc:.3f}"
+    )
     assert patch.top_frame_hit_rate > knn.top_frame_hit_rate
     assert patch.frame_auroc > 0.8  # README: 0.88 on the demo set (knn 0.85)

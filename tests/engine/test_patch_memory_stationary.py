@@ -1,6 +1,7 @@
 """The patch memory on stationary faults: a patch is matched only with memory patches of nearby bands, a
 global term of band statistics finds a change of the whole recording that no single patch shows, its
 thresholds include that term, and a model saved before it still scores as it was fitted."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,9 @@ def _machine(seed: int, worn: bool = False) -> np.ndarray:
     x = sum(np.sin(2 * np.pi * 150 * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 6))
     x = x + 0.3 * rng.standard_normal(len(t)) * rng.uniform(0.9, 1.1)
     if worn:
-        floor = signal.sosfilt(signal.butter(4, [3000, 6000], "bandpass", fs=SR, output="sos"),
-                               rng.standard_normal(len(t)))
+        floor = signal.sosfilt(
+            signal.butter(4, [3000, 6000], "bandpass", fs=SR, output="sos"), rng.standard_normal(len(t))
+        )
         x = x + 0.12 * floor
     return (0.1 * x * rng.uniform(0.7, 1.4)).astype(np.float32)  # the recording level varies by +-3 dB
 
@@ -58,10 +60,13 @@ def test_a_patch_is_matched_only_with_memory_patches_of_nearby_bands():
     sims = queries @ memory.T
     near = sims.masked_fill((q_band[:, None] - m_band[None]).abs() > 1, -1.0).max(dim=1).values
     for budget_mb in (1e-4, 64.0):
-        torch.testing.assert_close(max_cosine(queries, memory, budget_mb, query_band=q_band, memory_band=m_band,
-                                              band_window=1), near)
-        torch.testing.assert_close(max_cosine(queries, memory, budget_mb, query_band=q_band, memory_band=m_band,
-                                              band_window=-1), sims.max(dim=1).values)
+        torch.testing.assert_close(
+            max_cosine(queries, memory, budget_mb, query_band=q_band, memory_band=m_band, band_window=1), near
+        )
+        torch.testing.assert_close(
+            max_cosine(queries, memory, budget_mb, query_band=q_band, memory_band=m_band, band_window=-1),
+            sims.max(dim=1).values,
+        )
 
 
 def test_a_worn_bearing_that_raises_the_floor_over_the_whole_clip_scores_above_every_unseen_normal(recordings):
@@ -77,14 +82,15 @@ def test_a_worn_bearing_that_raises_the_floor_over_the_whole_clip_scores_above_e
     [dropped] = detector.score([dataclasses.replace(worn[0], domain=None)])
     assert dropped.score > max(normal_scores)
     # The patch term alone (the paper's search) finds a near-identical patch for each worn patch
-    patches_only = PatchMemoryDetector(PatchMemoryConfig(global_weight=0.0, band_window=-1),
-                                       cache=FeatureCache(None))
+    patches_only = PatchMemoryDetector(PatchMemoryConfig(global_weight=0.0, band_window=-1), cache=FeatureCache(None))
     patches_only.fit(normals)
     alone = [d.score for d in patches_only.score(worn)]
     assert min(alone) < max(d.score for d in patches_only.score(unseen))
     # ...while the map of the whole detector still has the patch term's grid and units for the view
-    assert worn_detections[0].anomaly_map.shape == (len(worn_detections[0].map_freq_spans_hz),
-                                                    len(worn_detections[0].map_time_spans_s))
+    assert worn_detections[0].anomaly_map.shape == (
+        len(worn_detections[0].map_freq_spans_hz),
+        len(worn_detections[0].map_time_spans_s),
+    )
 
 
 def test_the_held_out_scores_carry_the_global_term_as_a_test_clip_is_scored(recordings, tmp_path):
@@ -111,8 +117,11 @@ def test_a_model_saved_before_the_global_term_scores_as_it_was_fitted(recordings
     detector.fit(normals)
     folder = detector.save(tmp_path / "model")
     # What an earlier version wrote: no band window or global weight in the settings, no global state
-    state = {k: v for k, v in load_file(str(folder / "model.safetensors")).items()
-             if k not in ("patch_stats", "global_stats", "global_bank")}
+    state = {
+        k: v
+        for k, v in load_file(str(folder / "model.safetensors")).items()
+        if k not in ("patch_stats", "global_stats", "global_bank")
+    }
     save_file(state, str(folder / "model.safetensors"))
     meta = json.loads((folder / "model.json").read_text())
     for name in ("band_window", "global_weight"):

@@ -1,6 +1,7 @@
 """AST and BEATs as users get them: tiny models saved in the official formats, set up with `earmark weights
 add`, loaded through the same code, embedding clips on their patch grids and feeding `knn` and
 `patch_memory`; the AST front end is the one the published weights were trained on; bad weights fail clearly."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -97,8 +98,9 @@ def test_pretrained_encoders_feed_knn_and_patch_memory(name, detector, request, 
     assert all(d.anomaly_map.shape == (rows, len(d.frame_times)) for d in detections)
     if detector == "knn":  # each frame's distance split over the grid's rows: a column's mean is the frame score
         for d in detections:
-            np.testing.assert_allclose(d.anomaly_map.mean(axis=0), d.frame_scores, rtol=1e-3,
-                                       atol=1e-4 * float(np.abs(d.frame_scores).max()))
+            np.testing.assert_allclose(
+                d.anomaly_map.mean(axis=0), d.frame_scores, rtol=1e-3, atol=1e-4 * float(np.abs(d.frame_scores).max())
+            )
 
 
 def test_layers_are_chosen_from_the_command_line_and_checked_against_the_model(ast_weights):
@@ -109,8 +111,9 @@ def test_layers_are_chosen_from_the_command_line_and_checked_against_the_model(a
     with pytest.raises(EarmarkError, match="whole numbers"):
         make_config("patch_memory", {"layers": "last"})
     with pytest.raises(EarmarkError, match="has layers 1 to 2"):
-        detector_class("patch_memory")(make_config("patch_memory", {"encoder": "ast", "layers": "5"}),
-                                       cache=FeatureCache(None))
+        detector_class("patch_memory")(
+            make_config("patch_memory", {"encoder": "ast", "layers": "5"}), cache=FeatureCache(None)
+        )
 
 
 def test_a_missing_or_wrong_ast_folder_is_a_clear_error(tmp_path):

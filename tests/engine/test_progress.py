@@ -1,13 +1,13 @@
 """Progress a user can read: nested steps (detector, group, epoch) roll up into one overall fraction of the
 job, with the time left, in the terminal bar as in the window."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
 
-from engine.jobs import UNITS, Cancelled, RecordingProgress, TerminalProgress, TimeLeft, \
-    describe_time_left, spans
+from engine.jobs import UNITS, Cancelled, RecordingProgress, TerminalProgress, TimeLeft, describe_time_left, spans
 
 
 def fractions(progress: RecordingProgress) -> list[float]:
@@ -36,8 +36,8 @@ def test_epoch_66_of_the_first_section_of_the_first_detector_is_two_percent_of_f
 def test_a_step_that_starts_a_second_phase_never_moves_the_job_backwards():
     job = RecordingProgress()
     first = job.child("group 1: ", 0, 2)
-    first.update(10, 10, "features")   # the first phase ends at the group's share ...
-    first.update(1, 100, "epoch 1")    # ... and training starts again at zero
+    first.update(10, 10, "features")  # the first phase ends at the group's share ...
+    first.update(1, 100, "epoch 1")  # ... and training starts again at zero
     second = job.child("group 2: ", 1, 2)
     second.update(1, 2, "epoch 1")
     assert fractions(job) == [0.5, 0.5, 0.75]
@@ -106,8 +106,9 @@ def test_a_real_fit_over_two_groups_reports_one_fraction_that_only_grows(toy_pro
     values = fractions(job)
     assert values == sorted(values) and values[-1] == 1.0
     first_group = [done / total for done, total, message, _ in job.updates if f"(1/{len(groups)})" in message]
-    last_group = [done / total for done, total, message, _ in job.updates
-                  if f"({len(groups)}/{len(groups)})" in message]
+    last_group = [
+        done / total for done, total, message, _ in job.updates if f"({len(groups)}/{len(groups)})" in message
+    ]
     assert max(first_group) <= 1 / len(groups) + 1 / UNITS  # the first group's epochs fill only its own share
     assert min(last_group) >= (len(groups) - 1) / len(groups) - 1 / UNITS
     assert any("epoch 3/3" in message for *_, message, _ in job.updates)

@@ -1,6 +1,7 @@
 """A read-only project (a folder on a read-only mount, which not even root can write): the reading commands
 work, the writing ones say in one line that it is read-only before doing any work, and nothing is written
 next to project.sqlite."""
+
 from __future__ import annotations
 
 import shutil
@@ -47,17 +48,32 @@ def test_a_read_only_project_opens_for_reading(read_only):
         assert project.count_clips() > 0
 
 
-@pytest.mark.parametrize("words", [["info", "{p}"], ["scores", "{p}"], ["evaluate", "{p}"],
-                                   ["export", "dcase", "{p}", "{out}/dcase"],
-                                   ["labels", "export", "{p}", "{out}/labels.csv"]])
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["info", "{p}"],
+        ["scores", "{p}"],
+        ["evaluate", "{p}"],
+        ["export", "dcase", "{p}", "{out}/dcase"],
+        ["labels", "export", "{p}", "{out}/labels.csv"],
+    ],
+)
 def test_reading_commands_work_on_a_read_only_project(read_only, tmp_path, capsys, words):
     assert cli([w.format(p=read_only, out=tmp_path) for w in words]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in read_only.iterdir()) == ["artifacts", "project.sqlite"]
 
 
-@pytest.mark.parametrize("words", [["import", "{p}", "{out}"], ["fit", "{p}", "--detector", "knn"],
-                                   ["score", "{p}", "--detector", "knn"], ["set", "{p}", "*", "--label", "normal"],
-                                   ["labels", "import", "{p}", "{out}/labels.csv"], ["repair", "{p}"]])
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["import", "{p}", "{out}"],
+        ["fit", "{p}", "--detector", "knn"],
+        ["score", "{p}", "--detector", "knn"],
+        ["set", "{p}", "*", "--label", "normal"],
+        ["labels", "import", "{p}", "{out}/labels.csv"],
+        ["repair", "{p}"],
+    ],
+)
 def test_writing_commands_say_the_project_is_read_only_in_one_line(read_only, tmp_path, capsys, words):
     (tmp_path / "labels.csv").write_text("clip_id,start_s,end_s,label\n")
     assert cli([w.format(p=read_only, out=tmp_path) for w in words]) == 1
@@ -111,7 +127,8 @@ def test_exporting_into_a_folder_that_cannot_be_written_says_so_in_one_line(scor
 
 
 def test_a_read_only_copy_whose_latest_changes_are_only_in_the_wal_is_refused_not_shown_old(
-        scored_copy, tmp_path, capsys):
+    scored_copy, tmp_path, capsys
+):
     """A copy taken while Earmark had the project open: project.sqlite-wal holds the latest label, and the
     -shm file that indexes it was not copied. On a read-only disk SQLite cannot read that log; showing the
     file alone would silently show the project as it was before."""

@@ -2,6 +2,7 @@
 open (their commits would go into the replaced file), refuses on a disk without room and leaves no half copy
 when the disk fills anyway, clears what a stopped repair left, keeps a lost model's scores from passing to the
 next model, and tells a read-only damaged project to be repaired as a copy."""
+
 from __future__ import annotations
 
 import os
@@ -42,12 +43,24 @@ class OtherProcess:
     "ready", then waits for a line on its input before running `then` and closing."""
 
     def __init__(self, folder: Path, code: str, then: str = "") -> None:
-        head = (f"import sqlite3, sys\nfrom engine.store import Project\nfrom engine.store.labels import Region, "
-                f"add_region\nfolder = {str(folder)!r}\n")
-        script = (head + textwrap.dedent(code) + '\nprint("ready", flush=True)\nsys.stdin.readline()\n'
-                  + textwrap.dedent(then))
-        self.child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        head = (
+            f"import sqlite3, sys\nfrom engine.store import Project\nfrom engine.store.labels import Region, "
+            f"add_region\nfolder = {str(folder)!r}\n"
+        )
+        script = (
+            head
+            + textwrap.dedent(code)
+            + '\nprint("ready", flush=True)\nsys.stdin.readline()\n'
+            + textwrap.dedent(then)
+        )
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert self.child.stdout.readline().strip() == "ready"
 
     def finish(self) -> None:
@@ -55,22 +68,25 @@ class OtherProcess:
         assert self.child.returncode == 0
 
 
-def test_repair_refuses_while_a_window_has_the_project_open_and_its_labels_survive(scored_project, tmp_path,
-                                                                                    capsys):
+def test_repair_refuses_while_a_window_has_the_project_open_and_its_labels_survive(scored_project, tmp_path, capsys):
     folder = tmp_path / "open"
     shutil.copytree(scored_project, folder)
     labels = count_rows(folder / "project.sqlite", "regions")
-    window = OtherProcess(folder, """
+    window = OtherProcess(
+        folder,
+        """
         project = Project.open(folder)
         clip = project.clips()[0].clip_id
         for i in range(10):
             with project.db.atomic():
                 add_region(project, Region(clip, 0.01 * i, 0.01 * i + 0.005, "LEAK"))
-    """, then="""
+    """,
+        then="""
         with project.db.atomic():
             add_region(project, Region(clip, 0.5, 0.6, "LEAK"))
         project.close()
-    """)
+    """,
+    )
     before = _listing(folder)
     assert cli(["repair", str(folder), "--force"]) == 1
     line = _one_line(capsys.readouterr().err)
@@ -85,10 +101,14 @@ def test_repair_refuses_while_a_window_has_the_project_open_and_its_labels_survi
 def test_repair_refuses_while_another_process_holds_a_write_lock(damaged, capsys):
     folder, before, _ = damaged
     original = (folder / "project.sqlite").read_bytes()
-    writer = OtherProcess(folder, """
+    writer = OtherProcess(
+        folder,
+        """
         conn = sqlite3.connect(folder + "/project.sqlite", isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
-    """, then='conn.execute("ROLLBACK")')
+    """,
+        then='conn.execute("ROLLBACK")',
+    )
     assert cli(["repair", str(folder)]) == 1
     assert "close the window and other Earmark processes" in _one_line(capsys.readouterr().err)
     assert (folder / "project.sqlite").read_bytes() == original
@@ -147,8 +167,14 @@ def test_a_repair_killed_partway_leaves_nothing_behind_once_repair_runs_again(da
         repair._copy_table = killed
         repair.repair({str(folder)!r})
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -9, done.stderr
     assert list(folder.glob("project.sqlite.repairing-*"))  # the killed repair's fresh file
     assert cli(["repair", str(folder)]) == 0
@@ -158,9 +184,11 @@ def test_a_repair_killed_partway_leaves_nothing_behind_once_repair_runs_again(da
 
 def test_files_left_by_a_stopped_repair_are_removed_by_the_next(damaged, capsys):
     folder, _, _ = damaged
-    stopped = [folder / "project.sqlite.repairing-20260101-000000",
-               folder / "project.sqlite.repairing-20260101-000000-journal",
-               folder / ".project.sqlite.damaged-20260101-000000.0123abcd.part"]
+    stopped = [
+        folder / "project.sqlite.repairing-20260101-000000",
+        folder / "project.sqlite.repairing-20260101-000000-journal",
+        folder / ".project.sqlite.damaged-20260101-000000.0123abcd.part",
+    ]
     for path in stopped:
         path.write_bytes(b"\0" * 4096)
     assert cli(["repair", str(folder)]) == 0

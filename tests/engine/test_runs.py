@@ -1,6 +1,7 @@
 """Detectors over a whole project, as the CLI and the GUI run them: one model per group in the models table,
 scores in the scores table with each clip's frame scores on disk, run files, evaluation, export, enrolment,
 and clear errors."""
+
 from __future__ import annotations
 
 import csv
@@ -59,7 +60,9 @@ def test_scores_of_several_detectors_export_into_one_folder_each(toy_project, tm
     assert set(written) == {"dcase_ae", "knn"}
     for detector in written:
         assert sorted(p.name for p in (tmp_path / "out" / detector).iterdir()) == [
-            "anomaly_score_valve_section_01_test.csv", "decision_result_valve_section_01_test.csv"]
+            "anomaly_score_valve_section_01_test.csv",
+            "decision_result_valve_section_01_test.csv",
+        ]
     assert {r.detector for r in evaluate_project(toy_project)} == {"dcase_ae", "knn"}
 
 
@@ -67,8 +70,11 @@ def test_enrolling_saves_a_new_model_that_later_scores_use(toy_project):
     session = runs.Session(toy_project)
     [first] = runs.fit(session, "knn", group="fan/section_01")
     # new target-domain normal clips (the training ones the model holds already)
-    targets = [c.clip_id for c in toy_project.clips(split="test", domain="target", label="normal")
-               if c.group == "fan/section_01"]
+    targets = [
+        c.clip_id
+        for c in toy_project.clips(split="test", domain="target", label="normal")
+        if c.group == "fan/section_01"
+    ]
     [enrolled] = runs.enrol(session, "knn", targets)
     assert enrolled.model_id > first.model_id and enrolled.metrics["enrolled_into"] == first.model_id
     assert enrolled.metrics["enrolled"] == len(targets)
@@ -135,7 +141,9 @@ def test_a_session_keeps_the_newest_model_of_each_group_loaded(toy_project):
     assert newer is not model and newer.config.k == 3
     assert session.model(second) is newer
     # Enrolling changes a copy, so the loaded model still matches its record.
-    clips = [c.clip_id for c in toy_project.clips(machine_type="fan", section_id="00", domain="target",
-                                                 split="test", label="normal")][:1]
+    clips = [
+        c.clip_id
+        for c in toy_project.clips(machine_type="fan", section_id="00", domain="target", split="test", label="normal")
+    ][:1]
     runs.enrol(session, "knn", clips)
     assert session.model(second) is newer and "enrolled" not in newer.info

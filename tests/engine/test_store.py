@@ -1,5 +1,6 @@
 """The project store: a real SQLite file that survives reopening, refuses what it cannot read, and keeps
 each batch of writes whole."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -16,10 +17,22 @@ from engine.store.migrations import LATEST_VERSION, migrate, schema_version
 
 
 def _clip(n: int, **fields) -> Clip:
-    base = dict(clip_id=f"fan/test/clip_{n}", path=f"/data/clip_{n}.wav", sample_rate=16000, duration_s=10.0,
-                machine_type="fan", section_id="00", domain="source", split="test", label="anomaly",
-                attributes={"speed_level": "2"}, anomaly_regions=((1.0, 1.5), (4.0, 6.0)),
-                qa=QA(-20.0, 0.5, 0.0, 0.1), checksum=f"sum{n}", format="WAV/PCM_16")
+    base = dict(
+        clip_id=f"fan/test/clip_{n}",
+        path=f"/data/clip_{n}.wav",
+        sample_rate=16000,
+        duration_s=10.0,
+        machine_type="fan",
+        section_id="00",
+        domain="source",
+        split="test",
+        label="anomaly",
+        attributes={"speed_level": "2"},
+        anomaly_regions=((1.0, 1.5), (4.0, 6.0)),
+        qa=QA(-20.0, 0.5, 0.0, 0.1),
+        checksum=f"sum{n}",
+        format="WAV/PCM_16",
+    )
     base.update(fields)
     return Clip(**base)
 
@@ -30,7 +43,8 @@ def test_a_new_project_is_a_folder_with_a_wal_database_and_artifacts(tmp_path):
         assert (tmp_path / "plant" / "artifacts").is_dir()
         assert project.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert {"meta", "clips", "regions", "label_classes", "models", "jobs", "scores"} <= set(
-            project.db.table_names())
+            project.db.table_names()
+        )
 
 
 def test_default_label_classes_have_colours_and_shortcuts(project):

@@ -2,6 +2,7 @@
 its threshold from scores of clips it did not see (a clip is not its own neighbour, nor rebuilt by a network
 that trained on it), so unseen normal recordings of that machine are not all flagged; and the CLI says that
 a group fitted on so few clips is shaky."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ def _detector(key, tmp_path, **settings):
 def _few_normals(project, group):
     """The first 4 normal training recordings of a machine and section, all made under the same conditions
     (the source domain), as a user's own handful of plain recordings are."""
-    train = sorted((c for c in project.clips(split="train") if c.group == group and c.domain == "source"),
-                   key=lambda c: c.clip_id)
+    train = sorted(
+        (c for c in project.clips(split="train") if c.group == group and c.domain == "source"), key=lambda c: c.clip_id
+    )
     return train[:FEW]
 
 

@@ -1,4 +1,5 @@
 """The synthetic data set keeps the promises of its contract: counts, label policy, regions, domain shift."""
+
 from __future__ import annotations
 
 import csv
@@ -33,9 +34,27 @@ def test_counts_follow_dcase_2025_times_scale_with_floors():
 
 def test_metadata_has_the_contract_columns_and_one_row_per_file(toy_dataset):
     rows = _rows(toy_dataset)
-    required = {"clip_id", "relative_path", "machine_type", "section_id", "domain", "split", "label", "is_anomaly",
-                "speed_level", "load_level", "mic_position_id", "noise_id", "snr_db", "supp_type",
-                "anomaly_regions", "qa_rms", "qa_peak", "qa_clipping_ratio", "qa_silence_ratio"}
+    required = {
+        "clip_id",
+        "relative_path",
+        "machine_type",
+        "section_id",
+        "domain",
+        "split",
+        "label",
+        "is_anomaly",
+        "speed_level",
+        "load_level",
+        "mic_position_id",
+        "noise_id",
+        "snr_db",
+        "supp_type",
+        "anomaly_regions",
+        "qa_rms",
+        "qa_peak",
+        "qa_clipping_ratio",
+        "qa_silence_ratio",
+    }
     assert required <= set(rows[0])
     assert len({r["clip_id"] for r in rows}) == len(rows)
     files = sorted(p.relative_to(toy_dataset).as_posix() for p in toy_dataset.rglob("*.wav"))
@@ -57,7 +76,9 @@ def test_counts_per_section_and_label_policy(toy_dataset):
     assert {r["is_anomaly"] for r in rows if r["split"] == "train"} == {"0"}
     supplemental = [r for r in rows if r["split"] == "supplemental"]
     assert Counter(r["supp_type"] for r in supplemental) == {
-        "noise": n["supplemental_each"] * 6, "machine": n["supplemental_each"] * 6}
+        "noise": n["supplemental_each"] * 6,
+        "machine": n["supplemental_each"] * 6,
+    }
     assert all(r["noise_id"] == "" for r in supplemental if r["supp_type"] == "machine")
 
 
@@ -80,23 +101,43 @@ def test_every_anomaly_kind_is_made_and_every_section_tests_both_families(toy_da
         if family == "stationary":  # a whole-clip fault spans the whole clip
             assert json.loads(row["anomaly_regions"]) == [[0.0, float(row["duration_s"])]]
     families = Counter((r["machine_type"], r["section_id"], r["anomaly_kind"]) for r in anomalies)
-    assert all(families[(m, s, f)] >= 2 for m in SMALL_TOY.machines for s in ("00", "01")
-               for f in ("transient", "stationary"))
+    assert all(
+        families[(m, s, f)] >= 2 for m in SMALL_TOY.machines for s in ("00", "01") for f in ("transient", "stationary")
+    )
     assert {r["anomaly_kind"] for r in _rows(toy_dataset) if r["label"] != "anomaly"} == {""}
 
 
 def test_an_imported_clip_knows_its_anomaly_family(toy_project):
     anomalies = toy_project.clips(label="anomaly")
     assert {c.attributes["anomaly_kind"] for c in anomalies} == {"transient", "stationary"}
-    assert all((c.attributes["anomaly_type"] in STATIONARY_KINDS) == (c.attributes["anomaly_kind"] == "stationary")
-               for c in anomalies)
+    assert all(
+        (c.attributes["anomaly_type"] in STATIONARY_KINDS) == (c.attributes["anomaly_kind"] == "stationary")
+        for c in anomalies
+    )
     assert not any("anomaly_kind" in c.attributes for c in toy_project.clips(label="normal"))
 
 
 def test_toy_anomalies_stationary_writes_the_five_whole_clip_faults(tmp_path, capsys):
     out = tmp_path / "faults"
-    assert main(["toy", str(out), "--anomalies", "stationary", "--scale", "0.01", "--duration", "1",
-                 "--sections", "1", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "toy",
+                str(out),
+                "--anomalies",
+                "stationary",
+                "--scale",
+                "0.01",
+                "--duration",
+                "1",
+                "--sections",
+                "1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     anomalies = [r for r in _rows(out) if r["label"] == "anomaly"]
     assert {r["anomaly_type"] for r in anomalies} == set(STATIONARY_KINDS)
     for machine in MACHINES:  # every machine type gets every fault
@@ -108,8 +149,27 @@ def test_toy_anomalies_stationary_writes_the_five_whole_clip_faults(tmp_path, ca
 
 def test_toy_anomalies_transient_writes_only_the_four_events(tmp_path, capsys):
     out = tmp_path / "events"
-    assert main(["toy", str(out), "--anomalies", "transient", "--scale", "0.01", "--duration", "1",
-                 "--sections", "1", "--machines", "fan", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "toy",
+                str(out),
+                "--anomalies",
+                "transient",
+                "--scale",
+                "0.01",
+                "--duration",
+                "1",
+                "--sections",
+                "1",
+                "--machines",
+                "fan",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     anomalies = [r for r in _rows(out) if r["label"] == "anomaly"]
     assert {r["anomaly_type"] for r in anomalies} == set(TRANSIENT_KINDS)
     assert {r["anomaly_kind"] for r in anomalies} == {"transient"}
@@ -135,8 +195,9 @@ def test_a_stationary_fault_changes_its_signature_yet_not_the_loudness(kind):
             assert np.corrcoef(normal, broken)[0, 1] > 0.8, (kind, machine)
             assert 20 * np.log10(rms(broken) / rms(normal)) <= 3.0, (kind, machine)
             sound = section_sound(item, config)
-            change = (signature_db(kind, broken, sound, item.speed, config.sample_rate)
-                      - signature_db(kind, normal, sound, item.speed, config.sample_rate))
+            change = signature_db(kind, broken, sound, item.speed, config.sample_rate) - signature_db(
+                kind, normal, sound, item.speed, config.sample_rate
+            )
             changes.append(change * _DIRECTION.get((kind, machine), 1.0))
         # A few dB (clogging: half a dB per octave of tilt) on the typical clip, and some on every clip of the
         # source domain (SNR 10-30 dB); in the target domain's loud noise (0-20 dB) a fault may drown.
@@ -161,7 +222,7 @@ def test_anomalies_change_the_audio_inside_their_region_not_outside():
         normal, _ = render(item.__class__(**{**item.__dict__, "anomaly": None}), config)
         inside = np.zeros(len(samples), bool)
         for start, end in regions:
-            inside[int(start * 16000):int(end * 16000)] = True
+            inside[int(start * 16000) : int(end * 16000)] = True
         changed = np.abs(samples - normal) > 1e-4
         assert changed[inside].mean() > 0.5, item.anomaly
         assert changed[~inside].mean() < 0.05, item.anomaly

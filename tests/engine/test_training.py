@@ -2,6 +2,7 @@
 keep every weight, the loss parts and per-branch gradient norms are in `history.json`, an interrupted run
 resumes at the next epoch with the optimiser steps and weights of an uninterrupted one, and a damaged
 checkpoint says so."""
+
 from __future__ import annotations
 
 import csv
@@ -38,16 +39,32 @@ def data() -> torch.Tensor:
 
 def two_parts(outputs, targets) -> dict[str, torch.Tensor]:
     reconstruction, z = outputs
-    return {"reconstruction": nn.functional.mse_loss(reconstruction, targets["input"]),
-            "latent": 0.1 * z.pow(2).mean()}
+    return {"reconstruction": nn.functional.mse_loss(reconstruction, targets["input"]), "latent": 0.1 * z.pow(2).mean()}
 
 
 def trainer(folder, epochs=3, **options) -> Trainer:
-    config = LoopConfig(epochs=epochs, patience=100, batch_size=16, weight_decay=0.1, keep_checkpoints=10,
-                        warm_up_epochs=options.pop("warm_up_epochs", 0))
+    config = LoopConfig(
+        epochs=epochs,
+        patience=100,
+        batch_size=16,
+        weight_decay=0.1,
+        keep_checkpoints=10,
+        warm_up_epochs=options.pop("warm_up_epochs", 0),
+    )
     model = TinyAE()
-    return Trainer(model, folder, config, CPU, two_parts, None, "", "sig", "tiny: ",
-                   branches={"encoder": model.encoder, "decoder": model.decoder}, **options)
+    return Trainer(
+        model,
+        folder,
+        config,
+        CPU,
+        two_parts,
+        None,
+        "",
+        "sig",
+        "tiny: ",
+        branches={"encoder": model.encoder, "decoder": model.decoder},
+        **options,
+    )
 
 
 def weights(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -60,7 +77,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def saved_branch(folder, epoch: int, branch: str) -> dict[str, torch.Tensor]:
     state = torch.load(folder / "checkpoints" / f"epoch_{epoch:03d}.pt", weights_only=True)["model"]
-    return {k[len(branch) + 1:]: v for k, v in state.items() if k.startswith(f"{branch}.")}
+    return {k[len(branch) + 1 :]: v for k, v in state.items() if k.startswith(f"{branch}.")}
 
 
 class StopAfter(Progress):
@@ -105,8 +122,14 @@ def test_loss_parts_and_gradient_norms_per_branch_are_in_history_json(tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     assert history == outcome.history and [row["epoch"] for row in history] == [1, 2, 3]
     for row in history:
-        assert {"train_loss", "loss_reconstruction", "loss_latent", "grad_norm_encoder", "grad_norm_decoder",
-                "seconds"} <= set(row)
+        assert {
+            "train_loss",
+            "loss_reconstruction",
+            "loss_latent",
+            "grad_norm_encoder",
+            "grad_norm_decoder",
+            "seconds",
+        } <= set(row)
         assert row["train_loss"] == pytest.approx(row["loss_reconstruction"] + row["loss_latent"])
         assert row["grad_norm_encoder"] > 0 and row["grad_norm_decoder"] > 0
         assert "train_accuracy" not in row  # not a classifier
@@ -119,10 +142,16 @@ def test_loss_parts_and_gradient_norms_per_branch_are_in_history_json(tmp_path):
 def test_a_classifier_gets_its_training_accuracy_and_a_one_class_model_its_loss_in_the_progress(tmp_path):
     model = _TupleOutput(nn.Linear(8, 3))
     classes = torch.arange(40) % 3
-    outcome = Trainer(model, tmp_path / "classes", LoopConfig(epochs=2, batch_size=16), CPU,
-                      lambda outputs, t: nn.functional.cross_entropy(outputs[0], t["class"]),
-                      lambda net: {"val_accuracy": 0.5}, "val_accuracy", "sig").run(data(), {"class": classes},
-                                                                                   Progress())
+    outcome = Trainer(
+        model,
+        tmp_path / "classes",
+        LoopConfig(epochs=2, batch_size=16),
+        CPU,
+        lambda outputs, t: nn.functional.cross_entropy(outputs[0], t["class"]),
+        lambda net: {"val_accuracy": 0.5},
+        "val_accuracy",
+        "sig",
+    ).run(data(), {"class": classes}, Progress())
     assert all(0 <= row["train_accuracy"] <= 1 and row["val_accuracy"] == 0.5 for row in outcome.history)
     job = RecordingProgress()
     trainer(tmp_path / "ae", epochs=2).run(data(), {"input": data()}, job)
@@ -144,8 +173,9 @@ class _TupleOutput(nn.Module):
 def test_without_validation_patience_stops_on_the_training_loss(tmp_path):
     config = LoopConfig(epochs=6, patience=1, batch_size=16, learning_rate=10.0)  # a rate that cannot settle
     model = TinyAE()
-    outcome = Trainer(model, tmp_path, config, CPU, two_parts, None, "", "sig").run(data(), {"input": data()},
-                                                                                   Progress())
+    outcome = Trainer(model, tmp_path, config, CPU, two_parts, None, "", "sig").run(
+        data(), {"input": data()}, Progress()
+    )
     losses = [row["train_loss"] for row in outcome.history]
     assert outcome.best_score == -min(losses)
     if outcome.stopped_early:
@@ -159,7 +189,8 @@ def test_an_interrupted_run_resumes_at_the_next_epoch_with_the_steps_and_weights
 
     with pytest.raises(Cancelled):
         trainer(tmp_path / "cut", epochs=4, warm_up=("encoder",), warm_up_epochs=1).run(
-            data(), {"input": data()}, StopAfter("epoch 2/4,"))
+            data(), {"input": data()}, StopAfter("epoch 2/4,")
+        )
     assert torch.load(tmp_path / "cut" / LAST, weights_only=True)["epoch"] == 2
     torch.manual_seed(123)  # whatever happened meanwhile: the checkpoint restores the random state
     again = trainer(tmp_path / "cut", epochs=4, warm_up=("encoder",), warm_up_epochs=1)
@@ -205,7 +236,8 @@ def test_an_unknown_branch_is_refused_and_the_workspace_is_per_detector_and_grou
     with pytest.raises(EarmarkError, match="no branch named latent; branches: encoder, decoder"):
         trainer(tmp_path, frozen=("latent",))
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00") == (
-        tmp_path / "training" / "dcase_ae" / detector_workspace(tmp_path, "x", "fan/section_00").name)
+        tmp_path / "training" / "dcase_ae" / detector_workspace(tmp_path, "x", "fan/section_00").name
+    )
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00").parent == tmp_path / "training" / "dcase_ae"
 
 
@@ -233,9 +265,14 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], cwd=repo,
-                             env={**os.environ, "PYTHONPATH": str(repo)}, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "epoch 2 done"
     finally:

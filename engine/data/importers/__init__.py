@@ -7,6 +7,7 @@ the fields a file's own metadata (its folders, its DCASE name, metadata.csv) lef
 a file in `anomaly/` stays an anomaly under `--label normal`. Clips already in the project are not changed
 (`earmark set` changes them).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -15,8 +16,14 @@ from pathlib import Path
 
 from engine.data.clip import SPLITS
 from engine.data.importers import dcase, emodb, esc50, folder, metadata_csv
-from engine.data.importers.base import (Candidate, ImportProblem, ImportReport, add_candidates, audio_files,
-                                        require_folder)
+from engine.data.importers.base import (
+    Candidate,
+    ImportProblem,
+    ImportReport,
+    add_candidates,
+    audio_files,
+    require_folder,
+)
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 from engine.store.project import Project
@@ -51,9 +58,15 @@ def detect_format(source: Path) -> str:
     return "folder"
 
 
-def import_source(project: Project, source: str | Path, fmt: str | None = None,
-                  progress: Progress | None = None, defaults: Mapping[str, str | None] | None = None,
-                  *, channel: int | None = None) -> ImportReport:
+def import_source(
+    project: Project,
+    source: str | Path,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+    defaults: Mapping[str, str | None] | None = None,
+    *,
+    channel: int | None = None,
+) -> ImportReport:
     """`defaults` fill fields the files' own metadata leaves empty; `channel` (0-based): read multi-channel
     files as that channel instead of the mono mix."""
     source = Path(source)
@@ -66,13 +79,18 @@ def import_source(project: Project, source: str | Path, fmt: str | None = None,
     report = ImportReport(format=fmt, source=str(source), problems=list(problems))
     if fmt in VERIFIERS:
         report.checks = VERIFIERS[fmt](candidates, problems)
-    return _adding(project, lambda: add_candidates(project, candidates, report, progress,
-                                                            channel=channel), report)
+    return _adding(project, lambda: add_candidates(project, candidates, report, progress, channel=channel), report)
 
 
-def import_files(project: Project, paths: Iterable[str | Path], progress: Progress | None = None,
-                 source: str = "files", defaults: Mapping[str, str | None] | None = None, *,
-                 channel: int | None = None) -> ImportReport:
+def import_files(
+    project: Project,
+    paths: Iterable[str | Path],
+    progress: Progress | None = None,
+    source: str = "files",
+    defaults: Mapping[str, str | None] | None = None,
+    *,
+    channel: int | None = None,
+) -> ImportReport:
     """Add single files. `source` is recorded with each clip: "inbox" for files dropped on the window;
     `channel` (0-based) reads multi-channel files as that channel instead of the mono mix."""
     paths = list(paths)
@@ -80,8 +98,9 @@ def import_files(project: Project, paths: Iterable[str | Path], progress: Progre
     candidates, problems = folder.collect_files(paths)
     candidates = fill_defaults(candidates, columns)
     report = ImportReport(format="files", source=f"{len(paths)} file(s)", problems=list(problems))
-    return _adding(project, lambda: add_candidates(project, candidates, report, progress, source,
-                                                            channel=channel), report)
+    return _adding(
+        project, lambda: add_candidates(project, candidates, report, progress, source, channel=channel), report
+    )
 
 
 def _adding(project: Project, add: Callable[[], ImportReport], report: ImportReport) -> ImportReport:

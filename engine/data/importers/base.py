@@ -6,6 +6,7 @@ metadata. `add_candidates` then checksums each file, skips what the project alre
 measures the rest, and writes them in transactions of a few hundred clips; a bad file becomes a problem in
 the report and the batch goes on.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,10 @@ class ImportReport:
     flagged: dict[str, list[str]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
-               f"{self.already_present} already in the project; {len(self.problems)} problem(s)."]
+        out = [
+            f"Imported {self.added} clip(s) from {self.source} ({self.format}); "
+            f"{self.already_present} already in the project; {len(self.problems)} problem(s)."
+        ]
         if self.repointed:
             out[0] += f" {self.repointed} moved clip(s) re-pointed."
         out += [f"  {line}" for line in self.checks]
@@ -87,9 +90,14 @@ def _names(names: list[str], most: int = 10) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def add_candidates(project: Project, candidates: list[Candidate], report: ImportReport,
-                   progress: Progress | None = None, source: str | None = None,
-                   channel: int | None = None) -> ImportReport:
+def add_candidates(
+    project: Project,
+    candidates: list[Candidate],
+    report: ImportReport,
+    progress: Progress | None = None,
+    source: str | None = None,
+    channel: int | None = None,
+) -> ImportReport:
     """Check, measure and write candidates into the project; fills in `report` and returns it. `source`
     (default: the report's format) is recorded with each clip; files dropped on the window say "inbox".
     `channel` (0-based) reads each multi-channel file as that channel instead of the mono mix.
@@ -160,8 +168,7 @@ def _write(project: Project, pending: list[Clip], source: str, report: ImportRep
     if added < len(pending):
         report.already_present += len(pending) - added
         holders = project.held_checksums(clip.checksum for clip in pending)
-        renamed = {clip.clip_id: holders[clip.checksum] for clip in pending
-                   if holders[clip.checksum] != clip.clip_id}
+        renamed = {clip.clip_id: holders[clip.checksum] for clip in pending if holders[clip.checksum] != clip.clip_id}
         report.clip_ids = [renamed.get(clip_id, clip_id) for clip_id in report.clip_ids]
 
 
@@ -186,20 +193,35 @@ def _inspect(candidate: Candidate, known: frozenset[str]):
     return checksum, info, qa, stamp
 
 
-def _clip(candidate: Candidate, clip_id: str, checksum: str, info, qa, stamp: FileStamp,
-          channel: int | None = None) -> Clip:
+def _clip(
+    candidate: Candidate, clip_id: str, checksum: str, info, qa, stamp: FileStamp, channel: int | None = None
+) -> Clip:
     if channel is not None and info.channels == 1:
         channel = None  # a mono file has only the one channel: nothing to choose
     elif channel is not None and channel >= info.channels:
         raise ValueError(f"has {info.channels} channel(s); channel {channel + 1} does not exist")
     duration = info.duration_s
     regions = [(max(0.0, s), min(duration, e)) for s, e in candidate.anomaly_regions]
-    return Clip(clip_id=clip_id, path=str(candidate.path.resolve()), sample_rate=info.sample_rate,
-                duration_s=duration, machine_type=candidate.machine_type, section_id=candidate.section_id,
-                domain=candidate.domain, split=candidate.split, label=candidate.label,
-                attributes=candidate.attributes, anomaly_regions=tuple((s, e) for s, e in regions if e > s),
-                qa=qa, checksum=checksum, channels=info.channels, format=info.format_name, channel=channel,
-                file_size=stamp.size, file_mtime=stamp.mtime)
+    return Clip(
+        clip_id=clip_id,
+        path=str(candidate.path.resolve()),
+        sample_rate=info.sample_rate,
+        duration_s=duration,
+        machine_type=candidate.machine_type,
+        section_id=candidate.section_id,
+        domain=candidate.domain,
+        split=candidate.split,
+        label=candidate.label,
+        attributes=candidate.attributes,
+        anomaly_regions=tuple((s, e) for s, e in regions if e > s),
+        qa=qa,
+        checksum=checksum,
+        channels=info.channels,
+        format=info.format_name,
+        channel=channel,
+        file_size=stamp.size,
+        file_mtime=stamp.mtime,
+    )
 
 
 def audio_files(root: Path) -> Iterator[Path]:
@@ -219,7 +241,7 @@ def normalise_section(value: str | int | None) -> str | None:
     if not text:
         return None
     if text.lower().startswith("section_"):
-        text = text[len("section_"):]
+        text = text[len("section_") :]
     return f"{int(text):02d}" if text.isdigit() else text
 
 
@@ -236,6 +258,6 @@ def require_folder(source: Path) -> None:
     if not source.exists():
         raise EarmarkError(f"{source} does not exist")
     if not source.is_dir():
-        raise EarmarkError(f"{source} is a file, not a folder; import single files with "
-                           "`earmark import PROJECT FILE ...`")
-
+        raise EarmarkError(
+            f"{source} is a file, not a folder; import single files with `earmark import PROJECT FILE ...`"
+        )

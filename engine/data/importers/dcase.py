@@ -8,6 +8,7 @@ Attribute files (`attributes_00.csv`: file_name, d1p, d1v, d2p, d2v, ...) and th
 files (`ground_truth_<machine>_section_<id>_test.csv` in `ground_truth_data/`, `ground_truth_domain/` and
 `ground_truth_attributes/`) anywhere below the source fill in what the names leave out.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,7 @@ def parse_name(stem: str) -> ParsedName | None:
     """Metadata from a DCASE file name (without extension), or None if the name is not in a DCASE style."""
     legacy = _LEGACY.match(stem)
     if legacy:
-        return ParsedName(section_id=normalise_section(legacy["section"]), label=legacy["label"],
-                          index=legacy["index"])
+        return ParsedName(section_id=normalise_section(legacy["section"]), label=legacy["label"], index=legacy["index"])
     modern = _MODERN.match(stem)
     if not modern:
         return None
@@ -73,22 +73,38 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
     for path in audio_files(source):
         split_dir, machine_dir = path.parent, path.parent.parent
         if split_dir.name not in SPLITS:
-            problems.append(ImportProblem(str(path), "not inside a <machine>/train, /test or /supplemental "
-                                                     "folder, as a DCASE layout has it"))
+            problems.append(
+                ImportProblem(
+                    str(path), "not inside a <machine>/train, /test or /supplemental folder, as a DCASE layout has it"
+                )
+            )
             continue
         parsed = parse_name(path.stem)
         if parsed is None:
-            problems.append(ImportProblem(str(path), "the name is not in a DCASE style "
-                                                     "(section_00_source_train_normal_0001_... or "
-                                                     "normal_id_00_00000001)"))
+            problems.append(
+                ImportProblem(
+                    str(path),
+                    "the name is not in a DCASE style "
+                    "(section_00_source_train_normal_0001_... or "
+                    "normal_id_00_00000001)",
+                )
+            )
             continue
         machine = machine_dir.name
         known = truth.get((machine, path.name), {})
         attrs = {**parsed.attributes, **attributes.get((machine, path.name), {}), **known.get("attributes", {})}
-        candidates.append(Candidate(
-            path=path, clip_id=f"{machine}/{split_dir.name}/{path.stem}", machine_type=machine,
-            section_id=parsed.section_id, domain=parsed.domain or known.get("domain"), split=split_dir.name,
-            label=parsed.label or known.get("label"), attributes=attrs))
+        candidates.append(
+            Candidate(
+                path=path,
+                clip_id=f"{machine}/{split_dir.name}/{path.stem}",
+                machine_type=machine,
+                section_id=parsed.section_id,
+                domain=parsed.domain or known.get("domain"),
+                split=split_dir.name,
+                label=parsed.label or known.get("label"),
+                attributes=attrs,
+            )
+        )
     return candidates, problems
 
 

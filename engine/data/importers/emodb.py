@@ -5,6 +5,7 @@ The emotion becomes the clip's class (`attributes["class"]`); the speaker is kep
 so a split can keep each speaker on one side. The file names are the metadata: a file whose name does not
 follow the pattern is listed in the report and left out, and the report counts the files per emotion.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,7 @@ from pathlib import Path
 from engine.data.importers.base import Candidate, ImportProblem, audio_files, require_folder
 
 #: The sixth character of an EmoDB file name (German initials).
-EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
-            "N": "neutral"}
+EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
 NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[A-Z])(?P<version>[a-z])$")
 
 
@@ -31,8 +31,12 @@ def _parse(stem: str) -> dict[str, str] | None:
     match = NAME.match(stem)
     if match is None or match["emotion"] not in EMOTIONS:
         return None
-    return {"class": EMOTIONS[match["emotion"]], "speaker": match["speaker"], "text": match["text"],
-            "version": match["version"]}
+    return {
+        "class": EMOTIONS[match["emotion"]],
+        "speaker": match["speaker"],
+        "text": match["text"],
+        "version": match["version"],
+    }
 
 
 def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
@@ -42,9 +46,12 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
     for path in audio_files(root):
         attributes = _parse(path.stem)
         if attributes is None:
-            problems.append(ImportProblem(str(path.relative_to(source)),
-                                          "not an EmoDB name (SSTTTEV.wav, emotion one of "
-                                          f"{''.join(EMOTIONS)} as the sixth character)"))
+            problems.append(
+                ImportProblem(
+                    str(path.relative_to(source)),
+                    f"not an EmoDB name (SSTTTEV.wav, emotion one of {''.join(EMOTIONS)} as the sixth character)",
+                )
+            )
             continue
         candidates.append(Candidate(path=path, clip_id=path.stem, attributes=attributes))
     return candidates, problems
@@ -54,5 +61,7 @@ def verification(candidates: list[Candidate], problems: list[ImportProblem]) -> 
     counts = Counter(c.attributes["class"] for c in candidates)
     speakers = {c.attributes["speaker"] for c in candidates}
     per_class = ", ".join(f"{name} {counts[name]}" for name in sorted(counts))
-    return [f"EmoDB check: {len(candidates) + len(problems)} audio file(s), {len(candidates)} with an EmoDB "
-            f"name, {len(problems)} without; {len(speakers)} speaker(s); {per_class or 'no emotions'}"]
+    return [
+        f"EmoDB check: {len(candidates) + len(problems)} audio file(s), {len(candidates)} with an EmoDB "
+        f"name, {len(problems)} without; {len(speakers)} speaker(s); {per_class or 'no emotions'}"
+    ]

@@ -5,6 +5,7 @@ so the sound classifier can use the data set's own five folds as its split. Befo
 metadata is checked against the files on disk: rows whose file is missing and files no row names are listed
 in the report (the data set's own check: 2000 rows, 2000 files).
 """
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,11 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
                 if name not in on_disk:
                     problems.append(ImportProblem(where, f"{name}: {NO_FILE}"))
                     continue
-                attributes = {key: (value or "").strip() for key, value in row.items()
-                              if key and key != "filename" and (value or "").strip()}
+                attributes = {
+                    key: (value or "").strip()
+                    for key, value in row.items()
+                    if key and key != "filename" and (value or "").strip()
+                }
                 attributes["class"] = attributes.pop("category", "")
                 candidates.append(Candidate(path=on_disk[name], clip_id=Path(name).stem, attributes=attributes))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -65,6 +69,8 @@ def verification(candidates: list[Candidate], problems: list[ImportProblem]) -> 
     missing = sum(1 for p in problems if p.reason.endswith(NO_FILE))
     classes = {c.attributes.get("class") for c in candidates}
     folds = {c.attributes.get("fold") for c in candidates}
-    return [f"ESC-50 check: {len(candidates) + missing} metadata row(s), {len(candidates) + unlisted} audio "
-            f"file(s); {len(candidates)} match, {missing} row(s) without a file, {unlisted} file(s) without a row; "
-            f"{len(classes)} class(es), {len(folds)} fold(s)"]
+    return [
+        f"ESC-50 check: {len(candidates) + missing} metadata row(s), {len(candidates) + unlisted} audio "
+        f"file(s); {len(candidates)} match, {missing} row(s) without a file, {unlisted} file(s) without a row; "
+        f"{len(classes)} class(es), {len(folds)} fold(s)"
+    ]

@@ -13,17 +13,23 @@ matter; where two folders say the same thing, the one nearer the file wins):
 Files directly in the source folder, and dropped files, come in with none of these; the import's defaults
 (`earmark import --machine ... --split ...`) fill what the folders left empty.
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.importers.base import (Candidate, ImportProblem, audio_files, label_from_name, normalise_section,
-                                        require_folder)
+from engine.data.importers.base import (
+    Candidate,
+    ImportProblem,
+    audio_files,
+    label_from_name,
+    normalise_section,
+    require_folder,
+)
 
-SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
-               "supplemental": "supplemental"}
+SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test", "supplemental": "supplemental"}
 DOMAIN_NAMES = {"source": "source", "target": "target"}
 SECTION_NAME = re.compile(r"^section[ _-]?([A-Za-z0-9]+)$", re.IGNORECASE)
 
@@ -37,8 +43,9 @@ def collect(source: Path) -> tuple[list[Candidate], list[ImportProblem]]:
         if len(relative.parts) > 1:
             attributes["class"] = relative.parts[0]
         fields = fields_from_folders(relative.parts[:-1])
-        candidates.append(Candidate(path=path, clip_id=relative.with_suffix("").as_posix(),
-                                    attributes=attributes, **fields))
+        candidates.append(
+            Candidate(path=path, clip_id=relative.with_suffix("").as_posix(), attributes=attributes, **fields)
+        )
     return candidates, []
 
 

@@ -6,6 +6,7 @@ This is the contract the synthetic generator writes (and any site can fill in by
 non-empty column (speed_level, noise_id, snr_db, ...) becomes an attribute. QA columns are measured again
 from the audio rather than trusted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,19 @@ from engine.errors import EarmarkError
 
 METADATA_NAME = "metadata.csv"
 _PATH_COLUMNS = ("relative_path", "path", "file", "filename")
-_FIELDS = {"clip_id", "machine_type", "section_id", "domain", "split", "label", "is_anomaly", "anomaly_regions",
-           "sample_rate", "duration_s", *_PATH_COLUMNS}
+_FIELDS = {
+    "clip_id",
+    "machine_type",
+    "section_id",
+    "domain",
+    "split",
+    "label",
+    "is_anomaly",
+    "anomaly_regions",
+    "sample_rate",
+    "duration_s",
+    *_PATH_COLUMNS,
+}
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 #: anomaly_regions is a list of [start_s, end_s] pairs: two deep.
@@ -74,11 +86,22 @@ def _candidate(root: Path, row: dict[str, str | None], path_column: str) -> Cand
     elif flag and (label == "anomaly") != (flag in _TRUE):
         raise ValueError(f"label {label!r} contradicts is_anomaly {flag!r}")
     regions = _regions(value("anomaly_regions"))
-    attributes = {key: text.strip() for key, text in row.items()
-                  if key and key not in _FIELDS and not key.startswith("qa_") and text and text.strip()}
-    return Candidate(path=path, clip_id=value("clip_id") or Path(relative).with_suffix("").as_posix(),
-                     machine_type=value("machine_type"), section_id=normalise_section(value("section_id")),
-                     domain=domain, split=split, label=label, attributes=attributes, anomaly_regions=regions)
+    attributes = {
+        key: text.strip()
+        for key, text in row.items()
+        if key and key not in _FIELDS and not key.startswith("qa_") and text and text.strip()
+    }
+    return Candidate(
+        path=path,
+        clip_id=value("clip_id") or Path(relative).with_suffix("").as_posix(),
+        machine_type=value("machine_type"),
+        section_id=normalise_section(value("section_id")),
+        domain=domain,
+        split=split,
+        label=label,
+        attributes=attributes,
+        anomaly_regions=regions,
+    )
 
 
 def _regions(text: str | None) -> list[tuple[float, float]]:
@@ -87,8 +110,10 @@ def _regions(text: str | None) -> list[tuple[float, float]]:
     shown = text if len(text) <= 80 else f"{text[:60]}...({len(text)} characters)"
     depth = json_depth(text)  # counted before parsing: a deep cell would exhaust the parser's stack
     if depth > REGIONS_DEPTH:
-        raise ValueError(f"anomaly_regions {shown!r} nests lists {depth} deep; it must be a JSON list of "
-                         "[start_s, end_s] pairs (2 deep)")
+        raise ValueError(
+            f"anomaly_regions {shown!r} nests lists {depth} deep; it must be a JSON list of "
+            "[start_s, end_s] pairs (2 deep)"
+        )
     try:
         data = json.loads(text)
         regions = [(float(start), float(end)) for start, end in data]

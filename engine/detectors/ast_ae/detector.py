@@ -2,6 +2,7 @@
 a small from-scratch) AST encodes the filter bank into patch tokens, their mean is the latent z, a decoder
 rebuilds the log-mel patches; the score is S = 0.7 M(z) + 0.3 E. See README.md in this folder for the
 method, its settings and its figures."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,16 @@ SCORED_AT_ONCE = 16
 #: Training-normal frame scores kept for re-learning the frame threshold.
 _KEPT_FRAMES = 20000
 #: Settings that change only how a trained network scores: a resumed training may differ in them.
-_SCORING_ONLY = {"threshold_quantile", "frame_quantile", "merge_gap_s", "min_region_s", "latent_weight",
-                 "reconstruction_weight", "domain_min_clips", "epochs"}
+_SCORING_ONLY = {
+    "threshold_quantile",
+    "frame_quantile",
+    "merge_gap_s",
+    "min_region_s",
+    "latent_weight",
+    "reconstruction_weight",
+    "domain_min_clips",
+    "epochs",
+}
 
 
 @dataclass
@@ -84,11 +93,13 @@ class AstAEConfig(DetectorConfig):
         if self.freeze not in ("", *BRANCHES):
             raise EarmarkError(f"ast_ae: freeze must be one of {', '.join(BRANCHES)} (or empty), not {self.freeze!r}")
         if self.epochs < 1 or self.batch_size < 2 or self.warm_up_epochs < 0 or self.learning_rate < 0:
-            raise EarmarkError("ast_ae: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 "
-                               "are required")
+            raise EarmarkError(
+                "ast_ae: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 are required"
+            )
         if self.hidden_size % max(self.heads, 1) or min(self.layers, self.heads, self.bottleneck) < 1:
-            raise EarmarkError("ast_ae: layers, heads and bottleneck must be at least 1, and hidden_size a "
-                               "multiple of heads")
+            raise EarmarkError(
+                "ast_ae: layers, heads and bottleneck must be at least 1, and hidden_size a multiple of heads"
+            )
         if self.window_frames < 16 or not 1 <= self.stride <= 16:
             raise EarmarkError("ast_ae: window_frames must be at least 16 (one patch) and stride 1 to 16")
         if not 0.0 < self.held_out_fraction < 1.0 or min(self.latent_weight, self.reconstruction_weight) < 0:
@@ -184,16 +195,20 @@ class AstAEDetector(Detector):
             elif location is not None:
                 encoder = load_ast_model(location)
                 if encoder.config.num_mel_bins != N_MELS:
-                    raise EarmarkError(f"ast_ae: the AST at {location} expects {encoder.config.num_mel_bins} mel "
-                                       f"bins; Earmark feeds {N_MELS}. Use the published AST weights or "
-                                       "`--set encoder=scratch`")
+                    raise EarmarkError(
+                        f"ast_ae: the AST at {location} expects {encoder.config.num_mel_bins} mel "
+                        f"bins; Earmark feeds {N_MELS}. Use the published AST weights or "
+                        "`--set encoder=scratch`"
+                    )
             else:
-                encoder = ASTModel(scratch_config(config.hidden_size, config.layers, config.heads,
-                                                  config.window_frames, config.stride))
+                encoder = ASTModel(
+                    scratch_config(config.hidden_size, config.layers, config.heads, config.window_frames, config.stride)
+                )
             model = AstAutoEncoder(encoder, config.bottleneck, config.decoder_width)
         if ast_config is None:  # a new network: say where it started (a loaded one's model.json says it)
-            self.info.update(encoder="scratch" if location is None else "pretrained",
-                             ast_config=encoder.config.to_diff_dict())
+            self.info.update(
+                encoder="scratch" if location is None else "pretrained", ast_config=encoder.config.to_diff_dict()
+            )
             self.info.pop("weights", None)
             if location is not None:
                 self.info["weights"] = location
@@ -216,8 +231,9 @@ class AstAEDetector(Detector):
             fbank = ast_fbank(torch.from_numpy(np.asarray(audio, dtype=np.float32)))
             if len(fbank) < model.patch:
                 need = math.ceil(100 * ((model.patch - 1) * FRAME_SHIFT_S + FRAME_LENGTH_S)) / 100  # one patch
-                progress.problem(f"{clip.clip_id}: skipped, too short for ast_ae: {clip.duration_s:.2f} s, needs "
-                                 f"{need:.2f} s")
+                progress.problem(
+                    f"{clip.clip_id}: skipped, too short for ast_ae: {clip.duration_s:.2f} s, needs {need:.2f} s"
+                )
                 continue
             found[clip.clip_id] = windows_of(fbank, model.window_frames, model.patch)
         return found
@@ -227,12 +243,17 @@ class AstAEDetector(Detector):
         windows = self._windows(normals, progress.child("", span=(0.0, 0.05)))
         normals = [c for c in normals if c.clip_id in windows]
         if not normals:
-            raise EarmarkError("ast_ae: none of the training clips could be read or is long enough; check them "
-                               "with `earmark info`")
+            raise EarmarkError(
+                "ast_ae: none of the training clips could be read or is long enough; check them with `earmark info`"
+            )
         held: list[Clip] = []
         if len(normals) >= 2:
-            folds = held_out_folds(len(normals), max(2, round(1 / self.config.held_out_fraction)), self.config.seed,
-                                   [c.domain or "source" for c in normals])
+            folds = held_out_folds(
+                len(normals),
+                max(2, round(1 / self.config.held_out_fraction)),
+                self.config.seed,
+                [c.domain or "source" for c in normals],
+            )
             held = [normals[i] for i in folds[0]]
         trained = [c for c in normals if c not in held]
         self._train(trained, windows, progress.child("", span=(0.05, 0.95)))
@@ -264,8 +285,9 @@ class AstAEDetector(Detector):
     def _signature(self, clips: Sequence[Clip]) -> str:
         """The training data and the settings that shape training: a checkpoint of others is not resumed."""
         settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _SCORING_ONLY}
-        text = json.dumps([settings, self.info.get("weights"), [(c.clip_id, c.checksum) for c in clips]],
-                          sort_keys=True, default=str)
+        text = json.dumps(
+            [settings, self.info.get("weights"), [(c.clip_id, c.checksum) for c in clips]], sort_keys=True, default=str
+        )
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _train(self, clips: list[Clip], windows: dict, progress: Progress) -> None:
@@ -275,23 +297,43 @@ class AstAEDetector(Detector):
         model = self.network()
         data = torch.cat([windows[c.clip_id][0] for c in clips])
         rate = config.learning_rate or (5e-5 if self.info.get("encoder") == "pretrained" else 5e-4)
-        loop = LoopConfig(epochs=config.epochs, patience=config.epochs + 1, batch_size=config.batch_size,
-                          learning_rate=rate, seed=config.seed, warm_up_epochs=config.warm_up_epochs)
+        loop = LoopConfig(
+            epochs=config.epochs,
+            patience=config.epochs + 1,
+            batch_size=config.batch_size,
+            learning_rate=rate,
+            seed=config.seed,
+            warm_up_epochs=config.warm_up_epochs,
+        )
         with tempfile.TemporaryDirectory(prefix="earmark-ast_ae-") as scratch:
             folder = Path(self.training_folder) if self.training_folder is not None else Path(scratch)
             if not self.resume and self.training_folder is not None and folder.exists():
                 shutil.rmtree(folder)  # a fresh fit: nothing of an earlier one may be taken up
-            trainer = Trainer(model, folder, loop, self.device, self._loss, None, "", self._signature(clips),
-                              label="ast_ae: ", branches=self.branches(),
-                              frozen=(config.freeze,) if config.freeze else (),
-                              warm_up=("encoder",) if config.warm_up_epochs else (),
-                              durable=self.training_folder is not None)
+            trainer = Trainer(
+                model,
+                folder,
+                loop,
+                self.device,
+                self._loss,
+                None,
+                "",
+                self._signature(clips),
+                label="ast_ae: ",
+                branches=self.branches(),
+                frozen=(config.freeze,) if config.freeze else (),
+                warm_up=("encoder",) if config.warm_up_epochs else (),
+                durable=self.training_folder is not None,
+            )
             outcome = trainer.finished(restore=True) if self.resume else None  # trained to the end, then killed
             if outcome is None:
                 outcome = trainer.run(data, {}, progress, resume=self.resume and trainer.has_checkpoint())
         self.history = outcome.history
-        self.info.update(epochs_trained=outcome.last_epoch, steps=outcome.steps, resumed_from=outcome.resumed_from,
-                         final_loss=outcome.history[-1]["train_loss"] if outcome.history else None)
+        self.info.update(
+            epochs_trained=outcome.last_epoch,
+            steps=outcome.steps,
+            resumed_from=outcome.resumed_from,
+            final_loss=outcome.history[-1]["train_loss"] if outcome.history else None,
+        )
         model.eval()
 
     def _loss(self, out: Forward, targets: dict) -> dict[str, torch.Tensor]:
@@ -312,8 +354,9 @@ class AstAEDetector(Detector):
         new = [self._score(results[c.clip_id], "target") for c in clips]
         for clip in clips:
             self.latent.add("target", results[clip.clip_id].z)
-        earlier = self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(
-            len(self.held_out_scores))
+        earlier = (
+            self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(self.held_out_scores))
+        )
         self.held_out_ids = None if earlier is None else earlier + [c.clip_id for c in clips]
         self.held_out_scores = np.concatenate([self.held_out_scores, new])
         # The frame threshold stays as fitting learnt it
@@ -331,20 +374,31 @@ class AstAEDetector(Detector):
         detections = []
         for start in range(0, len(clips), SCORED_AT_ONCE):  # a few clips at a time: long recordings are large
             progress.update(start, len(clips), f"ast_ae: {len(detections)} clips scored")
-            batch = clips[start:start + SCORED_AT_ONCE]
+            batch = clips[start : start + SCORED_AT_ONCE]
             windows = self._windows(batch, progress.child(""))
             results = self._results([c for c in batch if c.clip_id in windows], windows)
             for clip in (c for c in batch if c.clip_id in results):
                 result = results[clip.clip_id]
-                detections.append(Detection(
-                    clip.clip_id, self._score(result, clip.domain), False, result.lane,
-                    result.time_spans_s.mean(axis=1), anomaly_map=result.map, map_freq_spans_hz=result.freq_spans_hz,
-                    map_time_spans_s=result.time_spans_s))
+                detections.append(
+                    Detection(
+                        clip.clip_id,
+                        self._score(result, clip.domain),
+                        False,
+                        result.lane,
+                        result.time_spans_s.mean(axis=1),
+                        anomaly_map=result.map,
+                        map_freq_spans_hz=result.freq_spans_hz,
+                        map_time_spans_s=result.time_spans_s,
+                    )
+                )
         progress.update(len(clips), len(clips), f"ast_ae: {len(detections)} clips scored")
         return detections
 
-    def frame_reconstruction_errors(self, clips: Sequence[Clip], progress: Progress | None = None,
-                                    ) -> dict[str, np.ndarray]:
+    def frame_reconstruction_errors(
+        self,
+        clips: Sequence[Clip],
+        progress: Progress | None = None,
+    ) -> dict[str, np.ndarray]:
         """Per readable clip, the raw mean squared reconstruction error of each 10 ms frame that a patch covers
         (for `earmark debug recon`)."""
         self._require_fitted()

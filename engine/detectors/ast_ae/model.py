@@ -8,6 +8,7 @@ A window is the AST's input [W, 128] plus one more column that says which frames
 padding (0), so the validity of every patch travels with the window through batching: a patch counts only
 when its last frame is real. `windows_of` cuts a clip's filter bank into such windows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,9 +40,17 @@ def scratch_config(hidden_size: int, layers: int, heads: int, window_frames: int
     and frames over windows of `window_frames` frames (the published AST: 12 x 768, stride 10, 1024 frames)."""
     from transformers import ASTConfig
 
-    return ASTConfig(hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=4 * hidden_size, max_length=window_frames, num_mel_bins=kaldi.N_MELS,
-                     patch_size=16, frequency_stride=stride, time_stride=stride)
+    return ASTConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden_size,
+        max_length=window_frames,
+        num_mel_bins=kaldi.N_MELS,
+        patch_size=16,
+        frequency_stride=stride,
+        time_stride=stride,
+    )
 
 
 def grid_shape(config) -> tuple[int, int]:
@@ -80,7 +89,7 @@ class AstAutoEncoder(nn.Module):
         self.patch = config.patch_size
         self.strides = (config.frequency_stride, config.time_stride)
         self.window_frames = config.max_length
-        self.decoder = PatchDecoder(config.hidden_size, self.rows, self.patch ** 2, bottleneck, width)
+        self.decoder = PatchDecoder(config.hidden_size, self.rows, self.patch**2, bottleneck, width)
 
     def forward(self, windows: torch.Tensor) -> Forward:
         """`windows` [B, W, 128 + 1] (normalised filter bank, then the frame validity column)."""
@@ -109,9 +118,9 @@ def windows_of(fbank: torch.Tensor, window_frames: int, patch: int) -> tuple[tor
     starts = [s for s in range(0, max(1, count), window_frames) if s == 0 or count - s >= patch]
     windows = []
     for start in starts:
-        piece = fbank[start:start + window_frames]
+        piece = fbank[start : start + window_frames]
         padded = nn.functional.pad(piece, (0, 0, 0, window_frames - len(piece)))
         real = torch.zeros(window_frames, 1)
-        real[:len(piece)] = 1.0
+        real[: len(piece)] = 1.0
         windows.append(torch.cat([(padded - MEAN) / (2 * STD), real], dim=1))
     return torch.stack(windows), torch.tensor(starts)

@@ -1,10 +1,11 @@
 """What `ast_ae` reads from its trained network: per clip the latents of its windows, its reconstruction
 error and the per-patch error map on the AST grid; the latent statistics that whiten z per domain; the
 robust scale of the reconstruction error; and per-frame errors for `earmark debug recon`."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,7 @@ def _run(model: AstAutoEncoder, windows: torch.Tensor, batch: int) -> list[Forwa
     with torch.inference_mode():
         for start in range(0, len(windows), batch):
             with autocast(device):
-                found.append(model(windows[start:start + batch].to(device)))
+                found.append(model(windows[start : start + batch].to(device)))
     return found
 
 
@@ -84,8 +85,11 @@ def clip_results(model: AstAutoEncoder, clips: Sequence[Clip], windows: dict, ba
             grid_parts.append(errors[index].reshape(rows, -1)[:, :columns])
             spans.append(kaldi.column_spans_s(columns, patch, t_stride, start))
         results[clip.clip_id] = ClipResult(
-            z[first:last], np.ascontiguousarray(np.concatenate(grid_parts, axis=1), dtype=np.float32),
-            kaldi.row_spans_hz(rows, patch, f_stride), np.concatenate(spans).astype(np.float32))
+            z[first:last],
+            np.ascontiguousarray(np.concatenate(grid_parts, axis=1), dtype=np.float32),
+            kaldi.row_spans_hz(rows, patch, f_stride),
+            np.concatenate(spans).astype(np.float32),
+        )
         first = last
     return results
 
@@ -140,12 +144,12 @@ class LatentStats:
             entry[0] += 1
             entry[1] += len(z)
             entry[2] = entry[2] + z.sum(axis=0)
-            entry[3] = entry[3] + (z ** 2).sum(axis=0)
+            entry[3] = entry[3] + (z**2).sum(axis=0)
 
     def _moments(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         _, windows, total, squares = self.stats[key]
         mean = total / windows
-        return mean, np.maximum(squares / windows - mean ** 2, 0.0)
+        return mean, np.maximum(squares / windows - mean**2, 0.0)
 
     def distance(self, z: np.ndarray, domain: str | None, min_clips: int) -> np.ndarray:
         """[n] M(z) of each window: the L2 norm of (z - mean) / std per dimension, with the statistics of the
@@ -169,8 +173,12 @@ class LatentStats:
         for key in ("all", *DOMAINS):
             if f"latent.{key}.counts" in state:
                 clips, windows = (int(v) for v in state[f"latent.{key}.counts"])
-                stats.stats[key] = [clips, windows, state[f"latent.{key}.sum"].double().numpy(),
-                                    state[f"latent.{key}.squares"].double().numpy()]
+                stats.stats[key] = [
+                    clips,
+                    windows,
+                    state[f"latent.{key}.sum"].double().numpy(),
+                    state[f"latent.{key}.squares"].double().numpy(),
+                ]
         if "all" not in stats.stats:
             raise KeyError("latent.all")
         return stats

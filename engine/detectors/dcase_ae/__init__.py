@@ -1,4 +1,5 @@
 """The DCASE Task 2 baseline auto-encoder (`dcase_ae`)."""
+
 from engine.detectors.dcase_ae.detector import DcaseAEConfig, DcaseAEDetector
 
 __all__ = ["DcaseAEConfig", "DcaseAEDetector"]

@@ -5,6 +5,7 @@ The network trains through `engine.training.Trainer` (branches "encoder" and "de
 "reconstruction"), in `training_folder` when `runs.fit` gives one (so a cancelled fit resumes there), else
 in a temporary folder removed afterwards. Each network of a fit trains in its own subfolder: `network` (the
 one kept) and, for a cross-fitted group, `fold_1` ... `fold_<folds>`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -74,8 +75,9 @@ class DcaseAEConfig(DetectorConfig):
         if self.mode not in MODES:
             raise EarmarkError(f"dcase_ae: mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.freeze not in ("", *BRANCHES):
-            raise EarmarkError(f"dcase_ae: freeze names a branch, {' or '.join(BRANCHES)} (or nothing), not "
-                               f"{self.freeze!r}")
+            raise EarmarkError(
+                f"dcase_ae: freeze names a branch, {' or '.join(BRANCHES)} (or nothing), not {self.freeze!r}"
+            )
         if self.warm_up_epochs < 0:
             raise EarmarkError(f"dcase_ae: warm_up_epochs must be 0 or more, not {self.warm_up_epochs}")
         if self.epochs < 1 or self.batch_size < 2 or self.frames < 1:
@@ -102,8 +104,10 @@ class DcaseAEDetector(Detector):
             torch.manual_seed(self.config.seed)
             self.model = AENet(dim).to(self.device)
         # Residual statistics per domain (count, sum, sum of outer products), so enrolling adds to them.
-        self.stats = {domain: [0.0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)]
-                      for domain in ("source", "target")}
+        self.stats = {
+            domain: [0.0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)]
+            for domain in ("source", "target")
+        }
         self.precisions: dict[str, torch.Tensor] = {}
         self._roots: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # domain -> (precision, its square root)
         # Per scoring mode, (clip scores, frame scores) of training normals the network did not train on.
@@ -121,15 +125,18 @@ class DcaseAEDetector(Detector):
         vectors = self._vectors(normals, progress)
         normals = [c for c in normals if c.clip_id in vectors and len(vectors[c.clip_id])]
         if not normals:
-            raise EarmarkError("dcase_ae: none of the training clips could be read or is long enough "
-                               f"({self.config.frames} frames); check them with `earmark info`")
+            raise EarmarkError(
+                "dcase_ae: none of the training clips could be read or is long enough "
+                f"({self.config.frames} frames); check them with `earmark info`"
+            )
         with self._workspace() as folder:
             self._fit_networks(normals, vectors, folder, progress)
         self.info["held_out"] = len(self.held_out[self.config.mode][0])
         return self._held_out_training()
 
-    def _fit_networks(self, normals: list[Clip], vectors: dict[str, torch.Tensor], folder: Path,
-                      progress: Progress) -> None:
+    def _fit_networks(
+        self, normals: list[Clip], vectors: dict[str, torch.Tensor], folder: Path, progress: Progress
+    ) -> None:
         config = self.config
         domains = [c.domain or "source" for c in normals]
         if len(normals) >= config.cross_fit_below:  # one fold held out of the network kept: no extra training
@@ -144,12 +151,17 @@ class DcaseAEDetector(Detector):
             for index, fold in enumerate(folds):
                 model = DcaseAEDetector(config, cache=self.cache, device=self.device)
                 model.training_folder, model.resume = self.training_folder, self.resume
-                model._fit_on([c for i, c in enumerate(normals) if i not in set(fold)], vectors,
-                              progress.child(f"threshold fold {index + 1}/{len(folds)}: "),
-                              folder / f"fold_{index + 1}")
+                model._fit_on(
+                    [c for i, c in enumerate(normals) if i not in set(fold)],
+                    vectors,
+                    progress.child(f"threshold fold {index + 1}/{len(folds)}: "),
+                    folder / f"fold_{index + 1}",
+                )
                 parts.append(model._scores_by_mode([normals[i] for i in fold], vectors))
-            self.held_out = {mode: (np.concatenate([p[mode][0] for p in parts]),
-                                    np.concatenate([p[mode][1] for p in parts])) for mode in MODES}
+            self.held_out = {
+                mode: (np.concatenate([p[mode][0] for p in parts]), np.concatenate([p[mode][1] for p in parts]))
+                for mode in MODES
+            }
             self.held_out_ids = [normals[i].clip_id for fold in folds for i in fold]
             self._fit_on(normals, vectors, progress, folder / "network")
         else:  # one clip: nothing to hold out; its own scores must do
@@ -171,8 +183,7 @@ class DcaseAEDetector(Detector):
         folder.mkdir(parents=True, exist_ok=True)
         yield folder
 
-    def _fit_on(self, clips: list[Clip], vectors: dict[str, torch.Tensor], progress: Progress,
-                folder: Path) -> None:
+    def _fit_on(self, clips: list[Clip], vectors: dict[str, torch.Tensor], progress: Progress, folder: Path) -> None:
         """Train the network on the clips in `folder`, and learn their residual statistics."""
         data = torch.cat([vectors[c.clip_id] for c in clips])
         if self.config.standardise and len(data) >= 2:
@@ -182,16 +193,23 @@ class DcaseAEDetector(Detector):
             self._add_residuals(clip.domain or "source", vectors[clip.clip_id])
         self._update_precisions()
 
-    def _scores_by_mode(self, clips: list[Clip], vectors: dict[str, torch.Tensor],
-                        precisions: list[dict[str, torch.Tensor]] | None = None,
-                        ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _scores_by_mode(
+        self,
+        clips: list[Clip],
+        vectors: dict[str, torch.Tensor],
+        precisions: list[dict[str, torch.Tensor]] | None = None,
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per scoring mode, the clips' scores and frame scores (with each clip's own precisions, if given)."""
         found = {}
         for mode in MODES:
-            scored = [self._score_vectors(vectors[c.clip_id], mode, precisions[i] if precisions else None)
-                      for i, c in enumerate(clips)]
-            found[mode] = (np.asarray([score for score, _ in scored], dtype=np.float64),
-                           np.concatenate([frames for _, frames in scored]) if scored else np.zeros(0))
+            scored = [
+                self._score_vectors(vectors[c.clip_id], mode, precisions[i] if precisions else None)
+                for i, c in enumerate(clips)
+            ]
+            found[mode] = (
+                np.asarray([score for score, _ in scored], dtype=np.float64),
+                np.concatenate([frames for _, frames in scored]) if scored else np.zeros(0),
+            )
         return found
 
     def _held_out_training(self) -> TrainingScores:
@@ -200,8 +218,9 @@ class DcaseAEDetector(Detector):
             keep = np.random.default_rng(0).choice(len(frame_scores), _KEPT_FRAMES, replace=False)
             frame_scores = frame_scores[np.sort(keep)]
         ids = self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(clip_scores))
-        return TrainingScores(clip_scores, frame_scores, ids if ids is not None and len(ids) == len(clip_scores)
-                              else None)
+        return TrainingScores(
+            clip_scores, frame_scores, ids if ids is not None and len(ids) == len(clip_scores) else None
+        )
 
     def branches(self) -> dict[str, torch.nn.Module]:
         """The parts of the network that train (and can be frozen) on their own."""
@@ -217,16 +236,34 @@ class DcaseAEDetector(Detector):
         """MSE reconstruction, Adam, no early stopping (the baseline trains every epoch); a network that
         finished in `folder` before is taken as it is when resuming, an interrupted one continues."""
         config = self.config
-        loop = LoopConfig(epochs=config.epochs, patience=config.epochs, batch_size=config.batch_size,
-                          learning_rate=config.learning_rate, seed=config.seed,
-                          warm_up_epochs=config.warm_up_epochs, checkpoint_every_s=CHECKPOINT_EVERY_S)
+        loop = LoopConfig(
+            epochs=config.epochs,
+            patience=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+            warm_up_epochs=config.warm_up_epochs,
+            checkpoint_every_s=CHECKPOINT_EVERY_S,
+        )
 
         def reconstruction(outputs: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {"reconstruction": torch.nn.functional.mse_loss(outputs, targets["input"])}
 
-        trainer = Trainer(self.model, folder, loop, self.device, reconstruction, None, "", signature, "dcase_ae: ",
-                          branches=self.branches(), frozen=[config.freeze] if config.freeze else [],
-                          warm_up=["encoder"], durable=self.training_folder is not None)
+        trainer = Trainer(
+            self.model,
+            folder,
+            loop,
+            self.device,
+            reconstruction,
+            None,
+            "",
+            signature,
+            "dcase_ae: ",
+            branches=self.branches(),
+            frozen=[config.freeze] if config.freeze else [],
+            warm_up=["encoder"],
+            durable=self.training_folder is not None,
+        )
         outcome = trainer.finished(restore=True) if self.resume else None
         if outcome is None:
             outcome = trainer.run(data, {"input": data}, progress, resume=self.resume and trainer.has_checkpoint())
@@ -234,15 +271,20 @@ class DcaseAEDetector(Detector):
         self.info["final_loss"] = outcome.history[-1]["train_loss"]
         self.model.eval()
 
-    def frame_reconstruction_errors(self, clips: Sequence[Clip], progress: Progress | None = None,
-                                    ) -> dict[str, np.ndarray]:
+    def frame_reconstruction_errors(
+        self,
+        clips: Sequence[Clip],
+        progress: Progress | None = None,
+    ) -> dict[str, np.ndarray]:
         """Per readable clip, the mean squared reconstruction error of each input window (five frames, in
         standardised units, whatever the scoring mode): the MSE mode's frame lane."""
         self._require_fitted()
         progress = progress or Progress()
         vectors = self._vectors(clips, progress)
-        return {clip_id: self._residuals(rows).pow(2).mean(dim=1).cpu().numpy() if len(rows) else np.zeros(0)
-                for clip_id, rows in vectors.items()}
+        return {
+            clip_id: self._residuals(rows).pow(2).mean(dim=1).cpu().numpy() if len(rows) else np.zeros(0)
+            for clip_id, rows in vectors.items()
+        }
 
     def _input(self, vectors: torch.Tensor) -> torch.Tensor:
         return (vectors.to(self.device) - self.input_mean.to(self.device)) / self.input_scale.to(self.device)
@@ -314,16 +356,21 @@ class DcaseAEDetector(Detector):
         new = self._scores_by_mode(clips, vectors, without)
         earlier_ids = self._held_out_training().clip_ids if self.config.mode in self.held_out else []
         self.held_out_ids = None if earlier_ids is None else earlier_ids + [c.clip_id for c in clips]
-        self.held_out = {mode: tuple(np.concatenate([old, extra]) for old, extra in
-                                     zip(self.held_out.get(mode, (np.zeros(0), np.zeros(0))), new[mode], strict=True))
-                         for mode in MODES}
+        self.held_out = {
+            mode: tuple(
+                np.concatenate([old, extra])
+                for old, extra in zip(self.held_out.get(mode, (np.zeros(0), np.zeros(0))), new[mode], strict=True)
+            )
+            for mode in MODES
+        }
         training = self._held_out_training()
         # The frame threshold stays as fitting set it
         return TrainingScores(training.clip_scores, np.zeros(0), training.clip_ids)
 
     # -- scoring ---------------------------------------------------------------------------------------------
-    def _score_vectors(self, vectors: torch.Tensor, mode: str | None = None,
-                       precisions: dict[str, torch.Tensor] | None = None) -> tuple[float, np.ndarray]:
+    def _score_vectors(
+        self, vectors: torch.Tensor, mode: str | None = None, precisions: dict[str, torch.Tensor] | None = None
+    ) -> tuple[float, np.ndarray]:
         """(clip score, per-vector scores), in `mode` (the configured one by default). MSE: mean squared
         residual. Mahalanobis: the smaller of the source and target clip means, as the baseline; per vector,
         the smaller of the two distances."""
@@ -380,8 +427,16 @@ class DcaseAEDetector(Detector):
                 continue
             score, frames, shares = self._score_with_shares(self._residuals(vectors[clip.clip_id]))
             times = features.frame_times(len(frames)) + offset  # centre of each 5-frame window
-            detections.append(Detection(clip.clip_id, score, False, frames.astype(np.float32), times,
-                                        **map_fields(band_map(shares, features, times, clip.duration_s))))
+            detections.append(
+                Detection(
+                    clip.clip_id,
+                    score,
+                    False,
+                    frames.astype(np.float32),
+                    times,
+                    **map_fields(band_map(shares, features, times, clip.duration_s)),
+                )
+            )
         return detections
 
     # -- state ----------------------------------------------------------------------------------------------
@@ -405,12 +460,18 @@ class DcaseAEDetector(Detector):
         else:  # saved before inputs were standardised: it was trained on raw log-mel
             self.config = dataclasses.replace(self.config, standardise=False)
         for domain in self.stats:
-            self.stats[domain] = [float(state[f"stats.{domain}.count"][0]), state[f"stats.{domain}.sum"],
-                                  state[f"stats.{domain}.outer"]]
-        self.held_out = {mode: (state[f"held_out.{mode}.clip_scores"].numpy(),
-                                state[f"held_out.{mode}.frame_scores"].numpy())
-                         for mode in MODES if f"held_out.{mode}.clip_scores" in state}
+            self.stats[domain] = [
+                float(state[f"stats.{domain}.count"][0]),
+                state[f"stats.{domain}.sum"],
+                state[f"stats.{domain}.outer"],
+            ]
+        self.held_out = {
+            mode: (state[f"held_out.{mode}.clip_scores"].numpy(), state[f"held_out.{mode}.frame_scores"].numpy())
+            for mode in MODES
+            if f"held_out.{mode}.clip_scores" in state
+        }
         if not self.held_out and "train.clip_scores" in state:  # saved before held-out scores were kept
-            self.held_out = {self.config.mode: (state["train.clip_scores"].numpy(),
-                                                state["train.frame_scores"].numpy())}
+            self.held_out = {
+                self.config.mode: (state["train.clip_scores"].numpy(), state["train.frame_scores"].numpy())
+            }
         self._update_precisions()

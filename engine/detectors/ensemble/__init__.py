@@ -1,4 +1,5 @@
 """The ensemble of detectors (`ensemble`): members' normalised scores, lanes and maps fused."""
+
 from engine.detectors.ensemble.detector import (
     KEY,
     EnsembleConfig,

@@ -1,5 +1,6 @@
 """`ensemble`: several detectors fitted on the same clips, their normalised scores, lanes and maps fused.
 See README.md in this folder for the idea, its settings and its figures."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,9 +14,9 @@ import torch
 
 from engine.data.clip import Clip
 from engine.detectors.base import FEW_NORMALS, Detection, Detector, DetectorConfig, TrainingScores, few_normals_warning
+from engine.detectors.catalogue import CATALOGUE
 from engine.detectors.ensemble.grid import FUSIONS, common_times, fuse, lane_on, map_on, mel_bands, time_spans
 from engine.detectors.normalisation import DOMAINS, MIN_PER_DOMAIN, domain_shift, normalised_score, score_stats
-from engine.detectors.catalogue import CATALOGUE
 from engine.errors import EarmarkError
 from engine.jobs import Progress, spans
 
@@ -50,17 +51,23 @@ def fitted_members(fitted: Sequence[str]) -> dict[str, str]:
     return {"members": ",".join(chosen)} if len(chosen) >= 2 else {}
 
 
-def reusable_members(config: EnsembleConfig, group: str, fitted: Mapping[tuple[str, str], Detector] | None,
-                     ) -> list[Detector] | None:
+def reusable_members(
+    config: EnsembleConfig,
+    group: str,
+    fitted: Mapping[tuple[str, str], Detector] | None,
+) -> list[Detector] | None:
     """The members of an ensemble with `config` for `group` among `fitted` ((detector, group) -> a model fitted
     in the same run), where every one is there with the settings the ensemble would give it and its held-out
     training scores; else None."""
     if not fitted:
         return None
     found = [fitted.get((key, group)) for key in config.members]
-    if any(m is None or not m.held_out_by_clip  # a model saved before held-out scores were kept cannot join
-           or _as_json(m.config) != _as_json(CATALOGUE.make_config(key, config.settings_for(key)))
-           for key, m in zip(config.members, found, strict=True)):
+    if any(
+        m is None
+        or not m.held_out_by_clip  # a model saved before held-out scores were kept cannot join
+        or _as_json(m.config) != _as_json(CATALOGUE.make_config(key, config.settings_for(key)))
+        for key, m in zip(config.members, found, strict=True)
+    ):
         return None
     return found
 
@@ -102,27 +109,36 @@ class EnsembleConfig(DetectorConfig):
             weights = {name.strip(): float(value) for name, _, value in (w.partition(":") for w in self.weights)}
         except ValueError:
             weights = {"": -1.0}
-        if (any(w < 0 or not np.isfinite(w) for w in weights.values()) or set(weights) - set(eligible_members())
-                or all(weights.get(m, 1.0) == 0 for m in self.members)):
-            raise EarmarkError(f"ensemble: weights must be detector:weight pairs such as patch_memory:2 (a weight "
-                               f"of 0 or more, not 0 for every member, for detectors among "
-                               f"{', '.join(eligible_members())}), not "
-                               f"{','.join(self.weights)}")
+        if (
+            any(w < 0 or not np.isfinite(w) for w in weights.values())
+            or set(weights) - set(eligible_members())
+            or all(weights.get(m, 1.0) == 0 for m in self.members)
+        ):
+            raise EarmarkError(
+                f"ensemble: weights must be detector:weight pairs such as patch_memory:2 (a weight "
+                f"of 0 or more, not 0 for every member, for detectors among "
+                f"{', '.join(eligible_members())}), not "
+                f"{','.join(self.weights)}"
+            )
         if self.fusion not in FUSIONS:
             raise EarmarkError(f"ensemble: fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
         if self.normalise_by not in NORMALISE_BY:
-            raise EarmarkError(f"ensemble: normalise_by must be one of {', '.join(NORMALISE_BY)}, "
-                               f"not {self.normalise_by!r}")
+            raise EarmarkError(
+                f"ensemble: normalise_by must be one of {', '.join(NORMALISE_BY)}, not {self.normalise_by!r}"
+            )
         fitted_on_normals = [k for k in CATALOGUE.keys() if k != KEY]
         unknown = [m for m in self.members if m not in fitted_on_normals]
         if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
-            raise EarmarkError(f"ensemble: members must be two or more different detectors among "
-                               f"{', '.join(fitted_on_normals)}, not {','.join(self.members) or 'none'}")
+            raise EarmarkError(
+                f"ensemble: members must be two or more different detectors among "
+                f"{', '.join(fitted_on_normals)}, not {','.join(self.members) or 'none'}"
+            )
         if self.map_bands < 1 or self.frame_step_s < 0:
             raise EarmarkError("ensemble: map_bands must be at least 1 and frame_step_s at least 0")
         if not 0 <= self.shift_power <= MAX_SHIFT_POWER:
-            raise EarmarkError(f"ensemble: shift_power must lie between 0 and {MAX_SHIFT_POWER:g}, "
-                               f"not {self.shift_power:g}")
+            raise EarmarkError(
+                f"ensemble: shift_power must lie between 0 and {MAX_SHIFT_POWER:g}, not {self.shift_power:g}"
+            )
         for member in eligible_members():
             CATALOGUE.make_config(member, self.settings_for(member))  # a wrong member setting fails now, not mid-fit
 
@@ -142,8 +158,10 @@ class EnsembleConfig(DetectorConfig):
             name, sep, value = piece.partition("=")
             owner, dot, setting = name.strip().partition(".")
             if not sep or not dot or owner not in eligible_members():
-                raise EarmarkError(f"ensemble: member setting {piece!r} is not of the form detector.setting=value "
-                                   f"for a detector among {', '.join(eligible_members())}")
+                raise EarmarkError(
+                    f"ensemble: member setting {piece!r} is not of the form detector.setting=value "
+                    f"for a detector among {', '.join(eligible_members())}"
+                )
             last = (owner, setting.strip())
             if owner == member:
                 settings[last[1]] = value.strip()
@@ -161,8 +179,12 @@ class EnsembleDetector(Detector):
         self.members: list[Detector] = []
 
     @classmethod
-    def from_members(cls, members: Sequence[Detector], config: EnsembleConfig | None = None, **kwargs,
-                     ) -> EnsembleDetector:
+    def from_members(
+        cls,
+        members: Sequence[Detector],
+        config: EnsembleConfig | None = None,
+        **kwargs,
+    ) -> EnsembleDetector:
         """A fitted ensemble of already fitted detectors (fitted on the same group's clips): only the
         combination is learnt. `config`'s members are set to the detectors given."""
         members = list(members)
@@ -186,8 +208,9 @@ class EnsembleDetector(Detector):
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         keys = self.config.members
         configs = [CATALOGUE.make_config(key, self.config.settings_for(key)) for key in keys]
-        shares = spans([CATALOGUE.detector_class(key).fit_seconds(config, 1.0)
-                        for key, config in zip(keys, configs, strict=True)])
+        shares = spans(
+            [CATALOGUE.detector_class(key).fit_seconds(config, 1.0) for key, config in zip(keys, configs, strict=True)]
+        )
         self.members = []
         for index, (key, config, share) in enumerate(zip(keys, configs, shares, strict=True)):
             member = CATALOGUE.detector_class(key)(config, cache=self.cache, device=self.device)
@@ -214,16 +237,22 @@ class EnsembleDetector(Detector):
         weights = {domain: self.member_weights(domain) for domain in (*DOMAINS, None)}
         fused = []
         for clip_id in ids:
-            chosen = [(n[clip_id], w) for n, w in zip(normalised, weights[self._domain(clip_id)], strict=True)
-                      if clip_id in n]
+            chosen = [
+                (n[clip_id], w) for n, w in zip(normalised, weights[self._domain(clip_id)], strict=True) if clip_id in n
+            ]
             fused.append(float(fuse(np.array([v for v, _ in chosen]), self.config.fusion, [w for _, w in chosen])))
         if not ids:
-            raise EarmarkError("ensemble: its members kept no held-out training scores to learn a threshold "
-                               "from; fit the ensemble again")
+            raise EarmarkError(
+                "ensemble: its members kept no held-out training scores to learn a threshold "
+                "from; fit the ensemble again"
+            )
         levelled = [m for m in self.members if m.frame_threshold is not None]
         frame_levels = [float(m.normalise_frames(np.array([m.frame_threshold]))[0]) for m in levelled]
-        level = fuse(np.array(frame_levels), self.config.fusion, [self.config.weight(m.key) for m in levelled]) \
-            if frame_levels else np.nan
+        level = (
+            fuse(np.array(frame_levels), self.config.fusion, [self.config.weight(m.key) for m in levelled])
+            if frame_levels
+            else np.nan
+        )
         if np.isfinite(level):
             self.frame_threshold = float(level)
         self.info["frame_normalisation"] = [0.0, 1.0]  # fused lanes are already on the members' normalised scale
@@ -245,7 +274,8 @@ class EnsembleDetector(Detector):
         self.info["target_weights"] = {
             m.key: self.config.weight(m.key)
             * math.exp(max(-power * math.log1p(domain_shift(m.info.get("normalisation"))), -700.0))
-            for m in self.members}
+            for m in self.members
+        }
 
     def member_weights(self, domain: str | None) -> list[float]:
         """Each member's weight in the mean of a clip score of `domain`: its `weights` entry, and in the target
@@ -270,37 +300,77 @@ class EnsembleDetector(Detector):
         weights = {domain: dict(zip(keys, self.member_weights(domain), strict=True)) for domain in (*DOMAINS, None)}
         detections = []
         for clip in clips:
-            scored = [(m, by_clip[clip.clip_id]) for m, by_clip in zip(self.members, found, strict=True)
-                      if clip.clip_id in by_clip]
+            scored = [
+                (m, by_clip[clip.clip_id])
+                for m, by_clip in zip(self.members, found, strict=True)
+                if clip.clip_id in by_clip
+            ]
             if scored:
-                detections.append(self._fused(clip.clip_id, scored,
-                                              weights[clip.domain if clip.domain in DOMAINS else None],
-                                              weights["source"]))
+                detections.append(
+                    self._fused(
+                        clip.clip_id,
+                        scored,
+                        weights[clip.domain if clip.domain in DOMAINS else None],
+                        weights["source"],
+                    )
+                )
         return detections
 
-    def _fused(self, clip_id: str, scored: list[tuple[Detector, Detection]], weights: dict[str, float],
-               frame_weights: dict[str, float]) -> Detection:
+    def _fused(
+        self,
+        clip_id: str,
+        scored: list[tuple[Detector, Detection]],
+        weights: dict[str, float],
+        frame_weights: dict[str, float],
+    ) -> Detection:
         """One clip's detection from its members': normalised scores (with `weights`, those of the clip's
         domain), lanes and maps (with `frame_weights`, the weights as given: one frame threshold serves both
         domains) fused on one grid."""
         fusion = self.config.fusion
         by_domain = self.config.normalise_by == "domain"
-        score = float(fuse(np.array([d.normalised if by_domain else
-                                     normalised_score(d.score, None, m.info.get("normalisation"))
-                                     for m, d in scored]), fusion, [weights[m.key] for m, _ in scored]))
+        score = float(
+            fuse(
+                np.array(
+                    [
+                        d.normalised if by_domain else normalised_score(d.score, None, m.info.get("normalisation"))
+                        for m, d in scored
+                    ]
+                ),
+                fusion,
+                [weights[m.key] for m, _ in scored],
+            )
+        )
         times = common_times([d.frame_times for _, d in scored], self.config.frame_step_s)
-        lane = fuse(np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
-                    fusion, [frame_weights[m.key] for m, _ in scored])
+        lane = fuse(
+            np.stack([lane_on(d.frame_times, m.normalise_frames(d.frame_scores), times) for m, d in scored]),
+            fusion,
+            [frame_weights[m.key] for m, _ in scored],
+        )
         mapped = [(m, d) for m, d in scored if d.anomaly_map is not None and d.map_freq_spans_hz is not None]
         anomaly_map = bands = columns = None
         if mapped:
             bands = mel_bands(max(float(np.max(d.map_freq_spans_hz)) for _, d in mapped), self.config.map_bands)
-            anomaly_map = fuse(np.stack([map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz,
-                                                d.map_time_spans_s, bands, times) for m, d in mapped]),
-                               fusion, [frame_weights[m.key] for m, _ in mapped]).astype(np.float32)
+            anomaly_map = fuse(
+                np.stack(
+                    [
+                        map_on(m.normalise_frames(d.anomaly_map), d.map_freq_spans_hz, d.map_time_spans_s, bands, times)
+                        for m, d in mapped
+                    ]
+                ),
+                fusion,
+                [frame_weights[m.key] for m, _ in mapped],
+            ).astype(np.float32)
             columns = time_spans(times, end_s=max(float(np.max(d.map_time_spans_s)) for _, d in mapped))
-        return Detection(clip_id, score, False, lane.astype(np.float32), times, anomaly_map=anomaly_map,
-                         map_freq_spans_hz=bands, map_time_spans_s=columns)
+        return Detection(
+            clip_id,
+            score,
+            False,
+            lane.astype(np.float32),
+            times,
+            anomaly_map=anomaly_map,
+            map_freq_spans_hz=bands,
+            map_time_spans_s=columns,
+        )
 
     # -- state: the members' tensors under their keys; their settings and thresholds in `info` ----------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -311,10 +381,12 @@ class EnsembleDetector(Detector):
         # tensors, since in `info` they would fill the project's model table.
         where = {clip_id: index for index, clip_id in enumerate(sorted(self.held_out_by_clip))}
         for member in self.members:
-            state[f"{HELD_OUT}.{member.key}.scores"] = torch.tensor(list(member.held_out_by_clip.values()),
-                                                                    dtype=torch.float64)
-            state[f"{HELD_OUT}.{member.key}.clips"] = torch.tensor([where[c] for c in member.held_out_by_clip],
-                                                                   dtype=torch.long)
+            state[f"{HELD_OUT}.{member.key}.scores"] = torch.tensor(
+                list(member.held_out_by_clip.values()), dtype=torch.float64
+            )
+            state[f"{HELD_OUT}.{member.key}.clips"] = torch.tensor(
+                [where[c] for c in member.held_out_by_clip], dtype=torch.long
+            )
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -326,19 +398,24 @@ class EnsembleDetector(Detector):
         for record in self.info.get("members", []):
             klass = CATALOGUE.detector_class(record["detector"])
             known = {f.name for f in dataclasses.fields(klass.Config)}
-            member = klass(klass.Config(**{k: v for k, v in record["config"].items() if k in known}),
-                           cache=self.cache, device=self.device)
+            member = klass(
+                klass.Config(**{k: v for k, v in record["config"].items() if k in known}),
+                cache=self.cache,
+                device=self.device,
+            )
             member.threshold, member.frame_threshold = record["threshold"], record["frame_threshold"]
             member.info = record.get("info", {})
             ids = sorted(self.held_out_by_clip)
             where = state.get(f"{HELD_OUT}.{member.key}.clips", torch.zeros(0, dtype=torch.long)).tolist()
             scores = state.get(f"{HELD_OUT}.{member.key}.scores", torch.zeros(0)).tolist()
             member.held_out_by_clip = {ids[index]: score for index, score in zip(where, scores, strict=True)}
-            member.held_out_domains = {clip_id: self.held_out_domains.get(clip_id)
-                                       for clip_id in member.held_out_by_clip}
+            member.held_out_domains = {
+                clip_id: self.held_out_domains.get(clip_id) for clip_id in member.held_out_by_clip
+            }
             prefix = f"{member.key}."
-            member.load_state_dict({name[len(prefix):]: tensor for name, tensor in state.items()
-                                    if name.startswith(prefix)})
+            member.load_state_dict(
+                {name[len(prefix) :]: tensor for name, tensor in state.items() if name.startswith(prefix)}
+            )
             self.members.append(member)
         if not self.members:
             raise EarmarkError("this ensemble model names no members; fit the ensemble again")
@@ -369,5 +446,10 @@ def left_out_normalised(member: Detector, by_domain: bool = True) -> dict[str, f
 
 def _member_record(member: Detector) -> dict:
     """What a saved ensemble keeps of a member besides its tensors (what `Detector.save` writes to JSON)."""
-    return {"detector": member.key, "config": dataclasses.asdict(member.config), "threshold": member.threshold,
-            "frame_threshold": member.frame_threshold, "info": dict(member.info)}
+    return {
+        "detector": member.key,
+        "config": dataclasses.asdict(member.config),
+        "threshold": member.threshold,
+        "frame_threshold": member.frame_threshold,
+        "info": dict(member.info),
+    }

@@ -6,6 +6,7 @@ member lane's times (or a fixed step), frequency onto a fixed set of mel-spaced 
 the members' maps. Values stay as given (the caller normalises them first); fusion ignores a member that has
 no value at a point.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -75,8 +76,9 @@ def mel_bands(top_hz: float, bands: int) -> np.ndarray:
     return np.stack([edges[:-1], edges[1:]], axis=1)
 
 
-def map_on(anomaly_map: np.ndarray, freq_spans_hz: np.ndarray, time_spans_s: np.ndarray, bands: np.ndarray,
-           times: np.ndarray) -> np.ndarray:
+def map_on(
+    anomaly_map: np.ndarray, freq_spans_hz: np.ndarray, time_spans_s: np.ndarray, bands: np.ndarray, times: np.ndarray
+) -> np.ndarray:
     """A map [F, Tm] on its own grid resampled to [len(bands), len(times)]: each cell takes the value of the
     member cell whose centre is nearest (in mel for frequency, in seconds for time)."""
     member_rows = hz_to_mel(np.asarray(freq_spans_hz, dtype=np.float64).mean(axis=1))

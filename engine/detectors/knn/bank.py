@@ -3,6 +3,7 @@
 A bank is a matrix of embeddings with, per row, the index of the training clip it came from (`parent`):
 leave-one-out statistics exclude every row of a clip's own parent, its MemMixup and augmented copies too.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,9 +23,14 @@ def pairwise(query: torch.Tensor, bank: torch.Tensor, metric: str) -> torch.Tens
     return squared.add_((query * query).sum(1, keepdim=True)).clamp_min_(0.0)
 
 
-def knn_distance(query: torch.Tensor, bank: torch.Tensor, k: int, metric: str,
-                 query_parent: torch.Tensor | None = None, bank_parent: torch.Tensor | None = None,
-                 ) -> torch.Tensor:
+def knn_distance(
+    query: torch.Tensor,
+    bank: torch.Tensor,
+    k: int,
+    metric: str,
+    query_parent: torch.Tensor | None = None,
+    bank_parent: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean distance of each query row to its k nearest bank rows, in chunks of rows.
 
     With parents given, bank rows sharing the query row's parent are left out (leave-one-out). A query with
@@ -35,9 +41,9 @@ def knn_distance(query: torch.Tensor, bank: torch.Tensor, k: int, metric: str,
     k = min(k, len(bank))
     out = []
     for start in range(0, len(query), _CHUNK):
-        distances = pairwise(query[start:start + _CHUNK], bank, metric)
+        distances = pairwise(query[start : start + _CHUNK], bank, metric)
         if query_parent is not None and bank_parent is not None:
-            same = query_parent[start:start + _CHUNK, None] == bank_parent[None]
+            same = query_parent[start : start + _CHUNK, None] == bank_parent[None]
             distances = distances.masked_fill(same, float("inf"))
         nearest = torch.topk(distances, k, dim=1, largest=False).values
         finite = torch.isfinite(nearest)
@@ -47,8 +53,12 @@ def knn_distance(query: torch.Tensor, bank: torch.Tensor, k: int, metric: str,
     return torch.cat(out)
 
 
-def mem_mixup(target: torch.Tensor, source: torch.Tensor, neighbours: int, lam: float,
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def mem_mixup(
+    target: torch.Tensor,
+    source: torch.Tensor,
+    neighbours: int,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MemMixup: each target row mixed with each of its `neighbours` nearest source rows,
     lam * target + (1 - lam) * source. Returns (mixed rows, index of the target row each came from)."""
     if len(target) == 0 or len(source) == 0 or neighbours < 1:
@@ -60,8 +70,9 @@ def mem_mixup(target: torch.Tensor, source: torch.Tensor, neighbours: int, lam: 
     return mixed.reshape(-1, target.shape[1]), origin
 
 
-def leave_one_out_stats(rows: torch.Tensor, parents: torch.Tensor, bank: torch.Tensor, bank_parent: torch.Tensor,
-                        k: int, metric: str) -> tuple[float, float] | None:
+def leave_one_out_stats(
+    rows: torch.Tensor, parents: torch.Tensor, bank: torch.Tensor, bank_parent: torch.Tensor, k: int, metric: str
+) -> tuple[float, float] | None:
     """Mean and standard deviation of the training clips' leave-one-out k-NN distances to a bank;
     None when fewer than three clips have a distance (the bank then has too few clips to normalise: two
     clips are each other's nearest, one distance twice, with no spread to divide by)."""

@@ -1,5 +1,6 @@
 """`knn`: a memory bank of normal embeddings per domain, with MemMixup and domain normalisation (GenRep).
 See README.md in this folder for the method and its figures."""
+
 from __future__ import annotations
 
 import copy
@@ -78,8 +79,12 @@ class _Clips:
 
     def subset(self, which: np.ndarray) -> _Clips:
         index = torch.as_tensor(which, dtype=torch.long, device=self.vectors.device)
-        return _Clips(self.vectors[index], [self.domains[i] for i in which], self.parents[index],
-                      [self.embeddings[i] for i in which])
+        return _Clips(
+            self.vectors[index],
+            [self.domains[i] for i in which],
+            self.parents[index],
+            [self.embeddings[i] for i in which],
+        )
 
 
 class _Bank:
@@ -120,8 +125,12 @@ class KnnDetector(Detector):
         normals = [c for c in normals if c.clip_id in embeddings]
         if not normals:
             raise EarmarkError("knn: none of the training clips could be read; check them with `earmark info`")
-        clips = _Clips(self._tensor([embeddings[c.clip_id].clip for c in normals]), [_domain(c) for c in normals],
-                       torch.arange(len(normals), device=self.device), [embeddings[c.clip_id] for c in normals])
+        clips = _Clips(
+            self._tensor([embeddings[c.clip_id].clip for c in normals]),
+            [_domain(c) for c in normals],
+            torch.arange(len(normals), device=self.device),
+            [embeddings[c.clip_id] for c in normals],
+        )
         self.parents = len(normals)
         augmented = self._augment(normals, supplemental, progress) if self.config.augment else []
         self._build(clips, augmented)
@@ -153,13 +162,18 @@ class KnnDetector(Detector):
         self._update_stats()
         self._fit_frames(clips.embeddings, clips.parents)
 
-    def _held_out_scores(self, clips: _Clips, augmented: list[tuple[torch.Tensor, str, int]],
-                         progress: Progress) -> TrainingScores:
+    def _held_out_scores(
+        self, clips: _Clips, augmented: list[tuple[torch.Tensor, str, int]], progress: Progress
+    ) -> TrainingScores:
         """Each training clip scored, clip and frames, exactly as a test clip is, by banks built without it
         (its MemMixup and augmented copies left out too, the standardisation and domain statistics learnt
         again): one clip at a time, or one fold at a time in a large group."""
-        folds = held_out_folds(len(clips.domains), len(clips.domains) if len(clips.domains) <= LEAVE_ONE_OUT_UP_TO
-                               else HELD_OUT_FOLDS, self.config.seed, clips.domains)
+        folds = held_out_folds(
+            len(clips.domains),
+            len(clips.domains) if len(clips.domains) <= LEAVE_ONE_OUT_UP_TO else HELD_OUT_FOLDS,
+            self.config.seed,
+            clips.domains,
+        )
         clip_scores = torch.full((len(clips.domains),), float("nan"), device=self.device)
         frame_scores = []
         for index, fold in enumerate(folds):
@@ -173,7 +187,8 @@ class KnnDetector(Detector):
             held = clips.subset(fold)
             with torch.inference_mode():
                 clip_scores[torch.as_tensor(fold, device=self.device)] = without._clip_scores(
-                    without._standardised(held.vectors))
+                    without._standardised(held.vectors)
+                )
                 frames = self._tensor(np.concatenate([e.frames for e in held.embeddings]))
                 keep_frames = self._sample(len(frames), max(1, _THRESHOLD_FRAMES // len(folds)))
                 frame_scores.append(without._frame_scores(frames[keep_frames]).cpu().numpy())
@@ -181,18 +196,27 @@ class KnnDetector(Detector):
         if not np.isfinite(scores).any():  # one clip: nothing to leave it out of; its own scores must do
             with torch.inference_mode():
                 frames = self._tensor(np.concatenate([e.frames for e in clips.embeddings]))
-                return TrainingScores(self._clip_scores(self._standardised(clips.vectors)).cpu().numpy(),
-                                      self._frame_scores(frames).cpu().numpy())
+                return TrainingScores(
+                    self._clip_scores(self._standardised(clips.vectors)).cpu().numpy(),
+                    self._frame_scores(frames).cpu().numpy(),
+                )
         return TrainingScores(scores, np.concatenate(frame_scores) if frame_scores else np.zeros(0))
 
-    def _augment(self, normals: list[Clip], supplemental: list[Clip], progress: Progress,
-                 ) -> list[tuple[torch.Tensor, str, int]]:
+    def _augment(
+        self,
+        normals: list[Clip],
+        supplemental: list[Clip],
+        progress: Progress,
+    ) -> list[tuple[torch.Tensor, str, int]]:
         """Raw embeddings of copies of the training clips mixed with supplemental noise and pitch-shifted,
         each with its domain and the index of the clip it came from."""
         rate = self.encoder.sample_rate
         noises = [c for c in supplemental if c.attributes.get("supp_type", "noise") == "noise"]
-        noise_audio = [(clip, audio) for clip, audio in zip(noises, load_clips(noises, rate, progress), strict=True)
-                       if audio is not None]
+        noise_audio = [
+            (clip, audio)
+            for clip, audio in zip(noises, load_clips(noises, rate, progress), strict=True)
+            if audio is not None
+        ]
         augmented = []
         for index, clip in enumerate(normals):
             progress.update(index, len(normals), f"knn: augmenting {clip.clip_id}")
@@ -216,15 +240,22 @@ class KnnDetector(Detector):
             return
         target, source = self.banks["target"], self.banks["source"]
         rows = target.rows[which]
-        mixed, origin = mem_mixup(rows, source.rows[source.original], self.config.mixup_neighbours,
-                                  self.config.mixup_lambda)
+        mixed, origin = mem_mixup(
+            rows, source.rows[source.original], self.config.mixup_neighbours, self.config.mixup_lambda
+        )
         target.add(mixed, target.parent[which][origin], original=False)
 
     def _update_stats(self) -> None:
         self.stats = {}
         for domain, bank in self.banks.items():
-            self.stats[domain] = leave_one_out_stats(bank.rows[bank.original], bank.parent[bank.original], bank.rows,
-                                                     bank.parent, self.config.k, self.config.distance)
+            self.stats[domain] = leave_one_out_stats(
+                bank.rows[bank.original],
+                bank.parent[bank.original],
+                bank.rows,
+                bank.parent,
+                self.config.k,
+                self.config.distance,
+            )
 
     def _borrow_stats(self, full: dict[str, tuple[float, float] | None]) -> None:
         """A domain with a clip left out may have too few clips left to learn its statistics (3 target
@@ -233,8 +264,7 @@ class KnnDetector(Detector):
 
     def _fit_frames(self, embeddings: list[Embedding], parents: torch.Tensor) -> None:
         frames = self._tensor(np.concatenate([e.frames for e in embeddings]))
-        owner = torch.repeat_interleave(parents, torch.tensor([len(e.frames) for e in embeddings],
-                                                              device=self.device))
+        owner = torch.repeat_interleave(parents, torch.tensor([len(e.frames) for e in embeddings], device=self.device))
         self.frame_mean = frames.mean(0)
         self.frame_scale = frames.std(0, unbiased=False).clamp_min(1e-3)
         keep = self._sample(len(frames), self.config.frame_bank_size)
@@ -256,8 +286,9 @@ class KnnDetector(Detector):
         self.parents += len(clips)
         target = self.banks["target"]
         before = len(target.rows)
-        target.add(self._standardised(self._tensor([embeddings[c.clip_id].clip for c in clips])), parents,
-                   original=True)
+        target.add(
+            self._standardised(self._tensor([embeddings[c.clip_id].clip for c in clips])), parents, original=True
+        )
         self._mixup(torch.arange(len(target.rows), device=self.device) >= before)
         self._update_stats()
         for clip, parent in zip(clips, parents, strict=True):  # a share of each new clip's frames joins the bank
@@ -271,8 +302,9 @@ class KnnDetector(Detector):
         earlier = self.held_out if len(self.held_out) else self._training_clip_scores()
         earlier_ids = self.earlier_held_out_ids(len(earlier))
         self.held_out = np.concatenate([earlier, new])
-        return TrainingScores(self.held_out, np.zeros(0),
-                              None if earlier_ids is None else earlier_ids + [c.clip_id for c in clips])
+        return TrainingScores(
+            self.held_out, np.zeros(0), None if earlier_ids is None else earlier_ids + [c.clip_id for c in clips]
+        )
 
     def _left_out_score(self, parent: int) -> torch.Tensor:
         """An enrolled clip's score against the banks without it (its MemMixup copies and its share of the
@@ -308,9 +340,14 @@ class KnnDetector(Detector):
 
     def _clip_scores(self, queries: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
         config = self.config
-        return self._combine({domain: knn_distance(queries, bank.rows, config.k, config.distance, parents,
-                                                   bank.parent if parents is not None else None)
-                              for domain, bank in self.banks.items()})
+        return self._combine(
+            {
+                domain: knn_distance(
+                    queries, bank.rows, config.k, config.distance, parents, bank.parent if parents is not None else None
+                )
+                for domain, bank in self.banks.items()
+            }
+        )
 
     def _training_clip_scores(self) -> np.ndarray:
         rows = torch.cat([b.rows[b.original] for b in self.banks.values()])
@@ -319,8 +356,9 @@ class KnnDetector(Detector):
 
     def _frame_scores(self, frames: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
         frames = (frames - self.frame_mean) / self.frame_scale
-        return knn_distance(frames, self.frames, self.config.frame_k, "l2", parents,
-                            self.frame_parent if parents is not None else None)
+        return knn_distance(
+            frames, self.frames, self.config.frame_k, "l2", parents, self.frame_parent if parents is not None else None
+        )
 
     def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
         detections: list[Detection] = []
@@ -329,7 +367,7 @@ class KnnDetector(Detector):
         patches = not isinstance(self.encoder, LogMelEncoder)
         for start in range(0, len(clips), _SCORE_BATCH):
             progress.update(start, len(clips), f"knn: {len(detections)} clips scored")
-            batch = clips[start:start + _SCORE_BATCH]
+            batch = clips[start : start + _SCORE_BATCH]
             detections += self._detect_batch(batch, self.encoder.encode(batch, progress.child(""), patches=patches))
         progress.update(len(clips), len(clips), f"knn: {len(detections)} clips scored")
         return detections
@@ -343,29 +381,54 @@ class KnnDetector(Detector):
             scores = self._clip_scores(queries).cpu().numpy()
             frames = self._tensor(np.concatenate([embeddings[c.clip_id].frames for c in clips]))
             # the lane as `_frame_scores` gives it, and its map, from one search of the frame bank
-            frame_scores, maps = lane_maps(self.encoder, [embeddings[c.clip_id] for c in clips],
-                                           [c.duration_s for c in clips], (frames - self.frame_mean) / self.frame_scale,
-                                           self.frames, self.config.frame_k, self.frame_mean, self.frame_scale)
-        return [Detection(clip.clip_id, float(score), False, lane.astype(np.float32),
-                          embeddings[clip.clip_id].frame_times, **map_fields(found))
-                for clip, score, lane, found in zip(clips, scores, frame_scores, maps, strict=True)]
+            frame_scores, maps = lane_maps(
+                self.encoder,
+                [embeddings[c.clip_id] for c in clips],
+                [c.duration_s for c in clips],
+                (frames - self.frame_mean) / self.frame_scale,
+                self.frames,
+                self.config.frame_k,
+                self.frame_mean,
+                self.frame_scale,
+            )
+        return [
+            Detection(
+                clip.clip_id,
+                float(score),
+                False,
+                lane.astype(np.float32),
+                embeddings[clip.clip_id].frame_times,
+                **map_fields(found),
+            )
+            for clip, score, lane, found in zip(clips, scores, frame_scores, maps, strict=True)
+        ]
 
     # -- helpers and state ----------------------------------------------------------------------------------
     def _tensor(self, arrays) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(arrays if not isinstance(arrays, list) else np.stack(arrays)),
-                               dtype=torch.float32, device=self.device)
+        return torch.as_tensor(
+            np.asarray(arrays if not isinstance(arrays, list) else np.stack(arrays)),
+            dtype=torch.float32,
+            device=self.device,
+        )
 
     def _standardised(self, vectors: torch.Tensor) -> torch.Tensor:
         return (vectors - self.mean) / self.scale
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {"mean": self.mean, "scale": self.scale, "frames": self.frames, "frame_parent": self.frame_parent,
-                 "frame_mean": self.frame_mean, "frame_scale": self.frame_scale,
-                 "parents": torch.tensor([self.parents]),
-                 "held_out": torch.as_tensor(np.asarray(self.held_out, dtype=np.float32))}
+        state = {
+            "mean": self.mean,
+            "scale": self.scale,
+            "frames": self.frames,
+            "frame_parent": self.frame_parent,
+            "frame_mean": self.frame_mean,
+            "frame_scale": self.frame_scale,
+            "parents": torch.tensor([self.parents]),
+            "held_out": torch.as_tensor(np.asarray(self.held_out, dtype=np.float32)),
+        }
         for domain, bank in self.banks.items():
-            state.update({f"{domain}.rows": bank.rows, f"{domain}.parent": bank.parent,
-                          f"{domain}.original": bank.original})
+            state.update(
+                {f"{domain}.rows": bank.rows, f"{domain}.parent": bank.parent, f"{domain}.original": bank.original}
+            )
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -378,13 +441,14 @@ class KnnDetector(Detector):
         self.banks = {}
         for domain in DOMAINS:
             bank = _Bank(self.mean.shape[0], self.device)
-            bank.rows, bank.parent, bank.original = (state[f"{domain}.rows"], state[f"{domain}.parent"],
-                                                     state[f"{domain}.original"])
+            bank.rows, bank.parent, bank.original = (
+                state[f"{domain}.rows"],
+                state[f"{domain}.parent"],
+                state[f"{domain}.original"],
+            )
             self.banks[domain] = bank
         self._update_stats()
 
 
 def _domain(clip: Clip) -> str:
     return clip.domain or "source"
-
-

@@ -10,6 +10,7 @@ over frequency, so a map column's mean is that frame's score (the map is in the 
   nearest. A row pointing the same way as the whole frame's offset adds to the distance, one pointing
   against it takes away (a cell may be below 0).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,10 @@ def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[torch.Te
     """Each query's mean squared L2 distance to its k nearest bank rows, as `knn_distance` computes it (the
     frame lane), and those rows' indices [Q, min(k, len(bank))]: one search gives the lane and its map."""
     k = min(k, len(bank))
-    found = [torch.topk(pairwise(queries[start:start + _CHUNK], bank, "l2"), k, dim=1, largest=False)
-             for start in range(0, len(queries), _CHUNK)]
+    found = [
+        torch.topk(pairwise(queries[start : start + _CHUNK], bank, "l2"), k, dim=1, largest=False)
+        for start in range(0, len(queries), _CHUNK)
+    ]
     distances = torch.cat([f.values for f in found])
     return distances.sum(1) / k, torch.cat([f.indices for f in found])
 
@@ -46,13 +49,22 @@ def row_shares(rows: torch.Tensor, queries: torch.Tensor, neighbours: torch.Tens
     (query - neighbour), averaged over the query's neighbours [Q, k, D]: a result row's mean is the query's
     mean squared distance to them."""
     offsets = queries[:, None, :] - neighbours  # [Q, k, D]
-    return torch.einsum("qfd,qkd->qf", rows, offsets) / offsets.shape[1] - (
-        (neighbours * offsets).sum(dim=2).mean(dim=1)[:, None])
+    return (
+        torch.einsum("qfd,qkd->qf", rows, offsets) / offsets.shape[1]
+        - ((neighbours * offsets).sum(dim=2).mean(dim=1)[:, None])
+    )
 
 
-def lane_maps(encoder: Encoder, embeddings: Sequence[Embedding], durations: Sequence[float | None],
-              frames: torch.Tensor, bank: torch.Tensor, k: int, mean: torch.Tensor, scale: torch.Tensor,
-              ) -> tuple[list[np.ndarray], list[BandMap | None]]:
+def lane_maps(
+    encoder: Encoder,
+    embeddings: Sequence[Embedding],
+    durations: Sequence[float | None],
+    frames: torch.Tensor,
+    bank: torch.Tensor,
+    k: int,
+    mean: torch.Tensor,
+    scale: torch.Tensor,
+) -> tuple[list[np.ndarray], list[BandMap | None]]:
     """Each clip's frame lane, and that lane split over frequency. `frames` are every clip's frames one clip
     after another, standardised (with `mean` and `scale`) as the frame `bank` is; `k` neighbours."""
     lane, indices = nearest(frames, bank, k)
@@ -62,13 +74,21 @@ def lane_maps(encoder: Encoder, embeddings: Sequence[Embedding], durations: Sequ
     if isinstance(encoder, LogMelEncoder):
         shares = np.split(band_shares(frames, neighbours).cpu().numpy(), cuts)
         bands_per_share = encoder.config.n_mels // frames.shape[1]
-        return lanes, [band_map(part, encoder.config, e.frame_times, duration, bands_per_share)
-                       for part, e, duration in zip(shares, embeddings, durations, strict=True)]
+        return lanes, [
+            band_map(part, encoder.config, e.frame_times, duration, bands_per_share)
+            for part, e, duration in zip(shares, embeddings, durations, strict=True)
+        ]
     return lanes, patch_row_maps(embeddings, durations, frames, neighbours, mean, scale)
 
 
-def patch_row_maps(embeddings: Sequence[Embedding], durations: Sequence[float | None], frames: torch.Tensor,
-                   neighbours: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> list[BandMap | None]:
+def patch_row_maps(
+    embeddings: Sequence[Embedding],
+    durations: Sequence[float | None],
+    frames: torch.Tensor,
+    neighbours: torch.Tensor,
+    mean: torch.Tensor,
+    scale: torch.Tensor,
+) -> list[BandMap | None]:
     """Maps for encoders whose frames are the mean of a patch grid's rows; None for an embedding without
     its grid. `frames` are every clip's standardised frames, one clip after another, `neighbours` their
     nearest bank frames [Q, k, D]; `mean` and `scale` standardise them."""
@@ -76,7 +96,7 @@ def patch_row_maps(embeddings: Sequence[Embedding], durations: Sequence[float | 
     start = 0
     for embedding, duration in zip(embeddings, durations, strict=True):
         count = len(embedding.frames)
-        queries, near = frames[start:start + count], neighbours[start:start + count]
+        queries, near = frames[start : start + count], neighbours[start : start + count]
         start += count
         if embedding.patches is None or embedding.freq_spans_hz is None:
             maps.append(None)

@@ -5,6 +5,7 @@ probability over time; the clip's score is the share of its long segments whose 
 threshold, and its decision is the file-level vote (LEAK when at least half of them do). The frame threshold
 is the segment threshold, so the labelling flow proposes LEAK stretches from the lane like any detector's.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,7 @@ class LeakDetector(Detector):
         self.meta: dict = {}
 
     def how_to_train(self) -> str:
-        return (f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak "
-                "classifier)")
+        return f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak classifier)"
 
     def _decide(self, score: float) -> bool:
         return bool(score >= self.config.vote_fraction)
@@ -72,11 +72,14 @@ class LeakDetector(Detector):
             mel = features.get(clip.clip_id)
             if mel is None:
                 continue
-            starts, segments, long_ids = cut_segments(mel, 0, mel.shape[1], settings,
-                                                      stride=max(1, settings.segment_frames // 2))
+            starts, segments, long_ids = cut_segments(
+                mel, 0, mel.shape[1], settings, stride=max(1, settings.segment_frames // 2)
+            )
             if not len(starts):
-                progress.problem(f"{clip.clip_id}: skipped, shorter than one leak segment "
-                                 f"({settings.segment_frames * seconds_per_frame:.2f} s)")
+                progress.problem(
+                    f"{clip.clip_id}: skipped, shorter than one leak segment "
+                    f"({settings.segment_frames * seconds_per_frame:.2f} s)"
+                )
                 continue
             inputs = ((torch.from_numpy(segments) - self.mean) / self.std)[:, None]
             probabilities, _ = leak_probabilities(self.model, inputs, self.names.index(LEAK), self.device)
@@ -87,8 +90,11 @@ class LeakDetector(Detector):
         return detections
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()}, "input.mean": self.mean,
-                "input.std": self.std}
+        return {
+            **{f"model.{k}": v for k, v in self.model.state_dict().items()},
+            "input.mean": self.mean,
+            "input.std": self.std,
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
@@ -123,7 +129,10 @@ def detector_for(config: LeakJudging, model: LeakCNN, meta: dict, history: list[
     detector.std = torch.tensor(meta["input_std"], dtype=torch.float32)[:, None]
     detector.threshold = config.vote_fraction
     detector.frame_threshold = config.threshold
-    detector.info = {"best_file_leak_f1": meta["best_file_leak_f1"], "best_epoch": meta["best_epoch"],
-                     "classes": json.dumps(meta["class_names"])}
+    detector.info = {
+        "best_file_leak_f1": meta["best_file_leak_f1"],
+        "best_epoch": meta["best_epoch"],
+        "classes": json.dumps(meta["class_names"]),
+    }
     detector.meta, detector.history = meta, history
     return detector

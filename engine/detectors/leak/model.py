@@ -1,5 +1,6 @@
 """The leak detector's torch module: a small CNN over short 32-band mel segments, binary or five classes with
 an auxiliary leak-vs-rest head, and the leak probability it gives each segment."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,10 +16,13 @@ class LeakCNN(nn.Module):
     def __init__(self, n_classes: int, aux_head: bool = False) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d((2, 1)),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d((2, 1)),
             nn.AdaptiveAvgPool2d((16, 1)),
         )
@@ -31,8 +35,9 @@ class LeakCNN(nn.Module):
         return self.head(hidden), (self.aux(hidden).squeeze(1) if self.aux is not None else None)
 
 
-def leak_probabilities(net: nn.Module, inputs: torch.Tensor, leak_index: int, device: torch.device,
-                       batch: int = 4096) -> tuple[np.ndarray, torch.Tensor]:
+def leak_probabilities(
+    net: nn.Module, inputs: torch.Tensor, leak_index: int, device: torch.device, batch: int = 4096
+) -> tuple[np.ndarray, torch.Tensor]:
     """(leak probability per segment, class logits) of a LeakCNN. With an auxiliary head the two heads'
     leak probabilities are averaged."""
     if not len(inputs):
@@ -40,7 +45,7 @@ def leak_probabilities(net: nn.Module, inputs: torch.Tensor, leak_index: int, de
     probabilities, all_logits = [], []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch):
-            logits, aux = net(inputs[start:start + batch].to(device))
+            logits, aux = net(inputs[start : start + batch].to(device))
             logits = logits.float()
             p = torch.softmax(logits, 1)[:, leak_index]
             if aux is not None:

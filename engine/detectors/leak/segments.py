@@ -1,6 +1,7 @@
 """How the leak detector reads a spectrogram: its classes, the short segments it judges and the long
 segments a file is voted on. One rule for training (`engine.classifiers.leak_data` cuts labelled regions)
 and for scoring (the detector cuts whole clips)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -27,8 +28,9 @@ class SegmentSettings:
 
     @property
     def features(self) -> LogMelConfig:
-        return LogMelConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
-                            n_mels=self.n_mels)
+        return LogMelConfig(
+            sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels
+        )
 
     @property
     def long_frames(self) -> int:
@@ -55,14 +57,22 @@ class LeakJudging:
         return {f.name: getattr(self, f.name) for f in fields(LeakJudging)}
 
 
-def cut_segments(mel: np.ndarray, first: int, last: int, settings: SegmentSettings, stride: int,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cut_segments(
+    mel: np.ndarray,
+    first: int,
+    last: int,
+    settings: SegmentSettings,
+    stride: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start frames, segments [N, n_mels, width], long-segment ids) of `mel` between frames `first` and
     `last`: one rule for training (a labelled region) and scoring (a whole clip)."""
     width = settings.segment_frames
     starts = np.arange(first, last - width + 1, stride)
-    segments = (np.stack([mel[:, s:s + width] for s in starts]) if len(starts)
-                else np.zeros((0, mel.shape[0], width), dtype=np.float32))
+    segments = (
+        np.stack([mel[:, s : s + width] for s in starts])
+        if len(starts)
+        else np.zeros((0, mel.shape[0], width), dtype=np.float32)
+    )
     return starts, segments, (starts - first) // settings.long_frames
 
 

@@ -1,6 +1,7 @@
 """File-level judgement of the leak detector, as leak surveys judge: a file is cut into long segments, the
 short-segment leak probabilities inside each long segment are averaged, and the file is LEAK when at least
 half of its long segments reach the threshold. Model selection uses the F1 of these file decisions."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -48,13 +49,25 @@ class FileLevel:
     confusion: list[list[int]]
 
     def as_dict(self) -> dict:
-        return {"file_leak_f1": self.f1, "file_precision": self.precision, "file_recall": self.recall,
-                "file_accuracy": self.accuracy, "files": self.files, "predicted_leak": self.predicted_leak,
-                "file_confusion": self.confusion}
+        return {
+            "file_leak_f1": self.f1,
+            "file_precision": self.precision,
+            "file_recall": self.recall,
+            "file_accuracy": self.accuracy,
+            "files": self.files,
+            "predicted_leak": self.predicted_leak,
+            "file_confusion": self.confusion,
+        }
 
 
-def judge_files(probabilities: Sequence[float], file_ids: Sequence[str], long_ids: Sequence[int],
-                truth: Mapping[str, bool], threshold: float = 0.5, fraction: float = 0.5) -> FileLevel:
+def judge_files(
+    probabilities: Sequence[float],
+    file_ids: Sequence[str],
+    long_ids: Sequence[int],
+    truth: Mapping[str, bool],
+    threshold: float = 0.5,
+    fraction: float = 0.5,
+) -> FileLevel:
     """File-level decisions and their F1 from every short segment's leak probability, the file and long
     segment each belongs to, and each file's truth (True = leak)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)

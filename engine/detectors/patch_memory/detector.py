@@ -1,5 +1,6 @@
 """`patch_memory`: training-free few-shot detection with an anomaly map over time and frequency.
 See README.md in this folder for the method, its settings and its figures."""
+
 from __future__ import annotations
 
 import itertools
@@ -59,8 +60,10 @@ class PatchMemoryConfig(DetectorConfig):
         try:  # `--set layers=4,8,12` arrives as text
             self.layers = tuple(int(layer) for layer in self.layers)
         except ValueError:
-            raise EarmarkError(f"patch_memory: layers must be whole numbers such as 4,8,12 (or -1 for the last), "
-                               f"not {','.join(map(str, self.layers))}") from None
+            raise EarmarkError(
+                f"patch_memory: layers must be whole numbers such as 4,8,12 (or -1 for the last), "
+                f"not {','.join(map(str, self.layers))}"
+            ) from None
         if self.support not in SUPPORTS:
             raise EarmarkError(f"patch_memory: support must be one of {', '.join(SUPPORTS)}, not {self.support!r}")
         if not 0.0 <= self.quantile <= 1.0:
@@ -109,7 +112,7 @@ class PatchMemoryDetector(Detector):
         self.other_scores = torch.zeros(0)
         if unseen:
             step = max(1, len(others) // self.config.threshold_clips)
-            scored = self._detect(others[::step][:self.config.threshold_clips], progress.child("threshold: "))
+            scored = self._detect(others[::step][: self.config.threshold_clips], progress.child("threshold: "))
             self.other_scores = torch.tensor([d.score for d in scored], dtype=torch.float32)
             self.other_ids = [d.clip_id for d in scored]
             training.frame_scores = np.concatenate([training.frame_scores, *(d.frame_scores for d in scored)])
@@ -125,17 +128,19 @@ class PatchMemoryDetector(Detector):
         if config.support == "target+source":  # the domains take turns, so a full support holds both
             chosen = [c for pair in itertools.zip_longest(target, source) for c in pair if c is not None]
         else:
-            chosen = target + source[:max(0, config.min_support - len(target))]
-        chosen = chosen[:config.max_support]
+            chosen = target + source[: max(0, config.min_support - len(target))]
+        chosen = chosen[: config.max_support]
         spare = len(normals) - len(chosen)
         if spare < MIN_UNSEEN and len(chosen) >= 3 * MIN_UNSEEN:
             # A support of every normal leaves none to be scored as an unseen clip is, and the frame threshold
             # then rests on strictly left-out maps, which are harsher: on the proposals test set (3 target and
             # 12 source clips) proposals' event F1 was 0.35 with all 15 in the support, 0.53 with 3 left out.
-            chosen = chosen[:len(chosen) - (MIN_UNSEEN - spare)]
+            chosen = chosen[: len(chosen) - (MIN_UNSEEN - spare)]
         if len(chosen) < 2:
-            raise EarmarkError("patch_memory needs at least 2 normal training clips (3 target clips or more is "
-                               "best); import more normal clips of this machine and section")
+            raise EarmarkError(
+                "patch_memory needs at least 2 normal training clips (3 target clips or more is "
+                "best); import more normal clips of this machine and section"
+            )
         in_target = sum(c.domain == "target" for c in chosen)
         self.info.update(support_target=in_target, support_source=len(chosen) - in_target)
         return chosen
@@ -145,23 +150,25 @@ class PatchMemoryDetector(Detector):
         scores and the other normals' scores from fitting."""
         if self.support_ids is None:  # loaded: the held-out scores kept with the model say whose they were
             earlier = self.earlier_held_out_ids(self.clips + len(self.other_scores))
-            self.support_ids, self.other_ids = (None, None) if earlier is None else (earlier[:self.clips],
-                                                                                     earlier[self.clips:])
+            self.support_ids, self.other_ids = (
+                (None, None) if earlier is None else (earlier[: self.clips], earlier[self.clips :])
+            )
         before = self.clips
         training = self._add(clips, progress, exact=len(self.other_scores) < MIN_UNSEEN)
-        scores = self._enrol_terms(np.concatenate([training.clip_scores, self.other_scores.numpy()]), clips, before,
-                                   progress)
+        scores = self._enrol_terms(
+            np.concatenate([training.clip_scores, self.other_scores.numpy()]), clips, before, progress
+        )
         # The frame threshold stays as fitting learnt it
-        return TrainingScores(scores, np.zeros(0),
-                              None if self.support_ids is None else self.support_ids + self.other_ids)
+        return TrainingScores(
+            scores, np.zeros(0), None if self.support_ids is None else self.support_ids + self.other_ids
+        )
 
     def _add(self, clips: list[Clip], progress: Progress, exact: bool) -> TrainingScores:
         """Put the clips' patches into the memory, then learn the row statistics again."""
         embeddings = self.encoder.encode(clips, progress, patches=True)
         clips = [c for c in clips if c.clip_id in embeddings]
         if not clips:
-            raise EarmarkError("patch_memory: none of the support clips could be read; check them with "
-                               "`earmark info`")
+            raise EarmarkError("patch_memory: none of the support clips could be read; check them with `earmark info`")
         parts = [self._patch_vectors(embeddings[c.clip_id]) for c in clips]
         owners, rows, columns = [], [], []
         for index, embedding in enumerate(embeddings[c.clip_id] for c in clips):
@@ -175,8 +182,9 @@ class PatchMemoryDetector(Detector):
             self.memory, self.owner, self.row, self.column = new
         else:
             self.memory = torch.cat([self.memory, new[0]], dim=1)
-            self.owner, self.row, self.column = (torch.cat([old, extra]) for old, extra in
-                                                 zip((self.owner, self.row, self.column), new[1:], strict=True))
+            self.owner, self.row, self.column = (
+                torch.cat([old, extra]) for old, extra in zip((self.owner, self.row, self.column), new[1:], strict=True)
+            )
         self.clips += len(clips)
         if self.support_ids is not None:
             self.support_ids = self.support_ids + [c.clip_id for c in clips]
@@ -221,9 +229,14 @@ class PatchMemoryDetector(Detector):
         for clip in range(self.clips):
             theirs = self.owner == clip
             for layer in range(len(self.memory)):
-                best[layer, :, clip] = max_cosine(self.memory[layer], self.memory[layer][theirs],
-                                                  self.config.chunk_mb, query_band=self.row,
-                                                  memory_band=self.row[theirs], band_window=self.config.band_window)
+                best[layer, :, clip] = max_cosine(
+                    self.memory[layer],
+                    self.memory[layer][theirs],
+                    self.config.chunk_mb,
+                    query_band=self.row,
+                    memory_band=self.row[theirs],
+                    band_window=self.config.band_window,
+                )
             best[:, theirs, clip] = -1.0
         return best
 
@@ -232,8 +245,9 @@ class PatchMemoryDetector(Detector):
         if not self.config.row_norm:
             return torch.zeros(rows, device=self.device), torch.ones(rows, device=self.device)
         mean = torch.stack([raw[row == r].mean() if (row == r).any() else raw.mean() for r in range(rows)])
-        scale = torch.stack([raw[row == r].std(unbiased=False) if (row == r).any() else raw.std(unbiased=False)
-                             for r in range(rows)])
+        scale = torch.stack(
+            [raw[row == r].std(unbiased=False) if (row == r).any() else raw.std(unbiased=False) for r in range(rows)]
+        )
         return mean, scale.clamp_min(1e-4)
 
     # -- the global term ------------------------------------------------------------------------------------
@@ -249,15 +263,18 @@ class PatchMemoryDetector(Detector):
         named = set(self.support_ids) | set(self.other_ids)
         rest = [c for c in normals if c.clip_id not in named]
         room = max(0, BANK_CLIPS - len(named))
-        rest = rest[::max(1, len(rest) // room)][:room] if room else []
+        rest = rest[:: max(1, len(rest) // room)][:room] if room else []
         ordered = [by_id[i] for i in self.support_ids + self.other_ids] + rest
         statistics = band_statistics(self.cache, ordered, progress.child("band statistics: "))
         if any(i not in statistics for i in self.support_ids + self.other_ids):
-            raise EarmarkError("patch_memory: a support clip could be read for its patches but not for its band "
-                               "statistics; check the clips with `earmark info`")
-        self.global_term.learn(torch.as_tensor(np.stack([statistics[c.clip_id] for c in ordered
-                                                         if c.clip_id in statistics])))
-        held_out = self.global_term.held_out[:len(patch)].cpu()
+            raise EarmarkError(
+                "patch_memory: a support clip could be read for its patches but not for its band "
+                "statistics; check the clips with `earmark info`"
+            )
+        self.global_term.learn(
+            torch.as_tensor(np.stack([statistics[c.clip_id] for c in ordered if c.clip_id in statistics]))
+        )
+        held_out = self.global_term.held_out[: len(patch)].cpu()
         self.global_stats = domain_z_stats(held_out, self.held_target)
         return self._combine(patch, held_out.numpy(), self.held_target)
 
@@ -268,7 +285,7 @@ class PatchMemoryDetector(Detector):
         if self.patch_stats is None:  # a model from before the global term: raw patch scores, as it was fitted
             return patch
         statistics = band_statistics(self.cache, clips, progress.child("band statistics: "))
-        added = [c for c in clips if c.clip_id in statistics][:self.clips - before]  # those the memory took
+        added = [c for c in clips if c.clip_id in statistics][: self.clips - before]  # those the memory took
         new_target = torch.tensor([c.domain == "target" for c in added], dtype=torch.bool)
         self.held_target = torch.cat([self.held_target[:before], new_target, self.held_target[before:]])
         self.patch_stats = domain_z_stats(torch.as_tensor(patch, dtype=torch.float32), self.held_target)
@@ -277,7 +294,7 @@ class PatchMemoryDetector(Detector):
         bank = self.global_term.bank
         rows = torch.as_tensor(np.stack([statistics[c.clip_id] for c in added])).to(bank)
         self.global_term.learn(torch.cat([bank[:before], rows, bank[before:]]))
-        held_out = self.global_term.held_out[:len(patch)].cpu()
+        held_out = self.global_term.held_out[: len(patch)].cpu()
         self.global_stats = domain_z_stats(held_out, self.held_target)
         return self._combine(patch, held_out.numpy(), self.held_target)
 
@@ -294,8 +311,10 @@ class PatchMemoryDetector(Detector):
         score = (patch - stats[row, 0]) / stats[row, 1]
         if distance is not None and self.global_stats is not None:
             stats = self.global_stats.detach().cpu().double().numpy()
-            score = score + self.config.global_weight * (np.asarray(distance, dtype=np.float64) - stats[row, 0]) \
-                / stats[row, 1]
+            score = (
+                score
+                + self.config.global_weight * (np.asarray(distance, dtype=np.float64) - stats[row, 0]) / stats[row, 1]
+            )
         return score
 
     # -- scoring -------------------------------------------------------------------------------------------
@@ -303,7 +322,7 @@ class PatchMemoryDetector(Detector):
         detections = []
         for start in range(0, len(clips), BATCH):  # a few clips at a time: a long recording's grid may be large
             progress.update(start, len(clips), f"patch_memory: {len(detections)} clips scored")
-            batch = clips[start:start + BATCH]
+            batch = clips[start : start + BATCH]
             embeddings = self.encoder.encode(batch, progress.child(""), patches=True)
             distances = self._global_distances(batch)
             for clip in (c for c in batch if c.clip_id in embeddings):
@@ -311,10 +330,18 @@ class PatchMemoryDetector(Detector):
                 anomaly_map, score = self.map_of(embedding)
                 domain = None if clip.domain is None else torch.tensor([clip.domain == "target"])
                 score = float(self._combine(np.array([score]), distances.get(clip.clip_id), domain)[0])
-                detections.append(Detection(
-                    clip.clip_id, score, False, anomaly_map.max(axis=0), embedding.time_spans_s.mean(axis=1),
-                    anomaly_map=anomaly_map, map_freq_spans_hz=embedding.freq_spans_hz,
-                    map_time_spans_s=embedding.time_spans_s))
+                detections.append(
+                    Detection(
+                        clip.clip_id,
+                        score,
+                        False,
+                        anomaly_map.max(axis=0),
+                        embedding.time_spans_s.mean(axis=1),
+                        anomaly_map=anomaly_map,
+                        map_freq_spans_hz=embedding.freq_spans_hz,
+                        map_time_spans_s=embedding.time_spans_s,
+                    )
+                )
         progress.update(len(clips), len(clips), f"patch_memory: {len(detections)} clips scored")
         return detections
 
@@ -327,7 +354,7 @@ class PatchMemoryDetector(Detector):
             return {}
         ids = list(statistics)
         distances = self.global_term.distance(torch.as_tensor(np.stack([statistics[i] for i in ids])))
-        return {clip_id: distances[index:index + 1].cpu().numpy() for index, clip_id in enumerate(ids)}
+        return {clip_id: distances[index : index + 1].cpu().numpy() for index, clip_id in enumerate(ids)}
 
     def map_of(self, embedding: Embedding) -> tuple[np.ndarray, float]:
         """One clip's anomaly map [F, Tp] (rows normalised) and its raw patch score, from its patch embedding."""
@@ -341,9 +368,18 @@ class PatchMemoryDetector(Detector):
     def _raw_map(self, queries: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
         """[N] 1 - highest cosine similarity of each query patch, averaged over layers ([L, N, D] queries
         in grid rows `bands` [N])."""
-        maps = [1.0 - max_cosine(queries[layer], self.memory[layer], self.config.chunk_mb, query_band=bands,
-                                 memory_band=self.row, band_window=self.config.band_window)
-                for layer in range(len(self.memory))]
+        maps = [
+            1.0
+            - max_cosine(
+                queries[layer],
+                self.memory[layer],
+                self.config.chunk_mb,
+                query_band=bands,
+                memory_band=self.row,
+                band_window=self.config.band_window,
+            )
+            for layer in range(len(self.memory))
+        ]
         return torch.stack(maps).mean(0)
 
     def _pool(self, grid: torch.Tensor) -> float:
@@ -359,9 +395,18 @@ class PatchMemoryDetector(Detector):
 
     # -- state ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {"memory": self.memory, "owner": self.owner, "row": self.row, "column": self.column,
-                 "row_mean": self.row_mean, "row_scale": self.row_scale, "clips": torch.tensor([self.clips]),
-                 "other_scores": self.other_scores, "patch_stats": self.patch_stats, "held_target": self.held_target}
+        state = {
+            "memory": self.memory,
+            "owner": self.owner,
+            "row": self.row,
+            "column": self.column,
+            "row_mean": self.row_mean,
+            "row_scale": self.row_scale,
+            "clips": torch.tensor([self.clips]),
+            "other_scores": self.other_scores,
+            "patch_stats": self.patch_stats,
+            "held_target": self.held_target,
+        }
         if self.global_stats is not None:
             state.update(self.global_term.state(), global_stats=self.global_stats)
         return {name: tensor for name, tensor in state.items() if tensor is not None}
@@ -372,8 +417,9 @@ class PatchMemoryDetector(Detector):
         self.row_mean, self.row_scale = state["row_mean"], state["row_scale"]
         self.clips = int(state["clips"][0])
         self.other_scores = state["other_scores"].cpu()
-        self.patch_stats, self.global_stats = (None if state.get(name) is None else state[name].cpu()
-                                               for name in ("patch_stats", "global_stats"))
+        self.patch_stats, self.global_stats = (
+            None if state.get(name) is None else state[name].cpu() for name in ("patch_stats", "global_stats")
+        )
         self.held_target = state.get("held_target", torch.zeros(0, dtype=torch.bool)).cpu().bool()
         if self.global_stats is not None:
             self.global_term.load(state)

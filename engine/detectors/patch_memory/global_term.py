@@ -12,6 +12,7 @@ The patch term and the global term are then put on one scale, each as a z-score 
 training-normal scores of the clip's domain (pooled where a domain has fewer than 3), and added
 (`global_weight` weighs the global term; 0 leaves the patch term alone).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from engine.audio.features import LogMelConfig
 from engine.audio.feature_cache import FeatureCache
+from engine.audio.features import LogMelConfig
 from engine.data.clip import Clip
 from engine.detectors.knn.bank import knn_distance
 from engine.detectors.normalisation import MIN_PER_DOMAIN, score_stats
@@ -37,8 +38,11 @@ BANK_CLIPS = 256
 MIN_SPREAD_DB = 0.01
 
 
-def band_statistics(cache: FeatureCache, clips: Sequence[Clip], progress: Progress | None = None,
-                    ) -> dict[str, np.ndarray]:
+def band_statistics(
+    cache: FeatureCache,
+    clips: Sequence[Clip],
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
     """clip_id -> [2 * n_mels]: each band's mean level relative to the clip's mean level (dB), then each
     band's standard deviation over time (dB), for every clip that could be read."""
     features = cache.features(clips, FEATURES, progress)
@@ -81,8 +85,9 @@ class GlobalTerm:
         """Take `bank` [N, D] as the bank; learn the standardisation and each clip's held-out distance."""
         self.bank = bank.to(self.device, torch.float32)
         self.centre = self.bank.mean(0)
-        self.scale = self.bank.std(0, unbiased=False).clamp_min(MIN_SPREAD_DB) if len(bank) > 1 else \
-            torch.ones_like(self.centre)
+        self.scale = (
+            self.bank.std(0, unbiased=False).clamp_min(MIN_SPREAD_DB) if len(bank) > 1 else torch.ones_like(self.centre)
+        )
         self.held_out = self._held_out()
 
     def _held_out(self) -> torch.Tensor:
@@ -97,7 +102,7 @@ class GlobalTerm:
             return knn_distance(standard, standard, NEIGHBOURS, "l2", parents, parents)
         mean = (x.sum(0) - x) / (n - 1)  # [N, D]: the bank's mean and variance without each clip
         variance = ((x * x).sum(0) - x * x) / (n - 1) - mean * mean
-        weight = 1.0 / variance.clamp_min(MIN_SPREAD_DB ** 2)
+        weight = 1.0 / variance.clamp_min(MIN_SPREAD_DB**2)
         # sum_d w_id (x_id - x_jd)^2, expanded into products
         distances = (weight * x * x).sum(1, keepdim=True) - 2.0 * (weight * x) @ x.T + weight @ (x * x).T
         distances.fill_diagonal_(float("inf"))
@@ -106,8 +111,9 @@ class GlobalTerm:
 
     def distance(self, statistics: torch.Tensor) -> torch.Tensor:
         """[Q] distance of each clip's band statistics [Q, D] to the bank."""
-        return knn_distance(self._standard(statistics.to(self.device, torch.float32)), self._standard(self.bank),
-                            NEIGHBOURS, "l2")
+        return knn_distance(
+            self._standard(statistics.to(self.device, torch.float32)), self._standard(self.bank), NEIGHBOURS, "l2"
+        )
 
     def _standard(self, rows: torch.Tensor) -> torch.Tensor:
         return (rows - self.centre) / self.scale
