@@ -67,12 +67,32 @@ def run_reported(args: argparse.Namespace, command: Callable[[], int]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("earmark: interrupted; the project keeps everything written before the interruption", file=sys.stderr)
+        print(
+            "earmark: interrupted; the project keeps everything written before the interruption" + _resume_hint(args),
+            file=sys.stderr,
+        )
         return 130
     # Only OSError reaches here: every SQLite error (sqlite3.OperationalError included, "database or disk is
     # full" too) is a sqlite3.DatabaseError and was answered by the clause above.
     except OSError as exc:
         return _error(disk_full(exc, Path(getattr(args, "project", None) or ".")) or os_error_line(exc))
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """For a training stopped mid-way (`earmark train`, or `fit` of a detector that trains in epochs): how to
+    continue it from its last checkpoint."""
+    hint = "; the same command with --resume continues the training from its last checkpoint"
+    command = getattr(args, "command", None)
+    if command == "train":
+        return hint
+    if command == "fit":
+        from engine.detectors.registry import detector_class
+
+        try:
+            return hint if callable(getattr(detector_class(args.detector), "branches", None)) else ""
+        except (EarmarkError, AttributeError):
+            return ""
+    return ""
 
 
 def os_error_line(exc: OSError) -> str:

@@ -186,3 +186,25 @@ def test_frame_reconstruction_errors_are_the_mse_lane_and_branches_are_named(fan
         frames = errors[detection.clip_id]
         assert frames.ndim == 1 and len(frames) == len(detection.frame_scores) and (frames >= 0).all()
         assert float(np.mean(frames)) == pytest.approx(detection.score, rel=1e-5)  # MSE mode: the clip score
+
+
+def test_an_interrupted_fit_says_how_to_continue_it_and_a_fit_with_nothing_to_continue_does_not(capsys):
+    """Ctrl+C during `earmark fit` of a detector that trains in epochs (or during `earmark train`) names
+    --resume; a detector that does not train has nothing to resume, and the line does not promise it."""
+    from argparse import Namespace
+
+    from engine.cli_errors import run_reported
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    for args, promised in [
+        (Namespace(command="fit", detector="dcase_ae", project="p"), True),
+        (Namespace(command="train", project="p"), True),
+        (Namespace(command="fit", detector="knn", project="p"), False),
+        (Namespace(command="score", detector="dcase_ae", project="p"), False),
+    ]:
+        assert run_reported(args, interrupted) == 130
+        line = capsys.readouterr().err
+        assert "interrupted; the project keeps everything written" in line
+        assert ("--resume continues the training" in line) is promised, args
