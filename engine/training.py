@@ -115,7 +115,10 @@ class Trainer:
     `branches` names parts of `model` (`{"encoder": m.encoder, ...}`): their gradient norms are logged, those in
     `frozen` are frozen for the whole run and those in `warm_up` for the first `config.warm_up_epochs` epochs.
     A frozen branch gets no gradient, is left out of the optimiser step (no weight decay, no momentum) and
-    runs in eval mode (its batch-norm statistics stay as they are): its state does not change at all."""
+    runs in eval mode (its batch-norm statistics stay as they are): its state does not change at all.
+
+    `min_batch` is the smallest batch trained on: 2 for a model with batch norm (which cannot normalise one
+    item), 1 for one without. A shuffled epoch's last, smaller batch is skipped below it."""
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class Trainer:
         frozen: Collection[str] = (),
         warm_up: Collection[str] = (),
         durable: bool = True,
+        min_batch: int = 2,
     ) -> None:
         self.model = model.to(device)
         self.folder = Path(folder)
@@ -152,6 +156,7 @@ class Trainer:
         self.frozen, self.warm_up = set(frozen), set(warm_up)
         #: fsync the files a resume reads (off for a folder removed after the run: nothing resumes there)
         self.durable = durable
+        self.min_batch = max(1, min_batch)
         # what each parameter asked for before any freezing, restored when its branch thaws
         self._wants_grad = {id(p): p.requires_grad for p in self.model.parameters()}
 
@@ -265,6 +270,12 @@ class Trainer:
         cuda = device.type == "cuda"
         started, last_report = time.perf_counter(), 0.0
         frozen_parameters = self._freeze(self.frozen_in(epoch))
+        if not any(p.requires_grad for p in self.model.parameters()):
+            frozen = ", ".join(sorted(self.frozen_in(epoch)))
+            raise EarmarkError(
+                f"{self._who()}: nothing would train in epoch {epoch}: every branch is frozen ({frozen}); "
+                "freeze fewer branches, or no warm-up epochs while the other branch is frozen"
+            )
         count = len(inputs)
         batches = max(1, -(-count // config.batch_size))
         order = torch.randperm(count, generator=generator)
@@ -273,7 +284,7 @@ class Trainer:
         norms: dict[str, list[torch.Tensor]] = {name: [] for name in self.branches}
         for batch in range(batches):
             index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-            if len(index) < 2:  # batch norm needs two items
+            if len(index) < self.min_batch:  # batch norm cannot normalise a batch of one
                 continue
             x = inputs[index].to(device, non_blocking=True)
             if cuda and x.dim() == 4:
@@ -291,9 +302,8 @@ class Trainer:
             scaler.unscale_(optimiser)  # the norms below are the true gradients', not the scaled ones
             for name, branch in self.branches.items():
                 norms[name].append(_gradient_norm(branch, device))
-            scaler.step(optimiser)
-            scaler.update()
-            state["steps"] += 1
+            if _stepped(optimiser, scaler):
+                state["steps"] += 1
             total_loss += float(loss.detach()) * len(index)
             for part, part_value in named.items():
                 parts[part] = parts.get(part, 0.0) + float(part_value.detach()) * len(index)
@@ -308,6 +318,11 @@ class Trainer:
                     config.epochs * batches,
                     f"{self.label}epoch {epoch}/{config.epochs}",
                 )
+        if seen == 0:  # no batch was large enough: an epoch of nothing would pass for a perfect fit
+            raise EarmarkError(
+                f"{self._who()}: too little training data: {count} training item(s), and a batch needs at least "
+                f"{self.min_batch}, so no epoch trains anything; add more or longer normal training clips"
+            )
         self.model.eval()
         figures = {}
         if self.evaluate is not None:
@@ -324,6 +339,10 @@ class Trainer:
         row["seconds"] = time.perf_counter() - started
         row.update(figures)
         return row, seen
+
+    def _who(self) -> str:
+        """What is training, for a message: the label without its colon."""
+        return self.label.rstrip(": ") or "training"
 
     def _freeze(self, names: set[str]) -> list[nn.Parameter]:
         """Put the model in training mode with the named branches frozen (no gradient, eval mode) and the rest
@@ -350,6 +369,8 @@ class Trainer:
             "scaler": scaler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # dropout on the GPU draws from CUDA's generators: kept too, so a resume there is exact as well
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if self.device.type == "cuda" else {}),
             "signature": self.signature,
             "config": json.dumps(asdict(self.config)),
             **{k: v for k, v in state.items() if k != "history"},
@@ -378,6 +399,25 @@ class Trainer:
     def has_checkpoint(self) -> bool:
         return (self.folder / LAST).is_file()
 
+    def fit(
+        self, inputs: torch.Tensor, targets: dict[str, torch.Tensor], progress: Progress, resume: bool = False
+    ) -> Outcome:
+        """A detector's training: a fresh run; with `resume`, the run this folder holds continued, or, when it
+        had finished (trained to the end, then killed), its outcome taken with its last weights. A finished run
+        of other clips or settings (in a multi-group `fit --resume`, a group whose clips changed since) trains
+        afresh, and `progress` says so; an unfinished one is refused (`run`)."""
+        if resume and self.has_checkpoint():
+            checkpoint = self._read_checkpoint()
+            if checkpoint.get("finished"):
+                if checkpoint.get("signature") == self.signature:
+                    return self._outcome_of(checkpoint, restore=True)
+                progress.problem(
+                    f"{self._who()}: the finished training in {self.folder} was of other clips or settings; "
+                    "trained afresh"
+                )
+                resume = False
+        return self.run(inputs, targets, progress, resume=resume and self.has_checkpoint())
+
     def finished(self, restore: bool = False) -> Outcome | None:
         """The outcome of a run that finished in this folder with this signature, read from its checkpoint
         (with `restore`, its last weights are loaded into the model); None when there is none."""
@@ -386,6 +426,9 @@ class Trainer:
         checkpoint = self._read_checkpoint()
         if not checkpoint.get("finished") or checkpoint.get("signature") != self.signature:
             return None
+        return self._outcome_of(checkpoint, restore)
+
+    def _outcome_of(self, checkpoint: dict, restore: bool) -> Outcome:
         try:
             if restore:
                 self.model.load_state_dict(checkpoint["model"])
@@ -438,6 +481,8 @@ class Trainer:
             scaler.load_state_dict(checkpoint["scaler"])
             generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["torch_rng"])
+            if self.device.type == "cuda" and "cuda_rng" in checkpoint:
+                torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
             return {
                 "epoch": int(checkpoint["epoch"]),
                 "best_score": float(checkpoint["best_score"]),
@@ -477,6 +522,16 @@ def _copied(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_copied(v) for v in value)
     return value
+
+
+def _stepped(optimiser: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> bool:
+    """Step the optimiser through the loss scaler; whether it really stepped. With mixed precision the scaler
+    skips a step whose gradients hold inf or NaN (common in the first steps) and lowers its scale: such a step
+    is not counted."""
+    before = scaler.get_scale() if scaler.is_enabled() else None
+    scaler.step(optimiser)
+    scaler.update()
+    return before is None or scaler.get_scale() >= before
 
 
 def _gradient_norm(branch: nn.Module, device: torch.device) -> torch.Tensor:

@@ -50,7 +50,6 @@ _SCORING_ONLY = {
     "latent_weight",
     "reconstruction_weight",
     "domain_min_clips",
-    "epochs",
 }
 
 
@@ -95,6 +94,11 @@ class AstAEConfig(DetectorConfig):
         if self.epochs < 1 or self.batch_size < 2 or self.warm_up_epochs < 0 or self.learning_rate < 0:
             raise EarmarkError(
                 "ast_ae: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 are required"
+            )
+        if self.freeze == "decoder" and self.warm_up_epochs:
+            raise EarmarkError(
+                "ast_ae: warm_up_epochs freezes the encoder while freeze=decoder freezes the decoder: nothing "
+                "would train in those epochs; use warm_up_epochs=0 with freeze=decoder"
             )
         if self.hidden_size % max(self.heads, 1) or min(self.layers, self.heads, self.bottleneck) < 1:
             raise EarmarkError(
@@ -323,10 +327,9 @@ class AstAEDetector(Detector):
                 frozen=(config.freeze,) if config.freeze else (),
                 warm_up=("encoder",) if config.warm_up_epochs else (),
                 durable=self.training_folder is not None,
+                min_batch=1,  # no batch norm in the AST (layer norm) or the decoder: a batch of one trains
             )
-            outcome = trainer.finished(restore=True) if self.resume else None  # trained to the end, then killed
-            if outcome is None:
-                outcome = trainer.run(data, {}, progress, resume=self.resume and trainer.has_checkpoint())
+            outcome = trainer.fit(data, {}, progress, resume=self.resume)
         self.history = outcome.history
         self.info.update(
             epochs_trained=outcome.last_epoch,

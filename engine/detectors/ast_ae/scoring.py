@@ -5,8 +5,9 @@ robust scale of the reconstruction error; and per-frame errors for `earmark debu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ DOMAINS = ("source", "target")
 #: Added to each dimension's variance, as a share of the pooled mean variance, so a dimension the few clips
 #: of a domain hardly move cannot blow the whitened distance up.
 VARIANCE_FLOOR = 0.01
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,15 +56,23 @@ def row_scale(results: Sequence[ClipResult]) -> np.ndarray:
     return np.maximum(rows, 1e-3 * float(rows.mean()) + 1e-12)
 
 
-def _run(model: AstAutoEncoder, windows: torch.Tensor, batch: int) -> list[Forward]:
+def _run(model: AstAutoEncoder, windows: torch.Tensor, batch: int, keep: Callable[[Forward], T]) -> list[T]:
+    """`keep` of each batch's forward pass: only what it keeps outlives the batch, so a fit's thousands of
+    windows never hold their reconstructions on the device all at once."""
     device = next(model.parameters()).device
     model.eval()
     found = []
     with torch.inference_mode():
         for start in range(0, len(windows), batch):
             with autocast(device):
-                found.append(model(windows[start : start + batch].to(device)))
+                output = model(windows[start : start + batch].to(device))
+            found.append(keep(output))
     return found
+
+
+def _latents_and_errors(output: Forward) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What a clip's result needs of a batch, on the CPU: z, each patch's error and which patches hold audio."""
+    return output.z.float().cpu(), output.patch_errors().float().cpu(), output.valid.cpu()
 
 
 def clip_results(model: AstAutoEncoder, clips: Sequence[Clip], windows: dict, batch: int) -> dict[str, ClipResult]:
@@ -70,10 +81,8 @@ def clip_results(model: AstAutoEncoder, clips: Sequence[Clip], windows: dict, ba
     clips = [c for c in clips if c.clip_id in windows]
     if not clips:
         return {}
-    outputs = _run(model, torch.cat([windows[c.clip_id][0] for c in clips]), batch)
-    z = torch.cat([o.z.float() for o in outputs]).cpu().numpy()
-    errors = torch.cat([o.patch_errors() for o in outputs]).cpu().numpy()
-    valid = torch.cat([o.valid for o in outputs]).cpu().numpy()
+    kept = _run(model, torch.cat([windows[c.clip_id][0] for c in clips]), batch, _latents_and_errors)
+    z, errors, valid = (torch.cat(parts).numpy() for parts in zip(*kept, strict=True))
     rows, (f_stride, t_stride), patch = model.rows, model.strides, model.patch
     results, first = {}, 0
     for clip in clips:
@@ -97,20 +106,23 @@ def clip_results(model: AstAutoEncoder, clips: Sequence[Clip], windows: dict, ba
 def frame_errors(model: AstAutoEncoder, windows: torch.Tensor, starts: torch.Tensor, batch: int) -> np.ndarray:
     """[frames] mean squared reconstruction error of each frame of a clip that a patch covers: every patch's
     squared errors put back on the spectrogram (overlapping patches averaged), then the mean over mel bins."""
-    outputs = _run(model, windows, batch)
     patch, strides = model.patch, model.strides
-    frames = []
-    for output in outputs:
+
+    def per_frame_errors(output: Forward) -> list[np.ndarray]:
         squared = (output.reconstruction.float() - output.patches.float()).pow(2).transpose(1, 2)  # [B, P*P, N]
         size = (kaldi.N_MELS, model.window_frames)
         placed = torch.nn.functional.fold(squared, size, patch, stride=strides)
         cover = torch.nn.functional.fold(torch.ones_like(squared), size, patch, stride=strides)
         per_frame = (placed.sum(dim=2) / cover.sum(dim=2).clamp_min(1.0))[:, 0]  # [B, W]
         covered = cover[:, 0].amax(dim=1) > 0  # [B, W]
+        found = []
         for row, valid, ok in zip(per_frame, output.valid, covered, strict=True):
             columns = int(valid.reshape(model.rows, -1)[0].sum())
             end = (columns - 1) * strides[1] + patch  # frames the real columns cover
-            frames.append(row[:end][ok[:end]].cpu().numpy())
+            found.append(row[:end][ok[:end]].cpu().numpy())
+        return found
+
+    frames = [row for rows in _run(model, windows, batch, per_frame_errors) for row in rows]
     return np.concatenate(frames).astype(np.float32) if frames else np.zeros(0, dtype=np.float32)
 
 

@@ -80,6 +80,11 @@ class DcaseAEConfig(DetectorConfig):
             )
         if self.warm_up_epochs < 0:
             raise EarmarkError(f"dcase_ae: warm_up_epochs must be 0 or more, not {self.warm_up_epochs}")
+        if self.freeze == "decoder" and self.warm_up_epochs:
+            raise EarmarkError(
+                "dcase_ae: warm_up_epochs freezes the encoder while freeze=decoder freezes the decoder: nothing "
+                "would train in those epochs; use warm_up_epochs=0 with freeze=decoder"
+            )
         if self.epochs < 1 or self.batch_size < 2 or self.frames < 1:
             raise EarmarkError("dcase_ae: epochs >= 1, batch_size >= 2 and frames >= 1 are required")
         if not 0.0 < self.held_out_fraction < 1.0 or self.folds < 2:
@@ -264,9 +269,7 @@ class DcaseAEDetector(Detector):
             warm_up=["encoder"],
             durable=self.training_folder is not None,
         )
-        outcome = trainer.finished(restore=True) if self.resume else None
-        if outcome is None:
-            outcome = trainer.run(data, {"input": data}, progress, resume=self.resume and trainer.has_checkpoint())
+        outcome = trainer.fit(data, {"input": data}, progress, resume=self.resume)
         self.history = outcome.history
         self.info["final_loss"] = outcome.history[-1]["train_loss"]
         self.model.eval()
