@@ -19,6 +19,7 @@ from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress
 from engine.store import results
 from engine.store.project import Project
+from engine.training import LAST
 from tests.helpers import tiny_ast
 
 GROUP = "fan/section_00"
@@ -100,12 +101,16 @@ def test_a_cancelled_training_resumes_at_the_next_epoch_as_if_never_stopped(toy_
     with pytest.raises(Cancelled):
         first.fit(clips, _CancelAfter(1))
     assert (tmp_path / "training" / "checkpoints" / "last.pt").is_file()
+    [cancelled_epoch] = json.loads(torch.load(tmp_path / "training" / LAST, weights_only=True)["history"])
 
     resumed = _detector(tmp_path, epochs="3")
     resumed.training_folder, resumed.resume = tmp_path / "training", True
     resumed.fit(clips)
     assert resumed.info["resumed_from"] == 1
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    # Epoch 1 is the cancelled run's own (its time to the digit), not trained again: a retrain from scratch
+    # would reach the same weights and step count.
+    assert resumed.history[0] == cancelled_epoch
     # The optimiser took as many steps as the uninterrupted run: it went on at epoch 2, not again from 1.
     assert resumed.info["steps"] == whole.info["steps"] > 0
     assert _same(resumed.branches()["decoder"].state_dict(), whole.branches()["decoder"].state_dict())
@@ -119,6 +124,10 @@ def test_earmark_fit_resume_continues_a_cancelled_fit_of_a_project_at_the_next_e
     settings = {**SMALL, "epochs": "3"}
     with pytest.raises(Cancelled):  # Cancel pressed once the first epoch is done
         runs.fit(runs.Session(toy_project), "ast_ae", settings, group=GROUP, progress=_CancelAfter(1))
+    from engine.training import detector_workspace
+
+    last = detector_workspace(toy_project.artifacts, "ast_ae", GROUP) / LAST
+    [cancelled_epoch] = json.loads(torch.load(last, weights_only=True)["history"])
     assert not results.latest_models(toy_project, "ast_ae"), "no model from a cancelled fit"
     sets = [f"--set={k}={v}" for k, v in settings.items()]
     assert main(["fit", str(toy_project.folder), "--detector", "ast_ae", "--group", GROUP, "--resume", *sets]) == 0
@@ -126,7 +135,9 @@ def test_earmark_fit_resume_continues_a_cancelled_fit_of_a_project_at_the_next_e
         folder = results.model_folder(project, results.latest_models(project, "ast_ae")[GROUP])
     model = load_model(folder)
     assert model.info["resumed_from"] == 1
-    assert [row["epoch"] for row in json.loads((folder / "history.json").read_text())] == [1, 2, 3]
+    history = json.loads((folder / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[0] == cancelled_epoch, "epoch 1 is the cancelled fit's own, not trained again"
     whole = _detector(tmp_path, epochs="3")
     whole.fit(_clips(toy_project))
     assert model.info["steps"] == whole.info["steps"], "the optimiser went on at epoch 2, not again from 1"
@@ -270,3 +281,84 @@ def test_a_clip_shorter_than_one_patch_is_reported_and_the_rest_are_scored(toy_p
     detections = detector.score([short, *test], progress)
     assert [d.clip_id for d in detections] == [c.clip_id for c in test]
     assert progress.problems == ["short: skipped, too short for ast_ae: 0.10 s, needs 0.18 s"]
+
+
+def test_a_warm_up_with_the_decoder_frozen_is_refused_in_the_settings():
+    with pytest.raises(EarmarkError, match="ast_ae: warm_up_epochs freezes the encoder while freeze=decoder"):
+        make_config("ast_ae", {"warm_up_epochs": "1", "freeze": "decoder"})
+    make_config("ast_ae", {"warm_up_epochs": "1", "freeze": "encoder"})  # the decoder trains: allowed
+
+
+def test_a_group_with_one_training_window_trains_on_it(toy_project, tmp_path):
+    # One 1 s clip in one window of 1024 frames: nothing is held out, and the one window is a batch.
+    detector = _detector(tmp_path, epochs="2", window_frames="1024")
+    detector.fit(_clips(toy_project, "train")[:1])
+    assert detector.info["steps"] == 2, "one optimiser step an epoch"
+    assert all(row["train_loss"] > 0 and row["grad_norm_decoder"] > 0 for row in detector.history)
+
+
+def test_resume_refuses_a_changed_number_of_epochs(toy_project, tmp_path):
+    clips = _clips(toy_project)
+    first = _detector(tmp_path, epochs="3")
+    first.training_folder = tmp_path / "training"
+    with pytest.raises(Cancelled):
+        first.fit(clips, _CancelAfter(1))
+    longer = _detector(tmp_path, epochs="4")
+    longer.training_folder, longer.resume = tmp_path / "training", True
+    with pytest.raises(EarmarkError, match="the labels, the clips or the settings have changed"):
+        longer.fit(clips)
+    # settings that only change scoring still resume
+    rescored = _detector(tmp_path, epochs="3", latent_weight="0.5")
+    rescored.training_folder, rescored.resume = tmp_path / "training", True
+    rescored.fit(clips)
+    assert rescored.info["resumed_from"] == 1 and rescored.config.latent_weight == 0.5
+
+
+def test_fit_resume_of_every_group_trains_afresh_a_finished_group_whose_clips_changed(toy_project, tmp_path):
+    from engine.detectors import runs
+    from engine.store.clip_fields import set_fields
+
+    settings = {**SMALL, "epochs": "2"}
+    session = runs.Session(toy_project)
+    fitted = {r.group_key: r for r in runs.fit(session, "ast_ae", settings)}
+    assert len(fitted) >= 2, "a project of several groups"
+    first = next(c for c in toy_project.clips(split="train") if c.group == GROUP)
+    set_fields(toy_project, [first.clip_id], {"label": "anomaly"})  # GROUP's training clips changed since
+    progress = Progress()
+    refitted = {r.group_key: r for r in runs.fit(session, "ast_ae", settings, resume=True, progress=progress)}
+    assert set(refitted) == set(fitted), "every group fitted, none aborted the run"
+    [said] = progress.problems
+    assert "the finished training in" in said and "trained afresh" in said
+    before, after = (load_model(results.model_folder(toy_project, r[GROUP])) for r in (fitted, refitted))
+    assert after.info["resumed_from"] is None and after.info["steps"] > 0
+    assert (
+        after.info["trained_clips"] + after.info["held_out"]
+        == before.info["trained_clips"] + before.info["held_out"] - 1
+    )
+    assert refitted[GROUP].model_id != fitted[GROUP].model_id
+
+
+def test_fitting_keeps_only_what_scoring_needs_of_each_batch_on_the_device(toy_project, tmp_path, monkeypatch):
+    import weakref
+
+    from engine.detectors.ast_ae.model import AstAutoEncoder
+
+    alive_at_most = []
+    outputs: list[weakref.ref] = []
+    forward = AstAutoEncoder.forward
+
+    def watched(self, x):
+        alive_at_most.append(sum(ref() is not None for ref in outputs))
+        out = forward(self, x)
+        outputs.append(weakref.ref(out.reconstruction))
+        return out
+
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(_clips(toy_project))
+    monkeypatch.setattr(AstAutoEncoder, "forward", watched)
+    windows = detector._windows(_clips(toy_project, "train"), Progress())
+    from engine.detectors.ast_ae.scoring import clip_results
+
+    clip_results(detector.network(), _clips(toy_project, "train"), windows, 2)  # many batches of two windows
+    # While a batch runs, at most the one before it is still referenced: none is kept for the rest of the fit.
+    assert len(alive_at_most) > 3 and max(alive_at_most) <= 1, "earlier batches' reconstructions kept"

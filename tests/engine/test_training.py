@@ -295,3 +295,72 @@ def test_the_classifiers_refuse_a_warm_up_they_have_no_encoder_for():
         leak_config("binary", {"warm_up_epochs": "2"})
     with pytest.raises(EarmarkError, match="sound classifier: warm_up_epochs is for models with an encoder"):
         sound_config({"warm_up_epochs": "1"})
+
+
+def test_an_epoch_with_every_branch_frozen_is_refused_with_a_message_not_a_crash(tmp_path):
+    # The warm-up freezes the encoder while the decoder is frozen for the run: nothing could train in epoch 1.
+    both = trainer(tmp_path, epochs=2, frozen=("decoder",), warm_up=("encoder",), warm_up_epochs=1)
+    with pytest.raises(EarmarkError, match="tiny: nothing would train in epoch 1: every branch is frozen"):
+        both.run(data(), {"input": data()}, Progress())
+
+
+class TinyLinearAE(nn.Module):
+    """An auto-encoder without batch norm (as the AST, with layer norm): one item is a batch it can train on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder, self.decoder = nn.Linear(8, 4), nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+
+def test_a_model_without_batch_norm_trains_on_one_item_and_no_epoch_passes_for_a_fit_without_a_step(tmp_path):
+    one = data()[:1]
+    model = TinyLinearAE()
+    branches = {"encoder": model.encoder, "decoder": model.decoder}
+    config = LoopConfig(epochs=3, patience=100, batch_size=16)
+    single = Trainer(model, tmp_path / "one", config, CPU, two_parts, None, "", "sig", "tiny: ", branches, min_batch=1)
+    outcome = single.run(one, {"input": one}, Progress())
+    assert outcome.steps == 3, "one step an epoch"
+    assert all(row["train_loss"] > 0 and row["grad_norm_decoder"] > 0 for row in outcome.history)
+    # A model with batch norm cannot train on one item: said, instead of a random network saved with loss 0.
+    with pytest.raises(EarmarkError, match="tiny: too little training data: 1 training item.*more or longer normal"):
+        trainer(tmp_path / "batch_norm").run(one, {"input": one}, Progress())
+
+
+def test_a_step_the_loss_scaler_skips_is_not_counted():
+    from engine.training import _stepped
+
+    weight = nn.Parameter(torch.ones(2))
+    optimiser = torch.optim.AdamW([weight], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)  # as on CUDA, where mixed precision uses one
+    scaler.scale((weight * torch.tensor([float("inf"), 1.0])).sum()).backward()  # a half-precision overflow
+    assert not _stepped(optimiser, scaler), "skipped: inf gradient"
+    assert torch.equal(weight.detach(), torch.ones(2)) and scaler.get_scale() < 1024.0
+    optimiser.zero_grad()
+    scaler.scale(weight.sum()).backward()
+    assert _stepped(optimiser, scaler), "a finite gradient steps"
+    assert not torch.equal(weight.detach(), torch.ones(2))
+    weight.grad = torch.ones(2)
+    assert _stepped(torch.optim.AdamW([weight]), torch.amp.GradScaler("cpu", enabled=False)), "no scaler: a step"
+
+
+def test_resume_after_a_finished_run_of_other_clips_trains_afresh_and_says_so(tmp_path):
+    fresh = trainer(tmp_path / "fresh", epochs=2).run(data(), {"input": data()}, Progress())
+    trainer(tmp_path / "group", epochs=2).run(data(), {"input": data()}, Progress())  # finished
+    changed = trainer(tmp_path / "group", epochs=2)
+    changed.signature = "other clips"  # the group's clips changed since
+    progress = Progress()
+    outcome = changed.fit(data(), {"input": data()}, progress, resume=True)
+    assert outcome.resumed_from is None and outcome.steps == fresh.steps
+    [said] = progress.problems
+    assert "tiny: the finished training in" in said and "trained afresh" in said
+    # the same clips: the finished outcome is taken as it is, nothing trains again
+    again = trainer(tmp_path / "group", epochs=2)
+    again.signature = "other clips"
+    progress = Progress()
+    assert again.fit(data(), {"input": data()}, progress, resume=True).steps == fresh.steps
+    assert not progress.problems
