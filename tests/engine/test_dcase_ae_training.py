@@ -208,3 +208,20 @@ def test_an_interrupted_fit_says_how_to_continue_it_and_a_fit_with_nothing_to_co
         line = capsys.readouterr().err
         assert "interrupted; the project keeps everything written" in line
         assert ("--resume continues the training" in line) is promised, args
+
+
+def test_a_warm_up_with_the_decoder_frozen_is_refused_in_the_settings():
+    with pytest.raises(EarmarkError, match="dcase_ae: warm_up_epochs freezes the encoder while freeze=decoder"):
+        make_config("dcase_ae", {"warm_up_epochs": "1", "freeze": "decoder"})
+
+
+def test_resume_after_a_finished_fit_whose_clips_changed_trains_afresh_and_says_so(fan):
+    session = runs.Session(fan)
+    runs.fit(session, "dcase_ae", {"epochs": 2}, group=GROUP)
+    first = next(c for c in fan.clips(split="train") if c.group == GROUP)
+    set_fields(fan, [first.clip_id], {"label": "anomaly"})  # one training clip fewer since that fit finished
+    progress = Progress()
+    [record] = runs.fit(session, "dcase_ae", {"epochs": 2}, group=GROUP, resume=True, progress=progress)
+    assert progress.problems and all("trained afresh" in line for line in progress.problems)
+    assert record.threshold > 0
+    assert all(steps > 0 for steps in steps_by_network(fan).values())
