@@ -5,8 +5,8 @@ warm-up epochs.
 
 A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
 figures per epoch: the training curves; `history.csv` holds the same rows for a spreadsheet) and
-`checkpoints/`: `last.pt`, written after every epoch (weights,
-optimiser, loss scaler, random-number state, the best so far, the step count and the history), and
+`checkpoints/`: `last.pt`, written after every epoch (weights, optimiser, loss scaler, random-number state
+(CUDA's too when it trains there), the best so far, the step count and the history), and
 `epoch_NNN.pt`, the last few epochs (older ones are removed). A model whose epochs take milliseconds would
 spend most of its time writing them: `LoopConfig.checkpoint_every_s` then spaces them out (a kill loses at most
 that much training; the last epoch's checkpoint is always written). Checkpoints hold tensors and plain values
