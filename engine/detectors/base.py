@@ -227,7 +227,8 @@ class Detector(ABC):
         """Expected seconds to fit one group with `config` on `train_s` seconds of training audio."""
         return cls.fit_cost * train_s * max(int(getattr(config, "epochs", 1)), 1)
 
-    def how_to_train(self) -> str:
+    @classmethod
+    def how_to_train(cls) -> str:
         """What a user runs to train a detector that learns from labels (`learning` SUPERVISED)."""
         return "train it from the project's labels (`earmark train`)"
 
