@@ -112,6 +112,11 @@ class Detector(ABC):
     #: Seconds of computing per second of training audio (per epoch for a detector that trains for epochs),
     #: measured as `engine.fit_estimate` says; this cautious default stands for a detector not measured.
     fit_cost: ClassVar[float] = 0.01
+    #: Whether runs that fit every detector without naming them (the window's Fit all) and the ensemble's
+    #: default members take it. A detector that trains a transformer per group sets False: it would multiply
+    #: their time by hours per group on a CPU; it is still fitted by name (Fit with settings, `earmark fit
+    #: --detector`, the ensemble's `members` setting).
+    by_default: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

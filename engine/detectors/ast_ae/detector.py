@@ -138,6 +138,7 @@ class AstAEDetector(Detector):
     title = "AST auto-encoder"
     Config = AstAEConfig
     config: AstAEConfig
+    by_default = False  # fine-tuning the published AST takes hours per group on a CPU: fitted by name only
     #: Seconds of computing per second of training audio per epoch (the fit estimate), measured with
     #: tests/bench/bench_ast_ae.py on 2 cores with other work running: the small AST about 50 ms per 2.56 s
     #: window; fine-tuning an AST of the published size (12 x 768) 9-13 s per 10.24 s window.
