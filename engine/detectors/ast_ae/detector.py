@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,23 +115,6 @@ def fine_tunes(config: AstAEConfig) -> bool:
         return False
 
 
-def import_transformers() -> None:
-    """Import transformers' AST with the garbage collector paused. Its first import makes some hundred
-    thousand objects; on the window's engine thread, a collection on the GUI thread during that import crashed
-    the window (a segmentation fault in the collection, 2 runs of 3 of the Fit all test; none in 5 since)."""
-    import gc
-
-    if "transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer" in sys.modules:
-        return
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        from transformers import ASTConfig, ASTModel  # noqa: F401
-    finally:
-        if paused:
-            gc.enable()
-
-
 class AstAEDetector(Detector):
     key = "ast_ae"
     title = "AST auto-encoder"
@@ -181,11 +163,12 @@ class AstAEDetector(Detector):
         return weights.location("ast")  # names what to do when `pretrained` is asked for without weights
 
     def _build(self, location: str | None, ast_config: dict | None = None) -> AstAutoEncoder:
+        from engine.encoders.ast import import_transformers, load_ast_model
+
         import_transformers()
         from transformers import ASTConfig, ASTModel
 
         from engine.detectors.ast_ae.model import scratch_config
-        from engine.encoders.ast import load_ast_model
         from engine.encoders.kaldi import N_MELS
 
         config = self.config
