@@ -34,7 +34,7 @@ from engine.detectors.min_duration import long_enough
 from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.device import pick_device
 from engine.errors import ArtifactError, EarmarkError
-from engine.files import save_safetensors_atomic, write_text_atomic
+from engine.files import read_rows, save_safetensors_atomic, write_text_atomic
 from engine.jobs import Progress
 
 STATE_FILE = "model.safetensors"
@@ -349,6 +349,9 @@ class Detector(ABC):
             detector.load_state_dict(state)
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # settings or weights that do not fit
             raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None
+        # The training curves stay with the model: an enrolled copy saves them again beside its own weights.
+        # Unreadable curves leave the model usable without them.
+        detector.history = read_rows(folder / HISTORY_FILE) or []
         return detector
 
 

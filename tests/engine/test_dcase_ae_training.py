@@ -142,6 +142,16 @@ def test_a_finished_fit_leaves_its_last_checkpoint_and_curves_only_and_resume_do
     assert sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()) == left
 
 
+def test_a_model_enrolled_into_keeps_its_training_curves(fan):
+    session = runs.Session(fan)
+    [fitted] = runs.fit(session, "dcase_ae", {"epochs": 2}, group=GROUP)
+    curves = json.loads((results.model_folder(fan, fitted) / "history.json").read_text())
+    target = [c for c in fan.clips(split="test") if c.group == GROUP and c.domain == "target" and c.label == "normal"]
+    [enrolled] = runs.enrol(session, "dcase_ae", [target[0].clip_id])
+    assert enrolled.metrics["enrolled_into"] == fitted.model_id
+    assert json.loads((results.model_folder(fan, enrolled) / "history.json").read_text()) == curves
+
+
 def test_resume_says_when_there_is_nothing_to_resume_or_the_settings_changed(fan):
     session = runs.Session(fan)
     with pytest.raises(EarmarkError, match="nothing to resume: no interrupted dcase_ae training"):
