@@ -229,6 +229,11 @@ def preload_engine() -> None:
     from engine.evaluation import localization, report  # noqa: F401
 
     detector_keys()  # imports every detector
+    # transformers (the AST encoder, ast_ae): seconds of importing, and a collection on the GUI thread during
+    # it has crashed the window; done here once, with the collector paused (see import_transformers).
+    from engine.encoders.ast import import_transformers
+
+    import_transformers()
     # One optimiser step on a toy model: torch imports its optimiser and autograd helpers on first use.
     import torch
 

@@ -152,11 +152,11 @@ class WindowActions:
 
     # -- Train ------------------------------------------------------------------------------------------------
     def fit_all(self) -> int | None:
-        from engine.detectors.registry import detector_keys
+        from engine.detectors.registry import fit_all_keys
         from engine.fit_estimate import estimate_fit
 
         if self._need_project():
-            keys = detector_keys()
+            keys = fit_all_keys()  # ast_ae is fitted by name only: hours per group on a CPU
             estimate = estimate_fit(self.project.clips(), keys)
             if estimate.seconds > LONG_RUN_S and not self._confirm_long_run(estimate.describe()):
                 return None

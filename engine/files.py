@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -186,3 +187,15 @@ def safe_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     keep = name.encode()[: max(0, max_bytes - len(digest) - 1)].decode("utf-8", "ignore").rstrip(".")
     return f"{keep}-{digest}" if keep else digest
+
+
+def read_rows(path: Path) -> list[dict] | None:
+    """The rows of a JSON file holding a list of objects (a training's `history.json`); None when it is
+    missing, unreadable or not such a list."""
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        return None
+    return rows

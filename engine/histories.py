@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.files import safe_name
+from engine.files import read_rows, safe_name
 from engine.store import results
 from engine.store.project import Project
 from engine.training import HISTORY
@@ -66,7 +66,7 @@ def training_histories(project: Project) -> Histories:
     found: list[tuple[tuple, TrainingHistory]] = []
     unreadable: list[Path] = []
     for path in sorted(artifacts.rglob(HISTORY)) if artifacts.is_dir() else []:
-        rows = _rows(path)
+        rows = read_rows(path)
         if rows is None:
             unreadable.append(path)
             continue
@@ -101,17 +101,6 @@ def training_histories(project: Project) -> Histories:
             sort = (order, history.name, "", 0)
         found.append((sort + (history.name,), history))
     return Histories([h for _, h in sorted(found, key=lambda item: item[0])], unreadable)
-
-
-def _rows(path: Path) -> list[dict] | None:
-    """The epoch rows of a history file; None when it is not a list of rows."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        return None
-    return rows
 
 
 def _debug_name(folder: Path, fallback: str) -> tuple[str, str, str]:

@@ -34,7 +34,7 @@ from engine.detectors.min_duration import long_enough
 from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.device import pick_device
 from engine.errors import ArtifactError, EarmarkError
-from engine.files import save_safetensors_atomic, write_text_atomic
+from engine.files import read_rows, save_safetensors_atomic, write_text_atomic
 from engine.jobs import Progress
 
 STATE_FILE = "model.safetensors"
@@ -112,6 +112,11 @@ class Detector(ABC):
     #: Seconds of computing per second of training audio (per epoch for a detector that trains for epochs),
     #: measured as `engine.fit_estimate` says; this cautious default stands for a detector not measured.
     fit_cost: ClassVar[float] = 0.01
+    #: Whether runs that fit every detector without naming them (the window's Fit all) and the ensemble's
+    #: default members take it. A detector that trains a transformer per group sets False: it would multiply
+    #: their time by hours per group on a CPU; it is still fitted by name (Fit with settings, `earmark fit
+    #: --detector`, the ensemble's `members` setting).
+    by_default: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -227,7 +232,8 @@ class Detector(ABC):
         """Expected seconds to fit one group with `config` on `train_s` seconds of training audio."""
         return cls.fit_cost * train_s * max(int(getattr(config, "epochs", 1)), 1)
 
-    def how_to_train(self) -> str:
+    @classmethod
+    def how_to_train(cls) -> str:
         """What a user runs to train a detector that learns from labels (`learning` SUPERVISED)."""
         return "train it from the project's labels (`earmark train`)"
 
@@ -343,6 +349,9 @@ class Detector(ABC):
             detector.load_state_dict(state)
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # settings or weights that do not fit
             raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None
+        # The training curves stay with the model: an enrolled copy saves them again beside its own weights.
+        # Unreadable curves leave the model usable without them.
+        detector.history = read_rows(folder / HISTORY_FILE) or []
         return detector
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "detector_class",
     "detector_keys",
     "finding_label",
+    "fit_all_keys",
     "load_model",
     "make_config",
     "parse_settings",
@@ -51,6 +52,12 @@ def detector_keys(learning: Learning | None = Learning.ONE_CLASS) -> list[str]:
     """The detectors fitted on normal clips (the default), those trained from labels
     (`Learning.SUPERVISED`), or all (None); sorted."""
     return CATALOGUE.keys(learning)
+
+
+def fit_all_keys() -> list[str]:
+    """The detectors a run fits when it fits every one without naming them (the window's Fit all): those
+    fitted on normal clips and taken `by_default`; sorted."""
+    return [key for key in detector_keys() if detector_class(key).by_default]
 
 
 def detector_class(key: str) -> type[Detector]:

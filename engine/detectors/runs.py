@@ -35,7 +35,7 @@ from engine.jobs import Progress
 from engine.store import results
 from engine.store.clip_fields import fitting_snapshots, mark_stale
 from engine.store.project import Project
-from engine.training import detector_workspace, has_checkpoints
+from engine.training import BEST, detector_workspace, has_checkpoints
 
 
 @dataclass
@@ -95,13 +95,12 @@ def fit(
     several detectors: an ensemble whose members are all in it, with its settings, is built from them
     instead of fitting them again. A detector that trains in epochs trains in the project's
     `artifacts/training/<detector>/<group>/`; with `resume`, groups whose training a cancel or a kill
-    interrupted continue from their checkpoints (the others train afresh)."""
+    interrupted continue from their checkpoints (the others train afresh). Once a group's model is registered,
+    its training folder keeps only what `tidy_finished_training` leaves."""
     progress = progress or Progress()
     if detector_class(detector).learning is not Learning.ONE_CLASS:
-        raise EarmarkError(
-            f"{detector} is trained from labelled regions, not fitted on normal clips: run "
-            f"`earmark train leak {session.project.folder}` (or Train > Train leak classifier)"
-        )
+        how = detector_class(detector).how_to_train().replace("PROJECT", str(session.project.folder))
+        raise EarmarkError(f"{detector} is trained from labelled regions, not fitted on normal clips: {how}")
     project = session.project
     if detector == ensemble.KEY and "members" not in (settings or {}):
         settings = {**(settings or {}), **ensemble.fitted_members(results.fitted_detectors(project))}
@@ -144,6 +143,8 @@ def fit(
         if fitted_now is not None:
             fitted_now[(detector, key)] = model
         record = save_model(project, model, key)
+        if key in folders:
+            tidy_finished_training(folders[key])
         if fitting_snapshots(project).get(key) != before.get(key):  # changed meanwhile (Clip properties)
             mark_stale(project, {key})
             record = replace(record, stale=True)
@@ -173,6 +174,17 @@ def training_folders(
         where = project.artifacts / "training" / detector
         raise EarmarkError(f"nothing to resume: no interrupted {detector} training in {where}; fit without --resume")
     return folders
+
+
+def tidy_finished_training(folder: Path) -> None:
+    """Remove from a registered model's training folder (and its subfolders: a detector training several
+    networks) what a finished training no longer needs: the rolling `checkpoints/epoch_NNN.pt` and
+    `best.safetensors`, each as large as the model with its optimiser state (about 1 GB for a fine-tuned
+    published AST). `checkpoints/last.pt` stays: a `fit --resume` of several groups after a kill takes a
+    group that finished from it instead of training it again. `history.json` / `history.csv` stay too (the
+    training curves)."""
+    for path in [*Path(folder).rglob("checkpoints/epoch_*.pt"), *Path(folder).rglob(BEST)]:
+        path.unlink(missing_ok=True)
 
 
 def save_model(project: Project, model: Detector, group: str, metrics: dict | None = None) -> results.ModelRecord:

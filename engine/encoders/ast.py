@@ -24,6 +24,34 @@ from engine.errors import EarmarkError
 
 MEAN = -4.2677393
 STD = 4.5689974
+#: transformers' AST module, there once `import_transformers` has run.
+AST_MODULE = "transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer"
+
+
+def import_transformers() -> None:
+    """Import transformers' AST with the garbage collector paused; every first import of it goes through here
+    (the AST encoder, ast_ae, and the window's engine thread before its first job).
+
+    What was seen: the window crashed with a segmentation fault when the GUI thread garbage-collected while
+    the engine thread ran this first import (faulthandler: the GUI thread "Garbage-collecting", the engine
+    thread inside a generator expression of transformers' import code; 1 run in 5 of the Fit all test without
+    the pause). That matches a known CPython 3.11 bug class (python/cpython#101975: a collection reading
+    another thread's running generator frame), which other code could also trip: a Fit all without ast_ae has
+    since crashed once in a collection on the engine thread itself, inside a dict comprehension of the training
+    loop. This pause covers only the import, which makes some hundred thousand objects and so makes a
+    collection likely; `gc.disable()` is process-wide: a stop-gap, not a fix."""
+    import gc
+    import sys
+
+    if AST_MODULE in sys.modules:
+        return
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        from transformers import ASTConfig, ASTModel  # noqa: F401
+    finally:
+        if paused:
+            gc.enable()
 
 
 def load_ast_model(location: str, allow_download: bool | None = None):
@@ -31,6 +59,7 @@ def load_ast_model(location: str, allow_download: bool | None = None):
     error when it is missing or is not an AST."""
     from pathlib import Path
 
+    import_transformers()
     from transformers import ASTConfig, ASTModel
     from transformers.utils import logging as transformers_logging
 

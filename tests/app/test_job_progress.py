@@ -61,10 +61,10 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
     groups = len({c.group for c in window.project.clips(split="train")})
 
     assert window.fit_all() is None  # "No": nothing starts
-    from engine.detectors.registry import detector_keys
+    from engine.detectors.registry import fit_all_keys
 
     assert (
-        f"{len(detector_keys())} detector(s) x {groups} group(s)" in asked[0]
+        f"{len(fit_all_keys())} detector(s) x {groups} group(s)" in asked[0]
         and "about " in asked[0]
         and "dcase_ae" in asked[0]
     )
@@ -106,3 +106,29 @@ def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_f
         )
     finally:
         window.shutdown()
+
+
+def test_fit_all_leaves_ast_ae_out_and_fit_with_settings_still_fits_it(qtbot, window, monkeypatch):
+    """ast_ae trains a transformer per group (fine-tuning the published AST: hours per group on a CPU): Fit all
+    neither fits it nor counts it in its estimate; chosen by name in Fit with settings, it is fitted."""
+    from app import window_actions
+    from app.dialogs.fit import FitDialog
+
+    asked, submitted = [], []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda parent, title, text, *args: asked.append(text) or QMessageBox.StandardButton.Yes
+    )
+    monkeypatch.setattr(window_actions, "LONG_RUN_S", 0.0)  # the estimate is always shown
+    monkeypatch.setattr(window, "submit", lambda kind, title, work, done, **meta: submitted.append(meta) or 1)
+
+    assert window.fit_all() == 1
+    assert "ast_ae" not in submitted[0]["detectors"] and "ast_ae" not in asked[0]
+    assert {"dcase_ae", "knn", "ensemble"} <= set(submitted[0]["detectors"])
+
+    def choose_ast_ae(dialog: FitDialog) -> bool:
+        dialog.detector.setCurrentText("ast_ae")
+        return True
+
+    monkeypatch.setattr(FitDialog, "exec", choose_ast_ae)
+    window.fit_detector_dialog()
+    assert submitted[1]["detector"] == "ast_ae"

@@ -116,6 +116,42 @@ def test_a_cancelled_fit_resumes_to_the_steps_and_threshold_of_an_uninterrupted_
     assert {"train_loss", "loss_reconstruction", "grad_norm_encoder", "grad_norm_decoder", "seconds"} <= set(saved[0])
 
 
+def test_a_finished_fit_leaves_its_last_checkpoint_and_curves_only_and_resume_does_not_train_again(fan):
+    """The rolling epoch checkpoints and the best weights (each as large as the model with its optimiser) are
+    removed once the model is registered; `last.pt` stays, so a `--resume` after a finished fit takes the
+    finished training as it is instead of training the group again."""
+    session = runs.Session(fan)
+    [first] = runs.fit(session, "dcase_ae", {"epochs": 4}, group=GROUP)
+    folder = detector_workspace(fan.artifacts, "dcase_ae", GROUP)
+    left = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    networks = ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5", "network"]
+    kept = ("checkpoints/last.pt", "history.csv", "history.json")
+    assert left == sorted(f"{network}/{name}" for network in networks for name in kept)
+
+    heard = []
+    [again] = runs.fit(
+        session,
+        "dcase_ae",
+        {"epochs": 4},
+        group=GROUP,
+        resume=True,
+        progress=Progress(lambda *said: heard.append(said)),
+    )
+    assert not [said for said in heard if "epoch" in said[2]], "no epoch was trained again"
+    assert again.threshold == first.threshold
+    assert sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()) == left
+
+
+def test_a_model_enrolled_into_keeps_its_training_curves(fan):
+    session = runs.Session(fan)
+    [fitted] = runs.fit(session, "dcase_ae", {"epochs": 2}, group=GROUP)
+    curves = json.loads((results.model_folder(fan, fitted) / "history.json").read_text())
+    target = [c for c in fan.clips(split="test") if c.group == GROUP and c.domain == "target" and c.label == "normal"]
+    [enrolled] = runs.enrol(session, "dcase_ae", [target[0].clip_id])
+    assert enrolled.metrics["enrolled_into"] == fitted.model_id
+    assert json.loads((results.model_folder(fan, enrolled) / "history.json").read_text()) == curves
+
+
 def test_resume_says_when_there_is_nothing_to_resume_or_the_settings_changed(fan):
     session = runs.Session(fan)
     with pytest.raises(EarmarkError, match="nothing to resume: no interrupted dcase_ae training"):

@@ -251,8 +251,12 @@ def test_fitting_without_normal_training_clips_is_a_clear_error(key, toy_project
 
 @pytest.mark.parametrize("supervised", SUPERVISED)
 def test_fitting_a_supervised_detector_in_a_project_points_at_its_training(supervised, toy_project):
-    with pytest.raises(EarmarkError, match="trained from labelled regions.*earmark train leak"):
+    """The message is the detector's own `how_to_train`, with the project filled in: each leak classifier
+    names its mode, and a next supervised detector would name its own training."""
+    with pytest.raises(EarmarkError, match="trained from labelled regions.*earmark train leak") as raised:
         runs.fit(runs.Session(toy_project), supervised)
+    mode = detector_class(supervised).mode
+    assert f"`earmark train leak {toy_project.folder} --mode {mode}`" in str(raised.value)
     assert results.models(toy_project) == []
 
 

@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,28 +119,12 @@ def fine_tunes(config: AstAEConfig) -> bool:
         return False
 
 
-def import_transformers() -> None:
-    """Import transformers' AST with the garbage collector paused. Its first import makes some hundred
-    thousand objects; on the window's engine thread, a collection on the GUI thread during that import crashed
-    the window (a segmentation fault in the collection, 2 runs of 3 of the Fit all test; none in 5 since)."""
-    import gc
-
-    if "transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer" in sys.modules:
-        return
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        from transformers import ASTConfig, ASTModel  # noqa: F401
-    finally:
-        if paused:
-            gc.enable()
-
-
 class AstAEDetector(Detector):
     key = "ast_ae"
     title = "AST auto-encoder"
     Config = AstAEConfig
     config: AstAEConfig
+    by_default = False  # fine-tuning the published AST takes hours per group on a CPU: fitted by name only
     #: Seconds of computing per second of training audio per epoch (the fit estimate), measured with
     #: tests/bench/bench_ast_ae.py on 2 cores with other work running: the small AST about 50 ms per 2.56 s
     #: window; fine-tuning an AST of the published size (12 x 768) 9-13 s per 10.24 s window.
@@ -184,11 +167,12 @@ class AstAEDetector(Detector):
         return weights.location("ast")  # names what to do when `pretrained` is asked for without weights
 
     def _build(self, location: str | None, ast_config: dict | None = None) -> AstAutoEncoder:
+        from engine.encoders.ast import import_transformers, load_ast_model
+
         import_transformers()
         from transformers import ASTConfig, ASTModel
 
         from engine.detectors.ast_ae.model import scratch_config
-        from engine.encoders.ast import load_ast_model
         from engine.encoders.kaldi import N_MELS
 
         config = self.config

@@ -28,14 +28,11 @@ MAX_SHIFT_POWER = 10.0
 HELD_OUT = "held_out_by_member"
 
 
-#: Fitted on normal clips but not a member unless named: a transformer trained per group would multiply the
-#: ensemble's fitting time (`--set members=...,ast_ae` adds it).
-NOT_BY_DEFAULT = ("ast_ae",)
-
-
 def default_members() -> tuple[str, ...]:
-    """Every detector fitted on normal clips, except the ensemble itself and those `NOT_BY_DEFAULT`."""
-    return tuple(k for k in eligible_members() if k not in NOT_BY_DEFAULT)
+    """Every detector fitted on normal clips, except the ensemble itself and those not taken `by_default` (a
+    transformer trained per group would multiply the ensemble's fitting time; `--set members=...,ast_ae`
+    adds it)."""
+    return tuple(k for k in eligible_members() if CATALOGUE.detector_class(k).by_default)
 
 
 def eligible_members() -> tuple[str, ...]:

@@ -57,8 +57,9 @@ class LeakDetector(Detector):
         #: is the base's.
         self.meta: dict = {}
 
-    def how_to_train(self) -> str:
-        return f"run `earmark train leak PROJECT --mode {self.config.mode}` (or Train > Train leak classifier)"
+    @classmethod
+    def how_to_train(cls) -> str:
+        return f"run `earmark train leak PROJECT --mode {cls.mode}` (or Train > Train leak classifier)"
 
     def _decide(self, score: float) -> bool:
         return bool(score >= self.config.vote_fraction)
