@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from engine.jobs import Progress
+
 
 def tone(
     seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amplitude: float = 0.5, channels: int = 1
@@ -88,3 +90,17 @@ def write_hum(
         middle = slice(int(burst_span[0] * t.size), int(burst_span[1] * t.size))
         audio[middle] += 0.4 * rng.standard_normal(audio[middle].size)
     return write_wav(path, audio.astype(np.float32), sr=sr)
+
+
+class StopAfter(Progress):
+    """Cancels the run once a message with `text` has been reported (the end of an epoch)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def update(self, done, total, message=""):
+        super().update(done, total, message)
+        if self.text in message:
+            self.cancel()
+            self.check()

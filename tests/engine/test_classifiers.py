@@ -21,10 +21,11 @@ from engine.detectors import runs
 from engine.detectors.leak.voting import file_is_leak, judge_files, long_segment_means, vote_fraction
 from engine.detectors.runs import Session
 from engine.errors import EarmarkError
-from engine.jobs import Cancelled, Progress
+from engine.jobs import Cancelled
 from engine.labels.exchange import import_labels
 from engine.store import Project, labels, results
 from engine.store.labels import Region
+from tests.helpers import StopAfter
 
 FEW = {"epochs": 3, "patience": 15, "batch_size": 128}
 
@@ -40,20 +41,6 @@ def leak_project(tmp_path, leak_set):
         import_source(project, leak_set)
         import_labels(project, [leak_set / "labels.csv"])
         yield project
-
-
-class StopAfter(Progress):
-    """Cancels the job once a message with `text` has been reported (the end of an epoch)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def update(self, done, total, message=""):
-        super().update(done, total, message)
-        if self.text in message:
-            self.cancel()
-            self.check()
 
 
 # -- file-level voting, by hand ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from torch import nn
 from engine.errors import EarmarkError
 from engine.jobs import Cancelled, Progress, RecordingProgress
 from engine.training import LAST, LoopConfig, Trainer, detector_workspace
+from tests.helpers import StopAfter
 
 CPU = torch.device("cpu")
 
@@ -78,20 +79,6 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def saved_branch(folder, epoch: int, branch: str) -> dict[str, torch.Tensor]:
     state = torch.load(folder / "checkpoints" / f"epoch_{epoch:03d}.pt", weights_only=True)["model"]
     return {k[len(branch) + 1 :]: v for k, v in state.items() if k.startswith(f"{branch}.")}
-
-
-class StopAfter(Progress):
-    """Cancels the run once a message with `text` has been reported (the end of an epoch)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def update(self, done, total, message=""):
-        super().update(done, total, message)
-        if self.text in message:
-            self.cancel()
-            self.check()
 
 
 def test_a_frozen_branch_keeps_every_weight_bit_for_bit_while_the_other_learns(tmp_path):
