@@ -27,6 +27,7 @@ from app.actions import TypingKeys, build_menus
 from app.clip_properties import ClipProperties
 from app.docks import JobsPanel, LogPanel, LogRelay
 from app.engine_thread import EngineThread
+from app.gui_gc import GuiThreadCollector
 from app.labelling.window_labels import LabelActions
 from app.playback import Playback
 from app.settings import AppSettings
@@ -58,6 +59,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.setWindowTitle("Earmark")
         self.setAcceptDrops(True)
         self.resize(*DEFAULT_SIZE)
+        # Before any worker thread starts: cycles are collected in this thread only (see app/gui_gc.py).
+        self.collector = GuiThreadCollector(self)
+        self.collector.start()
         self.engine = EngineThread(self)
         self.engine.worker.device_choice = self.settings.device
         self._connect_engine()
@@ -427,3 +431,5 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             self.project.close()
         self.project = None
         self.settings.sync()
+        if ended:  # a job that still runs keeps collection in this thread
+            self.collector.stop()
