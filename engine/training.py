@@ -12,6 +12,8 @@ spend most of its time writing them: `LoopConfig.checkpoint_every_s` then spaces
 that much training; the last epoch's checkpoint is always written). Checkpoints hold tensors and plain values
 only and are read with `torch.load(weights_only=True)`. A cancelled run writes the checkpoint of its last
 finished epoch, and `resume=True` continues with the next epoch exactly as an uninterrupted run would have.
+Once a detector's fit has registered its model (`engine.detectors.runs.tidy_finished_training`), the
+rolling `epoch_NNN.pt` and `best.safetensors` are removed: `last.pt` and the curves stay.
 
 An epoch's row: `epoch`, `train_loss` (the optimised loss, the sum of its parts), `loss_<part>` for each part
 of a loss given as a dict, `grad_norm_<branch>` (the L2 norm of that branch's gradients after backward, the
