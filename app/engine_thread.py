@@ -229,11 +229,9 @@ def preload_engine() -> None:
     from engine.evaluation import localization, report  # noqa: F401
 
     detector_keys()  # imports every detector
-    # transformers (the AST encoder, ast_ae): seconds of importing, and a collection on the GUI thread during
-    # it has crashed the window; done here once, with the collector paused (see import_transformers).
-    from engine.encoders.ast import import_transformers
-
-    import_transformers()
+    # transformers (the AST encoder, ast_ae) is not imported here: seconds of importing that would hold up the
+    # window's first paint (1.9 s to 3.1 s from launch), for detectors most projects never fit. While the window
+    # lives, cycles are collected in the GUI thread only (app/gui_gc.py), so importing it later in a job is safe.
     # One optimiser step on a toy model: torch imports its optimiser and autograd helpers on first use.
     import torch
 

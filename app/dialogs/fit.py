@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QPlainTextEdit, QWidget
 
-from engine.detectors.registry import detector_class, make_config, parse_settings
 from engine.errors import EarmarkError
 
 ALL_GROUPS = "every group"
@@ -40,17 +39,24 @@ class FitDialog(QDialog):
         self._describe(self.detector.currentText())
 
     def _describe(self, key: str) -> None:
+        # Imported when used: the registry imports every detector (torch), which would slow the window's start.
+        from engine.detectors.registry import detector_class
+
         if key:
             klass = detector_class(key)
             fields = ", ".join(f"{name}={value}" for name, value in vars(klass.Config()).items())
             self.about.setText(f"{klass.title or key}. Settings: {fields}")
 
     def chosen(self) -> tuple[str, str | None, dict]:
+        from engine.detectors.registry import parse_settings
+
         lines = [line.strip() for line in self.settings.toPlainText().splitlines() if line.strip()]
         group = self.group.currentText()
         return self.detector.currentText(), None if group == ALL_GROUPS else group, parse_settings(lines)
 
     def _accept(self) -> None:
+        from engine.detectors.registry import make_config
+
         try:
             detector, _, settings = self.chosen()
             make_config(detector, settings)  # a wrong name or value is reported here, not after queueing

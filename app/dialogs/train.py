@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.detectors.registry import parse_settings
 from engine.errors import EarmarkError
 
 LEAK_MODES = ("binary", "multiclass", "both")
@@ -75,6 +74,9 @@ class TrainDialog(QDialog):
         return f"{head}\nSettings: {shown}"
 
     def chosen(self) -> tuple[list[str], dict, bool]:
+        # Imported when used: the registry imports every detector (torch), which would slow the window's start.
+        from engine.detectors.registry import parse_settings
+
         lines = [line.strip() for line in self.settings.toPlainText().splitlines() if line.strip()]
         return [self.mode.currentText()], parse_settings(lines), self.resume.isChecked()
 

@@ -15,7 +15,6 @@ from app.labelling.editor import LabelEditor
 from app.labelling.proposal_panel import ProposalChoice, ProposalPanel
 from app.labelling.region_table import RegionTable
 from app.labelling.review import next_stop
-from engine.detectors.registry import finding_label
 from engine.errors import EarmarkError
 from engine.labels import proposals
 from engine.store import labels, results
@@ -218,6 +217,8 @@ class LabelActions:
         if lanes is None or lanes.model_id is None or lanes.frame_times.size == 0:
             self._status(f"{choice.detector} has not scored this clip; score it first (F5 or drop it)")
             return
+        from engine.detectors.registry import finding_label  # imports every detector: not at start-up
+
         try:
             found = proposals.lane_proposals(
                 display.clip_id,

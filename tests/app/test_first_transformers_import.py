@@ -1,6 +1,7 @@
 """transformers' first import makes some hundred thousand objects, and a garbage collection on the GUI thread
-during it crashed the window: every path that imports it first (the AST encoder of knn / patch_memory, ast_ae,
-and the engine thread's preload before its first job) does so with the collector paused. Each case runs in a
+during it crashed the window: every path that imports it first (the AST encoder of knn / patch_memory, ast_ae)
+does so with the collector paused, also in a process without the window (whose collection runs in the GUI
+thread only: tests/app/test_gui_gc.py). Each case runs in a
 fresh interpreter, where transformers is not imported yet."""
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ FIRSTS = {
         "from engine.errors import EarmarkError\n"
         "try:\n    load_ast_model('/nowhere/ast')\nexcept EarmarkError:\n    pass"
     ),
-    "the engine thread's preload": "from app.engine_thread import preload_engine\npreload_engine()",
+    "ast_ae": (
+        "from engine.detectors.registry import make_config, detector_class\n"
+        "detector_class('ast_ae')(make_config('ast_ae', {'encoder': 'scratch'}))._build(None)"
+    ),
 }
 
 
