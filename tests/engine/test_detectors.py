@@ -21,7 +21,7 @@ from engine.data.clip import Clip
 from engine.data.importers import import_source
 from engine.data.leak_toy import generate_leaks
 from engine.detectors import runs
-from engine.detectors.base import Detector, Learning, gamma_threshold
+from engine.detectors.base import Detector, Learning
 from engine.detectors.knn import KnnDetector
 from engine.detectors.registry import (
     CATALOGUE,
@@ -31,6 +31,7 @@ from engine.detectors.registry import (
     make_config,
     parse_settings,
 )
+from engine.detectors.thresholds import gamma_threshold
 from engine.errors import EarmarkError
 from engine.jobs import RecordingProgress
 from engine.labels.exchange import import_labels
