@@ -16,7 +16,7 @@ from engine.store import results
 
 
 def open_demo(window, options, outcome: dict) -> None:
-    from engine.cli import demo_folder, demo_plan
+    from engine.cli_demo import demo_folder, demo_plan
 
     folder, plan = demo_folder(options), demo_plan(options)
     if options.device:  # checked by the console script before the window opened

@@ -15,6 +15,7 @@ from engine.cli_clips import add_field_options, cmd_set, field_values, stale_lin
 from engine.cli_clips import add_parser as add_set_parser
 from engine.cli_debug import add_parser as add_debug_parser
 from engine.cli_debug import cmd_debug
+from engine.cli_demo import cmd_demo
 from engine.cli_errors import refuse_read_only, run_reported
 from engine.cli_help import add_help, version
 from engine.cli_labels import add_parser as add_labels_parser
@@ -23,7 +24,7 @@ from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
 from engine.cli_repair import add_parser as add_repair_parser
 from engine.cli_repair import cmd_repair
-from engine.cli_results import add_evaluate_format, cmd_evaluate, cmd_export, cmd_propose, cmd_scores, evaluation_lines
+from engine.cli_results import add_evaluate_format, cmd_evaluate, cmd_export, cmd_propose, cmd_scores
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
@@ -282,46 +283,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project:
         print("\n".join(describe(project) + stale_lines(project)))
     return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """`earmark demo --no-gui` (and `earmark demo` where no display is available): build and print."""
-    from engine.demo import build_demo
-    from engine.device import pick_device
-    from engine.store import Project
-
-    folder = demo_folder(args)
-    plan = demo_plan(args)
-
-    with TerminalProgress("building the demo") as progress:
-        problems = build_demo(folder, plan, pick_device(args.device), progress, say=progress.say)
-    for line in problems:
-        print(line, file=sys.stderr)
-    sys.stderr.flush()
-    with Project.open(folder) as project:
-        print("\n".join(describe(project)))
-        print()
-        print("\n".join(evaluation_lines(project)))
-    print(
-        f"(dcase_ae trained for {args.ae_epochs} epochs here; `earmark fit {folder} --detector dcase_ae` "
-        "trains the baseline's 100)"
-    )
-    return 0
-
-
-def demo_folder(args: argparse.Namespace) -> Path:
-    from engine.store.locations import default_projects_dir
-
-    return args.project or default_projects_dir() / "demo"
-
-
-def demo_plan(args: argparse.Namespace):
-    from engine.data.toy import ToyConfig
-    from engine.demo import DemoPlan
-
-    return DemoPlan(
-        ToyConfig(scale=args.scale, seed=args.seed, duration_s=args.duration, anomalies=args.anomalies), args.ae_epochs
-    )
 
 
 def _session(project, args: argparse.Namespace):

@@ -77,11 +77,11 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
 def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path, monkeypatch):
     from app.main_window import MainWindow
     from app.startup import open_demo
-    from engine import cli
+    from engine import cli, cli_demo
     from engine.store import Project, results
     from tests.app.conftest import TINY_DEMO
 
-    monkeypatch.setattr(cli, "demo_plan", lambda options: TINY_DEMO)
+    monkeypatch.setattr(cli_demo, "demo_plan", lambda options: TINY_DEMO)
     options = cli.build_parser().parse_args(["demo", "--project", str(tmp_path / "demo")])
     window = MainWindow(use_audio=False)
     qtbot.addWidget(window)
