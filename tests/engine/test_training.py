@@ -228,12 +228,15 @@ def test_an_unknown_branch_is_refused_and_the_workspace_is_per_detector_and_grou
     assert detector_workspace(tmp_path, "dcase_ae", "fan/section_00").parent == tmp_path / "training" / "dcase_ae"
 
 
-#: A run killed with SIGKILL after its second epoch: it says so, then waits to be killed.
+#: A run killed with SIGKILL after its second epoch: it says so, then waits to be killed. It computes on the
+#: test process's thread count (argv[2]): sums split over other thread counts differ in the last bits.
 KILLED_RUN = """
 import sys
 import torch
 from engine.jobs import Progress
 from tests.engine.test_training import data, trainer
+
+torch.set_num_threads(int(sys.argv[2]))
 
 def hear(done, total, message):
     if "epoch 2/4," in message:
@@ -253,7 +256,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")],
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed"), str(torch.get_num_threads())],
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
         stdin=subprocess.PIPE,
