@@ -175,7 +175,7 @@ class Detector(ABC):
         )
         self.info.pop("warning", None)
         if len(normals) < FEW_NORMALS:
-            self.info["warning"] = few_normals_warning(len(normals))
+            self.info["warning"] = few_normals_warning(len(normals), len(training.clip_scores))
 
     def enrol(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
         """Add a few target-domain normal clips without refitting."""
@@ -383,10 +383,12 @@ def _damaged(folder: Path, reason: str) -> ArtifactError:
     return ArtifactError(f"the model in {folder} is damaged: {reason}; fit the detector again")
 
 
-def few_normals_warning(count: int) -> str:
-    """What a user is told about a group fitted on fewer than `FEW_NORMALS` normal clips."""
+def few_normals_warning(count: int, held_out: int) -> str:
+    """What a user is told about a group fitted on fewer than `FEW_NORMALS` normal clips, whose threshold
+    was learnt from `held_out` scores of clips the model did not see (all of them when each was left out in
+    turn; a share when a detector holds some out of training)."""
     return (
-        f"fitted on only {count} normal clip(s): its threshold rests on {count} held-out score(s) and "
+        f"fitted on only {count} normal clip(s): its threshold rests on {held_out} held-out score(s) and "
         f"may flag many normal clips; {FEW_NORMALS} or more normal training clips are advised"
     )
 

@@ -362,3 +362,11 @@ def test_fitting_keeps_only_what_scoring_needs_of_each_batch_on_the_device(toy_p
     clip_results(detector.network(), _clips(toy_project, "train"), windows, 2)  # many batches of two windows
     # While a batch runs, at most the one before it is still referenced: none is kept for the rest of the fit.
     assert len(alive_at_most) > 3 and max(alive_at_most) <= 1, "earlier batches' reconstructions kept"
+
+
+def test_the_few_normals_warning_counts_the_scores_held_out_not_the_clips_fitted_on(toy_project, tmp_path):
+    # ast_ae holds a fifth of its normals out of training: 5 clips leave 1 held-out score for the threshold.
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(_clips(toy_project, "train")[:5])
+    assert detector.info["held_out"] == 1
+    assert "fitted on only 5 normal clip(s): its threshold rests on 1 held-out score(s)" in detector.info["warning"]

@@ -198,7 +198,7 @@ class EnsembleDetector(Detector):
         counts = {name: max(int(m.info.get(name, 0)) for m in members) for name in ("trained_on", "source", "target")}
         ensemble.info.update(counts)
         if counts["trained_on"] < FEW_NORMALS:
-            ensemble.info["warning"] = few_normals_warning(counts["trained_on"])
+            ensemble.info["warning"] = few_normals_warning(counts["trained_on"], len(training.clip_scores))
         return ensemble
 
     # -- fitting ----------------------------------------------------------------------------------------------
