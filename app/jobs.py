@@ -112,10 +112,12 @@ def fit_detectors(
     settings: dict | None = None,
     then_score: bool = True,
     weights: Sequence[float] | None = None,
+    resume: bool = False,
 ) -> JobFunction:
     """Fit each detector (on every group, or one), then score the test clips with it. Each detector owns a
     share of the job's progress, in proportion to `weights` (its expected cost; equal shares without). The
-    ensemble comes last and combines the members fitted just before it, rather than fitting them again."""
+    ensemble comes last and combines the members fitted just before it, rather than fitting them again.
+    `resume` continues interrupted trainings from their checkpoints (`earmark fit --resume`)."""
 
     def run(worker: EngineWorker, progress: Progress) -> FitResult:
         from engine.detectors import runs
@@ -132,7 +134,13 @@ def fit_detectors(
             prefix = f"{detector} ({index + 1}/{len(detectors)}): " if len(detectors) > 1 else ""
             middle = low + (high - low) * fit_part
             models = runs.fit(
-                session, detector, settings or {}, group, progress.child(prefix, span=(low, middle)), fitted_now
+                session,
+                detector,
+                settings or {},
+                group,
+                progress.child(prefix, span=(low, middle)),
+                fitted_now,
+                resume=resume,
             )
             fitted += [f"{m.detector} {m.group_key}" for m in models]
             warnings += [m.warning for m in models if m.warning]

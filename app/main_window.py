@@ -67,6 +67,8 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self._connect_engine()
         self.engine.start()
         self.job_titles: dict[int, str] = {}
+        #: job id -> what the log adds when that job is cancelled (how to resume the training it stopped)
+        self.cancel_hints: dict[int, str] = {}
         self.job_handlers: dict[int, object] = {}
         self.job_errors: dict[int, str] = {}
 
@@ -195,6 +197,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
 
     def _job_finished(self, job_id: int, result: object) -> None:
         self.jobs_panel.end(job_id, "done")
+        self.cancel_hints.pop(job_id, None)
         handler = self.job_handlers.pop(job_id, None)
         if handler is not None:
             handler(result)
@@ -202,6 +205,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
 
     def _job_failed(self, job_id: int, message: str) -> None:
         self.job_errors[job_id] = message
+        self.cancel_hints.pop(job_id, None)
         title = self.job_titles.get(job_id, "job")
         self.jobs_panel.end(job_id, "failed", message)
         self.job_handlers.pop(job_id, None)
@@ -216,7 +220,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
     def _job_cancelled(self, job_id: int) -> None:
         self.jobs_panel.end(job_id, "cancelled")
         self.job_handlers.pop(job_id, None)
-        self._log(f"{self.job_titles.get(job_id, 'job')} cancelled; the project keeps what was finished before")
+        hint = self.cancel_hints.pop(job_id, "")
+        said = f"{self.job_titles.get(job_id, 'job')} cancelled; the project keeps what was finished before"
+        self._log(said + (f". {hint}" if hint else ""))
         self.job_ended.emit(job_id, "cancelled")
         self.refresh()
 

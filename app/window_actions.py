@@ -160,14 +160,39 @@ class WindowActions:
             estimate = estimate_fit(self.project.clips(), keys)
             if estimate.seconds > LONG_RUN_S and not self._confirm_long_run(estimate.describe()):
                 return None
-            return self.submit(
+            job_id = self.submit(
                 "fit",
                 "fit all detectors",
                 jobs.fit_detectors(keys, weights=estimate.weights()),
                 self._fitted,
                 detectors=keys,
             )
+            self._hint_resume(job_id, keys)
+            return job_id
         return None
+
+    def _trains_in_epochs(self, detector: str) -> bool:
+        from engine.detectors.registry import detector_class
+
+        return callable(getattr(detector_class(detector), "branches", None))
+
+    def _resumable(self, detector: str) -> bool:
+        """Whether the project holds the checkpoints of an interrupted training of `detector` to resume from."""
+        from engine.training import has_interrupted_training
+
+        return (
+            self.project is not None
+            and self._trains_in_epochs(detector)
+            and has_interrupted_training(self.project.artifacts / "training" / detector)
+        )
+
+    def _hint_resume(self, job_id: int, detectors: list[str]) -> None:
+        """What the log says when the job is cancelled: how to continue the training it stopped."""
+        epochs = [d for d in detectors if self._trains_in_epochs(d)]
+        if epochs:
+            self.cancel_hints[job_id] = (
+                f"Train > Fit detector... with Resume ticked continues {', '.join(epochs)} from the last finished epoch"
+            )
 
     def _confirm_long_run(self, estimate: str) -> bool:
         answer = QMessageBox.question(
@@ -186,18 +211,21 @@ class WindowActions:
 
         if self._need_project():
             groups = sorted({c.group for c in self.project.clips(split="train")})
-            dialog = FitDialog(detector_keys(), groups, self)
+            dialog = FitDialog(detector_keys(), groups, self, self._resumable)
             if dialog.exec():
                 detector, group, settings = dialog.chosen()
-                self.submit(
+                resume = dialog.resume.isChecked()
+                job_id = self.submit(
                     "fit",
-                    f"fit {detector}" + (f" on {group}" if group else ""),
-                    jobs.fit_detectors([detector], group, settings),
+                    f"fit {detector}" + (f" on {group}" if group else "") + (", resumed" if resume else ""),
+                    jobs.fit_detectors([detector], group, settings, resume=resume),
                     self._fitted,
                     detector=detector,
                     group=group,
                     settings=settings,
+                    resume=resume,
                 )
+                self._hint_resume(job_id, [detector])
 
     def _fitted(self, result: jobs.FitResult) -> None:
         for warning in result.warnings:

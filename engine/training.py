@@ -108,6 +108,20 @@ def has_checkpoints(folder: Path) -> bool:
     return Path(folder).is_dir() and any(path.parent.name == "checkpoints" for path in Path(folder).rglob("last.pt"))
 
 
+def has_interrupted_training(folder: Path) -> bool:
+    """Whether a training folder (or one of its subfolders) holds the checkpoint of a run that a cancel, a kill or
+    a failure stopped before its last epoch: what resuming continues. The checkpoint is memory-mapped, so a large
+    one is not read to learn that; an unreadable one does not count (resuming it would only be refused)."""
+    for path in Path(folder).rglob("checkpoints/last.pt") if Path(folder).is_dir() else ():
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001  (damaged: `fit --resume` names the file and what to do)
+            continue
+        if isinstance(checkpoint, dict) and checkpoint.get("finished") is False:
+            return True
+    return False
+
+
 class Trainer:
     """Trains `model` on tensors. `loss(outputs, targets)` returns a tensor or a dict of named parts (their
     sum is optimised). `evaluate(model)` returns the epoch's validation figures, among them `metric`, which

@@ -1,10 +1,20 @@
-"""Train > Fit detector...: which detector, on which group (or all), with which settings."""
+"""Train > Fit detector...: which detector, on which group (or all), with which settings, and whether to resume
+its interrupted training."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QWidget,
+)
 
 from engine.errors import EarmarkError
 
@@ -12,8 +22,18 @@ ALL_GROUPS = "every group"
 
 
 class FitDialog(QDialog):
-    def __init__(self, detectors: Sequence[str], groups: Sequence[str], parent: QWidget | None = None) -> None:
+    """`resumable(detector)` says whether the project holds the checkpoints of an interrupted training of that
+    detector (one that trains in epochs): only then can Resume be ticked."""
+
+    def __init__(
+        self,
+        detectors: Sequence[str],
+        groups: Sequence[str],
+        parent: QWidget | None = None,
+        resumable: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.resumable = resumable or (lambda key: False)
         self.setWindowTitle("Fit detector")
         self.detector = QComboBox()
         self.detector.addItems(list(detectors))
@@ -23,6 +43,11 @@ class FitDialog(QDialog):
         self.settings.setMaximumHeight(90)
         self.about = QLabel()
         self.about.setWordWrap(True)
+        self.resume = QCheckBox("Resume the interrupted training from its checkpoints")
+        self.resume.setToolTip(
+            "Groups whose training a cancel or a crash stopped go on at the next epoch; groups that finished are "
+            "taken from their last checkpoint; the others train afresh"
+        )
         self.error = QLabel()
         self.error.setStyleSheet("color: #c62828")
         self.detector.currentTextChanged.connect(self._describe)
@@ -34,6 +59,7 @@ class FitDialog(QDialog):
         form.addRow("", self.about)
         form.addRow("Group", self.group)
         form.addRow("Settings", self.settings)
+        form.addRow("", self.resume)
         form.addRow(self.error)
         form.addRow(buttons)
         self._describe(self.detector.currentText())
@@ -46,6 +72,10 @@ class FitDialog(QDialog):
             klass = detector_class(key)
             fields = ", ".join(f"{name}={value}" for name, value in vars(klass.Config()).items())
             self.about.setText(f"{klass.title or key}. Settings: {fields}")
+        can = bool(key) and self.resumable(key)
+        self.resume.setEnabled(can)
+        if not can:
+            self.resume.setChecked(False)
 
     def chosen(self) -> tuple[str, str | None, dict]:
         from engine.detectors.registry import parse_settings

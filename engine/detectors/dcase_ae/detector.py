@@ -271,7 +271,12 @@ class DcaseAEDetector(Detector):
         )
         outcome = trainer.fit(data, {"input": data}, progress, resume=self.resume)
         self.history = outcome.history
-        self.info["final_loss"] = outcome.history[-1]["train_loss"]
+        self.info.update(
+            final_loss=outcome.history[-1]["train_loss"],
+            epochs_trained=outcome.last_epoch,
+            steps=outcome.steps,
+            resumed_from=outcome.resumed_from,  # the epoch a resumed training went on after (None: not resumed)
+        )
         self.model.eval()
 
     def frame_reconstruction_errors(
