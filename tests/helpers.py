@@ -93,14 +93,16 @@ def write_hum(
 
 
 class StopAfter(Progress):
-    """Cancels the run once a message with `text` has been reported (the end of an epoch)."""
+    """A job cancelled once a message with `text` has reached it (the end of an epoch), from the job itself or
+    from any of its steps (`Progress.child`), as the window's Cancel button cancels: the next `check()` raises
+    `Cancelled`."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
 
-    def update(self, done, total, message=""):
-        super().update(done, total, message)
+    def _emit(self, done: int, total: int, message: str) -> None:
+        super()._emit(done, total, message)
         if self.text in message:
             self.cancel()
             self.check()

@@ -20,7 +20,7 @@ from engine.jobs import Cancelled, Progress
 from engine.store import results
 from engine.store.project import Project
 from engine.training import LAST
-from tests.helpers import tiny_ast
+from tests.helpers import StopAfter, tiny_ast
 
 GROUP = "fan/section_00"
 #: A from-scratch AST small enough to train in seconds on a CPU; every other setting is the default.
@@ -78,18 +78,6 @@ def test_fit_through_the_cli_trains_three_epochs_and_keeps_the_curves(toy_projec
     assert len(detections) == len(test) and all(np.isfinite(d.score) for d in detections)
 
 
-class _CancelAfter(Progress):
-    """Cancels the run once `epochs` epochs have finished (what a user's Cancel button does mid-training)."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-
-    def _emit(self, done: int, total: int, message: str) -> None:
-        if f"epoch {self.epochs}/" in message and "loss" in message:
-            self.cancel()
-
-
 def test_a_cancelled_training_resumes_at_the_next_epoch_as_if_never_stopped(toy_project, tmp_path):
     clips = _clips(toy_project)
     whole = _detector(tmp_path, epochs="3")
@@ -99,7 +87,7 @@ def test_a_cancelled_training_resumes_at_the_next_epoch_as_if_never_stopped(toy_
     first = _detector(tmp_path, epochs="3")
     first.training_folder = tmp_path / "training"
     with pytest.raises(Cancelled):
-        first.fit(clips, _CancelAfter(1))
+        first.fit(clips, StopAfter("epoch 1/3,"))
     assert (tmp_path / "training" / "checkpoints" / "last.pt").is_file()
     [cancelled_epoch] = json.loads(torch.load(tmp_path / "training" / LAST, weights_only=True)["history"])
 
@@ -123,7 +111,7 @@ def test_earmark_fit_resume_continues_a_cancelled_fit_of_a_project_at_the_next_e
 
     settings = {**SMALL, "epochs": "3"}
     with pytest.raises(Cancelled):  # Cancel pressed once the first epoch is done
-        runs.fit(runs.Session(toy_project), "ast_ae", settings, group=GROUP, progress=_CancelAfter(1))
+        runs.fit(runs.Session(toy_project), "ast_ae", settings, group=GROUP, progress=StopAfter("epoch 1/3,"))
     from engine.training import detector_workspace
 
     last = detector_workspace(toy_project.artifacts, "ast_ae", GROUP) / LAST
@@ -302,7 +290,7 @@ def test_resume_refuses_a_changed_number_of_epochs(toy_project, tmp_path):
     first = _detector(tmp_path, epochs="3")
     first.training_folder = tmp_path / "training"
     with pytest.raises(Cancelled):
-        first.fit(clips, _CancelAfter(1))
+        first.fit(clips, StopAfter("epoch 1/3,"))
     longer = _detector(tmp_path, epochs="4")
     longer.training_folder, longer.resume = tmp_path / "training", True
     with pytest.raises(EarmarkError, match="the labels, the clips or the settings have changed"):

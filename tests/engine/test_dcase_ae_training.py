@@ -28,6 +28,7 @@ from engine.jobs import Cancelled, Progress
 from engine.store import Project, results
 from engine.store.clip_fields import restore_fields, set_fields
 from engine.training import LAST, detector_workspace
+from tests.helpers import StopAfter
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP = "fan/section_00"
@@ -56,18 +57,6 @@ def fan(tmp_path, fan_set):
     with Project.create(tmp_path / "fan") as project:
         import_source(project, fan_set, "metadata")
         yield project
-
-
-def StopAfter(text: str) -> Progress:  # noqa: N802  (reads as the class it stands for)
-    """A job cancelled once a message with `text` has reached it (the end of an epoch), as the window's
-    Cancel button cancels: the next `check()` raises `Cancelled`."""
-
-    def hear(done: int, total: int, message: str) -> None:
-        if text in message:
-            job.cancel()
-
-    job = Progress(hear)
-    return job
 
 
 def steps_by_network(project: Project) -> dict[str, int]:
