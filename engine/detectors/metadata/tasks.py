@@ -77,7 +77,9 @@ def _why(name: str, counts: Counter, classes: list[str], min_clips: int) -> str:
         return f"{said}: one section per model group" if name == "section" else said
     fewer = len(counts) - len(classes)
     if not classes:
-        return f"no class has >= {min_clips} clips ({len(counts)} classes, at most {max(counts.values())} clips each)"
+        most = max(counts.values())
+        each = f"{most} clip{'s' if most > 1 else ''} each"
+        return f"no class has >= {min_clips} clips ({len(counts)} classes, at most {each})"
     return f"1 class with >= {min_clips} clips ({classes[0]}); {fewer} classes have fewer"
 
 
