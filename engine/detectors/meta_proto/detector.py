@@ -27,7 +27,7 @@ from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingS
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.meta_proto.episodes import EpisodeModel, EpisodePool, ReptileModel, protonet_loss, reptile_loss
 from engine.detectors.meta_proto.maps import clip_map
-from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, Memory, patch_term
+from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, SUPPORTS, Memory, patch_term
 from engine.detectors.metadata import ClipSegments, ConvEmbedding, SegmentConfig, clip_segments
 from engine.detectors.metadata.segments import band_spans_hz
 from engine.detectors.metadata.tasks import (
@@ -53,6 +53,7 @@ _SCORING_ONLY = {
     "min_region_s",
     "prototypes",
     "score",
+    "support",
     "domain_norm",
     "patch_bank",
     "patch_weight",
@@ -93,6 +94,8 @@ class MetaProtoConfig(DetectorConfig):
     prototypes: str = "clip"
     #: The clip score: "distance" to the nearest prototype, or "nll" under the prototypes.
     score: str = "distance"
+    #: Whose prototypes and patches a clip is measured against: both domains' ("both"), or its own domain's.
+    support: str = "both"
     #: Distances in units of each embedding dimension's spread over the normal clips (and the patches').
     standardise: bool = False
     #: Each domain's scores divided by its normal clips' typical left-out score.
@@ -111,10 +114,10 @@ class MetaProtoConfig(DetectorConfig):
     held_out_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.prototypes not in PROTOTYPES or self.score not in SCORES:
+        if self.prototypes not in PROTOTYPES or self.score not in SCORES or self.support not in SUPPORTS:
             raise EarmarkError(
-                f"meta_proto: prototypes must be one of {', '.join(PROTOTYPES)} and score one of "
-                f"{', '.join(SCORES)}, not {self.prototypes!r} / {self.score!r}"
+                f"meta_proto: prototypes must be one of {', '.join(PROTOTYPES)}, score one of {', '.join(SCORES)} "
+                f"and support one of {', '.join(SUPPORTS)}, not {self.prototypes!r} / {self.score!r} / {self.support!r}"
             )
         if self.freeze not in ("", *BRANCHES):
             raise EarmarkError(
@@ -159,7 +162,7 @@ class MetaProtoDetector(Detector):
     def __init__(self, config: MetaProtoConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.net = self._network()
-        self.memory = Memory(self.config.prototypes, self.config.score)
+        self.memory = Memory(self.config.prototypes, self.config.score, self.config.support)
         self.task_names: list[str] = []  # the metadata tasks whose values make a clip's class
 
     def _network(self) -> ConvEmbedding:
@@ -199,7 +202,7 @@ class MetaProtoDetector(Detector):
             self._adapt([c for c in trained if c.domain == "target"], segments)
         tasks, _ = metadata_tasks(normals, config.min_class_clips, use_domain=False)
         self.task_names = [t.name for t in tasks]
-        self.memory = Memory(config.prototypes, config.score)
+        self.memory = Memory(config.prototypes, config.score, config.support)
         embedded = self._embed(normals, segments, progress.child("", span=(0.85, 0.95)))
         held_ids = {c.clip_id for c in held}
         for clip in normals:
@@ -451,6 +454,11 @@ class MetaProtoDetector(Detector):
         self.net.eval()
         info = self.info
         self.memory = Memory.from_state(
-            state, info["memory_ids"], info["memory_classes"], self.config.prototypes, self.config.score
+            state,
+            info["memory_ids"],
+            info["memory_classes"],
+            self.config.prototypes,
+            self.config.score,
+            self.config.support,
         )
         self.task_names = list(info.get("task_names", []))
