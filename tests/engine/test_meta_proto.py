@@ -200,3 +200,13 @@ def test_distances_standardised_per_dimension_are_saved_with_the_model(toy_proje
     np.testing.assert_allclose(
         [d.score for d in loaded.score(test)], [d.score for d in detector.score(test)], rtol=1e-5
     )
+
+
+def test_the_fit_estimate_counts_episodes_and_reptiles_inner_steps():
+    from engine.fit_estimate import fit_seconds
+
+    base = fit_seconds("meta_proto", make_config("meta_proto"), 240.0)
+    assert base == pytest.approx(0.04 * 200 + 0.02 * 240), "the quick matrix's 60 clips of 4 s: about 13 s"
+    assert fit_seconds("meta_proto", make_config("meta_proto", {"epochs": "10"}), 240.0) > base
+    reptile = make_config("meta_proto", {"reptile": "true", "episodes": "15", "inner_steps": "3"})
+    assert fit_seconds("meta_proto", reptile, 240.0) == pytest.approx(0.04 * 225 + 0.02 * 240)
