@@ -42,6 +42,7 @@ from engine.store import Project, results
 QUICK = {
     "dcase_ae": {"epochs": 3},
     "ensemble": {"member_settings": "dcase_ae.epochs=3"},
+    "meta_proto": {"epochs": 2, "episodes": 8},
     "leak_binary": {"epochs": 6, "batch_size": 128},
     "leak_multiclass": {"epochs": 6, "batch_size": 128},
     "ast_ae": {
