@@ -1,0 +1,365 @@
+"""`attr_classifier`: a small conv encoder on log-mel segments trained with an ArcFace (or sub-cluster AdaCos)
+head to tell the section x attribute classes of a group's normal training clips apart (self-supervised
+pseudo-classes where the clips carry no metadata); the learnt clip embeddings are scored by a k-NN back-end
+(k = 1, cosine) with a source and a target bank. See README.md in this folder for the method, its settings
+and its figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.clip import Clip
+from engine.detectors.attr_classifier.classes import ClassPlan, plan_classes
+from engine.detectors.attr_classifier.embedding import ClipView, clip_views
+from engine.detectors.attr_classifier.memory import ClipBanks, PatchBank
+from engine.detectors.attr_classifier.model import HEADS, AttributeNet, make_head
+from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.held_out import held_out_folds
+from engine.detectors.knn.bank import METRICS, knn_distance
+from engine.detectors.metadata.network import ConvEmbedding
+from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, clip_segments
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+
+ENCODERS = ("conv",)
+CLASSES = ("joint", "tasks")
+BRANCHES = ("encoder", "head")
+#: Clips read and scored at once.
+SCORED_AT_ONCE = 32
+#: Held-out frame scores kept for the frame threshold.
+_KEPT_FRAMES = 20000
+#: Below this many normal clips none is held out: the threshold then rests on the trained clips' own scores.
+HOLD_OUT_FROM = 5
+#: Settings that change only how a trained network scores: a resumed training may differ in them.
+_SCORING_ONLY = {
+    "threshold_quantile",
+    "frame_quantile",
+    "merge_gap_s",
+    "min_region_s",
+    "k",
+    "distance",
+    "domain_norm",
+    "patch_bank_size",
+}
+
+
+@dataclass
+class AttrClassifierConfig(DetectorConfig):
+    #: The encoder: `conv`, the shared small conv encoder trained from scratch (the only one built so far).
+    encoder: str = "conv"
+    #: `arcface` (additive angular margin) or `adacos` (sub-cluster AdaCos: adaptive scale, no margin).
+    head: str = "arcface"
+    margin: float = 0.5
+    scale: float = 30.0
+    sub_clusters: int = 4
+    #: `joint`: one class per section x attribute combination with >= min_class_clips clips (the product of
+    #: every task); `tasks`: one head per metadata task, their losses summed. `joint` with fewer than two
+    #: classes falls back to `tasks`; no task at all, to self-supervised pseudo-classes.
+    classes: str = "joint"
+    min_class_clips: int = 2
+    #: Views per clip segment in the pseudo-class fallback (itself, time-shifted, pitch-shifted, mixed).
+    pseudo_views: int = 4
+    embedding_dim: int = 128
+    #: The log-mel input: bands, and frames per segment (a segment starts every half segment).
+    n_mels: int = 64
+    segment_frames: int = 64
+    #: The k-NN back-end: k nearest clips of each bank, cosine (or squared L2) distance, domain normalisation.
+    k: int = 1
+    distance: str = "cosine"
+    domain_norm: bool = False
+    #: Normal patch embeddings kept per frequency row for the frame lane and the map.
+    patch_bank_size: int = 2048
+    epochs: int = 20
+    warm_up_epochs: int = 0
+    freeze: str = ""
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    #: This share of the normal training clips (at least one, from 5 clips on) is held out of training to
+    #: learn the threshold; afterwards the held-out clips join the banks.
+    held_out_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise EarmarkError(
+                f"attr_classifier: encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r} "
+                "(fine-tuning a pretrained AST or BEATs is not built yet)"
+            )
+        for name, value, allowed in (
+            ("head", self.head, HEADS),
+            ("classes", self.classes, CLASSES),
+            ("distance", self.distance, METRICS),
+            ("freeze", self.freeze, ("", *BRANCHES)),
+        ):
+            if value not in allowed:
+                raise EarmarkError(
+                    f"attr_classifier: {name} must be one of {', '.join(a for a in allowed if a)}, not {value!r}"
+                )
+        if self.epochs < 1 or self.batch_size < 2 or self.warm_up_epochs < 0 or self.learning_rate < 0:
+            raise EarmarkError(
+                "attr_classifier: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 are required"
+            )
+        if min(self.k, self.sub_clusters, self.pseudo_views, self.patch_bank_size, self.embedding_dim) < 1:
+            raise EarmarkError("attr_classifier: k, sub_clusters, pseudo_views, patch_bank_size, embedding_dim >= 1")
+        if self.n_mels < 8 or self.segment_frames < 8 or self.min_class_clips < 1:
+            raise EarmarkError("attr_classifier: n_mels and segment_frames >= 8, min_class_clips >= 1 are required")
+        if not 0.0 < self.held_out_fraction < 1.0 or self.margin < 0 or self.scale <= 0:
+            raise EarmarkError("attr_classifier: held_out_fraction in (0, 1), margin >= 0 and scale > 0")
+
+    @property
+    def segments(self) -> SegmentConfig:
+        return SegmentConfig(n_mels=self.n_mels, frames=self.segment_frames)
+
+
+class AttrClassifierDetector(Detector):
+    key = "attr_classifier"
+    title = "Attribute classifier (ArcFace) + k-NN"
+    Config = AttrClassifierConfig
+    config: AttrClassifierConfig
+    by_default = False  # the lead decides after the condition matrix
+    #: Seconds of computing per second of training audio per epoch (the fit estimate), measured on the quick
+    #: condition matrix on 2 shared cores (see README).
+    fit_cost = 0.004
+
+    def __init__(self, config: AttrClassifierConfig | None = None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.model: AttributeNet | None = None
+        self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
+        self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
+        self.held_out_scores, self.held_out_frames = np.zeros(0), np.zeros(0)
+        self.held_out_ids: list[str] | None = []
+
+    # -- the network -------------------------------------------------------------------------------------
+    def network(self) -> AttributeNet:
+        """The network for the classes fitting found (before a fit: two classes, for `branches`)."""
+        if self.model is None:
+            self.model = self._build(self.info.get("head_classes") or [2])
+        return self.model
+
+    def branches(self) -> dict[str, torch.nn.Module]:
+        model = self.network()
+        return {"encoder": model.encoder, "head": model.heads}
+
+    def _build(self, head_classes: list[int]) -> AttributeNet:
+        config = self.config
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, not the global state
+            torch.manual_seed(config.seed)
+            encoder = ConvEmbedding(config.embedding_dim)
+            heads = [
+                make_head(config.head, config.embedding_dim, n, config.margin, config.scale, config.sub_clusters)
+                for n in head_classes
+            ]
+        return AttributeNet(encoder, heads).to(self.device)
+
+    def _segments(self, clips: Sequence[Clip], progress: Progress) -> dict[str, ClipSegments]:
+        return clip_segments(self.cache, clips, self.config.segments, progress)
+
+    # -- fitting ------------------------------------------------------------------------------------------
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
+        self.model = None  # a fresh network for every fit
+        for key in ("head_classes", "tasks", "tasks_dropped", "classes", "fallback"):
+            self.info.pop(key, None)
+        segments = self._segments(normals, progress.child("", span=(0.0, 0.05)))
+        normals = [c for c in normals if c.clip_id in segments]
+        if not normals:
+            raise EarmarkError(
+                "attr_classifier: none of the training clips could be read or is long enough; check them with "
+                "`earmark info`"
+            )
+        held: list[Clip] = []
+        if len(normals) >= HOLD_OUT_FROM:
+            folds = held_out_folds(
+                len(normals),
+                max(2, round(1 / self.config.held_out_fraction)),
+                self.config.seed,
+                [c.domain or "source" for c in normals],
+            )
+            held = [normals[i] for i in folds[0]]
+        trained = [c for c in normals if c not in held]
+        plan = plan_classes(trained, segments, self.config)
+        self.info.update(plan.report())
+        progress.update(0, 1, f"attr_classifier: {plan.describe()}")
+        self.model = self._build(plan.head_classes)
+        self._train(trained, plan, progress.child("", span=(0.05, 0.9)))
+        views = self._views(normals, segments)
+        self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
+        self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
+        for clip in trained:
+            self.banks.add(clip.domain, views[clip.clip_id].embedding[None])
+        self.patches.add([views[c.clip_id].patches for c in trained])
+        if held:
+            scored = held
+            scores = self.banks.scores(torch.stack([views[c.clip_id].embedding for c in held]), self._normalise)
+        else:  # too few clips to hold any out: each trained clip against the banks without it (it was seen)
+            scored, scores = trained, self._left_out_scores()
+        frames = np.concatenate([self.patches.map(views[c.clip_id].patches).mean(axis=0) for c in scored])
+        if len(frames) > _KEPT_FRAMES:
+            frames = frames[np.sort(np.random.default_rng(0).choice(len(frames), _KEPT_FRAMES, replace=False))]
+        for clip in held:  # the held-out clips are normals too: once scored, they join the banks
+            self.banks.add(clip.domain, views[clip.clip_id].embedding[None])
+        self.patches.add([views[c.clip_id].patches for c in held])
+        self.held_out_scores, self.held_out_frames = scores, frames.astype(np.float64)
+        self.held_out_ids = [c.clip_id for c in scored]
+        self.info.update(held_out=len(held), trained_clips=len(trained))
+        progress.update(1, 1, f"attr_classifier: trained on {len(trained)} clips, {len(held)} held out")
+        return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
+
+    @property
+    def _normalise(self) -> bool:
+        return self.config.domain_norm
+
+    def _left_out_scores(self) -> np.ndarray:
+        """Each banked clip's score against the banks without it (k-NN with its own row left out)."""
+        scores = []
+        for domain in ("source", "target"):
+            rows, parents = self.banks.rows[domain], self.banks.parents[domain]
+            found = {}
+            for other in ("source", "target"):
+                bank, bank_parents = self.banks.rows[other], self.banks.parents[other]
+                if len(bank) and len(rows):
+                    found[other] = knn_distance(rows, bank, self.config.k, self.config.distance, parents, bank_parents)
+            if found:
+                scores.append(self.banks.combine(found, self._normalise))
+        return np.concatenate(scores) if scores else np.zeros(0)
+
+    def _views(self, clips: Sequence[Clip], segments: dict[str, ClipSegments]) -> dict[str, ClipView]:
+        return clip_views(self.network(), clips, segments, self.config.segments, self._batch())
+
+    def _batch(self) -> int:
+        return max(4 * self.config.batch_size, 64)
+
+    def _signature(self, clips: Sequence[Clip], plan: ClassPlan) -> str:
+        """The training data, its classes and the settings that shape training: a checkpoint of others is
+        not resumed."""
+        settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _SCORING_ONLY}
+        text = json.dumps(
+            [settings, plan.signature(), [(c.clip_id, c.checksum) for c in clips]], sort_keys=True, default=str
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _train(self, clips: list[Clip], plan: ClassPlan, progress: Progress) -> None:
+        from engine.training import LoopConfig, Trainer
+
+        config = self.config
+        model = self.network()
+        loop = LoopConfig(
+            epochs=config.epochs,
+            patience=config.epochs + 1,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate or 1e-3,
+            seed=config.seed,
+            warm_up_epochs=config.warm_up_epochs,
+        )
+        with tempfile.TemporaryDirectory(prefix="earmark-attr_classifier-") as scratch:
+            folder = Path(self.training_folder) if self.training_folder is not None else Path(scratch)
+            if not self.resume and self.training_folder is not None and folder.exists():
+                shutil.rmtree(folder)  # a fresh fit: nothing of an earlier one may be taken up
+            trainer = Trainer(
+                model,
+                folder,
+                loop,
+                self.device,
+                model.loss,
+                None,
+                "",
+                self._signature(clips, plan),
+                label="attr_classifier: ",
+                branches=self.branches(),
+                frozen=(config.freeze,) if config.freeze else (),
+                warm_up=("encoder",) if config.warm_up_epochs else (),
+                durable=self.training_folder is not None,
+                min_batch=2,  # batch norm
+            )
+            outcome = trainer.fit(plan.inputs, plan.targets(), progress, resume=self.resume)
+        self.history = outcome.history
+        self.info.update(
+            epochs_trained=outcome.last_epoch,
+            steps=outcome.steps,
+            resumed_from=outcome.resumed_from,
+            final_loss=outcome.history[-1]["train_loss"] if outcome.history else None,
+        )
+        model.eval()
+
+    def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        """The clips join the target bank and a share of their patches the patch bank; the network is not
+        retrained. Each is scored before it joins (as an unseen clip is), so its score joins the held-out
+        ones."""
+        segments = self._segments(clips, progress)
+        clips = [c for c in clips if c.clip_id in segments]
+        views = self._views(clips, segments)
+        new = []
+        for clip in clips:
+            embedding = views[clip.clip_id].embedding[None]
+            new.append(float(self.banks.scores(embedding, self._normalise)[0]))
+            self.banks.add("target", embedding)
+        self.patches.add([views[c.clip_id].patches for c in clips], share=1 / 16)
+        earlier = (
+            self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(self.held_out_scores))
+        )
+        self.held_out_ids = None if earlier is None else earlier + [c.clip_id for c in clips]
+        self.held_out_scores = np.concatenate([self.held_out_scores, new])
+        # The frame threshold stays as fitting learnt it
+        return TrainingScores(self.held_out_scores, np.zeros(0), self.held_out_ids)
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        detections = []
+        for start in range(0, len(clips), SCORED_AT_ONCE):
+            progress.update(start, len(clips), f"attr_classifier: {len(detections)} clips scored")
+            batch = clips[start : start + SCORED_AT_ONCE]
+            segments = self._segments(batch, progress.child(""))
+            batch = [c for c in batch if c.clip_id in segments]
+            if not batch:
+                continue
+            views = self._views(batch, segments)
+            scores = self.banks.scores(torch.stack([views[c.clip_id].embedding for c in batch]), self._normalise)
+            for clip, score in zip(batch, scores, strict=True):
+                view = views[clip.clip_id]
+                grid = self.patches.map(view.patches)
+                lane = grid.mean(axis=0)
+                detections.append(
+                    Detection(
+                        clip.clip_id,
+                        float(score),
+                        False,
+                        lane,
+                        view.time_spans_s.mean(axis=1),
+                        anomaly_map=grid,
+                        map_freq_spans_hz=view.freq_spans_hz,
+                        map_time_spans_s=view.time_spans_s,
+                    )
+                )
+        progress.update(len(clips), len(clips), f"attr_classifier: {len(detections)} clips scored")
+        return detections
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"model.{k}": v for k, v in self.network().state_dict().items()}
+        state.update(self.banks.state())
+        state["patches"] = self.patches.rows
+        state["held_out.clip_scores"] = torch.from_numpy(np.asarray(self.held_out_scores, dtype=np.float64))
+        state["held_out.frame_scores"] = torch.from_numpy(np.asarray(self.held_out_frames, dtype=np.float64))
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "head_classes" not in self.info:
+            raise KeyError("head_classes")
+        self.model = self._build(list(self.info["head_classes"]))
+        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        self.model.eval()
+        self.banks = ClipBanks.from_state(state, self.config.k, self.config.distance)
+        self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
+        self.patches.rows = state["patches"].float()
+        self.held_out_scores = state["held_out.clip_scores"].numpy()
+        self.held_out_frames = state["held_out.frame_scores"].numpy()
+        self.held_out_ids = None  # known again from the held-out scores saved with the model
