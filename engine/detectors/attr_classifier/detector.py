@@ -25,7 +25,7 @@ from engine.detectors.attr_classifier.memory import ClipBanks, PatchBank
 from engine.detectors.attr_classifier.model import HEADS, AttributeNet, make_head
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.held_out import held_out_folds
-from engine.detectors.knn.bank import METRICS, knn_distance
+from engine.detectors.knn.bank import METRICS
 from engine.detectors.metadata.network import ConvEmbedding
 from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, clip_segments
 from engine.errors import EarmarkError
@@ -33,13 +33,12 @@ from engine.jobs import Progress
 
 ENCODERS = ("conv",)
 CLASSES = ("joint", "tasks")
+SCORES = ("embedding", "patches")
 BRANCHES = ("encoder", "head")
 #: Clips read and scored at once.
 SCORED_AT_ONCE = 32
 #: Held-out frame scores kept for the frame threshold.
 _KEPT_FRAMES = 20000
-#: Below this many normal clips none is held out: the threshold then rests on the trained clips' own scores.
-HOLD_OUT_FROM = 5
 #: Settings that change only how a trained network scores: a resumed training may differ in them.
 _SCORING_ONLY = {
     "threshold_quantile",
@@ -50,6 +49,7 @@ _SCORING_ONLY = {
     "distance",
     "domain_norm",
     "patch_bank_size",
+    "score",
 }
 
 
@@ -73,20 +73,24 @@ class AttrClassifierConfig(DetectorConfig):
     #: The log-mel input: bands, and frames per segment (a segment starts every half segment).
     n_mels: int = 64
     segment_frames: int = 64
+    #: The clip score: `patches`, the mean of the frame lane (each patch embedding's cosine distance to the
+    #: nearest normal patch of its frequency row); `embedding`, the k-NN back-end on the clip embeddings
+    #: (below). Chosen on the condition matrix: see README.
+    score: str = "patches"
     #: The k-NN back-end: k nearest clips of each bank, cosine (or squared L2) distance, domain normalisation.
     k: int = 1
     distance: str = "cosine"
     domain_norm: bool = False
     #: Normal patch embeddings kept per frequency row for the frame lane and the map.
-    patch_bank_size: int = 2048
+    patch_bank_size: int = 4096
     epochs: int = 20
     warm_up_epochs: int = 0
     freeze: str = ""
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
-    #: This share of the normal training clips (at least one, from 5 clips on) is held out of training to
-    #: learn the threshold; afterwards the held-out clips join the banks.
+    #: This share of the normal training clips (at least one) is held out of training to learn the
+    #: threshold; afterwards the held-out clips join the banks.
     held_out_fraction: float = 0.2
 
     def __post_init__(self) -> None:
@@ -98,6 +102,7 @@ class AttrClassifierConfig(DetectorConfig):
         for name, value, allowed in (
             ("head", self.head, HEADS),
             ("classes", self.classes, CLASSES),
+            ("score", self.score, SCORES),
             ("distance", self.distance, METRICS),
             ("freeze", self.freeze, ("", *BRANCHES)),
         ):
@@ -177,7 +182,7 @@ class AttrClassifierDetector(Detector):
                 "`earmark info`"
             )
         held: list[Clip] = []
-        if len(normals) >= HOLD_OUT_FROM:
+        if len(normals) >= 2:
             folds = held_out_folds(
                 len(normals),
                 max(2, round(1 / self.config.held_out_fraction)),
@@ -194,43 +199,34 @@ class AttrClassifierDetector(Detector):
         views = self._views(normals, segments)
         self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
         self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
-        for clip in trained:
-            self.banks.add(clip.domain, views[clip.clip_id].embedding[None])
-        self.patches.add([views[c.clip_id].patches for c in trained])
-        if held:
-            scored = held
-            scores = self.banks.scores(torch.stack([views[c.clip_id].embedding for c in held]), self._normalise)
-        else:  # too few clips to hold any out: each trained clip against the banks without it (it was seen)
-            scored, scores = trained, self._left_out_scores()
-        frames = np.concatenate([self.patches.map(views[c.clip_id].patches).mean(axis=0) for c in scored])
+        self._bank(trained, views)
+        scored = held or trained  # one clip: nothing to hold out, its own score must do
+        scores, grids = self._scores([views[c.clip_id] for c in scored])
+        frames = np.concatenate([grid.mean(axis=0) for grid in grids])
         if len(frames) > _KEPT_FRAMES:
             frames = frames[np.sort(np.random.default_rng(0).choice(len(frames), _KEPT_FRAMES, replace=False))]
-        for clip in held:  # the held-out clips are normals too: once scored, they join the banks
-            self.banks.add(clip.domain, views[clip.clip_id].embedding[None])
-        self.patches.add([views[c.clip_id].patches for c in held])
+        self._bank(held, views)  # the held-out clips are normals too: once scored, they join the banks
         self.held_out_scores, self.held_out_frames = scores, frames.astype(np.float64)
         self.held_out_ids = [c.clip_id for c in scored]
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"attr_classifier: trained on {len(trained)} clips, {len(held)} held out")
         return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
 
-    @property
-    def _normalise(self) -> bool:
-        return self.config.domain_norm
+    def _bank(self, clips: Sequence[Clip], views: dict[str, ClipView], domain: str | None = None) -> None:
+        """The clips' embeddings join the bank of their domain (or of `domain`), their patches the patch bank."""
+        for clip in clips:
+            self.banks.add(domain or clip.domain, views[clip.clip_id].embedding[None])
+        if clips:
+            self.patches.add([views[c.clip_id].patches for c in clips])
 
-    def _left_out_scores(self) -> np.ndarray:
-        """Each banked clip's score against the banks without it (k-NN with its own row left out)."""
-        scores = []
-        for domain in ("source", "target"):
-            rows, parents = self.banks.rows[domain], self.banks.parents[domain]
-            found = {}
-            for other in ("source", "target"):
-                bank, bank_parents = self.banks.rows[other], self.banks.parents[other]
-                if len(bank) and len(rows):
-                    found[other] = knn_distance(rows, bank, self.config.k, self.config.distance, parents, bank_parents)
-            if found:
-                scores.append(self.banks.combine(found, self._normalise))
-        return np.concatenate(scores) if scores else np.zeros(0)
+    def _scores(self, views: Sequence[ClipView]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The clips' scores and their anomaly maps [F, T] (whose column means are the frame lanes), against
+        the banks as they are."""
+        grids = [self.patches.map(view.patches) for view in views]
+        if self.config.score == "patches":
+            return np.array([float(grid.mean()) for grid in grids]), grids
+        embeddings = torch.stack([view.embedding for view in views])
+        return self.banks.scores(embeddings, self.config.domain_norm), grids
 
     def _views(self, clips: Sequence[Clip], segments: dict[str, ClipSegments]) -> dict[str, ClipView]:
         return clip_views(self.network(), clips, segments, self.config.segments, self._batch())
@@ -298,11 +294,9 @@ class AttrClassifierDetector(Detector):
         clips = [c for c in clips if c.clip_id in segments]
         views = self._views(clips, segments)
         new = []
-        for clip in clips:
-            embedding = views[clip.clip_id].embedding[None]
-            new.append(float(self.banks.scores(embedding, self._normalise)[0]))
-            self.banks.add("target", embedding)
-        self.patches.add([views[c.clip_id].patches for c in clips], share=1 / 16)
+        for clip in clips:  # one at a time: each is scored by banks that do not hold it yet
+            new.append(float(self._scores([views[clip.clip_id]])[0][0]))
+            self._bank([clip], views, domain="target")
         earlier = (
             self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(self.held_out_scores))
         )
@@ -322,17 +316,15 @@ class AttrClassifierDetector(Detector):
             if not batch:
                 continue
             views = self._views(batch, segments)
-            scores = self.banks.scores(torch.stack([views[c.clip_id].embedding for c in batch]), self._normalise)
-            for clip, score in zip(batch, scores, strict=True):
+            scores, grids = self._scores([views[c.clip_id] for c in batch])
+            for clip, score, grid in zip(batch, scores, grids, strict=True):
                 view = views[clip.clip_id]
-                grid = self.patches.map(view.patches)
-                lane = grid.mean(axis=0)
                 detections.append(
                     Detection(
                         clip.clip_id,
                         float(score),
                         False,
-                        lane,
+                        grid.mean(axis=0),
                         view.time_spans_s.mean(axis=1),
                         anomaly_map=grid,
                         map_freq_spans_hz=view.freq_spans_hz,
