@@ -317,6 +317,12 @@ def _print_models(verb: str, models, progress) -> None:
                 else "a small AST trained from scratch (no AST weights set up)"
             )
             print(f"  encoder: {started}")
+        if model.metrics.get("fallback"):  # the metadata detectors: what they trained on
+            print(f"  {model.metrics['fallback']}")
+        elif model.metrics.get("metadata_tasks"):
+            print(f"  metadata tasks: {model.metrics['metadata_tasks']}")
+            for line in model.metrics.get("dropped_tasks") or ():
+                print(f"  task dropped: {line}")
         if model.warning:
             print(f"  warning: {model.warning}")
 

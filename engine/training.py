@@ -50,6 +50,7 @@ HISTORY = "history.json"
 #: The same rows as a table, for a spreadsheet (lists such as a confusion matrix as JSON in their cell).
 HISTORY_CSV = "history.csv"
 LAST = Path("checkpoints") / "last.pt"
+OPTIMISERS = ("adamw", "sgd")
 
 Outputs = object  # whatever the model returns: a tensor, or a tuple such as (logits, auxiliary logits)
 LossFunction = Callable[[Outputs, dict[str, torch.Tensor]], "torch.Tensor | dict[str, torch.Tensor]"]
@@ -72,6 +73,9 @@ class LoopConfig:
     #: A checkpoint is written after an epoch once this many seconds have passed since the last one (0: after
     #: every epoch); the last epoch's always is, and a cancelled run writes its last finished epoch's.
     checkpoint_every_s: float = 0.0
+    #: "adamw" (the default), or "sgd": plain gradient descent, no momentum (Reptile's outer step: with the
+    #: gradient theta - theta', a step is theta += learning_rate * (theta' - theta)).
+    optimiser: str = "adamw"
 
     def check(self, what: str) -> None:
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 2 or self.learning_rate <= 0:
@@ -80,6 +84,8 @@ class LoopConfig:
             )
         if self.warm_up_epochs < 0:
             raise EarmarkError(f"{what}: warm_up_epochs must be 0 or more, not {self.warm_up_epochs}")
+        if self.optimiser not in OPTIMISERS:
+            raise EarmarkError(f"{what}: optimiser must be one of {', '.join(OPTIMISERS)}, not {self.optimiser!r}")
 
 
 @dataclass
@@ -174,13 +180,7 @@ class Trainer:
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         forward = torch.compile(self.model) if config.compile and cuda else self.model
-        # The fused kernel: one call for every parameter instead of a Python loop over them.
-        optimiser = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            fused=device.type in ("cpu", "cuda"),
-        )
+        optimiser = _optimiser(self.model, config, device)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda)
         generator = torch.Generator().manual_seed(config.seed)
         state = {
@@ -513,6 +513,20 @@ def history_csv(rows: list[dict], columns: Sequence[str] | None = None) -> str:
             [cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in (row.get(column) for column in columns)]
         )
     return table.getvalue()
+
+
+def _optimiser(model: nn.Module, config: LoopConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser `config.optimiser` names, on every parameter of `model` (a frozen one gets no gradient,
+    so no step)."""
+    if config.optimiser not in OPTIMISERS:
+        raise EarmarkError(f"optimiser must be one of {', '.join(OPTIMISERS)}, not {config.optimiser!r}")
+    # The fused kernels: one call for every parameter instead of a Python loop over them.
+    fused = device.type in ("cpu", "cuda")
+    if config.optimiser == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused
+        )
+    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
 
 
 def _copied(value):

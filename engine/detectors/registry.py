@@ -22,6 +22,7 @@ from engine.detectors.dcase_ae import DcaseAEDetector
 from engine.detectors.ensemble import EnsembleDetector
 from engine.detectors.knn import KnnDetector
 from engine.detectors.leak import BinaryLeakDetector, MulticlassLeakDetector
+from engine.detectors.meta_proto import MetaProtoDetector
 from engine.detectors.patch_memory import PatchMemoryDetector
 from engine.errors import EarmarkError
 from engine.labels.proposals import ANOMALY_FINDING
@@ -47,6 +48,7 @@ CATALOGUE.add(
     EnsembleDetector,
     BinaryLeakDetector,
     MulticlassLeakDetector,
+    MetaProtoDetector,
 )
 
 

@@ -43,6 +43,7 @@ QUICK = {
     "dcase_ae": {"epochs": 3},
     "attr_classifier": {"epochs": 2, "batch_size": 8},
     "ensemble": {"member_settings": "dcase_ae.epochs=3"},
+    "meta_proto": {"epochs": 2, "episodes": 8},
     "leak_binary": {"epochs": 6, "batch_size": 128},
     "leak_multiclass": {"epochs": 6, "batch_size": 128},
     "ast_ae": {

@@ -1,0 +1,434 @@
+"""`meta_proto`: a small conv encoder on log-mel segments, trained episodically (ProtoNet, optionally with a
+Reptile outer loop) on the clips' metadata as classification tasks (section, speed, load, microphone, noise,
+domain; self-supervised pseudo-classes where there are none); a clip scores by its distance to the nearest
+normal prototype of its domain. See README.md in this folder for the method, its settings and its figures.
+
+The network trains through `engine.training.Trainer` (branches "encoder" and "head"), in `training_folder`
+when `runs.fit` gives one (so a cancelled fit resumes there), else in a temporary folder removed afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.data.clip import Clip
+from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.held_out import held_out_folds
+from engine.detectors.meta_proto.episodes import EpisodeModel, EpisodePool, ReptileModel, protonet_loss, reptile_loss
+from engine.detectors.meta_proto.maps import clip_map
+from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, Memory
+from engine.detectors.metadata import ClipSegments, ConvEmbedding, SegmentConfig, clip_segments
+from engine.detectors.metadata.segments import band_spans_hz
+from engine.detectors.metadata.tasks import (
+    VIEWS,
+    fallback_report,
+    metadata_tasks,
+    pseudo_views,
+    task_summary,
+)
+from engine.errors import EarmarkError
+from engine.jobs import Progress
+
+BRANCHES = ("encoder", "head")
+#: Clips read and scored at once.
+SCORED_AT_ONCE = 16
+#: Segments through the network at once when embedding.
+_BATCH = 64
+#: Settings that change only how a trained network scores: a resumed training may differ in them.
+_SCORING_ONLY = {
+    "threshold_quantile",
+    "frame_quantile",
+    "merge_gap_s",
+    "min_region_s",
+    "prototypes",
+    "score",
+    "domain_norm",
+    "patch_bank",
+    "adapt_steps",
+}
+
+
+@dataclass
+class MetaProtoConfig(DetectorConfig):
+    #: The log-mel segments: mel bands, frames per segment (hop 512 samples at 16 kHz: 64 frames ~ 2 s).
+    n_mels: int = 64
+    segment_frames: int = 64
+    #: The embedding's size.
+    dim: int = 128
+    #: Episodes: N classes (ways) of one task, K support segments (shots) and Q queries per class.
+    ways: int = 5
+    shots: int = 3
+    queries: int = 3
+    #: Episodes per epoch (each one optimiser step; with reptile, one outer step).
+    episodes: int = 40
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    #: Reptile: each outer step adapts a copy of the encoder to one task in `inner_steps` ProtoNet steps
+    #: (Adam at learning_rate), then moves the weights meta_step of the way to the adapted ones.
+    reptile: bool = False
+    inner_steps: int = 3
+    meta_step: float = 0.5
+    #: A metadata class needs this many training clips to be part of a task.
+    min_class_clips: int = 2
+    #: The domain (source / target) is a task too.
+    domain_task: bool = True
+    #: Add the self-supervised pseudo-classes (each clip its own class of its shifted and mixed views) as a
+    #: task beside the metadata's (they are used alone whenever no metadata task is found).
+    pseudo_classes: bool = False
+    #: Prototypes per domain: each normal clip's mean embedding ("clip"), or each metadata class's ("class").
+    prototypes: str = "clip"
+    #: The clip score: "distance" to the nearest prototype, or "nll" under the prototypes.
+    score: str = "distance"
+    #: Each domain's scores divided by its normal clips' typical left-out score.
+    domain_norm: bool = True
+    #: ProtoNet steps on the target domain's normal training clips after training (0: prototypes only).
+    adapt_steps: int = 0
+    #: Patch columns kept for the anomaly map.
+    patch_bank: int = 4096
+    #: The encoder stays frozen for this many first epochs; a branch (encoder or head) frozen for the run.
+    warm_up_epochs: int = 0
+    freeze: str = ""
+    seed: int = 0
+    #: This share of the normal training clips (at least one) is held out of training to learn the threshold.
+    held_out_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.prototypes not in PROTOTYPES or self.score not in SCORES:
+            raise EarmarkError(
+                f"meta_proto: prototypes must be one of {', '.join(PROTOTYPES)} and score one of "
+                f"{', '.join(SCORES)}, not {self.prototypes!r} / {self.score!r}"
+            )
+        if self.freeze not in ("", *BRANCHES):
+            raise EarmarkError(
+                f"meta_proto: freeze must be one of {', '.join(BRANCHES)} (or empty), not {self.freeze!r}"
+            )
+        if min(self.ways - 1, self.shots, self.queries, self.episodes, self.epochs, self.inner_steps, self.dim) < 1:
+            raise EarmarkError(
+                "meta_proto: ways >= 2, and shots, queries, episodes, epochs, inner_steps and dim >= 1 are required"
+            )
+        if self.n_mels < 8 or self.segment_frames < 8 or self.learning_rate <= 0 or not 0 < self.meta_step <= 1:
+            raise EarmarkError(
+                "meta_proto: n_mels and segment_frames >= 8, learning_rate > 0 and 0 < meta_step <= 1 are required"
+            )
+        if not 0.0 < self.held_out_fraction < 1.0 or self.min_class_clips < 1 or self.adapt_steps < 0:
+            raise EarmarkError(
+                "meta_proto: held_out_fraction must lie between 0 and 1, min_class_clips >= 1, adapt_steps >= 0"
+            )
+
+    @property
+    def segments(self) -> SegmentConfig:
+        return SegmentConfig(n_mels=self.n_mels, frames=self.segment_frames)
+
+
+class MetaProtoDetector(Detector):
+    key = "meta_proto"
+    title = "Metadata ProtoNet"
+    Config = MetaProtoConfig
+    config: MetaProtoConfig
+    by_default = False  # new: the lead decides after the condition-matrix figures
+    #: Seconds per second of training audio per epoch (the fit estimate), measured on the quick condition
+    #: matrix (2 shared cores): see README.md.
+    fit_cost = 0.01
+
+    @classmethod
+    def fit_seconds(cls, config: MetaProtoConfig, train_s: float) -> float:
+        """An epoch is `episodes` episodes whatever the audio; the embedding and maps grow with it."""
+        steps = config.epochs * config.episodes * (config.inner_steps if config.reptile else 1)
+        return 0.03 * steps + cls.fit_cost * train_s
+
+    def __init__(self, config: MetaProtoConfig | None = None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.net = self._network()
+        self.memory = Memory(self.config.prototypes, self.config.score)
+        self.task_names: list[str] = []  # the metadata tasks whose values make a clip's class
+
+    def _network(self) -> ConvEmbedding:
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, not the global state
+            torch.manual_seed(self.config.seed)
+            return ConvEmbedding(self.config.dim).to(self.device)
+
+    def branches(self) -> dict[str, nn.Module]:
+        return {"encoder": nn.ModuleList([self.net.input_norm, self.net.blocks]), "head": self.net.project}
+
+    # -- fitting --------------------------------------------------------------------------------------------
+    def _segments(self, clips: Sequence[Clip], progress: Progress) -> dict[str, ClipSegments]:
+        return clip_segments(self.cache, clips, self.config.segments, progress)
+
+    def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
+        config = self.config
+        self.net = self._network()  # a fresh network for every fit
+        segments = self._segments(normals, progress.child("", span=(0.0, 0.05)))
+        normals = [c for c in normals if c.clip_id in segments]
+        if not normals:
+            raise EarmarkError(
+                "meta_proto: none of the training clips could be read or is long enough; check them with `earmark info`"
+            )
+        held: list[Clip] = []
+        if len(normals) >= 2:
+            domains = [c.domain or "source" for c in normals]
+            folds = held_out_folds(len(normals), max(2, round(1 / config.held_out_fraction)), config.seed, domains)
+            held = [normals[i] for i in folds[0]]
+        trained = [c for c in normals if c not in held]
+        pool = self._pool(trained, segments, progress)
+        if pool.tasks:
+            self._train(pool, trained, progress.child("", span=(0.05, 0.85)))
+        else:
+            self.info["epochs_trained"] = 0
+            progress.problem("meta_proto: too few training clips to make an episode; the encoder stays untrained")
+        if config.adapt_steps:
+            self._adapt([c for c in trained if c.domain == "target"], segments)
+        tasks, _ = metadata_tasks(normals, config.min_class_clips, use_domain=False)
+        self.task_names = [t.name for t in tasks]
+        self.memory = Memory(config.prototypes, config.score)
+        embedded = self._embed(normals, segments, progress.child("", span=(0.85, 0.95)))
+        held_ids = {c.clip_id for c in held}
+        for clip in normals:
+            self._remember(clip, embedded[clip.clip_id], clip.clip_id in held_ids or not held)
+        self.memory.limit_columns(config.patch_bank, config.seed)
+        self.memory.learn_scales(config.domain_norm)
+        self.memory.learn_row_scales(seed=config.seed)
+        self._note_memory()
+        scores, ids = self.memory.held_out_scores()
+        frames = np.concatenate(
+            [
+                self._lane(c, segments[c.clip_id], embedded[c.clip_id], left_out=True)
+                for c in normals
+                if c.clip_id in ids
+            ]
+        )
+        self.info.update(held_out=len(held), trained_clips=len(trained))
+        progress.update(1, 1, f"meta_proto: trained on {len(trained)} clips, {len(held)} held out for the threshold")
+        return TrainingScores(scores, frames, ids)
+
+    def _pool(self, trained: list[Clip], segments: dict[str, ClipSegments], progress: Progress) -> EpisodePool:
+        """The episodes' items (the trained clips' segments, or their views) and tasks, and the fit report."""
+        config = self.config
+        tasks, dropped = metadata_tasks(trained, config.min_class_clips, config.domain_task)
+        metadata = [t for t in tasks if t.name != "domain"]
+        items = torch.cat([segments[c.clip_id].segments for c in trained])
+        item_clip = torch.cat([torch.full((len(segments[c.clip_id].segments),), i) for i, c in enumerate(trained)])
+        pseudo = config.pseudo_classes or not metadata
+        labels = []
+        if pseudo:
+            generator = torch.Generator().manual_seed(config.seed)
+            items, views_of = pseudo_views(items, generator)
+            item_clip = item_clip[views_of]
+            labels.append(("pseudo", item_clip))
+        labels += [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
+        self.info.update(metadata_tasks=task_summary(tasks), dropped_tasks=dropped)
+        self.info.pop("fallback", None)
+        if not metadata:
+            self.info["fallback"] = fallback_report(dropped, len(trained), VIEWS)
+        said = self.info.get("fallback") or f"metadata tasks: {self.info['metadata_tasks']}"
+        progress.update(0, 1, f"meta_proto: {said}")
+        for line in dropped if not self.info.get("fallback") else ():
+            progress.update(0, 1, f"meta_proto: task dropped: {line}")
+        return EpisodePool(items.to(self.device), labels)
+
+    def _signature(self, clips: Sequence[Clip]) -> str:
+        """The training data and the settings that shape training: a checkpoint of others is not resumed."""
+        settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _SCORING_ONLY}
+        text = json.dumps([settings, [(c.clip_id, c.checksum) for c in clips]], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _train(self, pool: EpisodePool, clips: list[Clip], progress: Progress) -> None:
+        from engine.training import LoopConfig, Trainer
+
+        config = self.config
+        if config.reptile:
+            model = ReptileModel(
+                self.net,
+                pool,
+                config.ways,
+                config.shots,
+                config.queries,
+                config.inner_steps,
+                config.learning_rate,
+                config.meta_step,
+            )
+            loss = reptile_loss
+        else:
+            model = EpisodeModel(self.net, pool, config.ways, config.shots, config.queries)
+            loss = protonet_loss
+        loop = LoopConfig(
+            epochs=config.epochs,
+            patience=config.epochs + 1,
+            batch_size=1,  # one episode per step
+            learning_rate=config.meta_step if config.reptile else config.learning_rate,
+            seed=config.seed,
+            warm_up_epochs=config.warm_up_epochs,
+            optimiser="sgd" if config.reptile else "adamw",
+            checkpoint_every_s=5.0,
+        )
+        with tempfile.TemporaryDirectory(prefix="earmark-meta_proto-") as scratch:
+            folder = Path(self.training_folder) if self.training_folder is not None else Path(scratch)
+            if not self.resume and self.training_folder is not None and folder.exists():
+                shutil.rmtree(folder)  # a fresh fit: nothing of an earlier one may be taken up
+            trainer = Trainer(
+                model,
+                folder,
+                loop,
+                self.device,
+                loss,
+                None,
+                "",
+                self._signature(clips),
+                label="meta_proto: ",
+                branches=self.branches(),
+                frozen=(config.freeze,) if config.freeze else (),
+                warm_up=("encoder",) if config.warm_up_epochs else (),
+                durable=self.training_folder is not None,
+                min_batch=1,  # a batch is one episode (its segments are the batch norm's batch)
+            )
+            outcome = trainer.fit(torch.arange(config.episodes, dtype=torch.float32), {}, progress, resume=self.resume)
+        self.history = outcome.history
+        self.info.update(
+            epochs_trained=outcome.last_epoch,
+            steps=outcome.steps,
+            resumed_from=outcome.resumed_from,
+            final_loss=outcome.history[-1]["train_loss"] if outcome.history else None,
+        )
+        self.net.eval()
+
+    def _adapt(self, clips: list[Clip], segments: dict[str, ClipSegments]) -> None:
+        """A few ProtoNet steps on the target domain's trained normals, on their metadata (or pseudo-classes)."""
+        config = self.config
+        if len(clips) < 2:
+            return
+        tasks, _ = metadata_tasks(clips, config.min_class_clips, use_domain=False)
+        items = torch.cat([segments[c.clip_id].segments for c in clips])
+        item_clip = torch.cat([torch.full((len(segments[c.clip_id].segments),), i) for i, c in enumerate(clips)])
+        items, views_of = pseudo_views(items, torch.Generator().manual_seed(config.seed))
+        item_clip = item_clip[views_of]
+        labels = [("pseudo", item_clip)] + [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
+        pool = EpisodePool(items.to(self.device), labels)
+        model = EpisodeModel(self.net, pool, config.ways, config.shots, config.queries).train()
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            for _ in range(config.adapt_steps):
+                loss = protonet_loss(model(torch.zeros(1)), {})["episode"]
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        self.net.eval()
+        self.info["adapted_on"] = len(clips)
+
+    # -- embeddings, memory and maps -------------------------------------------------------------------------
+    def _embed(
+        self, clips: Sequence[Clip], segments: dict[str, ClipSegments], progress: Progress
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """clip_id -> (segment embeddings [S, D], patch maps [S, P, R, Tc]) on the CPU."""
+        self.net.eval()
+        found = {}
+        with torch.inference_mode():
+            for index, clip in enumerate(clips):
+                progress.update(index, len(clips), f"meta_proto: embedding {index}/{len(clips)}")
+                parts = [self._forward(chunk) for chunk in segments[clip.clip_id].segments.split(_BATCH)]
+                found[clip.clip_id] = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        return found
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.net.feature_map(x.to(self.device))
+        return self.net.pool(fmap).float().cpu(), fmap.float().cpu()
+
+    def _class_key(self, clip: Clip) -> str:
+        """The clip's metadata class: its values in the fit's tasks ("" without tasks: its own prototype)."""
+        values = {"section": clip.section_id}
+        return "|".join(f"{n}={values.get(n, clip.attributes.get(n)) or '?'}" for n in self.task_names)
+
+    def _remember(self, clip: Clip, embedded: tuple[torch.Tensor, torch.Tensor], held: bool) -> None:
+        vectors, fmaps = embedded
+        columns = fmaps.permute(0, 3, 2, 1).flatten(0, 1)  # [S * Tc, R, P]: one column of patches each
+        self.memory.add(clip.clip_id, clip.domain, self._class_key(clip), vectors, columns, held)
+
+    def _map(
+        self, clip: Clip, segments: ClipSegments, embedded: tuple[torch.Tensor, torch.Tensor], left_out: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The clip's anomaly map [R, B] and its columns' spans; `left_out`: a clip of the memory, measured
+        against the others."""
+        fmaps = embedded[1]
+        exclude = self.memory.ids.index(clip.clip_id) if left_out else None
+        columns = fmaps.permute(0, 3, 2, 1)  # [S, Tc, R, P]
+        maps = [self.memory.patch_distances(c, clip.domain, exclude).T.numpy() for c in columns]
+        config = self.config.segments
+        return clip_map(maps, segments.time_spans_s, segments.frames, config.frame_s, config.frames, clip.duration_s)
+
+    def _lane(self, clip, segments, embedded, left_out: bool = False) -> np.ndarray:
+        return self._map(clip, segments, embedded, left_out)[0].mean(axis=0)
+
+    # -- enrolment and scoring -------------------------------------------------------------------------------
+    def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
+        """The clips join the memory as prototypes (of their domain and class) and patches; the network is
+        not retrained. Their scores, left out of the prototypes, join the held-out ones."""
+        segments = self._segments(clips, progress)
+        clips = [c for c in clips if c.clip_id in segments]
+        embedded = self._embed(clips, segments, progress.child(""))
+        for clip in clips:
+            self._remember(dataclasses.replace(clip, domain=clip.domain or "target"), embedded[clip.clip_id], True)
+        self.memory.limit_columns(self.config.patch_bank, self.config.seed)
+        self.memory.learn_scales(self.config.domain_norm)
+        self._note_memory()
+        scores, ids = self.memory.held_out_scores()
+        # The frame threshold stays as fitting learnt it
+        return TrainingScores(scores, np.zeros(0), ids)
+
+    def _detect(self, clips: Sequence[Clip], progress: Progress) -> list[Detection]:
+        detections = []
+        rows = None
+        for start in range(0, len(clips), SCORED_AT_ONCE):
+            progress.update(start, len(clips), f"meta_proto: {len(detections)} clips scored")
+            batch = clips[start : start + SCORED_AT_ONCE]
+            segments = self._segments(batch, progress.child(""))
+            batch = [c for c in batch if c.clip_id in segments]
+            embedded = self._embed(batch, segments, progress.child(""))
+            for clip in batch:
+                grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id])
+                if rows is None:
+                    rows = band_spans_hz(self.config.segments, grid.shape[0])
+                detections.append(
+                    Detection(
+                        clip.clip_id,
+                        self.memory.clip_score(embedded[clip.clip_id][0], clip.domain),
+                        False,
+                        grid.mean(axis=0),
+                        spans.mean(axis=1),
+                        anomaly_map=grid,
+                        map_freq_spans_hz=rows,
+                        map_time_spans_s=spans,
+                    )
+                )
+        progress.update(len(clips), len(clips), f"meta_proto: {len(detections)} clips scored")
+        return detections
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        state.update(self.memory.state())
+        return state
+
+    def _note_memory(self) -> None:
+        """The memory's clips and classes and the tasks that name them, saved in model.json (text, not tensors)."""
+        self.info.update(
+            memory_ids=list(self.memory.ids), memory_classes=list(self.memory.classes), task_names=self.task_names
+        )
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.net = self._network()
+        self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        self.net.eval()
+        info = self.info
+        self.memory = Memory.from_state(
+            state, info["memory_ids"], info["memory_classes"], self.config.prototypes, self.config.score
+        )
+        self.task_names = list(info.get("task_names", []))

@@ -1,0 +1,205 @@
+"""What `meta_proto` remembers of the normal clips once its encoder is trained, and how it scores with it.
+
+Per normal clip: its domain, its metadata class (the tuple of its values in the tasks found, e.g.
+"load_level=1|speed_level=2") and its segments' embeddings; per feature-map column of its segments, the
+embeddings of that column's patches (one per frequency row). Enrolled target clips join both.
+
+- Prototypes, per domain: each clip's mean embedding (`prototypes="clip"`), or the mean embedding of each
+  metadata class of that domain (`"class"`; a clip without a class is its own prototype). A domain without
+  clips borrows every clip's.
+- A clip's score: each segment's distance to the nearest prototype of the clip's domain (or its negative
+  log-likelihood under the prototypes: -log of the mean of exp(-d^2) over them), the mean over its segments,
+  divided by the domain's scale: the mean score of that domain's normal clips left out of the prototypes one
+  at a time (so a domain learnt from 3 clips and one learnt from 50 score on one scale).
+- The map: each patch's distance to the nearest normal patch of its frequency row (of the clip's domain),
+  divided by that row's typical left-out distance; the frame lane is the map's column mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+DOMAINS = ("source", "target")
+SCORES = ("distance", "nll")
+PROTOTYPES = ("clip", "class")
+#: A domain's scale needs this many clips of its own; with fewer it takes every clip's.
+MIN_SCALE_CLIPS = 2
+
+
+def domain_of(domain: str | None) -> str:
+    return domain if domain in DOMAINS else "source"
+
+
+class Memory:
+    """The normal clips' embeddings (segments [N, D] with the clip of each) and patch columns ([C, R, P]
+    with the clip of each), their domains, classes, and which clips' scores are held out for the threshold."""
+
+    def __init__(self, prototypes: str = "clip", score: str = "distance") -> None:
+        self.prototype_mode, self.score_mode = prototypes, score
+        self.ids: list[str] = []
+        self.domains: list[str] = []
+        self.classes: list[str] = []
+        self.held: list[bool] = []
+        self.segments = torch.zeros(0, 0)
+        self.segment_parent = torch.zeros(0, dtype=torch.long)
+        self.columns = torch.zeros(0, 0, 0)
+        self.column_parent = torch.zeros(0, dtype=torch.long)
+        self.scale = {domain: 1.0 for domain in DOMAINS}
+        self.row_scale = torch.ones(0)
+        self._prototypes: dict[str, torch.Tensor] = {}  # per domain, with no clip left out
+
+    def add(
+        self, clip_id: str, domain: str | None, key: str, segments: torch.Tensor, columns: torch.Tensor, held: bool
+    ):
+        """One clip: its segment embeddings [S, D] and patch columns [C, R, P]."""
+        parent = len(self.ids)
+        self._prototypes = {}
+        self.ids.append(clip_id)
+        self.domains.append(domain_of(domain))
+        self.classes.append(key)
+        self.held.append(held)
+        segments, columns = segments.float().cpu(), columns.float().cpu()
+        if not len(self.segment_parent):
+            self.segments, self.columns = segments[:0], columns[:0]
+        self.segments = torch.cat([self.segments, segments])
+        self.segment_parent = torch.cat([self.segment_parent, torch.full((len(segments),), parent)])
+        self.columns = torch.cat([self.columns, columns])
+        self.column_parent = torch.cat([self.column_parent, torch.full((len(columns),), parent)])
+
+    def limit_columns(self, most: int, seed: int) -> None:
+        """Keep at most `most` patch columns (drawn at random, every clip keeping at least one where it can)."""
+        if len(self.columns) <= most:
+            return
+        order = torch.randperm(len(self.columns), generator=torch.Generator().manual_seed(seed))
+        kept = torch.sort(order[:most]).values
+        self.columns, self.column_parent = self.columns[kept], self.column_parent[kept]
+
+    # -- prototypes and clip scores ------------------------------------------------------------------------
+    def _clips_of(self, domain: str, exclude: int | None) -> list[int]:
+        others = [i for i in range(len(self.ids)) if i != exclude]
+        own = [i for i in others if self.domains[i] == domain]
+        # a memory of one clip: nothing to leave it out of, its own distance (0) must do
+        return own or others or ([exclude] if exclude is not None else [])
+
+    def prototypes(self, domain: str, exclude: int | None = None) -> torch.Tensor:
+        """[P, D] the prototypes a clip of `domain` is measured against (without clip `exclude`)."""
+        if exclude is None and domain in self._prototypes:
+            return self._prototypes[domain]
+        chosen = self._clips_of(domain, exclude)
+        if not chosen:
+            return self.segments[:0]
+        groups: dict[object, list[int]] = {}
+        for i in chosen:
+            key = self.classes[i] if self.prototype_mode == "class" and self.classes[i] else i
+            groups.setdefault(key, []).append(i)
+        rows = []
+        for members in groups.values():
+            where = torch.isin(self.segment_parent, torch.tensor(members))
+            rows.append(self.segments[where].mean(dim=0))
+        found = torch.stack(rows)
+        if exclude is None:
+            self._prototypes[domain] = found
+        return found
+
+    def raw_score(self, segments: torch.Tensor, domain: str | None, exclude: int | None = None) -> float:
+        """The clip's score before its domain's scale: per segment the distance to the nearest prototype (or
+        the negative log-likelihood under them), the mean over the segments."""
+        prototypes = self.prototypes(domain_of(domain), exclude)
+        if not len(prototypes):
+            return float("nan")
+        distances = torch.cdist(segments.float().cpu(), prototypes)
+        if self.score_mode == "nll":
+            per_segment = -torch.logsumexp(-distances.pow(2), dim=1) + float(np.log(len(prototypes)))
+        else:
+            per_segment = distances.min(dim=1).values
+        return float(per_segment.mean())
+
+    def clip_score(self, segments: torch.Tensor, domain: str | None, exclude: int | None = None) -> float:
+        return self.raw_score(segments, domain, exclude) / self.scale[domain_of(domain)]
+
+    def left_out_score(self, index: int, scaled: bool = True) -> float:
+        """Clip `index` of the memory scored as an unseen clip: left out of the prototypes."""
+        own = self.segments[self.segment_parent == index]
+        raw = self.raw_score(own, self.domains[index], exclude=index)
+        return raw / self.scale[self.domains[index]] if scaled else raw
+
+    def learn_scales(self, normalise: bool) -> None:
+        """Each domain's scale: the mean left-out score of its clips (every clip's where it has too few)."""
+        self.scale = {domain: 1.0 for domain in DOMAINS}
+        if not normalise or len(self.ids) < 2:
+            return
+        raw = np.array([self.left_out_score(i, scaled=False) for i in range(len(self.ids))])
+        pooled = float(np.nanmean(raw)) if np.isfinite(raw).any() else 1.0
+        for domain in DOMAINS:
+            own = raw[[i for i, d in enumerate(self.domains) if d == domain]]
+            own = own[np.isfinite(own)]
+            value = float(own.mean()) if len(own) >= MIN_SCALE_CLIPS else pooled
+            self.scale[domain] = max(value, 1e-6)
+
+    def held_out_scores(self) -> tuple[np.ndarray, list[str]]:
+        """The held-out clips' left-out scores, and their ids."""
+        which = [i for i, held in enumerate(self.held) if held]
+        return np.array([self.left_out_score(i) for i in which], dtype=np.float64), [self.ids[i] for i in which]
+
+    # -- maps ------------------------------------------------------------------------------------------------
+    def _bank(self, domain: str, exclude: int | None) -> torch.Tensor:
+        chosen = torch.tensor(self._clips_of(domain, exclude), dtype=torch.long)
+        return self.columns[torch.isin(self.column_parent, chosen)]
+
+    def patch_distances(self, columns: torch.Tensor, domain: str | None, exclude: int | None = None) -> torch.Tensor:
+        """[C, R] each patch's distance to the nearest normal patch of its row, over the row's scale; the
+        clip's columns [C, R, P]."""
+        bank = self._bank(domain_of(domain), exclude)
+        if not len(bank):
+            return torch.zeros(columns.shape[:2])
+        columns = columns.float().cpu()
+        rows = [torch.cdist(columns[:, r], bank[:, r]).min(dim=1).values for r in range(columns.shape[1])]
+        found = torch.stack(rows, dim=1)
+        return found / self.row_scale if len(self.row_scale) == found.shape[1] else found
+
+    def learn_row_scales(self, most: int = 512, seed: int = 0) -> None:
+        """Each frequency row's typical distance of a normal patch to the other clips' patches (a sample of
+        at most `most` columns, each left out with its clip), floored at a thousandth of their mean."""
+        self.row_scale = torch.ones(0)
+        if len(self.ids) < 2 or not len(self.columns):
+            return
+        count = min(most, len(self.columns))
+        sample = torch.randperm(len(self.columns), generator=torch.Generator().manual_seed(seed))[:count]
+        found = torch.stack(
+            [
+                self.patch_distances(self.columns[i : i + 1], self.domains[int(p)], exclude=int(p))[0]
+                for i, p in zip(sample.tolist(), self.column_parent[sample], strict=True)
+            ]
+        )
+        rows = found.mean(dim=0)
+        self.row_scale = rows.clamp_min(1e-3 * float(rows.mean()) + 1e-12)
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, torch.Tensor]:
+        return {
+            "memory.segments": self.segments,
+            "memory.segment_parent": self.segment_parent,
+            "memory.columns": self.columns,
+            "memory.column_parent": self.column_parent,
+            "memory.domains": torch.tensor([DOMAINS.index(d) for d in self.domains], dtype=torch.long),
+            "memory.held": torch.tensor(self.held, dtype=torch.bool),
+            "memory.scale": torch.tensor([self.scale[d] for d in DOMAINS], dtype=torch.float64),
+            "memory.row_scale": self.row_scale,
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, torch.Tensor], ids: list[str], classes: list[str], prototypes: str, score: str
+    ) -> Memory:
+        memory = cls(prototypes, score)
+        memory.segments, memory.segment_parent = state["memory.segments"], state["memory.segment_parent"]
+        memory.columns, memory.column_parent = state["memory.columns"], state["memory.column_parent"]
+        memory.domains = [DOMAINS[int(i)] for i in state["memory.domains"]]
+        memory.held = [bool(h) for h in state["memory.held"]]
+        memory.scale = {d: float(v) for d, v in zip(DOMAINS, state["memory.scale"], strict=True)}
+        memory.row_scale = state["memory.row_scale"]
+        memory.ids, memory.classes = list(ids), list(classes)
+        if not len(memory.ids) == len(memory.classes) == len(memory.domains) == len(memory.held):
+            raise ValueError("the memory's clips do not match its tensors")
+        return memory
