@@ -43,19 +43,22 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fit_through_the_cli_learns_the_attributes_and_says_which_tasks_it_dropped(toy_project):
+def test_fit_through_the_cli_learns_the_attributes_and_says_which_tasks_it_dropped(toy_project, capsys):
     folder = toy_project.folder
     settings = [f"--set={k}={v}" for k, v in SMALL.items()]
     assert (
         main(["fit", str(folder), "--detector", "attr_classifier", "--group", GROUP, "--set", "epochs=2", *settings])
         == 0
     )
+    said = capsys.readouterr().out
+    assert "metadata tasks: load_level (2 classes" in said, "the user is told what it learnt"
+    assert "task dropped: section: one class (00): one section per model group" in said
     with Project.open(folder) as project:
         model_folder = results.model_folder(project, results.latest_models(project, "attr_classifier")[GROUP])
     model = load_model(model_folder)
     # The synthetic set's attributes are the classes; the one section, the measured SNR and the domain are not.
     assert set(model.info["heads"]) >= {"speed_level", "load_level"} or model.info["classes"] == "joint"
-    dropped = " ".join(model.info["tasks_dropped"])
+    dropped = " ".join(model.info["dropped_tasks"])
     assert "section: one class (00): one section per model group" in dropped
     assert "snr_db" in dropped and "domain: not a class" in dropped
     assert not model.info["fallback"]

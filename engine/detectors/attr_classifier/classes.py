@@ -76,8 +76,8 @@ class ClassPlan:
             "head_classes": self.head_classes,
             "classes": self.kind,
             "heads": {t.name: t.classes for t in self.heads} if self.kind != "pseudo" else {},
-            "tasks": task_summary(self.found),
-            "tasks_dropped": list(self.dropped),
+            "metadata_tasks": task_summary(self.found),
+            "dropped_tasks": list(self.dropped),
             "fallback": self.note if self.kind == "pseudo" else "",
             "training_segments": len(self.inputs),
         }

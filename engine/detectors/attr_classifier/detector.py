@@ -172,7 +172,7 @@ class AttrClassifierDetector(Detector):
     # -- fitting ------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         self.model = None  # a fresh network for every fit
-        for key in ("head_classes", "tasks", "tasks_dropped", "classes", "fallback"):
+        for key in ("head_classes", "metadata_tasks", "dropped_tasks", "classes", "heads", "fallback"):
             self.info.pop(key, None)
         segments = self._segments(normals, progress.child("", span=(0.0, 0.05)))
         normals = [c for c in normals if c.clip_id in segments]
