@@ -195,3 +195,15 @@ def test_settings_are_checked():
         make_config("attr_classifier", {"head": "softmax"})
     with pytest.raises(EarmarkError, match="freeze must be one of encoder, head"):
         make_config("attr_classifier", {"freeze": "decoder"})
+
+
+def test_the_fit_estimate_counts_the_epochs(toy_project):
+    """Fit all warns with the estimate: twice the epochs, twice the training time (the scoring is the same)."""
+    from engine.fit_estimate import estimate_fit
+
+    clips = toy_project.clips()
+    train_s = sum(c.duration_s for c in clips if c.split in ("train", "supplemental"))
+    short = estimate_fit(clips, ["attr_classifier"], {"epochs": 10}, then_score=False)
+    long = estimate_fit(clips, ["attr_classifier"], {"epochs": 20}, then_score=False)
+    assert long.seconds == pytest.approx(2 * short.seconds)
+    assert long.seconds == pytest.approx(detector_class("attr_classifier").fit_cost * train_s * 20)

@@ -15,6 +15,8 @@ import torch
 from engine.detectors.knn.bank import knn_distance, leave_one_out_stats
 
 DOMAINS = ("source", "target")
+#: Map columns compared with the patch bank at once.
+_COLUMNS = 256
 
 
 class ClipBanks:
@@ -110,6 +112,11 @@ class PatchBank:
 
     def map(self, grid: torch.Tensor) -> np.ndarray:
         """[F, T] each patch's cosine distance to the nearest bank patch of its own frequency row (a patch
-        is compared with what that band sounded like in normal clips, wherever in time)."""
-        similarity = torch.einsum("ftd,fnd->ftn", grid.float().cpu(), self.rows)
-        return (1.0 - similarity.amax(dim=2)).clamp_min(0.0).numpy().astype(np.float32)
+        is compared with what that band sounded like in normal clips, wherever in time). Columns go in
+        chunks: an hour's recording would otherwise hold gigabytes of similarities at once."""
+        grid = grid.float().cpu()
+        nearest = [
+            torch.einsum("ftd,fnd->ftn", grid[:, start : start + _COLUMNS], self.rows).amax(dim=2)
+            for start in range(0, grid.shape[1], _COLUMNS)
+        ]
+        return (1.0 - torch.cat(nearest, dim=1)).clamp_min(0.0).numpy().astype(np.float32)
