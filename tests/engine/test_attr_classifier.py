@@ -188,9 +188,35 @@ def test_the_margin_heads():
     assert float(ada.scale) != before and torch.isfinite(ada.scale)
 
 
+def test_ast_weights_set_up_are_fine_tuned_with_encoder_pretrained(toy_project, tmp_path):
+    from transformers import ASTModel
+
+    from engine import weights
+    from tests.helpers import tiny_ast
+
+    with pytest.raises(EarmarkError, match="no ast weights are set up.*earmark weights add ast"):
+        _detector(tmp_path, encoder="pretrained").fit(_clips(toy_project))
+    path = tiny_ast(tmp_path / "ast-tiny", layers=1)
+    weights.add("ast", str(path))
+    published = ASTModel.from_pretrained(path).state_dict()
+    detector = _detector(tmp_path, encoder="pretrained", epochs="1", batch_size="4")
+    clips = _clips(toy_project)
+    detector.fit(clips[:6] + [c for c in clips if c.domain == "target"][:2])
+    assert detector.info["encoder"] == "pretrained" and detector.info["weights"] == str(path)
+    assert not _same(detector.network().encoder.model.state_dict(), published), "fine-tuned"
+    [detection] = detector.score(_clips(toy_project, "test")[:1])
+    assert detection.anomaly_map.shape[0] == 12, "the AST's grid: 12 rows at stride 10"
+    assert detection.map_time_spans_s[-1, 1] <= 1.0, "the window's padding is not mapped"
+    # A saved fine-tuned model holds its own architecture and weights: it loads without the weights set up.
+    folder = detector.save(tmp_path / "model")
+    weights.remove("ast")
+    loaded = load_model(folder)
+    assert loaded.score(_clips(toy_project, "test")[:1])[0].score == pytest.approx(detection.score, rel=1e-4)
+
+
 def test_settings_are_checked():
-    with pytest.raises(EarmarkError, match="encoder must be one of conv.*not built yet"):
-        make_config("attr_classifier", {"encoder": "pretrained"})
+    with pytest.raises(EarmarkError, match="encoder must be one of conv, pretrained"):
+        make_config("attr_classifier", {"encoder": "beats"})
     with pytest.raises(EarmarkError, match="head must be one of arcface, adacos"):
         make_config("attr_classifier", {"head": "softmax"})
     with pytest.raises(EarmarkError, match="freeze must be one of encoder, head"):

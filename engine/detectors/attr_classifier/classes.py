@@ -135,7 +135,11 @@ def _pseudo(per_clip: list[torch.Tensor], dropped: list[str], config) -> ClassPl
     if len(per_clip) < 2:
         owner = torch.arange(len(segments))
     generator = torch.Generator().manual_seed(config.seed)
-    views, which = pseudo_views(segments, generator, config.pseudo_views)
+    if segments.dim() == 3:  # the AST's filter-bank windows [n, W, 128 + 1], viewed as images [n, 1, 128, W]
+        images, which = pseudo_views(segments[..., :-1].transpose(1, 2)[:, None], generator, config.pseudo_views)
+        views = torch.cat([images[:, 0].transpose(1, 2), segments[which][..., -1:]], dim=2)
+    else:
+        views, which = pseudo_views(segments, generator, config.pseudo_views)
     labels = owner[which]
     classes = int(labels.max()) + 1
     task = Task("pseudo", [str(i) for i in range(classes)], np.arange(classes))

@@ -27,11 +27,11 @@ from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingS
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.knn.bank import METRICS
 from engine.detectors.metadata.network import ConvEmbedding
-from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, clip_segments
+from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, band_spans_hz, clip_segments
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 
-ENCODERS = ("conv",)
+ENCODERS = ("conv", "pretrained")
 CLASSES = ("joint", "tasks")
 SCORES = ("embedding", "patches")
 BRANCHES = ("encoder", "head")
@@ -55,7 +55,8 @@ _SCORING_ONLY = {
 
 @dataclass
 class AttrClassifierConfig(DetectorConfig):
-    #: The encoder: `conv`, the shared small conv encoder trained from scratch (the only one built so far).
+    #: The encoder: `conv`, the shared small conv encoder trained from scratch; `pretrained`, the AST set up
+    #: with `earmark weights add ast`, fine-tuned (hours per group on a CPU).
     encoder: str = "conv"
     #: `arcface` (additive angular margin) or `adacos` (sub-cluster AdaCos: adaptive scale, no margin).
     head: str = "arcface"
@@ -87,7 +88,8 @@ class AttrClassifierConfig(DetectorConfig):
     warm_up_epochs: int = 0
     freeze: str = ""
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    #: 0: 1e-3 for the conv encoder, 5e-5 when fine-tuning the AST.
+    learning_rate: float = 0.0
     seed: int = 0
     #: This share of the normal training clips (at least one) is held out of training to learn the
     #: threshold; afterwards the held-out clips join the banks.
@@ -95,10 +97,7 @@ class AttrClassifierConfig(DetectorConfig):
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
-            raise EarmarkError(
-                f"attr_classifier: encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r} "
-                "(fine-tuning a pretrained AST or BEATs is not built yet)"
-            )
+            raise EarmarkError(f"attr_classifier: encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
         for name, value, allowed in (
             ("head", self.head, HEADS),
             ("classes", self.classes, CLASSES),
@@ -156,24 +155,70 @@ class AttrClassifierDetector(Detector):
         model = self.network()
         return {"encoder": model.encoder, "head": model.heads}
 
-    def _build(self, head_classes: list[int]) -> AttributeNet:
+    def _build(
+        self, head_classes: list[int], encoder: torch.nn.Module | None = None, saved: bool = False
+    ) -> AttributeNet:
+        """The network with one head per entry of `head_classes` on `encoder` (a new one when None; from
+        the saved model's AST architecture with `saved`)."""
         config = self.config
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, not the global state
             torch.manual_seed(config.seed)
-            encoder = ConvEmbedding(config.embedding_dim)
+            if encoder is None:
+                encoder = self._ast(saved) if config.encoder == "pretrained" else ConvEmbedding(config.embedding_dim)
             heads = [
                 make_head(config.head, config.embedding_dim, n, config.margin, config.scale, config.sub_clusters)
                 for n in head_classes
             ]
         return AttributeNet(encoder, heads).to(self.device)
 
+    def _ast(self, saved: bool) -> torch.nn.Module:
+        """The AST encoder: the weights set up (a fit), or the saved model's architecture (its weights are
+        loaded afterwards)."""
+        from engine.detectors.attr_classifier.pretrained import AstEmbedding
+        from engine.encoders.ast import import_transformers, load_ast_model
+        from engine.encoders.kaldi import N_MELS
+
+        import_transformers()
+        from transformers import ASTConfig, ASTModel
+
+        if saved:
+            model = ASTModel(ASTConfig.from_dict(self.info["ast_config"]))
+        else:
+            from engine import weights
+
+            location = weights.location("ast")  # names what to do when no AST weights are set up
+            model = load_ast_model(location)
+            if model.config.num_mel_bins != N_MELS:
+                raise EarmarkError(
+                    f"attr_classifier: the AST at {location} expects {model.config.num_mel_bins} mel bins; "
+                    f"Earmark feeds {N_MELS}. Use the published AST weights or `--set encoder=conv`"
+                )
+            self.info.update(weights=location, ast_config=model.config.to_diff_dict())
+        return AstEmbedding(model, self.config.embedding_dim)
+
     def _segments(self, clips: Sequence[Clip], progress: Progress) -> dict[str, ClipSegments]:
+        if self.config.encoder == "pretrained":
+            from engine.detectors.attr_classifier.pretrained import ast_windows
+
+            ast = self.network().encoder.model.config
+            return ast_windows(clips, ast.max_length, ast.patch_size, progress)
         return clip_segments(self.cache, clips, self.config.segments, progress)
+
+    def _row_spans_hz(self, rows: int) -> np.ndarray:
+        """(low, high) Hz of the encoder's feature-map rows."""
+        if self.config.encoder == "pretrained":
+            from engine.encoders.kaldi import row_spans_hz
+
+            ast = self.network().encoder.model.config
+            return row_spans_hz(rows, ast.patch_size, ast.frequency_stride)
+        return band_spans_hz(self.config.segments, rows)
 
     # -- fitting ------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         self.model = None  # a fresh network for every fit
         for key in ("head_classes", "metadata_tasks", "dropped_tasks", "classes", "heads", "fallback"):
+            self.info.pop(key, None)
+        for key in ("weights", "ast_config"):  # building the AST says them again
             self.info.pop(key, None)
         segments = self._segments(normals, progress.child("", span=(0.0, 0.05)))
         normals = [c for c in normals if c.clip_id in segments]
@@ -195,7 +240,9 @@ class AttrClassifierDetector(Detector):
         plan = plan_classes(trained, segments, self.config)
         self.info.update(plan.report())
         progress.update(0, 1, f"attr_classifier: {plan.describe()}")
-        self.model = self._build(plan.head_classes)
+        # the AST read to cut the windows is the fresh one to fine-tune: not loaded twice
+        self.model = self._build(plan.head_classes, self.model.encoder if self.model is not None else None)
+        self.info["encoder"] = self.config.encoder
         self._train(trained, plan, progress.child("", span=(0.05, 0.9)))
         views = self._views(normals, segments)
         self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
@@ -230,7 +277,7 @@ class AttrClassifierDetector(Detector):
         return self.banks.scores(embeddings, self.config.domain_norm), grids
 
     def _views(self, clips: Sequence[Clip], segments: dict[str, ClipSegments]) -> dict[str, ClipView]:
-        return clip_views(self.network(), clips, segments, self.config.segments, self._batch())
+        return clip_views(self.network(), clips, segments, self._row_spans_hz, self._batch())
 
     def _batch(self) -> int:
         return max(4 * self.config.batch_size, 64)
@@ -240,7 +287,9 @@ class AttrClassifierDetector(Detector):
         not resumed."""
         settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _SCORING_ONLY}
         text = json.dumps(
-            [settings, plan.signature(), [(c.clip_id, c.checksum) for c in clips]], sort_keys=True, default=str
+            [settings, self.info.get("weights"), plan.signature(), [(c.clip_id, c.checksum) for c in clips]],
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -253,7 +302,7 @@ class AttrClassifierDetector(Detector):
             epochs=config.epochs,
             patience=config.epochs + 1,
             batch_size=config.batch_size,
-            learning_rate=config.learning_rate or 1e-3,
+            learning_rate=config.learning_rate or (5e-5 if config.encoder == "pretrained" else 1e-3),
             seed=config.seed,
             warm_up_epochs=config.warm_up_epochs,
         )
@@ -347,7 +396,7 @@ class AttrClassifierDetector(Detector):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if "head_classes" not in self.info:
             raise KeyError("head_classes")
-        self.model = self._build(list(self.info["head_classes"]))
+        self.model = self._build(list(self.info["head_classes"]), saved=True)
         self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
         self.model.eval()
         self.banks = ClipBanks.from_state(state, self.config.k, self.config.distance)

@@ -10,7 +10,7 @@ has and are left out).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.data.clip import Clip
 from engine.detectors.attr_classifier.model import AttributeNet
-from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, band_spans_hz, column_spans_s
+from engine.detectors.metadata.segments import ClipSegments, column_spans_s
 from engine.device import autocast
 
 
@@ -53,22 +53,22 @@ def clip_views(
     model: AttributeNet,
     clips: Sequence[Clip],
     segments: dict[str, ClipSegments],
-    config: SegmentConfig,
+    row_spans_hz: Callable[[int], np.ndarray],
     batch: int,
 ) -> dict[str, ClipView]:
     """clip_id -> `ClipView` for each clip in `segments`; every clip's segments run through the encoder in
-    batches."""
+    batches. `row_spans_hz(rows)` gives the (low, high) Hz of the feature map's rows."""
     clips = [c for c in clips if c.clip_id in segments]
     if not clips:
         return {}
     embeddings, maps = _run(model, torch.cat([segments[c.clip_id].segments for c in clips]), batch)
-    rows = band_spans_hz(config, maps.shape[1])
+    rows = row_spans_hz(maps.shape[1])
     views, first = {}, 0
     for clip in clips:
         found = segments[clip.clip_id]
         last = first + len(found.segments)
         embedding = nn.functional.normalize(embeddings[first:last].mean(dim=0), dim=0)
-        columns, spans = _stitched(maps[first:last], found, config)
+        columns, spans = _stitched(maps[first:last], found)
         end = clip.duration_s if clip.duration_s else float(spans[-1, 1])
         inside = spans[:, 0] < end - 1e-6
         inside[0] = True
@@ -79,14 +79,13 @@ def clip_views(
     return views
 
 
-def _stitched(maps: torch.Tensor, found: ClipSegments, config: SegmentConfig) -> tuple[torch.Tensor, np.ndarray]:
+def _stitched(maps: torch.Tensor, found: ClipSegments) -> tuple[torch.Tensor, np.ndarray]:
     """The segments' feature maps [S, F, T, C] as one grid [F, T', C] of columns in time order, and their
-    spans [T', 2]."""
-    short = found.frames < config.frames  # one segment repeating the clip: columns past its end are left out
+    spans [T', 2]. Columns that start past the clip's last frame (a short clip repeated to fill a segment, a
+    window's padding) are left out."""
     kept, spans, end = [], [], -np.inf
     for index, span in enumerate(found.time_spans_s):
-        columns = column_spans_s(np.asarray(span), maps.shape[2], found.end_s if short else None)
-        for column, (start, stop) in enumerate(columns):
+        for column, (start, stop) in enumerate(column_spans_s(np.asarray(span), maps.shape[2], found.end_s)):
             if start >= end - 1e-9:
                 kept.append(maps[index, :, column])
                 spans.append((start, stop))
