@@ -23,6 +23,7 @@ from engine.detectors.attr_classifier.classes import ClassPlan, plan_classes
 from engine.detectors.attr_classifier.embedding import ClipView, clip_views
 from engine.detectors.attr_classifier.memory import ClipBanks, PatchBank
 from engine.detectors.attr_classifier.model import HEADS, AttributeNet, make_head
+from engine.detectors.attr_classifier.pretrained import ast_encoder, ast_windows
 from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.knn.bank import METRICS
@@ -164,42 +165,19 @@ class AttrClassifierDetector(Detector):
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, not the global state
             torch.manual_seed(config.seed)
             if encoder is None:
-                encoder = self._ast(saved) if config.encoder == "pretrained" else ConvEmbedding(config.embedding_dim)
+                encoder = (
+                    ast_encoder(self.info, config.embedding_dim, saved)
+                    if config.encoder == "pretrained"
+                    else ConvEmbedding(config.embedding_dim)
+                )
             heads = [
                 make_head(config.head, config.embedding_dim, n, config.margin, config.scale, config.sub_clusters)
                 for n in head_classes
             ]
         return AttributeNet(encoder, heads).to(self.device)
 
-    def _ast(self, saved: bool) -> torch.nn.Module:
-        """The AST encoder: the weights set up (a fit), or the saved model's architecture (its weights are
-        loaded afterwards)."""
-        from engine.detectors.attr_classifier.pretrained import AstEmbedding
-        from engine.encoders.ast import import_transformers, load_ast_model
-        from engine.encoders.kaldi import N_MELS
-
-        import_transformers()
-        from transformers import ASTConfig, ASTModel
-
-        if saved:
-            model = ASTModel(ASTConfig.from_dict(self.info["ast_config"]))
-        else:
-            from engine import weights
-
-            location = weights.location("ast")  # names what to do when no AST weights are set up
-            model = load_ast_model(location)
-            if model.config.num_mel_bins != N_MELS:
-                raise EarmarkError(
-                    f"attr_classifier: the AST at {location} expects {model.config.num_mel_bins} mel bins; "
-                    f"Earmark feeds {N_MELS}. Use the published AST weights or `--set encoder=conv`"
-                )
-            self.info.update(weights=location, ast_config=model.config.to_diff_dict())
-        return AstEmbedding(model, self.config.embedding_dim)
-
     def _segments(self, clips: Sequence[Clip], progress: Progress) -> dict[str, ClipSegments]:
         if self.config.encoder == "pretrained":
-            from engine.detectors.attr_classifier.pretrained import ast_windows
-
             ast = self.network().encoder.model.config
             return ast_windows(clips, ast.max_length, ast.patch_size, progress)
         return clip_segments(self.cache, clips, self.config.segments, progress)

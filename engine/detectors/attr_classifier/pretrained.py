@@ -20,6 +20,7 @@ from torch import nn
 
 from engine.data.clip import Clip
 from engine.detectors.metadata.segments import ClipSegments
+from engine.errors import EarmarkError
 from engine.jobs import Progress
 
 
@@ -44,6 +45,30 @@ class AstEmbedding(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.pool(self.feature_map(windows))
+
+
+def ast_encoder(info: dict, dim: int, saved: bool) -> AstEmbedding:
+    """The AST encoder: from the weights set up (a fit; `info` gets their location and the architecture), or
+    with `saved` from the saved model's architecture in `info` (its weights are loaded afterwards)."""
+    from engine.encoders.ast import import_transformers, load_ast_model
+    from engine.encoders.kaldi import N_MELS
+
+    import_transformers()
+    from transformers import ASTConfig, ASTModel
+
+    if saved:
+        return AstEmbedding(ASTModel(ASTConfig.from_dict(info["ast_config"])), dim)
+    from engine import weights
+
+    location = weights.location("ast")  # names what to do when no AST weights are set up
+    model = load_ast_model(location)
+    if model.config.num_mel_bins != N_MELS:
+        raise EarmarkError(
+            f"attr_classifier: the AST at {location} expects {model.config.num_mel_bins} mel bins; Earmark "
+            f"feeds {N_MELS}. Use the published AST weights or `--set encoder=conv`"
+        )
+    info.update(weights=location, ast_config=model.config.to_diff_dict())
+    return AstEmbedding(model, dim)
 
 
 def ast_windows(clips: Sequence[Clip], window_frames: int, patch: int, progress: Progress) -> dict[str, ClipSegments]:
