@@ -109,6 +109,20 @@ def test_joint_classes_where_combinations_have_clips_else_one_head_per_task(toy_
     assert tasks.info["classes"] == "tasks" and len(tasks.info["heads"]) >= 2
 
 
+def test_supplemental_clean_machine_clips_join_training_and_noise_clips_are_mixed_in(toy_project, tmp_path):
+    clips = _clips(toy_project)  # the group's training, test and supplemental clips
+    plain = _detector(tmp_path, epochs="1")
+    plain.fit(clips)
+    assert "supplemental" not in plain.info, "off by default"
+    detector = _detector(tmp_path, epochs="1", supplemental="true")
+    detector.fit(clips)
+    assert detector.info["supplemental"] == "2 clean-machine clip(s) trained on, 2 noise clip(s) mixed in"
+    # every segment (the clean-machine clips' too) once as it is and once mixed with noise
+    assert detector.info["training_segments"] >= 2 * plain.info["training_segments"] + 2
+    assert "supp_type" not in " ".join(detector.info["dropped_tasks"]), "the kind of clip is no class"
+    assert detector.info["trained_on"] == plain.info["trained_on"], "the banks hold the normal clips only"
+
+
 class _CancelAfter(Progress):
     """Cancels the run once `epochs` epochs have finished (what a user's Cancel button does mid-training)."""
 

@@ -15,6 +15,7 @@ measured SNR, say), and its few classes say nothing about the machine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ import torch
 from engine.data.clip import Clip
 from engine.detectors.metadata.segments import ClipSegments
 from engine.detectors.metadata.tasks import (
+    MIX,
     Task,
     fallback_report,
     joint_classes,
@@ -81,6 +83,16 @@ class ClassPlan:
             "fallback": self.note if self.kind == "pseudo" else "",
             "training_segments": len(self.inputs),
         }
+
+    def mixed_with(self, noises: torch.Tensor, seed: int) -> ClassPlan:
+        """The same with a copy of every segment mixed with a noise segment [n, 1, M, T] drawn at random
+        (0.8 / 0.2 in power; log-mel in dB), of the same classes."""
+        pick = torch.randint(len(noises), (len(self.inputs),), generator=torch.Generator().manual_seed(seed))
+        power = MIX * torch.pow(10.0, self.inputs / 10.0) + (1 - MIX) * torch.pow(10.0, noises[pick] / 10.0)
+        mixed = 10.0 * torch.log10(power.clamp_min(1e-10))
+        return dataclasses.replace(
+            self, inputs=torch.cat([self.inputs, mixed]), labels=torch.cat([self.labels, self.labels])
+        )
 
     def signature(self) -> list:
         return [self.kind, [(t.name, t.classes, t.labels.tolist()) for t in self.heads]]

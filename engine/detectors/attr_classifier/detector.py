@@ -12,7 +12,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +19,18 @@ import torch
 
 from engine.data.clip import Clip
 from engine.detectors.attr_classifier.classes import ClassPlan, plan_classes
+from engine.detectors.attr_classifier.config import AttrClassifierConfig
 from engine.detectors.attr_classifier.embedding import ClipView, clip_views
 from engine.detectors.attr_classifier.memory import ClipBanks, PatchBank
-from engine.detectors.attr_classifier.model import HEADS, AttributeNet, make_head
+from engine.detectors.attr_classifier.model import AttributeNet, make_head
 from engine.detectors.attr_classifier.pretrained import ast_encoder, ast_windows
-from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.base import Detection, Detector, TrainingScores
 from engine.detectors.held_out import held_out_folds
-from engine.detectors.knn.bank import METRICS
 from engine.detectors.metadata.network import ConvEmbedding
-from engine.detectors.metadata.segments import ClipSegments, SegmentConfig, band_spans_hz, clip_segments
+from engine.detectors.metadata.segments import ClipSegments, band_spans_hz, clip_segments
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 
-ENCODERS = ("conv", "pretrained")
-CLASSES = ("joint", "tasks")
-SCORES = ("embedding", "patches")
-BRANCHES = ("encoder", "head")
 #: Clips read and scored at once.
 SCORED_AT_ONCE = 16
 #: Held-out frame scores kept for the frame threshold.
@@ -52,78 +47,6 @@ _SCORING_ONLY = {
     "patch_bank_size",
     "score",
 }
-
-
-@dataclass
-class AttrClassifierConfig(DetectorConfig):
-    #: The encoder: `conv`, the shared small conv encoder trained from scratch; `pretrained`, the AST set up
-    #: with `earmark weights add ast`, fine-tuned (hours per group on a CPU).
-    encoder: str = "conv"
-    #: `arcface` (additive angular margin) or `adacos` (sub-cluster AdaCos: adaptive scale, no margin).
-    head: str = "arcface"
-    margin: float = 0.5
-    scale: float = 30.0
-    sub_clusters: int = 4
-    #: `joint`: one class per section x attribute combination with >= min_class_clips clips (the product of
-    #: every task); `tasks`: one head per metadata task, their losses summed. `joint` with fewer than two
-    #: classes falls back to `tasks`; no task at all, to self-supervised pseudo-classes.
-    classes: str = "joint"
-    min_class_clips: int = 2
-    #: Views per clip segment in the pseudo-class fallback (itself, time-shifted, pitch-shifted, mixed).
-    pseudo_views: int = 4
-    embedding_dim: int = 128
-    #: The log-mel input: bands, and frames per segment (a segment starts every half segment).
-    n_mels: int = 64
-    segment_frames: int = 64
-    #: The clip score: `patches`, the mean of the frame lane (each patch embedding's cosine distance to the
-    #: nearest normal patch of its frequency row); `embedding`, the k-NN back-end on the clip embeddings
-    #: (below). Chosen on the condition matrix: see README.
-    score: str = "patches"
-    #: The k-NN back-end: k nearest clips of each bank, cosine (or squared L2) distance, domain normalisation.
-    k: int = 1
-    distance: str = "cosine"
-    domain_norm: bool = False
-    #: Normal patch embeddings kept per frequency row for the frame lane and the map.
-    patch_bank_size: int = 4096
-    epochs: int = 20
-    warm_up_epochs: int = 0
-    freeze: str = ""
-    batch_size: int = 32
-    #: 0: 1e-3 for the conv encoder, 5e-5 when fine-tuning the AST.
-    learning_rate: float = 0.0
-    seed: int = 0
-    #: This share of the normal training clips (at least one) is held out of training to learn the
-    #: threshold; afterwards the held-out clips join the banks.
-    held_out_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise EarmarkError(f"attr_classifier: encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
-        for name, value, allowed in (
-            ("head", self.head, HEADS),
-            ("classes", self.classes, CLASSES),
-            ("score", self.score, SCORES),
-            ("distance", self.distance, METRICS),
-            ("freeze", self.freeze, ("", *BRANCHES)),
-        ):
-            if value not in allowed:
-                raise EarmarkError(
-                    f"attr_classifier: {name} must be one of {', '.join(a for a in allowed if a)}, not {value!r}"
-                )
-        if self.epochs < 1 or self.batch_size < 2 or self.warm_up_epochs < 0 or self.learning_rate < 0:
-            raise EarmarkError(
-                "attr_classifier: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 are required"
-            )
-        if min(self.k, self.sub_clusters, self.pseudo_views, self.patch_bank_size, self.embedding_dim) < 1:
-            raise EarmarkError("attr_classifier: k, sub_clusters, pseudo_views, patch_bank_size, embedding_dim >= 1")
-        if self.n_mels < 8 or self.segment_frames < 8 or self.min_class_clips < 1:
-            raise EarmarkError("attr_classifier: n_mels and segment_frames >= 8, min_class_clips >= 1 are required")
-        if not 0.0 < self.held_out_fraction < 1.0 or self.margin < 0 or self.scale <= 0:
-            raise EarmarkError("attr_classifier: held_out_fraction in (0, 1), margin >= 0 and scale > 0")
-
-    @property
-    def segments(self) -> SegmentConfig:
-        return SegmentConfig(n_mels=self.n_mels, frames=self.segment_frames)
 
 
 class AttrClassifierDetector(Detector):
@@ -215,13 +138,16 @@ class AttrClassifierDetector(Detector):
             )
             held = [normals[i] for i in folds[0]]
         trained = [c for c in normals if c not in held]
-        plan = plan_classes(trained, segments, self.config)
+        machines, noises = self._supplemental(supplemental, segments, progress)
+        plan = plan_classes(trained + machines, segments, self.config)
+        if noises and plan.inputs.dim() == 4:
+            plan = plan.mixed_with(torch.cat([segments[c.clip_id].segments for c in noises]), self.config.seed)
         self.info.update(plan.report())
         progress.update(0, 1, f"attr_classifier: {plan.describe()}")
         # the AST read to cut the windows is the fresh one to fine-tune: not loaded twice
         self.model = self._build(plan.head_classes, self.model.encoder if self.model is not None else None)
         self.info["encoder"] = self.config.encoder
-        self._train(trained, plan, progress.child("", span=(0.05, 0.9)))
+        self._train(trained + machines + noises, plan, progress.child("", span=(0.05, 0.9)))
         views = self._views(normals, segments)
         self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
         self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
@@ -237,6 +163,27 @@ class AttrClassifierDetector(Detector):
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"attr_classifier: trained on {len(trained)} clips, {len(held)} held out")
         return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
+
+    def _supplemental(
+        self, supplemental: list[Clip], segments: dict[str, ClipSegments], progress: Progress
+    ) -> tuple[list[Clip], list[Clip]]:
+        """(clean-machine clips to train on, noise-only clips to mix in) when `supplemental` is on; their
+        segments join `segments`."""
+        self.info.pop("supplemental", None)
+        if not self.config.supplemental or not supplemental:
+            return [], []
+        segments.update(self._segments(supplemental, progress.child("")))
+        found = [c for c in supplemental if c.clip_id in segments]
+        machines = [  # what kind of supplemental clip it is is no class of the machine's
+            dataclasses.replace(c, attributes={k: v for k, v in c.attributes.items() if k != "supp_type"})
+            for c in found
+            if c.attributes.get("supp_type") == "machine"
+        ]
+        noises = [c for c in found if c.attributes.get("supp_type", "noise") == "noise"]
+        self.info["supplemental"] = (
+            f"{len(machines)} clean-machine clip(s) trained on, {len(noises)} noise clip(s) mixed in"
+        )
+        return machines, noises
 
     def _bank(self, clips: Sequence[Clip], views: dict[str, ClipView], domain: str | None = None) -> None:
         """The clips' embeddings join the bank of their domain (or of `domain`), their patches the patch bank."""
