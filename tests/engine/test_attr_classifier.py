@@ -107,6 +107,10 @@ def test_joint_classes_where_combinations_have_clips_else_one_head_per_task(toy_
     tasks = _detector(tmp_path, epochs="1")
     tasks.fit(clips)  # the synthetic set: four attributes, too few clips for any combination to repeat
     assert tasks.info["classes"] == "tasks" and len(tasks.info["heads"]) >= 2
+    assert (
+        "joint: fewer than two section x attribute combinations have >= 2 clips: one head per task instead"
+        in (tasks.info["dropped_tasks"])
+    ), "the fit report says why"
 
 
 def test_supplemental_clean_machine_clips_join_training_and_noise_clips_are_mixed_in(toy_project, tmp_path):

@@ -81,6 +81,7 @@ class ClassPlan:
             "metadata_tasks": task_summary(self.found),
             "dropped_tasks": list(self.dropped),
             "fallback": self.note if self.kind == "pseudo" else "",
+            "classes_note": self.note if self.kind != "pseudo" else "",
             "training_segments": len(self.inputs),
         }
 
@@ -129,10 +130,12 @@ def plan_classes(clips: Sequence[Clip], segments: dict[str, ClipSegments], confi
             if left:
                 note = f"{left} clip(s) of rarer combinations are not trained on (they join the banks)"
         else:
-            note = (
+            # the joint task is dropped like any other: the fit report lists it with the reason
+            dropped = [
+                *dropped,
                 f"joint: fewer than two section x attribute combinations have >= {config.min_class_clips} clips: "
-                "one head per task instead"
-            )
+                "one head per task instead",
+            ]
     labels = np.stack([t.labels for t in heads], axis=1)  # [clips, H]
     taking = [i for i in range(len(clips)) if (labels[i] >= 0).any()]
     inputs = torch.cat([per_clip[i] for i in taking])

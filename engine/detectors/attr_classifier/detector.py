@@ -117,7 +117,7 @@ class AttrClassifierDetector(Detector):
     # -- fitting ------------------------------------------------------------------------------------------
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         self.model = None  # a fresh network for every fit
-        for key in ("head_classes", "metadata_tasks", "dropped_tasks", "classes", "heads", "fallback"):
+        for key in ("head_classes", "metadata_tasks", "dropped_tasks", "classes", "classes_note", "heads", "fallback"):
             self.info.pop(key, None)
         for key in ("weights", "ast_config"):  # building the AST says them again
             self.info.pop(key, None)
