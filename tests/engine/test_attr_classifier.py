@@ -188,6 +188,10 @@ def test_a_saved_model_scores_and_maps_as_it_did_and_the_map_tiles_the_clip(toy_
         np.testing.assert_allclose(a.anomaly_map.mean(axis=0), a.frame_scores, rtol=1e-5)
         spans = a.map_time_spans_s
         assert spans[0, 0] == 0 and spans[-1, 1] <= clip.duration_s and np.all(spans[1:, 0] >= spans[:-1, 1] - 1e-9)
+    # `earmark enrol` loads the saved model and enrols into it: the clips join its target bank
+    target = [c for c in _clips(toy_project, "test") if c.domain == "target" and c.label == "normal"][:2]
+    loaded.enrol(target)
+    assert [d.score for d in loaded.score(target)] == pytest.approx([0.0, 0.0], abs=1e-5)
 
 
 def test_the_margin_heads():
