@@ -255,3 +255,5 @@ def test_the_fit_estimate_counts_the_epochs(toy_project):
     long = estimate_fit(clips, ["attr_classifier"], {"epochs": 20}, then_score=False)
     assert long.seconds == pytest.approx(2 * short.seconds)
     assert long.seconds == pytest.approx(detector_class("attr_classifier").fit_cost * train_s * 20)
+    fine_tuning = estimate_fit(clips, ["attr_classifier"], {"encoder": "pretrained"}, then_score=False)
+    assert fine_tuning.seconds > 100 * long.seconds, "fine-tuning the AST costs hours where the conv costs seconds"

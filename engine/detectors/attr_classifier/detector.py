@@ -60,6 +60,15 @@ class AttrClassifierDetector(Detector):
     #: (0.00125), rounded up for the smaller groups' fixed costs.
     fit_cost = 0.0015
 
+    @classmethod
+    def fit_seconds(cls, config: AttrClassifierConfig, train_s: float) -> float:
+        """Expected seconds to fit one group on `train_s` seconds of training audio: fine-tuning the AST
+        costs what it costs `ast_ae` (measured there), the conv encoder `fit_cost`."""
+        from engine.detectors.ast_ae.detector import AstAEDetector
+
+        cost = AstAEDetector.fine_tuning_cost if config.encoder == "pretrained" else cls.fit_cost
+        return cost * train_s * max(int(config.epochs), 1)
+
     def __init__(self, config: AttrClassifierConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.model: AttributeNet | None = None
