@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingS
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.meta_proto.episodes import EpisodeModel, EpisodePool, ReptileModel, protonet_loss, reptile_loss
 from engine.detectors.meta_proto.maps import clip_map
-from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, Memory
+from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, Memory, patch_term
 from engine.detectors.metadata import ClipSegments, ConvEmbedding, SegmentConfig, clip_segments
 from engine.detectors.metadata.segments import band_spans_hz
 from engine.detectors.metadata.tasks import (
@@ -54,6 +55,8 @@ _SCORING_ONLY = {
     "score",
     "domain_norm",
     "patch_bank",
+    "patch_weight",
+    "standardise",
     "adapt_steps",
 }
 
@@ -63,15 +66,16 @@ class MetaProtoConfig(DetectorConfig):
     #: The log-mel segments: mel bands, frames per segment (hop 512 samples at 16 kHz: 64 frames ~ 2 s).
     n_mels: int = 64
     segment_frames: int = 64
-    #: The embedding's size.
+    #: The embedding's size, and how many frequency bands of the feature map it keeps apart (0: one).
     dim: int = 128
+    frequency_rows: int = 8
     #: Episodes: N classes (ways) of one task, K support segments (shots) and Q queries per class.
     ways: int = 5
     shots: int = 3
     queries: int = 3
     #: Episodes per epoch (each one optimiser step; with reptile, one outer step).
     episodes: int = 40
-    epochs: int = 10
+    epochs: int = 5
     learning_rate: float = 1e-3
     #: Reptile: each outer step adapts a copy of the encoder to one task in `inner_steps` ProtoNet steps
     #: (Adam at learning_rate), then moves the weights meta_step of the way to the adapted ones.
@@ -84,13 +88,17 @@ class MetaProtoConfig(DetectorConfig):
     domain_task: bool = True
     #: Add the self-supervised pseudo-classes (each clip its own class of its shifted and mixed views) as a
     #: task beside the metadata's (they are used alone whenever no metadata task is found).
-    pseudo_classes: bool = False
+    pseudo_classes: bool = True
     #: Prototypes per domain: each normal clip's mean embedding ("clip"), or each metadata class's ("class").
     prototypes: str = "clip"
     #: The clip score: "distance" to the nearest prototype, or "nll" under the prototypes.
     score: str = "distance"
+    #: Distances in units of each embedding dimension's spread over the normal clips (and the patches').
+    standardise: bool = False
     #: Each domain's scores divided by its normal clips' typical left-out score.
     domain_norm: bool = True
+    #: The score adds this times the patch term: the mean of the frame lane's mean and maximum.
+    patch_weight: float = 4.0
     #: ProtoNet steps on the target domain's normal training clips after training (0: prototypes only).
     adapt_steps: int = 0
     #: Patch columns kept for the anomaly map.
@@ -136,15 +144,17 @@ class MetaProtoDetector(Detector):
     Config = MetaProtoConfig
     config: MetaProtoConfig
     by_default = False  # new: the lead decides after the condition-matrix figures
-    #: Seconds per second of training audio per epoch (the fit estimate), measured on the quick condition
-    #: matrix (2 shared cores): see README.md.
+    #: The fit estimate: seconds per ProtoNet step (an episode of 5 x 6 segments through the encoder and
+    #: back) and per second of training audio (embedding the clips, the memory, the held-out maps), measured
+    #: on the quick condition matrix (2 shared cores; see README.md).
+    step_cost: ClassVar[float] = 0.05
     fit_cost = 0.01
 
     @classmethod
     def fit_seconds(cls, config: MetaProtoConfig, train_s: float) -> float:
         """An epoch is `episodes` episodes whatever the audio; the embedding and maps grow with it."""
         steps = config.epochs * config.episodes * (config.inner_steps if config.reptile else 1)
-        return 0.03 * steps + cls.fit_cost * train_s
+        return cls.step_cost * steps + cls.fit_cost * train_s
 
     def __init__(self, config: MetaProtoConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -155,7 +165,7 @@ class MetaProtoDetector(Detector):
     def _network(self) -> ConvEmbedding:
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights, not the global state
             torch.manual_seed(self.config.seed)
-            return ConvEmbedding(self.config.dim).to(self.device)
+            return ConvEmbedding(self.config.dim, frequency_rows=self.config.frequency_rows).to(self.device)
 
     def branches(self) -> dict[str, nn.Module]:
         return {"encoder": nn.ModuleList([self.net.input_norm, self.net.blocks]), "head": self.net.project}
@@ -195,17 +205,17 @@ class MetaProtoDetector(Detector):
         for clip in normals:
             self._remember(clip, embedded[clip.clip_id], clip.clip_id in held_ids or not held)
         self.memory.limit_columns(config.patch_bank, config.seed)
+        self.memory.learn_standardisation(config.standardise)
         self.memory.learn_scales(config.domain_norm)
         self.memory.learn_row_scales(seed=config.seed)
+        lanes = {}
+        for index, clip in enumerate(normals):
+            if self.memory.held[index]:  # measured left out of the memory, as an unseen clip is
+                lanes[clip.clip_id] = self._lane(clip, segments[clip.clip_id], embedded[clip.clip_id], left_out=True)
+                self.memory.patch_terms[index] = patch_term(lanes[clip.clip_id])
         self._note_memory()
-        scores, ids = self.memory.held_out_scores()
-        frames = np.concatenate(
-            [
-                self._lane(c, segments[c.clip_id], embedded[c.clip_id], left_out=True)
-                for c in normals
-                if c.clip_id in ids
-            ]
-        )
+        scores, ids = self.memory.held_out_scores(config.patch_weight)
+        frames = np.concatenate([lanes[clip_id] for clip_id in ids])
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"meta_proto: trained on {len(trained)} clips, {len(held)} held out for the threshold")
         return TrainingScores(scores, frames, ids)
@@ -225,7 +235,10 @@ class MetaProtoDetector(Detector):
             item_clip = item_clip[views_of]
             labels.append(("pseudo", item_clip))
         labels += [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
-        self.info.update(metadata_tasks=task_summary(tasks), dropped_tasks=dropped)
+        summary = task_summary(tasks)
+        if pseudo and metadata:
+            summary += f"; and self-supervised pseudo-classes ({len(trained)} clips x {VIEWS} views)"
+        self.info.update(metadata_tasks=summary, dropped_tasks=dropped)
         self.info.pop("fallback", None)
         if not metadata:
             self.info["fallback"] = fallback_report(dropped, len(trained), VIEWS)
@@ -347,10 +360,12 @@ class MetaProtoDetector(Detector):
         values = {"section": clip.section_id}
         return "|".join(f"{n}={values.get(n, clip.attributes.get(n)) or '?'}" for n in self.task_names)
 
-    def _remember(self, clip: Clip, embedded: tuple[torch.Tensor, torch.Tensor], held: bool) -> None:
+    def _remember(
+        self, clip: Clip, embedded: tuple[torch.Tensor, torch.Tensor], held: bool, term: float = float("nan")
+    ) -> None:
         vectors, fmaps = embedded
         columns = fmaps.permute(0, 3, 2, 1).flatten(0, 1)  # [S * Tc, R, P]: one column of patches each
-        self.memory.add(clip.clip_id, clip.domain, self._class_key(clip), vectors, columns, held)
+        self.memory.add(clip.clip_id, clip.domain, self._class_key(clip), vectors, columns, held, term)
 
     def _map(
         self, clip: Clip, segments: ClipSegments, embedded: tuple[torch.Tensor, torch.Tensor], left_out: bool = False
@@ -374,12 +389,15 @@ class MetaProtoDetector(Detector):
         segments = self._segments(clips, progress)
         clips = [c for c in clips if c.clip_id in segments]
         embedded = self._embed(clips, segments, progress.child(""))
-        for clip in clips:
-            self._remember(dataclasses.replace(clip, domain=clip.domain or "target"), embedded[clip.clip_id], True)
+        clips = [dataclasses.replace(clip, domain=clip.domain or "target") for clip in clips]
+        # each measured before any of them joins, as an unseen clip is
+        terms = [patch_term(self._lane(c, segments[c.clip_id], embedded[c.clip_id])) for c in clips]
+        for clip, term in zip(clips, terms, strict=True):
+            self._remember(clip, embedded[clip.clip_id], True, term)
         self.memory.limit_columns(self.config.patch_bank, self.config.seed)
         self.memory.learn_scales(self.config.domain_norm)
         self._note_memory()
-        scores, ids = self.memory.held_out_scores()
+        scores, ids = self.memory.held_out_scores(self.config.patch_weight)
         # The frame threshold stays as fitting learnt it
         return TrainingScores(scores, np.zeros(0), ids)
 
@@ -396,12 +414,16 @@ class MetaProtoDetector(Detector):
                 grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id])
                 if rows is None:
                     rows = band_spans_hz(self.config.segments, grid.shape[0])
+                lane = grid.mean(axis=0)
+                score = self.memory.clip_score(embedded[clip.clip_id][0], clip.domain)
+                if self.config.patch_weight:
+                    score += self.config.patch_weight * patch_term(lane)
                 detections.append(
                     Detection(
                         clip.clip_id,
-                        self.memory.clip_score(embedded[clip.clip_id][0], clip.domain),
+                        score,
                         False,
-                        grid.mean(axis=0),
+                        lane,
                         spans.mean(axis=1),
                         anomaly_map=grid,
                         map_freq_spans_hz=rows,

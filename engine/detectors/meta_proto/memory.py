@@ -41,16 +41,29 @@ class Memory:
         self.domains: list[str] = []
         self.classes: list[str] = []
         self.held: list[bool] = []
+        #: Each clip's patch term (see `patch_term`) as scored left out of the memory; NaN where not measured.
+        self.patch_terms: list[float] = []
         self.segments = torch.zeros(0, 0)
         self.segment_parent = torch.zeros(0, dtype=torch.long)
         self.columns = torch.zeros(0, 0, 0)
         self.column_parent = torch.zeros(0, dtype=torch.long)
         self.scale = {domain: 1.0 for domain in DOMAINS}
         self.row_scale = torch.ones(0)
+        #: Per embedding dimension (and per patch row and dimension), the normal clips' mean and spread that
+        #: distances are measured in (`standardise`); empty: raw distances.
+        self.segment_stats = (torch.zeros(0), torch.ones(0))
+        self.column_stats = (torch.zeros(0), torch.ones(0))
         self._prototypes: dict[str, torch.Tensor] = {}  # per domain, with no clip left out
 
     def add(
-        self, clip_id: str, domain: str | None, key: str, segments: torch.Tensor, columns: torch.Tensor, held: bool
+        self,
+        clip_id: str,
+        domain: str | None,
+        key: str,
+        segments: torch.Tensor,
+        columns: torch.Tensor,
+        held: bool,
+        patch_term: float = float("nan"),
     ):
         """One clip: its segment embeddings [S, D] and patch columns [C, R, P]."""
         parent = len(self.ids)
@@ -59,6 +72,7 @@ class Memory:
         self.domains.append(domain_of(domain))
         self.classes.append(key)
         self.held.append(held)
+        self.patch_terms.append(patch_term)
         segments, columns = segments.float().cpu(), columns.float().cpu()
         if not len(self.segment_parent):
             self.segments, self.columns = segments[:0], columns[:0]
@@ -108,7 +122,11 @@ class Memory:
         prototypes = self.prototypes(domain_of(domain), exclude)
         if not len(prototypes):
             return float("nan")
-        distances = torch.cdist(segments.float().cpu(), prototypes)
+        mean, spread = self.segment_stats
+        segments = segments.float().cpu()
+        if len(mean):
+            segments, prototypes = (segments - mean) / spread, (prototypes - mean) / spread
+        distances = torch.cdist(segments, prototypes)
         if self.score_mode == "nll":
             per_segment = -torch.logsumexp(-distances.pow(2), dim=1) + float(np.log(len(prototypes)))
         else:
@@ -137,10 +155,11 @@ class Memory:
             value = float(own.mean()) if len(own) >= MIN_SCALE_CLIPS else pooled
             self.scale[domain] = max(value, 1e-6)
 
-    def held_out_scores(self) -> tuple[np.ndarray, list[str]]:
-        """The held-out clips' left-out scores, and their ids."""
+    def held_out_scores(self, patch_weight: float) -> tuple[np.ndarray, list[str]]:
+        """The held-out clips' left-out scores (with `patch_weight` times their patch terms), and their ids."""
         which = [i for i, held in enumerate(self.held) if held]
-        return np.array([self.left_out_score(i) for i in which], dtype=np.float64), [self.ids[i] for i in which]
+        scores = [self.left_out_score(i) + (patch_weight * self.patch_terms[i] if patch_weight else 0.0) for i in which]
+        return np.array(scores, dtype=np.float64), [self.ids[i] for i in which]
 
     # -- maps ------------------------------------------------------------------------------------------------
     def _bank(self, domain: str, exclude: int | None) -> torch.Tensor:
@@ -154,9 +173,23 @@ class Memory:
         if not len(bank):
             return torch.zeros(columns.shape[:2])
         columns = columns.float().cpu()
+        mean, spread = self.column_stats
+        if len(mean):
+            columns, bank = (columns - mean) / spread, (bank - mean) / spread
         rows = [torch.cdist(columns[:, r], bank[:, r]).min(dim=1).values for r in range(columns.shape[1])]
         found = torch.stack(rows, dim=1)
         return found / self.row_scale if len(self.row_scale) == found.shape[1] else found
+
+    def learn_standardisation(self, standardise: bool) -> None:
+        """Measure distances in units of each dimension's spread over the normal clips (the segments' and,
+        per frequency row, the patches'), so a dimension that barely moves in normal sound counts when it
+        does move; or raw, without `standardise`."""
+        self._prototypes = {}
+        if not standardise or len(self.segments) < 2:
+            self.segment_stats = self.column_stats = (torch.zeros(0), torch.ones(0))
+            return
+        self.segment_stats = (self.segments.mean(0), self.segments.std(0).clamp_min(1e-3))
+        self.column_stats = (self.columns.mean(0), self.columns.std(0).clamp_min(1e-3))
 
     def learn_row_scales(self, most: int = 512, seed: int = 0) -> None:
         """Each frequency row's typical distance of a normal patch to the other clips' patches (a sample of
@@ -184,8 +217,13 @@ class Memory:
             "memory.column_parent": self.column_parent,
             "memory.domains": torch.tensor([DOMAINS.index(d) for d in self.domains], dtype=torch.long),
             "memory.held": torch.tensor(self.held, dtype=torch.bool),
+            "memory.patch_terms": torch.tensor(self.patch_terms, dtype=torch.float64),
             "memory.scale": torch.tensor([self.scale[d] for d in DOMAINS], dtype=torch.float64),
             "memory.row_scale": self.row_scale,
+            "memory.segment_mean": self.segment_stats[0],
+            "memory.segment_spread": self.segment_stats[1],
+            "memory.column_mean": self.column_stats[0],
+            "memory.column_spread": self.column_stats[1],
         }
 
     @classmethod
@@ -197,9 +235,24 @@ class Memory:
         memory.columns, memory.column_parent = state["memory.columns"], state["memory.column_parent"]
         memory.domains = [DOMAINS[int(i)] for i in state["memory.domains"]]
         memory.held = [bool(h) for h in state["memory.held"]]
+        memory.patch_terms = [float(v) for v in state["memory.patch_terms"]]
         memory.scale = {d: float(v) for d, v in zip(DOMAINS, state["memory.scale"], strict=True)}
         memory.row_scale = state["memory.row_scale"]
+        memory.segment_stats = (state["memory.segment_mean"], state["memory.segment_spread"])
+        memory.column_stats = (state["memory.column_mean"], state["memory.column_spread"])
         memory.ids, memory.classes = list(ids), list(classes)
-        if not len(memory.ids) == len(memory.classes) == len(memory.domains) == len(memory.held):
+        if (
+            not len(memory.ids)
+            == len(memory.classes)
+            == len(memory.domains)
+            == len(memory.held)
+            == len(memory.patch_terms)
+        ):
             raise ValueError("the memory's clips do not match its tensors")
         return memory
+
+
+def patch_term(lane: np.ndarray) -> float:
+    """What a clip's frame lane adds to its score: the mean of its mean and its maximum (a stationary fault
+    lifts the whole lane, a transient one column)."""
+    return 0.5 * float(np.mean(lane) + np.max(lane))

@@ -3,8 +3,11 @@
 Four blocks (3 x 3 conv, batch norm, ReLU; 2 x 2 max pooling after each of the first three) turn a segment
 [B, 1, M, T] into a feature map [B, C, M / 8, T / 8]: one embedding per patch of 8 mel bands x 8 frames,
 from which a detector draws its anomaly map (rows: frequency, columns: time). The segment's embedding is the
-mean and the max of that map over its patches, projected to `dim` numbers. A batch norm on the input puts
-the log-mel decibels on a learnt scale, so no statistics of the training clips need keeping beside it.
+mean and the max of that map over its patches, projected to `dim` numbers; with `frequency_rows` R > 0, the
+mean and max over time of each of R frequency bands of the map, side by side, projected: which band holds
+what survives into the embedding (a global pooling keeps what is there, not where: a stationary fault that
+lifts one band looks like a normal clip whose band sits elsewhere). A batch norm on the input puts the
+log-mel decibels on a learnt scale, so no statistics of the training clips need keeping beside it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ class ConvEmbedding(nn.Module):
     """[B, 1, M, T] log-mel segments -> [B, dim] embeddings (`forward`) or [B, C, M', T'] per-patch
     embeddings (`feature_map`)."""
 
-    def __init__(self, dim: int = 128, channels: tuple[int, ...] = CHANNELS) -> None:
+    def __init__(self, dim: int = 128, channels: tuple[int, ...] = CHANNELS, frequency_rows: int = 0) -> None:
         super().__init__()
         self.dim = dim
+        self.frequency_rows = frequency_rows
         self.input_norm = nn.BatchNorm2d(1)
         blocks, previous = [], 1
         for index, width in enumerate(channels):
@@ -38,7 +42,7 @@ class ConvEmbedding(nn.Module):
             previous = width
         self.blocks = nn.Sequential(*blocks)
         self.patch_dim = previous
-        self.project = nn.Linear(2 * previous, dim)
+        self.project = nn.Linear(2 * previous * max(frequency_rows, 1), dim)
 
     @staticmethod
     def grid(n_mels: int, frames: int) -> tuple[int, int]:
@@ -54,6 +58,10 @@ class ConvEmbedding(nn.Module):
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         """A feature map [B, C, M', T'] -> segment embeddings [B, dim]."""
+        if self.frequency_rows:
+            size = (self.frequency_rows, 1)
+            pooled = [nn.functional.adaptive_avg_pool2d(fmap, size), nn.functional.adaptive_max_pool2d(fmap, size)]
+            return self.project(torch.cat(pooled, dim=1).flatten(1))
         flat = fmap.flatten(2)
         return self.project(torch.cat([flat.mean(dim=2), flat.amax(dim=2)], dim=1))
 
