@@ -243,6 +243,8 @@ def test_settings_are_checked():
         make_config("attr_classifier", {"head": "softmax"})
     with pytest.raises(EarmarkError, match="freeze must be one of encoder, head"):
         make_config("attr_classifier", {"freeze": "decoder"})
+    with pytest.raises(EarmarkError, match="frequency_rows must be 0"):
+        make_config("attr_classifier", {"frequency_rows": "-1"})
 
 
 def test_the_fit_estimate_counts_the_epochs(toy_project):

@@ -38,6 +38,9 @@ class AttrClassifierConfig(DetectorConfig):
     #: Views per clip segment in the pseudo-class fallback (itself, time-shifted, pitch-shifted, mixed).
     pseudo_views: int = 4
     embedding_dim: int = 128
+    #: The conv encoder's segment embedding: 0, the mean and max over the whole feature map; R > 0, over
+    #: each of R frequency bands, side by side (which band holds what survives into the embedding).
+    frequency_rows: int = 0
     #: The log-mel input: bands, and frames per segment (a segment starts every half segment).
     n_mels: int = 64
     segment_frames: int = 64
@@ -80,6 +83,8 @@ class AttrClassifierConfig(DetectorConfig):
             raise EarmarkError(
                 "attr_classifier: epochs >= 1, batch_size >= 2, warm_up_epochs >= 0 and learning_rate >= 0 are required"
             )
+        if self.frequency_rows < 0:
+            raise EarmarkError("attr_classifier: frequency_rows must be 0 (no bands) or more")
         if min(self.k, self.sub_clusters, self.pseudo_views, self.patch_bank_size, self.embedding_dim) < 1:
             raise EarmarkError("attr_classifier: k, sub_clusters, pseudo_views, patch_bank_size, embedding_dim >= 1")
         if self.n_mels < 8 or self.segment_frames < 8 or self.min_class_clips < 1:

@@ -100,7 +100,7 @@ class AttrClassifierDetector(Detector):
                 encoder = (
                     ast_encoder(self.info, config.embedding_dim, saved)
                     if config.encoder == "pretrained"
-                    else ConvEmbedding(config.embedding_dim)
+                    else ConvEmbedding(config.embedding_dim, frequency_rows=config.frequency_rows)
                 )
             heads = [
                 make_head(config.head, config.embedding_dim, n, config.margin, config.scale, config.sub_clusters)
