@@ -15,6 +15,7 @@ import torch
 
 from engine.audio.feature_cache import FeatureCache
 from engine.detectors.ast_ae import AstAEDetector
+from engine.detectors.attr_classifier import AttrClassifierDetector
 from engine.detectors.base import Detector, DetectorConfig, Learning, read_saved
 from engine.detectors.catalogue import CATALOGUE, configure, parse_settings
 from engine.detectors.dcase_ae import DcaseAEDetector
@@ -40,6 +41,7 @@ __all__ = [
 
 CATALOGUE.add(
     AstAEDetector,
+    AttrClassifierDetector,
     DcaseAEDetector,
     KnnDetector,
     PatchMemoryDetector,

@@ -41,6 +41,7 @@ from engine.store import Project, results
 #: detector fitted on normal clips they are its config; for one trained from labels, its training's.
 QUICK = {
     "dcase_ae": {"epochs": 3},
+    "attr_classifier": {"epochs": 2, "batch_size": 8},
     "ensemble": {"member_settings": "dcase_ae.epochs=3"},
     "meta_proto": {"epochs": 2, "episodes": 8},
     "leak_binary": {"epochs": 6, "batch_size": 128},
