@@ -54,7 +54,7 @@ class AttrClassifierDetector(Detector):
     title = "Attribute classifier (ArcFace) + k-NN"
     Config = AttrClassifierConfig
     config: AttrClassifierConfig
-    by_default = False  # the lead decides after the condition matrix
+    by_default = False  # loses to patch_memory and knn on the condition matrix (README): fitted by name only
     #: Seconds of computing per second of training audio per epoch (the fit estimate): the quick condition
     #: matrix's groups of 50 + 10 four-second clips fitted in about 6 s at 20 epochs on 2 shared cores
     #: (0.00125), rounded up for the smaller groups' fixed costs.

@@ -66,7 +66,7 @@ class MetaProtoDetector(Detector):
     title = "Metadata ProtoNet"
     Config = MetaProtoConfig
     config: MetaProtoConfig
-    by_default = False  # new: the lead decides after the condition-matrix figures
+    by_default = False  # loses to patch_memory on the condition matrix (README): fitted by name only
     #: The fit estimate: seconds per ProtoNet step (an episode of 5 x 6 segments through the encoder and
     #: back) and per second of training audio (embedding the clips, the memory, the held-out maps), measured
     #: on the quick condition matrix (2 shared cores: 8.5 s for 6 clips of 4 s, 13.1 s for 60; README.md).
