@@ -1,7 +1,7 @@
 """The one training loop: every model Earmark trains in epochs (the leak and sound classifiers, the
-auto-encoder detectors) runs through `Trainer`: shuffled mini-batches, mixed precision on CUDA, per-epoch
-curves, early stopping, checkpoints to resume from, and branches of a model frozen for a whole run or for
-warm-up epochs.
+auto-encoder and metadata detectors) runs through `Trainer`: shuffled mini-batches, AdamW (or plain SGD:
+`LoopConfig.optimiser`), mixed precision on CUDA, per-epoch curves, early stopping, checkpoints to resume
+from, and branches of a model frozen for a whole run or for warm-up epochs.
 
 A training folder holds `best.safetensors` (the weights of the best epoch so far), `history.json` (one row of
 figures per epoch: the training curves; `history.csv` holds the same rows for a spreadsheet) and

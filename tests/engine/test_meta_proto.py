@@ -167,9 +167,46 @@ def test_enrolled_target_clips_become_prototypes_of_the_target_domain(toy_projec
     source = [c for c in _clips(toy_project) if c.domain != "target" or c.split != "train"]
     detector.fit(source)
     assert detector.memory.domains.count("target") == 0
+    before = len(detector.memory.prototypes("target"))
     target = [c for c in _clips(toy_project, "train") if c.domain == "target"]
     detector.enrol(target)
     assert detector.memory.domains.count("target") == len(target)
-    assert len(detector.memory.prototypes("target")) == len(target), "each clip its own prototype"
+    assert len(detector.memory.prototypes("target")) == before + len(target), "each clip its own prototype"
     loaded = load_model(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
     assert loaded.memory.ids == detector.memory.ids and loaded.memory.classes == detector.memory.classes
+
+
+def test_a_few_fine_tuning_steps_adapt_the_encoder_to_the_target_domains_normals(toy_project, tmp_path):
+    clips = _clips(toy_project)
+    plain = _detector(tmp_path, epochs="1")
+    plain.fit(clips)
+    adapted = _detector(tmp_path, epochs="1", adapt_steps="2")
+    adapted.fit(clips)
+    trained_target = sum(c.domain == "target" for c in clips if c.split == "train") - sum(
+        plain.memory.held[i] and d == "target" for i, d in enumerate(plain.memory.domains)
+    )
+    assert adapted.info["adapted_on"] == trained_target >= 2 and "adapted_on" not in plain.info
+    weights = [(a, b) for a, b in zip(plain.net.parameters(), adapted.net.parameters(), strict=True)]
+    assert any(not torch.equal(a, b) for a, b in weights), "the steps moved the encoder"
+
+
+def test_distances_standardised_per_dimension_are_saved_with_the_model(toy_project, tmp_path):
+    detector = _detector(tmp_path, epochs="1", standardise="true")
+    detector.fit(_clips(toy_project))
+    mean, spread = detector.memory.segment_stats
+    assert len(mean) == len(spread) == 32 and torch.all(spread > 0)
+    test = _clips(toy_project, "test")
+    loaded = load_model(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    np.testing.assert_allclose(
+        [d.score for d in loaded.score(test)], [d.score for d in detector.score(test)], rtol=1e-5
+    )
+
+
+def test_the_fit_estimate_counts_episodes_and_reptiles_inner_steps():
+    from engine.fit_estimate import fit_seconds
+
+    base = fit_seconds("meta_proto", make_config("meta_proto"), 240.0)
+    assert base == pytest.approx(0.04 * 200 + 0.02 * 240), "the quick matrix's 60 clips of 4 s: about 13 s"
+    assert fit_seconds("meta_proto", make_config("meta_proto", {"epochs": "10"}), 240.0) > base
+    reptile = make_config("meta_proto", {"reptile": "true", "episodes": "15", "inner_steps": "3"})
+    assert fit_seconds("meta_proto", reptile, 240.0) == pytest.approx(0.04 * 225 + 0.02 * 240)

@@ -14,7 +14,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,12 +22,13 @@ import torch
 from torch import nn
 
 from engine.data.clip import Clip
-from engine.detectors.base import Detection, Detector, DetectorConfig, TrainingScores
+from engine.detectors.base import Detection, Detector, TrainingScores
 from engine.detectors.held_out import held_out_folds
+from engine.detectors.meta_proto.config import MetaProtoConfig
 from engine.detectors.meta_proto.episodes import EpisodeModel, EpisodePool, ReptileModel, protonet_loss, reptile_loss
 from engine.detectors.meta_proto.maps import clip_map
-from engine.detectors.meta_proto.memory import PROTOTYPES, SCORES, Memory, patch_term
-from engine.detectors.metadata import ClipSegments, ConvEmbedding, SegmentConfig, clip_segments
+from engine.detectors.meta_proto.memory import Memory, patch_term
+from engine.detectors.metadata import ClipSegments, ConvEmbedding, clip_segments
 from engine.detectors.metadata.segments import band_spans_hz
 from engine.detectors.metadata.tasks import (
     VIEWS,
@@ -40,7 +40,6 @@ from engine.detectors.metadata.tasks import (
 from engine.errors import EarmarkError
 from engine.jobs import Progress
 
-BRANCHES = ("encoder", "head")
 #: Clips read and scored at once.
 SCORED_AT_ONCE = 16
 #: Segments through the network at once when embedding.
@@ -53,89 +52,13 @@ _SCORING_ONLY = {
     "min_region_s",
     "prototypes",
     "score",
+    "support",
     "domain_norm",
     "patch_bank",
     "patch_weight",
     "standardise",
     "adapt_steps",
 }
-
-
-@dataclass
-class MetaProtoConfig(DetectorConfig):
-    #: The log-mel segments: mel bands, frames per segment (hop 512 samples at 16 kHz: 64 frames ~ 2 s).
-    n_mels: int = 64
-    segment_frames: int = 64
-    #: The embedding's size, and how many frequency bands of the feature map it keeps apart (0: one).
-    dim: int = 128
-    frequency_rows: int = 8
-    #: Episodes: N classes (ways) of one task, K support segments (shots) and Q queries per class.
-    ways: int = 5
-    shots: int = 3
-    queries: int = 3
-    #: Episodes per epoch (each one optimiser step; with reptile, one outer step).
-    episodes: int = 40
-    epochs: int = 5
-    learning_rate: float = 1e-3
-    #: Reptile: each outer step adapts a copy of the encoder to one task in `inner_steps` ProtoNet steps
-    #: (Adam at learning_rate), then moves the weights meta_step of the way to the adapted ones.
-    reptile: bool = False
-    inner_steps: int = 3
-    meta_step: float = 0.5
-    #: A metadata class needs this many training clips to be part of a task.
-    min_class_clips: int = 2
-    #: The domain (source / target) is a task too.
-    domain_task: bool = True
-    #: Add the self-supervised pseudo-classes (each clip its own class of its shifted and mixed views) as a
-    #: task beside the metadata's (they are used alone whenever no metadata task is found).
-    pseudo_classes: bool = True
-    #: Prototypes per domain: each normal clip's mean embedding ("clip"), or each metadata class's ("class").
-    prototypes: str = "clip"
-    #: The clip score: "distance" to the nearest prototype, or "nll" under the prototypes.
-    score: str = "distance"
-    #: Distances in units of each embedding dimension's spread over the normal clips (and the patches').
-    standardise: bool = False
-    #: Each domain's scores divided by its normal clips' typical left-out score.
-    domain_norm: bool = True
-    #: The score adds this times the patch term: the mean of the frame lane's mean and maximum.
-    patch_weight: float = 4.0
-    #: ProtoNet steps on the target domain's normal training clips after training (0: prototypes only).
-    adapt_steps: int = 0
-    #: Patch columns kept for the anomaly map.
-    patch_bank: int = 4096
-    #: The encoder stays frozen for this many first epochs; a branch (encoder or head) frozen for the run.
-    warm_up_epochs: int = 0
-    freeze: str = ""
-    seed: int = 0
-    #: This share of the normal training clips (at least one) is held out of training to learn the threshold.
-    held_out_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.prototypes not in PROTOTYPES or self.score not in SCORES:
-            raise EarmarkError(
-                f"meta_proto: prototypes must be one of {', '.join(PROTOTYPES)} and score one of "
-                f"{', '.join(SCORES)}, not {self.prototypes!r} / {self.score!r}"
-            )
-        if self.freeze not in ("", *BRANCHES):
-            raise EarmarkError(
-                f"meta_proto: freeze must be one of {', '.join(BRANCHES)} (or empty), not {self.freeze!r}"
-            )
-        if min(self.ways - 1, self.shots, self.queries, self.episodes, self.epochs, self.inner_steps, self.dim) < 1:
-            raise EarmarkError(
-                "meta_proto: ways >= 2, and shots, queries, episodes, epochs, inner_steps and dim >= 1 are required"
-            )
-        if self.n_mels < 8 or self.segment_frames < 8 or self.learning_rate <= 0 or not 0 < self.meta_step <= 1:
-            raise EarmarkError(
-                "meta_proto: n_mels and segment_frames >= 8, learning_rate > 0 and 0 < meta_step <= 1 are required"
-            )
-        if not 0.0 < self.held_out_fraction < 1.0 or self.min_class_clips < 1 or self.adapt_steps < 0:
-            raise EarmarkError(
-                "meta_proto: held_out_fraction must lie between 0 and 1, min_class_clips >= 1, adapt_steps >= 0"
-            )
-
-    @property
-    def segments(self) -> SegmentConfig:
-        return SegmentConfig(n_mels=self.n_mels, frames=self.segment_frames)
 
 
 class MetaProtoDetector(Detector):
@@ -146,9 +69,9 @@ class MetaProtoDetector(Detector):
     by_default = False  # new: the lead decides after the condition-matrix figures
     #: The fit estimate: seconds per ProtoNet step (an episode of 5 x 6 segments through the encoder and
     #: back) and per second of training audio (embedding the clips, the memory, the held-out maps), measured
-    #: on the quick condition matrix (2 shared cores; see README.md).
-    step_cost: ClassVar[float] = 0.05
-    fit_cost = 0.01
+    #: on the quick condition matrix (2 shared cores: 8.5 s for 6 clips of 4 s, 13.1 s for 60; README.md).
+    step_cost: ClassVar[float] = 0.04
+    fit_cost = 0.02
 
     @classmethod
     def fit_seconds(cls, config: MetaProtoConfig, train_s: float) -> float:
@@ -159,7 +82,7 @@ class MetaProtoDetector(Detector):
     def __init__(self, config: MetaProtoConfig | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.net = self._network()
-        self.memory = Memory(self.config.prototypes, self.config.score)
+        self.memory = Memory(self.config.prototypes, self.config.score, self.config.support)
         self.task_names: list[str] = []  # the metadata tasks whose values make a clip's class
 
     def _network(self) -> ConvEmbedding:
@@ -199,7 +122,7 @@ class MetaProtoDetector(Detector):
             self._adapt([c for c in trained if c.domain == "target"], segments)
         tasks, _ = metadata_tasks(normals, config.min_class_clips, use_domain=False)
         self.task_names = [t.name for t in tasks]
-        self.memory = Memory(config.prototypes, config.score)
+        self.memory = Memory(config.prototypes, config.score, config.support)
         embedded = self._embed(normals, segments, progress.child("", span=(0.85, 0.95)))
         held_ids = {c.clip_id for c in held}
         for clip in normals:
@@ -451,6 +374,11 @@ class MetaProtoDetector(Detector):
         self.net.eval()
         info = self.info
         self.memory = Memory.from_state(
-            state, info["memory_ids"], info["memory_classes"], self.config.prototypes, self.config.score
+            state,
+            info["memory_ids"],
+            info["memory_classes"],
+            self.config.prototypes,
+            self.config.score,
+            self.config.support,
         )
         self.task_names = list(info.get("task_names", []))

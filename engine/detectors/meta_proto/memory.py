@@ -23,6 +23,7 @@ import torch
 DOMAINS = ("source", "target")
 SCORES = ("distance", "nll")
 PROTOTYPES = ("clip", "class")
+SUPPORTS = ("both", "domain")
 #: A domain's scale needs this many clips of its own; with fewer it takes every clip's.
 MIN_SCALE_CLIPS = 2
 
@@ -35,8 +36,11 @@ class Memory:
     """The normal clips' embeddings (segments [N, D] with the clip of each) and patch columns ([C, R, P]
     with the clip of each), their domains, classes, and which clips' scores are held out for the threshold."""
 
-    def __init__(self, prototypes: str = "clip", score: str = "distance") -> None:
+    def __init__(self, prototypes: str = "clip", score: str = "distance", support: str = "domain") -> None:
         self.prototype_mode, self.score_mode = prototypes, score
+        #: Whose prototypes and patches a clip is measured against: its own domain's ("domain"), or both
+        #: domains' ("both": a target clip near a source prototype is normal too).
+        self.support = support
         self.ids: list[str] = []
         self.domains: list[str] = []
         self.classes: list[str] = []
@@ -92,7 +96,7 @@ class Memory:
     # -- prototypes and clip scores ------------------------------------------------------------------------
     def _clips_of(self, domain: str, exclude: int | None) -> list[int]:
         others = [i for i in range(len(self.ids)) if i != exclude]
-        own = [i for i in others if self.domains[i] == domain]
+        own = [i for i in others if self.domains[i] == domain] if self.support == "domain" else others
         # a memory of one clip: nothing to leave it out of, its own distance (0) must do
         return own or others or ([exclude] if exclude is not None else [])
 
@@ -228,9 +232,15 @@ class Memory:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, torch.Tensor], ids: list[str], classes: list[str], prototypes: str, score: str
+        cls,
+        state: dict[str, torch.Tensor],
+        ids: list[str],
+        classes: list[str],
+        prototypes: str,
+        score: str,
+        support: str = "domain",
     ) -> Memory:
-        memory = cls(prototypes, score)
+        memory = cls(prototypes, score, support)
         memory.segments, memory.segment_parent = state["memory.segments"], state["memory.segment_parent"]
         memory.columns, memory.column_parent = state["memory.columns"], state["memory.column_parent"]
         memory.domains = [DOMAINS[int(i)] for i in state["memory.domains"]]
