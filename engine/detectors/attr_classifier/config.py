@@ -86,11 +86,15 @@ class AttrClassifierConfig(DetectorConfig):
         if self.frequency_rows < 0:
             raise EarmarkError("attr_classifier: frequency_rows must be 0 (no bands) or more")
         if min(self.k, self.sub_clusters, self.pseudo_views, self.patch_bank_size, self.embedding_dim) < 1:
-            raise EarmarkError("attr_classifier: k, sub_clusters, pseudo_views, patch_bank_size, embedding_dim >= 1")
+            raise EarmarkError(
+                "attr_classifier: k, sub_clusters, pseudo_views, patch_bank_size and embedding_dim must be at least 1"
+            )
         if self.n_mels < 8 or self.segment_frames < 8 or self.min_class_clips < 1:
             raise EarmarkError("attr_classifier: n_mels and segment_frames >= 8, min_class_clips >= 1 are required")
         if not 0.0 < self.held_out_fraction < 1.0 or self.margin < 0 or self.scale <= 0:
-            raise EarmarkError("attr_classifier: held_out_fraction in (0, 1), margin >= 0 and scale > 0")
+            raise EarmarkError(
+                "attr_classifier: held_out_fraction must lie between 0 and 1, margin be >= 0 and scale > 0"
+            )
 
     @property
     def segments(self) -> SegmentConfig:
