@@ -143,6 +143,9 @@ class Detector(ABC):
         #: Held-out score of each training normal (and enrolled clip), and its domain; saved beside the model.
         self.held_out_by_clip: dict[str, float] = {}
         self.held_out_domains: dict[str, str | None] = {}
+        #: Every clip the model was fitted on or enrolled, held out or not (a detector that holds out a share
+        #: trained on the others): enrolling one again would count it twice. Saved beside the model.
+        self.held_clips: list[str] = []
         #: Detectors that train in epochs: where (None: a temporary folder, removed afterwards), whether to
         #: continue from its `checkpoints/last.pt`, and the epoch rows of the training (saved as history.json).
         self.training_folder: Path | None = None
@@ -165,6 +168,7 @@ class Detector(ABC):
             )
         supplemental = [c for c in clips if c.split == "supplemental"]
         self.held_out_by_clip, self.held_out_domains = {}, {}
+        self.held_clips = [c.clip_id for c in normals]
         training = self._fit(normals, supplemental, progress)
         self._learn_thresholds(training)
         self._learn_normalisation(training, normals)
@@ -188,7 +192,8 @@ class Detector(ABC):
         progress = progress or Progress()
         # A clip the model already holds (fitted on it or enrolled before) would count twice in its memory and
         # its held-out scores, and the scores could no longer be told apart by clip.
-        known = {c.clip_id for c in clips if c.clip_id in self.held_out_by_clip}
+        held = set(self.held_clips) | set(self.held_out_by_clip)  # a model saved before held_clips: the latter
+        known = {c.clip_id for c in clips if c.clip_id in held}
         for clip_id in sorted(known):
             progress.problem(f"{clip_id}: not enrolled, the model already holds it")
         clips = [c for c in long_enough(self, clips, progress) if c.label != "anomaly" and c.clip_id not in known]
@@ -201,6 +206,12 @@ class Detector(ABC):
         self._learn_thresholds(training)
         self._learn_normalisation(training, clips)
         self.info["enrolled"] = int(self.info.get("enrolled", 0)) + len(clips)
+        self.held_clips = list(dict.fromkeys([*self.held_clips, *(c.clip_id for c in clips)]))
+        if "warning" in self.info:  # its counts change with the clips enrolled
+            count = int(self.info.get("trained_on", 0)) + int(self.info["enrolled"])
+            self.info.pop("warning")
+            if count < FEW_NORMALS:
+                self.info["warning"] = few_normals_warning(count, len(training.clip_scores))
 
     def score(self, clips: Sequence[Clip], progress: Progress | None = None) -> list[Detection]:
         """A `Detection` per readable clip; unreadable clips are reported through `progress.problem`."""
@@ -316,6 +327,7 @@ class Detector(ABC):
             "held_out": [
                 [clip_id, score, self.held_out_domains.get(clip_id)] for clip_id, score in self.held_out_by_clip.items()
             ],
+            "held_clips": self.held_clips,
         }
         write_text_atomic(folder / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
         if self.history:  # the training curves, beside the model they made
@@ -345,6 +357,7 @@ class Detector(ABC):
             held_out = meta.get("held_out", [])  # none in a model saved before held-out scores were kept
             detector.held_out_by_clip = {clip_id: float(score) for clip_id, score, _ in held_out}
             detector.held_out_domains = {clip_id: domain for clip_id, _, domain in held_out}
+            detector.held_clips = [str(clip_id) for clip_id in meta.get("held_clips", [])]
             detector.load_state_dict(state)
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # settings or weights that do not fit
             raise _damaged(folder, f"{type(exc).__name__}: {exc}") from None

@@ -177,3 +177,34 @@ def test_the_domain_shift_is_the_distance_between_the_domains_centres_in_the_nar
     assert domain_shift({**stats, "target": [1.05, 0.105, 1]}) == 0.0
     assert domain_shift({**stats, "target": [3.0, 0.25, 2]}) == pytest.approx(8.0), "two scores have a spread"
     assert domain_shift(None) == 0.0
+
+
+def test_a_clip_the_model_trained_on_without_holding_it_out_is_not_enrolled_again(toy_project, tmp_path):
+    """dcase_ae holds a share of a large group out of training and trains on the rest: a clip it trained on has
+    no held-out score, yet enrolling it would count it twice (scored by a network that reconstructs it). It
+    is named and skipped, by the model fitted and by the same model saved and loaded."""
+    from engine.errors import EarmarkError
+    from engine.jobs import Progress
+
+    train = [c for c in toy_project.clips(split="train")]
+    group = max({c.group for c in train}, key=lambda g: sum(c.group == g for c in train))
+    clips = [c for c in train if c.group == group]
+    detector = _detector("dcase_ae", tmp_path, cross_fit_below=len(clips))
+    detector.fit(clips)
+    trained = [c for c in clips if c.clip_id not in detector.held_out_by_clip]
+    assert trained, "dcase_ae trained on most clips and held out a share"
+    loaded = load_model(detector.save(tmp_path / "model"))
+    for model in (detector, loaded):
+        problems: list[str] = []
+        with pytest.raises(EarmarkError, match="does not hold yet"):
+            model.enrol(trained[:2], Progress(on_problem=problems.append))
+        assert problems == [f"{c.clip_id}: not enrolled, the model already holds it" for c in trained[:2]]
+
+
+def test_the_few_normals_warning_counts_the_clips_enrolled_since(toy_project, tmp_path):
+    detector = _detector("knn", tmp_path)
+    detector.fit(_clips(toy_project, "train")[:4])
+    assert "only 4 normal clip(s): its threshold rests on 4 held-out score(s)" in detector.info["warning"]
+    [target] = [dataclasses.replace(c, label="normal") for c in _clips(toy_project, "test", "target")[:1]]
+    detector.enrol([target])
+    assert "only 5 normal clip(s): its threshold rests on 5 held-out score(s)" in detector.info["warning"]

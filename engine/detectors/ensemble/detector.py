@@ -226,6 +226,7 @@ class EnsembleDetector(Detector):
         weights of the clip's domain. The frame threshold: the members' frame thresholds, normalised, fused
         the same way. Records the members in `info`."""
         ids: dict[str, None] = {}
+        self.held_clips = list(dict.fromkeys(c for m in self.members for c in m.held_clips))
         for member in self.members:
             ids.update(dict.fromkeys(member.held_out_by_clip))
             self.held_out_domains.update(member.held_out_domains)
