@@ -210,3 +210,40 @@ def test_the_fit_estimate_counts_episodes_and_reptiles_inner_steps():
     assert fit_seconds("meta_proto", make_config("meta_proto", {"epochs": "10"}), 240.0) > base
     reptile = make_config("meta_proto", {"reptile": "true", "episodes": "15", "inner_steps": "3"})
     assert fit_seconds("meta_proto", reptile, 240.0) == pytest.approx(0.04 * 225 + 0.02 * 240)
+
+
+def test_one_training_clip_never_sets_the_threshold_from_a_match_with_itself(toy_project, tmp_path):
+    """With one normal clip there is nothing to leave it out of: its held-out score must not be a distance
+    to itself (about 0), which flagged every unseen normal clip."""
+    normals = [c for c in _clips(toy_project, "train") if c.domain == "source" and c.label == "normal"][:1]
+    detector = _detector(tmp_path, epochs="1")
+    progress = RecordingProgress()
+    detector.fit(normals, progress)
+    assert "the encoder stays untrained" in detector.info["fallback"]
+    assert "trained on" not in detector.info["fallback"], "no contradiction in the report"
+    # the 1 s clip is one segment: no part of it can be left out, and the report says so
+    assert any("too short to leave part of it out" in line for line in progress.problems)
+    assert detector.threshold > 0.5
+    test = [c for c in _clips(toy_project, "test") if c.domain == "source" and c.label == "normal"]
+    flagged = [d.decision for d in detector.score(test)]
+    assert np.mean(flagged) <= 0.5, f"{np.mean(flagged):.0%} of unseen normal clips flagged"
+
+
+def test_one_long_training_clip_is_measured_by_its_segments_left_out_in_turn(tmp_path):
+    from engine.detectors.meta_proto.alone import alone_score
+    from engine.detectors.meta_proto.memory import Memory
+
+    torch.manual_seed(0)
+    vectors, fmaps = torch.randn(6, 8), torch.randn(6, 4, 2, 3)  # 6 segments, 2 rows x 3 columns of patches
+    memory = Memory()
+    memory.add("only", "source", "", vectors, fmaps.permute(0, 3, 2, 1).flatten(0, 1), True)
+    raw, maps, viewed = alone_score(memory, "source", torch.zeros(6, 1, 8, 8), (vectors, fmaps), None, 0)
+    assert not viewed and len(maps) == 6
+    # each segment against the mean of the segments that do not overlap it, never itself
+    expected = np.mean(
+        [float(torch.dist(vectors[i], vectors[[j for j in range(6) if abs(i - j) >= 2]].mean(0))) for i in range(6)]
+    )
+    assert raw == pytest.approx(expected, rel=1e-5) and raw > 0
+    assert all(m.min() > 0 for m in maps), "no patch met itself"
+    memory.alone_raw = raw
+    assert memory.held_out_scores(0.0)[0][0] == pytest.approx(raw), "the threshold rests on it"

@@ -58,6 +58,8 @@ class Memory:
         self.segment_stats = (torch.zeros(0), torch.ones(0))
         self.column_stats = (torch.zeros(0), torch.ones(0))
         self._prototypes: dict[str, torch.Tensor] = {}  # per domain, with no clip left out
+        #: A memory of one clip: its raw held-out score measured without a self-match (`alone.alone_score`).
+        self.alone_raw = float("nan")
 
     def add(
         self,
@@ -97,8 +99,8 @@ class Memory:
     def _clips_of(self, domain: str, exclude: int | None) -> list[int]:
         others = [i for i in range(len(self.ids)) if i != exclude]
         own = [i for i in others if self.domains[i] == domain] if self.support == "domain" else others
-        # a memory of one clip: nothing to leave it out of, its own distance (0) must do
-        return own or others or ([exclude] if exclude is not None else [])
+        # never the excluded clip itself: a memory of one clip is scored by `alone.alone_score`
+        return own or others
 
     def prototypes(self, domain: str, exclude: int | None = None) -> torch.Tensor:
         """[P, D] the prototypes a clip of `domain` is measured against (without clip `exclude`)."""
@@ -120,10 +122,17 @@ class Memory:
             self._prototypes[domain] = found
         return found
 
-    def raw_score(self, segments: torch.Tensor, domain: str | None, exclude: int | None = None) -> float:
+    def raw_score(
+        self,
+        segments: torch.Tensor,
+        domain: str | None,
+        exclude: int | None = None,
+        prototypes: torch.Tensor | None = None,
+    ) -> float:
         """The clip's score before its domain's scale: per segment the distance to the nearest prototype (or
-        the negative log-likelihood under them), the mean over the segments."""
-        prototypes = self.prototypes(domain_of(domain), exclude)
+        the negative log-likelihood under them), the mean over the segments. `prototypes`: these instead."""
+        if prototypes is None:
+            prototypes = self.prototypes(domain_of(domain), exclude)
         if not len(prototypes):
             return float("nan")
         mean, spread = self.segment_stats
@@ -143,7 +152,10 @@ class Memory:
     def left_out_score(self, index: int, scaled: bool = True) -> float:
         """Clip `index` of the memory scored as an unseen clip: left out of the prototypes."""
         own = self.segments[self.segment_parent == index]
-        raw = self.raw_score(own, self.domains[index], exclude=index)
+        if len(self.ids) == 1:
+            raw = self.alone_raw
+        else:
+            raw = self.raw_score(own, self.domains[index], exclude=index)
         return raw / self.scale[self.domains[index]] if scaled else raw
 
     def learn_scales(self, normalise: bool) -> None:
@@ -170,10 +182,17 @@ class Memory:
         chosen = torch.tensor(self._clips_of(domain, exclude), dtype=torch.long)
         return self.columns[torch.isin(self.column_parent, chosen)]
 
-    def patch_distances(self, columns: torch.Tensor, domain: str | None, exclude: int | None = None) -> torch.Tensor:
+    def patch_distances(
+        self,
+        columns: torch.Tensor,
+        domain: str | None,
+        exclude: int | None = None,
+        bank: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[C, R] each patch's distance to the nearest normal patch of its row, over the row's scale; the
-        clip's columns [C, R, P]."""
-        bank = self._bank(domain_of(domain), exclude)
+        clip's columns [C, R, P]. `bank`: these columns [B, R, P] instead of the memory's."""
+        if bank is None:
+            bank = self._bank(domain_of(domain), exclude)
         if not len(bank):
             return torch.zeros(columns.shape[:2])
         columns = columns.float().cpu()
@@ -224,6 +243,7 @@ class Memory:
             "memory.patch_terms": torch.tensor(self.patch_terms, dtype=torch.float64),
             "memory.scale": torch.tensor([self.scale[d] for d in DOMAINS], dtype=torch.float64),
             "memory.row_scale": self.row_scale,
+            "memory.alone_raw": torch.tensor(self.alone_raw, dtype=torch.float64),
             "memory.segment_mean": self.segment_stats[0],
             "memory.segment_spread": self.segment_stats[1],
             "memory.column_mean": self.column_stats[0],
@@ -248,6 +268,7 @@ class Memory:
         memory.patch_terms = [float(v) for v in state["memory.patch_terms"]]
         memory.scale = {d: float(v) for d, v in zip(DOMAINS, state["memory.scale"], strict=True)}
         memory.row_scale = state["memory.row_scale"]
+        memory.alone_raw = float(state.get("memory.alone_raw", torch.tensor(float("nan"))))
         memory.segment_stats = (state["memory.segment_mean"], state["memory.segment_spread"])
         memory.column_stats = (state["memory.column_mean"], state["memory.column_spread"])
         memory.ids, memory.classes = list(ids), list(classes)
