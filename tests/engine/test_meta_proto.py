@@ -247,3 +247,29 @@ def test_one_long_training_clip_is_measured_by_its_segments_left_out_in_turn(tmp
     assert all(m.min() > 0 for m in maps), "no patch met itself"
     memory.alone_raw = raw
     assert memory.held_out_scores(0.0)[0][0] == pytest.approx(raw), "the threshold rests on it"
+
+
+def test_the_detectors_reptile_fit_takes_a_meta_step_towards_each_tasks_adapted_weights(
+    toy_project, tmp_path, monkeypatch
+):
+    """Through the detector itself: each outer step of `reptile=true` is theta + meta_step * (theta' - theta),
+    so an outer optimiser other than plain SGD at meta_step would fail here."""
+    steps = []  # (theta before the outer step, the task's adapted theta')
+    original = ReptileModel.forward
+
+    def forward(self, episode):
+        before = [p.detach().clone() for p in self.encoder.parameters()]
+        step = original(self, episode)
+        steps.append((before, [a.detach().clone() for a in step.adapted]))
+        return step
+
+    monkeypatch.setattr(ReptileModel, "forward", forward)
+    settings = {"reptile": "true", "epochs": "1", "episodes": "3", "inner_steps": "2", "meta_step": "0.4"}
+    detector = _detector(tmp_path, **settings)
+    detector.fit(_clips(toy_project))
+    assert len(steps) == 3
+    after_each = [before for before, _ in steps[1:]] + [[p.detach() for p in detector.net.parameters()]]
+    for (theta, prime), after in zip(steps, after_each, strict=True):
+        assert any(not torch.allclose(a, t) for a, t in zip(after, theta, strict=True)), "the step moved"
+        for t, p, a in zip(theta, prime, after, strict=True):
+            torch.testing.assert_close(a, t + 0.4 * (p - t), rtol=1e-4, atol=1e-6)
