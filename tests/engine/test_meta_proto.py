@@ -6,6 +6,7 @@ outer step; enrolled target clips become prototypes of their domain."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from engine.audio.feature_cache import FeatureCache
 from engine.cli import main
 from engine.data.importers import import_source
 from engine.detectors import runs
+from engine.detectors.meta_proto.detector import SCORED_AT_ONCE
 from engine.detectors.meta_proto.episodes import EpisodePool, ReptileModel, reptile_loss
 from engine.detectors.metadata import ConvEmbedding
 from engine.detectors.registry import detector_class, load_model, make_config
@@ -273,3 +275,48 @@ def test_the_detectors_reptile_fit_takes_a_meta_step_towards_each_tasks_adapted_
         assert any(not torch.allclose(a, t) for a, t in zip(after, theta, strict=True)), "the step moved"
         for t, p, a in zip(theta, prime, after, strict=True):
             torch.testing.assert_close(a, t + 0.4 * (p - t), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "prototypes,score,support",
+    [("clip", "distance", "both"), ("class", "nll", "domain"), ("class", "distance", "both")],
+)
+def test_the_left_out_scores_of_all_clips_at_once_match_each_clip_left_out_in_turn(prototypes, score, support):
+    from engine.detectors.meta_proto.memory import Memory
+
+    torch.manual_seed(1)
+    memory = Memory(prototypes, score, support)
+    for i in range(9):
+        count = 1 + i % 3
+        domain, key = ("target" if i in (2, 5, 7) else "source"), ("" if i == 8 else f"load={i % 2}")
+        memory.add(f"c{i}", domain, key, torch.randn(count, 6) + i % 2, torch.randn(count * 2, 2, 4), i % 2 == 0)
+    memory.learn_standardisation(True)
+    one_by_one = np.array([memory.left_out_score(i, scaled=False) for i in range(9)])
+    np.testing.assert_allclose(memory.left_out_raws(), one_by_one, rtol=1e-4)
+    cancelled = RecordingProgress()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        memory.learn_scales(True, cancelled)
+
+
+def test_scoring_gathers_the_patch_bank_once_per_batch_and_domain(toy_project, tmp_path, monkeypatch):
+    from engine.detectors.meta_proto.memory import Memory
+
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(_clips(toy_project))
+    gathered = []
+    original = Memory.bank
+    monkeypatch.setattr(Memory, "bank", lambda self, *a, **k: gathered.append(a) or original(self, *a, **k))
+    test = _clips(toy_project, "test")
+    detector.score(test)
+    batches = -(-len(test) // SCORED_AT_ONCE)
+    assert len(gathered) <= len({c.domain for c in test}) * batches < len(test)
+
+
+def test_the_fit_report_counts_the_clips_fitted_on_not_those_skipped(toy_project, tmp_path):
+    clips = [c for c in _clips(toy_project, "train") if c.label == "normal"]
+    write_hum(tmp_path / "short.wav", seconds=0.05)
+    short = dataclasses.replace(clips[0], clip_id="short", path=tmp_path / "short.wav", duration_s=0.05, checksum="s")
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit([*clips, short])
+    assert detector.info["trained_on"] == len(clips)

@@ -30,6 +30,7 @@ from engine.detectors.meta_proto.episodes import (
     EpisodeModel,
     EpisodePool,
     ReptileModel,
+    adapt,
     episode_pool,
     protonet_loss,
     reptile_loss,
@@ -141,7 +142,7 @@ class MetaProtoDetector(Detector):
             self._remember(clip, embedded[clip.clip_id], clip.clip_id in held_ids or not held)
         self.memory.limit_columns(config.patch_bank, config.seed)
         self.memory.learn_standardisation(config.standardise)
-        self.memory.learn_scales(config.domain_norm)
+        self.memory.learn_scales(config.domain_norm, progress)
         self.memory.learn_row_scales(seed=config.seed)
         lanes = {}
         if len(normals) == 1:  # nothing to leave the clip out of: never its own match (alone.py)
@@ -164,7 +165,7 @@ class MetaProtoDetector(Detector):
                 lanes[clip.clip_id] = self._lane(clip, segments[clip.clip_id], embedded[clip.clip_id], left_out=True)
                 self.memory.patch_terms[index] = patch_term(lanes[clip.clip_id])
         self._note_memory()
-        scores, ids = self.memory.held_out_scores(config.patch_weight)
+        scores, ids = self.memory.held_out_scores(config.patch_weight, progress)
         frames = np.concatenate([lanes[clip_id] for clip_id in ids])
         self.info.update(held_out=len(held), trained_clips=len(trained), clips_read=len(normals))
         progress.update(1, 1, f"meta_proto: trained on {len(trained)} clips, {len(held)} held out for the threshold")
@@ -262,23 +263,9 @@ class MetaProtoDetector(Detector):
         self.net.eval()
 
     def _adapt(self, clips: list[Clip], segments: dict[str, ClipSegments]) -> None:
-        """A few ProtoNet steps on the target domain's trained normals, on their metadata (or pseudo-classes)."""
-        config = self.config
-        if len(clips) < 2:
-            return
-        tasks, _ = metadata_tasks(clips, config.min_class_clips, use_domain=False)
-        pool = episode_pool(clips, segments, tasks, True, config.segments_per_clip, config.seed, self.device)
-        model = EpisodeModel(self.net, pool, config.ways, config.shots, config.queries).train()
-        optimiser = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 1)
-            for _ in range(config.adapt_steps):
-                loss = protonet_loss(model(torch.zeros(1)), {})["episode"]
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-        self.net.eval()
-        self.info["adapted_on"] = len(clips)
+        """A few ProtoNet steps on the target domain's trained normals (episodes.adapt)."""
+        if adapt(self.net, clips, segments, self.config, self.device):
+            self.info["adapted_on"] = len(clips)
 
     # -- embeddings, memory and maps -------------------------------------------------------------------------
     def _embed(
@@ -311,14 +298,24 @@ class MetaProtoDetector(Detector):
         self.memory.add(clip.clip_id, clip.domain, self._class_key(clip), vectors, columns, held, term)
 
     def _map(
-        self, clip: Clip, segments: ClipSegments, embedded: tuple[torch.Tensor, torch.Tensor], left_out: bool = False
+        self,
+        clip: Clip,
+        segments: ClipSegments,
+        embedded: tuple[torch.Tensor, torch.Tensor],
+        left_out: bool = False,
+        banks: dict | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The clip's anomaly map [R, B] and its columns' spans; `left_out`: a clip of the memory, measured
         against the others."""
         fmaps = embedded[1]
         exclude = self.memory.ids.index(clip.clip_id) if left_out else None
         columns = fmaps.permute(0, 3, 2, 1)  # [S, Tc, R, P]
-        maps = [self.memory.patch_distances(c, clip.domain, exclude).T.numpy() for c in columns]
+        # the bank gathered once per clip, or once per scoring batch and domain (`banks`), not per segment
+        banks = {} if banks is None else banks
+        key = (clip.domain or "source", exclude)
+        if key not in banks:
+            banks[key] = self.memory.bank(clip.domain, exclude)
+        maps = [self.memory.patch_distances(c, clip.domain, bank=banks[key]).T.numpy() for c in columns]
         return self._grid(maps, clip, segments)
 
     def _grid(self, maps: list[np.ndarray], clip: Clip, segments: ClipSegments) -> tuple[np.ndarray, np.ndarray]:
@@ -344,9 +341,9 @@ class MetaProtoDetector(Detector):
         for clip, term in zip(clips, terms, strict=True):
             self._remember(clip, embedded[clip.clip_id], True, term)
         self.memory.limit_columns(self.config.patch_bank, self.config.seed)
-        self.memory.learn_scales(self.config.domain_norm)
+        self.memory.learn_scales(self.config.domain_norm, progress)
         self._note_memory()
-        scores, ids = self.memory.held_out_scores(self.config.patch_weight)
+        scores, ids = self.memory.held_out_scores(self.config.patch_weight, progress)
         # The frame threshold stays as fitting learnt it
         return TrainingScores(scores, np.zeros(0), ids)
 
@@ -359,8 +356,9 @@ class MetaProtoDetector(Detector):
             segments = self._segments(batch, progress.child(""))
             batch = [c for c in batch if c.clip_id in segments]
             embedded = self._embed(batch, segments, progress.child(""))
+            banks: dict = {}
             for clip in batch:
-                grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id])
+                grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id], banks=banks)
                 if rows is None:
                     rows = band_spans_hz(self.config.segments, grid.shape[0])
                 lane = grid.mean(axis=0)

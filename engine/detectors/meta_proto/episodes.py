@@ -25,7 +25,7 @@ from torch import nn
 from engine.data.clip import Clip
 from engine.detectors.metadata.network import ConvEmbedding
 from engine.detectors.metadata.segments import ClipSegments
-from engine.detectors.metadata.tasks import Task, pseudo_views
+from engine.detectors.metadata.tasks import Task, metadata_tasks, pseudo_views
 
 
 @dataclass
@@ -202,3 +202,23 @@ def episode_pool(
         labels.append(("pseudo", item_clip))
     labels += [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
     return EpisodePool(items, labels, device)
+
+
+def adapt(net: ConvEmbedding, clips: list[Clip], segments: dict[str, ClipSegments], config, device) -> bool:
+    """`adapt_steps` ProtoNet steps of `net` on the clips (the target domain's trained normals), on their
+    metadata and pseudo-classes; False (nothing done) with fewer than two clips."""
+    if len(clips) < 2:
+        return False
+    tasks, _ = metadata_tasks(clips, config.min_class_clips, use_domain=False)
+    pool = episode_pool(clips, segments, tasks, True, config.segments_per_clip, config.seed, device)
+    model = EpisodeModel(net, pool, config.ways, config.shots, config.queries).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        for _ in range(config.adapt_steps):
+            loss = protonet_loss(model(torch.zeros(1)), {})["episode"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    net.eval()
+    return True
