@@ -6,6 +6,7 @@ outer step; enrolled target clips become prototypes of their domain."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from engine.audio.feature_cache import FeatureCache
 from engine.cli import main
 from engine.data.importers import import_source
 from engine.detectors import runs
+from engine.detectors.meta_proto.detector import SCORED_AT_ONCE
 from engine.detectors.meta_proto.episodes import EpisodePool, ReptileModel, reptile_loss
 from engine.detectors.metadata import ConvEmbedding
 from engine.detectors.registry import detector_class, load_model, make_config
@@ -210,3 +212,111 @@ def test_the_fit_estimate_counts_episodes_and_reptiles_inner_steps():
     assert fit_seconds("meta_proto", make_config("meta_proto", {"epochs": "10"}), 240.0) > base
     reptile = make_config("meta_proto", {"reptile": "true", "episodes": "15", "inner_steps": "3"})
     assert fit_seconds("meta_proto", reptile, 240.0) == pytest.approx(0.04 * 225 + 0.02 * 240)
+
+
+def test_one_training_clip_never_sets_the_threshold_from_a_match_with_itself(toy_project, tmp_path):
+    """With one normal clip there is nothing to leave it out of: its held-out score must not be a distance
+    to itself (about 0), which flagged every unseen normal clip."""
+    normals = [c for c in _clips(toy_project, "train") if c.domain == "source" and c.label == "normal"][:1]
+    detector = _detector(tmp_path, epochs="1")
+    progress = RecordingProgress()
+    detector.fit(normals, progress)
+    assert "the encoder stays untrained" in detector.info["fallback"]
+    assert "trained on" not in detector.info["fallback"], "no contradiction in the report"
+    # the 1 s clip is one segment: no part of it can be left out, and the report says so
+    assert any("too short to leave part of it out" in line for line in progress.problems)
+    assert detector.threshold > 0.5
+    test = [c for c in _clips(toy_project, "test") if c.domain == "source" and c.label == "normal"]
+    flagged = [d.decision for d in detector.score(test)]
+    assert np.mean(flagged) <= 0.5, f"{np.mean(flagged):.0%} of unseen normal clips flagged"
+
+
+def test_one_long_training_clip_is_measured_by_its_segments_left_out_in_turn(tmp_path):
+    from engine.detectors.meta_proto.alone import alone_score
+    from engine.detectors.meta_proto.memory import Memory
+
+    torch.manual_seed(0)
+    vectors, fmaps = torch.randn(6, 8), torch.randn(6, 4, 2, 3)  # 6 segments, 2 rows x 3 columns of patches
+    memory = Memory()
+    memory.add("only", "source", "", vectors, fmaps.permute(0, 3, 2, 1).flatten(0, 1), True)
+    raw, maps, viewed = alone_score(memory, "source", torch.zeros(6, 1, 8, 8), (vectors, fmaps), None, 0)
+    assert not viewed and len(maps) == 6
+    # each segment against the mean of the segments that do not overlap it, never itself
+    expected = np.mean(
+        [float(torch.dist(vectors[i], vectors[[j for j in range(6) if abs(i - j) >= 2]].mean(0))) for i in range(6)]
+    )
+    assert raw == pytest.approx(expected, rel=1e-5) and raw > 0
+    assert all(m.min() > 0 for m in maps), "no patch met itself"
+    memory.alone_raw = raw
+    assert memory.held_out_scores(0.0)[0][0] == pytest.approx(raw), "the threshold rests on it"
+
+
+def test_the_detectors_reptile_fit_takes_a_meta_step_towards_each_tasks_adapted_weights(
+    toy_project, tmp_path, monkeypatch
+):
+    """Through the detector itself: each outer step of `reptile=true` is theta + meta_step * (theta' - theta),
+    so an outer optimiser other than plain SGD at meta_step would fail here."""
+    steps = []  # (theta before the outer step, the task's adapted theta')
+    original = ReptileModel.forward
+
+    def forward(self, episode):
+        before = [p.detach().clone() for p in self.encoder.parameters()]
+        step = original(self, episode)
+        steps.append((before, [a.detach().clone() for a in step.adapted]))
+        return step
+
+    monkeypatch.setattr(ReptileModel, "forward", forward)
+    settings = {"reptile": "true", "epochs": "1", "episodes": "3", "inner_steps": "2", "meta_step": "0.4"}
+    detector = _detector(tmp_path, **settings)
+    detector.fit(_clips(toy_project))
+    assert len(steps) == 3
+    after_each = [before for before, _ in steps[1:]] + [[p.detach() for p in detector.net.parameters()]]
+    for (theta, prime), after in zip(steps, after_each, strict=True):
+        assert any(not torch.allclose(a, t) for a, t in zip(after, theta, strict=True)), "the step moved"
+        for t, p, a in zip(theta, prime, after, strict=True):
+            torch.testing.assert_close(a, t + 0.4 * (p - t), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "prototypes,score,support",
+    [("clip", "distance", "both"), ("class", "nll", "domain"), ("class", "distance", "both")],
+)
+def test_the_left_out_scores_of_all_clips_at_once_match_each_clip_left_out_in_turn(prototypes, score, support):
+    from engine.detectors.meta_proto.memory import Memory
+
+    torch.manual_seed(1)
+    memory = Memory(prototypes, score, support)
+    for i in range(9):
+        count = 1 + i % 3
+        domain, key = ("target" if i in (2, 5, 7) else "source"), ("" if i == 8 else f"load={i % 2}")
+        memory.add(f"c{i}", domain, key, torch.randn(count, 6) + i % 2, torch.randn(count * 2, 2, 4), i % 2 == 0)
+    memory.learn_standardisation(True)
+    one_by_one = np.array([memory.left_out_score(i, scaled=False) for i in range(9)])
+    np.testing.assert_allclose(memory.left_out_raws(), one_by_one, rtol=1e-4)
+    cancelled = RecordingProgress()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        memory.learn_scales(True, cancelled)
+
+
+def test_scoring_gathers_the_patch_bank_once_per_batch_and_domain(toy_project, tmp_path, monkeypatch):
+    from engine.detectors.meta_proto.memory import Memory
+
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(_clips(toy_project))
+    gathered = []
+    original = Memory.bank
+    monkeypatch.setattr(Memory, "bank", lambda self, *a, **k: gathered.append(a) or original(self, *a, **k))
+    test = _clips(toy_project, "test")
+    detector.score(test)
+    batches = -(-len(test) // SCORED_AT_ONCE)
+    assert len(gathered) <= len({c.domain for c in test}) * batches < len(test)
+
+
+def test_the_fit_report_counts_the_clips_fitted_on_not_those_skipped(toy_project, tmp_path):
+    clips = [c for c in _clips(toy_project, "train") if c.label == "normal"]
+    write_hum(tmp_path / "short.wav", seconds=0.05)
+    short = dataclasses.replace(clips[0], clip_id="short", path=tmp_path / "short.wav", duration_s=0.05, checksum="s")
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit([*clips, short])
+    assert detector.info["trained_on"] == len(clips)

@@ -14,8 +14,13 @@ from engine.data.toy import ToyConfig, generate
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.registry import detector_class, make_config
 
-#: The three unsupervised detectors, each quick on short clips.
-UNSUPERVISED = {"knn": {}, "patch_memory": {}, "dcase_ae": {"epochs": 5}}
+#: The unsupervised detectors, each quick on short clips.
+UNSUPERVISED = {
+    "knn": {},
+    "patch_memory": {},
+    "dcase_ae": {"epochs": 5},
+    "meta_proto": {"epochs": 1, "episodes": 4, "dim": 32, "n_mels": 32, "segment_frames": 32},
+}
 FEW = 4
 
 

@@ -24,6 +24,9 @@ class MetaProtoConfig(DetectorConfig):
     ways: int = 5
     shots: int = 3
     queries: int = 3
+    #: The episodes draw from at most this many segments of each training clip (chosen with the seed; 0: all),
+    #: so a fit on long recordings keeps a bounded set of items and views in memory.
+    segments_per_clip: int = 16
     #: Episodes per epoch (each one optimiser step; with reptile, one outer step).
     episodes: int = 40
     epochs: int = 5
@@ -81,9 +84,14 @@ class MetaProtoConfig(DetectorConfig):
             raise EarmarkError(
                 "meta_proto: n_mels and segment_frames >= 8, learning_rate > 0 and 0 < meta_step <= 1 are required"
             )
-        if not 0.0 < self.held_out_fraction < 1.0 or self.min_class_clips < 1 or self.adapt_steps < 0:
+        if (
+            not 0.0 < self.held_out_fraction < 1.0
+            or self.min_class_clips < 1
+            or min(self.adapt_steps, self.segments_per_clip) < 0
+        ):
             raise EarmarkError(
-                "meta_proto: held_out_fraction must lie between 0 and 1, min_class_clips >= 1, adapt_steps >= 0"
+                "meta_proto: held_out_fraction must lie between 0 and 1, min_class_clips >= 1, adapt_steps and "
+                "segments_per_clip >= 0"
             )
 
     @property

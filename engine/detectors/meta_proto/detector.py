@@ -24,8 +24,17 @@ from torch import nn
 from engine.data.clip import Clip
 from engine.detectors.base import Detection, Detector, TrainingScores
 from engine.detectors.held_out import held_out_folds
+from engine.detectors.meta_proto.alone import SINGLE_SEGMENT, alone_score
 from engine.detectors.meta_proto.config import MetaProtoConfig
-from engine.detectors.meta_proto.episodes import EpisodeModel, EpisodePool, ReptileModel, protonet_loss, reptile_loss
+from engine.detectors.meta_proto.episodes import (
+    EpisodeModel,
+    EpisodePool,
+    ReptileModel,
+    adapt,
+    episode_pool,
+    protonet_loss,
+    reptile_loss,
+)
 from engine.detectors.meta_proto.maps import clip_map
 from engine.detectors.meta_proto.memory import Memory, patch_term
 from engine.detectors.metadata import ClipSegments, ConvEmbedding, clip_segments
@@ -34,7 +43,6 @@ from engine.detectors.metadata.tasks import (
     VIEWS,
     fallback_report,
     metadata_tasks,
-    pseudo_views,
     task_summary,
 )
 from engine.errors import EarmarkError
@@ -97,6 +105,12 @@ class MetaProtoDetector(Detector):
     def _segments(self, clips: Sequence[Clip], progress: Progress) -> dict[str, ClipSegments]:
         return clip_segments(self.cache, clips, self.config.segments, progress)
 
+    def fit(self, clips: Sequence[Clip], progress: Progress | None = None) -> None:
+        super().fit(clips, progress)
+        # the report counts the clips fitted on, not those skipped as unreadable or too short
+        skipped = self.info["trained_on"] - self.info["clips_read"]
+        self.info.update(trained_on=self.info.pop("clips_read"), skipped=skipped)
+
     def _fit(self, normals: list[Clip], supplemental: list[Clip], progress: Progress) -> TrainingScores:
         config = self.config
         self.net = self._network()  # a fresh network for every fit
@@ -117,7 +131,6 @@ class MetaProtoDetector(Detector):
             self._train(pool, trained, progress.child("", span=(0.05, 0.85)))
         else:
             self.info["epochs_trained"] = 0
-            progress.problem("meta_proto: too few training clips to make an episode; the encoder stays untrained")
         if config.adapt_steps:
             self._adapt([c for c in trained if c.domain == "target"], segments)
         tasks, _ = metadata_tasks(normals, config.min_class_clips, use_domain=False)
@@ -129,17 +142,32 @@ class MetaProtoDetector(Detector):
             self._remember(clip, embedded[clip.clip_id], clip.clip_id in held_ids or not held)
         self.memory.limit_columns(config.patch_bank, config.seed)
         self.memory.learn_standardisation(config.standardise)
-        self.memory.learn_scales(config.domain_norm)
+        self.memory.learn_scales(config.domain_norm, progress)
         self.memory.learn_row_scales(seed=config.seed)
         lanes = {}
-        for index, clip in enumerate(normals):
+        if len(normals) == 1:  # nothing to leave the clip out of: never its own match (alone.py)
+            clip = normals[0]
+            raw, maps, viewed = alone_score(
+                self.memory,
+                clip.domain,
+                segments[clip.clip_id].segments,
+                embedded[clip.clip_id],
+                self._forward,
+                config.seed,
+            )
+            if viewed:
+                progress.problem(SINGLE_SEGMENT.format(count=len(segments[clip.clip_id].segments)))
+            lanes[clip.clip_id] = self._lane_of(maps, clip, segments[clip.clip_id])
+            self.memory.patch_terms[0] = patch_term(lanes[clip.clip_id])
+            self.memory.alone_raw = raw
+        for index, clip in enumerate(normals if len(normals) > 1 else ()):
             if self.memory.held[index]:  # measured left out of the memory, as an unseen clip is
                 lanes[clip.clip_id] = self._lane(clip, segments[clip.clip_id], embedded[clip.clip_id], left_out=True)
                 self.memory.patch_terms[index] = patch_term(lanes[clip.clip_id])
         self._note_memory()
-        scores, ids = self.memory.held_out_scores(config.patch_weight)
+        scores, ids = self.memory.held_out_scores(config.patch_weight, progress)
         frames = np.concatenate([lanes[clip_id] for clip_id in ids])
-        self.info.update(held_out=len(held), trained_clips=len(trained))
+        self.info.update(held_out=len(held), trained_clips=len(trained), clips_read=len(normals))
         progress.update(1, 1, f"meta_proto: trained on {len(trained)} clips, {len(held)} held out for the threshold")
         return TrainingScores(scores, frames, ids)
 
@@ -148,28 +176,26 @@ class MetaProtoDetector(Detector):
         config = self.config
         tasks, dropped = metadata_tasks(trained, config.min_class_clips, config.domain_task)
         metadata = [t for t in tasks if t.name != "domain"]
-        items = torch.cat([segments[c.clip_id].segments for c in trained])
-        item_clip = torch.cat([torch.full((len(segments[c.clip_id].segments),), i) for i, c in enumerate(trained)])
         pseudo = config.pseudo_classes or not metadata
-        labels = []
-        if pseudo:
-            generator = torch.Generator().manual_seed(config.seed)
-            items, views_of = pseudo_views(items, generator)
-            item_clip = item_clip[views_of]
-            labels.append(("pseudo", item_clip))
-        labels += [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
+        pool = episode_pool(trained, segments, tasks, pseudo, config.segments_per_clip, config.seed, self.device)
         summary = task_summary(tasks)
         if pseudo and metadata:
             summary += f"; and self-supervised pseudo-classes ({len(trained)} clips x {VIEWS} views)"
         self.info.update(metadata_tasks=summary, dropped_tasks=dropped)
         self.info.pop("fallback", None)
-        if not metadata:
+        if not pool.tasks:
+            reasons = "; ".join(dropped) or "no metadata"
+            self.info["fallback"] = (
+                f"no metadata tasks ({reasons}) and too few training clips to make an episode "
+                f"({len(trained)} clip(s)): the encoder stays untrained"
+            )
+        elif not metadata:
             self.info["fallback"] = fallback_report(dropped, len(trained), VIEWS)
         said = self.info.get("fallback") or f"metadata tasks: {self.info['metadata_tasks']}"
         progress.update(0, 1, f"meta_proto: {said}")
         for line in dropped if not self.info.get("fallback") else ():
             progress.update(0, 1, f"meta_proto: task dropped: {line}")
-        return EpisodePool(items.to(self.device), labels)
+        return pool
 
     def _signature(self, clips: Sequence[Clip]) -> str:
         """The training data and the settings that shape training: a checkpoint of others is not resumed."""
@@ -237,28 +263,9 @@ class MetaProtoDetector(Detector):
         self.net.eval()
 
     def _adapt(self, clips: list[Clip], segments: dict[str, ClipSegments]) -> None:
-        """A few ProtoNet steps on the target domain's trained normals, on their metadata (or pseudo-classes)."""
-        config = self.config
-        if len(clips) < 2:
-            return
-        tasks, _ = metadata_tasks(clips, config.min_class_clips, use_domain=False)
-        items = torch.cat([segments[c.clip_id].segments for c in clips])
-        item_clip = torch.cat([torch.full((len(segments[c.clip_id].segments),), i) for i, c in enumerate(clips)])
-        items, views_of = pseudo_views(items, torch.Generator().manual_seed(config.seed))
-        item_clip = item_clip[views_of]
-        labels = [("pseudo", item_clip)] + [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
-        pool = EpisodePool(items.to(self.device), labels)
-        model = EpisodeModel(self.net, pool, config.ways, config.shots, config.queries).train()
-        optimiser = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 1)
-            for _ in range(config.adapt_steps):
-                loss = protonet_loss(model(torch.zeros(1)), {})["episode"]
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-        self.net.eval()
-        self.info["adapted_on"] = len(clips)
+        """A few ProtoNet steps on the target domain's trained normals (episodes.adapt)."""
+        if adapt(self.net, clips, segments, self.config, self.device):
+            self.info["adapted_on"] = len(clips)
 
     # -- embeddings, memory and maps -------------------------------------------------------------------------
     def _embed(
@@ -291,16 +298,32 @@ class MetaProtoDetector(Detector):
         self.memory.add(clip.clip_id, clip.domain, self._class_key(clip), vectors, columns, held, term)
 
     def _map(
-        self, clip: Clip, segments: ClipSegments, embedded: tuple[torch.Tensor, torch.Tensor], left_out: bool = False
+        self,
+        clip: Clip,
+        segments: ClipSegments,
+        embedded: tuple[torch.Tensor, torch.Tensor],
+        left_out: bool = False,
+        banks: dict | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The clip's anomaly map [R, B] and its columns' spans; `left_out`: a clip of the memory, measured
         against the others."""
         fmaps = embedded[1]
         exclude = self.memory.ids.index(clip.clip_id) if left_out else None
         columns = fmaps.permute(0, 3, 2, 1)  # [S, Tc, R, P]
-        maps = [self.memory.patch_distances(c, clip.domain, exclude).T.numpy() for c in columns]
+        # the bank gathered once per clip, or once per scoring batch and domain (`banks`), not per segment
+        banks = {} if banks is None else banks
+        key = (clip.domain or "source", exclude)
+        if key not in banks:
+            banks[key] = self.memory.bank(clip.domain, exclude)
+        maps = [self.memory.patch_distances(c, clip.domain, bank=banks[key]).T.numpy() for c in columns]
+        return self._grid(maps, clip, segments)
+
+    def _grid(self, maps: list[np.ndarray], clip: Clip, segments: ClipSegments) -> tuple[np.ndarray, np.ndarray]:
         config = self.config.segments
         return clip_map(maps, segments.time_spans_s, segments.frames, config.frame_s, config.frames, clip.duration_s)
+
+    def _lane_of(self, maps: list[np.ndarray], clip: Clip, segments: ClipSegments) -> np.ndarray:
+        return self._grid(maps, clip, segments)[0].mean(axis=0)
 
     def _lane(self, clip, segments, embedded, left_out: bool = False) -> np.ndarray:
         return self._map(clip, segments, embedded, left_out)[0].mean(axis=0)
@@ -318,9 +341,9 @@ class MetaProtoDetector(Detector):
         for clip, term in zip(clips, terms, strict=True):
             self._remember(clip, embedded[clip.clip_id], True, term)
         self.memory.limit_columns(self.config.patch_bank, self.config.seed)
-        self.memory.learn_scales(self.config.domain_norm)
+        self.memory.learn_scales(self.config.domain_norm, progress)
         self._note_memory()
-        scores, ids = self.memory.held_out_scores(self.config.patch_weight)
+        scores, ids = self.memory.held_out_scores(self.config.patch_weight, progress)
         # The frame threshold stays as fitting learnt it
         return TrainingScores(scores, np.zeros(0), ids)
 
@@ -333,8 +356,9 @@ class MetaProtoDetector(Detector):
             segments = self._segments(batch, progress.child(""))
             batch = [c for c in batch if c.clip_id in segments]
             embedded = self._embed(batch, segments, progress.child(""))
+            banks: dict = {}
             for clip in batch:
-                grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id])
+                grid, spans = self._map(clip, segments[clip.clip_id], embedded[clip.clip_id], banks=banks)
                 if rows is None:
                     rows = band_spans_hz(self.config.segments, grid.shape[0])
                 lane = grid.mean(axis=0)

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.data.clip import Clip
 from engine.detectors.metadata.network import ConvEmbedding
+from engine.detectors.metadata.segments import ClipSegments
+from engine.detectors.metadata.tasks import Task, metadata_tasks, pseudo_views
 
 
 @dataclass
@@ -34,11 +37,15 @@ class EpisodeTask:
 
 
 class EpisodePool:
-    """The training items (segments or views) [P, 1, M, T] on the training device, and the tasks over them.
-    A task keeps the classes that have items, and only when two or more do."""
+    """The training items (segments or views) [P, 1, M, T], kept on the CPU (only each episode's items go to
+    `device`, so a long recording does not fill the device), and the tasks over them. A task keeps the
+    classes that have items, and only when two or more do."""
 
-    def __init__(self, items: torch.Tensor, labels: Sequence[tuple[str, torch.Tensor]]) -> None:
+    def __init__(
+        self, items: torch.Tensor, labels: Sequence[tuple[str, torch.Tensor]], device: torch.device | None = None
+    ) -> None:
         self.items = items
+        self.device = device if device is not None else items.device
         self.tasks = []
         for name, label in labels:
             count = int(label.max()) + 1 if len(label) else 0
@@ -69,8 +76,8 @@ def episode_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits [N * Q, N], labels [N * Q]) of one ProtoNet episode of `task`."""
     support, query, n = pool.episode(task, ways, shots, queries)
-    device = pool.items.device
-    embedded = encoder(pool.items[torch.cat([support, query]).to(device)]).float()
+    device = pool.device
+    embedded = encoder(pool.items[torch.cat([support, query]).to(pool.items.device)].to(device)).float()
     prototypes = embedded[: n * shots].reshape(n, shots, -1).mean(dim=1)
     logits = -torch.cdist(embedded[n * shots :], prototypes).pow(2)
     return logits, torch.arange(n, device=device).repeat_interleave(queries)
@@ -135,7 +142,7 @@ class ReptileModel(nn.Module):
         self.tasks_drawn.append(task.name)
         inner = copy.deepcopy(self.encoder)  # in the modes the loop set: a frozen branch stays in eval mode
         optimiser = torch.optim.Adam([p for p in inner.parameters() if p.requires_grad], lr=self.inner_rate)
-        device = self.pool.items.device
+        device = self.pool.device
         last = torch.zeros((), device=device)
         # The inner steps in full precision: they step without the loop's loss scaler.
         with torch.autocast(device.type, enabled=False):
@@ -165,3 +172,53 @@ def reptile_loss(outputs: ReptileStep, targets: dict) -> dict[str, torch.Tensor]
     """The meta loss (its gradient theta - theta' is what the outer SGD steps on), and the inner episodes'
     last loss beside it for the curves (a constant: it adds nothing to the gradient)."""
     return {"meta": outputs.meta, "episode": outputs.episode}
+
+
+def episode_pool(
+    clips: Sequence[Clip],
+    segments: dict[str, ClipSegments],
+    tasks: Sequence[Task],
+    pseudo: bool,
+    per_clip: int,
+    seed: int,
+    device: torch.device,
+) -> EpisodePool:
+    """The pool of the clips' segments (at most `per_clip` of each, drawn with the seed, so a long recording
+    does not multiply the memory a fit takes), or with `pseudo` their views (one class per clip), labelled
+    by each task; the items stay on the CPU."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for clip in clips:
+        own = segments[clip.clip_id].segments
+        if per_clip and len(own) > per_clip:
+            own = own[torch.sort(torch.randperm(len(own), generator=generator)[:per_clip]).values]
+        chosen.append(own)
+    items = torch.cat(chosen)
+    item_clip = torch.cat([torch.full((len(c),), i) for i, c in enumerate(chosen)])
+    labels = []
+    if pseudo:
+        items, views_of = pseudo_views(items, generator)
+        item_clip = item_clip[views_of]
+        labels.append(("pseudo", item_clip))
+    labels += [(t.name, torch.from_numpy(t.labels)[item_clip]) for t in tasks]
+    return EpisodePool(items, labels, device)
+
+
+def adapt(net: ConvEmbedding, clips: list[Clip], segments: dict[str, ClipSegments], config, device) -> bool:
+    """`adapt_steps` ProtoNet steps of `net` on the clips (the target domain's trained normals), on their
+    metadata and pseudo-classes; False (nothing done) with fewer than two clips."""
+    if len(clips) < 2:
+        return False
+    tasks, _ = metadata_tasks(clips, config.min_class_clips, use_domain=False)
+    pool = episode_pool(clips, segments, tasks, True, config.segments_per_clip, config.seed, device)
+    model = EpisodeModel(net, pool, config.ways, config.shots, config.queries).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        for _ in range(config.adapt_steps):
+            loss = protonet_loss(model(torch.zeros(1)), {})["episode"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    net.eval()
+    return True

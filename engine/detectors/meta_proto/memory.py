@@ -20,10 +20,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.detectors.knn.bank import knn_distance, pairwise
+from engine.jobs import Progress
+
 DOMAINS = ("source", "target")
 SCORES = ("distance", "nll")
 PROTOTYPES = ("clip", "class")
 SUPPORTS = ("both", "domain")
+#: Segments measured at once in the left-out arithmetic.
+_CHUNK = 4096
 #: A domain's scale needs this many clips of its own; with fewer it takes every clip's.
 MIN_SCALE_CLIPS = 2
 
@@ -58,6 +63,8 @@ class Memory:
         self.segment_stats = (torch.zeros(0), torch.ones(0))
         self.column_stats = (torch.zeros(0), torch.ones(0))
         self._prototypes: dict[str, torch.Tensor] = {}  # per domain, with no clip left out
+        #: A memory of one clip: its raw held-out score measured without a self-match (`alone.alone_score`).
+        self.alone_raw = float("nan")
 
     def add(
         self,
@@ -97,8 +104,8 @@ class Memory:
     def _clips_of(self, domain: str, exclude: int | None) -> list[int]:
         others = [i for i in range(len(self.ids)) if i != exclude]
         own = [i for i in others if self.domains[i] == domain] if self.support == "domain" else others
-        # a memory of one clip: nothing to leave it out of, its own distance (0) must do
-        return own or others or ([exclude] if exclude is not None else [])
+        # never the excluded clip itself: a memory of one clip is scored by `alone.alone_score`
+        return own or others
 
     def prototypes(self, domain: str, exclude: int | None = None) -> torch.Tensor:
         """[P, D] the prototypes a clip of `domain` is measured against (without clip `exclude`)."""
@@ -120,10 +127,17 @@ class Memory:
             self._prototypes[domain] = found
         return found
 
-    def raw_score(self, segments: torch.Tensor, domain: str | None, exclude: int | None = None) -> float:
+    def raw_score(
+        self,
+        segments: torch.Tensor,
+        domain: str | None,
+        exclude: int | None = None,
+        prototypes: torch.Tensor | None = None,
+    ) -> float:
         """The clip's score before its domain's scale: per segment the distance to the nearest prototype (or
-        the negative log-likelihood under them), the mean over the segments."""
-        prototypes = self.prototypes(domain_of(domain), exclude)
+        the negative log-likelihood under them), the mean over the segments. `prototypes`: these instead."""
+        if prototypes is None:
+            prototypes = self.prototypes(domain_of(domain), exclude)
         if not len(prototypes):
             return float("nan")
         mean, spread = self.segment_stats
@@ -143,15 +157,18 @@ class Memory:
     def left_out_score(self, index: int, scaled: bool = True) -> float:
         """Clip `index` of the memory scored as an unseen clip: left out of the prototypes."""
         own = self.segments[self.segment_parent == index]
-        raw = self.raw_score(own, self.domains[index], exclude=index)
+        if len(self.ids) == 1:
+            raw = self.alone_raw
+        else:
+            raw = self.raw_score(own, self.domains[index], exclude=index)
         return raw / self.scale[self.domains[index]] if scaled else raw
 
-    def learn_scales(self, normalise: bool) -> None:
+    def learn_scales(self, normalise: bool, progress: Progress | None = None) -> None:
         """Each domain's scale: the mean left-out score of its clips (every clip's where it has too few)."""
         self.scale = {domain: 1.0 for domain in DOMAINS}
         if not normalise or len(self.ids) < 2:
             return
-        raw = np.array([self.left_out_score(i, scaled=False) for i in range(len(self.ids))])
+        raw = self.left_out_raws(progress)
         pooled = float(np.nanmean(raw)) if np.isfinite(raw).any() else 1.0
         for domain in DOMAINS:
             own = raw[[i for i, d in enumerate(self.domains) if d == domain]]
@@ -159,21 +176,97 @@ class Memory:
             value = float(own.mean()) if len(own) >= MIN_SCALE_CLIPS else pooled
             self.scale[domain] = max(value, 1e-6)
 
-    def held_out_scores(self, patch_weight: float) -> tuple[np.ndarray, list[str]]:
+    def held_out_scores(self, patch_weight: float, progress: Progress | None = None) -> tuple[np.ndarray, list[str]]:
         """The held-out clips' left-out scores (with `patch_weight` times their patch terms), and their ids."""
         which = [i for i, held in enumerate(self.held) if held]
-        scores = [self.left_out_score(i) + (patch_weight * self.patch_terms[i] if patch_weight else 0.0) for i in which]
-        return np.array(scores, dtype=np.float64), [self.ids[i] for i in which]
+        raw = self.left_out_raws(progress)
+        scale = np.array([self.scale[self.domains[i]] for i in which])
+        terms = np.array([patch_weight * self.patch_terms[i] if patch_weight else 0.0 for i in which])
+        return (raw[which] / scale + terms).astype(np.float64), [self.ids[i] for i in which]
+
+    def _plans(self, clips: list[int]) -> list[tuple[list[int], list[int]]]:
+        """(clips scored, clips whose prototypes they meet, each then left out of them), as `_clips_of`."""
+        if self.support != "domain":
+            return [(clips, clips)]
+        plans = []
+        for domain in DOMAINS:
+            own = [i for i in clips if self.domains[i] == domain]
+            if own:
+                plans.append((own, own if len(own) >= 2 else clips))
+        return plans
+
+    def left_out_raws(self, progress: Progress | None = None) -> np.ndarray:
+        """[N] every clip's raw score left out of the prototypes (`left_out_score` for all clips at once): the
+        prototypes are built once from per-clip sums, and a clip's own one (its clip's, or its class's
+        without it) is replaced per segment, so the cost grows as segments x prototypes."""
+        count = len(self.ids)
+        raw = np.full(count, np.nan)
+        if count == 1:
+            raw[0] = self.alone_raw
+        if count < 2:
+            return raw
+        for scored, pool in self._plans(list(range(count))):
+            raw[scored] = self._raws_against(scored, pool, progress)
+        return raw
+
+    def _raws_against(self, scored: list[int], pool: list[int], progress: Progress | None) -> np.ndarray:
+        mean, spread = self.segment_stats
+        segments = (self.segments - mean) / spread if len(mean) else self.segments
+        parent, count = self.segment_parent, len(self.ids)
+        clip_sum = torch.zeros(count, segments.shape[1]).index_add_(0, parent, segments)
+        clip_count = torch.bincount(parent, minlength=count).double()
+        keys: dict[object, int] = {}
+        group = torch.full((count,), -1, dtype=torch.long)
+        for i in pool:
+            key = self.classes[i] if self.prototype_mode == "class" and self.classes[i] else ("clip", i)
+            group[i] = keys.setdefault(key, len(keys))
+        members = torch.tensor(pool)
+        group_sum = torch.zeros(len(keys), segments.shape[1]).index_add_(0, group[members], clip_sum[members])
+        group_count = torch.zeros(len(keys), dtype=torch.float64).index_add_(0, group[members], clip_count[members])
+        prototypes = group_sum / group_count[:, None].clamp_min(1).float()
+        # each scored clip's own group without it: empty (no prototype) or its other members' mean
+        rest = group_count[group[scored]] - clip_count[scored]
+        left_out = (group_sum[group[scored]] - clip_sum[scored]) / rest[:, None].clamp_min(1).float()
+        where = {clip: row for row, clip in enumerate(scored)}
+        rows = torch.nonzero(torch.isin(parent, torch.tensor(scored))).flatten()
+        per_segment = torch.zeros(len(rows), dtype=torch.float64)
+        for start in range(0, len(rows), _CHUNK):
+            if progress is not None:
+                progress.check()
+            chunk = rows[start : start + _CHUNK]
+            own = torch.tensor([where[int(p)] for p in parent[chunk]])
+            squared = pairwise(segments[chunk], prototypes, "l2")
+            own_squared = (segments[chunk] - left_out[own]).pow(2).sum(1)
+            own_squared = torch.where(rest[own] > 0, own_squared, torch.full_like(own_squared, float("inf")))
+            squared.scatter_(1, group[scored][own][:, None], own_squared[:, None])
+            if self.score_mode == "nll":
+                kept = torch.isfinite(squared).sum(1).clamp_min(1)
+                found = -torch.logsumexp(-squared, dim=1) + kept.double().log().float()
+            else:
+                found = squared.min(dim=1).values.sqrt()
+            per_segment[start : start + len(chunk)] = found.double()
+        clip_of = torch.tensor([where[int(p)] for p in parent[rows]])
+        total = torch.zeros(len(scored), dtype=torch.float64).index_add_(0, clip_of, per_segment)
+        return (total / torch.bincount(clip_of, minlength=len(scored)).clamp_min(1)).numpy()
 
     # -- maps ------------------------------------------------------------------------------------------------
-    def _bank(self, domain: str, exclude: int | None) -> torch.Tensor:
+    def bank(self, domain: str | None, exclude: int | None = None) -> torch.Tensor:
+        """The patch columns a clip of `domain` meets (without clip `exclude`'s)."""
+        domain = domain_of(domain)
         chosen = torch.tensor(self._clips_of(domain, exclude), dtype=torch.long)
         return self.columns[torch.isin(self.column_parent, chosen)]
 
-    def patch_distances(self, columns: torch.Tensor, domain: str | None, exclude: int | None = None) -> torch.Tensor:
+    def patch_distances(
+        self,
+        columns: torch.Tensor,
+        domain: str | None,
+        exclude: int | None = None,
+        bank: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[C, R] each patch's distance to the nearest normal patch of its row, over the row's scale; the
-        clip's columns [C, R, P]."""
-        bank = self._bank(domain_of(domain), exclude)
+        clip's columns [C, R, P]. `bank`: these columns [B, R, P] instead of the memory's."""
+        if bank is None:
+            bank = self.bank(domain, exclude)
         if not len(bank):
             return torch.zeros(columns.shape[:2])
         columns = columns.float().cpu()
@@ -203,13 +296,19 @@ class Memory:
             return
         count = min(most, len(self.columns))
         sample = torch.randperm(len(self.columns), generator=torch.Generator().manual_seed(seed))[:count]
-        found = torch.stack(
-            [
-                self.patch_distances(self.columns[i : i + 1], self.domains[int(p)], exclude=int(p))[0]
-                for i, p in zip(sample.tolist(), self.column_parent[sample], strict=True)
-            ]
-        )
-        rows = found.mean(dim=0)
+        columns, bank = self.columns[sample], self.columns
+        mean, spread = self.column_stats
+        if len(mean):
+            columns, bank = (columns - mean) / spread, (bank - mean) / spread
+        parents, found = self.column_parent[sample], torch.full((count, columns.shape[1]), float("nan"))
+        for scored, pool in self._plans(list(range(len(self.ids)))):
+            queries = torch.isin(parents, torch.tensor(scored))
+            within = torch.isin(self.column_parent, torch.tensor(pool))
+            for r in range(columns.shape[1]):  # each sampled patch left out with its clip (parents)
+                found[queries, r] = knn_distance(
+                    columns[queries, r], bank[within, r], 1, "l2", parents[queries], self.column_parent[within]
+                ).sqrt()
+        rows = found.nanmean(dim=0)
         self.row_scale = rows.clamp_min(1e-3 * float(rows.mean()) + 1e-12)
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -224,6 +323,7 @@ class Memory:
             "memory.patch_terms": torch.tensor(self.patch_terms, dtype=torch.float64),
             "memory.scale": torch.tensor([self.scale[d] for d in DOMAINS], dtype=torch.float64),
             "memory.row_scale": self.row_scale,
+            "memory.alone_raw": torch.tensor(self.alone_raw, dtype=torch.float64),
             "memory.segment_mean": self.segment_stats[0],
             "memory.segment_spread": self.segment_stats[1],
             "memory.column_mean": self.column_stats[0],
@@ -248,6 +348,7 @@ class Memory:
         memory.patch_terms = [float(v) for v in state["memory.patch_terms"]]
         memory.scale = {d: float(v) for d, v in zip(DOMAINS, state["memory.scale"], strict=True)}
         memory.row_scale = state["memory.row_scale"]
+        memory.alone_raw = float(state.get("memory.alone_raw", torch.tensor(float("nan"))))
         memory.segment_stats = (state["memory.segment_mean"], state["memory.segment_spread"])
         memory.column_stats = (state["memory.column_mean"], state["memory.column_spread"])
         memory.ids, memory.classes = list(ids), list(classes)
