@@ -20,6 +20,7 @@ UNSUPERVISED = {
     "patch_memory": {},
     "dcase_ae": {"epochs": 5},
     "meta_proto": {"epochs": 1, "episodes": 4, "dim": 32, "n_mels": 32, "segment_frames": 32},
+    "attr_classifier": {"epochs": 2, "batch_size": 8, "segment_frames": 32},
 }
 FEW = 4
 

@@ -161,8 +161,11 @@ class AttrClassifierDetector(Detector):
         self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
         self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
         self._bank(trained, views)
-        scored = held or trained  # one clip: nothing to hold out, its own score must do
-        scores, grids = self._scores([views[c.clip_id] for c in scored])
+        scored = held or trained  # one clip: nothing to hold out, its stretches are left out of each other
+        if held:
+            scores, grids = self._scores([views[c.clip_id] for c in held])
+        else:
+            scores, grids = self._alone(views[trained[0].clip_id], progress)
         frames = np.concatenate([grid.mean(axis=0) for grid in grids])
         if len(frames) > _KEPT_FRAMES:
             frames = frames[np.sort(np.random.default_rng(0).choice(len(frames), _KEPT_FRAMES, replace=False))]
@@ -172,6 +175,28 @@ class AttrClassifierDetector(Detector):
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"attr_classifier: trained on {len(trained)} clips, {len(held)} held out")
         return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
+
+    def _alone(self, view: ClipView, progress: Progress) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The held-out score of a group's only clip: it cannot be measured against itself (every patch would
+        find itself, a threshold near 0 flagged every unseen normal), so each quarter of its time columns is
+        measured against the patches of the other three, as an unseen stretch of the same machine would be."""
+        columns = view.patches.shape[1]
+        if self.config.score != "patches" or columns < 2:
+            why = "a clip embedding has no parts" if self.config.score != "patches" else "one time column"
+            progress.problem(
+                f"attr_classifier: one training clip ({why}): its threshold rests on the clip against itself and "
+                "will flag most clips; fit on two or more normal clips"
+            )
+            return self._scores([view])
+        blocks = np.array_split(np.arange(columns), min(4, columns))
+        parts = []
+        for block in blocks:
+            bank = PatchBank(self.config.patch_bank_size, self.config.seed)
+            others = np.setdiff1d(np.arange(columns), block)
+            bank.add([view.patches[:, torch.from_numpy(others)]])
+            parts.append(bank.map(view.patches[:, torch.from_numpy(block)]))
+        grid = np.concatenate(parts, axis=1)
+        return np.array([float(grid.mean())]), [grid]
 
     def _supplemental(
         self, supplemental: list[Clip], segments: dict[str, ClipSegments], progress: Progress
