@@ -15,7 +15,12 @@ from engine.detectors.held_out import held_out_folds
 from engine.detectors.registry import detector_class, make_config
 
 #: The three unsupervised detectors, each quick on short clips.
-UNSUPERVISED = {"knn": {}, "patch_memory": {}, "dcase_ae": {"epochs": 5}}
+UNSUPERVISED = {
+    "knn": {},
+    "patch_memory": {},
+    "dcase_ae": {"epochs": 5},
+    "attr_classifier": {"epochs": 2, "batch_size": 8, "segment_frames": 32},
+}
 FEW = 4
 
 
