@@ -261,16 +261,82 @@ def test_the_fit_estimate_counts_the_epochs(toy_project):
     assert fine_tuning.seconds > 100 * long.seconds, "fine-tuning the AST costs hours where the conv costs seconds"
 
 
-def test_one_training_clip_is_measured_by_its_stretches_left_out_in_turn(toy_project, tmp_path):
-    """With one normal clip there is nothing to hold out: measured against itself every patch found itself, the
-    threshold was about 0 (6e-08) and every unseen normal clip was flagged. Each quarter of the clip is now
-    measured against the other three."""
-    [normal] = [c for c in _clips(toy_project, "train") if c.domain == "source" and c.label == "normal"][:1]
-    detector = _detector(tmp_path, epochs="2")
+def test_one_training_clip_learns_its_threshold_from_stretches_of_it_never_from_itself(toy_project, tmp_path):
+    """A user's single recording: there is nothing to hold out, and a clip scored against itself scores 0 (a
+    threshold of 0 flags every unseen normal clip). Each stretch of it is scored against the rest of it."""
+    normals = [c for c in _clips(toy_project, "train") if c.domain == "source" and c.label == "normal"]
+    unseen = [c for c in _clips(toy_project, "test") if c.label == "normal"] + normals[1:]
+    detector = _detector(tmp_path, epochs="1", segment_frames="16")  # a 1 s clip: three segments
+    detector.fit(normals[:1])
+    [own] = detector.score(normals[:1])
+    assert own.score == pytest.approx(0.0, abs=1e-5), "its patches find themselves"
+    assert len(detector.held_out_scores) >= 2 and np.all(detector.held_out_scores > 0.01)
+    assert np.mean([d.decision for d in detector.score(unseen)]) <= 0.5
+    # A clip of one segment: each of its columns against its other columns, and the user is told.
     progress = RecordingProgress()
-    detector.fit([normal], progress)
-    assert not progress.problems
-    assert detector.threshold > 0.01
-    test = [c for c in _clips(toy_project, "test") if c.domain == "source" and c.label == "normal"]
-    flagged = [d.decision for d in detector.score(test)]
-    assert np.mean(flagged) <= 0.5, f"{np.mean(flagged):.0%} of unseen normal clips flagged"
+    detector = _detector(tmp_path, epochs="1")
+    detector.fit(normals[:1], progress)
+    assert any("the only training clip is one segment long" in line for line in progress.problems)
+    assert np.all(detector.held_out_scores > 0.01) and detector.threshold > 0.01
+
+
+def test_enrolling_into_the_saved_model_keeps_the_patches_the_fitted_one_keeps(toy_project, tmp_path):
+    """`earmark enrol` loads the saved model: a full patch bank must keep the same share of the new clips'
+    patches as enrolling straight after the fit does (the same scores afterwards)."""
+    clips = _clips(toy_project)
+    target = [c for c in clips if c.domain == "target" and c.split == "train"]
+    detector = _detector(tmp_path, epochs="1", patch_bank_size="12")
+    detector.fit([c for c in clips if c not in target])
+    loaded = load_model(detector.save(tmp_path / "model"), cache=FeatureCache(tmp_path / "features"))
+    for model in (detector, loaded):
+        model.enrol(target)
+    assert detector.patches.rows.shape[1] == 12
+    assert torch.equal(detector.patches.rows, loaded.patches.rows)
+
+
+def test_banks_learn_their_statistics_once_per_fit_and_enrol(toy_project, tmp_path, monkeypatch):
+    from engine.detectors.attr_classifier import memory
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return leave_one_out_stats(*args, **kwargs)
+
+    leave_one_out_stats = memory.leave_one_out_stats
+    monkeypatch.setattr(memory, "leave_one_out_stats", counted)
+    clips = _clips(toy_project)
+    target = [c for c in clips if c.domain == "target" and c.split == "train"]
+    detector = _detector(tmp_path, epochs="1", score="embedding", domain_norm="true")
+    detector.fit([c for c in clips if c not in target])
+    assert len(calls) <= 2, "once per bank, not once per clip"
+    calls.clear()
+    detector.enrol(target)
+    detector.score(_clips(toy_project, "test"))
+    assert len(calls) <= 2
+    fresh = [
+        leave_one_out_stats(
+            detector.banks.rows[d],
+            detector.banks.parents[d],
+            detector.banks.rows[d],
+            detector.banks.parents[d],
+            1,
+            "cosine",
+        )
+        for d in memory.DOMAINS
+    ]
+    assert list(detector.banks.stats.values()) == fresh
+
+
+def test_the_map_of_a_long_clip_tiles_it_to_its_end(toy_project, tmp_path):
+    from engine.data.clip import Clip
+    from tests.helpers import write_hum
+
+    detector = _detector(tmp_path, epochs="1", segment_frames="64")
+    detector.fit(_clips(toy_project, "train"))
+    path = write_hum(tmp_path / "long.wav", seconds=40.0)
+    clip = Clip("long", str(path), 16000, 40.0, "fan", "00", "source", "test", "normal")
+    [detection] = detector.score([clip])
+    spans = detection.map_time_spans_s
+    assert spans[0, 0] == 0 and spans[-1, 1] == pytest.approx(40.0)
+    np.testing.assert_allclose(spans[1:, 0], spans[:-1, 1], atol=1e-9, err_msg="no gap, no overlap")

@@ -14,7 +14,7 @@ from engine.data.toy import ToyConfig, generate
 from engine.detectors.held_out import held_out_folds
 from engine.detectors.registry import detector_class, make_config
 
-#: The unsupervised detectors, each quick on short clips.
+#: The detectors fitted on normal clips without labels, each quick on short clips.
 UNSUPERVISED = {
     "knn": {},
     "patch_memory": {},

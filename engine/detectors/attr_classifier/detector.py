@@ -21,8 +21,9 @@ from engine.data.clip import Clip
 from engine.detectors.attr_classifier.classes import ClassPlan, plan_classes
 from engine.detectors.attr_classifier.config import AttrClassifierConfig
 from engine.detectors.attr_classifier.embedding import ClipView, clip_views
-from engine.detectors.attr_classifier.memory import ClipBanks, PatchBank
+from engine.detectors.attr_classifier.memory import DOMAINS, ClipBanks, PatchBank
 from engine.detectors.attr_classifier.model import AttributeNet, make_head
+from engine.detectors.attr_classifier.one_clip import one_clip_held_out
 from engine.detectors.attr_classifier.pretrained import ast_encoder, ast_windows
 from engine.detectors.base import Detection, Detector, TrainingScores
 from engine.detectors.held_out import held_out_folds
@@ -161,42 +162,29 @@ class AttrClassifierDetector(Detector):
         self.banks = ClipBanks(self.config.embedding_dim, self.config.k, self.config.distance)
         self.patches = PatchBank(self.config.patch_bank_size, self.config.seed)
         self._bank(trained, views)
-        scored = held or trained  # one clip: nothing to hold out, its stretches are left out of each other
         if held:
             scores, grids = self._scores([views[c.clip_id] for c in held])
-        else:
-            scores, grids = self._alone(views[trained[0].clip_id], progress)
-        frames = np.concatenate([grid.mean(axis=0) for grid in grids])
+            frames = np.concatenate([grid.mean(axis=0) for grid in grids])
+        else:  # one clip: nothing to hold out; stretches of it, each against the rest of it
+            [only] = trained
+            scores, frames = one_clip_held_out(
+                only.clip_id,
+                views[only.clip_id],
+                segments[only.clip_id],
+                self.config.score,
+                self.config.distance,
+                progress,
+            )
         if len(frames) > _KEPT_FRAMES:
             frames = frames[np.sort(np.random.default_rng(0).choice(len(frames), _KEPT_FRAMES, replace=False))]
         self._bank(held, views)  # the held-out clips are normals too: once scored, they join the banks
         self.held_out_scores, self.held_out_frames = scores, frames.astype(np.float64)
-        self.held_out_ids = [c.clip_id for c in scored]
+        # a single clip's scores are its stretches': no one clip's score to name
+        self.held_out_ids = [c.clip_id for c in held] if held else None
         self.info.update(held_out=len(held), trained_clips=len(trained))
         progress.update(1, 1, f"attr_classifier: trained on {len(trained)} clips, {len(held)} held out")
-        return TrainingScores(self.held_out_scores, self.held_out_frames, list(self.held_out_ids))
-
-    def _alone(self, view: ClipView, progress: Progress) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The held-out score of a group's only clip: it cannot be measured against itself (every patch would
-        find itself, a threshold near 0 flagged every unseen normal), so each quarter of its time columns is
-        measured against the patches of the other three, as an unseen stretch of the same machine would be."""
-        columns = view.patches.shape[1]
-        if self.config.score != "patches" or columns < 2:
-            why = "a clip embedding has no parts" if self.config.score != "patches" else "one time column"
-            progress.problem(
-                f"attr_classifier: one training clip ({why}): its threshold rests on the clip against itself and "
-                "will flag most clips; fit on two or more normal clips"
-            )
-            return self._scores([view])
-        blocks = np.array_split(np.arange(columns), min(4, columns))
-        parts = []
-        for block in blocks:
-            bank = PatchBank(self.config.patch_bank_size, self.config.seed)
-            others = np.setdiff1d(np.arange(columns), block)
-            bank.add([view.patches[:, torch.from_numpy(others)]])
-            parts.append(bank.map(view.patches[:, torch.from_numpy(block)]))
-        grid = np.concatenate(parts, axis=1)
-        return np.array([float(grid.mean())]), [grid]
+        ids = None if self.held_out_ids is None else list(self.held_out_ids)
+        return TrainingScores(self.held_out_scores, self.held_out_frames, ids)
 
     def _supplemental(
         self, supplemental: list[Clip], segments: dict[str, ClipSegments], progress: Progress
@@ -221,10 +209,12 @@ class AttrClassifierDetector(Detector):
 
     def _bank(self, clips: Sequence[Clip], views: dict[str, ClipView], domain: str | None = None) -> None:
         """The clips' embeddings join the bank of their domain (or of `domain`), their patches the patch bank."""
-        for clip in clips:
-            self.banks.add(domain or clip.domain, views[clip.clip_id].embedding[None])
+        for bank in DOMAINS:  # each bank's statistics computed once, however many clips join
+            joining = [c for c in clips if (domain or (c.domain if c.domain in DOMAINS else "source")) == bank]
+            if joining:
+                self.banks.add(bank, torch.stack([views[c.clip_id].embedding for c in joining]))
         if clips:
-            self.patches.add([views[c.clip_id].patches for c in clips])
+            self.patches.add([views[c.clip_id].patches for c in clips], [c.clip_id for c in clips])
 
     def _scores(self, views: Sequence[ClipView]) -> tuple[np.ndarray, list[np.ndarray]]:
         """The clips' scores and their anomaly maps [F, T] (whose column means are the frame lanes), against
@@ -297,15 +287,13 @@ class AttrClassifierDetector(Detector):
 
     def _enrol(self, clips: list[Clip], progress: Progress) -> TrainingScores:
         """The clips join the target bank and a share of their patches the patch bank; the network is not
-        retrained. Each is scored before it joins (as an unseen clip is), so its score joins the held-out
-        ones."""
+        retrained. Each is scored before they join (as an unseen clip is, by the model as it was), so its
+        score joins the held-out ones; then they join at once."""
         segments = self._segments(clips, progress)
         clips = [c for c in clips if c.clip_id in segments]
         views = self._views(clips, segments)
-        new = []
-        for clip in clips:  # one at a time: each is scored by banks that do not hold it yet
-            new.append(float(self._scores([views[clip.clip_id]])[0][0]))
-            self._bank([clip], views, domain="target")
+        new = self._scores([views[c.clip_id] for c in clips])[0].tolist() if clips else []
+        self._bank(clips, views, domain="target")
         earlier = (
             self.held_out_ids if self.held_out_ids is not None else self.earlier_held_out_ids(len(self.held_out_scores))
         )

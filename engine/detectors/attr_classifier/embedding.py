@@ -3,9 +3,10 @@ of unit length, averaged and brought to unit length again) and its per-patch emb
 frequency grid for the frame lane and the anomaly map.
 
 Segments overlap by half, so their feature maps' columns do too: the grid takes every column of the first
-segment and, from each next one, the columns that start where the grid so far ends, so the columns tile the
-clip in order (the last segment ends at the clip's end; its first columns may repeat time the grid already
-has and are left out).
+segment and, from each next one, the columns that end past where the grid so far ends, so the columns tile the
+clip in order. The last segment ends at the clip's end: its first columns repeat time the grid already has
+and are left out, and a column that starts inside the grid and ends past it keeps only its new time, so the
+last column reaches the clip's end.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from engine.device import autocast
 
 @dataclass
 class ClipView:
-    """One clip: its embedding [D] (unit length), its patch embeddings [F, T, C] (each of unit length) with
-    each column's (start, end) seconds [T, 2] and each row's (low, high) Hz [F, 2]."""
+    """One clip: its embedding [D] (unit length), its segments' embeddings [S, D] (unit length), its patch
+    embeddings [F, T, C] (each of unit length) with each column's (start, end) seconds [T, 2] and each row's
+    (low, high) Hz [F, 2]."""
 
     embedding: torch.Tensor
+    segments: torch.Tensor
     patches: torch.Tensor
     time_spans_s: np.ndarray
     freq_spans_hz: np.ndarray
@@ -74,7 +77,10 @@ def clip_views(
         inside[0] = True
         spans = spans[inside]
         spans[:, 1] = np.minimum(spans[:, 1], end)
-        views[clip.clip_id] = ClipView(embedding, columns[:, torch.from_numpy(inside)], spans, rows)
+        spans[-1, 1] = end  # the features' last frame may end a little short of the clip's end
+        views[clip.clip_id] = ClipView(
+            embedding, embeddings[first:last], columns[:, torch.from_numpy(inside)], spans, rows
+        )
         first = last
     return views
 
@@ -86,8 +92,8 @@ def _stitched(maps: torch.Tensor, found: ClipSegments) -> tuple[torch.Tensor, np
     kept, spans, end = [], [], -np.inf
     for index, span in enumerate(found.time_spans_s):
         for column, (start, stop) in enumerate(column_spans_s(np.asarray(span), maps.shape[2], found.end_s)):
-            if start >= end - 1e-9:
+            if stop > end + 1e-9:
                 kept.append(maps[index, :, column])
-                spans.append((start, stop))
+                spans.append((max(start, end), stop))
                 end = stop
     return torch.stack(kept, dim=1), np.asarray(spans, dtype=np.float64)
