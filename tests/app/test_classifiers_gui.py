@@ -60,7 +60,7 @@ def test_labels_drawn_with_the_keyboard_train_the_leak_classifier_whose_lane_and
 
     with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
         job = window.train_leak(["binary"], {"epochs": "8", "batch_size": "64"})
-    assert ended.args == [job, "done"], window.job_errors.get(job)
+    assert ended.args == [job.id, "done"], job.error
     # The trained model is the project's detector leak_binary, with a score for every clip.
     assert "leak_binary" in results.fitted_detectors(window.project)
     scores = {r.clip_id: r for r in results.latest_scores(window.project, "leak_binary")}

@@ -179,13 +179,13 @@ def test_a_fit_can_be_cancelled_and_leaves_the_project_consistent(qtbot, window)
     with qtbot.waitSignal(
         window.engine.worker.job_progress,
         timeout=20000,
-        check_params_cb=lambda job_id, done, total, message: job_id == job and done > 0,
+        check_params_cb=lambda job_id, done, total, message: job_id == job.id and done > 0,
     ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
         qtbot.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)  # Train > Cancel job
-    assert ended.args == [job, "cancelled"]
-    assert window.jobs_panel.rows[job].status.text() == "cancelled"
+    assert ended.args == [job.id, "cancelled"] and job.status == "cancelled"
+    assert window.jobs_panel.rows[job.id].status.text() == "cancelled"
     # Nothing half-made: every model row has its weights, scores are as they were, and the job says how it ended.
     for record in results.models(project):
         assert (project.folder / record.artifact / "model.safetensors").is_file()
@@ -208,16 +208,16 @@ def test_the_cancel_buttons_of_the_jobs_dock_stop_a_running_job_and_drop_a_waiti
     with qtbot.waitSignal(
         window.engine.worker.job_progress,
         timeout=20000,
-        check_params_cb=lambda job_id, done, total, message: job_id == running,
+        check_params_cb=lambda job_id, done, total, message: job_id == running.id,
     ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=5000) as ended:
-        window.jobs_panel.rows[waiting].cancel.click()
-    assert ended.args == [waiting, "cancelled"]
-    assert window.jobs_panel.rows[running].status.text() == "running"
+        window.jobs_panel.rows[waiting.id].cancel.click()
+    assert ended.args == [waiting.id, "cancelled"]
+    assert window.jobs_panel.rows[running.id].status.text() == "running"
     with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
-        window.jobs_panel.rows[running].cancel.click()
-    assert ended.args == [running, "cancelled"]
+        window.jobs_panel.rows[running.id].cancel.click()
+    assert ended.args == [running.id, "cancelled"]
     assert not window.engine.worker.busy()
     assert [row["status"] for row in job_log.jobs(window.project)][-1] == "cancelled"
 
