@@ -295,12 +295,12 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if not same:
             self.playback.load(display.path, display.duration_s)
 
-    def _detectors_changed(self, first: str, second: str, third: str, side_by_side: bool) -> None:
-        self.view.set_detectors(first or None, second or None, third or None)
+    def _detectors_changed(self, detectors: list[str], side_by_side: bool) -> None:
+        self.view.set_detectors(detectors)
         self.view.set_side_by_side(side_by_side)
-        if first:  # remembered for the next clip, project and session
-            self.settings.set_view_detectors([box.currentText() for box in self.controls.boxes], side_by_side)
-        self.table.model.set_decision_detector(first or None)
+        if detectors:  # remembered for the next clip, project and session
+            self.settings.set_view_detectors(detectors, side_by_side)
+        self.table.model.set_decision_detector(detectors[0] if detectors else None)
         self.show_proposal_levels()
 
     def _drop_group_changed(self, group: str) -> None:

@@ -322,9 +322,7 @@ class WindowActions:
         self.controls.toggle("truth")
 
     def next_detector(self) -> None:
-        box = self.controls.first
-        if box.count():
-            box.setCurrentIndex((box.currentIndex() + 1) % box.count())
+        self.controls.next_detector()
 
     def toggle_side_by_side(self) -> None:
         self.controls.side_by_side.toggle()

@@ -1,14 +1,18 @@
 """The spectrogram view: a clip's mel spectrogram in dB placed in seconds x mel (the axis reads Hz), with
 overlays each with its own visibility and opacity (a detector's anomaly map with a colour bar, its
 frame-score lane with the threshold drawn, ground-truth and labelled regions, the playhead), a
-peak-downsampled waveform strip, and side by side up to two more columns that show other detectors' maps on
-the same clip, linked in time and frequency with the first.
+peak-downsampled waveform strip, and side by side more columns, one per chosen detector, each with its map and
+lane on the same clip, linked in time and frequency with the first. Side by side, every column shows its
+detector on the normalised scale (`app.clip_data.normalised_detection`), and the lanes share one score axis,
+so the detectors compare.
 
 Audio is never read on the GUI thread: `DisplayLoader` computes the overview when a clip is shown and the
 full-resolution detail of the visible window as the user zooms into a long recording.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -24,12 +28,11 @@ from engine.store.labels import Region
 
 #: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
 DETAIL_COLUMNS = 6000
-#: The first detector's column and, side by side, up to this many more.
-COLUMNS = 3
 
 
 class SpectrogramView(QWidget):
-    """`show_clip(display)` draws a clip; `set_detectors(a, b, c)` picks the maps; overlays via `set_overlay`."""
+    """`show_clip(display)` draws a clip; `set_detectors([a, b, ...])` picks the columns' detectors (side by side
+    shows them all, else the first); overlays via `set_overlay`."""
 
     overview_shown = Signal(str)  # clip id, once its spectrogram is drawn
     detail_shown = Signal(float, float)
@@ -50,14 +53,11 @@ class SpectrogramView(QWidget):
         layout.addWidget(self.graphics)
         self.label_mode = False
         self.selected_region: int | None = None
-        self.panels = [Panel(self.graphics.ci, column, self) for column in range(COLUMNS)]
-        for panel in self.panels:
-            panel.view_box.drawn.connect(self._drawn)
+        #: The columns made so far (a column is made the first time a detector needs it, and kept).
+        self.panels: list[Panel] = []
+        self._add_panel()
         self.panels[0].attach(True)
         main = self.panels[0].plot
-        for panel in self.panels[1:]:
-            panel.plot.setXLink(main)
-            panel.plot.setYLink(main)
         self.wave: pg.PlotItem = self.graphics.ci.addPlot(row=2, col=0)
         self.wave.setMaximumHeight(90)
         self.wave.setXLink(main)
@@ -80,7 +80,8 @@ class SpectrogramView(QWidget):
         self._visible = {name: True for name in OVERLAYS}
         self._opacity = dict(DEFAULT_OPACITY)
         self.display: ClipDisplay | None = None
-        self.detectors: tuple[str | None, ...] = (None,) * COLUMNS
+        #: The columns' detectors, the first column's first (side by side shows them all).
+        self.detectors: tuple[str, ...] = ()
         self.side_by_side = False
         self.overview: SpectrogramTile | None = None
         self.overview_envelope: Envelope | None = None
@@ -142,9 +143,10 @@ class SpectrogramView(QWidget):
         self._draw_lanes()
         self._draw_regions()
 
-    def set_detectors(self, first: str | None, *others: str | None) -> None:
-        """The first column's detector and, side by side, the others' (None: that column is not shown)."""
-        self.detectors = (first, *others[: COLUMNS - 1], *(None,) * (COLUMNS - 1 - len(others)))
+    def set_detectors(self, detectors: Sequence[str | None]) -> None:
+        """The columns' detectors, the first column's first; each is shown once (a repeat or None is left
+        out). Side by side shows a column for each, else the first only."""
+        self.detectors = tuple(dict.fromkeys(d for d in detectors if d))
         self._set_side_by_side(self.side_by_side)
         self._draw_lanes()
 
@@ -154,19 +156,65 @@ class SpectrogramView(QWidget):
 
     def _set_side_by_side(self, on: bool) -> None:
         self.side_by_side = on
-        for panel, detector in zip(self.panels[1:], self.detectors[1:], strict=True):
-            panel.attach(on and detector is not None)
+        wanted = max(1, len(self.shown_detectors()))
+        while len(self.panels) < wanted:
+            self._add_panel()
+        for index, panel in enumerate(self.panels):
+            panel.attach(index < wanted)
+
+    def _add_panel(self) -> Panel:
+        """One more column, in the state the others are in: linked to the first, with the spectrogram, the
+        playhead and the drawing mode."""
+        panel = Panel(self.graphics.ci, len(self.panels), self)
+        panel.view_box.drawn.connect(self._drawn)
+        self.panels.append(panel)
+        if len(self.panels) > 1:
+            main = self.panels[0].plot
+            panel.plot.setXLink(main)
+            panel.plot.setYLink(main)
+            panel.view_box.drawing = self.label_mode
+            panel.set_tile(0, self.overview, self.settings)
+            panel.set_tile(1, self.detail, self.settings)
+            for line in panel.playheads:
+                line.setValue(self.playhead_s)
+                line.setVisible(self._visible["playhead"])
+            panel.lane.setMaximumHeight(self.panels[0].lane.maximumHeight())
+            self._draw_regions()
+        return panel
+
+    def shown_detectors(self) -> tuple[str, ...]:
+        """The detectors on screen, one per column: side by side all chosen, else the first."""
+        return self.detectors if self.side_by_side else self.detectors[:1]
 
     def shown_panels(self) -> list[Panel]:
-        """The columns on screen: the first, and side by side those with a detector."""
+        """The columns on screen: the first, and side by side one per chosen detector."""
         return [panel for panel in self.panels if panel.attached]
 
+    def normalised_scale(self) -> bool:
+        """Whether the columns show normalised scores: side by side with more than one column."""
+        return len(self.shown_detectors()) > 1
+
     def _draw_lanes(self) -> None:
-        lanes = self.display.lanes if self.display else {}
-        for panel, detector in zip(self.panels, self.detectors, strict=True):
-            panel.set_lanes(lanes.get(detector) if detector else None, self.mel_range(), self.settings)
+        display = self.display
+        detectors = self.shown_detectors()
+        normalised = self.normalised_scale()
+        for index, panel in enumerate(self.panels):
+            detector = detectors[index] if index < len(detectors) else ""
+            shown = None
+            if display is not None and detector:
+                # A model without normalisation statistics (a classifier, an old model) stays on its own scale.
+                shown = (display.normalised.get(detector) if normalised else None) or display.lanes.get(detector)
+            on_scale = normalised and display is not None and shown is display.normalised.get(detector)
+            panel.set_lanes(detector, shown, self.mel_range(), self.settings, on_scale)
             panel.map_image.setOpacity(self._opacity["map"])
             panel.lane.setVisible(self._visible["lane"] and panel.attached)
+        if normalised:  # one score axis for every lane on the normalised scale: they compare at a glance
+            extents = [p.lane_extent() for p in self.shown_panels() if p.normalised and p.lane_extent()]
+            if extents:
+                low, high = min(e[0] for e in extents), max(e[1] for e in extents)
+                for panel in self.shown_panels():
+                    if panel.normalised:
+                        panel.lane.setYRange(low, high, padding=0.08)
         # Columns whose titles got shorter give the room back (pyqtgraph fits its layout to the view only
         # when the view is resized).
         self.graphics.ci.setGeometry(self.graphics.range)

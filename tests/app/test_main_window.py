@@ -76,7 +76,7 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
         window.project, results.clip_scores(window.project, clip_id)[clip_id]["patch_memory"].map_artifact
     )
     x, y = panel.curve.getData()
-    assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
+    assert np.allclose(x, stored.frame_times) and np.allclose(y, stored.frame_scores)
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
     # Each detector shows its own map and lane: knn's replace patch_memory's.
@@ -92,10 +92,8 @@ def test_a_lane_stored_without_a_map_is_shown_alone(qtbot, window):
     clip_id = anomalous_test_clip(window)
     artifact = results.clip_scores(window.project, clip_id)[clip_id]["knn"].map_artifact
     lanes = results.load_lanes(window.project, artifact)
-    np.savez(
-        window.project.folder / artifact,
-        **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))},
-    )
+    lanes.anomaly_map = None  # as a score stored before the detector gave maps
+    np.savez(window.project.folder / artifact, **lanes.to_arrays())
     select_clip(qtbot, window, clip_id)
     panel = window.view.panels[0]
     window.controls.first.setCurrentText("knn")
@@ -120,7 +118,7 @@ def test_overlays_hide_show_and_fade(qtbot, window):
     # Side by side: a second column with another detector on the same clip, sharing the time axis.
     qtbot.keyClick(window, Qt.Key.Key_V)
     second = window.view.panels[1]
-    assert second.plot.scene() is not None and second.lanes.detector != panel.lanes.detector
+    assert second.plot.scene() is not None and second.detector != panel.detector
     window.view.zoom(4)
     assert np.allclose(second.plot.viewRange()[0], panel.plot.viewRange()[0])
 

@@ -89,8 +89,7 @@ def label_some(window) -> None:
 def side_by_side(window) -> None:
     """Three detectors' maps on the clip, as a user picks them in the strip above the spectrogram."""
     controls = window.controls
-    for box, name in zip(controls.boxes, ("patch_memory", "dcase_ae", "knn"), strict=True):
-        box.setCurrentText(name)
+    controls.choose(["patch_memory", "dcase_ae", "knn"])
     controls.side_by_side.setChecked(True)
 
 
