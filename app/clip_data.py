@@ -14,7 +14,7 @@ import numpy as np
 from app.views.clip_table import ClipRow
 from app.views.overlays import ClipDisplay
 from engine.data.clip import Clip
-from engine.detectors.detection import Detection
+from engine.data.detection import Detection
 from engine.detectors.normalisation import normalised_frames, normalised_score
 from engine.errors import ArtifactError
 from engine.store import Project, results

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from engine.audio.display import hz_to_mel
-from engine.detectors.detection import Detection
+from engine.data.detection import Detection
 from engine.store.labels import Region
 
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")

@@ -283,7 +283,10 @@ class SpectrogramView(QWidget):
 
     def set_proposal_levels(self, on: float | None, off: float | None) -> None:
         """Show the proposal levels on the first column's lane (None: hide them). A line the user is
-        dragging is left where the mouse has it."""
+        dragging is left where the mouse has it. A lane on the normalised scale (side by side) shows none: the
+        levels are ratios of the raw frame threshold."""
+        if self.panels[0].normalised:
+            on = off = None
         for name, value in (("on", on), ("off", off)):
             line = self.panels[0].levels[name]
             line.setVisible(value is not None and self._visible["lane"])

@@ -28,7 +28,7 @@ import torch
 
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
-from engine.detectors.detection import Detection
+from engine.data.detection import Detection
 from engine.detectors.min_duration import long_enough
 from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.detectors.thresholds import gamma_threshold

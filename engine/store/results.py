@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import files
-from engine.detectors.detection import Detection
+from engine.data.detection import Detection
 from engine.errors import ArtifactError
 from engine.files import disk_full, safe_name
 from engine.store.project import Project, now

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.views.overlays import colour_bar_ticks, map_colour_map, map_levels
-from engine.detectors.detection import Detection
+from engine.data.detection import Detection
 
 THRESHOLD = 4.0
 

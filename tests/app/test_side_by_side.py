@@ -88,10 +88,15 @@ def test_side_by_side_shows_normalised_scores_on_one_lane_axis(three):
         assert np.corrcoef(y, raw.frame_scores)[0, 1] == pytest.approx(1.0, abs=1e-4)
     ranges = [tuple(panel.lane.viewRange()[1]) for panel in window.view.shown_panels()]
     assert all(r == pytest.approx(ranges[0]) for r in ranges)  # one score axis: the lanes compare
-    # One column alone shows the raw scores, as before.
+    # The proposal levels are ratios of the raw frame threshold: not drawn on a normalised lane.
+    window.proposal_panel.detector.setCurrentText("patch_memory")
+    window.show_proposal_levels()
+    assert not window.view.panels[0].levels["on"].isVisible()
+    # One column alone shows the raw scores, and the levels, as before.
     window.controls.side_by_side.setChecked(False)
     panel = window.view.panels[0]
     assert not panel.normalised and panel.lanes is display.lanes["patch_memory"]
+    assert panel.levels["on"].isVisible()
 
 
 def test_d_never_shows_the_same_detector_twice(qtbot, three):

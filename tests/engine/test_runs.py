@@ -160,7 +160,7 @@ def test_scoring_several_files_with_a_group_gives_every_files_detections_from_on
 
 
 def test_a_stored_detection_comes_back_as_it_was_written(toy_project):
-    from engine.detectors.detection import Detection
+    from engine.data.detection import Detection
 
     rng = np.random.default_rng(0)
     written = Detection(

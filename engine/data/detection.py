@@ -1,8 +1,9 @@
 """`Detection`: what every detector says about one clip, the one result type of the engine and the window.
 
-Kept apart from `engine.detectors.base` (which brings torch) so the window can read stored detections before
-torch is loaded. It owns the names of the arrays a stored detection keeps (`to_arrays` / `from_arrays`): the
-lanes files of `engine.store.results` are written and read only through them.
+A record beside `Clip`, below the detectors (`engine.detectors.base` re-exports it) and the store, so the
+store can write and read it and the window can read stored detections before torch is loaded. It owns the
+names of the arrays a stored detection keeps (`to_arrays` / `from_arrays`): the lanes files of
+`engine.store.results` are written and read only through them.
 """
 
 from __future__ import annotations
