@@ -279,8 +279,11 @@ class Project:
     def clip_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT clip_id FROM clips")}
 
-    def count_clips(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM clips").fetchone()[0])
+    def count_clips(self, source: str | None = None) -> int:
+        """How many clips the project holds (or how many came from `source`, e.g. "inbox"), counted in SQL."""
+        if source is None:
+            return int(self.db.execute("SELECT count(*) FROM clips").fetchone()[0])
+        return int(self.db.execute("SELECT count(*) FROM clips WHERE source = ?", [source]).fetchone()[0])
 
     def add_clips(self, clips: Iterable[Clip], source: str) -> int:
         """Insert clips (and their ground-truth anomaly regions) in one transaction; returns how many. A clip
