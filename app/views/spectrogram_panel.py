@@ -80,17 +80,21 @@ class ScoreAxis(pg.AxisItem):
         return [short_number(value * scale) for value in values]
 
 
-def _title(detector: str, lanes: Detection | None, narrow: bool, normalised: bool = False) -> str:
-    """A column's title: detector, score, decision, threshold; on two lines when columns stand side by side,
-    where the score is the normalised one ("z", in standard deviations of the model's held-out normals) or,
-    for a model without one, says it is raw."""
+def _title(detector: str, lanes: Detection | None, columns: int, normalised: bool = False) -> str:
+    """A column's title: detector, score, decision, threshold. Side by side it is on two lines (on three from
+    four columns on, so that each column stays narrow enough for a laptop screen), and the score is the
+    normalised one ("z", in standard deviations of the model's held-out normals) or, for a model without
+    one, says it is raw."""
     if lanes is None:
         return ""
     verdict = f"<span style='color:{THRESHOLD_COLOUR}'>anomaly</span>" if lanes.decision else "normal"
-    if narrow:
-        title = f"<b>{detector}</b>: {verdict}{', no map' if lanes.anomaly_map is None else ''}"
-        title += f"<br>{'z' if normalised else 'raw score'} {short_number(lanes.score, 3)}"
-        return title + (f", threshold {short_number(lanes.threshold, 3)}" if lanes.threshold is not None else "")
+    if columns > 1:
+        score = f"{'z' if normalised else 'raw score'} {short_number(lanes.score, 3)}"
+        threshold = f"threshold {short_number(lanes.threshold, 3)}" if lanes.threshold is not None else ""
+        no_map = ", no map" if lanes.anomaly_map is None else ""
+        if columns > 3:  # the detector alone on the first line: the widest line is what sets a column's width
+            return f"<b>{detector}</b><br>{verdict}, {score}{no_map}" + (f"<br>{threshold}" if threshold else "")
+        return f"<b>{detector}</b>: {verdict}{no_map}<br>{score}" + (f", {threshold}" if threshold else "")
     title = f"<b>{detector}</b>: score {lanes.score:.4g}, {verdict}"
     if lanes.threshold is not None:
         title += f" (threshold {lanes.threshold:.4g})"
@@ -217,9 +221,15 @@ class Panel:
         """Show `detector`'s detection of the clip (None: nothing); `normalised`: it is on the normalised
         scale (the title and the lane's axis say so)."""
         self.detector, self.lanes, self.normalised = detector, lanes, normalised
-        narrow = sum(panel.attached for panel in self.view.panels) > 1
+        columns = sum(panel.attached for panel in self.view.panels)
         # A title is as wide as its text at least: side by side it is short, so the columns fit a laptop.
-        self.plot.setTitle(_title(detector, lanes, narrow, normalised), size="8pt" if narrow else "9pt")
+        title = _title(detector, lanes, columns, normalised)
+        self.plot.setTitle(title, size="8pt" if columns > 1 else "9pt")
+        # pyqtgraph gives a title 30 px, two lines at 8 pt: a third line gets its room, or it would lie over
+        # the spectrogram.
+        height = 30 + 13 * max(0, title.count("<br>") - 1)
+        self.plot.titleLabel.setMaximumHeight(height)
+        self.plot.layout.setRowFixedHeight(0, height)
         if self.axis_titles:
             self.lane.setLabel("left", "z" if normalised else "score")
         raster = raster_map(lanes, *mel_range) if lanes is not None else None

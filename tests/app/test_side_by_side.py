@@ -60,6 +60,9 @@ def test_every_fitted_detector_can_stand_side_by_side(three):
     assert shown(window) == ["patch_memory", "dcase_ae", "ensemble", "knn"]
     panels = window.view.shown_panels()
     assert len(panels) == 4 and all(p.plot.scene() is not None and p.curve.getData()[0].size > 0 for p in panels)
+    # Four columns: the detector alone on a title's first line (narrower columns), and room for its third line.
+    assert all(t.startswith(f"<b>{p.detector}</b><br>") for p, t in zip(panels, titles(window), strict=True))
+    assert all(p.plot.titleLabel.maximumHeight() > 30 for p in panels)
     # The fourth column is made as the others are: linked, with the spectrogram and the playhead.
     window.view.set_playhead(0.7)
     assert panels[3].images[0].image is not None and panels[3].playheads[0].value() == pytest.approx(0.7)
