@@ -12,8 +12,6 @@ full-resolution detail of the visible window as the user zooms into a long recor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
@@ -22,6 +20,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from app.settings import SpectrogramSettings
 from app.views.display_loader import DisplayLoader
 from app.views.overlays import DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay
+from app.views.side_by_side import SideBySide
 from app.views.spectrogram_panel import Panel
 from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
 from engine.store.labels import Region
@@ -30,7 +29,7 @@ from engine.store.labels import Region
 DETAIL_COLUMNS = 6000
 
 
-class SpectrogramView(QWidget):
+class SpectrogramView(SideBySide, QWidget):
     """`show_clip(display)` draws a clip; `set_detectors([a, b, ...])` picks the columns' detectors (side by side
     shows them all, else the first); overlays via `set_overlay`."""
 
@@ -142,82 +141,6 @@ class SpectrogramView(QWidget):
             self._request_clip = {request: display.clip_id}
         self._draw_lanes()
         self._draw_regions()
-
-    def set_detectors(self, detectors: Sequence[str | None]) -> None:
-        """The columns' detectors, the first column's first; each is shown once (a repeat or None is left
-        out). Side by side shows a column for each, else the first only."""
-        self.detectors = tuple(dict.fromkeys(d for d in detectors if d))
-        self._set_side_by_side(self.side_by_side)
-        self._draw_lanes()
-
-    def set_side_by_side(self, on: bool) -> None:
-        self._set_side_by_side(on)
-        self._draw_lanes()
-
-    def _set_side_by_side(self, on: bool) -> None:
-        self.side_by_side = on
-        wanted = max(1, len(self.shown_detectors()))
-        while len(self.panels) < wanted:
-            self._add_panel()
-        for index, panel in enumerate(self.panels):
-            panel.attach(index < wanted)
-
-    def _add_panel(self) -> Panel:
-        """One more column, in the state the others are in: linked to the first, with the spectrogram, the
-        playhead and the drawing mode."""
-        panel = Panel(self.graphics.ci, len(self.panels), self)
-        panel.view_box.drawn.connect(self._drawn)
-        self.panels.append(panel)
-        if len(self.panels) > 1:
-            main = self.panels[0].plot
-            panel.plot.setXLink(main)
-            panel.plot.setYLink(main)
-            panel.view_box.drawing = self.label_mode
-            panel.set_tile(0, self.overview, self.settings)
-            panel.set_tile(1, self.detail, self.settings)
-            for line in panel.playheads:
-                line.setValue(self.playhead_s)
-                line.setVisible(self._visible["playhead"])
-            panel.lane.setMaximumHeight(self.panels[0].lane.maximumHeight())
-            self._draw_regions()
-        return panel
-
-    def shown_detectors(self) -> tuple[str, ...]:
-        """The detectors on screen, one per column: side by side all chosen, else the first."""
-        return self.detectors if self.side_by_side else self.detectors[:1]
-
-    def shown_panels(self) -> list[Panel]:
-        """The columns on screen: the first, and side by side one per chosen detector."""
-        return [panel for panel in self.panels if panel.attached]
-
-    def normalised_scale(self) -> bool:
-        """Whether the columns show normalised scores: side by side with more than one column."""
-        return len(self.shown_detectors()) > 1
-
-    def _draw_lanes(self) -> None:
-        display = self.display
-        detectors = self.shown_detectors()
-        normalised = self.normalised_scale()
-        for index, panel in enumerate(self.panels):
-            detector = detectors[index] if index < len(detectors) else ""
-            shown = None
-            if display is not None and detector:
-                # A model without normalisation statistics (a classifier, an old model) stays on its own scale.
-                shown = (display.normalised.get(detector) if normalised else None) or display.lanes.get(detector)
-            on_scale = normalised and display is not None and shown is display.normalised.get(detector)
-            panel.set_lanes(detector, shown, self.mel_range(), self.settings, on_scale)
-            panel.map_image.setOpacity(self._opacity["map"])
-            panel.lane.setVisible(self._visible["lane"] and panel.attached)
-        if normalised:  # one score axis for every lane on the normalised scale: they compare at a glance
-            extents = [p.lane_extent() for p in self.shown_panels() if p.normalised and p.lane_extent()]
-            if extents:
-                low, high = min(e[0] for e in extents), max(e[1] for e in extents)
-                for panel in self.shown_panels():
-                    if panel.normalised:
-                        panel.lane.setYRange(low, high, padding=0.08)
-        # Columns whose titles got shorter give the room back (pyqtgraph fits its layout to the view only
-        # when the view is resized).
-        self.graphics.ci.setGeometry(self.graphics.range)
 
     def _draw_regions(self) -> None:
         display = self.display
