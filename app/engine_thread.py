@@ -8,6 +8,11 @@ others. Each job gets an `engine.jobs.Progress` whose updates reach the window a
 `PROGRESS_INTERVAL_S` (the engine may report far more often than a window can redraw); `cancel(job_id)`
 cancels a queued job at once and a running one at its next `progress.check()`. Jobs are recorded in the
 project's `jobs` table with how they ended.
+
+`EngineThread.submit` returns a `JobHandle` (napari's worker style): a QObject on the GUI thread with the
+job's own signals (`started`, `progress`, `problem`, `finished(result)`, `failed(message)`, `cancelled`,
+then `ended(status)`), always delivered on the GUI thread, so whoever starts a job connects to what it needs
+and nobody keeps tables of handlers keyed by job id.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from engine.errors import EarmarkError
 from engine.files import disk_full
@@ -50,6 +55,68 @@ class Job:
     params: dict = field(default_factory=dict)
     job_id: int = 0
     progress: Progress | None = None
+    #: Where the job's events go on the GUI thread (None: only the worker's own signals say them).
+    handle: JobHandle | None = None
+
+
+class JobHandle(QObject):
+    """One submitted job, seen from the GUI thread: its id, kind and title, how it ended, and its own signals.
+
+    `finished`, `failed` or `cancelled` comes once, then `ended` with "done", "failed" or "cancelled"; a
+    handler connected to `finished` has run before `ended` is emitted. `cancel()` stops it (a queued job at
+    once, a running one at its next `progress.check()`)."""
+
+    started = Signal()
+    progress = Signal(int, int, str)  # done, total, message
+    problem = Signal(str)  # an item the job skipped, and why
+    finished = Signal(object)  # the job's result
+    failed = Signal(str)  # what went wrong, for the user
+    cancelled = Signal()
+    ended = Signal(str)  # done | failed | cancelled
+
+    def __init__(self, kind: str, title: str, params: dict | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.id = 0
+        self.kind = kind
+        self.title = title
+        self.params = dict(params or {})
+        #: None while queued or running, then "done", "failed" or "cancelled".
+        self.status: str | None = None
+        self.result: Any = None
+        #: The failure's message ("" unless it failed).
+        self.error = ""
+        #: What the log adds when the job is cancelled (how to resume the training it stopped).
+        self.cancel_hint = ""
+        self._worker: EngineWorker | None = None
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id}, {self.kind!r}, {self.title!r}, status={self.status!r})"
+
+    def cancel(self) -> bool:
+        """Cancel the job; False when it had already ended."""
+        return self._worker is not None and self.status is None and self._worker.cancel(self.id)
+
+    def deliver(self, event: str, payload: object) -> None:
+        """On the GUI thread: emit the signal of a worker event (see `EngineWorker.job_event`)."""
+        if self.status is not None:
+            return  # ended already: nothing after `ended`
+        if event == "started":
+            self.started.emit()
+        elif event == "progress":
+            self.progress.emit(*payload)
+        elif event == "problem":
+            self.problem.emit(payload)
+        else:
+            self.status = {"finished": "done", "failed": "failed", "cancelled": "cancelled"}[event]
+            if event == "finished":
+                self.result = payload
+                self.finished.emit(payload)
+            elif event == "failed":
+                self.error = str(payload)
+                self.failed.emit(self.error)
+            else:
+                self.cancelled.emit()
+            self.ended.emit(self.status)
 
 
 class EngineWorker(QObject):
@@ -62,6 +129,9 @@ class EngineWorker(QObject):
     job_finished = Signal(int, object)  # job id, result
     job_failed = Signal(int, str)  # job id, message
     job_cancelled = Signal(int)
+    #: The same events for the job's handle (handle, event, payload): relayed by `EngineThread` on the GUI
+    #: thread to the handle's own signals.
+    job_event = Signal(object, str, object)
     idle = Signal()
 
     def __init__(self) -> None:
@@ -97,7 +167,7 @@ class EngineWorker(QObject):
             for queued in list(self._queue):
                 if queued.job_id == job_id:
                     self._queue.remove(queued)
-                    self.job_cancelled.emit(job_id)
+                    self._cancelled(queued)
                     return True
         return False
 
@@ -106,7 +176,7 @@ class EngineWorker(QObject):
             dropped = list(self._queue)
             self._queue.clear()
         for job in dropped:
-            self.job_cancelled.emit(job.job_id)
+            self._cancelled(job)
         self.cancel()
 
     def busy(self) -> bool:
@@ -129,7 +199,7 @@ class EngineWorker(QObject):
                 if self._stopping:
                     return
                 job = self._queue.popleft()
-                job.progress = self._progress_for(job.job_id)
+                job.progress = self._progress_for(job)
                 self._current = job
             try:
                 self._run(job)
@@ -140,19 +210,37 @@ class EngineWorker(QObject):
                 if empty:
                     self.idle.emit()
 
-    def _progress_for(self, job_id: int) -> Progress:
+    def _progress_for(self, job: Job) -> Progress:
         last = [0.0]
 
         def relay(done: int, total: int, message: str) -> None:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S or (total and done >= total):
                 last[0] = now
-                self.job_progress.emit(job_id, done, total, message)
+                self.job_progress.emit(job.job_id, done, total, message)
+                self._event(job, "progress", (done, total, message))
 
-        return Progress(relay, on_problem=lambda line: self.job_problem.emit(job_id, line))
+        def problem(line: str) -> None:
+            self.job_problem.emit(job.job_id, line)
+            self._event(job, "problem", line)
+
+        return Progress(relay, on_problem=problem)
+
+    def _event(self, job: Job, event: str, payload: object = None) -> None:
+        if job.handle is not None:
+            self.job_event.emit(job.handle, event, payload)
+
+    def _cancelled(self, job: Job) -> None:
+        self.job_cancelled.emit(job.job_id)
+        self._event(job, "cancelled")
+
+    def _failed(self, job: Job, message: str) -> None:
+        self.job_failed.emit(job.job_id, message)
+        self._event(job, "failed", message)
 
     def _run(self, job: Job) -> None:
         self.job_started.emit(job.job_id)
+        self._event(job, "started")
         record = None
         try:
             writable = self.session is not None and not self.session.project.read_only
@@ -161,26 +249,27 @@ class EngineWorker(QObject):
             result = job.run(self, job.progress)
         except Cancelled:
             self._end(record, "cancelled", "cancelled by the user")
-            self.job_cancelled.emit(job.job_id)
+            self._cancelled(job)
         except EarmarkError as exc:
             self._end(record, "failed", str(exc))
-            self.job_failed.emit(job.job_id, str(exc))
+            self._failed(job, str(exc))
         except sqlite3.DatabaseError as exc:  # damaged, read-only or locked: the project's one message
             message = str(database_error(self.session.project.folder if self.session else ".", exc))
             self._end(record, "failed", message)
-            self.job_failed.emit(job.job_id, message)
+            self._failed(job, message)
         except Exception as exc:  # a bug: the window stays up, the details go to the log
             full = disk_full(exc, self.session.project.folder) if self.session is not None else None
             if full is not None:  # not a bug: the one message a full disk gives everywhere
                 self._end(record, "failed", str(full))
-                self.job_failed.emit(job.job_id, str(full))
+                self._failed(job, str(full))
                 return
             log.error("job %s failed:\n%s", job.title, traceback.format_exc())
             self._end(record, "failed", repr(exc))
-            self.job_failed.emit(job.job_id, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")
+            self._failed(job, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")
         else:
             self._end(record, "done")
             self.job_finished.emit(job.job_id, result)
+            self._event(job, "finished", result)
 
     def _end(self, record: int | None, status: str, message: str = "") -> None:
         if record is not None and self.session is not None:
@@ -271,6 +360,9 @@ class EngineThread(QThread):
         super().__init__(parent)
         self.worker = EngineWorker()
         self.worker.moveToThread(self)
+        # Queued: the worker emits on the engine thread, the handles' receivers touch widgets.
+        self.worker.job_event.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._delivering = True
 
     def run(self) -> None:
         _window_drawn.wait(timeout=10.0)
@@ -278,11 +370,22 @@ class EngineThread(QThread):
         preload_engine()
         self.worker.run_forever()
 
-    def submit(self, kind: str, title: str, run: JobFunction, urgent: bool = False, **params: Any) -> int:
-        return self.worker.submit(Job(kind, title, run, urgent, params))
+    def submit(self, kind: str, title: str, run: JobFunction, urgent: bool = False, **params: Any) -> JobHandle:
+        """Queue a job (call on the GUI thread); its handle's signals say how it goes."""
+        handle = JobHandle(kind, title, params)
+        handle._worker = self.worker
+        handle.id = self.worker.submit(Job(kind, title, run, urgent, params, handle=handle))
+        return handle
+
+    def _deliver(self, handle: JobHandle, event: str, payload: object) -> None:
+        if self._delivering:
+            handle.deliver(event, payload)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Cancel what runs, drop what waits, and end the thread; False if it did not end in time."""
+        """Cancel what runs, drop what waits, and end the thread; False if it did not end in time. Events of
+        jobs that come later reach no handle: they must not reach a closed window."""
         self.worker.cancel_all()
         self.worker.stop()
-        return self.wait(timeout_ms)
+        ended = self.wait(timeout_ms)
+        self._delivering = False
+        return ended

@@ -70,7 +70,7 @@ def drop_and_score(paths: Sequence[str], group: str | None) -> JobFunction:
         project = session.project
         report = import_files(project, paths, progress.child("importing: "), source="inbox")
         result = DropResult(list(report.clip_ids), skipped=[str(p) for p in report.problems])
-        sources = project.clip_sources()
+        sources = project.clip_sources(result.clip_ids)  # the dropped clips' rows only
         # A file that is already one of the project's data-set clips is shown, not scored by another
         # group's models: that score would count in the evaluation of the wrong group.
         known = [c for c in result.clip_ids if sources.get(c) != "inbox"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer, Signal
@@ -26,7 +27,7 @@ from app import clip_data, jobs, project_problems
 from app.actions import TypingKeys, build_menus
 from app.clip_properties import ClipProperties
 from app.docks import JobsPanel, LogPanel, LogRelay
-from app.engine_thread import EngineThread
+from app.engine_thread import EngineThread, JobHandle
 from app.gui_gc import GuiThreadCollector
 from app.labelling.window_labels import LabelActions
 from app.playback import Playback
@@ -49,7 +50,7 @@ log = logging.getLogger("earmark")
 class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QMainWindow):
     project_opened = Signal(str)
     clip_shown = Signal(str)
-    job_ended = Signal(int, str)  # job id, done | failed | cancelled
+    job_ended = Signal(int, str)  # job id, done | failed | cancelled: after the job's handle said so
     drop_scored = Signal(object)  # jobs.DropResult, once its rows are in the table
 
     def __init__(self, settings: AppSettings | None = None, use_audio: bool | None = None) -> None:
@@ -64,13 +65,9 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         self.collector.start()
         self.engine = EngineThread(self)
         self.engine.worker.device_choice = self.settings.device
-        self._connect_engine()
         self.engine.start()
-        self.job_titles: dict[int, str] = {}
-        #: job id -> what the log adds when that job is cancelled (how to resume the training it stopped)
-        self.cancel_hints: dict[int, str] = {}
-        self.job_handlers: dict[int, object] = {}
-        self.job_errors: dict[int, str] = {}
+        #: This session's jobs, in the order they were submitted (each says how it ended).
+        self.jobs: list[JobHandle] = []
 
         self.view = SpectrogramView(self.settings.spectrogram())
         self.controls = OverlayControls({n: self.view.overlay_opacity(n) for n in self.view._opacity})
@@ -158,73 +155,42 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             total = sum(splitter.sizes())
             splitter.setSizes([round(0.75 * total), total - round(0.75 * total)])
 
-    # -- engine signals --------------------------------------------------------------------------------
-    def _connect_engine(self) -> None:
-        # Queued, always: the worker emits on the engine thread and these touch widgets. (A lambda as the
-        # receiver would run on the emitting thread.)
-        queued = Qt.ConnectionType.QueuedConnection
-        worker = self.engine.worker
-        worker.job_queued.connect(self._job_queued, queued)
-        worker.job_started.connect(self._job_started, queued)
-        worker.job_progress.connect(self._job_progress, queued)
-        worker.job_problem.connect(self._job_problem, queued)
-        worker.job_finished.connect(self._job_finished, queued)
-        worker.job_failed.connect(self._job_failed, queued)
-        worker.job_cancelled.connect(self._job_cancelled, queued)
-
-    def _job_started(self, job_id: int) -> None:
-        self.jobs_panel.progress(job_id, 0, 0, "")
-
+    # -- jobs -----------------------------------------------------------------------------------------------
     def cancel_job_by_id(self, job_id: int) -> None:
         """The Cancel button of a job in the Jobs dock (the worker's queue is guarded by a lock)."""
         self.engine.worker.cancel(job_id)
 
-    def _job_progress(self, job_id: int, done: int, total: int, message: str) -> None:
-        self.jobs_panel.progress(job_id, done, total, message)
-
-    def _job_problem(self, job_id: int, line: str) -> None:
-        self._log(f"{self.job_titles.get(job_id, 'job')}: skipped {line}", "warning")
-
-    def submit(self, kind: str, title: str, run, on_done=None, urgent: bool = False, **params) -> int:
-        job_id = self.engine.submit(kind, title, run, urgent, **params)
+    def submit(self, kind: str, title: str, run, on_done=None, urgent: bool = False, **params) -> JobHandle:
+        """Queue an engine job; `on_done(result)` runs on the GUI thread when it finishes. Returns its handle,
+        whose own signals (finished, failed, cancelled, ended, progress) the caller may connect to as well."""
+        handle = self.engine.submit(kind, title, run, urgent, **params)
+        self.jobs.append(handle)
+        self.jobs_panel.add(handle.id, title)
+        handle.started.connect(partial(self.jobs_panel.progress, handle.id, 0, 0, ""))
+        handle.progress.connect(partial(self.jobs_panel.progress, handle.id))
+        handle.problem.connect(partial(self._job_problem, handle))
         if on_done is not None:
-            self.job_handlers[job_id] = on_done
-        return job_id
+            handle.finished.connect(on_done)
+        handle.ended.connect(partial(self._job_ended, handle))
+        return handle
 
-    def _job_queued(self, job_id: int, kind: str, title: str) -> None:
-        self.job_titles[job_id] = title
-        self.jobs_panel.add(job_id, title)
+    def _job_problem(self, handle: JobHandle, line: str) -> None:
+        self._log(f"{handle.title}: skipped {line}", "warning")
 
-    def _job_finished(self, job_id: int, result: object) -> None:
-        self.jobs_panel.end(job_id, "done")
-        self.cancel_hints.pop(job_id, None)
-        handler = self.job_handlers.pop(job_id, None)
-        if handler is not None:
-            handler(result)
-        self.job_ended.emit(job_id, "done")
-
-    def _job_failed(self, job_id: int, message: str) -> None:
-        self.job_errors[job_id] = message
-        self.cancel_hints.pop(job_id, None)
-        title = self.job_titles.get(job_id, "job")
-        self.jobs_panel.end(job_id, "failed", message)
-        self.job_handlers.pop(job_id, None)
-        self._log(f"{title} failed: {message}", "error")
-        box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", f"{title} failed.", parent=self)
-        box.setInformativeText(message)
-        box.setObjectName("job_error")
-        box.open()  # window-modal but not blocking: the engine and the event loop go on
-        self.job_ended.emit(job_id, "failed")
-        self.refresh()
-
-    def _job_cancelled(self, job_id: int) -> None:
-        self.jobs_panel.end(job_id, "cancelled")
-        self.job_handlers.pop(job_id, None)
-        hint = self.cancel_hints.pop(job_id, "")
-        said = f"{self.job_titles.get(job_id, 'job')} cancelled; the project keeps what was finished before"
-        self._log(said + (f". {hint}" if hint else ""))
-        self.job_ended.emit(job_id, "cancelled")
-        self.refresh()
+    def _job_ended(self, handle: JobHandle, status: str) -> None:
+        self.jobs_panel.end(handle.id, status, handle.error)
+        if status == "failed":
+            self._log(f"{handle.title} failed: {handle.error}", "error")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Earmark", f"{handle.title} failed.", parent=self)
+            box.setInformativeText(handle.error)
+            box.setObjectName("job_error")
+            box.open()  # window-modal but not blocking: the engine and the event loop go on
+        elif status == "cancelled":
+            said = f"{handle.title} cancelled; the project keeps what was finished before"
+            self._log(said + (f". {handle.cancel_hint}" if handle.cancel_hint else ""))
+        self.job_ended.emit(handle.id, status)
+        if status != "done":
+            self.refresh()
 
     def _log(self, line: str, level: str = "info") -> None:
         self.log_panel.add(line, level)
@@ -289,23 +255,21 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
     def _refresh(self) -> None:
         project = self.project
         current = self.view.display.clip_id if self.view.display else None
-        sources = self._fill_tree()
+        self._fill_tree()
         detectors = results.fitted_detectors(project)
         self.table.model.set_rows(clip_data.table_rows(project), detectors)
         self.table.resize_columns()
         self.controls.set_detectors(detectors, "patch_memory")
         self.proposal_panel.set_detectors(detectors, "patch_memory")
         self.fill_drop_groups(clip_data.fitted_groups(project))
-        if current is not None and current in sources:
+        if current is not None and self.project.clip_sources([current]):  # still in the project
             self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
             self.show_clip(current)  # again, with what the job changed
 
-    def _fill_tree(self) -> dict[str, str]:
-        """The data-set tree with its counts and the inbox's; returns each clip's source."""
-        sources = self.project.clip_sources()
-        self.tree.fill(self.project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+    def _fill_tree(self) -> None:
+        """The data-set tree with its counts and the inbox's (counted in SQL: no clip rows are read)."""
+        self.tree.fill(self.project.summary(), self.project.count_clips(source="inbox"))
         self.clip_properties.show_stale()
-        return sources
 
     def show_clip(self, clip_id: str) -> None:
         if self.project is None:
@@ -329,12 +293,12 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         if not same:
             self.playback.load(display.path, display.duration_s)
 
-    def _detectors_changed(self, first: str, second: str, third: str, side_by_side: bool) -> None:
-        self.view.set_detectors(first or None, second or None, third or None)
+    def _detectors_changed(self, detectors: list[str], side_by_side: bool) -> None:
+        self.view.set_detectors(detectors)
         self.view.set_side_by_side(side_by_side)
-        if first:  # remembered for the next clip, project and session
-            self.settings.set_view_detectors([box.currentText() for box in self.controls.boxes], side_by_side)
-        self.table.model.set_decision_detector(first or None)
+        if detectors:  # remembered for the next clip, project and session
+            self.settings.set_view_detectors(detectors, side_by_side)
+        self.table.model.set_decision_detector(detectors[0] if detectors else None)
         self.show_proposal_levels()
 
     def _drop_group_changed(self, group: str) -> None:
@@ -355,7 +319,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
             event.acceptProposedAction()
             self.score_files(paths)
 
-    def score_files(self, paths: list[str]) -> int | None:
+    def score_files(self, paths: list[str]) -> JobHandle | None:
         """Import files into the inbox and score them at once, ahead of other queued jobs."""
         if self.project is None:
             QMessageBox.information(
@@ -424,13 +388,7 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
         QApplication.instance().removeEventFilter(self._typing_keys)
         self.playback.stop()
         self.statusBar().showMessage("Stopping the running job ...")
-        ended = self.engine.shutdown()
-        for signal in (
-            self.engine.worker.job_finished,
-            self.engine.worker.job_failed,
-            self.engine.worker.job_cancelled,
-        ):
-            signal.disconnect()  # late results must not reach a closed window
+        ended = self.engine.shutdown()  # late results reach no handle, so not this closed window
         self.view.shutdown()
         logging.getLogger("earmark").removeHandler(self._log_relay)
         if self.project is not None and ended:  # never close the database under a job that still runs

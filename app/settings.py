@@ -70,7 +70,8 @@ class AppSettings:
         self._q.setValue("table/normalised_scores", "true" if on else "false")
 
     def view_detectors(self) -> tuple[list[str], bool]:
-        """The detectors of the spectrogram's columns chosen last ("none": no third) and whether side by side was on."""
+        """The detectors of the spectrogram's columns chosen last, the first column's first, and whether side by
+        side was on."""
         value = self._q.value("view/detectors", [])
         names = [value] if isinstance(value, str) else [str(v) for v in value or []]
         return names, str(self._q.value("view/side_by_side", "false")).lower() == "true"

@@ -11,6 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app import jobs
+from app.engine_thread import JobHandle
 from engine.demo import missing
 from engine.store import results
 
@@ -38,11 +39,13 @@ def open_demo(window, options, outcome: dict) -> None:
     window.statusBar().showMessage(f"Building the demo project in {folder} (see the Jobs dock) ...")
     # The window opens on the project as soon as its first detector is there; the slower ones go on in the
     # jobs dock and their columns fill in as they finish (a screenshot waits for all of them).
-    demo_jobs: list[int] = []
+
+    def watch(handle: JobHandle) -> None:
+        handle.ended.connect(lambda status: _demo_failed(status, options, outcome))
 
     def build_the_rest(rest: list[str]) -> None:
         if rest:
-            demo_jobs.append(
+            watch(
                 window.submit(
                     "demo",
                     f"fit the demo's {', '.join(rest)}",
@@ -52,9 +55,9 @@ def open_demo(window, options, outcome: dict) -> None:
             )
 
     if options.screenshot is not None:
-        demo_jobs.append(window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened))
+        watch(window.submit("demo", "build the demo project", jobs.build_demo(folder, plan), opened))
     elif len(todo) == len(plan.detectors):
-        demo_jobs.append(
+        watch(
             window.submit(
                 "demo",
                 f"build the demo project ({todo[0]})",
@@ -65,11 +68,10 @@ def open_demo(window, options, outcome: dict) -> None:
     else:
         opened()
         build_the_rest(todo)
-    window.job_ended.connect(lambda job_id, status: _demo_failed(job_id, status, demo_jobs, options, outcome))
 
 
-def _demo_failed(job_id: int, status: str, demo_jobs: list[int], options, outcome: dict) -> None:
-    if job_id in demo_jobs and status != "done" and options.screenshot is not None:
+def _demo_failed(status: str, options, outcome: dict) -> None:
+    if status != "done" and options.screenshot is not None:
         print("earmark: the demo project could not be built; see the messages above", file=sys.stderr)
         outcome["status"] = 1
         QApplication.quit()

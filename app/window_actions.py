@@ -11,6 +11,7 @@ from app import jobs
 from app.dialogs.fit import FitDialog
 from app.dialogs.help import ShortcutsDialog
 from app.dialogs.settings import SettingsDialog
+from app.engine_thread import JobHandle
 from engine.errors import EarmarkError
 from engine.store import Project, results
 
@@ -91,7 +92,7 @@ class WindowActions:
             if dialog.exec() and dialog.chosen_folder():
                 self.locate_missing(dialog.chosen_folder())
 
-    def locate_missing(self, folder: str) -> int:
+    def locate_missing(self, folder: str) -> JobHandle:
         """Search `folder` for the missing recordings as an engine job; the report goes to the log."""
         return self.submit(
             "relocate", "locate missing recordings", jobs.locate_missing(folder), self._imported, folder=folder
@@ -119,18 +120,19 @@ class WindowActions:
         import torch  # here: the window is drawn before torch is loaded
 
         dialog = SettingsDialog(self.settings.device, self.view.settings, torch.cuda.is_available(), self)
-        dialog.weights_requested.connect(
-            lambda name, path: self.submit(
-                "weights",
-                f"check {name} weights",
-                jobs.save_weights(name, path),
-                lambda stored, n=name: dialog.weights[n].report(True, f"in use: {stored}"),
-                path=path,
-            )
-        )
-        watch = self.job_ended.connect(lambda job_id, status: self._weights_failed(dialog, job_id, status))
-        dialog.finished.connect(lambda _result: self.job_ended.disconnect(watch))
+        dialog.weights_requested.connect(lambda name, path: self._check_weights(dialog, name, path))
         return dialog
+
+    def _check_weights(self, dialog: SettingsDialog, name: str, path: str) -> JobHandle:
+        handle = self.submit(
+            "weights",
+            f"check {name} weights",
+            jobs.save_weights(name, path),
+            lambda stored: dialog.weights[name].report(True, f"in use: {stored}"),
+            path=path,
+        )
+        handle.failed.connect(lambda message: dialog.weights[name].report(False, message))
+        return handle
 
     def apply_settings(self, dialog: SettingsDialog) -> None:
         spectrogram = dialog.chosen_spectrogram()
@@ -144,14 +146,8 @@ class WindowActions:
         self.settings.device = self.engine.worker.device_choice  # kept only once it worked
         self._status(f"computing on {device}")
 
-    def _weights_failed(self, dialog: SettingsDialog, job_id: int, status: str) -> None:
-        title = self.job_titles.get(job_id, "")
-        if status == "failed" and title.startswith("check "):
-            name = title.split()[1]
-            dialog.weights[name].report(False, self.job_errors.get(job_id, "failed"))
-
     # -- Train ------------------------------------------------------------------------------------------------
-    def fit_all(self) -> int | None:
+    def fit_all(self) -> JobHandle | None:
         from engine.detectors.registry import fit_all_keys
         from engine.fit_estimate import estimate_fit
 
@@ -160,15 +156,15 @@ class WindowActions:
             estimate = estimate_fit(self.project.clips(), keys)
             if estimate.seconds > LONG_RUN_S and not self._confirm_long_run(estimate.describe()):
                 return None
-            job_id = self.submit(
+            handle = self.submit(
                 "fit",
                 "fit all detectors",
                 jobs.fit_detectors(keys, weights=estimate.weights()),
                 self._fitted,
                 detectors=keys,
             )
-            self._hint_resume(job_id, keys)
-            return job_id
+            self._hint_resume(handle, keys)
+            return handle
         return None
 
     def _trains_in_epochs(self, detector: str) -> bool:
@@ -186,11 +182,11 @@ class WindowActions:
             and has_interrupted_training(self.project.artifacts / "training" / detector)
         )
 
-    def _hint_resume(self, job_id: int, detectors: list[str]) -> None:
+    def _hint_resume(self, handle: JobHandle, detectors: list[str]) -> None:
         """What the log says when the job is cancelled: how to continue the training it stopped."""
         epochs = [d for d in detectors if self._trains_in_epochs(d)]
         if epochs:
-            self.cancel_hints[job_id] = (
+            handle.cancel_hint = (
                 f"Train > Fit detector... with Resume ticked continues {', '.join(epochs)} from the last finished epoch"
             )
 
@@ -215,7 +211,7 @@ class WindowActions:
             if dialog.exec():
                 detector, group, settings = dialog.chosen()
                 resume = dialog.resume.isChecked()
-                job_id = self.submit(
+                handle = self.submit(
                     "fit",
                     f"fit {detector}" + (f" on {group}" if group else "") + (", resumed" if resume else ""),
                     jobs.fit_detectors([detector], group, settings, resume=resume),
@@ -225,7 +221,7 @@ class WindowActions:
                     settings=settings,
                     resume=resume,
                 )
-                self._hint_resume(job_id, [detector])
+                self._hint_resume(handle, [detector])
 
     def _fitted(self, result: jobs.FitResult) -> None:
         for warning in result.warnings:
@@ -260,7 +256,7 @@ class WindowActions:
                 clips=clip_ids,
             )
 
-    def score_all(self) -> int | None:
+    def score_all(self) -> JobHandle | None:
         if self._need_project():
             detectors = results.fitted_detectors(self.project)
             return self.submit(
@@ -326,9 +322,7 @@ class WindowActions:
         self.controls.toggle("truth")
 
     def next_detector(self) -> None:
-        box = self.controls.first
-        if box.count():
-            box.setCurrentIndex((box.currentIndex() + 1) % box.count())
+        self.controls.next_detector()
 
     def toggle_side_by_side(self) -> None:
         self.controls.side_by_side.toggle()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QDialog
 from app import jobs
 from app.dialogs.classifier_results import ClassifierResultsDialog
 from app.dialogs.train import TrainDialog
+from app.engine_thread import JobHandle
 
 
 class ClassifierActions:
@@ -19,7 +20,7 @@ class ClassifierActions:
             if dialog.exec() == QDialog.DialogCode.Accepted:
                 self.train_leak(*dialog.chosen())
 
-    def train_leak(self, modes: Sequence[str], settings: dict | None = None, resume: bool = False) -> int | None:
+    def train_leak(self, modes: Sequence[str], settings: dict | None = None, resume: bool = False) -> JobHandle | None:
         """Queue the leak training (from the labels as they are now) and the scoring after it."""
         if not self._need_project():
             return None

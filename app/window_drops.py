@@ -4,6 +4,7 @@ what the status line says about each scored drop, and scoring clips again once t
 from __future__ import annotations
 
 from app import jobs
+from app.engine_thread import JobHandle
 
 #: The first entry of "Score drops with": each drop goes to the group it resembles most.
 AUTO_GROUP = "auto (closest group)"
@@ -26,9 +27,9 @@ class DropActions:
         self.drop_group.setCurrentText(remembered if remembered in groups else AUTO_GROUP)
         self.drop_group.blockSignals(False)
 
-    def rescore_clips(self, clip_ids: list[str]) -> int | None:
+    def rescore_clips(self, clip_ids: list[str]) -> JobHandle | None:
         """Score clips again with their own group's models (after their machine and section were set); the
-        table rows and the status line follow when it is done. Returns the job's id."""
+        table rows and the status line follow when it is done. Returns the job's handle."""
         if self.project is None or not clip_ids:
             return None
         title = f"score {len(clip_ids)} clip(s) again" if len(clip_ids) > 1 else f"score {clip_ids[0]} again"

@@ -1,8 +1,9 @@
-"""Writes docs/side_by_side.png, the README's picture of three detectors' anomaly maps on one clip: a small
-demo-like project (one machine, 4 s clips) with dcase_ae, knn and patch_memory fitted, opened as a user opens
-it (`earmark open PROJECT`) on an X server with one 1366 x 768 screen (Xvfb); the most anomalous test clip
-with a ground-truth region is shown with patch_memory, dcase_ae and knn side by side, and the whole screen is
-captured. With no PROJECT the project is built first (a few minutes on two cores).
+"""Writes docs/side_by_side.png, the README's picture of every detector's anomaly map on one clip: a small
+demo-like project (one machine, 4 s clips) with the demo's detectors fitted (knn, patch_memory, dcase_ae,
+ensemble), opened as a user opens it (`earmark open PROJECT`) on an X server with one 1366 x 768 screen (Xvfb);
+the most anomalous test clip with a ground-truth region is shown with patch_memory first and the others side
+by side, one column each on the normalised scale, and the whole screen is captured. With no PROJECT the
+project is built first (a few minutes on two cores).
 
     python docs/make_side_by_side_screenshot.py [PROJECT] [docs/side_by_side.png]
 """
@@ -41,7 +42,7 @@ def main(project: Path | None, out: Path) -> int:
         source = project or build(Path(temp) / "source" / "demo")
         copy = Path(temp) / "demo"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("audio", "features"))
-        capture(copy, out, Path(temp) / "config", "--side-by-side")
+        capture(copy, out, Path(temp) / "config", "--every-detector")
     return 0
 
 

@@ -248,7 +248,7 @@ class LabelActions:
         """The proposing detector's choice and the level a ratio of 1 stands for on the shown clip, when that
         detector's lane is the one on screen."""
         choice, display = self.proposal_panel.choice(), self.view.display
-        if choice is None or display is None or self.view.detectors[0] != choice.detector:
+        if choice is None or display is None or self.view.detectors[:1] != (choice.detector,):
             return None
         lanes = display.lanes.get(choice.detector)
         if lanes is None or lanes.frame_times.size == 0:

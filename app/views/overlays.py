@@ -1,5 +1,6 @@
-"""What is drawn over a clip's spectrogram, as plain data: each detector's lanes and map, the ground-truth
-and labelled regions; and the colour maps. The main window fills a `ClipDisplay` from the project."""
+"""What is drawn over a clip's spectrogram, as plain data: each detector's stored `Detection` (score,
+thresholds, lanes and map), the ground-truth and labelled regions; and the colour maps. The main window
+fills a `ClipDisplay` from the project."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from engine.audio.display import hz_to_mel
+from engine.data.detection import Detection
 from engine.store.labels import Region
 
 OVERLAYS = ("map", "lane", "truth", "labels", "playhead")
@@ -33,23 +35,6 @@ MAP_HEADROOM = 1.5
 
 
 @dataclass
-class DetectorLanes:
-    """One detector's view of one clip."""
-
-    detector: str
-    score: float
-    decision: bool
-    threshold: float | None
-    frame_times: np.ndarray
-    frame_scores: np.ndarray
-    frame_threshold: float | None = None
-    anomaly_map: np.ndarray | None = None
-    map_freq_spans_hz: np.ndarray | None = None
-    map_time_spans_s: np.ndarray | None = None
-    model_id: int | None = None
-
-
-@dataclass
 class ClipDisplay:
     clip_id: str
     path: str
@@ -62,7 +47,10 @@ class ClipDisplay:
     colours: dict[str, str] = field(default_factory=dict)
     #: The detector of each model whose proposals are among the regions (by model id).
     sources: dict[int, str] = field(default_factory=dict)
-    lanes: dict[str, DetectorLanes] = field(default_factory=dict)
+    #: Each detector's newest stored detection of the clip (score, thresholds, lanes, map, model id) ...
+    lanes: dict[str, Detection] = field(default_factory=dict)
+    #: ... and the same on the normalised scale (side by side shows these); only for models that have one.
+    normalised: dict[str, Detection] = field(default_factory=dict)
     caption: str = ""
     #: The channel the clip uses (0-based), or None for the mono mix: the spectrogram shows the same audio.
     channel: int | None = None
@@ -89,7 +77,7 @@ def map_colour_map(name: str) -> pg.ColorMap:
     return pg.ColorMap(positions, colours.astype(np.ubyte))
 
 
-def map_levels(lanes: DetectorLanes) -> tuple[float, float]:
+def map_levels(lanes: Detection) -> tuple[float, float]:
     """The colour range of a detector's map on one clip, in the map's units (those of its frame scores).
 
     The top is the clip's own high percentile, but never below MAP_HEADROOM x the model's frame threshold: a
@@ -140,7 +128,7 @@ def short_number(value: float, digits: int = 2) -> str:
 
 
 def raster_map(
-    lanes: DetectorLanes, mel_low: float, mel_high: float, rows: int = 128, max_columns: int = 4000
+    lanes: Detection, mel_low: float, mel_high: float, rows: int = 128, max_columns: int = 4000
 ) -> tuple[np.ndarray, tuple[float, float]] | None:
     """The anomaly map drawn on the spectrogram's grid: `rows` rows evenly spaced in mel between mel_low and
     mel_high, columns of equal time covering the map's time spans. Cells the map does not cover are NaN.

@@ -1,8 +1,10 @@
 """The spectrogram view: a clip's mel spectrogram in dB placed in seconds x mel (the axis reads Hz), with
 overlays each with its own visibility and opacity (a detector's anomaly map with a colour bar, its
 frame-score lane with the threshold drawn, ground-truth and labelled regions, the playhead), a
-peak-downsampled waveform strip, and side by side up to two more columns that show other detectors' maps on
-the same clip, linked in time and frequency with the first.
+peak-downsampled waveform strip, and side by side more columns, one per chosen detector, each with its map and
+lane on the same clip, linked in time and frequency with the first. Side by side, every column shows its
+detector on the normalised scale (`app.clip_data.normalised_detection`), and the lanes share one score axis,
+so the detectors compare.
 
 Audio is never read on the GUI thread: `DisplayLoader` computes the overview when a clip is shown and the
 full-resolution detail of the visible window as the user zooms into a long recording.
@@ -18,18 +20,18 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from app.settings import SpectrogramSettings
 from app.views.display_loader import DisplayLoader
 from app.views.overlays import DEFAULT_OPACITY, OVERLAYS, TRUTH_COLOUR, ClipDisplay
+from app.views.side_by_side import SideBySide
 from app.views.spectrogram_panel import Panel
 from engine.audio.display import DisplayConfig, Envelope, SpectrogramTile, hz_to_mel, mel_to_hz
 from engine.store.labels import Region
 
 #: Zoomed in to at most this many full-resolution columns, the visible window is computed in detail.
 DETAIL_COLUMNS = 6000
-#: The first detector's column and, side by side, up to this many more.
-COLUMNS = 3
 
 
-class SpectrogramView(QWidget):
-    """`show_clip(display)` draws a clip; `set_detectors(a, b, c)` picks the maps; overlays via `set_overlay`."""
+class SpectrogramView(SideBySide, QWidget):
+    """`show_clip(display)` draws a clip; `set_detectors([a, b, ...])` picks the columns' detectors (side by side
+    shows them all, else the first); overlays via `set_overlay`."""
 
     overview_shown = Signal(str)  # clip id, once its spectrogram is drawn
     detail_shown = Signal(float, float)
@@ -50,14 +52,11 @@ class SpectrogramView(QWidget):
         layout.addWidget(self.graphics)
         self.label_mode = False
         self.selected_region: int | None = None
-        self.panels = [Panel(self.graphics.ci, column, self) for column in range(COLUMNS)]
-        for panel in self.panels:
-            panel.view_box.drawn.connect(self._drawn)
+        #: The columns made so far (a column is made the first time a detector needs it, and kept).
+        self.panels: list[Panel] = []
+        self._add_panel()
         self.panels[0].attach(True)
         main = self.panels[0].plot
-        for panel in self.panels[1:]:
-            panel.plot.setXLink(main)
-            panel.plot.setYLink(main)
         self.wave: pg.PlotItem = self.graphics.ci.addPlot(row=2, col=0)
         self.wave.setMaximumHeight(90)
         self.wave.setXLink(main)
@@ -80,7 +79,8 @@ class SpectrogramView(QWidget):
         self._visible = {name: True for name in OVERLAYS}
         self._opacity = dict(DEFAULT_OPACITY)
         self.display: ClipDisplay | None = None
-        self.detectors: tuple[str | None, ...] = (None,) * COLUMNS
+        #: The columns' detectors, the first column's first (side by side shows them all).
+        self.detectors: tuple[str, ...] = ()
         self.side_by_side = False
         self.overview: SpectrogramTile | None = None
         self.overview_envelope: Envelope | None = None
@@ -141,35 +141,6 @@ class SpectrogramView(QWidget):
             self._request_clip = {request: display.clip_id}
         self._draw_lanes()
         self._draw_regions()
-
-    def set_detectors(self, first: str | None, *others: str | None) -> None:
-        """The first column's detector and, side by side, the others' (None: that column is not shown)."""
-        self.detectors = (first, *others[: COLUMNS - 1], *(None,) * (COLUMNS - 1 - len(others)))
-        self._set_side_by_side(self.side_by_side)
-        self._draw_lanes()
-
-    def set_side_by_side(self, on: bool) -> None:
-        self._set_side_by_side(on)
-        self._draw_lanes()
-
-    def _set_side_by_side(self, on: bool) -> None:
-        self.side_by_side = on
-        for panel, detector in zip(self.panels[1:], self.detectors[1:], strict=True):
-            panel.attach(on and detector is not None)
-
-    def shown_panels(self) -> list[Panel]:
-        """The columns on screen: the first, and side by side those with a detector."""
-        return [panel for panel in self.panels if panel.attached]
-
-    def _draw_lanes(self) -> None:
-        lanes = self.display.lanes if self.display else {}
-        for panel, detector in zip(self.panels, self.detectors, strict=True):
-            panel.set_lanes(lanes.get(detector) if detector else None, self.mel_range(), self.settings)
-            panel.map_image.setOpacity(self._opacity["map"])
-            panel.lane.setVisible(self._visible["lane"] and panel.attached)
-        # Columns whose titles got shorter give the room back (pyqtgraph fits its layout to the view only
-        # when the view is resized).
-        self.graphics.ci.setGeometry(self.graphics.range)
 
     def _draw_regions(self) -> None:
         display = self.display
@@ -235,7 +206,10 @@ class SpectrogramView(QWidget):
 
     def set_proposal_levels(self, on: float | None, off: float | None) -> None:
         """Show the proposal levels on the first column's lane (None: hide them). A line the user is
-        dragging is left where the mouse has it."""
+        dragging is left where the mouse has it. A lane on the normalised scale (side by side) shows none: the
+        levels are ratios of the raw frame threshold."""
+        if self.panels[0].normalised:
+            on = off = None
         for name, value in (("on", on), ("off", off)):
             line = self.panels[0].levels[name]
             line.setVisible(value is not None and self._visible["lane"])

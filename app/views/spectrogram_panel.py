@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor
 from app.settings import SpectrogramSettings
 from app.views.overlays import (
     THRESHOLD_COLOUR,
-    DetectorLanes,
+    Detection,
     colour_bar_ticks,
     map_colour_map,
     map_levels,
@@ -80,16 +80,22 @@ class ScoreAxis(pg.AxisItem):
         return [short_number(value * scale) for value in values]
 
 
-def _title(lanes: DetectorLanes | None, narrow: bool) -> str:
-    """A column's title: detector, score, decision, threshold; on two lines when columns stand side by side."""
+def _title(detector: str, lanes: Detection | None, columns: int, normalised: bool = False) -> str:
+    """A column's title: detector, score, decision, threshold. Side by side it is on two lines (on three from
+    four columns on, so that each column stays narrow enough for a laptop screen), and the score is the
+    normalised one ("z", in standard deviations of the model's held-out normals) or, for a model without
+    one, says it is raw."""
     if lanes is None:
         return ""
     verdict = f"<span style='color:{THRESHOLD_COLOUR}'>anomaly</span>" if lanes.decision else "normal"
-    if narrow:
-        title = f"<b>{lanes.detector}</b>: {verdict}{', no map' if lanes.anomaly_map is None else ''}"
-        title += f"<br>score {short_number(lanes.score, 3)}"
-        return title + (f", threshold {short_number(lanes.threshold, 3)}" if lanes.threshold is not None else "")
-    title = f"<b>{lanes.detector}</b>: score {lanes.score:.4g}, {verdict}"
+    if columns > 1:
+        score = f"{'z' if normalised else 'raw score'} {short_number(lanes.score, 3)}"
+        threshold = f"threshold {short_number(lanes.threshold, 3)}" if lanes.threshold is not None else ""
+        no_map = ", no map" if lanes.anomaly_map is None else ""
+        if columns > 3:  # the detector alone on the first line: the widest line is what sets a column's width
+            return f"<b>{detector}</b><br>{verdict}, {score}{no_map}" + (f"<br>{threshold}" if threshold else "")
+        return f"<b>{detector}</b>: {verdict}{no_map}<br>{score}" + (f", {threshold}" if threshold else "")
+    title = f"<b>{detector}</b>: score {lanes.score:.4g}, {verdict}"
     if lanes.threshold is not None:
         title += f" (threshold {lanes.threshold:.4g})"
     if lanes.anomaly_map is None:
@@ -191,7 +197,9 @@ class Panel:
             line.setZValue(19)
             line.setVisible(False)
             self.plot.addItem(line)
-        self.lanes: DetectorLanes | None = None
+        self.detector = ""
+        self.lanes: Detection | None = None
+        self.normalised = False
 
     def set_tile(self, which: int, tile: SpectrogramTile | None, settings: SpectrogramSettings) -> None:
         image = self.images[which]
@@ -204,14 +212,26 @@ class Panel:
 
     def set_lanes(
         self,
-        lanes: DetectorLanes | None,
+        detector: str,
+        lanes: Detection | None,
         mel_range: tuple[float, float],
         settings: SpectrogramSettings,
+        normalised: bool = False,
     ) -> None:
-        self.lanes = lanes
-        narrow = sum(panel.attached for panel in self.view.panels) > 1
+        """Show `detector`'s detection of the clip (None: nothing); `normalised`: it is on the normalised
+        scale (the title and the lane's axis say so)."""
+        self.detector, self.lanes, self.normalised = detector, lanes, normalised
+        columns = sum(panel.attached for panel in self.view.panels)
         # A title is as wide as its text at least: side by side it is short, so the columns fit a laptop.
-        self.plot.setTitle(_title(lanes, narrow), size="8pt" if narrow else "9pt")
+        title = _title(detector, lanes, columns, normalised)
+        self.plot.setTitle(title, size="8pt" if columns > 1 else "9pt")
+        # pyqtgraph gives a title 30 px, two lines at 8 pt: a third line gets its room, or it would lie over
+        # the spectrogram.
+        height = 30 + 13 * max(0, title.count("<br>") - 1)
+        self.plot.titleLabel.setMaximumHeight(height)
+        self.plot.layout.setRowFixedHeight(0, height)
+        if self.axis_titles:
+            self.lane.setLabel("left", "z" if normalised else "score")
         raster = raster_map(lanes, *mel_range) if lanes is not None else None
         if raster is None:
             self.map_image.clear()
@@ -237,10 +257,17 @@ class Panel:
             self.threshold_line.setVisible(lanes.frame_threshold is not None and self.view.overlay_visible("lane"))
             if lanes.frame_threshold is not None:
                 self.threshold_line.setValue(lanes.frame_threshold)
-            finite = lanes.frame_scores[np.isfinite(lanes.frame_scores)]
-            top = max([*finite.tolist(), lanes.frame_threshold or -np.inf]) if finite.size else 1.0
-            bottom = float(finite.min()) if finite.size else 0.0
-            self.lane.setYRange(bottom, top if top > bottom else bottom + 1, padding=0.08)
+            self.lane.setYRange(*self.lane_extent(), padding=0.08)
+
+    def lane_extent(self) -> tuple[float, float] | None:
+        """The score range the lane needs: its finite frame scores and the frame threshold (None: no lane)."""
+        lanes = self.lanes
+        if lanes is None or lanes.frame_times.size == 0:
+            return None
+        finite = lanes.frame_scores[np.isfinite(lanes.frame_scores)]
+        top = max([*finite.tolist(), lanes.frame_threshold or -np.inf]) if finite.size else 1.0
+        bottom = float(finite.min()) if finite.size else 0.0
+        return bottom, top if top > bottom else bottom + 1
 
     def _mark_threshold(self, low: float, high: float, threshold: float | None) -> None:
         """The threshold as a line across the colour bar and a label on its scale."""

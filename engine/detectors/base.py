@@ -18,7 +18,7 @@ import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +28,7 @@ import torch
 
 from engine.audio.feature_cache import FeatureCache
 from engine.data.clip import Clip
+from engine.data.detection import Detection
 from engine.detectors.min_duration import long_enough
 from engine.detectors.normalisation import domain_stats, normalised_frames, normalised_score, score_stats
 from engine.detectors.thresholds import gamma_threshold
@@ -63,28 +64,6 @@ class DetectorConfig:
     #: Proposed regions closer than this are merged; shorter ones are dropped.
     merge_gap_s: float = 0.1
     min_region_s: float = 0.05
-
-
-@dataclass
-class Detection:
-    """What every detector says about one clip. Higher scores are more anomalous.
-
-    `frame_scores` [T] at `frame_times` [T] seconds; `anomaly_map` [F, Tm] or None, each row spanning
-    `map_freq_spans_hz[f]` (low, high) and each column `map_time_spans_s[t]` (start, end); `regions` are
-    proposed anomalous stretches (start_s, end_s, peak frame score). `normalised` is the score against the
-    model's held-out training-normal scores of the clip's domain (NaN for a model without them).
-    """
-
-    clip_id: str
-    score: float
-    decision: bool
-    frame_scores: np.ndarray
-    frame_times: np.ndarray
-    anomaly_map: np.ndarray | None = None
-    map_freq_spans_hz: np.ndarray | None = None
-    map_time_spans_s: np.ndarray | None = None
-    regions: list[tuple[float, float, float]] = field(default_factory=list)
-    normalised: float = float("nan")
 
 
 @dataclass
@@ -221,6 +200,7 @@ class Detector(ABC):
         domains = {c.clip_id: c.domain for c in clips}
         for detection in detections:
             detection.decision = self._decide(detection.score)
+            detection.threshold, detection.frame_threshold = self.threshold, self.frame_threshold
             detection.normalised = normalised_score(
                 detection.score, domains.get(detection.clip_id), self.info.get("normalisation")
             )

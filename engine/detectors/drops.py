@@ -135,7 +135,7 @@ def score_drops(
     models that scored each clip (earlier scores of other groups' models are removed) and keeps the verdict
     in the clip's attributes. `session` is an `engine.detectors.runs.Session`."""
     from engine.data.changes import refresh_changed
-    from engine.detectors.runs import score_clips_with_group
+    from engine.detectors.runs import score_with_group
 
     progress = progress or Progress()
     project = session.project
@@ -175,7 +175,7 @@ def score_drops(
             by_group.setdefault(verdicts[clip.clip_id].group, []).append(clip)
     for index, (key, group_clips) in enumerate(sorted(by_group.items())):
         step = progress.child(f"scoring with {key} ({index + 1}/{len(by_group)}): ")
-        found = score_clips_with_group(session, key, group_clips, step)
+        found = score_with_group(session, key, group_clips, step)
         for clip in group_clips:
             verdicts[clip.clip_id].detections = found.get(clip.clip_id, {})
         forget_other_groups(project, [c.clip_id for c in group_clips], key)

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from engine.audio.feature_cache import FeatureCache
@@ -289,23 +288,10 @@ def score_with_group(
     group: str,
     clips: Sequence[Clip],
     progress: Progress | None = None,
-) -> dict[str, Detection]:
-    """Score `clips` with the newest model of every detector fitted for `group`, whatever their own group
-    (files dropped on the window have none); store the scores. Returns the detection per detector (of the
-    last clip; `score_clips_with_group` gives every clip's)."""
-    found: dict[str, Detection] = {}
-    for detections in score_clips_with_group(session, group, clips, progress).values():
-        found.update(detections)
-    return found
-
-
-def score_clips_with_group(
-    session: Session,
-    group: str,
-    clips: Sequence[Clip],
-    progress: Progress | None = None,
 ) -> dict[str, dict[str, Detection]]:
-    """`score_with_group`, returning clip_id -> detector -> detection for every clip scored."""
+    """Score `clips` with the newest model of every detector fitted for `group`, whatever their own group
+    (files dropped on the window have none), all clips in one call per model; store the scores. Returns
+    clip_id -> detector -> detection for every clip scored (a clip no model could read is absent)."""
     progress = progress or Progress()
     project = session.project
     clips = refresh_changed(project, clips, progress, session.cache)
@@ -333,26 +319,10 @@ def score_clips_with_group(
 
 def _store(project: Project, model_id: int, clips: Sequence[Clip], detections: Sequence[Detection]) -> None:
     checksums = {c.clip_id: c.checksum or c.clip_id for c in clips}
-    rows = []
-    for d in detections:
-        arrays = {
-            "frame_scores": d.frame_scores,
-            "frame_times": d.frame_times,
-            "regions": np.asarray(d.regions, dtype=np.float64).reshape(-1, 3),
-        }
-        if d.anomaly_map is not None:
-            arrays.update(
-                anomaly_map=d.anomaly_map, map_freq_spans_hz=d.map_freq_spans_hz, map_time_spans_s=d.map_time_spans_s
-            )
-        rows.append(
-            (
-                d.clip_id,
-                d.score,
-                d.decision,
-                results.save_lanes(project, model_id, checksums[d.clip_id], arrays),
-                d.normalised,
-            )
-        )
+    rows = [
+        (d.clip_id, d.score, d.decision, results.save_lanes(project, model_id, checksums[d.clip_id], d), d.normalised)
+        for d in detections
+    ]
     results.write_scores(project, model_id, rows)
 
 

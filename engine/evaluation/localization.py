@@ -123,7 +123,7 @@ def localize_project(
                     )
                 continue
             clip = truth[row.clip_id]
-            clips.append(LocalizedClip(lanes["frame_times"], lanes["frame_scores"], clip.anomaly_regions))
+            clips.append(LocalizedClip(lanes.frame_times, lanes.frame_scores, clip.anomaly_regions))
         if clips:
             reports.append(localize(name, clips))
     return reports

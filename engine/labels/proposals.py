@@ -239,7 +239,7 @@ def clip_proposals(
     if not score.map_artifact:
         raise LabelError(f"{clip_id} has no frame scores from {detector}; score it again")
     lanes = results.load_lanes(project, score.map_artifact)
-    times, values = lanes["frame_times"], lanes["frame_scores"]
+    times, values = lanes.frame_times, lanes.frame_scores
     models = models if models is not None else {m.model_id: m for m in results.models(project, detector)}
     threshold = results.frame_threshold(project, _record(models, detector, score.model_id))
     duration_s = duration_s if duration_s is not None else project.clip(clip_id).duration_s

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import files
+from engine.data.detection import Detection
 from engine.errors import ArtifactError
 from engine.files import disk_full, safe_name
 from engine.store.project import Project, now
@@ -237,23 +238,25 @@ def _finite_or_none(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def save_lanes(project: Project, model_id: int, checksum: str, arrays: dict[str, np.ndarray]) -> str:
-    """Write one clip's frame scores (and map) for a model, atomically; returns the path relative to the
-    project."""
+def save_lanes(project: Project, model_id: int, checksum: str, detection: Detection) -> str:
+    """Write one clip's frame scores, proposed regions and map for a model (`Detection.to_arrays`),
+    atomically; returns the path relative to the project."""
     target = score_file(project, model_id, checksum)
     # Renamed whole (a kill leaves the old file or the new one) but not fsynced: one per clip and model while
     # scoring, and a lanes file a power cut damaged is named by load_lanes and written again by a rescore.
-    files.save_npz_atomic(target, arrays, durable=False)
+    files.save_npz_atomic(target, detection.to_arrays(), durable=False)
     return target.relative_to(project.folder).as_posix()
 
 
-def load_lanes(project: Project, map_artifact: str) -> dict[str, np.ndarray]:
-    """A clip's stored frame scores (and map). A missing, truncated or unreadable file raises `ArtifactError`
-    naming it: the caller shows the score without them and goes on; scoring the clip again writes them."""
+def load_lanes(project: Project, map_artifact: str, clip_id: str = "", **fields: object) -> Detection:
+    """A clip's stored frame scores, regions and map as a `Detection` (`Detection.from_arrays`), with the
+    scalar `fields` given (score, decision, normalised, thresholds, model_id). A missing, truncated or
+    unreadable file raises `ArtifactError` naming it: the caller shows the score without them and goes on;
+    scoring the clip again writes them."""
     path = artifact_path(project, map_artifact)
     try:
         with np.load(path) as data:
-            return {name: data[name] for name in data.files}
+            return Detection.from_arrays({name: data[name] for name in data.files}, clip_id, **fields)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         state = "missing" if not path.exists() else f"damaged ({type(exc).__name__}: {exc})"
         raise ArtifactError(f"the frame scores in {path} are {state}; score the clips again to rewrite them") from None

@@ -60,7 +60,7 @@ def test_labels_drawn_with_the_keyboard_train_the_leak_classifier_whose_lane_and
 
     with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
         job = window.train_leak(["binary"], {"epochs": "8", "batch_size": "64"})
-    assert ended.args == [job, "done"], window.job_errors.get(job)
+    assert ended.args == [job.id, "done"], job.error
     # The trained model is the project's detector leak_binary, with a score for every clip.
     assert "leak_binary" in results.fitted_detectors(window.project)
     scores = {r.clip_id: r for r in results.latest_scores(window.project, "leak_binary")}
@@ -72,9 +72,9 @@ def test_labels_drawn_with_the_keyboard_train_the_leak_classifier_whose_lane_and
     panel = window.view.panels[0]
     stored = results.load_lanes(window.project, scores["leak_000"].map_artifact)
     x, y = panel.curve.getData()
-    assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
+    assert np.allclose(x, stored.frame_times) and np.allclose(y, stored.frame_scores)
     assert ((y >= 0) & (y <= 1)).all() and "leak_binary" in panel.plot.titleLabel.text
-    normal = results.load_lanes(window.project, scores["normal_000"].map_artifact)["frame_scores"]
+    normal = results.load_lanes(window.project, scores["normal_000"].map_artifact).frame_scores
     assert y.mean() > normal.mean()  # it learnt which is which
 
     # On an unlabelled leak file, proposals for the labelling flow come from the lane at the model's threshold.
@@ -86,7 +86,7 @@ def test_labels_drawn_with_the_keyboard_train_the_leak_classifier_whose_lane_and
     record = results.latest_models(window.project, "leak_binary")[results.ALL_GROUPS]
     assert results.frame_threshold(window.project, record) == 0.5
     lane = results.load_lanes(window.project, scores["leak_003"].map_artifact)
-    expected = lane_proposals("leak_003", 4.0, lane["frame_times"], lane["frame_scores"], 0.5, record.model_id, "LEAK")
+    expected = lane_proposals("leak_003", 4.0, lane.frame_times, lane.frame_scores, 0.5, record.model_id, "LEAK")
     assert proposed and [(p.start_s, p.end_s, p.label) for p in proposed] == [
         (p.start_s, p.end_s, p.label) for p in expected
     ]

@@ -14,7 +14,7 @@ from app.views.clip_table import FIXED
 from app.window_drops import AUTO_GROUP
 from engine.data.toy import plan, render
 from engine.store import results
-from tests.app.conftest import TINY_DEMO
+from tests.app.conftest import TINY_DEMO, write_tone
 from tests.app.test_main_window import drop
 
 
@@ -82,3 +82,49 @@ def test_a_drop_unlike_every_group_says_so_and_is_scored_again_once_its_group_is
     records = {m.model_id: m.group_key for m in results.models(project)}
     stored = results.clip_scores(project, clip_id)[clip_id]
     assert {records[s.model_id] for s in stored.values()} == {"valve/section_00"}
+
+
+def test_five_dropped_files_are_scored_in_one_pass_reading_only_their_own_rows(qtbot, window, tmp_path, monkeypatch):
+    from engine.detectors.base import Detector
+    from engine.store.project import Project
+
+    window.drop_group.setCurrentText("fan/section_00")
+    files = [write_tone(tmp_path / f"line_{i}.wav", 1.0, seed=i, burst=i == 4) for i in range(5)]
+    calls, full_reads = [], []
+    score, sources, clips = Detector.score, Project.clip_sources, Project.clips
+
+    def counted_score(self, batch, progress=None):
+        calls.append((self.key, len(batch)))
+        return score(self, batch, progress)
+
+    def counted_sources(self, clip_ids=None):
+        if clip_ids is None:
+            full_reads.append("clip_sources")
+        return sources(self, clip_ids)
+
+    def counted_clips(self, **where):
+        if not where:
+            full_reads.append("clips")
+        return clips(self, **where)
+
+    monkeypatch.setattr(Detector, "score", counted_score)
+    monkeypatch.setattr(Project, "clip_sources", counted_sources)
+    monkeypatch.setattr(Project, "clips", counted_clips)
+    before = len(window.jobs)
+    with qtbot.waitSignal(window.drop_scored, timeout=60000) as blocker:
+        drop(window, files)
+    result = blocker.args[0]
+    # One job scored the five files: each model was called once with all five (none clip by clip) ...
+    assert [job.kind for job in window.jobs[before:]] == ["drop"] and window.jobs[-1].status == "done"
+    assert len(result.clip_ids) == 5 and all(n == 5 for _, n in calls)
+    fitted = set(results.fitted_detectors(window.project))
+    assert {key for key, _ in calls} == fitted
+    # ... and every file got every detector's score, shown in the table.
+    for clip_id in result.clip_ids:
+        assert set(result.scored[clip_id]) == fitted
+        row = window.table.model.rows[window.table.model.row_of(clip_id)]
+        assert row.source == "inbox" and set(row.scores) == fitted
+    assert max(result.scored[c]["knn"] for c in result.clip_ids) == result.scored[result.clip_ids[4]]["knn"]
+    # Past the import (which looks up the project's checksums), no step read every clip's row: the job and the
+    # table read the dropped clips' rows, and the data-set tree counts its clips in SQL (it was three reads).
+    assert full_reads == []

@@ -23,9 +23,9 @@ def test_epoch_66_of_the_first_section_of_the_first_detector_shows_as_two_percen
     job = window.submit("fit", "fit all detectors", fit_all_like)
     try:
         qtbot.waitUntil(
-            lambda: job in window.jobs_panel.rows and window.jobs_panel.rows[job].bar.value() > 0, timeout=5000
+            lambda: job.id in window.jobs_panel.rows and window.jobs_panel.rows[job.id].bar.value() > 0, timeout=5000
         )
-        row = window.jobs_panel.rows[job]
+        row = window.jobs_panel.rows[job.id]
         shown = (row.bar.value() / row.bar.maximum(), row.bar.text(), row.message.text())
     finally:
         with qtbot.waitSignal(window.job_ended, timeout=10000):
@@ -70,8 +70,8 @@ def test_fit_all_says_how_long_it_will_take_and_asks_before_a_long_run(qtbot, wi
     )
     with qtbot.waitSignal(window.job_ended, timeout=120000) as ended:
         job = window.fit_all()  # "Yes": the fit runs
-    assert job is not None and ended.args == [job, "done"]
-    assert window.jobs_panel.rows[job].bar.value() == window.jobs_panel.rows[job].bar.maximum()
+    assert job is not None and ended.args == [job.id, "done"] and job.status == "done"
+    assert window.jobs_panel.rows[job.id].bar.value() == window.jobs_panel.rows[job.id].bar.maximum()
 
 
 def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_follow(qtbot, tmp_path, monkeypatch):
@@ -99,7 +99,7 @@ def test_the_first_demo_opens_once_its_first_detector_is_fitted_and_the_others_f
         open_demo(window, options, {"status": 0})
         qtbot.waitUntil(lambda: window.project is not None, timeout=120000)
         assert fitted_when_opened == [["knn"]]  # the window opened on the project before the slow detectors
-        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae, ensemble" in window.job_titles.values())
+        qtbot.waitUntil(lambda: "fit the demo's patch_memory, dcase_ae, ensemble" in [job.title for job in window.jobs])
         qtbot.waitUntil(
             lambda: len(results.fitted_detectors(window.project)) == 4 and not window.engine.worker.busy(),
             timeout=120000,
@@ -113,15 +113,17 @@ def test_fit_all_leaves_ast_ae_out_and_fit_with_settings_still_fits_it(qtbot, wi
     neither fits it nor counts it in its estimate; chosen by name in Fit with settings, it is fitted."""
     from app import window_actions
     from app.dialogs.fit import FitDialog
+    from app.engine_thread import JobHandle
 
     asked, submitted = [], []
     monkeypatch.setattr(
         QMessageBox, "question", lambda parent, title, text, *args: asked.append(text) or QMessageBox.StandardButton.Yes
     )
     monkeypatch.setattr(window_actions, "LONG_RUN_S", 0.0)  # the estimate is always shown
-    monkeypatch.setattr(window, "submit", lambda kind, title, work, done, **meta: submitted.append(meta) or 1)
+    handle = JobHandle("fit", "not run")
+    monkeypatch.setattr(window, "submit", lambda kind, title, work, done, **meta: submitted.append(meta) or handle)
 
-    assert window.fit_all() == 1
+    assert window.fit_all() is handle
     assert "ast_ae" not in submitted[0]["detectors"] and "ast_ae" not in asked[0]
     assert {"dcase_ae", "knn", "ensemble"} <= set(submitted[0]["detectors"])
 

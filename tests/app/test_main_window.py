@@ -76,7 +76,7 @@ def test_selecting_a_clip_shows_its_spectrogram_map_lane_and_truth_regions(qtbot
         window.project, results.clip_scores(window.project, clip_id)[clip_id]["patch_memory"].map_artifact
     )
     x, y = panel.curve.getData()
-    assert np.allclose(x, stored["frame_times"]) and np.allclose(y, stored["frame_scores"])
+    assert np.allclose(x, stored.frame_times) and np.allclose(y, stored.frame_scores)
     assert len(panel.truth) == len(clip.anomaly_regions) > 0
     assert window.caption.text().startswith(Path(clip.path).name)
     # Each detector shows its own map and lane: knn's replace patch_memory's.
@@ -92,10 +92,8 @@ def test_a_lane_stored_without_a_map_is_shown_alone(qtbot, window):
     clip_id = anomalous_test_clip(window)
     artifact = results.clip_scores(window.project, clip_id)[clip_id]["knn"].map_artifact
     lanes = results.load_lanes(window.project, artifact)
-    np.savez(
-        window.project.folder / artifact,
-        **{name: values for name, values in lanes.items() if not name.startswith(("anomaly_map", "map_"))},
-    )
+    lanes.anomaly_map = None  # as a score stored before the detector gave maps
+    np.savez(window.project.folder / artifact, **lanes.to_arrays())
     select_clip(qtbot, window, clip_id)
     panel = window.view.panels[0]
     window.controls.first.setCurrentText("knn")
@@ -120,7 +118,7 @@ def test_overlays_hide_show_and_fade(qtbot, window):
     # Side by side: a second column with another detector on the same clip, sharing the time axis.
     qtbot.keyClick(window, Qt.Key.Key_V)
     second = window.view.panels[1]
-    assert second.plot.scene() is not None and second.lanes.detector != panel.lanes.detector
+    assert second.plot.scene() is not None and second.detector != panel.detector
     window.view.zoom(4)
     assert np.allclose(second.plot.viewRange()[0], panel.plot.viewRange()[0])
 
@@ -179,13 +177,13 @@ def test_a_fit_can_be_cancelled_and_leaves_the_project_consistent(qtbot, window)
     with qtbot.waitSignal(
         window.engine.worker.job_progress,
         timeout=20000,
-        check_params_cb=lambda job_id, done, total, message: job_id == job and done > 0,
+        check_params_cb=lambda job_id, done, total, message: job_id == job.id and done > 0,
     ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
         qtbot.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)  # Train > Cancel job
-    assert ended.args == [job, "cancelled"]
-    assert window.jobs_panel.rows[job].status.text() == "cancelled"
+    assert ended.args == [job.id, "cancelled"] and job.status == "cancelled"
+    assert window.jobs_panel.rows[job.id].status.text() == "cancelled"
     # Nothing half-made: every model row has its weights, scores are as they were, and the job says how it ended.
     for record in results.models(project):
         assert (project.folder / record.artifact / "model.safetensors").is_file()
@@ -208,16 +206,16 @@ def test_the_cancel_buttons_of_the_jobs_dock_stop_a_running_job_and_drop_a_waiti
     with qtbot.waitSignal(
         window.engine.worker.job_progress,
         timeout=20000,
-        check_params_cb=lambda job_id, done, total, message: job_id == running,
+        check_params_cb=lambda job_id, done, total, message: job_id == running.id,
     ):
         pass
     with qtbot.waitSignal(window.job_ended, timeout=5000) as ended:
-        window.jobs_panel.rows[waiting].cancel.click()
-    assert ended.args == [waiting, "cancelled"]
-    assert window.jobs_panel.rows[running].status.text() == "running"
+        window.jobs_panel.rows[waiting.id].cancel.click()
+    assert ended.args == [waiting.id, "cancelled"]
+    assert window.jobs_panel.rows[running.id].status.text() == "running"
     with qtbot.waitSignal(window.job_ended, timeout=20000) as ended:
-        window.jobs_panel.rows[running].cancel.click()
-    assert ended.args == [running, "cancelled"]
+        window.jobs_panel.rows[running.id].cancel.click()
+    assert ended.args == [running.id, "cancelled"]
     assert not window.engine.worker.busy()
     assert [row["status"] for row in job_log.jobs(window.project)][-1] == "cancelled"
 

@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.views.overlays import DetectorLanes, colour_bar_ticks, map_colour_map, map_levels
+from app.views.overlays import colour_bar_ticks, map_colour_map, map_levels
+from engine.data.detection import Detection
 
 THRESHOLD = 4.0
 
 
-def lanes_with(anomaly_map: np.ndarray) -> DetectorLanes:
+def lanes_with(anomaly_map: np.ndarray) -> Detection:
     frames = anomaly_map.shape[1]
-    return DetectorLanes(
-        "patch_memory",
+    return Detection(
+        "clip",
         float(anomaly_map.max()),
         bool(anomaly_map.max() > THRESHOLD),
-        None,
-        np.arange(frames, dtype=np.float64),
         anomaly_map.max(axis=0),
-        THRESHOLD,
+        np.arange(frames, dtype=np.float64),
         anomaly_map,
+        frame_threshold=THRESHOLD,
     )
 
 

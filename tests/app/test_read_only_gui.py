@@ -25,7 +25,7 @@ def project_folder(demo_copy, tmp_path):
 
 def test_a_read_only_project_opens_for_browsing_with_editing_disabled(window, project_folder, qtbot, monkeypatch):
     assert window.project is not None and window.project.read_only
-    assert not window.job_errors  # opening it wrote nothing and failed nothing
+    assert [job.status for job in window.jobs] == ["done"]  # opening it wrote nothing and failed nothing
     assert "(read-only)" in window.windowTitle()
     assert any("is read-only: it is on a read-only file system" in line for line in window.log_panel.lines)
     editing = (

@@ -48,7 +48,8 @@ def test_a_cancelled_fit_is_resumed_from_the_fit_dialog_at_its_next_epoch(qtbot,
     with qtbot.waitSignal(window.job_ended, timeout=60000) as ended:
         _fit_through_the_dialog(window, monkeypatch, "dcase_ae", True, seen)
     assert seen == {"knn": False, "dcase_ae": True}, "Resume only where the project holds checkpoints"
-    assert ended.args[1] == "done" and window.job_titles[ended.args[0]] == f"fit dcase_ae on {GROUP}, resumed"
+    assert ended.args[1] == "done" and window.jobs[-1].id == ended.args[0]
+    assert window.jobs[-1].title == f"fit dcase_ae on {GROUP}, resumed"
     # The interrupted network went on after its last finished epoch instead of starting again at epoch 1.
     first = next(int(m.split("epoch ")[1].split("/")[0]) for m in said if "epoch " in m and "/30" in m)
     assert first > 3

@@ -4,9 +4,11 @@ child process on a real X server. Once the project is open and a clip is shown, 
 (or its tab's, when it is a tab behind another), the spectrogram's size and any key given to two actions.
 Then the window runs until the user quits it; the exit status is the console script's. With `--labelling`
 (for the README's picture) it first proposes regions on the clip and labels two the way a user does; with
-`--side-by-side` it shows patch_memory, dcase_ae and knn side by side.
+`--side-by-side` it shows patch_memory, dcase_ae and knn side by side, with `--every-detector` every fitted
+detector (patch_memory first).
 
     DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling] [--side-by-side]
+        [--every-detector]
 """
 
 from __future__ import annotations
@@ -86,15 +88,15 @@ def label_some(window) -> None:
     window.refresh_regions()
 
 
-def side_by_side(window) -> None:
-    """Three detectors' maps on the clip, as a user picks them in the strip above the spectrogram."""
+def side_by_side(window, every: bool = False) -> None:
+    """Three detectors' maps on the clip (or every fitted detector's), as a user picks them in the strip above
+    the spectrogram."""
     controls = window.controls
-    for box, name in zip(controls.boxes, ("patch_memory", "dcase_ae", "knn"), strict=True):
-        box.setCurrentText(name)
+    controls.choose(["patch_memory", "dcase_ae", "knn", *(controls.detectors if every else [])])
     controls.side_by_side.setChecked(True)
 
 
-def main(project: str, labelling: bool = False, three_columns: bool = False) -> int:
+def main(project: str, labelling: bool = False, three_columns: bool = False, every: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.main import main as earmark
 
@@ -116,8 +118,8 @@ def main(project: str, labelling: bool = False, three_columns: bool = False) -> 
             return
         if labelling:
             label_some(window)
-        if three_columns:
-            side_by_side(window)
+        if three_columns or every:
+            side_by_side(window, every)
         window.activateWindow()  # no window manager on Xvfb: the window takes the keyboard itself
         window.raise_()
         QTimer.singleShot(500, lambda: print("LAYOUT " + json.dumps(report(window)), flush=True))
@@ -127,4 +129,5 @@ def main(project: str, labelling: bool = False, three_columns: bool = False) -> 
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], "--labelling" in sys.argv[2:], "--side-by-side" in sys.argv[2:]))
+    options = sys.argv[2:]
+    sys.exit(main(sys.argv[1], "--labelling" in options, "--side-by-side" in options, "--every-detector" in options))

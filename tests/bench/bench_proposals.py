@@ -65,8 +65,8 @@ def load(project: Project) -> dict[str, list[tuple]]:
             seconds = time.perf_counter() - start
             found.setdefault(detector, []).append(
                 (
-                    lanes["frame_times"],
-                    lanes["frame_scores"],
+                    lanes.frame_times,
+                    lanes.frame_scores,
                     results.frame_threshold(project, records[row.model_id]),
                     list(clip.anomaly_regions),
                     clip.duration_s,

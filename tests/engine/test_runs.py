@@ -32,7 +32,7 @@ def test_fit_score_evaluate_and_export_a_project(toy_project, tmp_path):
     stored = results.latest_scores(toy_project, "knn")
     assert {r.clip_id for r in stored} == {c.clip_id for c in test_clips}
     lanes = results.load_lanes(toy_project, stored[0].map_artifact)
-    assert len(lanes["frame_scores"]) == len(lanes["frame_times"]) > 0
+    assert len(lanes.frame_scores) == len(lanes.frame_times) > 0
 
     with open(run.folder / "scores.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(test_clips)
@@ -121,14 +121,69 @@ def test_a_file_without_metadata_is_scored_by_the_models_of_the_group_the_user_p
     clip = toy_project.clip(report.clip_ids[0])
     assert clip.machine_type is None
 
-    found = runs.score_with_group(session, "fan/section_00", [clip])
-    assert set(found) == {"dcase_ae", "knn"}
+    [(clip_id, found)] = runs.score_with_group(session, "fan/section_00", [clip]).items()
+    assert clip_id == clip.clip_id and set(found) == {"dcase_ae", "knn"}
     stored = results.clip_scores(toy_project, clip.clip_id)[clip.clip_id]
     latest = results.latest_models(toy_project, "knn")["fan/section_00"]
     assert stored["knn"].model_id == latest.model_id and stored["knn"].score == pytest.approx(found["knn"].score)
-    assert results.load_lanes(toy_project, stored["knn"].map_artifact)["frame_scores"].size > 0
+    assert results.load_lanes(toy_project, stored["knn"].map_artifact).frame_scores.size > 0
     with pytest.raises(EarmarkError, match="no detector is fitted for valve/section_01"):
         runs.score_with_group(session, "valve/section_01", [clip])
+
+
+def test_scoring_several_files_with_a_group_gives_every_files_detections_from_one_call_per_model(
+    toy_project, tmp_path, monkeypatch
+):
+    from engine.data.importers import import_files
+    from engine.detectors.base import Detector
+    from tests.helpers import write_wav
+
+    session = runs.Session(toy_project)
+    runs.fit(session, "knn", {}, group="fan/section_00")
+    rng = np.random.default_rng(1)
+    paths = [
+        write_wav(tmp_path / f"drop_{i}.wav", rng.normal(0, 0.05 * (i + 1), 16000).astype(np.float32)) for i in range(5)
+    ]
+    clips = [toy_project.clip(c) for c in import_files(toy_project, paths, source="inbox").clip_ids]
+    calls, score = [], Detector.score
+    monkeypatch.setattr(
+        Detector, "score", lambda self, batch, progress=None: calls.append(len(batch)) or score(self, batch, progress)
+    )
+
+    found = runs.score_with_group(session, "fan/section_00", clips)
+    assert calls == [5]  # one pass over the five files
+    assert list(found) == [c.clip_id for c in clips] and all(set(d) == {"knn"} for d in found.values())
+    stored = results.clip_scores(toy_project)
+    for clip in clips:
+        detection = found[clip.clip_id]["knn"]
+        assert detection.clip_id == clip.clip_id and stored[clip.clip_id]["knn"].score == pytest.approx(detection.score)
+
+
+def test_a_stored_detection_comes_back_as_it_was_written(toy_project):
+    from engine.data.detection import Detection
+
+    rng = np.random.default_rng(0)
+    written = Detection(
+        "clip_a",
+        2.5,
+        True,
+        rng.random(7).astype(np.float32),
+        np.linspace(0, 1, 7),
+        rng.random((3, 4)).astype(np.float32),
+        np.array([[0, 100], [100, 400], [400, 8000]], dtype=np.float64),
+        np.array([[0, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]]),
+        regions=[(0.25, 0.5, 0.9)],
+    )
+    artifact = results.save_lanes(toy_project, 1, "abc", written)
+    read = results.load_lanes(toy_project, artifact, "clip_a", score=2.5, decision=True, model_id=1)
+    assert read.clip_id == "clip_a" and read.score == 2.5 and read.decision and read.model_id == 1
+    assert read.regions == written.regions
+    for name in ("frame_scores", "frame_times", "anomaly_map", "map_freq_spans_hz", "map_time_spans_s"):
+        assert np.array_equal(getattr(read, name), getattr(written, name))
+    # A detection without a map stores none, and reads back without one.
+    written.anomaly_map = None
+    assert set(written.to_arrays()) == {"frame_scores", "frame_times", "regions"}
+    assert Detection.from_arrays(written.to_arrays()).anomaly_map is None
 
 
 def test_a_session_keeps_the_newest_model_of_each_group_loaded(toy_project):
