@@ -13,10 +13,12 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from html import escape
 from pathlib import Path
+
+import numpy as np
 
 from engine.csv_cells import cell
 from engine.errors import EarmarkError
@@ -241,7 +243,7 @@ h3 { font-size: 15px; margin: 16px 0 6px; } p.meta { color: #555; margin-top: 0;
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
 th, td { border: 1px solid #d6d6d6; padding: 3px 8px; } th { background: #f1f3f5; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; } td.best { font-weight: bold; background: #e8f5e9; }
-td.settings { font-family: monospace; font-size: 11px; max-width: 420px; word-break: break-all; }
+td.settings { font-family: monospace; font-size: 11px; max-width: 460px; overflow-wrap: anywhere; }
 div.figures { display: flex; flex-wrap: wrap; gap: 10px; } div.figures svg { border: 1px solid #e2e2e2; }
 .warn { color: #a04000; } .note { color: #555; font-size: 13px; }
 """
@@ -310,9 +312,23 @@ def _figures(content: ReportContent) -> str:
                 curves.append(svg_figures.Curve(s.detector, fpr, tpr))
             svgs.append(svg_figures.roc_svg(curves, f"ROC, {domain} domain"))
         for s in sets:
-            svgs.append(svg_figures.histogram_svg(histogram(s), s.threshold, f"{s.detector}: scores"))
+            shown, threshold, log_scale = _histogram_scale(s)
+            title = f"{s.detector}: scores"
+            svgs.append(svg_figures.histogram_svg(histogram(shown), threshold, title, log_scale=log_scale))
         parts.append(f"<h3>{escape(machine)} section {escape(section)}</h3><div class='figures'>{''.join(svgs)}</div>")
     return "".join(parts)
+
+
+def _histogram_scale(score_set: ScoreSet) -> tuple[ScoreSet, float | None, bool]:
+    """The set to draw and its threshold: on a log scale when every score is positive and they span more than
+    two decades (distances to a memory bank: a few anomalies far out would squeeze every other clip into one
+    bar), else as they are."""
+    scores = score_set.scores[np.isfinite(score_set.scores)]
+    if scores.size < 2 or scores.min() <= 0 or scores.max() / scores.min() < 100:
+        return score_set, score_set.threshold, False
+    threshold = score_set.threshold
+    logged = None if threshold is None else (math.log10(threshold) if threshold > 0 else -math.inf)
+    return replace(score_set, scores=np.log10(score_set.scores)), logged, True
 
 
 def _thresholds(models: Sequence[results.ModelRecord]) -> str:

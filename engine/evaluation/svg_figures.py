@@ -69,42 +69,57 @@ def roc_svg(curves: Sequence[Curve], title: str, width: int = 340, height: int =
 
 
 def histogram_svg(
-    histogram: Histogram, threshold: float | None, title: str, width: int = 340, height: int = 300
+    histogram: Histogram,
+    threshold: float | None,
+    title: str,
+    width: int = 380,
+    height: int = 300,
+    log_scale: bool = False,
 ) -> str:
     """Stacked bars per kind of clip (normal / anomaly x source / target) over the score bins, with the
-    decision threshold as a vertical line (outside the bins: an arrow at the edge it lies beyond)."""
+    decision threshold as a vertical line (outside the bins: an arrow at the edge it lies beyond). With
+    `log_scale`, the histogram's edges and the threshold are log10 of the scores, and the axis says so."""
     edges = histogram.edges
     stacked = np.zeros(len(edges) - 1)
     for kind in KINDS:
         stacked = stacked + histogram.counts_by_kind[kind]
     top = max(float(stacked.max()) if stacked.size else 1.0, 1.0)
     y_ticks = _ticks(0, top, integers=True)
-    frame = Frame(width, height, x_range=(float(edges[0]), float(edges[-1])), y_range=(0.0, max(top, y_ticks[-1])))
-    parts = _axes(frame, title, "score", "clips", _ticks(float(edges[0]), float(edges[-1])), y_ticks)
+    frame = Frame(
+        width, height, top=54, x_range=(float(edges[0]), float(edges[-1])), y_range=(0.0, max(top, y_ticks[-1]))
+    )
+    x_ticks = _ticks(float(edges[0]), float(edges[-1]), integers=log_scale)  # whole decades on a log scale
+    x_ticks = [t for t in x_ticks if t <= edges[-1]]
+    parts = _axes(
+        frame, title, "score (log scale)" if log_scale else "score", "clips", x_ticks, y_ticks, log_x=log_scale
+    )
     base = np.zeros(len(edges) - 1)
     for kind in KINDS:
         counts = histogram.counts_by_kind[kind]
         for b in np.flatnonzero(counts):
             x0, x1 = frame.x(edges[b]), frame.x(edges[b + 1])
             y0, y1 = frame.y(base[b] + counts[b]), frame.y(base[b])
+            low, high = (10 ** edges[b], 10 ** edges[b + 1]) if log_scale else (edges[b], edges[b + 1])
             parts.append(
                 f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0 - 0.5, 0.5):.1f}" height="{y1 - y0:.1f}" '
                 f'fill="{KIND_COLOURS[kind]}"><title>{escape(kind)}: {int(counts[b])} clip(s), '
-                f"{edges[b]:.4g} to {edges[b + 1]:.4g}</title></rect>"
+                f"{low:.4g} to {high:.4g}</title></rect>"
             )
         base = base + counts
     if threshold is not None and math.isfinite(threshold):
-        parts.append(_threshold_mark(frame, threshold))
-    parts += _legend(frame, [(k, KIND_COLOURS[k]) for k in KINDS], bottom_right=False, boxes=True)
+        parts.append(_threshold_mark(frame, threshold, log_scale))
+    parts += _legend_rows(frame, [(k, KIND_COLOURS[k]) for k in KINDS], y=30)
     return _svg(width, height, title, parts)
 
 
-def _threshold_mark(frame: Frame, threshold: float) -> str:
+def _threshold_mark(frame: Frame, threshold: float, log_scale: bool = False) -> str:
+    """The threshold (log10 of it with `log_scale`) as a vertical line labelled with its value."""
     low, high = frame.x_range
     inside = low <= threshold <= high
     x = frame.x(min(max(threshold, low), high))
     y_top, y_bottom = frame.top, frame.height - frame.bottom
-    label = f"threshold {threshold:.4g}" + ("" if inside else (" &#8594;" if threshold > high else " &#8592;"))
+    shown = 10**threshold if log_scale else threshold
+    label = f"threshold {shown:.4g}" + ("" if inside else (" &#8594;" if threshold > high else " &#8592;"))
     anchor = "end" if x > (frame.left + frame.width - frame.right) / 2 + 40 else "start"
     shift = -4 if anchor == "end" else 4
     return (
@@ -124,7 +139,13 @@ def _svg(width: int, height: int, title: str, parts: list[str]) -> str:
 
 
 def _axes(
-    frame: Frame, title: str, x_label: str, y_label: str, x_ticks: Sequence[float], y_ticks: Sequence[float]
+    frame: Frame,
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_ticks: Sequence[float],
+    y_ticks: Sequence[float],
+    log_x: bool = False,
 ) -> list[str]:
     left, right = frame.left, frame.width - frame.right
     top, bottom = frame.top, frame.height - frame.bottom
@@ -140,7 +161,8 @@ def _axes(
     for value in x_ticks:
         x = frame.x(value)
         parts.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#444"/>')
-        parts.append(f'<text x="{x:.1f}" y="{bottom + 15}" font-size="10" text-anchor="middle">{value:.3g}</text>')
+        shown = 10**value if log_x else value
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 15}" font-size="10" text-anchor="middle">{shown:.3g}</text>')
     for value in y_ticks:
         y = frame.y(value)
         parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#444"/>')
@@ -174,6 +196,20 @@ def _legend(frame: Frame, entries: list[tuple[str, str]], bottom_right: bool, bo
             f'paint-order="stroke" stroke="white" stroke-width="3">{escape(name)}</text>'
         )
         y += step
+    return parts
+
+
+def _legend_rows(frame: Frame, entries: list[tuple[str, str]], y: int) -> list[str]:
+    """A legend of coloured boxes above the plot, two to a row."""
+    left, right = frame.left, frame.width - frame.right
+    parts = []
+    for index, (name, colour) in enumerate(entries):
+        x = left + (index % 2) * (right - left) / 2
+        row_y = y + (index // 2) * 12
+        parts.append(
+            f'<rect x="{x:.1f}" y="{row_y - 8}" width="9" height="9" fill="{colour}"/>'
+            f'<text x="{x + 13:.1f}" y="{row_y}" font-size="10">{escape(name)}</text>'
+        )
     return parts
 
 
