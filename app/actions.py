@@ -19,6 +19,8 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&File", "import_files", "Import &files...", ("Ctrl+I",), "import_files_dialog"),
     ("&File", "locate_missing", "Locate &missing recordings...", (), "locate_missing_dialog"),
     ("&File", "export_dcase", "&Export DCASE results...", ("Ctrl+E",), "export_dcase_dialog"),
+    ("&File", "export_report", "Export &report...", (), "export_report_dialog"),
+    ("&File", "export_figure", "Export fi&gure...", (), "export_figure_dialog"),
     ("&File", "import_labels", "Import &labels...", ("Ctrl+Shift+O",), "import_labels_dialog"),
     ("&File", "export_labels", "Export labels...", ("Ctrl+Shift+E",), "export_labels_dialog"),
     ("&File", "export_selected", "Export selected regions...", (), "export_selected_regions"),
