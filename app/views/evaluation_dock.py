@@ -121,8 +121,7 @@ class EvaluationPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([540, 820])  # the table's columns at a laptop's width; the plots the rest
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.splitter)
@@ -137,8 +136,8 @@ class EvaluationPanel(QWidget):
         clips = max((r.clips for r in reports), default=0)
         if clips:
             self.summary.setText(
-                f"{len(reports)} detector(s) on {clips} labelled test clips; "
-                "* and green: the best of its row. Pick a detector's cell for its histogram and threshold."
+                f"{len(reports)} detectors, {clips} labelled test clips. * best of its row; "
+                "a detector's cell shows its histogram and threshold."
             )
         else:
             self.summary.setText("No scores of labelled test clips yet: fit and score (Train menu).")

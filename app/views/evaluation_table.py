@@ -27,7 +27,7 @@ SECTION_ROWS = (
 )
 DECISION_FIGURES = ("precision", "recall", "F1")
 OFFICIAL = "official score"
-FIXED = ("machine", "section", "domain", "figure")
+FIXED = ("section", "domain", "figure")
 BEST_BRUSH = QBrush(QColor("#c8e6c9"))
 LIVE_BRUSH = QBrush(QColor("#fff3c4"))
 
@@ -129,7 +129,8 @@ class EvaluationTableModel(QAbstractTableModel):
         column = index.column()
         if column < len(FIXED):
             if role == Qt.ItemDataRole.DisplayRole:
-                return (figure.machine, figure.section, figure.domain, figure.figure)[column]
+                group = f"{figure.machine} {figure.section}".strip()
+                return (group, figure.domain, figure.figure)[column]
             return None
         detector = self.detectors[column - len(FIXED)]
         value = self.value(index.row(), detector)

@@ -36,7 +36,7 @@ class RocView(pg.PlotWidget):
         self.sets: dict[str, curves.ScoreSet] = {}
         self.domain: str | None = None
         self.thresholds: dict[str, np.ndarray] = {}
-        _style(self, "ROC", "false-positive rate", "true-positive rate")
+        _style(self, "ROC", "false-positive rate", "true-positive rate", legend_at=(-6, -6))  # below the curves
         self.setXRange(0, 1, padding=0.02)
         self.setYRange(0, 1, padding=0.02)
         self.setMouseEnabled(x=False, y=False)
@@ -110,7 +110,11 @@ class ScoreHistogram(pg.PlotWidget):
         if score_set is None or len(score_set.scores) == 0:
             self.setTitle("Scores: choose a detector's cell in the table", color="#222", size="10pt")
             return
-        self.setTitle(f"Scores of {score_set.detector}", color="#222", size="10pt")
+        self.setTitle(
+            f"Scores of {score_set.detector}, {score_set.machine_type} section {score_set.section_id}",
+            color="#222",
+            size="10pt",
+        )
         self.histogram = histogram = curves.histogram(score_set)
         edges = np.asarray(histogram.edges, dtype=float)
         for kind, counts in histogram.counts_by_kind.items():
@@ -164,7 +168,7 @@ class ScoreHistogram(pg.PlotWidget):
         return True
 
 
-def _style(plot: pg.PlotWidget, title: str, x: str, y: str) -> None:
+def _style(plot: pg.PlotWidget, title: str, x: str, y: str, legend_at: tuple[int, int] = (-6, 6)) -> None:
     plot.setTitle(title, color="#222", size="10pt")
     for side, text in (("bottom", x), ("left", y)):
         axis = plot.getAxis(side)
@@ -173,7 +177,7 @@ def _style(plot: pg.PlotWidget, title: str, x: str, y: str) -> None:
         axis.setTextPen("#222")
     plot.setMenuEnabled(False)
     plot.showGrid(x=True, y=True, alpha=0.15)
-    legend = plot.addLegend(offset=(-6, 6), labelTextColor="#222", labelTextSize="8pt")
+    legend = plot.addLegend(offset=legend_at, labelTextColor="#222", labelTextSize="8pt")
     legend.setBrush(pg.mkBrush(255, 255, 255, 210))
 
 

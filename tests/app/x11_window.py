@@ -4,7 +4,7 @@ child process on a real X server. Once the project is open and a clip is shown, 
 (or its tab's, when it is a tab behind another), the spectrogram's size and any key given to two actions.
 Then the window runs until the user quits it; the exit status is the console script's. With `--labelling`
 (for the README's picture) it first proposes regions on the clip and labels two the way a user does; with
-`--side-by-side` it shows patch_memory, dcase_ae and knn side by side.
+`--side-by-side` it shows patch_memory, dcase_ae and knn side by side; with `--evaluation`, the evaluation dock.
 
     DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling] [--side-by-side]
 """
@@ -94,7 +94,23 @@ def side_by_side(window) -> None:
     controls.side_by_side.setChecked(True)
 
 
-def main(project: str, labelling: bool = False, three_columns: bool = False) -> int:
+def evaluation(window) -> None:
+    """View > Evaluation with fan section 00's source AUC row chosen at its best detector, and the clip table
+    filtered to the fullest bar of that detector's histogram, as a user clicks it."""
+    import numpy as np
+
+    window.show_evaluation()
+    panel = window.evaluation_panel
+    row = next(i for i, r in enumerate(panel.model.rows) if r.field == "auc_source")
+    values = [panel.model.value(row, d) for d in panel.model.detectors]
+    panel.select(panel.model.rows[row], panel.model.detectors[int(np.nanargmax(values))])
+    histogram = panel.histogram.histogram
+    if histogram is not None:
+        fullest = int(np.argmax(sum(np.asarray(c) for c in histogram.counts_by_kind.values())))
+        panel.histogram.click_at(float((histogram.edges[fullest] + histogram.edges[fullest + 1]) / 2))
+
+
+def main(project: str, labelling: bool = False, three_columns: bool = False, evaluate: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.main import main as earmark
 
@@ -118,6 +134,8 @@ def main(project: str, labelling: bool = False, three_columns: bool = False) -> 
             label_some(window)
         if three_columns:
             side_by_side(window)
+        if evaluate:
+            evaluation(window)
         window.activateWindow()  # no window manager on Xvfb: the window takes the keyboard itself
         window.raise_()
         QTimer.singleShot(500, lambda: print("LAYOUT " + json.dumps(report(window)), flush=True))
@@ -127,4 +145,8 @@ def main(project: str, labelling: bool = False, three_columns: bool = False) -> 
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], "--labelling" in sys.argv[2:], "--side-by-side" in sys.argv[2:]))
+    sys.exit(
+        main(
+            sys.argv[1], "--labelling" in sys.argv[2:], "--side-by-side" in sys.argv[2:], "--evaluation" in sys.argv[2:]
+        )
+    )
