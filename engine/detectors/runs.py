@@ -32,7 +32,7 @@ from engine.device import pick_device
 from engine.errors import ArtifactError, EarmarkError
 from engine.files import write_text_atomic
 from engine.jobs import Progress
-from engine.store import results
+from engine.store import results, thresholds
 from engine.store.clip_fields import fitting_snapshots, mark_stale
 from engine.store.project import Project
 from engine.training import BEST, detector_workspace, has_checkpoints
@@ -53,14 +53,20 @@ class Session:
             self.cache = FeatureCache(self.project.artifacts / "features", self.device)
 
     def model(self, record: results.ModelRecord) -> Detector:
-        """The fitted model of `record`, loaded once and kept while it is its group's newest."""
+        """The fitted model of `record`, loaded once and kept while it is its group's newest, deciding by
+        the threshold the record holds (adjusted by the user, else the fitted one: `engine.store.thresholds`)."""
         key = (record.detector, record.group_key)
         held = self.loaded.get(key)
         if held is not None and held[0] == record.model_id:
-            return held[1]
-        model = load_model(results.model_folder(self.project, record), cache=self.cache, device=self.device)
-        if held is None or record.model_id >= held[0]:
-            self.loaded[key] = (record.model_id, model)
+            model = held[1]
+        else:
+            model = load_model(results.model_folder(self.project, record), cache=self.cache, device=self.device)
+            if held is None or record.model_id >= held[0]:
+                self.loaded[key] = (record.model_id, model)
+        # Set on every call: the record may carry a threshold adjusted (or reset) since the model was loaded.
+        value = thresholds.effective_threshold(record)
+        if value is not None:
+            model.threshold = value
         return model
 
 
@@ -197,6 +203,7 @@ def save_model(project: Project, model: Detector, group: str, metrics: dict | No
         model.threshold,
         {**model.info, **(metrics or {})},
         write=model.save,
+        frame_threshold=model.frame_threshold,
     )
     return next(m for m in results.models(project, model.key) if m.model_id == model_id)
 

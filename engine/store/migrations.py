@@ -6,7 +6,10 @@ existing one is never edited once released.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlite_utils
 
@@ -172,6 +175,45 @@ def _v5_normalised_scores(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE scores ADD COLUMN normalised REAL")
 
 
+def _v6_adjustable_thresholds(db: sqlite_utils.Database) -> None:
+    """Thresholds kept in the models table: `threshold` stays the fitted one; `adjusted_threshold` (NULL: not
+    adjusted) is what decides, with how it was set (`threshold_set_by` 'value' or 'fpr', the false-positive
+    rate asked for, when); `frame_threshold`, until now only in the model's model.json, is copied from there.
+    Applied whatever its number, like v4."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(models)").fetchall()}
+    for name, kind in (
+        ("adjusted_threshold", "REAL"),
+        ("threshold_set_by", "TEXT"),
+        ("threshold_fpr", "REAL"),
+        ("threshold_set_at", "TEXT"),
+        ("frame_threshold", "REAL"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE models ADD COLUMN {name} {kind}")
+    name = database_name(db)
+    if not os.path.isfile(name):  # an in-memory database holds no model files to read
+        return
+    folder = Path(name).parent
+    rows = db.execute("SELECT model_id, artifact FROM models WHERE frame_threshold IS NULL").fetchall()
+    for model_id, artifact in rows:
+        value = _saved_frame_threshold(folder, artifact)
+        if value is not None:
+            db.execute("UPDATE models SET frame_threshold = ? WHERE model_id = ?", [value, model_id])
+
+
+def _saved_frame_threshold(folder: Path, artifact: str | None) -> float | None:
+    """The frame threshold a model's model.json records; None when it has none or cannot be read (a model
+    whose files are gone is named when it is used, not here). A path leading out of the project is not read."""
+    normal = os.path.normpath(artifact) if artifact else ""
+    if not normal or normal == "." or os.path.isabs(normal) or normal.split(os.sep)[0] == "..":
+        return None
+    try:
+        value = json.loads((folder / normal / "model.json").read_text()).get("frame_threshold")
+        return None if value is None else float(value)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # One statement at a time: executescript() would commit the migration's transaction half-way.
     for statement in script.split(";"):
@@ -185,6 +227,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v3_stale_models,
     _v4_file_stamps_and_channel,
     _v5_normalised_scores,
+    _v6_adjustable_thresholds,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

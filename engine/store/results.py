@@ -41,6 +41,14 @@ class ModelRecord:
     created_at: str
     #: The clips it was fitted on changed since (machine, section, domain, split or label): refit its group.
     stale: bool = False
+    #: The threshold on frame scores (proposals, the lane's line); None for a model without one.
+    frame_threshold: float | None = None
+    #: The threshold a user set in place of the fitted `threshold` (None: not adjusted), how it was set
+    #: ("value" or "fpr"), the false-positive rate asked for, and when (`engine.store.thresholds`).
+    adjusted_threshold: float | None = None
+    threshold_set_by: str | None = None
+    threshold_fpr: float | None = None
+    threshold_set_at: str | None = None
 
     @property
     def warning(self) -> str | None:
@@ -81,6 +89,7 @@ def add_model(
     threshold: float,
     metrics: dict | None = None,
     write: Callable[[Path], object] | None = None,
+    frame_threshold: float | None = None,
 ) -> tuple[int, Path]:
     """Record a model whose files `write(folder)` puts into the folder it is given; returns its id and folder.
 
@@ -98,8 +107,8 @@ def add_model(
             db = project.db
             with db.atomic():
                 cursor = db.execute(
-                    "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at) "
-                    "VALUES (?, ?, ?, '', ?, ?, ?)",
+                    "INSERT INTO models (detector, group_key, config, artifact, threshold, metrics, created_at, "
+                    "frame_threshold) VALUES (?, ?, ?, '', ?, ?, ?, ?)",
                     [
                         detector,
                         group_key,
@@ -107,6 +116,7 @@ def add_model(
                         threshold,
                         json.dumps(metrics or {}),
                         now(),
+                        frame_threshold,
                     ],
                 )
                 model_id = int(cursor.lastrowid)
@@ -186,9 +196,22 @@ def models(project: Project, detector: str | None = None) -> list[ModelRecord]:
             json.loads(r["metrics"]),
             r["created_at"],
             bool(r.get("stale")),
+            r.get("frame_threshold"),
+            r.get("adjusted_threshold"),
+            r.get("threshold_set_by"),
+            r.get("threshold_fpr"),
+            r.get("threshold_set_at"),
         )
         for r in rows
     ]
+
+
+def model(project: Project, model_id: int) -> ModelRecord | None:
+    """The record of one model, or None when there is no such model."""
+    rows = project.db.execute("SELECT detector FROM models WHERE model_id = ?", [model_id]).fetchone()
+    if rows is None:
+        return None
+    return next((m for m in models(project, rows[0]) if m.model_id == model_id), None)
 
 
 def latest_models(project: Project, detector: str) -> dict[str, ModelRecord]:
@@ -285,8 +308,11 @@ def clip_scores(project: Project, clip_id: str | None = None) -> dict[str, dict[
 
 
 def frame_threshold(project: Project, record: ModelRecord) -> float | None:
-    """The model's threshold on frame scores (stored with its weights), or None when it has none. A saved
-    model never changes, so each is read once (the window asks on every clip it shows)."""
+    """The model's threshold on frame scores, from the models table; or None when it has none. A model the
+    table has none for (a project rebuilt by `earmark repair` from a file older than the column) falls back
+    to its model.json, read once: a saved model never changes."""
+    if record.frame_threshold is not None:
+        return float(record.frame_threshold)
     try:
         return _frame_threshold(str(model_folder(project, record) / "model.json"))
     except ArtifactError:
