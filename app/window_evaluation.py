@@ -36,11 +36,14 @@ DOCK_SHARE = 0.45
 class SetThreshold(QUndoCommand):
     """A group's threshold set to a value (or back to the fitted one); undo stores the one before."""
 
-    def __init__(self, window: MainWindow, detector: str, model_id: int, value: float | None, how: str) -> None:
+    def __init__(
+        self, window: MainWindow, detector: str, model_id: int, value: float | None, how: str, fpr: float | None = None
+    ) -> None:
         super().__init__(f"{detector} threshold {how}")
         self.window = window
         self.model_id = model_id
         self.value = value  # None: back to the fitted threshold
+        self.fpr = fpr  # the false-positive rate it was chosen by, stored with it
         self.old: float | None = None
 
     def redo(self) -> None:
@@ -50,7 +53,8 @@ class SetThreshold(QUndoCommand):
         if self.value is None:
             self._run(lambda: thresholds.reset_threshold(project, self.model_id))
         else:
-            self._run(lambda: thresholds.set_threshold(project, self.model_id, self.value))
+            how = {"set_by": "fpr", "fpr": self.fpr} if self.fpr is not None else {}
+            self._run(lambda: thresholds.set_threshold(project, self.model_id, self.value, **how))
 
     def undo(self) -> None:
         from engine.store import thresholds
@@ -156,7 +160,7 @@ class EvaluationActions:
         except EarmarkError as exc:
             self._status(f"{detector}: {exc}")
             return False
-        self.editor.stack.push(SetThreshold(self, detector, model_id, value, f"at {fpr:.1%} false positives"))
+        self.editor.stack.push(SetThreshold(self, detector, model_id, value, f"at {fpr:.1%} false positives", fpr))
         return True
 
     def reset_group_threshold(self: MainWindow, detector: str, model_id: int) -> bool:

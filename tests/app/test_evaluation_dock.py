@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
 from app.views.evaluation_table import FIXED
 from engine import cli
@@ -85,7 +88,38 @@ def test_the_figures_are_those_of_earmark_evaluate_and_the_plots_draw(window, pa
     assert panel.histogram.line.isVisible()
 
 
-def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_them(window, panel):
+def drag_line(qtbot, histogram, start: float, end: float) -> None:
+    """Press the left button on the threshold line at score `start`, move to `end` in steps, let go."""
+    view_box = histogram.plotItem.vb
+    viewport = histogram.viewport()
+    middle = float(np.mean(view_box.viewRange()[1]))
+
+    def pixel(x: float) -> QPointF:
+        return QPointF(histogram.mapFromScene(view_box.mapViewToScene(QPointF(x, middle))))
+
+    def send(kind, x: float, buttons) -> None:
+        at = pixel(x)
+        event = QMouseEvent(
+            kind,
+            at,
+            QPointF(viewport.mapToGlobal(at)),
+            Qt.MouseButton.LeftButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(viewport, event)
+
+    left = Qt.MouseButton.LeftButton
+    send(QEvent.Type.MouseMove, start, Qt.MouseButton.NoButton)  # hovering the line first, as a hand does
+    send(QEvent.Type.MouseButtonPress, start, left)
+    for step in range(1, 6):
+        qtbot.wait(40)  # pyqtgraph drops mouse moves that come faster than a screen redraws
+        send(QEvent.Type.MouseMove, start + (end - start) * step / 5, left)
+    qtbot.wait(40)
+    send(QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+
+
+def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_them(window, panel, qtbot):
     detector = panel.model.detectors[0]
     choose(panel, "fan", "f1_source", detector)
     before = stored(window, detector, "fan")
@@ -93,16 +127,16 @@ def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_t
     other_groups = {
         s.model_id: stored_decisions(window, s.model_id) for s in score_sets(window.project) if s.machine_type != "fan"
     }
-    new = float(np.median(before.scores))  # half the group's clips above it
+    target = float(np.median(before.scores))  # about half the group's clips above it
     row = figure_row(panel, "fan", "f1_source")
+    shown_live: list[float] = []
+    panel.histogram.threshold_moving.connect(lambda _: shown_live.append(panel.model.value(row, detector)))
 
-    panel.histogram.line.setValue(new)  # what dragging the line does while the mouse moves
-    live = panel.model.value(row, detector)
-    assert row in [i for i, r in enumerate(panel.model.rows) if r.figure == "F1"]
-    panel.histogram.line.sigPositionChangeFinished.emit(panel.histogram.line)  # and when it is let go
+    drag_line(qtbot, panel.histogram, before.threshold, target)
 
     after = stored(window, detector, "fan")
-    assert after.threshold == pytest.approx(new)
+    new = after.threshold
+    assert new != pytest.approx(before.threshold) and new == pytest.approx(panel.histogram.line.value())
     decisions = stored_decisions(window, before.model_id)
     scores = dict(zip(before.clip_ids, before.scores, strict=True))
     assert all(decisions[c] == (scores[c] > new) for c in scores)
@@ -114,7 +148,7 @@ def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_t
         assert stored_decisions(window, model_id) == kept
     fan = next(s for r in evaluate_project(window.project, [detector]) for s in r.sections if s.machine_type == "fan")
     assert panel.model.value(row, detector) == pytest.approx(fan.f1_source)
-    assert live == pytest.approx(fan.f1_source)  # what the drag showed is what was stored
+    assert shown_live[-1] == pytest.approx(fan.f1_source)  # what the drag showed is what was stored
     assert panel.histogram.line.value() == pytest.approx(new)
 
     window.undo()
