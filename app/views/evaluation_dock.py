@@ -77,6 +77,7 @@ class EvaluationPanel(QWidget):
         self.histogram.threshold_dropped.connect(self._threshold_dropped)
         self.histogram.bar_clicked.connect(self.clips_chosen.emit)
         self.detector_box = QComboBox(objectName="histogram_detector", toolTip="The detector whose scores are shown")
+        self.detector_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.detector_box.currentTextChanged.connect(self._detector_chosen)
         self.threshold_box = QDoubleSpinBox(objectName="threshold_value", decimals=4, keyboardTracking=False)
         self.threshold_box.setRange(-1e9, 1e9)
@@ -98,7 +99,7 @@ class EvaluationPanel(QWidget):
             QLabel("threshold"),
             self.threshold_box,
             self.set_value,
-            QLabel("or false positives on training normals"),
+            QLabel("training-normal FPR"),
             self.fpr_box,
             self.set_fpr,
             self.reset,
@@ -193,7 +194,7 @@ class EvaluationPanel(QWidget):
         ]
         self.roc.show_sets(sets, figure.roc_domain, self.model.detectors)
         self.roc.setTitle(
-            f"ROC, {figure.machine} section {figure.section}, "
+            f"ROC of {figure.machine} {figure.section}, "
             + (f"{figure.roc_domain} normals + all anomalies" if figure.roc_domain else "all clips"),
             color="#222",
             size="10pt",

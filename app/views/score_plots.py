@@ -8,6 +8,8 @@ clips in that bar; the dock filters the clip table to them. The curves and bins 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
@@ -93,6 +95,7 @@ class ScoreHistogram(pg.PlotWidget):
         _style(self, "Scores", "score", "clips")
         self.setMouseEnabled(x=False, y=False)
         self.histogram: curves.Histogram | None = None
+        self.pooled = 0  # clips far from the rest, counted in the end bars
         self.score_set: curves.ScoreSet | None = None
         self.line = pg.InfiniteLine(angle=90, movable=True, pen=THRESHOLD_PEN, hoverPen=pg.mkPen("#000", width=3))
         self.line.setZValue(10)
@@ -111,11 +114,15 @@ class ScoreHistogram(pg.PlotWidget):
             self.setTitle("Scores: choose a detector's cell in the table", color="#222", size="10pt")
             return
         self.setTitle(
-            f"Scores of {score_set.detector}, {score_set.machine_type} section {score_set.section_id}",
+            f"Scores of {score_set.detector}, {score_set.machine_type} {score_set.section_id}",
             color="#222",
             size="10pt",
         )
-        self.histogram = histogram = curves.histogram(score_set)
+        shown, pooled = pool_outliers(score_set)
+        self.histogram = histogram = curves.histogram(shown)
+        self.pooled = pooled
+        far = f" ({pooled} far clips in the end bars)" if pooled else ""
+        self.getAxis("bottom").setLabel(f"score{far}", color="#222")
         edges = np.asarray(histogram.edges, dtype=float)
         for kind, counts in histogram.counts_by_kind.items():
             if not np.any(counts):
@@ -163,9 +170,38 @@ class ScoreHistogram(pg.PlotWidget):
         clip_ids = list(self.histogram.clip_ids_by_bin[index])
         if not clip_ids:
             return False
-        why = f"{self.score_set.detector} histogram bar {edges[index]:.4g}-{edges[index + 1]:.4g}"
+        low, high = edges[index], edges[index + 1]
+        if self.pooled and index == 0:  # the end bars hold the far clips too
+            span = f"up to {high:.4g}"
+        elif self.pooled and index == len(edges) - 2:
+            span = f"{low:.4g} and above"
+        else:
+            span = f"{low:.4g} to {high:.4g}"
+        why = f"{self.score_set.detector} histogram bar {span}"
         self.bar_clicked.emit(clip_ids, why)
         return True
+
+
+def pool_outliers(score_set: curves.ScoreSet) -> tuple[curves.ScoreSet, int]:
+    """The score set with far scores moved to the edge of the bulk (where a few clips score far above the
+    rest, equal bins over the whole range would put nearly every clip in one bar), and how many were moved.
+    The bulk: within three interquartile ranges of the quartiles, widened by a tenth and to the threshold."""
+    scores = np.asarray(score_set.scores, dtype=float)
+    finite = scores[np.isfinite(scores)]
+    if finite.size < 10:
+        return score_set, 0
+    first, third = np.quantile(finite, [0.25, 0.75])
+    spread = third - first
+    low, high = first - 3 * spread, third + 3 * spread  # Tukey's "far out" fences
+    if spread <= 0 or (finite.min() >= low and finite.max() <= high):  # no far scores: the whole range
+        return score_set, 0
+    low, high = max(low, finite.min()), min(high, finite.max())
+    if score_set.threshold is not None and np.isfinite(score_set.threshold):
+        low, high = min(low, score_set.threshold), max(high, score_set.threshold)
+    margin = 0.1 * (high - low)
+    low, high = low - margin, high + margin
+    pooled = int(np.sum((finite < low) | (finite > high)))
+    return dataclasses.replace(score_set, scores=np.clip(scores, low, high)), pooled
 
 
 def _style(plot: pg.PlotWidget, title: str, x: str, y: str, legend_at: tuple[int, int] = (-6, 6)) -> None:

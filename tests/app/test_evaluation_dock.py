@@ -5,6 +5,7 @@ clip's new label shows in the figures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -211,3 +212,30 @@ def test_a_clips_new_label_shows_in_the_figures(window, panel, qtbot):
     expected = next(s.auc_source for s in report.sections if s.machine_type == "fan")
     assert expected != pytest.approx(before)
     qtbot.waitUntil(lambda: panel.model.value(row, detector) == pytest.approx(expected), timeout=5000)
+
+
+def test_a_few_far_scores_do_not_squeeze_the_histogram_into_one_bar():
+    from app.views.score_plots import pool_outliers
+    from engine.evaluation.curves import ScoreSet, histogram
+
+    scores = np.concatenate([np.linspace(0.0, 1.0, 37), [40.0, 90.0, 400.0]])
+    n = len(scores)
+    score_set = ScoreSet(
+        "knn", "fan", "00", 1, [f"c{i}" for i in range(n)], ["source"] * n, scores > 1.0, scores, scores, 0.8
+    )
+    shown, pooled = pool_outliers(score_set)
+    assert pooled == 3
+    bars = histogram(shown)
+    assert sorted(bars.clip_ids_by_bin[-1])[-3:] == ["c37", "c38", "c39"]  # the far clips: in the last bar
+    assert max(len(ids) for ids in bars.clip_ids_by_bin) < 10  # the rest spread over the bars
+    unchanged, none = pool_outliers(
+        dataclasses.replace(
+            score_set,
+            scores=scores[:37],
+            clip_ids=score_set.clip_ids[:37],
+            domains=["source"] * 37,
+            is_anomaly=scores[:37] > 1,
+            normalised=scores[:37],
+        )
+    )
+    assert none == 0 and np.array_equal(unchanged.scores, scores[:37])
