@@ -93,6 +93,7 @@ class ScoreHistogram(pg.PlotWidget):
     def __init__(self) -> None:
         super().__init__(background="w")
         _style(self, "Scores", "score", "clips")
+        self.plotItem.legend.setColumnCount(2)  # two short rows over the bars, not four beside them
         self.setMouseEnabled(x=False, y=False)
         self.histogram: curves.Histogram | None = None
         self.pooled = 0  # clips far from the rest, counted in the end bars
@@ -100,7 +101,7 @@ class ScoreHistogram(pg.PlotWidget):
         self.line = pg.InfiniteLine(angle=90, movable=True, pen=THRESHOLD_PEN, hoverPen=pg.mkPen("#000", width=3))
         self.line.setZValue(10)
         self.line_label = pg.InfLineLabel(
-            self.line, "threshold", position=0.92, color="#222", fill=(255, 255, 255, 200)
+            self.line, "threshold", position=0.68, color="#222", fill=(255, 255, 255, 200)
         )
         self.line.sigPositionChanged.connect(lambda line: self.threshold_moving.emit(float(line.value())))
         self.line.sigPositionChangeFinished.connect(lambda line: self.threshold_dropped.emit(float(line.value())))
@@ -137,12 +138,14 @@ class ScoreHistogram(pg.PlotWidget):
                 pen=pg.mkPen(colour, width=2),
                 name=kind,
             )
+        tallest = max((int(np.max(c)) for c in histogram.counts_by_kind.values() if len(c)), default=1)
+        self.setYRange(0, 1.6 * tallest, padding=0)  # room above the bars for the legend
         self.addItem(self.line, ignoreBounds=True)
         if score_set.threshold is not None and np.isfinite(score_set.threshold):
             self.line.setValue(float(score_set.threshold))
             self.line.show()
             low, high = min(edges[0], score_set.threshold), max(edges[-1], score_set.threshold)
-            self.setXRange(low, high, padding=0.05)
+            self.setXRange(low, high, padding=0.08)
         else:
             self.line.hide()
 
