@@ -45,11 +45,16 @@ class SetThreshold(QUndoCommand):
         self.value = value  # None: back to the fitted threshold
         self.fpr = fpr  # the false-positive rate it was chosen by, stored with it
         self.old: float | None = None
+        self.old_how: dict = {}
 
     def redo(self) -> None:
-        from engine.store import thresholds
+        from engine.store import results, thresholds
 
         project = self.window.project
+        if self.old is None:  # how the threshold before was chosen, for the undo to store it the same way
+            record = results.model(project, self.model_id)
+            if record is not None and record.threshold_set_by == "fpr" and record.threshold_fpr is not None:
+                self.old_how = {"set_by": "fpr", "fpr": record.threshold_fpr}
         if self.value is None:
             self._run(lambda: thresholds.reset_threshold(project, self.model_id))
         else:
@@ -60,7 +65,8 @@ class SetThreshold(QUndoCommand):
         from engine.store import thresholds
 
         if self.old is not None:
-            self._run(lambda: thresholds.set_threshold(self.window.project, self.model_id, self.old), undo=True)
+            project = self.window.project
+            self._run(lambda: thresholds.set_threshold(project, self.model_id, self.old, **self.old_how), undo=True)
 
     def _run(self, work, undo: bool = False) -> None:
         try:

@@ -171,6 +171,16 @@ def test_a_false_positive_rate_sets_the_threshold(window, panel):
     expected = thresholds.threshold_for_fpr(window.project, model_id, 0.2)
     assert stored(window, detector, "valve").threshold == pytest.approx(expected)
     assert panel.threshold_box.value() == pytest.approx(expected, abs=1e-4)
+    from engine.store import results
+
+    record = results.model(window.project, model_id)
+    assert record.threshold_set_by == "fpr" and record.threshold_fpr == pytest.approx(0.2)
+
+    panel.reset.click()  # back to the fitted threshold, and Ctrl+Z to the chosen one again
+    assert stored(window, detector, "valve").threshold == pytest.approx(record.threshold)
+    window.undo()
+    assert stored(window, detector, "valve").threshold == pytest.approx(expected)
+    assert results.model(window.project, model_id).threshold_set_by == "fpr"  # and how it was chosen
 
 
 def test_a_histogram_bar_and_a_roc_point_filter_the_clip_table(window, panel):
