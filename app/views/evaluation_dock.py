@@ -89,6 +89,9 @@ class EvaluationPanel(QWidget):
         self.fpr_box.setToolTip("Set the threshold so that this share of held-out training normals is flagged")
         self.set_fpr = QPushButton("Set by FPR", objectName="set_threshold_fpr")
         self.set_fpr.clicked.connect(self._request_fpr)
+        # Enter in a box applies it, as the buttons do (app.actions.TypingKeys gives the box the key)
+        self.threshold_box.lineEdit().returnPressed.connect(self.set_value.click)
+        self.fpr_box.lineEdit().returnPressed.connect(self.set_fpr.click)
         self.reset = QPushButton("Fitted", objectName="reset_threshold", toolTip="Back to the threshold of the fit")
         self.reset.clicked.connect(self._request_reset)
 
