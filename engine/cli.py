@@ -24,7 +24,15 @@ from engine.cli_relocate import add_parser as add_relocate_parser
 from engine.cli_relocate import cmd_relocate
 from engine.cli_repair import add_parser as add_repair_parser
 from engine.cli_repair import cmd_repair
-from engine.cli_results import add_evaluate_format, cmd_evaluate, cmd_export, cmd_propose, cmd_scores
+from engine.cli_results import (
+    add_evaluate_format,
+    cmd_evaluate,
+    cmd_export,
+    cmd_propose,
+    cmd_report,
+    cmd_scores,
+    cmd_threshold,
+)
 from engine.cli_results import add_parser as add_results_parser
 from engine.cli_train import add_parser as add_train_parser
 from engine.cli_train import cmd_toy_set, cmd_train
@@ -424,6 +432,8 @@ COMMANDS = {
     "open": cmd_open,
     "scores": cmd_scores,
     "propose": cmd_propose,
+    "threshold": cmd_threshold,
+    "report": cmd_report,
     "repair": cmd_repair,
     "debug": cmd_debug,
 }

@@ -30,6 +30,7 @@ WRITING = {
     "train",
     "relocate",
     "propose",
+    "threshold",
     ("labels", "import"),
     "repair",
     "debug",

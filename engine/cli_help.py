@@ -111,6 +111,29 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
             "earmark propose ~/earmark/pumps --detector knn --clip pump_0007 --on 1.2 --merge-gap 0.5 --dry-run",
         ),
     ),
+    "threshold": (
+        "Set the decision threshold of one detector's model of one group: a value (scores above it are "
+        "anomalous), or the threshold that flags at most a share of the model's held-out training normals "
+        "(--fpr 0.05), or --reset to the fitted one. It is kept with the model in the project; the decisions "
+        "of the group's stored scores are recomputed at once, and scoring, proposals and evaluation use it. "
+        "Prints the old and new threshold and how many decisions changed.",
+        (
+            "earmark threshold ~/earmark/pumps --detector knn --group fan/section_00 --fpr 0.05",
+            "earmark threshold ~/earmark/pumps --detector knn --group fan/section_00 --value 0.42",
+            "earmark threshold ~/earmark/pumps --detector knn --group fan/section_00 --reset",
+        ),
+    ),
+    "report": (
+        "Write the project's evaluation as one self-contained HTML file: the figures of `earmark evaluate`, "
+        "ROC curves and score histograms with each threshold (inline SVG), the fitted and adjusted thresholds, "
+        "each model's condition (trained on how many clips, when, with which settings) and the localization "
+        "figures. --format csv writes the tables (OUT.csv and OUT_thresholds.csv, OUT_models.csv, "
+        "OUT_localization.csv beside it); --format json all of them in one file.",
+        (
+            "earmark report ~/earmark/pumps pumps.html",
+            "earmark report ~/earmark/pumps figures.csv --format csv --detector knn",
+        ),
+    ),
     "weights": (
         "Set up and check the pretrained weights of the AST and BEATs encoders. Earmark never downloads "
         "them unless allowed.",

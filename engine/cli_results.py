@@ -1,7 +1,9 @@
 """Results: `earmark evaluate` (the figures as text, CSV or JSON), `earmark export dcase` (the DCASE
 challenge's result files), `earmark scores PROJECT` (each clip's score and decision as CSV or JSON on
-standard output, for other programs) and `earmark propose PROJECT --detector D` (proposed regions from stored
-frame scores, as the window's P key makes them).
+standard output, for other programs), `earmark propose PROJECT --detector D` (proposed regions from stored
+frame scores, as the window's P key makes them), `earmark threshold` (a group's decision threshold, set by
+value or by a false-positive rate on training normals, or reset) and `earmark report` (the evaluation, its
+figures, the thresholds and the models as one HTML file, or the tables as CSV or JSON).
 
 Standard output carries only the table, so `earmark scores p --format json | jq ...` and `earmark evaluate
 p --format csv > figures.csv` work; messages go to standard error.
@@ -35,22 +37,6 @@ SCORE_COLUMNS = (
     "decision",
     "threshold",
     "normalised",
-)
-FIGURE_COLUMNS = (
-    "detector",
-    "machine",
-    "section",
-    "auc_source",
-    "auc_target",
-    "pauc",
-    "precision_source",
-    "recall_source",
-    "f1_source",
-    "precision_target",
-    "recall_target",
-    "f1_target",
-    "clips",
-    "official_score",
 )
 
 
@@ -109,6 +95,32 @@ def add_parser(sub) -> None:
     propose.add_argument("--label", default=None, help="the proposals' label (default: as in the window)")
     propose.add_argument("--dry-run", action="store_true", help="print the proposals, store nothing")
 
+    threshold = sub.add_parser("threshold", help="set a group's decision threshold (by value or false-positive rate)")
+    threshold.add_argument("project", type=Path)
+    threshold.add_argument("--detector", required=True, help="a fitted detector")
+    threshold.add_argument("--group", required=True, help="its model group, e.g. fan/section_00")
+    how = threshold.add_mutually_exclusive_group(required=True)
+    how.add_argument("--value", type=float, default=None, help="the new threshold: scores above it are anomalous")
+    how.add_argument(
+        "--fpr",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="the threshold that flags at most this share of the model's held-out training normals (0.05: 5 %%)",
+    )
+    how.add_argument("--reset", action="store_true", help="back to the threshold the model was fitted with")
+
+    report = sub.add_parser("report", help="the evaluation, figures, thresholds and models as one HTML file")
+    report.add_argument("project", type=Path)
+    report.add_argument("out", type=Path, help="the file to write (OUT.html; with csv, OUT.csv and files beside it)")
+    report.add_argument(
+        "--format",
+        choices=("html", "csv", "json"),
+        default=None,
+        help="html (default; csv or json when OUT ends so): one page with figures; csv: the tables; json: all tables",
+    )
+    report.add_argument("--detector", action="append", default=None, help="only this detector (repeatable)")
+
 
 def add_evaluate_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -123,8 +135,10 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from engine.store import Project, results
 
     split = None if args.split == "all" else args.split
+    from engine.store.thresholds import effective_threshold
+
     with Project.open(args.project) as project:
-        thresholds = {m.model_id: m.threshold for m in results.models(project)}
+        thresholds = {m.model_id: effective_threshold(m) for m in results.models(project)}
         rows = [
             r
             for r in results.latest_scores(project, split=split)
@@ -162,40 +176,53 @@ def cmd_scores(args: argparse.Namespace) -> int:
 def print_figures(reports, fmt: str) -> None:
     """`earmark evaluate --format csv|json`: the figures of `engine.evaluation.report.evaluate_project`, one
     record per detector, machine and section (JSON: one object per detector with its sections inside).
-    Undefined figures (an AUC without both classes) are empty in CSV and null in JSON."""
-
-    def section(s) -> dict:
-        return {
-            "machine": s.machine_type,
-            "section": s.section_id,
-            **{k: _finite(v) for k, v in s.as_dict().items() if k not in ("machine_type", "section_id")},
-        }
+    Undefined figures (an AUC without both classes) are empty in CSV and null in JSON. The same records as
+    `earmark report --format csv|json` (`engine.evaluation.html_report`)."""
+    from engine.evaluation.html_report import FIGURE_COLUMNS, evaluation_json, evaluation_records
 
     if fmt == "json":
-        json.dump(
-            [
-                {
-                    "detector": r.detector,
-                    "official_score": _finite(r.official),
-                    "clips": r.clips,
-                    "sections": [section(s) for s in r.sections],
-                }
-                for r in reports
-            ],
-            sys.stdout,
-            indent=2,
-        )
+        json.dump(evaluation_json(reports), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    _write(
-        [
-            {"detector": r.detector, **section(s), "official_score": _finite(r.official)}
-            for r in reports
-            for s in r.sections
-        ],
-        FIGURE_COLUMNS,
-        fmt,
+    _write(evaluation_records(reports), FIGURE_COLUMNS, fmt)
+
+
+def cmd_threshold(args: argparse.Namespace) -> int:
+    from engine.store import Project
+    from engine.store import thresholds as store
+
+    with Project.open(args.project) as project:
+        record = store.find_model(project, args.detector, args.group)
+        if args.reset:
+            change = store.reset_threshold(project, record.model_id)
+            how = " (the fitted threshold)"
+        elif args.fpr is not None:
+            value = store.threshold_for_fpr(project, record.model_id, args.fpr)
+            change = store.set_threshold(project, record.model_id, value, set_by="fpr", fpr=args.fpr)
+            how = f" (at most {args.fpr:g} of its held-out training normals above it)"
+        else:
+            change = store.set_threshold(project, record.model_id, args.value)
+            how = ""
+    print(
+        f"{args.detector} {args.group} (model {change.model_id}): threshold {change.old:.6g} -> {change.new:.6g}{how}"
     )
+    shown = ", ".join(change.changed_clips[:10]) + (" ..." if len(change.changed_clips) > 10 else "")
+    print(f"{len(change.changed_clips)} decision(s) changed" + (f": {shown}" if shown else ""))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.evaluation.html_report import write_report
+    from engine.jobs import TerminalProgress
+    from engine.store import Project
+
+    fmt = args.format or {".csv": "csv", ".json": "json"}.get(args.out.suffix.lower(), "html")
+    with Project.open(args.project) as project, TerminalProgress("writing the report") as progress:
+        written = write_report(project, args.out, fmt, args.detector, progress=progress)
+    for line in progress.problems:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"Wrote {', '.join(str(p) for p in written)}")
+    return 0
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
