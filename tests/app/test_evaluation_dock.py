@@ -54,7 +54,7 @@ def stored_decisions(window, model_id: int) -> dict[str, bool]:
 def table_decisions(window, detector: str, clip_ids) -> dict[str, str]:
     model = window.table.model
     model.set_decision_detector(detector)
-    return {c: model._value(model.rows[model.row_of(c)], model.columnCount() - 1) for c in clip_ids}
+    return {c: model.index(model.row_of(c), model.columnCount() - 1).data() for c in clip_ids}
 
 
 def test_the_figures_are_those_of_earmark_evaluate_and_the_plots_draw(window, panel, project_folder, capsys):
@@ -195,7 +195,7 @@ def test_a_histogram_bar_and_a_roc_point_filter_the_clip_table(window, panel):
     assert window.table.only_line.isVisible() and "histogram bar" in window.table.only_line.text()
 
     window.table.show_only(None)
-    assert len(window.table.visible_clip_ids()) == len(window.table.model.rows)
+    assert len(window.table.visible_clip_ids()) == window.table.model.rowCount()
     score_set = panel.roc.sets[detector]
     panel.roc.click_point(detector, 1)  # the first point past "nothing flagged"
     cut = panel.roc.thresholds[detector][1]
