@@ -19,6 +19,7 @@ from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QDockWidget
 
 from app import clip_data, project_problems
+from app.clip_properties import SetClipFields
 from app.views.evaluation_dock import EvaluationPanel
 from app.window_layout import hide_stale_tab_bars
 from engine.errors import EarmarkError
@@ -121,9 +122,19 @@ class EvaluationActions:
         self._evaluation_timer = QTimer(self, singleShot=True, interval=0)
         self._evaluation_timer.timeout.connect(self.refresh_evaluation)
         # Scores come from jobs; labels and thresholds change through the undo stack (Clip properties).
-        self.editor.stack.indexChanged.connect(lambda _: self._schedule_evaluation())
+        self._stack_index = self.editor.stack.index()
+        self.editor.stack.indexChanged.connect(self._stack_moved)
         self.job_ended.connect(lambda *_: self._schedule_evaluation())
         self.project_opened.connect(lambda _: self._schedule_evaluation())
+
+    def _stack_moved(self: MainWindow, index: int) -> None:
+        """A step done or undone: the figures are read again when it changed clip fields or a threshold (a
+        region drawn on a clip changes no figure of the table)."""
+        stack = self.editor.stack
+        step = stack.command(index - 1 if index > self._stack_index else index)
+        self._stack_index = index
+        if step is None or isinstance(step, (SetClipFields, SetThreshold)):  # None: the stack was cleared
+            self._schedule_evaluation()
 
     def _schedule_evaluation(self: MainWindow) -> None:
         """Figures read again once the event loop is free (several changes in a row: once)."""
