@@ -3,7 +3,9 @@ score histogram (normal and anomalous clips of each domain) with its decision th
 
 Clicking a ROC point names the clips that detector flags at that point; clicking a histogram bar names the
 clips in that bar; the dock filters the clip table to them. The curves and bins are
-`engine.evaluation.curves`'s, so the window draws what a report draws.
+`engine.evaluation.curves`'s, as `earmark report` draws them; where a few clips score far above the rest
+(a log scale in the report), the window pools them in the end bars, so the threshold line stays on the
+scores' own scale while it is dragged.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class RocView(pg.PlotWidget):
         """The clips `detector` flags at its `index`th ROC point (score at or above that point's threshold)."""
         score_set = self.sets[detector]
         cut = float(self.thresholds[detector][index])
-        keep = _in_domain(score_set, self.domain) & (score_set.scores >= cut)
+        keep = curves.domain_mask(score_set, self.domain) & (score_set.scores >= cut)
         clip_ids = [c for c, k in zip(score_set.clip_ids, keep, strict=True) if k]
         self.point_clicked.emit(detector, clip_ids, f"{detector} flags at score >= {cut:.4g}")
 
@@ -223,10 +225,3 @@ def _style(plot: pg.PlotWidget, title: str, x: str, y: str, legend_at: tuple[int
 def _colour(detector: str, detectors: list[str]) -> str:
     position = detectors.index(detector) if detector in detectors else 0
     return DETECTOR_COLOURS[position % len(DETECTOR_COLOURS)]
-
-
-def _in_domain(score_set: curves.ScoreSet, domain: str | None) -> np.ndarray:
-    """The clips of a domain's ROC: that domain's normals and every anomaly of the section (DCASE's AUC)."""
-    if domain is None:
-        return np.ones(len(score_set.clip_ids), dtype=bool)
-    return (np.asarray(score_set.domains) == domain) | np.asarray(score_set.is_anomaly, dtype=bool)
