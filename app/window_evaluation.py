@@ -2,19 +2,20 @@
 and the figures kept up to date as scores, thresholds and clip labels change.
 
 The figures are `engine.evaluation.report.evaluate_project`'s (what `earmark evaluate` prints) and the
-curves `engine.evaluation.curves`'s, read on the GUI thread with the window's own connection only while the
-dock is shown (a read of the scores table, no engine work). A threshold is stored as clip fields and label
-edits are: one command on the window's undo stack that writes the project at once through
-`engine.store.thresholds` (which recomputes the stored decisions of that model), so Ctrl+Z puts the old
-threshold and decisions back.
+curves `engine.evaluation.curves`'s, read on a background thread with its own connection, only while the
+dock is shown (a read of the scores table, no engine work: the engine thread's queue is not waited for).
+A threshold is stored as clip fields and label edits are: one command on the window's undo stack that
+writes the project at once through `engine.store.thresholds` (which recomputes the stored decisions of that
+model), so Ctrl+Z puts the old threshold and decisions back.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QDockWidget
 
@@ -89,6 +90,41 @@ class SetThreshold(QUndoCommand):
         )
 
 
+class EvaluationReader(QObject):
+    """Reads the figures and curves on a background thread (its own connection to the project: the project
+    keeps one per thread), so a large project's evaluation never stops the window. Only the newest request's
+    result comes back (`ready` / `failed`, queued onto the GUI thread); older ones are dropped."""
+
+    ready = Signal(int, object, object)  # request, reports, score sets
+    failed = Signal(int, object)  # request, the exception
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="earmark-evaluation")
+        self.request = 0
+
+    def read(self, project) -> int:
+        self.request += 1
+        self._pool.submit(self._read, self.request, project)
+        return self.request
+
+    def _read(self, request: int, project) -> None:
+        from engine.evaluation.curves import score_sets
+        from engine.evaluation.report import evaluate_project
+
+        if request != self.request:
+            return  # a newer request waits behind this one: only it is read
+        try:
+            reports = [r for r in evaluate_project(project) if r.clips]
+            sets = score_sets(project)
+        except (EarmarkError, sqlite3.Error) as exc:  # a closed project (the window switched) included
+            if request == self.request:
+                self.failed.emit(request, exc)
+            return
+        if request == self.request:
+            self.ready.emit(request, reports, sets)
+
+
 class EvaluationActions:
     evaluation_panel: EvaluationPanel | None = None
 
@@ -119,6 +155,11 @@ class EvaluationActions:
         dock.visibilityChanged.connect(lambda shown: shown and self._schedule_evaluation())
         self.docks["evaluation"] = dock
         self.evaluation_panel = panel
+        self._evaluation_reader = EvaluationReader(self)
+        queued = Qt.ConnectionType.QueuedConnection  # emitted on the reader's thread; these touch widgets
+        self._evaluation_reader.ready.connect(self._evaluation_read, queued)
+        self._evaluation_reader.failed.connect(self._evaluation_failed, queued)
+        self._evaluation_project = None
         self._evaluation_timer = QTimer(self, singleShot=True, interval=0)
         self._evaluation_timer.timeout.connect(self.refresh_evaluation)
         # Scores come from jobs; labels and thresholds change through the undo stack (Clip properties).
@@ -141,23 +182,25 @@ class EvaluationActions:
         self._evaluation_timer.start()
 
     def refresh_evaluation(self: MainWindow) -> None:
-        """Read the figures and curves again (only while the dock is shown: else when it is shown next)."""
+        """Read the figures and curves again (only while the dock is shown: else when it is shown next); they
+        are shown when read (`EvaluationPanel.shown`)."""
         panel = self.evaluation_panel
         if panel is None or self.project is None or not self.docks["evaluation"].isVisible():
             return
-        from engine.evaluation.curves import score_sets
-        from engine.evaluation.report import evaluate_project
+        self._evaluation_project = self.project
+        self._evaluation_reader.read(self.project)
 
-        try:
-            reports = [r for r in evaluate_project(self.project) if r.clips]
-            sets = score_sets(self.project)
-        except sqlite3.DatabaseError as exc:
+    def _evaluation_read(self: MainWindow, request: int, reports: list, sets: list) -> None:
+        if request == self._evaluation_reader.request and self._evaluation_project is self.project:
+            self.evaluation_panel.set_data(reports, sets)
+
+    def _evaluation_failed(self: MainWindow, request: int, exc: Exception) -> None:
+        if request != self._evaluation_reader.request or self._evaluation_project is not self.project:
+            return  # read from a project since closed
+        if isinstance(exc, sqlite3.DatabaseError):
             project_problems.database_failed(self, exc)
-            return
-        except EarmarkError as exc:
-            self._log(str(exc), "error")
-            return
-        panel.set_data(reports, sets)
+        else:
+            self._log(f"evaluation: {exc}", "error")
 
     # -- thresholds ------------------------------------------------------------------------------------------
     def set_group_threshold(self: MainWindow, detector: str, model_id: int, value: float) -> bool:

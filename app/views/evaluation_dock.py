@@ -53,6 +53,7 @@ class EvaluationPanel(QWidget):
     fpr_requested = Signal(str, int, float)
     reset_requested = Signal(str, int)
     clips_chosen = Signal(object, str)
+    shown = Signal()  # new figures are shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -152,6 +153,7 @@ class EvaluationPanel(QWidget):
             self.select(self.model.rows[0], self.model.detectors[0] if self.model.detectors else None)
         else:
             self._show_row(None, None)
+        self.shown.emit()
 
     def selected(self) -> tuple[FigureRow, str | None] | None:
         index = self.table.currentIndex()

@@ -22,9 +22,11 @@ from engine.evaluation.report import evaluate_project
 
 
 @pytest.fixture
-def panel(window):
+def panel(window, qtbot):
     window.actions_by_name["evaluation"].trigger()
     panel = window.evaluation_panel
+    with qtbot.waitSignal(panel.shown):  # read on a background thread
+        pass
     assert window.docks["evaluation"].isVisible()
     assert panel.model.rowCount() > 0
     return panel
@@ -133,7 +135,8 @@ def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_t
     shown_live: list[float] = []
     panel.histogram.threshold_moving.connect(lambda _: shown_live.append(panel.model.value(row, detector)))
 
-    drag_line(qtbot, panel.histogram, before.threshold, target)
+    with qtbot.waitSignal(panel.shown):  # the figures read again once it is stored
+        drag_line(qtbot, panel.histogram, before.threshold, target)
 
     after = stored(window, detector, "fan")
     new = after.threshold
@@ -152,7 +155,8 @@ def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_t
     assert shown_live[-1] == pytest.approx(fan.f1_source)  # what the drag showed is what was stored
     assert panel.histogram.line.value() == pytest.approx(new)
 
-    window.undo()
+    with qtbot.waitSignal(panel.shown):
+        window.undo()
     assert stored(window, detector, "fan").threshold == pytest.approx(before.threshold)
     assert stored_decisions(window, before.model_id) == decisions_before
     shown = table_decisions(window, detector, changed)
@@ -160,14 +164,15 @@ def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_t
     assert panel.histogram.line.value() == pytest.approx(before.threshold)
 
 
-def test_a_false_positive_rate_sets_the_threshold(window, panel):
+def test_a_false_positive_rate_sets_the_threshold(window, panel, qtbot):
     from engine.store import thresholds
 
     detector = panel.model.detectors[-1]
     choose(panel, "valve", "auc_target", detector)
     model_id = stored(window, detector, "valve").model_id
     panel.fpr_box.setValue(20.0)
-    panel.set_fpr.click()
+    with qtbot.waitSignal(panel.shown):
+        panel.set_fpr.click()
     expected = thresholds.threshold_for_fpr(window.project, model_id, 0.2)
     assert stored(window, detector, "valve").threshold == pytest.approx(expected)
     assert panel.threshold_box.value() == pytest.approx(expected, abs=1e-4)
@@ -176,9 +181,12 @@ def test_a_false_positive_rate_sets_the_threshold(window, panel):
     record = results.model(window.project, model_id)
     assert record.threshold_set_by == "fpr" and record.threshold_fpr == pytest.approx(0.2)
 
-    panel.reset.click()  # back to the fitted threshold, and Ctrl+Z to the chosen one again
+    with qtbot.waitSignal(panel.shown):
+        panel.reset.click()  # back to the fitted threshold, and Ctrl+Z to the chosen one again
     assert stored(window, detector, "valve").threshold == pytest.approx(record.threshold)
-    window.undo()
+    assert panel.histogram.line.value() == pytest.approx(record.threshold)
+    with qtbot.waitSignal(panel.shown):
+        window.undo()
     assert stored(window, detector, "valve").threshold == pytest.approx(expected)
     assert results.model(window.project, model_id).threshold_set_by == "fpr"  # and how it was chosen
 

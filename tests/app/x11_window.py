@@ -97,10 +97,16 @@ def side_by_side(window) -> None:
 def evaluation(window) -> None:
     """View > Evaluation with fan section 00's source AUC row chosen at its best detector, and the clip table
     filtered to the fullest bar of that detector's histogram, as a user clicks it."""
+    import time
+
     import numpy as np
 
     window.show_evaluation()
     panel = window.evaluation_panel
+    waited = time.monotonic()
+    while panel.model.rowCount() == 0 and time.monotonic() - waited < 20:  # the figures are read in the background
+        QApplication.processEvents()
+        time.sleep(0.02)
     row = next(i for i, r in enumerate(panel.model.rows) if r.field == "auc_source")
     values = [panel.model.value(row, d) for d in panel.model.detectors]
     panel.select(panel.model.rows[row], panel.model.detectors[int(np.nanargmax(values))])
