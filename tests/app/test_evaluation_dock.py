@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.views.evaluation_table import FIXED
 from engine import cli
+from engine.evaluation import curves
 from engine.evaluation.curves import score_sets
 from engine.evaluation.report import evaluate_project
 
@@ -91,35 +92,34 @@ def test_the_figures_are_those_of_earmark_evaluate_and_the_plots_draw(window, pa
     assert panel.histogram.line.isVisible()
 
 
+def mouse(plot, kind, x: float, y: float, buttons=Qt.MouseButton.NoButton) -> None:
+    """A mouse event at data coordinates (x, y) of a pyqtgraph plot, sent to its viewport as Qt sends it."""
+    at = QPointF(plot.mapFromScene(plot.plotItem.vb.mapViewToScene(QPointF(x, y))))
+    viewport = plot.viewport()
+    event = QMouseEvent(
+        kind, at, QPointF(viewport.mapToGlobal(at)), Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(viewport, event)
+
+
+def click(qtbot, plot, x: float, y: float) -> None:
+    mouse(plot, QEvent.Type.MouseMove, x, y)
+    qtbot.wait(40)  # pyqtgraph drops mouse events that come faster than a screen redraws
+    mouse(plot, QEvent.Type.MouseButtonPress, x, y, Qt.MouseButton.LeftButton)
+    mouse(plot, QEvent.Type.MouseButtonRelease, x, y)
+
+
 def drag_line(qtbot, histogram, start: float, end: float) -> None:
     """Press the left button on the threshold line at score `start`, move to `end` in steps, let go."""
-    view_box = histogram.plotItem.vb
-    viewport = histogram.viewport()
-    middle = float(np.mean(view_box.viewRange()[1]))
-
-    def pixel(x: float) -> QPointF:
-        return QPointF(histogram.mapFromScene(view_box.mapViewToScene(QPointF(x, middle))))
-
-    def send(kind, x: float, buttons) -> None:
-        at = pixel(x)
-        event = QMouseEvent(
-            kind,
-            at,
-            QPointF(viewport.mapToGlobal(at)),
-            Qt.MouseButton.LeftButton,
-            buttons,
-            Qt.KeyboardModifier.NoModifier,
-        )
-        QApplication.sendEvent(viewport, event)
-
+    middle = float(np.mean(histogram.plotItem.vb.viewRange()[1]))
     left = Qt.MouseButton.LeftButton
-    send(QEvent.Type.MouseMove, start, Qt.MouseButton.NoButton)  # hovering the line first, as a hand does
-    send(QEvent.Type.MouseButtonPress, start, left)
+    mouse(histogram, QEvent.Type.MouseMove, start, middle)  # hovering the line first, as a hand does
+    mouse(histogram, QEvent.Type.MouseButtonPress, start, middle, left)
     for step in range(1, 6):
-        qtbot.wait(40)  # pyqtgraph drops mouse moves that come faster than a screen redraws
-        send(QEvent.Type.MouseMove, start + (end - start) * step / 5, left)
+        qtbot.wait(40)
+        mouse(histogram, QEvent.Type.MouseMove, start + (end - start) * step / 5, middle, left)
     qtbot.wait(40)
-    send(QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+    mouse(histogram, QEvent.Type.MouseButtonRelease, end, middle)
 
 
 def test_dragging_the_threshold_changes_the_groups_decisions_and_undo_restores_them(window, panel, qtbot):
@@ -191,22 +191,33 @@ def test_a_false_positive_rate_sets_the_threshold(window, panel, qtbot):
     assert results.model(window.project, model_id).threshold_set_by == "fpr"  # and how it was chosen
 
 
-def test_a_histogram_bar_and_a_roc_point_filter_the_clip_table(window, panel):
+def test_a_histogram_bar_and_a_roc_point_filter_the_clip_table(window, panel, qtbot):
     detector = panel.model.detectors[0]
     choose(panel, "fan", "auc_source", detector)
     histogram = panel.histogram.histogram
     counts = sum(np.asarray(c) for c in histogram.counts_by_kind.values())
-    fullest = int(np.argmax(counts))
-    middle = (histogram.edges[fullest] + histogram.edges[fullest + 1]) / 2
-    assert panel.histogram.click_at(float(middle))
-    assert sorted(window.table.visible_clip_ids()) == sorted(histogram.clip_ids_by_bin[fullest])
+    middles = (histogram.edges[:-1] + histogram.edges[1:]) / 2
+    width = histogram.edges[1] - histogram.edges[0]
+    away = np.abs(middles - panel.histogram.line.value()) > width  # a click on the line would grab the line
+    bar = int(np.argmax(np.where(away, counts, -1)))
+    click(qtbot, panel.histogram, float(middles[bar]), 0.5)
+    assert sorted(window.table.visible_clip_ids()) == sorted(histogram.clip_ids_by_bin[bar])
     assert window.table.only_line.isVisible() and "histogram bar" in window.table.only_line.text()
 
     window.table.show_only(None)
     assert len(window.table.visible_clip_ids()) == window.table.model.rowCount()
-    score_set = panel.roc.sets[detector]
-    panel.roc.click_point(detector, 1)  # the first point past "nothing flagged"
-    cut = panel.roc.thresholds[detector][1]
+    # A point of one detector's curve that no other curve passes through, clicked.
+    points = {d: np.column_stack(curves.roc_points(panel.roc.sets[d], "source")[:2]) for d in panel.roc.sets}
+    chosen, index = next(
+        (d, i)
+        for d, own in points.items()
+        for i in range(1, len(own))
+        if not any(np.any(np.all(np.isclose(p, own[i]), axis=1)) for e, p in points.items() if e != d)
+        and not np.any(np.all(np.isclose(np.delete(own, i, axis=0), own[i]), axis=1))
+    )
+    click(qtbot, panel.roc, *points[chosen][index])
+    score_set = panel.roc.sets[chosen]
+    cut = panel.roc.thresholds[chosen][index]
     flagged = {
         c
         for c, d, a, s in zip(
@@ -215,6 +226,7 @@ def test_a_histogram_bar_and_a_roc_point_filter_the_clip_table(window, panel):
         if (d == "source" or a) and s >= cut
     }
     assert set(window.table.visible_clip_ids()) == flagged
+    assert chosen in window.table.only_line.text()
 
 
 def test_a_clips_new_label_shows_in_the_figures(window, panel, qtbot):
