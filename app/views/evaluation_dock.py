@@ -58,6 +58,7 @@ class EvaluationPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.sets: dict[tuple[str, str, str], curves.ScoreSet] = {}
+        self.figure: FigureRow | None = None  # the selected row
         self.summary = QLabel("No scores of labelled test clips yet: fit and score (Train menu).")
         self.summary.setWordWrap(True)
         self.model = EvaluationTableModel()
@@ -190,6 +191,8 @@ class EvaluationPanel(QWidget):
             self.roc.show_sets([], None, self.model.detectors)
             self._fill_detectors([], None)
             self.histogram.show_set(None)
+            if figure is not None:
+                self.roc.setTitle("ROC: pick a section's row (the official score spans them all)", color="#222")
             self._enable_controls(False)
             return
         sets = [
@@ -227,7 +230,7 @@ class EvaluationPanel(QWidget):
             self.histogram.set_threshold(float(score_set.threshold))
 
     def current_set(self) -> curves.ScoreSet | None:
-        figure = getattr(self, "figure", None)
+        figure = self.figure
         detector = self.detector_box.currentText()
         if figure is None or not detector:
             return None
