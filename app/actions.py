@@ -55,6 +55,7 @@ MENUS: list[tuple[str, str, str, tuple, str]] = [
     ("&View", "side_by_side", "Side by side", ("V",), "toggle_side_by_side"),
     ("&View", "filter", "Filter clips", ("/", "Ctrl+L"), "focus_filter"),
     ("&View", "normalised_scores", "Normalised scores", (), "toggle_normalised_scores"),
+    ("&View", "evaluation", "&Evaluation", ("Ctrl+Shift+V",), "show_evaluation"),
     ("&Label", "label_mode", "Label mode (drag draws a region)", ("E",), "toggle_label_mode"),
     ("&Label", "mark_start", "Mark start at playhead", ("[",), "mark_start"),
     ("&Label", "mark_end", "Mark end at playhead", ("]",), "mark_end"),

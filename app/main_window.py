@@ -40,6 +40,7 @@ from app.views.spectrogram import SpectrogramView
 from app.window_actions import WindowActions
 from app.window_classifiers import ClassifierActions
 from app.window_drops import DropActions
+from app.window_evaluation import EvaluationActions
 from app.window_layout import DEFAULT_SIZE, arrange_docks, fit_to_screen, restore_layout, save_layout, size_docks
 from app.window_reports import ReportActions
 from engine.errors import EarmarkError
@@ -48,7 +49,9 @@ from engine.store import Project, results
 log = logging.getLogger("earmark")
 
 
-class MainWindow(DropActions, ClassifierActions, LabelActions, ReportActions, WindowActions, QMainWindow):
+class MainWindow(
+    DropActions, ClassifierActions, LabelActions, EvaluationActions, ReportActions, WindowActions, QMainWindow
+):
     project_opened = Signal(str)
     clip_shown = Signal(str)
     job_ended = Signal(int, str)  # job id, done | failed | cancelled: after the job's handle said so

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import (
@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from engine.data.clip import Clip
 from engine.data.qa_flags import qa_text
@@ -210,6 +210,7 @@ class ClipFilter(QSortFilterProxyModel):
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self._where: dict[str, str | None] = {}
         self._text = ""
+        self._only: frozenset[str] | None = None  # show_only (evaluation dock)
 
     def set_where(self, where: Mapping[str, str | None]) -> None:
         self.beginFilterChange()
@@ -221,9 +222,19 @@ class ClipFilter(QSortFilterProxyModel):
         self._text = text.strip().lower()
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    # -- show_only: minimal version for the evaluation dock (h2); the clip table's own replaces it -----------
+    def set_only(self, clip_ids: Collection[str] | None) -> None:
+        self.beginFilterChange()
+        self._only = None if clip_ids is None else frozenset(clip_ids)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    # -- end show_only -----------------------------------------------------------------------------------------
+
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         row: ClipRow = self.sourceModel().rows[source_row]
         clip = row.clip
+        if self._only is not None and clip.clip_id not in self._only:
+            return False
         for key, wanted in self._where.items():
             have = row.source == "inbox" if key == "inbox" else getattr(clip, key)
             if have != wanted:
@@ -258,10 +269,30 @@ class ClipTable(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setAlternatingRowColors(True)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        # show_only (evaluation dock, h2): a line saying which clips are shown, with a link to show all again
+        self.only_line = QLabel(objectName="show_only_line")
+        self.only_line.linkActivated.connect(lambda _: self.show_only(None))
+        self.only_line.hide()
+        # end show_only
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter_box)
+        layout.addWidget(self.only_line)
         layout.addWidget(self.view)
+
+    # -- show_only: minimal version for the evaluation dock (h2); the clip table's own replaces it -----------
+    def show_only(self, clip_ids: Collection[str] | None, why: str = "") -> None:
+        """Show only these clips (None: every clip again), and say so above the table."""
+        self.proxy.set_only(clip_ids)
+        if clip_ids is None:
+            self.only_line.hide()
+            return
+        self.only_line.setText(
+            f"showing {self.proxy.rowCount()} clips" + (f" of {why}" if why else "") + " (<a href='clear'>clear</a>)"
+        )
+        self.only_line.show()
+
+    # -- end show_only -----------------------------------------------------------------------------------------
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if current.isValid():

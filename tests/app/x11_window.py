@@ -5,7 +5,7 @@ child process on a real X server. Once the project is open and a clip is shown, 
 Then the window runs until the user quits it; the exit status is the console script's. With `--labelling`
 (for the README's picture) it first proposes regions on the clip and labels two the way a user does; with
 `--side-by-side` it shows patch_memory, dcase_ae and knn side by side, with `--every-detector` every fitted
-detector (patch_memory first).
+detector (patch_memory first); with `--evaluation`, the evaluation dock.
 
     DISPLAY=:N QT_QPA_PLATFORM=xcb python tests/app/x11_window.py PROJECT [--labelling] [--side-by-side]
         [--every-detector]
@@ -96,7 +96,31 @@ def side_by_side(window, every: bool = False) -> None:
     controls.side_by_side.setChecked(True)
 
 
-def main(project: str, labelling: bool = False, three_columns: bool = False, every: bool = False) -> int:
+def evaluation(window) -> None:
+    """View > Evaluation with fan section 00's source AUC row chosen at its best detector, and the clip table
+    filtered to the fullest bar of that detector's histogram, as a user clicks it."""
+    import time
+
+    import numpy as np
+
+    window.show_evaluation()
+    panel = window.evaluation_panel
+    waited = time.monotonic()
+    while panel.model.rowCount() == 0 and time.monotonic() - waited < 20:  # the figures are read in the background
+        QApplication.processEvents()
+        time.sleep(0.02)
+    row = next(i for i, r in enumerate(panel.model.rows) if r.field == "auc_source")
+    values = [panel.model.value(row, d) for d in panel.model.detectors]
+    panel.select(panel.model.rows[row], panel.model.detectors[int(np.nanargmax(values))])
+    histogram = panel.histogram.histogram
+    if histogram is not None:
+        fullest = int(np.argmax(sum(np.asarray(c) for c in histogram.counts_by_kind.values())))
+        panel.histogram.click_at(float((histogram.edges[fullest] + histogram.edges[fullest + 1]) / 2))
+
+
+def main(
+    project: str, labelling: bool = False, three_columns: bool = False, every: bool = False, evaluate: bool = False
+) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.main import main as earmark
 
@@ -120,6 +144,8 @@ def main(project: str, labelling: bool = False, three_columns: bool = False, eve
             label_some(window)
         if three_columns or every:
             side_by_side(window, every)
+        if evaluate:
+            evaluation(window)
         window.activateWindow()  # no window manager on Xvfb: the window takes the keyboard itself
         window.raise_()
         QTimer.singleShot(500, lambda: print("LAYOUT " + json.dumps(report(window)), flush=True))
@@ -130,4 +156,12 @@ def main(project: str, labelling: bool = False, three_columns: bool = False, eve
 
 if __name__ == "__main__":
     options = sys.argv[2:]
-    sys.exit(main(sys.argv[1], "--labelling" in options, "--side-by-side" in options, "--every-detector" in options))
+    sys.exit(
+        main(
+            sys.argv[1],
+            "--labelling" in options,
+            "--side-by-side" in options,
+            "--every-detector" in options,
+            "--evaluation" in options,
+        )
+    )
