@@ -18,6 +18,7 @@ from engine.data.detection import Detection
 from engine.detectors.normalisation import normalised_frames, normalised_score
 from engine.errors import ArtifactError
 from engine.store import Project, results
+from engine.store.thresholds import effective_threshold
 
 
 def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[ClipRow]:
@@ -68,7 +69,7 @@ def clip_display(project: Project, clip_id: str) -> ClipDisplay:
             "score": score.score,
             "decision": score.decision,
             "normalised": math.nan if score.normalised is None else score.normalised,
-            "threshold": record.threshold if record else None,
+            "threshold": effective_threshold(record) if record else None,
             "frame_threshold": results.frame_threshold(project, record) if record else None,
             "model_id": score.model_id,
         }
