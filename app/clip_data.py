@@ -7,35 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from app.views.clip_table import ClipRow
+from app.views.clip_columns import ClipColumns
 from app.views.overlays import ClipDisplay, DetectorLanes
 from engine.data.clip import Clip
 from engine.errors import ArtifactError
 from engine.store import Project, results
 
 
-def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[ClipRow]:
-    sources = project.clip_sources()
-    if clip_ids is None:
-        clips = project.clips()
-        scores = results.clip_scores(project)
-    else:
-        clips = [project.clip(clip_id) for clip_id in clip_ids]
-        scores = {}
-        for clip_id in clip_ids:
-            scores.update(results.clip_scores(project, clip_id))
-    warnings = {m.model_id: m.warning for m in results.models(project) if m.warning}
-    return [
-        ClipRow(
-            clip,
-            sources.get(clip.clip_id, ""),
-            scores.get(clip.clip_id, {}),
-            warnings={
-                d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items() if s.model_id in warnings
-            },
-        )
-        for clip in clips
-    ]
+def table_rows(project: Project, clip_ids: list[str] | None = None) -> ClipColumns:
+    """The clip table's rows: every clip, or these clips (to update their rows in place). Read column-wise
+    (one query for the clips, one for the scores): a `ClipRow` is built only for a row someone asks for."""
+    return ClipColumns.read(project, clip_ids)
 
 
 def fitted_groups(project: Project) -> list[str]:
