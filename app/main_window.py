@@ -289,23 +289,26 @@ class MainWindow(DropActions, ClassifierActions, LabelActions, WindowActions, QM
     def _refresh(self) -> None:
         project = self.project
         current = self.view.display.clip_id if self.view.display else None
-        sources = self._fill_tree()
+        rows = clip_data.table_rows(project)  # read once: the tree counts the same rows
+        self._fill_tree(rows)
         detectors = results.fitted_detectors(project)
-        self.table.model.set_rows(clip_data.table_rows(project), detectors)
+        self.table.model.set_rows(rows, detectors)
         self.table.resize_columns()
         self.controls.set_detectors(detectors, "patch_memory")
         self.proposal_panel.set_detectors(detectors, "patch_memory")
         self.fill_drop_groups(clip_data.fitted_groups(project))
-        if current is not None and current in sources:
+        if current is not None and current in rows.positions:
             self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
             self.show_clip(current)  # again, with what the job changed
 
-    def _fill_tree(self) -> dict[str, str]:
-        """The data-set tree with its counts and the inbox's; returns each clip's source."""
-        sources = self.project.clip_sources()
-        self.tree.fill(self.project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+    def _fill_tree(self, rows: clip_data.ClipColumns | None = None) -> None:
+        """The data-set tree with its counts and the inbox's (counted in `rows` when given: no second read)."""
+        if rows is None:
+            sources = self.project.clip_sources()
+            self.tree.fill(self.project.summary(), sum(1 for s in sources.values() if s == "inbox"))
+        else:
+            self.tree.fill(rows.summary(), rows.count_source("inbox"))
         self.clip_properties.show_stale()
-        return sources
 
     def show_clip(self, clip_id: str) -> None:
         if self.project is None:

@@ -56,12 +56,17 @@ class ClipColumns(Sequence):
     sequence, its `ClipRow`s, each built when asked for."""
 
     def __init__(
-        self, records: list[tuple], scores: dict[str, ScoreColumn], warnings: Mapping[int, str] | None = None
+        self,
+        records: list[tuple],
+        scores: dict[str, ScoreColumn],
+        warnings: Mapping[int, str] | None = None,
+        positions: dict[str, int] | None = None,
     ) -> None:
         self.records = records
         self.scores = scores
         self.warnings = dict(warnings or {})
-        self.positions = {record[0]: i for i, record in enumerate(records)}
+        #: clip_id -> its row
+        self.positions = positions if positions is not None else {record[0]: i for i, record in enumerate(records)}
         self._derived: dict[object, object] = {}
 
     @classmethod
@@ -70,7 +75,7 @@ class ClipColumns(Sequence):
         positions = {record[0]: i for i, record in enumerate(records)}
         scores = score_columns(project, positions, len(records), clip_ids)
         warnings = {m.model_id: m.warning for m in results.models(project) if m.warning}
-        return cls(records, scores, warnings)
+        return cls(records, scores, warnings, positions)
 
     @classmethod
     def from_rows(cls, rows: Sequence[ClipRow]) -> ClipColumns:
@@ -128,6 +133,9 @@ class ClipColumns(Sequence):
 
     def name(self, i: int) -> str:
         return os.path.basename(self.records[i][1])
+
+    def names(self) -> list[str]:
+        return self._cached("names", lambda: [os.path.basename(r[1]) for r in self.records])
 
     def model_id(self, i: int, detector: str | None) -> int | None:
         column = self.scores.get(detector) if detector else None
@@ -219,15 +227,18 @@ class ClipColumns(Sequence):
                 for i in self._without_group():
                     shown[i] = _shown_group(self.records[i])[0 if column.kind == "machine" else 1]
             elif column.kind == "name":
-                shown = [self.name(i) for i in range(len(self.records))]
+                shown = self.names()
             elif column.kind == "decision":
                 shown = self._decision_texts(column.detector)
             else:
                 shown = [r[AT[column.kind]] for r in self.records]
-            values = np.array([value or "" for value in shown], dtype=object)
-            if not len(values):
-                return np.zeros(0, dtype=object), np.zeros(0, np.int64)
-            return np.unique(values, return_inverse=True)
+            # Codes in order of appearance (a dict: far quicker than sorting every row's text), then ranks.
+            lookup: dict[str, int] = {}
+            codes = np.fromiter((lookup.setdefault(value or "", len(lookup)) for value in shown), np.int64, len(shown))
+            distinct = sorted(lookup)
+            rank = np.empty(len(distinct), np.int64)
+            rank[[lookup[value] for value in distinct]] = np.arange(len(distinct))
+            return np.array(distinct, dtype=object), rank[codes]
 
         return self._cached(("texts", column), make)
 
@@ -249,6 +260,19 @@ class ClipColumns(Sequence):
                 i for i, r in enumerate(self.records) if r[AT["machine_type"]] is None or r[AT["section_id"]] is None
             ],
         )
+
+    def warm(self, columns: Sequence[Column]) -> Iterator[None]:
+        """Derive what the first sort or filter by each of `columns` (and the tree's fields) would, one
+        column per step: the window runs a step at a time while idle, so a user's first filter is quick."""
+        for column in columns:
+            if column.kind in NUMERIC or column.kind == "score":
+                self.matches(column, "0")
+            else:
+                self.texts(column)
+            yield
+        for name in ("machine_type", "section_id", "domain", "split", "inbox"):
+            self.equals(name, None)
+            yield
 
     def numbers(self, column: Column) -> np.ndarray:
         """A number column's values, NaN where the cell is empty."""
@@ -289,6 +313,31 @@ class ClipColumns(Sequence):
             ("field", field_name), lambda: np.array([r[AT[field_name]] for r in self.records], dtype=object)
         )
         return np.fromiter((value == wanted for value in values), bool, len(values))
+
+    def summary(self) -> list[dict]:
+        """Clip counts and durations by machine, section, domain, split and label, ordered as
+        `Project.summary()` gives them (empty fields first), from the rows held: no second read."""
+        groups: dict[tuple, list] = {}
+        for r in self.records:
+            key = r[4:9]
+            found = groups.get(key)
+            if found is None:
+                groups[key] = [1, r[3]]
+            else:
+                found[0] += 1
+                found[1] += r[3]
+        fields = ("machine_type", "section_id", "domain", "split", "label")
+        return [
+            {**dict(zip(fields, key, strict=True)), "clips": count, "duration_s": duration}
+            for key, (count, duration) in sorted(
+                groups.items(), key=lambda item: [(value is not None, value or "") for value in item[0]]
+            )
+        ]
+
+    def count_source(self, source: str) -> int:
+        return (
+            int(self.equals("inbox", True).sum()) if source == "inbox" else sum(r[-1] == source for r in self.records)
+        )
 
     def chosen(self, clip_ids: Collection[str]) -> np.ndarray:
         mask = np.zeros(len(self), bool)

@@ -10,14 +10,15 @@ calls `data()` n log n times to sort and `filterAcceptsRow` n times to filter: s
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from app.views.clip_columns import FIXED, ClipColumns, ClipRow, Column, number_text
+from app.views.clip_filter import ClipFilter, ClipHeader
 from engine.detectors import drops
 
 __all__ = ["FIXED", "ClipFilter", "ClipRow", "ClipTable", "ClipTableModel"]
@@ -115,7 +116,7 @@ class ClipTableModel(QAbstractTableModel):
     def clip_names(self) -> dict[str, str]:
         """clip_id -> the file name the table shows (kept until the rows change)."""
         if self._names is None:
-            self._names = {self.clip_id(i): self.columns.name(i) for i in range(len(self.columns))}
+            self._names = dict(zip((r[0] for r in self.columns.records), self.columns.names(), strict=True))
         return self._names
 
     def source_of(self, clip_id: str) -> str | None:
@@ -196,149 +197,6 @@ class ClipTableModel(QAbstractTableModel):
         return self.columns.value(self.columns.positions[row.clip.clip_id], self.column(column))
 
 
-class ClipFilter(QAbstractTableModel):
-    """The rows the view shows, in its order: the clips that pass the data-set tree's node (equality on
-    metadata fields), the text filter (in any column's text) and `set_only`, sorted by one column. Kept as
-    an array of the model's rows, recomputed with numpy whenever the rows or the filters change; the
-    view's selection and current row follow their clips (as a QSortFilterProxyModel does)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._source = ClipTableModel()
-        self.order = np.zeros(0, np.int64)
-        self._position: np.ndarray | None = None
-        self._where: dict[str, object] = {}
-        self._text = ""
-        self._only: frozenset[str] | None = None
-        self._sort_column = -1
-        self._sort_order = Qt.SortOrder.AscendingOrder
-
-    def setSourceModel(self, model: ClipTableModel) -> None:
-        self.beginResetModel()
-        self._source = model
-        model.modelAboutToBeReset.connect(self.beginResetModel)
-        model.modelReset.connect(self._source_reset)
-        model.rowsInserted.connect(lambda *_: self.refresh())
-        model.dataChanged.connect(lambda *_: self.refresh())
-        model.headerDataChanged.connect(self.headerDataChanged)
-        self.order = self._ordered()
-        self._position = None
-        self.endResetModel()
-
-    def sourceModel(self) -> ClipTableModel:
-        return self._source
-
-    def _source_reset(self) -> None:
-        self.order = self._ordered()
-        self._position = None
-        self.endResetModel()
-
-    # -- what is shown ------------------------------------------------------------------------------------
-    def set_where(self, where: Mapping[str, object]) -> None:
-        self._where = dict(where)
-        self.refresh()
-
-    def set_text(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.refresh()
-
-    def set_only(self, clip_ids: Collection[str] | None) -> None:
-        self._only = None if clip_ids is None else frozenset(clip_ids)
-        self.refresh()
-
-    @property
-    def only(self) -> frozenset[str] | None:
-        """The clips `set_only` chose, or None."""
-        return self._only
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._sort_column, self._sort_order = column, order
-        self.refresh()
-
-    def sortColumn(self) -> int:
-        return self._sort_column
-
-    def sortOrder(self) -> Qt.SortOrder:
-        return self._sort_order
-
-    def shown_mask(self) -> np.ndarray:
-        """Which of the model's rows pass the filters."""
-        columns, model = self._source.columns, self._source
-        shown = np.ones(len(columns), bool)
-        for key, wanted in self._where.items():
-            shown &= columns.equals(key, wanted)
-        if self._only is not None:
-            shown &= columns.chosen(self._only)
-        if self._text and shown.any():
-            found = np.zeros(len(columns), bool)
-            for column in range(model.columnCount()):
-                hits = columns.matches(model.column(column), self._text)
-                if hits is not None:
-                    found |= hits
-            shown &= found
-        return shown
-
-    def _ordered(self) -> np.ndarray:
-        visible = np.flatnonzero(self.shown_mask())
-        if not 0 <= self._sort_column < self._source.columnCount() or not len(visible):
-            return visible
-        key = self._source.columns.sort_key(self._source.column(self._sort_column))[visible]
-        if self._sort_order == Qt.SortOrder.DescendingOrder:  # ties stay in import order either way
-            key = -key
-        return visible[np.argsort(key, kind="stable")]
-
-    def refresh(self) -> None:
-        """Filter and sort again, as one layout change: persistent indexes (the selection, the current
-        row) move with their clips, and those of clips no longer shown become invalid."""
-        self.layoutAboutToBeChanged.emit()
-        old_order = self.order
-        self.order = self._ordered()
-        self._position = None
-        persistent = self.persistentIndexList()
-        if persistent:
-            moved = []
-            for index in persistent:
-                row = self.position_of(int(old_order[index.row()])) if index.row() < len(old_order) else -1
-                moved.append(self.index(row, index.column()) if row >= 0 else QModelIndex())
-            self.changePersistentIndexList(persistent, moved)
-        self.layoutChanged.emit()
-
-    # -- mapping between the view's rows and the model's ----------------------------------------------------
-    def position_of(self, source_row: int) -> int:
-        """The view's row of the model's row `source_row`, -1 when it is filtered out."""
-        if self._position is None:
-            self._position = np.full(len(self._source.columns), -1, np.int64)
-            self._position[self.order] = np.arange(len(self.order))
-        return int(self._position[source_row]) if 0 <= source_row < len(self._position) else -1
-
-    def source_row(self, row: int) -> int:
-        return int(self.order[row])
-
-    def mapToSource(self, index: QModelIndex) -> QModelIndex:
-        if not index.isValid():
-            return QModelIndex()
-        return self._source.index(self.source_row(index.row()), index.column())
-
-    def mapFromSource(self, index: QModelIndex) -> QModelIndex:
-        row = self.position_of(index.row()) if index.isValid() else -1
-        return self.index(row, index.column()) if row >= 0 else QModelIndex()
-
-    # -- Qt model ---------------------------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.order)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else self._source.columnCount()
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        return self._source.headerData(section, orientation, role)
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or index.row() >= len(self.order):
-            return None
-        return self._source.cell(int(self.order[index.row()]), index.column(), role)
-
-
 class ClipTable(QWidget):
     """The filter box, the line saying which clips another view chose, and the table;
     `clip_selected(clip_id)` when the current row changes."""
@@ -358,6 +216,7 @@ class ClipTable(QWidget):
         self.only_line.hide()
         self._only_why = ""
         self.view = QTableView()
+        self.view.setHorizontalHeader(ClipHeader(self.view))
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -370,11 +229,28 @@ class ClipTable(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
         self.proxy.layoutChanged.connect(self._say_only)
         self.proxy.modelReset.connect(self._say_only)
+        # What sorting and filtering need is derived in idle steps after the rows change (see ClipColumns.warm).
+        self._warming: Iterator[None] | None = None
+        self._warm_timer = QTimer(self, singleShot=True)
+        self._warm_timer.timeout.connect(self._warm_step)
+        for signal in (self.model.modelReset, self.model.rowsInserted, self.model.dataChanged):
+            signal.connect(self._warm_later)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter_box)
         layout.addWidget(self.only_line)
         layout.addWidget(self.view)
+
+    def _warm_later(self, *_) -> None:
+        model = self.model
+        self._warming = model.columns.warm([model.column(c) for c in range(model.columnCount())])
+        self._warm_timer.start(400)
+
+    def _warm_step(self) -> None:
+        if self._warming is not None and next(self._warming, StopIteration) is not StopIteration:
+            self._warm_timer.start(0)
+        else:
+            self._warming = None
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if current.isValid():

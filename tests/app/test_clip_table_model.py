@@ -238,6 +238,8 @@ def test_rows_read_from_a_project_are_those_of_the_engines_own_reads(tmp_path):
             if row.scores.get("knn") and row.scores["knn"].model_id == model_id
             else {}
         )
+    assert [{**r, "duration_s": pytest.approx(r["duration_s"])} for r in project.summary()] == columns.summary()
+    assert columns.count_source("dcase") == len(made) and columns.count_source("inbox") == 0
     some = [made[25].clip.clip_id, made[3].clip.clip_id]
     assert [row.clip.clip_id for row in ClipColumns.read(project, some)] == sorted(some)
     assert clip_from_record(clip_records(project, some[:1])[0]) == project.clip(some[0])
