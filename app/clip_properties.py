@@ -124,7 +124,8 @@ class ClipPropertiesPanel(QWidget):
         self.show_selection([])
 
     def show_selection(self, clips: Sequence) -> None:
-        """Show what the selected clips (engine Clip records) have in common."""
+        """Show what the selected clips (their fields: engine Clip records or the table's ClipFields) have
+        in common."""
         self.summary.setText(f"{len(clips)} clip(s) selected" if clips else "Select clips in the table")
         for button in (self.apply_button, self.training_button):
             button.setEnabled(bool(clips))
@@ -175,7 +176,7 @@ class ClipProperties(QObject):
 
     # -- choosing ------------------------------------------------------------------------------------------
     def selection_changed(self) -> None:
-        self.panel.show_selection([row.clip for row in self.window.table.selected_rows()])
+        self.panel.show_selection(self.window.table.selected_clip_fields())
 
     def apply(self, values: Mapping[str, str | None], clip_ids: Sequence[str] | None = None) -> bool:
         """Set `values` on the given clips (default: the table's selection) as one undoable step."""

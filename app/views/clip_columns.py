@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,17 @@ class ClipRow:
 
     def __post_init__(self) -> None:
         self.name = self.name or os.path.basename(self.clip.path)
+
+
+class ClipFields(NamedTuple):
+    """A clip's metadata fields without the rest of its `Clip` (quick to make for 100 000 selected rows)."""
+
+    clip_id: str
+    machine_type: str | None
+    section_id: str | None
+    domain: str | None
+    split: str | None
+    label: str | None
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,10 @@ class ClipColumns(Sequence):
             if model_id in self.warnings:
                 warnings[detector] = self.warnings[model_id]
         return ClipRow(clip_from_record(record), record[AT["source"]], scores, warnings=warnings)
+
+    def fields(self, i: int) -> ClipFields:
+        record = self.records[i]
+        return ClipFields(record[0], *record[4:9])
 
     def name(self, i: int) -> str:
         return os.path.basename(self.records[i][1])

@@ -17,7 +17,7 @@ from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionMo
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from app.views.clip_columns import FIXED, ClipColumns, ClipRow, Column, number_text
+from app.views.clip_columns import FIXED, ClipColumns, ClipFields, ClipRow, Column, number_text
 from app.views.clip_filter import ClipFilter, ClipHeader
 from engine.detectors import drops
 
@@ -244,7 +244,7 @@ class ClipTable(QWidget):
     def _warm_later(self, *_) -> None:
         model = self.model
         self._warming = model.columns.warm([model.column(c) for c in range(model.columnCount())])
-        self._warm_timer.start(400)
+        self._warm_timer.start(100)
 
     def _warm_step(self) -> None:
         if self._warming is not None and next(self._warming, StopIteration) is not StopIteration:
@@ -313,6 +313,10 @@ class ClipTable(QWidget):
     def selected_rows(self) -> list[ClipRow]:
         """The selected rows in the table's order."""
         return [self.model.columns.row(i) for i in self._selected_source_rows()]
+
+    def selected_clip_fields(self) -> list[ClipFields]:
+        """The selected clips' metadata fields, in the table's order (no `Clip` built per row)."""
+        return [self.model.columns.fields(i) for i in self._selected_source_rows()]
 
     def _selected_source_rows(self) -> list[int]:
         # Read from the selection's row ranges: selectedRows() takes quadratic time with thousands selected.
