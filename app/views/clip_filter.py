@@ -14,6 +14,10 @@ from PySide6.QtWidgets import QHeaderView, QStyle, QStyleOptionHeader
 if TYPE_CHECKING:
     from app.views.clip_table import ClipTableModel
 
+# The signals' full signatures, to emit them with a hint (PySide picks the one without arguments otherwise).
+_PARENTS, _HINT = "QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint"
+_VERTICAL = QAbstractTableModel.LayoutChangeHint.VerticalSortHint
+
 
 class ClipFilter(QAbstractTableModel):
     """The rows the view shows, in its order: the clips that pass the data-set tree's node (equality on
@@ -115,7 +119,8 @@ class ClipFilter(QAbstractTableModel):
     def refresh(self) -> None:
         """Filter and sort again, as one layout change: persistent indexes (the selection, the current
         row) move with their clips, and those of clips no longer shown become invalid."""
-        self.layoutAboutToBeChanged.emit()
+        # Rows only move (or go): with this hint the selection keeps one index per selected row, not per cell.
+        self.layoutAboutToBeChanged[_PARENTS, _HINT].emit([], _VERTICAL)
         old_order = self.order
         self._reorder()
         persistent = self.persistentIndexList()
@@ -130,7 +135,7 @@ class ClipFilter(QAbstractTableModel):
                 for row, index in zip(moved_to.tolist(), persistent, strict=True)
             ]
             self.changePersistentIndexList(persistent, moved)
-        self.layoutChanged.emit()
+        self.layoutChanged[_PARENTS, _HINT].emit([], _VERTICAL)
 
     # -- mapping between the view's rows and the model's ----------------------------------------------------
     def _positions(self) -> np.ndarray:
