@@ -16,10 +16,18 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.data.clip import Clip
-from engine.data.qa_flags import qa_code_text, qa_flag_codes
+from engine.data.qa_flags import qa_code_text, qa_flag_codes, qa_text
 from engine.detectors import drops
 from engine.store import Project, results
-from engine.store.clip_records import AT, ScoreColumn, clip_from_record, clip_records, record_of, score_columns
+from engine.store.clip_records import (
+    AT,
+    ScoreColumn,
+    clip_from_record,
+    clip_qa,
+    clip_records,
+    record_of,
+    score_columns,
+)
 from engine.store.results import ClipScore
 
 #: The table's metadata columns, then one per detector, then the decision of the detector being viewed.
@@ -167,8 +175,8 @@ class ClipColumns(Sequence):
             return _shown_group(record)[0 if kind == "machine" else 1]
         if kind in ("domain", "split", "label"):
             return record[AT[kind]]
-        if kind == "QA":
-            return qa_code_text(int(self._qa_codes()[i]))
+        if kind == "QA":  # one cell: from its own figures (the whole column is derived only to sort or filter)
+            return qa_text(record[AT["duration_s"]], clip_qa(record))
         if kind == "duration":
             return record[AT["duration_s"]]
         found = self.scores.get(column.detector) if column.detector else None

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit,
 from app.views.clip_columns import FIXED, ClipColumns, ClipFields, ClipRow, Column, number_text
 from app.views.clip_filter import ClipFilter, ClipHeader
 from engine.detectors import drops
+from engine.store.clip_records import clip_qa
 
 __all__ = ["FIXED", "ClipFilter", "ClipRow", "ClipTable", "ClipTableModel"]
 
@@ -183,9 +184,8 @@ class ClipTableModel(QAbstractTableModel):
                 )
             return "\n".join(n for n in notes if n) or None
         if spec.kind == "QA":
-            clip = self.columns.row(row).clip
-            if clip.qa:
-                qa = clip.qa
+            qa = clip_qa(record)
+            if qa:
                 return (
                     f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
                     f"{qa.silence_ratio:.0%} silent"

@@ -59,10 +59,15 @@ def clip_records(project: Project, clip_ids: Sequence[str] | None = None) -> lis
     return found
 
 
+def clip_qa(record: Sequence) -> QA | None:
+    """The QA figures of a record, None where they were not measured."""
+    return None if record[AT["qa_rms"]] is None else QA(*(record[AT[f]] for f in FIELDS[10:14]))
+
+
 def clip_from_record(record: Sequence) -> Clip:
     """The `Clip` of a record (without its ground-truth regions, which the record does not carry)."""
     r = record
-    qa = None if r[AT["qa_rms"]] is None else QA(*(r[AT[f]] for f in FIELDS[10:14]))
+    qa = clip_qa(r)
     return Clip(
         clip_id=r[0],
         path=r[1],

@@ -190,6 +190,11 @@ def test_the_selection_follows_its_clips_through_a_sort_and_a_filter(table, qtbo
     assert sorted(table.selected_clip_ids()) == sorted(picked)
     current = table.proxy.source_row(table.view.currentIndex().row())
     assert table.model.clip_id(current) == picked[0] and changes == []  # still the same clip: nothing said
+    by_id = {r.clip.clip_id: r.clip for r in rows}
+    for fields in table.selected_clip_fields():  # what Clip properties shows, without a Clip per row
+        clip = by_id[fields.clip_id]
+        assert fields[1:] == (clip.machine_type, clip.section_id, clip.domain, clip.split, clip.label)
+    assert [f.clip_id for f in table.selected_clip_fields()] == table.selected_clip_ids()
     machine = next(r.clip.machine_type for r in rows[10:60:7] if r.clip.machine_type)
     table.proxy.set_where({"machine_type": machine})
     kept = {r.clip.clip_id for r in rows[10:60:7] if r.clip.machine_type == machine}
@@ -198,6 +203,17 @@ def test_the_selection_follows_its_clips_through_a_sort_and_a_filter(table, qtbo
     hidden = next(r.clip.clip_id for r in rows if r.clip.machine_type != machine)
     assert not table.select(hidden, reveal=False)
     assert table.select(hidden) and hidden in table.visible_clip_ids()
+
+
+def test_names_sources_and_tooltips_come_from_the_rows(table):
+    rows, model = table.rows_made, table.model
+    assert model.clip_names() == {r.clip.clip_id: r.name for r in rows}
+    assert [model.source_of(r.clip.clip_id) for r in rows] == [r.source for r in rows]
+    assert model.source_of("not_a_clip") is None
+    measured = next(i for i, r in enumerate(rows) if r.clip.qa is not None)
+    tip = model.data(model.index(measured, FIXED.index("QA")), Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith(f"level {rows[measured].clip.qa.rms:.1f} dBFS")
+    assert model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole) == rows[0].clip.path
 
 
 def test_a_dropped_clip_is_added_in_its_sorted_place_and_a_rescored_one_moves(table):
