@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, Qt, QTimer
 from PySide6.QtGui import QCursor, QPainter
 from PySide6.QtWidgets import QHeaderView, QStyle, QStyleOptionHeader
 
@@ -36,14 +36,16 @@ class ClipFilter(QAbstractTableModel):
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._rows = self._columns = 0
+        #: The model's rows changed and the order is not worked out again yet (see `_changed`).
+        self._dirty = False
 
     def setSourceModel(self, model: ClipTableModel) -> None:
         self.beginResetModel()
         self._source = model
         model.modelAboutToBeReset.connect(self.beginResetModel)
         model.modelReset.connect(self._source_reset)
-        model.rowsInserted.connect(lambda *_: self.refresh())
-        model.dataChanged.connect(lambda *_: self.refresh())
+        model.rowsInserted.connect(self._changed)
+        model.dataChanged.connect(self._changed)
         model.headerDataChanged.connect(self.headerDataChanged)
         self._reorder()
         self.endResetModel()
@@ -52,8 +54,22 @@ class ClipFilter(QAbstractTableModel):
         return self._source
 
     def _source_reset(self) -> None:
+        self._dirty = False
         self._reorder()
         self.endResetModel()
+
+    def _changed(self, *_) -> None:
+        """Rows added or changed: sorted and filtered again once the event loop is back, so that a caller
+        updating rows one at a time (a drop of many files) pays for one sort, not one per row. Until then
+        the view shows the rows where they were; asking where a clip is (`position_of`) sorts at once."""
+        if not self._dirty:
+            self._dirty = True
+            QTimer.singleShot(0, self, self.flush)
+
+    def flush(self) -> None:
+        """Sort and filter now if rows changed since."""
+        if self._dirty:
+            self.refresh()
 
     def _reorder(self) -> None:
         self.order = self._ordered()
@@ -119,6 +135,7 @@ class ClipFilter(QAbstractTableModel):
     def refresh(self) -> None:
         """Filter and sort again, as one layout change: persistent indexes (the selection, the current
         row) move with their clips, and those of clips no longer shown become invalid."""
+        self._dirty = False
         # Rows only move (or go): with this hint the selection keeps one index per selected row, not per cell.
         self.layoutAboutToBeChanged[_PARENTS, _HINT].emit([], _VERTICAL)
         old_order = self.order
@@ -147,6 +164,7 @@ class ClipFilter(QAbstractTableModel):
 
     def position_of(self, source_row: int) -> int:
         """The view's row of the model's row `source_row`, -1 when it is filtered out."""
+        self.flush()
         positions = self._positions()
         return int(positions[source_row]) if 0 <= source_row < len(positions) else -1
 

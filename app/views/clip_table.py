@@ -303,6 +303,7 @@ class ClipTable(QWidget):
 
     def visible_clip_ids(self) -> list[str]:
         """The clips the table shows, in its order (sort and filters as the user set them)."""
+        self.proxy.flush()
         records = self.model.columns.records
         return [records[i][0] for i in self.proxy.order.tolist()]
 
