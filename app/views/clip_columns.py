@@ -324,6 +324,8 @@ class ClipColumns(Sequence):
                 return None
             shown = self._cached(("number texts", column), lambda: _number_texts(column, self.numbers(column)))
             return np.fromiter((text in cell for cell in shown), bool, len(shown))
+        if column.kind == "QA" and not any(text in qa_code_text(code) for code in range(8)):
+            return np.zeros(len(self), bool)  # no QA cell can show it: the column need not be derived
         distinct, inverse = self.texts(column)
         hits = np.fromiter((text in value.lower() for value in distinct), bool, len(distinct))
         return hits[inverse] if len(inverse) else np.zeros(0, bool)
