@@ -204,6 +204,7 @@ class ClipHeader(QHeaderView):
 
     def __init__(self, parent=None) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setSectionsClickable(True)  # (QTableView makes its own header clickable, not one it is given)
 
     def paintSection(self, painter: QPainter, rect: QRect, logical: int) -> None:
         if not rect.isValid():

@@ -261,3 +261,23 @@ def test_rows_read_from_a_project_are_those_of_the_engines_own_reads(tmp_path):
     assert clip_from_record(clip_records(project, some[:1])[0]) == project.clip(some[0])
     assert json.loads(clip_records(project)[0][9]) == dict(made[0].clip.attributes)
     project.close()
+
+
+def test_clicking_a_column_header_sorts_by_it_and_again_the_other_way(table, qtbot):
+    from PySide6.QtCore import QPoint
+
+    table.resize(1200, 400)
+    table.show()
+    header = table.view.horizontalHeader()
+    column = FIXED.index("duration")
+    where = QPoint(header.sectionViewportPosition(column) + 5, header.height() // 2)
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    first = header.sortIndicatorOrder()
+    durations = [table.model.rows[table.model.row_of(c)].clip.duration_s for c in table.visible_clip_ids()]
+    assert header.sortIndicatorSection() == column
+    assert durations == sorted(durations, reverse=first == Qt.SortOrder.DescendingOrder)
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    again = [table.model.rows[table.model.row_of(c)].clip.duration_s for c in table.visible_clip_ids()]
+    assert header.sortIndicatorOrder() != first and again == sorted(
+        durations, reverse=first != Qt.SortOrder.DescendingOrder
+    )
