@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.views.clip_table import ClipRow
+from app.views.clip_columns import ClipColumns
 from app.views.overlays import ClipDisplay
 from engine.data.clip import Clip
 from engine.data.detection import Detection
@@ -21,28 +21,10 @@ from engine.store import Project, results
 from engine.store.thresholds import effective_threshold
 
 
-def table_rows(project: Project, clip_ids: list[str] | None = None) -> list[ClipRow]:
-    sources = project.clip_sources(clip_ids)  # given clips (a drop): their rows only
-    if clip_ids is None:
-        clips = project.clips()
-        scores = results.clip_scores(project)
-    else:
-        clips = [project.clip(clip_id) for clip_id in clip_ids]
-        scores = {}
-        for clip_id in clip_ids:
-            scores.update(results.clip_scores(project, clip_id))
-    warnings = {m.model_id: m.warning for m in results.models(project) if m.warning}
-    return [
-        ClipRow(
-            clip,
-            sources.get(clip.clip_id, ""),
-            scores.get(clip.clip_id, {}),
-            warnings={
-                d: warnings[s.model_id] for d, s in scores.get(clip.clip_id, {}).items() if s.model_id in warnings
-            },
-        )
-        for clip in clips
-    ]
+def table_rows(project: Project, clip_ids: list[str] | None = None) -> ClipColumns:
+    """The clip table's rows: every clip, or these clips (to update their rows in place). Read column-wise
+    (one query for the clips, one for the scores): a `ClipRow` is built only for a row someone asks for."""
+    return ClipColumns.read(project, clip_ids)
 
 
 def fitted_groups(project: Project) -> list[str]:

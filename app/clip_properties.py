@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import clip_data
+from app.views.clip_columns import ClipColumns
 from app.views.clip_table import FIXED
 from engine.data.clip import DOMAINS, LABELS, SPLITS
 from engine.errors import EarmarkError
@@ -123,7 +124,8 @@ class ClipPropertiesPanel(QWidget):
         self.show_selection([])
 
     def show_selection(self, clips: Sequence) -> None:
-        """Show what the selected clips (engine Clip records) have in common."""
+        """Show what the selected clips (their fields: engine Clip records or the table's ClipFields) have
+        in common."""
         self.summary.setText(f"{len(clips)} clip(s) selected" if clips else "Select clips in the table")
         for button in (self.apply_button, self.training_button):
             button.setEnabled(bool(clips))
@@ -174,7 +176,7 @@ class ClipProperties(QObject):
 
     # -- choosing ------------------------------------------------------------------------------------------
     def selection_changed(self) -> None:
-        self.panel.show_selection([row.clip for row in self.window.table.selected_rows()])
+        self.panel.show_selection(self.window.table.selected_clip_fields())
 
     def apply(self, values: Mapping[str, str | None], clip_ids: Sequence[str] | None = None) -> bool:
         """Set `values` on the given clips (default: the table's selection) as one undoable step."""
@@ -232,11 +234,13 @@ class ClipProperties(QObject):
         window._fill_tree()
         table.proxy.set_where(window.tree.current_where())  # the tree's node, or All clips if it went away
         if len(change.before) <= IN_PLACE:  # rows updated where they are: selection and scrolling stay
-            rows = {row.clip.clip_id: row for row in table.model.rows}
+            rows = []
             for clip_id, values in current_fields(window.project, list(change.before)).items():
-                if clip_id in rows:  # only the fields changed: scores and sources stay as the row has them
-                    old = rows[clip_id]
-                    table.model.upsert(dataclasses.replace(old, clip=dataclasses.replace(old.clip, **values)))
+                position = table.model.row_of(clip_id)
+                if position is not None:  # only the fields changed: scores and sources stay as the row has them
+                    old = table.model.rows[position]
+                    rows.append(dataclasses.replace(old, clip=dataclasses.replace(old.clip, **values)))
+            table.model.upsert(ClipColumns.from_rows(rows))  # one update of the table for them all
         else:
             table.model.set_rows(clip_data.table_rows(window.project), table.model.detectors)
             self._reselect(clip_ids, current)
@@ -259,11 +263,11 @@ class ClipProperties(QObject):
 
     def _rescore_dropped(self, change: FieldChange) -> None:
         # Dropped files (source "inbox") given a machine or section are scored again by that group's models.
-        rows = {row.clip.clip_id: row for row in self.window.table.model.rows}
+        model = self.window.table.model
         moved = [
             clip_id
             for clip_id, before in change.before.items()
-            if clip_id in rows and rows[clip_id].source == "inbox" and {"machine_type", "section_id"} & set(before)
+            if model.source_of(clip_id) == "inbox" and {"machine_type", "section_id"} & set(before)
         ]
         if moved:
             self.window.rescore_clips(moved)

@@ -259,20 +259,24 @@ class MainWindow(
     def _refresh(self) -> None:
         project = self.project
         current = self.view.display.clip_id if self.view.display else None
-        self._fill_tree()
+        rows = clip_data.table_rows(project)  # read once: the tree counts the same rows
+        self._fill_tree(rows)
         detectors = results.fitted_detectors(project)
-        self.table.model.set_rows(clip_data.table_rows(project), detectors)
+        self.table.model.set_rows(rows, detectors)
         self.table.resize_columns()
         self.controls.set_detectors(detectors, "patch_memory")
         self.proposal_panel.set_detectors(detectors, "patch_memory")
         self.fill_drop_groups(clip_data.fitted_groups(project))
-        if current is not None and self.project.clip_sources([current]):  # still in the project
+        if current is not None and current in rows.positions:
             self.table.select(current, reveal=False, quiet=True)  # the user's filters stay as they are
             self.show_clip(current)  # again, with what the job changed
 
-    def _fill_tree(self) -> None:
-        """The data-set tree with its counts and the inbox's (counted in SQL: no clip rows are read)."""
-        self.tree.fill(self.project.summary(), self.project.count_clips(source="inbox"))
+    def _fill_tree(self, rows: clip_data.ClipColumns | None = None) -> None:
+        """The data-set tree with its counts and the inbox's (counted in `rows` when given: no second read)."""
+        if rows is None:  # counted in SQL: no clip rows are read
+            self.tree.fill(self.project.summary(), self.project.count_clips(source="inbox"))
+        else:
+            self.tree.fill(rows.summary(), rows.count_source("inbox"))
         self.clip_properties.show_stale()
 
     def show_clip(self, clip_id: str) -> None:

@@ -79,7 +79,7 @@ class LabelActions:
             project_problems.database_failed(self, exc)
             return
         colours = {c.name: c.colour for c in classes}
-        names = {row.clip.clip_id: row.name for row in self.table.model.rows}
+        names = self.table.model.clip_names()  # kept by the table: every clip's name, without a row each
         self.region_table.set_regions(shown, colours, models, names, selected)
         if display is not None:
             self.view.set_regions([r for r in on_clip if r.kind != "truth"], colours, selected, models)

@@ -1,89 +1,90 @@
 """The clip table: one row per clip with its metadata, one score column per fitted detector (raw, or
 normalised against each model's training normals so detectors on different scales compare) and the
-decision of the detector being viewed; sortable, filtered by text and by the node chosen in the data-set
-tree."""
+decision of the detector being viewed; sortable, filtered by text, by the node chosen in the data-set
+tree and by a set of clips another view chose (`ClipTable.show_only`).
+
+Built for projects of 100 000 clips: the model holds the clips column-wise (`ClipColumns`) and the
+filter model sorts and filters with numpy, never with a Python call per row (a QSortFilterProxyModel
+calls `data()` n log n times to sort and `filterAcceptsRow` n times to filter: seconds at that size).
+"""
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Sequence
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QItemSelection,
-    QItemSelectionModel,
-    QModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-    Signal,
-)
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from engine.data.clip import Clip
-from engine.data.qa_flags import qa_text
+from app.views.clip_columns import FIXED, ClipColumns, ClipFields, ClipRow, Column, number_text
+from app.views.clip_filter import ClipFilter, ClipHeader
 from engine.detectors import drops
-from engine.store.results import ClipScore
+from engine.store.clip_records import clip_qa
 
-FIXED = ("name", "machine", "section", "domain", "split", "label", "QA", "duration")
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+__all__ = ["FIXED", "ClipFilter", "ClipRow", "ClipTable", "ClipTableModel"]
+
 ANOMALY_BRUSH = QBrush(QColor("#c62828"))
-
-
-@dataclass
-class ClipRow:
-    clip: Clip
-    source: str
-    scores: dict[str, ClipScore] = field(default_factory=dict)
-    name: str = ""
-    #: detector -> what to know about the model that scored this clip (fitted on few normals, say)
-    warnings: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.name = self.name or os.path.basename(self.clip.path)
+GUESSED_TIP = (
+    "Scored by the models of the fitted group this recording resembles most; set its machine and section to "
+    "score it with its own group's models"
+)
 
 
 class ClipTableModel(QAbstractTableModel):
+    """Every clip, in import order (the filter model shows them sorted and filtered)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[ClipRow] = []
+        self.columns = ClipColumns([], {})
         self.detectors: list[str] = []
         self.decision_detector: str | None = None
-        self._index: dict[str, int] = {}
         #: Models fitted before their clips changed (Clip properties, `earmark set`), and their detectors.
         self.stale_models: set[int] = set()
         self.stale_detectors: set[str] = set()
         #: Score columns show normalised scores (View > Normalised scores) instead of raw ones.
         self.normalised = False
+        self._names: dict[str, str] | None = None
+
+    @property
+    def rows(self) -> ClipColumns:
+        """The rows in import order, as `ClipRow`s built when asked for."""
+        return self.columns
 
     # -- filling ---------------------------------------------------------------------------------------
-    def set_rows(self, rows: Sequence[ClipRow], detectors: Sequence[str]) -> None:
+    def set_rows(self, rows: ClipColumns | Sequence[ClipRow], detectors: Sequence[str]) -> None:
         self.beginResetModel()
-        self.rows = list(rows)
+        self.columns = rows if isinstance(rows, ClipColumns) else ClipColumns.from_rows(list(rows))
         self.detectors = list(detectors)
         if self.decision_detector not in self.detectors:
             self.decision_detector = self.detectors[0] if self.detectors else None
-        self._index = {row.clip.clip_id: i for i, row in enumerate(self.rows)}
+        self._names = None
         self.endResetModel()
 
-    def upsert(self, row: ClipRow) -> None:
-        """Add or update one clip's row without resetting the table (a dropped file)."""
-        new = [d for d in row.scores if d not in self.detectors]
-        if new:  # a detector the table has no column for yet: rebuild the columns
-            rows = [r for r in self.rows if r.clip.clip_id != row.clip.clip_id] + [row]
-            self.set_rows(rows, sorted(self.detectors + new))
+    def upsert(self, row: ClipRow | ClipColumns) -> None:
+        """Add or update clips' rows without resetting the table (a dropped file)."""
+        other = row if isinstance(row, ClipColumns) else ClipColumns.from_rows([row])
+        new = [d for d in other.scores if d not in self.detectors]
+        held = len(self.columns)
+        added = sum(1 for record in other.records if record[0] not in self.columns.positions)
+        if new:  # a detector the table has no column for yet: the columns change
+            self.beginResetModel()
+            self.columns.upsert(other)
+            self.detectors = sorted(self.detectors + new)
+            if self.decision_detector not in self.detectors:
+                self.decision_detector = self.detectors[0]
+            self._names = None
+            self.endResetModel()
             return
-        position = self._index.get(row.clip.clip_id)
-        if position is None:
-            self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
-            self._index[row.clip.clip_id] = len(self.rows)
-            self.rows.append(row)
+        if added:
+            self.beginInsertRows(QModelIndex(), held, held + added - 1)
+        at = self.columns.upsert(other)
+        self._names = None
+        if added:
             self.endInsertRows()
-        else:
-            self.rows[position] = row
-            self.dataChanged.emit(self.index(position, 0), self.index(position, self.columnCount() - 1))
+        replaced = [i for i in at if i < held]
+        if replaced:
+            self.dataChanged.emit(self.index(min(replaced), 0), self.index(max(replaced), self.columnCount() - 1))
 
     def set_decision_detector(self, detector: str | None) -> None:
         if detector in self.detectors and detector != self.decision_detector:
@@ -108,11 +109,32 @@ class ClipTableModel(QAbstractTableModel):
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, self.columnCount() - 1)
 
     def row_of(self, clip_id: str) -> int | None:
-        return self._index.get(clip_id)
+        return self.columns.positions.get(clip_id)
+
+    def clip_id(self, row: int) -> str:
+        return self.columns.records[row][0]
+
+    def clip_names(self) -> dict[str, str]:
+        """clip_id -> the file name the table shows (kept until the rows change)."""
+        if self._names is None:
+            self._names = dict(zip((r[0] for r in self.columns.records), self.columns.names(), strict=True))
+        return self._names
+
+    def source_of(self, clip_id: str) -> str | None:
+        """Where the clip came from (the import format, or "inbox"); None when the table does not hold it."""
+        row = self.row_of(clip_id)
+        return None if row is None else self.columns.records[row][-1]
+
+    def column(self, column: int) -> Column:
+        if column < len(FIXED):
+            return Column(FIXED[column])
+        if column < len(FIXED) + len(self.detectors):
+            return Column("score", self.detectors[column - len(FIXED)], self.normalised)
+        return Column("decision", self.decision_detector)
 
     # -- Qt model ---------------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
+        return 0 if parent.isValid() else len(self.columns)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(FIXED) + len(self.detectors) + 1
@@ -129,124 +151,55 @@ class ClipTableModel(QAbstractTableModel):
         return f"decision ({self.decision_detector})" if self.decision_detector else "decision"
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
+        return self.cell(index.row(), index.column(), role) if index.isValid() else None
+
+    def cell(self, row: int, column: int, role: int = Qt.ItemDataRole.DisplayRole):
+        """What `data()` gives for the cell at (row, column) of the rows in import order."""
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole):
             return None
-        row = self.rows[index.row()]
-        value = self._value(row, index.column())
+        spec = self.column(column)
+        value = self.columns.value(row, spec)
         if role == Qt.ItemDataRole.DisplayRole:
-            if isinstance(value, float):
-                return f"{value:.1f} s" if index.column() == FIXED.index("duration") else f"{value:.4g}"
-            return "" if value is None else str(value)
-        if role == SORT_ROLE:  # compared by the proxy in C++: numbers as numbers, a missing score lowest
-            if index.column() >= FIXED.index("duration") and index.column() < len(FIXED) + len(self.detectors):
-                return -math.inf if value is None else float(value)
-            return "" if value is None else str(value)
-        if role == Qt.ItemDataRole.ForegroundRole and value in ("anomaly", drops.UNLIKE_TEXT):
-            return ANOMALY_BRUSH
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
-            return row.clip.path
-        if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str) and value.endswith("(guessed)"):
-            return (
-                "Scored by the models of the fitted group this recording resembles most; set its machine and "
-                "section to score it with its own group's models"
-            )
-        if role == Qt.ItemDataRole.ToolTipRole and len(FIXED) <= index.column() < len(FIXED) + len(self.detectors):
-            detector = self.detectors[index.column() - len(FIXED)]
-            found, notes = row.scores.get(detector), [row.warnings.get(detector)]
-            if found is not None and found.model_id in self.stale_models:
-                notes.insert(0, f"stale: refit (the clips model {found.model_id} was fitted on have changed since)")
-            if found is not None and self.normalised and found.normalised is None:
+            return number_text(value, spec.kind) if isinstance(value, float) else "" if value is None else str(value)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return ANOMALY_BRUSH if value in ("anomaly", drops.UNLIKE_TEXT) else None
+        return self._tooltip(row, spec, value)
+
+    def _tooltip(self, row: int, spec: Column, value) -> str | None:
+        record = self.columns.records[row]
+        if spec.kind == "name":
+            return record[1]
+        if isinstance(value, str) and value.endswith("(guessed)"):
+            return GUESSED_TIP
+        if spec.kind == "score":
+            model_id = self.columns.model_id(row, spec.detector)
+            notes = [self.columns.warnings.get(model_id) if model_id is not None else None]
+            if model_id is not None and model_id in self.stale_models:
+                notes.insert(0, f"stale: refit (the clips model {model_id} was fitted on have changed since)")
+            if model_id is not None and self.normalised and value is None:
                 notes.insert(
                     0,
                     "no normalised score: score the clip again (a model fitted before normalised "
                     "scores were kept must be fitted again)",
                 )
             return "\n".join(n for n in notes if n) or None
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == FIXED.index("QA") and row.clip.qa:
-            qa = row.clip.qa
-            return (
-                f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
-                f"{qa.silence_ratio:.0%} silent"
-            )
+        if spec.kind == "QA":
+            qa = clip_qa(record)
+            if qa:
+                return (
+                    f"level {qa.rms:.1f} dBFS, peak {qa.peak:.3f}, {qa.clipping_ratio:.2%} clipped, "
+                    f"{qa.silence_ratio:.0%} silent"
+                )
         return None
 
     def _value(self, row: ClipRow, column: int):
-        clip = row.clip
-        machine, section = clip.machine_type, clip.section_id
-        guessed = clip.attributes.get(drops.GUESSED_GROUP) if machine is None or section is None else None
-        if guessed:  # a drop with no group of its own: the group whose models scored it, said to be a guess
-            machine, section = (
-                own if own is not None else f"{part} (guessed)" if part else None
-                for own, part in zip((machine, section), drops.group_fields(guessed), strict=False)
-            )
-        fixed = (
-            row.name,
-            machine,
-            section,
-            clip.domain,
-            clip.split,
-            clip.label,
-            qa_text(clip.duration_s, clip.qa),
-            clip.duration_s,
-        )
-        if column < len(FIXED):
-            return fixed[column]
-        if column < len(FIXED) + len(self.detectors):
-            found = row.scores.get(self.detectors[column - len(FIXED)])
-            value = None if found is None else found.normalised if self.normalised else found.score
-            return None if value is None else float(value)
-        found = row.scores.get(self.decision_detector) if self.decision_detector else None
-        if found is not None and guessed and clip.attributes.get(drops.UNLIKE):
-            return drops.UNLIKE_TEXT
-        return None if found is None else ("anomaly" if found.decision else "normal")
-
-
-class ClipFilter(QSortFilterProxyModel):
-    """Text filter over every column, plus the data-set tree's node (equality on metadata fields)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setSortRole(SORT_ROLE)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self._where: dict[str, str | None] = {}
-        self._text = ""
-        self._only: frozenset[str] | None = None  # show_only (evaluation dock)
-
-    def set_where(self, where: Mapping[str, str | None]) -> None:
-        self.beginFilterChange()
-        self._where = dict(where)
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def set_text(self, text: str) -> None:
-        self.beginFilterChange()
-        self._text = text.strip().lower()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    # -- show_only: minimal version for the evaluation dock (h2); the clip table's own replaces it -----------
-    def set_only(self, clip_ids: Collection[str] | None) -> None:
-        self.beginFilterChange()
-        self._only = None if clip_ids is None else frozenset(clip_ids)
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    # -- end show_only -----------------------------------------------------------------------------------------
-
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
-        row: ClipRow = self.sourceModel().rows[source_row]
-        clip = row.clip
-        if self._only is not None and clip.clip_id not in self._only:
-            return False
-        for key, wanted in self._where.items():
-            have = row.source == "inbox" if key == "inbox" else getattr(clip, key)
-            if have != wanted:
-                return False
-        if self._text:
-            model = self.sourceModel()
-            return any(self._text in str(model._value(row, c) or "").lower() for c in range(model.columnCount()))
-        return True
+        """The value of `row`'s cell in `column` (a row of this table)."""
+        return self.columns.value(self.columns.positions[row.clip.clip_id], self.column(column))
 
 
 class ClipTable(QWidget):
-    """The filter box and the table; `clip_selected(clip_id)` when the current row changes."""
+    """The filter box, the line saying which clips another view chose, and the table;
+    `clip_selected(clip_id)` when the current row changes."""
 
     clip_selected = Signal(str)
 
@@ -258,7 +211,12 @@ class ClipTable(QWidget):
         self.filter_box = QLineEdit(placeholderText="Filter clips (name, machine, label, ...)")
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self.proxy.set_text)
+        self.only_line = QLabel(objectName="show_only_line")
+        self.only_line.linkActivated.connect(lambda _: self.show_only(None))
+        self.only_line.hide()
+        self._only_why = ""
         self.view = QTableView()
+        self.view.setHorizontalHeader(ClipHeader(self.view))
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -269,49 +227,72 @@ class ClipTable(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setAlternatingRowColors(True)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
-        # show_only (evaluation dock, h2): a line saying which clips are shown, with a link to show all again
-        self.only_line = QLabel(objectName="show_only_line")
-        self.only_line.linkActivated.connect(lambda _: self.show_only(None))
-        self.only_line.hide()
-        # end show_only
+        self.proxy.layoutChanged.connect(self._say_only)
+        self.proxy.modelReset.connect(self._say_only)
+        # What sorting and filtering need is derived in idle steps after the rows change (see ClipColumns.warm).
+        self._warming: Iterator[None] | None = None
+        self._warm_timer = QTimer(self, singleShot=True)
+        self._warm_timer.timeout.connect(self._warm_step)
+        for signal in (self.model.modelReset, self.model.rowsInserted, self.model.dataChanged):
+            signal.connect(self._warm_later)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter_box)
         layout.addWidget(self.only_line)
         layout.addWidget(self.view)
 
-    # -- show_only: minimal version for the evaluation dock (h2); the clip table's own replaces it -----------
-    def show_only(self, clip_ids: Collection[str] | None, why: str = "") -> None:
-        """Show only these clips (None: every clip again), and say so above the table."""
-        self.proxy.set_only(clip_ids)
-        if clip_ids is None:
-            self.only_line.hide()
-            return
-        self.only_line.setText(
-            f"showing {self.proxy.rowCount()} clips" + (f" of {why}" if why else "") + " (<a href='clear'>clear</a>)"
-        )
-        self.only_line.show()
+    def _warm_later(self, *_) -> None:
+        model = self.model
+        self._warming = model.columns.warm([model.column(c) for c in range(model.columnCount())])
+        self._warm_timer.start(100)
 
-    # -- end show_only -----------------------------------------------------------------------------------------
+    def _warm_step(self) -> None:
+        if self._warming is not None and next(self._warming, StopIteration) is not StopIteration:
+            self._warm_timer.start(0)
+        else:
+            self._warming = None
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         if current.isValid():
-            row = self.model.rows[self.proxy.mapToSource(current).row()]
-            self.clip_selected.emit(row.clip.clip_id)
+            self.clip_selected.emit(self.model.clip_id(self.proxy.source_row(current.row())))
+
+    def show_only(self, clip_ids: Collection[str] | None, why: str = "") -> None:
+        """Show only these clips (None: every clip again), and say so above the table with a link that
+        shows every clip again. The text filter and the data-set tree's node still apply."""
+        self._only_why = why
+        self.proxy.set_only(clip_ids)
+        self._say_only()
+
+    def _say_only(self) -> None:
+        """The line above the table, while `show_only` holds: how many of the chosen clips are shown."""
+        chosen = self.proxy.only
+        if chosen is None:
+            self.only_line.hide()
+            return
+        held = sum(1 for clip_id in chosen if self.model.row_of(clip_id) is not None)
+        shown = self.proxy.rowCount()
+        said = f"showing {shown} clips" if shown == held else f"showing {shown} of {held} clips"
+        why = f" of {self._only_why}" if self._only_why else ""
+        hidden = " (the filters hide the others)" if shown < held else ""
+        self.only_line.setText(f"{said}{why}{hidden} (<a href='clear'>clear</a>)")
+        self.only_line.show()
 
     def select(self, clip_id: str, reveal: bool = True, quiet: bool = False) -> bool:
         """Make `clip_id` the current row; False if it is not in the table, or hidden by the filters and
-        `reveal` is off (with `reveal`, the text filter is cleared to show it). `quiet`: no clip_selected."""
+        `reveal` is off (with `reveal`, the filters are cleared to show it). `quiet`: no clip_selected."""
         row = self.model.row_of(clip_id)
         if row is None:
             return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        if not index.isValid():
+        shown = self.proxy.position_of(row)
+        if shown < 0:
             if not reveal:
                 return False
             self.filter_box.clear()
             self.proxy.set_where({})
-            index = self.proxy.mapFromSource(self.model.index(row, 0))
+            if self.proxy.position_of(row) < 0:
+                self.show_only(None)
+            shown = self.proxy.position_of(row)
+        index = self.proxy.index(shown, 0)
         self.view.selectionModel().blockSignals(quiet)
         try:
             self.view.setCurrentIndex(index)
@@ -322,33 +303,34 @@ class ClipTable(QWidget):
 
     def visible_clip_ids(self) -> list[str]:
         """The clips the table shows, in its order (sort and filters as the user set them)."""
-        return [
-            self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()].clip.clip_id
-            for row in range(self.proxy.rowCount())
-        ]
+        self.proxy.flush()
+        records = self.model.columns.records
+        return [records[i][0] for i in self.proxy.order.tolist()]
 
     def selected_clip_ids(self) -> list[str]:
-        return [row.clip.clip_id for row in self.selected_rows()]
+        records = self.model.columns.records
+        return [records[i][0] for i in self._selected_source_rows()]
 
     def selected_rows(self) -> list[ClipRow]:
-        """The selected rows in the table's order. Read from the selection's row ranges: selectedRows() takes
-        quadratic time when thousands of rows are selected."""
-        shown = sorted(
-            {row for span in self.view.selectionModel().selection() for row in range(span.top(), span.bottom() + 1)}
-        )
-        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()] for row in shown]
+        """The selected rows in the table's order."""
+        return [self.model.columns.row(i) for i in self._selected_source_rows()]
+
+    def selected_clip_fields(self) -> list[ClipFields]:
+        """The selected clips' metadata fields, in the table's order (no `Clip` built per row)."""
+        return [self.model.columns.fields(i) for i in self._selected_source_rows()]
+
+    def _selected_source_rows(self) -> list[int]:
+        # Read from the selection's row ranges: selectedRows() takes quadratic time with thousands selected.
+        spans = [(span.top(), span.bottom() + 1) for span in self.view.selectionModel().selection()]
+        if not spans:
+            return []
+        shown = np.unique(np.concatenate([np.arange(top, end) for top, end in spans]))
+        return self.proxy.order[shown[shown < len(self.proxy.order)]].tolist()
 
     def select_clips(self, clip_ids) -> None:
         """Select these clips' rows (those the filters show), as few row ranges as they make."""
-        shown = sorted(
-            index.row()
-            for index in (
-                self.proxy.mapFromSource(self.model.index(row, 0))
-                for row in map(self.model.row_of, clip_ids)
-                if row is not None
-            )
-            if index.isValid()
-        )
+        rows = [row for row in map(self.model.row_of, clip_ids) if row is not None]
+        shown = sorted(p for p in map(self.proxy.position_of, rows) if p >= 0)
         selection = QItemSelection()
         last_column = self.model.columnCount() - 1
         start = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from app import clip_data
 from app.main_window import MainWindow
 from app.settings import AppSettings
 from tests.damage import damage_page
@@ -58,10 +59,10 @@ def test_a_damaged_recent_project_is_named_and_leaves_the_recent_list_only_if_th
 
 
 def test_damage_met_while_the_project_is_open_is_shown_once_and_the_window_goes_on(window, monkeypatch, qtbot):
-    def malformed() -> dict:
+    def malformed(*args) -> dict:
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(window.project, "clip_sources", malformed)
+    monkeypatch.setattr(clip_data, "table_rows", malformed)  # the first read of a refresh
     window.refresh()
     window.refresh()
     boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "database_error"]

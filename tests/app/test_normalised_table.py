@@ -8,6 +8,7 @@ import math
 
 from PySide6.QtCore import Qt
 
+from app import clip_data
 from engine.store import results
 
 DETECTORS = ("dcase_ae", "knn", "patch_memory")
@@ -78,8 +79,9 @@ def test_a_score_from_before_normalised_scores_shows_an_empty_cell_that_says_why
     )
     window.project.db.conn.commit()
     model = window.table.model
-    row = model.row_of(clip_id)  # the row as the table reads it from the project
-    model.rows[row].scores["knn"] = results.clip_scores(window.project, clip_id)[clip_id]["knn"]
+    model.upsert(clip_data.table_rows(window.project, [clip_id]))  # the row as the table reads it from the project
+    row = model.row_of(clip_id)
+    assert model.rows[row].scores["knn"].normalised is None
     window.toggle_normalised_scores(True)
     index = model.index(row, _column(window, "knn"))
     assert model.data(index) == ""

@@ -11,6 +11,12 @@
 3. A one-hour 16 kHz recording, in a fresh process: time from selecting it to its overview drawn, time to
    full-resolution detail after zooming to 10 s, and the process's peak memory (with the window, torch and
    Qt loaded; the same process before the file is opened is the baseline).
+4. A large project (`--large 100000` clips, four machines x three sections, three detectors' scores for every
+   clip; no audio is needed to open one), in a fresh process: time from File > Open to the tree and table
+   shown, resident memory after it, and how long sorting by each column and filtering (typing in the filter
+   box, choosing a tree node, `show_only`) take to answer, drawn. Baseline in the same run: the same window
+   opening the same kind of project of 1 000 clips, and the process's memory before either is opened.
+    python tests/bench/bench_gui.py --large-only [--large 100000]
 """
 
 from __future__ import annotations
@@ -216,16 +222,156 @@ def hour_file(minutes: float) -> None:
     window.shutdown()
 
 
+def large_project(folder: Path, clips: int) -> Path:
+    """A project of `clips` made-up clips (their files need not exist to open it) with three detectors'
+    scores for each, written straight to the store as an import and a scoring run would leave them."""
+    from engine.audio.io import QA
+    from engine.data.clip import Clip
+    from engine.store import Project, results
+
+    rng = np.random.default_rng(0)
+    machines, sections = ("fan", "pump", "valve", "slider"), ("00", "01", "02")
+    made = []
+    for i in range(clips):
+        machine, section = machines[i % 4], sections[(i // 4) % 3]
+        split = "test" if i % 5 == 0 else "train"
+        made.append(
+            Clip(
+                f"{machine}/section_{section}/clip_{i:06d}",
+                f"/data/{machine}/section_{section}/{split}/clip_{i:06d}.wav",
+                16000,
+                10.0 + (i % 7) / 10,
+                machine,
+                section,
+                "target" if i % 3 == 0 else "source",
+                split,
+                "anomaly" if split == "test" and i % 2 else "normal",
+                qa=QA(-20.0 - i % 50, 0.5, 0.0, 0.99 if i % 97 == 0 else 0.01),
+                checksum=f"{i:032x}",
+                format="WAV",
+            )
+        )
+    with Project.create(folder) as project:
+        project.add_clips(made, "dcase")
+        for detector in ("dcase_ae", "knn", "patch_memory"):
+            for machine in machines:
+                for section in sections:
+                    model_id, _ = results.add_model(project, detector, f"{machine}/section_{section}", {}, 1.0)
+                    group = [c.clip_id for c in made if c.machine_type == machine and c.section_id == section]
+                    scores = rng.gamma(2.0, 0.5, len(group))
+                    results.write_scores(
+                        project,
+                        model_id,
+                        [(c, s, s > 1.5, None, (s - 1.0) / 0.7) for c, s in zip(group, scores.tolist(), strict=True)],
+                    )
+    return folder
+
+
+def large(clips: int) -> None:
+    """Run in a fresh process so that its memory is its own."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from app.engine_thread import preload_engine
+    from app.main_window import MainWindow
+
+    preload_engine()
+    root = Path(tempfile.mkdtemp(prefix="earmark-large-"))
+    os.environ["EARMARK_CONFIG_DIR"] = str(root / "config")
+    start = time.perf_counter()
+    small, big = large_project(root / "small", 1000), large_project(root / "big", clips)
+    print(
+        f"large project: {clips} clips, {(big / 'project.sqlite').stat().st_size / 1e6:.0f} MB of SQLite, "
+        f"made in {time.perf_counter() - start:.0f} s"
+    )
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(use_audio=False)
+    window.show()
+    wait_for(app, lambda: not window.engine.worker.busy())
+    table = window.table
+
+    def settled() -> None:  # what the user sees: the event queue drained and the table drawn
+        wait_for(app, lambda: not window.engine.worker.busy())
+        app.processEvents()
+        table.view.viewport().repaint()
+
+    def timed(action) -> float:
+        start = time.perf_counter()
+        action()
+        settled()
+        return time.perf_counter() - start
+
+    before = rss_mb()
+    opened = {}
+    for name, folder in (("1 000", small), (f"{clips:,}".replace(",", " "), big)):
+        opened[name] = timed(lambda folder=folder: window.open_project(folder))
+        assert table.proxy.rowCount() == window.project.count_clips()
+    after = rss_mb()
+    small_s, big_s = opened.values()
+    print(
+        f"  open ({clips} clips) -> tree and table shown: {big_s:.2f} s; baseline, 1 000 clips: {small_s:.2f} s "
+        f"(ratio {big_s / small_s:.1f} for {clips / 1000:.0f}x the clips)"
+    )
+    print(
+        f"  memory: {before:.0f} MB with the window open before either project, {after:.0f} MB after "
+        f"({after - before:.0f} MB more); process peak {peak_mb():.0f} MB"
+    )
+    first = timed(lambda: table.filter_box.setText("pump"))
+    timed(lambda: table.filter_box.setText(""))
+    wait_for(app, lambda: table._warming is None)  # the idle warm-up after opening
+    sorts = [
+        timed(lambda c=column, o=order: table.view.sortByColumn(c, o))
+        for column in range(table.model.columnCount())
+        for order in (Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder)
+    ]
+    print(
+        f"  sort by any of {table.model.columnCount()} columns, either way: median "
+        f"{1000 * statistics.median(sorts):.0f} ms, slowest {1000 * max(sorts):.0f} ms"
+    )
+    typed = [timed(lambda t=text: table.filter_box.setText(t)) for text in ("p", "pu", "pum", "pump", "pump 0")]
+    typed += [timed(lambda t=text: table.filter_box.setText(t)) for text in ("0.7", "anomaly", "clip_01234", "")]
+    print(
+        f"  filter box, a keystroke: median {1000 * statistics.median(typed):.0f} ms, slowest "
+        f"{1000 * max(typed):.0f} ms over {len(typed)}; the first one right after opening "
+        f"{1000 * first:.0f} ms"
+    )
+    tree = [
+        timed(lambda w=where: window.tree.choose(w))
+        for where in ({"machine_type": "fan"}, {"machine_type": "pump", "section_id": "01"}, {})
+    ]
+    only = [
+        timed(lambda: table.show_only([table.model.columns.records[i][0] for i in range(0, clips, 97)])),
+        timed(lambda: table.show_only(None)),
+    ]
+    print(
+        f"  data-set tree node: slowest {1000 * max(tree):.0f} ms; show_only of {len(range(0, clips, 97))} "
+        f"clips and back: slowest {1000 * max(only):.0f} ms"
+    )
+    selected = timed(table.view.selectAll)
+    resorted = timed(lambda: table.view.sortByColumn(table.model.columnCount() - 2, Qt.SortOrder.DescendingOrder))
+    print(
+        f"  select all {clips} rows: {1000 * selected:.0f} ms; sort with them all selected: "
+        f"{1000 * resorted:.0f} ms ({len(table.selected_clip_ids())} still selected)"
+    )
+    window.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drops", type=int, default=12)
     parser.add_argument("--hour-minutes", type=float, default=60.0)
+    parser.add_argument("--large", type=int, default=100000, help="clips in the large project")
     parser.add_argument("--hour-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--large-only", action="store_true", help="only the large project, in this process")
     args = parser.parse_args()
     if args.hour_only:
         hour_file(args.hour_minutes)
         return
+    if args.large_only:
+        large(args.large)
+        return
     print(f"cores: {os.cpu_count()}, torch threads: {__import__('torch').get_num_threads()}")
+    subprocess.run([sys.executable, __file__, "--large-only", "--large", str(args.large)], check=True)
     subprocess.run([sys.executable, __file__, "--hour-only", "--hour-minutes", str(args.hour_minutes)], check=True)
 
     from PySide6.QtWidgets import QApplication
