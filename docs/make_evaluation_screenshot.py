@@ -10,15 +10,13 @@ clips. With no PROJECT the project is built first (a few minutes on two cores).
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from docs.make_laptop_screenshots import capture  # noqa: E402
+from docs.make_side_by_side_screenshot import shoot  # noqa: E402
 from engine.data.toy import ToyConfig  # noqa: E402
 from engine.demo import DemoPlan  # noqa: E402
 
@@ -26,24 +24,8 @@ from engine.demo import DemoPlan  # noqa: E402
 PLAN = DemoPlan(ToyConfig(scale=0.06, seed=2, duration_s=2.0, sections=1, machines=("fan", "valve")), ae_epochs=5)
 
 
-def build(folder: Path) -> Path:
-    import torch
-
-    from engine.demo import build_demo
-    from engine.jobs import Progress
-
-    build_demo(folder, PLAN, torch.device("cpu"), Progress())
-    return folder
-
-
 def main(project: Path | None, out: Path) -> int:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as temp:
-        source = project or build(Path(temp) / "source" / "demo")
-        copy = Path(temp) / "demo"
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("audio", "features"))
-        capture(copy, out, Path(temp) / "config", "--evaluation")
-    return 0
+    return shoot(project, out, "--evaluation", PLAN)
 
 
 if __name__ == "__main__":

@@ -26,24 +26,30 @@ from engine.demo import DemoPlan  # noqa: E402
 PLAN = DemoPlan(ToyConfig(scale=0.03, seed=1, duration_s=4.0, sections=1, machines=("fan",)), ae_epochs=5)
 
 
-def build(folder: Path) -> Path:
+def build(folder: Path, plan: DemoPlan = PLAN) -> Path:
     import torch
 
     from engine.demo import build_demo
     from engine.jobs import Progress
 
-    build_demo(folder, PLAN, torch.device("cpu"), Progress())
+    build_demo(folder, plan, torch.device("cpu"), Progress())
     return folder
 
 
-def main(project: Path | None, out: Path) -> int:
+def shoot(project: Path | None, out: Path, option: str, plan: DemoPlan = PLAN) -> int:
+    """Capture the window on a copy of `project` (built from `plan` when None) started with x11_window.py's
+    `option`, into `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temp:
-        source = project or build(Path(temp) / "source" / "demo")
+        source = project or build(Path(temp) / "source" / "demo", plan)
         copy = Path(temp) / "demo"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("audio", "features"))
-        capture(copy, out, Path(temp) / "config", "--every-detector")
+        capture(copy, out, Path(temp) / "config", option)
     return 0
+
+
+def main(project: Path | None, out: Path) -> int:
+    return shoot(project, out, "--every-detector")
 
 
 if __name__ == "__main__":
