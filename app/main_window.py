@@ -182,6 +182,9 @@ class MainWindow(
         self._log(f"{handle.title}: skipped {line}", "warning")
 
     def _job_ended(self, handle: JobHandle, status: str) -> None:
+        # `self.jobs` records the session's jobs; their results (a drop's detections with their maps) went to
+        # the handlers connected to `finished` and are not held for the whole session.
+        handle.result = None
         self.jobs_panel.end(handle.id, status, handle.error)
         if status == "failed":
             self._log(f"{handle.title} failed: {handle.error}", "error")

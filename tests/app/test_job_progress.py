@@ -134,3 +134,28 @@ def test_fit_all_leaves_ast_ae_out_and_fit_with_settings_still_fits_it(qtbot, wi
     monkeypatch.setattr(FitDialog, "exec", choose_ast_ae)
     window.fit_detector_dialog()
     assert submitted[1]["detector"] == "ast_ae"
+
+
+def test_the_window_keeps_a_record_of_each_job_but_not_its_result(qtbot, window):
+    """A long session's drops return detections with their maps: the Jobs list must not hold them all."""
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    made, got = [], []
+
+    def work(worker, progress):
+        made.append(Big())
+        return made[-1]
+
+    job = window.submit("drop", "a drop's scores", work, on_done=got.append)
+    with qtbot.waitSignal(job.ended, timeout=10000):
+        pass
+    assert len(got) == 1 and got[0] is made[0]  # the caller had the result
+    gone = weakref.ref(made.pop())
+    got.clear()
+    gc.collect()
+    assert gone() is None
+    assert window.jobs[-1] is job and job.status == "done"  # the record stays
