@@ -231,8 +231,23 @@ def enrol(
         # A fresh copy: enrolling changes the model, and the loaded one must stay as its record says.
         model = load_model(results.model_folder(project, latest[key]), cache=session.cache, device=session.device)
         model.enrol(group_clips, progress.child(f"{detector} {key}: "))
-        updated.append(save_model(project, model, key, {"enrolled_into": latest[key].model_id}))
+        record = save_model(project, model, key, {"enrolled_into": latest[key].model_id})
+        updated.append(_carry_threshold(project, latest[key], record))
     return updated
+
+
+def _carry_threshold(project: Project, old: results.ModelRecord, new: results.ModelRecord) -> results.ModelRecord:
+    """The threshold a user set on the model enrolled into decides for the enrolled one too: one chosen by a
+    false-positive rate is chosen again by that rate from the new held-out scores (they now hold the enrolled
+    clips), one set by value keeps its value. Without this the fitted threshold would silently come back."""
+    if old.adjusted_threshold is None:
+        return new
+    if old.threshold_set_by == "fpr" and old.threshold_fpr is not None:
+        value = thresholds.threshold_for_fpr(project, new.model_id, old.threshold_fpr)
+        thresholds.set_threshold(project, new.model_id, value, set_by="fpr", fpr=old.threshold_fpr)
+    else:
+        thresholds.set_threshold(project, new.model_id, old.adjusted_threshold)
+    return results.model(project, new.model_id) or new
 
 
 def score(

@@ -189,3 +189,21 @@ def test_a_project_from_before_adjustable_thresholds_opens_and_keeps_its_frame_t
         assert old.adjusted_threshold is None and thresholds.effective_threshold(old) == old.threshold
         change = thresholds.set_threshold(project, old.model_id, old.threshold + 1.0)
         assert change.old == old.threshold
+
+
+def test_enrolling_clips_keeps_the_threshold_the_user_chose(plant):
+    """Enrolment makes a new model from the group's newest: a threshold set by a false-positive rate is chosen
+    again by that rate from the new held-out scores, one set by value keeps its value (not the fitted one)."""
+    with Project.open(plant) as project:
+        session = runs.Session(project, torch.device("cpu"))
+        record = results.latest_models(project, "knn")[GROUP]
+        value = thresholds.threshold_for_fpr(project, record.model_id, 0.3)
+        thresholds.set_threshold(project, record.model_id, value, set_by="fpr", fpr=0.3)
+        targets = [c.clip_id for c in project.clips(split="test") if c.label == "normal" and c.domain == "target"]
+        (first,) = runs.enrol(session, "knn", targets[:1], Progress())
+        assert (first.threshold_set_by, first.threshold_fpr) == ("fpr", 0.3)
+        assert first.adjusted_threshold == thresholds.threshold_for_fpr(project, first.model_id, 0.3)
+        thresholds.set_threshold(project, first.model_id, 12.5)
+        (second,) = runs.enrol(session, "knn", targets[1:2], Progress())
+        assert (second.threshold_set_by, second.adjusted_threshold) == ("value", 12.5)
+        assert thresholds.effective_threshold(second) == 12.5
