@@ -166,7 +166,7 @@ class EvaluationActions:
         self._stack_index = self.editor.stack.index()
         self.editor.stack.indexChanged.connect(self._stack_moved)
         self.job_ended.connect(lambda *_: self._schedule_evaluation())
-        self.project_opened.connect(lambda _: self._schedule_evaluation())
+        self.project_opened.connect(self._evaluation_project_opened)
 
     def _stack_moved(self: MainWindow, index: int) -> None:
         """A step done or undone: the figures are read again when it changed clip fields or a threshold (a
@@ -176,6 +176,12 @@ class EvaluationActions:
         self._stack_index = index
         if step is None or isinstance(step, (SetClipFields, SetThreshold)):  # None: the stack was cleared
             self._schedule_evaluation()
+
+    def _evaluation_project_opened(self: MainWindow, _folder: str) -> None:
+        """Another project: the last one's rows go at once (a threshold set on them would name that project's
+        models in this one), and this one's are read."""
+        self.evaluation_panel.set_data([], [])
+        self._schedule_evaluation()
 
     def _schedule_evaluation(self: MainWindow) -> None:
         """Figures read again once the event loop is free (several changes in a row: once)."""

@@ -148,9 +148,9 @@ class EvaluationPanel(QWidget):
         else:
             self.summary.setText("No scores of labelled test clips yet: fit and score (Train menu).")
         self.table.resizeColumnsToContents()
-        if kept is not None:
-            self.select(*kept)
-        elif self.model.rowCount():
+        if kept is not None and self.select(*kept):
+            pass
+        elif self.model.rowCount():  # (the row shown before is gone: not left showing its old figures)
             self.select(self.model.rows[0], self.model.detectors[0] if self.model.detectors else None)
         else:
             self._show_row(None, None)

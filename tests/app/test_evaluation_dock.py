@@ -269,3 +269,16 @@ def test_a_few_far_scores_do_not_squeeze_the_histogram_into_one_bar():
         )
     )
     assert none == 0 and np.array_equal(unchanged.scores, scores[:37])
+
+
+def test_opening_another_project_shows_none_of_the_last_ones_figures(window, panel, tmp_path):
+    """The new project's figures are read in the background (seconds on a large one): until they come, the
+    dock must not offer the last project's rows, whose models' ids a dragged threshold would write into the
+    new project."""
+    from engine.store import Project
+
+    Project.create(tmp_path / "other").close()
+    assert panel.sets and panel.model.rowCount()
+    assert window.open_project(tmp_path / "other")
+    assert panel.sets == {} and panel.model.rowCount() == 0
+    assert panel.current_set() is None and not panel.reset.isEnabled()
