@@ -238,11 +238,16 @@ class EvaluationActions:
     def threshold_changed(self: MainWindow, clip_ids: list[str], message: str) -> None:
         """The stored decisions of `clip_ids` changed: the clip table and the figures show them at once."""
         table = self.table
+        current = self.view.display.clip_id if self.view.display else None
         if len(clip_ids) <= IN_PLACE:
             for row in clip_data.table_rows(self.project, clip_ids):
                 table.model.upsert(row)
         else:
             table.model.set_rows(clip_data.table_rows(self.project), table.model.detectors)
+            if current is not None:  # the table was read again whole: its row is current again
+                table.select(current, reveal=False, quiet=True)
+        if current is not None:  # its lanes draw the group's threshold and say its decision
+            self.show_clip(current)
         self._status(f"{message}; {len(clip_ids)} decision(s) changed")
         self.refresh_evaluation()
 

@@ -282,3 +282,28 @@ def test_opening_another_project_shows_none_of_the_last_ones_figures(window, pan
     assert window.open_project(tmp_path / "other")
     assert panel.sets == {} and panel.model.rowCount() == 0
     assert panel.current_set() is None and not panel.reset.isEnabled()
+
+
+def test_the_clip_on_show_follows_a_threshold_change_and_its_undo(window, panel, qtbot, monkeypatch):
+    """The spectrogram's lane draws the group's threshold and says the clip's decision: set in the dock (or
+    undone), the clip on show must show the new one, and its row stay current in the table, also when so many
+    decisions change that the table is read again whole."""
+    from app import window_evaluation
+
+    monkeypatch.setattr(window_evaluation, "IN_PLACE", 0)  # the whole-table path of a large group
+    detector = panel.model.detectors[0]
+    before = stored(window, detector, "fan")
+    clip_id = before.clip_ids[0]
+    assert window.table.select(clip_id)
+    window.show_clip(clip_id)
+    assert window.view.display.lanes[detector].threshold == pytest.approx(before.threshold)
+    target = float(np.median(before.scores))
+    with qtbot.waitSignal(panel.shown):
+        assert window.set_group_threshold(detector, before.model_id, target)
+    lanes = window.view.display.lanes[detector]
+    assert lanes.threshold == pytest.approx(target) and lanes.decision == (lanes.score > target)
+    assert window.table.selected_clip_ids() == [clip_id]
+    with qtbot.waitSignal(panel.shown):
+        window.undo()
+    assert window.view.display.lanes[detector].threshold == pytest.approx(before.threshold)
+    assert window.table.selected_clip_ids() == [clip_id]
