@@ -306,13 +306,21 @@ def _print_problems(progress) -> None:
     sys.stderr.flush()
 
 
+def _threshold_text(model) -> str:
+    """The threshold that decides (one the user set is carried into an enrolled model), and the fitted one."""
+    if model.adjusted_threshold is None:
+        return f"threshold {model.threshold:.4g}"
+    how = f"at {model.threshold_fpr:g} false positives" if model.threshold_set_by == "fpr" else "by value"
+    return f"threshold {model.adjusted_threshold:.4g} (set {how}; fitted {model.threshold:.4g})"
+
+
 def _print_models(verb: str, models, progress) -> None:
     _print_problems(progress)
     for model in models:
         clips = model.metrics.get("trained_on", "?"), model.metrics.get("enrolled", 0)
         print(
             f"{verb} {model.detector} for {model.group_key}: model {model.model_id}, {clips[0]} training "
-            f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, threshold {model.threshold:.4g}"
+            f"clip(s){f' + {clips[1]} enrolled' if clips[1] else ''}, {_threshold_text(model)}"
         )
         weights = model.metrics.get("target_weights")
         if weights and (model.metrics.get("target") or clips[1]):  # an ensemble with target clips: its members'

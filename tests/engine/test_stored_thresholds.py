@@ -207,3 +207,14 @@ def test_enrolling_clips_keeps_the_threshold_the_user_chose(plant):
         (second,) = runs.enrol(session, "knn", targets[1:2], Progress())
         assert (second.threshold_set_by, second.adjusted_threshold) == ("value", 12.5)
         assert thresholds.effective_threshold(second) == 12.5
+
+
+def test_earmark_enrol_prints_the_threshold_that_decides(plant, capsys):
+    from engine import cli
+
+    with Project.open(plant) as project:
+        record = results.latest_models(project, "knn")[GROUP]
+        thresholds.set_threshold(project, record.model_id, 12.5)
+        target = next(c.clip_id for c in project.clips(split="test") if c.label == "normal" and c.domain == "target")
+    assert cli.main(["enrol", str(plant), "--detector", "knn", target, "--device", "cpu"]) == 0
+    assert "threshold 12.5 (set by value; fitted " in capsys.readouterr().out
