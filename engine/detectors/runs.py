@@ -131,6 +131,7 @@ def fit(
         refresh_changed(project, [c for clips in trainable.values() for c in clips], progress, session.cache)
     )
     folders = training_folders(project, detector, trainable, resume)
+    earlier = results.latest_models(project, detector)  # whose user-set thresholds a refit carries over
     fitted = []
     before = fitting_snapshots(project)
     for index, (key, clips) in enumerate(trainable.items()):
@@ -148,6 +149,8 @@ def fit(
         if fitted_now is not None:
             fitted_now[(detector, key)] = model
         record = save_model(project, model, key)
+        if key in earlier:
+            record = _carry_threshold(project, earlier[key], record, by_value=earlier[key].config == record.config)
         if key in folders:
             tidy_finished_training(folders[key])
         if fitting_snapshots(project).get(key) != before.get(key):  # changed meanwhile (Clip properties)
@@ -236,17 +239,27 @@ def enrol(
     return updated
 
 
-def _carry_threshold(project: Project, old: results.ModelRecord, new: results.ModelRecord) -> results.ModelRecord:
-    """The threshold a user set on the model enrolled into decides for the enrolled one too: one chosen by a
-    false-positive rate is chosen again by that rate from the new held-out scores (they now hold the enrolled
-    clips), one set by value keeps its value. Without this the fitted threshold would silently come back."""
+def _carry_threshold(
+    project: Project, old: results.ModelRecord, new: results.ModelRecord, by_value: bool = True
+) -> results.ModelRecord:
+    """The threshold a user set on a group's model decides for the model that replaces it (an enrolment, a
+    refit): one chosen by a false-positive rate is chosen again by that rate from the new held-out scores, one
+    set by value keeps its value where `by_value` (an enrolment; a refit with the same settings). A refit with
+    other settings may score on another scale, so a value set for the old one is not carried: the new model's
+    fitted threshold decides, as `earmark fit` and the window's figures show. Without this the fitted
+    threshold would silently come back."""
     if old.adjusted_threshold is None:
         return new
     if old.threshold_set_by == "fpr" and old.threshold_fpr is not None:
-        value = thresholds.threshold_for_fpr(project, new.model_id, old.threshold_fpr)
+        try:
+            value = thresholds.threshold_for_fpr(project, new.model_id, old.threshold_fpr)
+        except EarmarkError:  # a model that keeps no held-out scores: its fitted threshold decides
+            return new
         thresholds.set_threshold(project, new.model_id, value, set_by="fpr", fpr=old.threshold_fpr)
-    else:
+    elif by_value:
         thresholds.set_threshold(project, new.model_id, old.adjusted_threshold)
+    else:
+        return new
     return results.model(project, new.model_id) or new
 
 

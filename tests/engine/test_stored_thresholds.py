@@ -209,6 +209,26 @@ def test_enrolling_clips_keeps_the_threshold_the_user_chose(plant):
         assert thresholds.effective_threshold(second) == 12.5
 
 
+def test_a_refit_keeps_the_threshold_the_user_chose_where_it_still_means_the_same(plant):
+    """Fitting a group again replaces its model: a threshold set by a false-positive rate is chosen again by
+    that rate from the new model's held-out scores; one set by value stays with the same settings, and gives
+    way to the new fitted threshold with other settings (they may score on another scale)."""
+    with Project.open(plant) as project:
+        session = runs.Session(project, torch.device("cpu"))
+        record = results.latest_models(project, "knn")[GROUP]
+        thresholds.set_threshold(project, record.model_id, 7.25)
+        (same,) = runs.fit(session, "knn", None, GROUP, Progress())
+        assert (same.threshold_set_by, same.adjusted_threshold) == ("value", 7.25)
+        (other,) = runs.fit(session, "knn", {"k": 1}, GROUP, Progress())
+        assert other.adjusted_threshold is None and thresholds.effective_threshold(other) == other.threshold
+        thresholds.set_threshold(
+            project, other.model_id, thresholds.threshold_for_fpr(project, other.model_id, 0.3), set_by="fpr", fpr=0.3
+        )
+        (back,) = runs.fit(session, "knn", None, GROUP, Progress())
+        assert (back.threshold_set_by, back.threshold_fpr) == ("fpr", 0.3)
+        assert back.adjusted_threshold == thresholds.threshold_for_fpr(project, back.model_id, 0.3)
+
+
 def test_earmark_enrol_prints_the_threshold_that_decides(plant, capsys):
     from engine import cli
 
