@@ -401,6 +401,7 @@ class MainWindow(
         self.statusBar().showMessage("Stopping the running job ...")
         ended = self.engine.shutdown()  # late results reach no handle, so not this closed window
         self.view.shutdown()
+        self.stop_evaluation()
         logging.getLogger("earmark").removeHandler(self._log_relay)
         if self.project is not None and ended:  # never close the database under a job that still runs
             self.project.close()

@@ -108,6 +108,12 @@ class EvaluationReader(QObject):
         self._pool.submit(self._read, self.request, project)
         return self.request
 
+    def stop(self) -> None:
+        """No more reads: one waiting is dropped, one running is waited for (the window closes the project
+        next, and a read must not outlive it)."""
+        self.request += 1
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def _read(self, request: int, project) -> None:
         from engine.evaluation.curves import score_sets
         from engine.evaluation.report import evaluate_project
@@ -167,6 +173,12 @@ class EvaluationActions:
         self.editor.stack.indexChanged.connect(self._stack_moved)
         self.job_ended.connect(lambda *_: self._schedule_evaluation())
         self.project_opened.connect(self._evaluation_project_opened)
+
+    def stop_evaluation(self: MainWindow) -> None:
+        """At shutdown: the background reader ends before the project is closed."""
+        reader = getattr(self, "_evaluation_reader", None)
+        if reader is not None:
+            reader.stop()
 
     def _stack_moved(self: MainWindow, index: int) -> None:
         """A step done or undone: the figures are read again when it changed clip fields or a threshold (a

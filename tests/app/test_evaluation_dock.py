@@ -307,3 +307,27 @@ def test_the_clip_on_show_follows_a_threshold_change_and_its_undo(window, panel,
         window.undo()
     assert window.view.display.lanes[detector].threshold == pytest.approx(before.threshold)
     assert window.table.selected_clip_ids() == [clip_id]
+
+
+def test_closing_the_window_ends_the_evaluation_reader_before_the_project_closes(window, panel, monkeypatch):
+    """A read that runs when the window closes is waited for, and one still waiting never starts: no read may
+    reach the project after the window closed it (it would open a new connection to it)."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    reads = []
+
+    def slow_read(request, project):
+        reads.append(request)
+        started.set()
+        release.wait(5)
+
+    reader = window._evaluation_reader
+    monkeypatch.setattr(reader, "_read", slow_read)
+    reader.read(window.project)
+    assert started.wait(5)
+    reader.read(window.project)  # waits behind the running one
+    threading.Timer(0.3, release.set).start()
+    window.shutdown()
+    assert len(reads) == 1 and release.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("earmark-evaluation")]
