@@ -203,11 +203,24 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         else:
             change = store.set_threshold(project, record.model_id, args.value)
             how = ""
+        # Scores stored by an older model of the group (fitted again, not scored since) keep its decisions.
+        older = project.db.execute(
+            "SELECT COUNT(DISTINCT clip_id) FROM scores JOIN models USING (model_id) WHERE detector = ? "
+            "AND group_key = ? AND model_id != ? AND clip_id NOT IN (SELECT clip_id FROM scores WHERE model_id = ?)",
+            [record.detector, record.group_key, record.model_id, record.model_id],
+        ).fetchone()[0]
     print(
         f"{args.detector} {args.group} (model {change.model_id}): threshold {change.old:.6g} -> {change.new:.6g}{how}"
     )
     shown = ", ".join(change.changed_clips[:10]) + (" ..." if len(change.changed_clips) > 10 else "")
     print(f"{len(change.changed_clips)} decision(s) changed" + (f": {shown}" if shown else ""))
+    if older:
+        print(
+            f"warning: {older} clip(s) of {args.group} were last scored by an older {args.detector} model and keep "
+            f"its decisions; score them again (`earmark score {args.project} --detector {args.detector}`) for "
+            "this threshold to decide them",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -74,6 +74,22 @@ def test_threshold_by_value_fpr_and_reset_prints_the_change_and_the_evaluation_f
     assert decisions(plant) == before and evaluate_json(plant, capsys) == figures
 
 
+def test_a_threshold_for_a_model_not_scored_yet_says_the_stored_decisions_are_the_older_ones(plant, capsys):
+    """Fitted again but not scored since: the threshold goes to the newest model, whose scores are not stored
+    yet, so no stored decision moves; the command says why and what to run, and scoring applies it."""
+    assert earmark(["fit", str(plant), "--detector", "knn", "--group", GROUP]) == 0
+    capsys.readouterr()
+    assert earmark(["threshold", str(plant), "--detector", "knn", "--group", GROUP, "--value=-1e9"]) == 0
+    said = capsys.readouterr()
+    assert "0 decision(s) changed" in said.out
+    assert "were last scored by an older knn model" in said.err and f"earmark score {plant}" in said.err
+    assert earmark(["score", str(plant), "--detector", "knn", "--group", GROUP]) == 0
+    assert all(decisions(plant).values())
+    capsys.readouterr()
+    assert earmark(["threshold", str(plant), "--detector", "knn", "--group", GROUP, "--reset"]) == 0
+    assert "older" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("words", "said"),
     [
