@@ -145,6 +145,8 @@ class MainWindow(
             view_menu.addAction(dock.toggleViewAction())
         self._fill_recent()
         arrange_docks(self, self.docks)
+        if self.settings.evaluation_open:  # made before the layout is restored, which places and shows it
+            self._setup_evaluation()
         self._layout_restored = restore_layout(self, self.settings)
         self.statusBar().showMessage("Ready")
 
@@ -388,6 +390,9 @@ class MainWindow(
                 event.ignore()
                 return
         save_layout(self, self.settings)
+        self.settings.evaluation_open = (
+            "evaluation" in self.docks and self.docks["evaluation"].toggleViewAction().isChecked()
+        )
         self.shutdown()
         event.accept()
 

@@ -69,6 +69,16 @@ class AppSettings:
     def normalised_scores(self, on: bool) -> None:
         self._q.setValue("table/normalised_scores", "true" if on else "false")
 
+    @property
+    def evaluation_open(self) -> bool:
+        """The evaluation dock was open when the window closed (it is made on first use, so the saved dock
+        layout alone cannot bring it back)."""
+        return str(self._q.value("window/evaluation_open", "false")).lower() == "true"
+
+    @evaluation_open.setter
+    def evaluation_open(self, on: bool) -> None:
+        self._q.setValue("window/evaluation_open", "true" if on else "false")
+
     def view_detectors(self) -> tuple[list[str], bool]:
         """The detectors of the spectrogram's columns chosen last, the first column's first, and whether side by
         side was on."""

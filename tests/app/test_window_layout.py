@@ -76,6 +76,28 @@ def test_the_size_and_the_dock_layout_come_back_at_the_next_start(qtbot):
         again.shutdown()
 
 
+def test_the_evaluation_dock_left_open_comes_back_at_the_next_start_and_one_closed_does_not(qtbot):
+    """The evaluation dock is made on first use; one the user left open is there again at the next start, in
+    front, where the saved layout puts it (and its figures are read once a project opens)."""
+    window = new_window(qtbot)
+    window.show_evaluation()
+    qtbot.waitUntil(lambda: "evaluation" in front(window))
+    assert window.close()
+    again = new_window(qtbot)
+    try:
+        assert "evaluation" in again.docks and again.evaluation_panel is not None
+        qtbot.waitUntil(lambda: "evaluation" in front(again))
+        again.docks["evaluation"].close()  # closed by its title bar's button
+        assert again.close()
+    finally:
+        again.shutdown()
+    third = new_window(qtbot)
+    try:
+        assert "evaluation" not in third.docks
+    finally:
+        third.shutdown()
+
+
 def test_a_layout_of_another_version_or_damaged_is_ignored(qtbot):
     settings = AppSettings()
     settings.set_window_layout(LAYOUT_VERSION, QByteArray(b"not a geometry"), QByteArray(b"\x00\x01 damaged"))
