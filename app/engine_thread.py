@@ -26,6 +26,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
@@ -201,12 +202,18 @@ class EngineWorker(QObject):
                 job = self._queue.popleft()
                 job.progress = self._progress_for(job)
                 self._current = job
+            announce = None
             try:
-                self._run(job)
+                announce = self._run(job)
             finally:
                 with self._condition:
                     self._current = None
                     empty = not self._queue
+                # Said once the job no longer runs: whoever hears of its end finds the worker free of it
+                # (the window's close asks about a running job; it must not see one that has ended).
+                if announce is not None:
+                    announce()
+                    announce = None  # it holds the job's result: not kept while the worker waits for the next
                 if empty:
                     self.idle.emit()
 
@@ -238,7 +245,9 @@ class EngineWorker(QObject):
         self.job_failed.emit(job.job_id, message)
         self._event(job, "failed", message)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> Callable[[], None]:
+        """Run `job`; returns what announces its end (finished, failed or cancelled), said by the caller once
+        the job is no longer the current one."""
         self.job_started.emit(job.job_id)
         self._event(job, "started")
         record = None
@@ -249,27 +258,28 @@ class EngineWorker(QObject):
             result = job.run(self, job.progress)
         except Cancelled:
             self._end(record, "cancelled", "cancelled by the user")
-            self._cancelled(job)
+            return partial(self._cancelled, job)
         except EarmarkError as exc:
             self._end(record, "failed", str(exc))
-            self._failed(job, str(exc))
+            return partial(self._failed, job, str(exc))
         except sqlite3.DatabaseError as exc:  # damaged, read-only or locked: the project's one message
             message = str(database_error(self.session.project.folder if self.session else ".", exc))
             self._end(record, "failed", message)
-            self._failed(job, message)
+            return partial(self._failed, job, message)
         except Exception as exc:  # a bug: the window stays up, the details go to the log
             full = disk_full(exc, self.session.project.folder) if self.session is not None else None
             if full is not None:  # not a bug: the one message a full disk gives everywhere
                 self._end(record, "failed", str(full))
-                self._failed(job, str(full))
-                return
+                return partial(self._failed, job, str(full))
             log.error("job %s failed:\n%s", job.title, traceback.format_exc())
             self._end(record, "failed", repr(exc))
-            self._failed(job, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")
-        else:
-            self._end(record, "done")
-            self.job_finished.emit(job.job_id, result)
-            self._event(job, "finished", result)
+            return partial(self._failed, job, f"{job.title} failed unexpectedly: {exc!r} (details in the log)")
+        self._end(record, "done")
+        return partial(self._finished, job, result)
+
+    def _finished(self, job: Job, result: object) -> None:
+        self.job_finished.emit(job.job_id, result)
+        self._event(job, "finished", result)
 
     def _end(self, record: int | None, status: str, message: str = "") -> None:
         if record is not None and self.session is not None:

@@ -159,3 +159,30 @@ def test_the_window_keeps_a_record_of_each_job_but_not_its_result(qtbot, window)
     gc.collect()
     assert gone() is None
     assert window.jobs[-1] is job and job.status == "done"  # the record stays
+
+
+def test_a_job_whose_end_is_announced_no_longer_counts_as_running(qtbot, window):
+    """Whoever hears that a job ended (the window closing right after it, which asks about a running job)
+    must find the worker free of it: finished, failed and cancelled are said once it is no longer current."""
+    from PySide6.QtCore import Qt
+
+    from engine.errors import EarmarkError
+    from engine.jobs import Cancelled
+
+    worker = window.engine.worker
+    busy_when_said = []
+    direct = Qt.ConnectionType.DirectConnection  # heard on the worker's thread, the moment it is said
+    worker.job_finished.connect(lambda *_: busy_when_said.append(("finished", worker.busy())), direct)
+    worker.job_failed.connect(lambda *_: busy_when_said.append(("failed", worker.busy())), direct)
+    worker.job_cancelled.connect(lambda *_: busy_when_said.append(("cancelled", worker.busy())), direct)
+
+    def fails(worker, progress):
+        raise EarmarkError("nothing to do")
+
+    def cancelled(worker, progress):
+        raise Cancelled()
+
+    for run in (lambda worker, progress: 1, fails, cancelled):
+        with qtbot.waitSignal(window.job_ended, timeout=10000):
+            window.submit("test", "a short job", run)
+    assert busy_when_said == [("finished", False), ("failed", False), ("cancelled", False)]
